@@ -1,0 +1,15 @@
+module github.com/memconnect/memconnect
+
+go 1.26
+
+require (
+	github.com/ajg/form v1.5.1 // indirect
+	github.com/go-chi/chi/v5 v5.5.0 // indirect
+	github.com/go-chi/render v1.0.3 // indirect
+	github.com/gofrs/flock v0.13.2 // indirect
+	github.com/mattn/go-colorable v0.1.14 // indirect
+	github.com/mattn/go-isatty v0.0.20 // indirect
+	github.com/rs/zerolog v1.35.1 // indirect
+	golang.org/x/oauth2 v0.38.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)

@@ -1,0 +1,2 @@
+// Package oauth is provider-neutral OAuth machinery.
+package oauth
