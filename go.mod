@@ -1,6 +1,6 @@
 module github.com/memconnect/memconnect
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/ajg/form v1.5.1 // indirect
@@ -9,6 +9,7 @@ require (
 	github.com/gofrs/flock v0.13.2 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
+	github.com/rs/xid v1.6.0 // indirect
 	github.com/rs/zerolog v1.35.1 // indirect
 	golang.org/x/oauth2 v0.38.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
