@@ -1,0 +1,25 @@
+// Package handlers holds memconnect's HTTP handlers, their request and
+// response types (rendered with go-chi/render), and the one place that turns
+// an error into an HTTP response.
+//
+// # Errors
+//
+// Every error a client sees is JSON of the shape given in DESIGN.md:
+//
+//	{"error": "<code>", "message": "<for a person>", "request_id": "<id>"}
+//
+// A handler that fails returns (or builds) an [*Error]: a [Code] the client
+// can branch on, a Message that is safe to show to a person, and an optional
+// internal cause that is logged but never sent. It then calls [RenderError],
+// which is the only function that writes an error response. [ToError] is the
+// only function that decides which [Code] an arbitrary error gets, and
+// [Code.Status] is the only mapping from a code to an HTTP status.
+//
+// Errors from lower packages (oauth, provider) are recognised in [ToError];
+// add new sentinels there, not in the handlers that meet them.
+//
+// Handlers log through the request's logger, [hlog.FromRequest], which the
+// middleware package installs; they never use a global logger.
+//
+// [hlog.FromRequest]: https://pkg.go.dev/github.com/rs/zerolog/hlog#FromRequest
+package handlers

@@ -1,0 +1,294 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	chimw "github.com/go-chi/chi/v5/middleware"
+	"github.com/go-chi/render"
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/hlog"
+)
+
+// Code is the machine-readable error code sent to clients in the "error"
+// field of an [ErrResponse]. The set of codes is part of the HTTP API
+// contract (DESIGN.md, "HTTP API"): codes may be added, never renamed.
+type Code string
+
+// The error codes of the HTTP API. [Code.Status] gives the HTTP status of each.
+const (
+	// CodeInvalidRequest (400): the request is malformed (bad JSON, bad field).
+	CodeInvalidRequest Code = "invalid_request"
+	// CodeInvalidProfile (400): the {profile} path segment is not a valid name.
+	CodeInvalidProfile Code = "invalid_profile"
+	// CodeUnauthorized (401): the session token is missing or wrong.
+	CodeUnauthorized Code = "unauthorized"
+	// CodeForbidden (403): the Host or Origin of the request is not allowed.
+	CodeForbidden Code = "forbidden"
+	// CodeProfileNotFound (404): the profile does not exist.
+	CodeProfileNotFound Code = "profile_not_found"
+	// CodeUnknownProvider (404): no provider is registered under that name.
+	CodeUnknownProvider Code = "unknown_provider"
+	// CodeUnsupported (404): the provider does not support the operation.
+	CodeUnsupported Code = "unsupported"
+	// CodeConflict (409): the request conflicts with the current state,
+	// for example a flow is already pending.
+	CodeConflict Code = "conflict"
+	// CodeUpstreamError (502): the provider's server failed or answered badly.
+	CodeUpstreamError Code = "upstream_error"
+	// CodeInternal (500): anything else; the details are only in the log.
+	CodeInternal Code = "internal"
+	// CodeNotFound (404): no route matches the request path.
+	CodeNotFound Code = "not_found"
+	// CodeMethodNotAllowed (405): the route exists but not for this method.
+	CodeMethodNotAllowed Code = "method_not_allowed"
+	// CodePayloadTooLarge (413): the request body exceeds the size limit.
+	CodePayloadTooLarge Code = "payload_too_large"
+)
+
+// Status returns the HTTP status code for c. It is the one mapping from
+// codes to statuses; an unknown code maps to 500 Internal Server Error.
+func (c Code) Status() int {
+	switch c {
+	case CodeInvalidRequest, CodeInvalidProfile:
+		return http.StatusBadRequest
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
+	case CodeProfileNotFound, CodeUnknownProvider, CodeUnsupported, CodeNotFound:
+		return http.StatusNotFound
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case CodeConflict:
+		return http.StatusConflict
+	case CodePayloadTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeUpstreamError:
+		return http.StatusBadGateway
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// known reports whether c is one of the codes of the HTTP API.
+func (c Code) known() bool {
+	switch c {
+	case CodeInvalidRequest, CodeInvalidProfile, CodeUnauthorized,
+		CodeForbidden, CodeProfileNotFound, CodeUnknownProvider,
+		CodeUnsupported, CodeConflict, CodeUpstreamError, CodeInternal,
+		CodeNotFound, CodeMethodNotAllowed, CodePayloadTooLarge:
+		return true
+	}
+	return false
+}
+
+// defaultMessage is the person-facing message used when an [Error] has none.
+func (c Code) defaultMessage() string {
+	switch c {
+	case CodeInvalidRequest:
+		return "The request is not valid."
+	case CodeInvalidProfile:
+		return "The profile name is not valid: use default, current, or lowercase letters, digits, '-' and '_' (at most 64)."
+	case CodeUnauthorized:
+		return "This server needs a session token: send it as \"Authorization: Bearer <token>\"."
+	case CodeForbidden:
+		return "This request is not allowed."
+	case CodeProfileNotFound:
+		return "There is no such profile."
+	case CodeUnknownProvider:
+		return "There is no such provider."
+	case CodeUnsupported:
+		return "The provider does not support this."
+	case CodeConflict:
+		return "The request conflicts with the current state; reload the status and try again."
+	case CodeUpstreamError:
+		return "The provider's server did not answer as expected. Try again later."
+	case CodeNotFound:
+		return "There is nothing at this path."
+	case CodeMethodNotAllowed:
+		return "This path does not accept this method."
+	case CodePayloadTooLarge:
+		return "The request body is too large."
+	default:
+		return internalMessage
+	}
+}
+
+// internalMessage is what a client sees for every error that has no
+// person-facing message of its own.
+const internalMessage = "Something went wrong on our side. Try again; if it keeps happening, check the server log."
+
+// Error is an error with a [Code] and a message that is safe to show to a
+// person. Err, the internal cause, is logged by [RenderError] but never sent
+// to a client, and it is not part of the string returned by [Error.Error];
+// reach it with [errors.Unwrap], [errors.Is] or [errors.As].
+//
+// Neither Message nor Err may contain secrets (tokens, codes, verifiers):
+// Message is sent to clients and Err is written to the log.
+type Error struct {
+	// Code is the machine-readable code; it decides the HTTP status.
+	Code Code
+	// Message is for a person: it says what went wrong and, when it can,
+	// what to do. An empty Message means the code's default message.
+	Message string
+	// Err is the internal cause, or nil. It is logged, never sent.
+	Err error
+}
+
+// Error returns "handlers: <code>: <message>". It never includes the cause.
+func (e *Error) Error() string {
+	return "handlers: " + string(e.Code) + ": " + e.message()
+}
+
+// Unwrap returns the internal cause, e.Err.
+func (e *Error) Unwrap() error { return e.Err }
+
+// message returns e.Message, or the code's default message if it is empty.
+func (e *Error) message() string {
+	if e.Message != "" {
+		return e.Message
+	}
+	return e.Code.defaultMessage()
+}
+
+// Errorf returns an [*Error] with the given code and a message formatted
+// with [fmt.Sprintf]. The message is sent to clients, so the arguments must
+// be safe to show; it has no cause (use [Wrap] to keep one).
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an [*Error] with the given code and person-facing message
+// whose internal cause is err. An empty message means the code's default
+// message. The cause is logged by [RenderError], never sent.
+func Wrap(code Code, err error, message string) *Error {
+	return &Error{Code: code, Message: message, Err: err}
+}
+
+// ToError classifies err: it returns the [*Error] that [RenderError] sends
+// for it, or nil if err is nil. This is THE one mapping from errors to codes.
+//
+//   - an [*http.MaxBytesError] (from [http.MaxBytesReader]) anywhere in
+//     err's chain is [CodePayloadTooLarge], even inside an [*Error] with
+//     another code: the size limit is the real reason a body was unreadable;
+//   - else the first [*Error] in err's chain is returned as it is, unless its
+//     code is not one of the API's codes, which makes it [CodeInternal];
+//   - else, after the sentinels of the lower packages (see the comment in
+//     the body), anything is [CodeInternal] with a generic message.
+//
+// An Error built here has err itself as its cause, so the log keeps the
+// whole story.
+func ToError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	// A body over the limit is the real reason whatever a handler made of
+	// its read error (typically "invalid JSON"), so this check comes first.
+	if e, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return &Error{
+			Code:    CodePayloadTooLarge,
+			Message: fmt.Sprintf("The request body is larger than the limit of %d bytes.", e.Limit),
+			Err:     err,
+		}
+	}
+	if e, ok := errors.AsType[*Error](err); ok && e != nil {
+		if !e.Code.known() {
+			// A code outside the contract must not reach a client.
+			return &Error{Code: CodeInternal, Message: internalMessage, Err: err}
+		}
+		return e
+	}
+
+	// Extension point: sentinel and typed errors of the lower packages
+	// (oauth, provider, ...) are mapped here, and only here, so that every
+	// route answers them alike. Add one case per error, keep the message
+	// safe and actionable, and keep err as the cause, e.g.
+	//
+	//	switch {
+	//	case errors.Is(err, provider.ErrUnknownProvider):
+	//		return Wrap(CodeUnknownProvider, err, "There is no such provider.")
+	//	case errors.Is(err, oauth.ErrReauthRequired):
+	//		return Wrap(CodeConflict, err, "The connection expired; connect again.")
+	//	}
+	//
+	// An *Error found above wins: a handler that already chose a code for a
+	// sentinel keeps it.
+
+	return &Error{Code: CodeInternal, Message: internalMessage, Err: err}
+}
+
+// ErrResponse is the JSON body of every error response:
+//
+//	{"error": "<code>", "message": "<for a person>", "request_id": "<id>"}
+//
+// It implements [render.Renderer]; build one with [RenderError] rather than
+// by hand so that the status and the code always agree.
+type ErrResponse struct {
+	// HTTPStatusCode is the response status; it is not part of the body.
+	HTTPStatusCode int `json:"-"`
+	// Code is the machine-readable error code.
+	Code Code `json:"error"`
+	// Message is safe to show to a person.
+	Message string `json:"message"`
+	// RequestID is the request's id, also sent in the X-Request-Id header.
+	RequestID string `json:"request_id"`
+}
+
+var _ render.Renderer = (*ErrResponse)(nil)
+
+// Render sets the response status to e.HTTPStatusCode; it implements
+// [render.Renderer].
+func (e *ErrResponse) Render(w http.ResponseWriter, r *http.Request) error {
+	render.Status(r, e.HTTPStatusCode)
+	return nil
+}
+
+// RenderError writes err to w as a JSON [ErrResponse]. It is THE one place
+// that turns an error into an HTTP response; handlers and middleware call it
+// instead of writing error bodies themselves.
+//
+// The code and message come from [ToError]. The response is always JSON,
+// whatever the request's Accept header says, and carries the request id set
+// by the request-id middleware (chi's [chimw.GetReqID]).
+//
+// The error is logged through the request's logger ([hlog.FromRequest]) with
+// the request id: at error level for a 5xx status, at warn level for a 4xx
+// status with an internal cause; a 4xx without a cause is left to the access
+// log. The internal cause is logged, never sent.
+func RenderError(w http.ResponseWriter, r *http.Request, err error) {
+	e := ToError(err)
+	if e == nil {
+		e = &Error{Code: CodeInternal, Message: internalMessage,
+			Err: errors.New("handlers: RenderError called with a nil error")}
+	}
+	resp := &ErrResponse{
+		HTTPStatusCode: e.Code.Status(),
+		Code:           e.Code,
+		Message:        e.message(),
+		RequestID:      chimw.GetReqID(r.Context()),
+	}
+
+	var ev *zerolog.Event
+	switch {
+	case resp.HTTPStatusCode >= 500:
+		ev = hlog.FromRequest(r).Error()
+	case e.Err != nil:
+		ev = hlog.FromRequest(r).Warn()
+	}
+	if ev != nil {
+		ev = ev.Str("request_id", resp.RequestID).
+			Str("error", string(resp.Code)).
+			Int("status", resp.HTTPStatusCode).
+			Str("message", resp.Message)
+		if e.Err != nil {
+			ev = ev.AnErr("cause", e.Err)
+		}
+		ev.Msg("request failed")
+	}
+
+	_ = resp.Render(w, r) // sets the status; never fails
+	w.Header().Set("Content-Type", "application/json")
+	render.JSON(w, r, resp)
+}
