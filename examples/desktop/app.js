@@ -1,0 +1,561 @@
+/*
+ * memconnect desktop: the "Connect your memory provider" link of the Memory
+ * settings pane. Plain browser JavaScript: no framework, no build step.
+ *
+ * Everything the server sends is put on the page with textContent or as an
+ * attribute value (and URLs only when they are http or https), never parsed
+ * as HTML.
+ *
+ * Contract with the host app:
+ *   <body data-api="/api/memory" data-profile="default"
+ *         data-provider="honcho" data-token="...">   (all optional)
+ *   ?token=... in the page URL wins over data-token; it is sent as
+ *   "Authorization: Bearer ...".
+ *   document receives exactly one "memconnect:connected" CustomEvent per
+ *   finished sign-in, detail {provider, profile, flowId}.
+ */
+(() => {
+  "use strict";
+
+  const POLL_MS = 1500;
+  const GIVE_UP_MS = 120 * 1000;
+  const ERROR_CLEAR_MS = 8 * 1000;
+  const SOURCE = "hermes-desktop";
+
+  const TEXT = Object.freeze({
+    builtIn: "Your assistant keeps its memory on this computer.",
+    provider: (name) => `Keep your assistant's memory in your ${name} account.`,
+    connect: "Connect",
+    reconnect: "Reconnect",
+    connectOAuth: "Connect via OAuth",
+    connected: "connected",
+    apiKey: "API key set",
+    expired: "sign-in expired",
+    opening: "Opening the sign-in page…",
+    waiting: "Waiting for browser consent…",
+    enterCode: (code) => `Enter the code ${code} on the sign-in page.`,
+    gaveUp: "Still waiting? The sign-in window may have been closed.",
+    done: (name) => `Connected to ${name}.`,
+    disconnecting: "Disconnecting…",
+    disconnected: (name) => `Disconnected from ${name}.`,
+    flowFailed: "Sign-in didn't finish. Please try again.",
+    flowEnded: "Sign-in stopped before it finished. You can try again.",
+    noStart: "The sign-in couldn't start. Please try again.",
+    offline: "Can't reach the memory service. Check that the app is running, then try again.",
+    httpError: (code) => `Something went wrong (error ${code}). Please try again.`,
+    openPage: "Open the sign-in page",
+  });
+
+  const body = document.body;
+  const config = Object.freeze({
+    api: (body.getAttribute("data-api") || "/api/memory").replace(/\/+$/, ""),
+    profile: body.getAttribute("data-profile") || "default",
+    token:
+      new URLSearchParams(window.location.search).get("token") ||
+      body.getAttribute("data-token") ||
+      "",
+    provider: body.hasAttribute("data-provider") ? body.getAttribute("data-provider") : null,
+  });
+
+  function byId(id) {
+    const node = document.getElementById(id);
+    if (!node) throw new Error(`memconnect desktop: #${id} is missing from the page`);
+    return node;
+  }
+
+  const ui = Object.freeze({
+    select: byId("provider-select"),
+    text: byId("provider-text"),
+    connect: byId("connect-button"),
+    state: byId("connect-state"),
+    disconnect: byId("disconnect-button"),
+    status: byId("connect-status"),
+    stop: byId("stop-waiting"),
+    retry: byId("retry-button"),
+    fallback: byId("authorize-fallback"),
+    link: byId("authorize-link"),
+  });
+
+  // A status we could not load: offer Connect anyway so the person is never stuck.
+  const UNKNOWN = Object.freeze({ unknown: true });
+
+  // All mutable state of the pane lives here.
+  const st = {
+    names: new Map(), // provider name -> display name
+    provider: "",
+    status: null, // last status body for st.provider; null while loading, UNKNOWN after an error
+    mode: "idle", // idle | waiting | gaveup
+    seq: 0, // bumped by every provider change and user action; late answers to older ones are dropped
+    busy: false,
+    flow: null, // the sign-in being watched: {key, id, started, wasSignedIn, tokenMark, url}
+    localFlows: 0,
+    announced: new Set(), // flow keys that already fired memconnect:connected
+    timers: { poll: 0, giveUp: 0, clear: 0 },
+  };
+
+  // ---- HTTP -------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  function providerPath(what) {
+    return (
+      `${config.api}/profiles/${encodeURIComponent(config.profile)}` +
+      `/providers/${encodeURIComponent(st.provider)}/${what}`
+    );
+  }
+
+  async function request(method, url, payload) {
+    const headers = { Accept: "application/json" };
+    if (payload !== undefined) headers["Content-Type"] = "application/json";
+    if (config.token) headers.Authorization = `Bearer ${config.token}`;
+    let res;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        body: payload === undefined ? undefined : JSON.stringify(payload),
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+    } catch (_) {
+      throw new ApiError(0, "network", TEXT.offline);
+    }
+    let data = null;
+    try {
+      const raw = await res.text();
+      data = raw ? JSON.parse(raw) : null;
+    } catch (_) {
+      data = null;
+    }
+    if (!res.ok) {
+      const code = data && typeof data.error === "string" ? data.error : "";
+      const message =
+        data && typeof data.message === "string" && data.message.trim()
+          ? data.message
+          : TEXT.httpError(res.status);
+      throw new ApiError(res.status, code, message);
+    }
+    return data;
+  }
+
+  // ---- helpers ----------------------------------------------------------
+
+  function displayName() {
+    return st.names.get(st.provider) || st.provider;
+  }
+
+  // Only http(s) URLs from the server become links or windows.
+  function safeURL(raw) {
+    if (typeof raw !== "string" || raw === "") return "";
+    try {
+      const u = new URL(raw, window.location.href);
+      return u.protocol === "https:" || u.protocol === "http:" ? u.href : "";
+    } catch (_) {
+      return "";
+    }
+  }
+
+  function signedIn(s) {
+    return !!(s && s.connected && s.auth !== "apikey" && !s.reauth_required);
+  }
+
+  function tokenMark(s) {
+    const t = s && s.token;
+    return t ? `${t.expires_at || ""}|${t.scope || ""}|${t.client_id || ""}` : "";
+  }
+
+  function show(node, visible) {
+    node.hidden = !visible;
+  }
+
+  function clearTimer(name) {
+    if (st.timers[name]) clearTimeout(st.timers[name]);
+    st.timers[name] = 0;
+  }
+
+  function stopWatching() {
+    clearTimer("poll");
+    clearTimer("giveUp");
+    st.flow = null;
+  }
+
+  // ---- rendering --------------------------------------------------------
+
+  // The link on the description line for a known status, or null for none.
+  function idleLink(s) {
+    if (!st.provider || s === null) return null;
+    if (s === UNKNOWN) return { label: TEXT.connect };
+    if (!s.supported) return null;
+    if (s.reauth_required) {
+      return { label: TEXT.reconnect, state: TEXT.expired, tone: "warn", disconnect: s.auth === "oauth" };
+    }
+    if (s.connected && s.auth === "oauth") {
+      return { label: TEXT.reconnect, state: TEXT.connected, tone: "ok", disconnect: true };
+    }
+    if (s.auth === "apikey") return { label: TEXT.connectOAuth, state: TEXT.apiKey, tone: "info" };
+    return { label: TEXT.connect };
+  }
+
+  function render(mode) {
+    const focused = document.activeElement;
+    st.mode = mode;
+
+    ui.text.textContent = st.provider ? TEXT.provider(displayName()) : TEXT.builtIn;
+
+    const link = mode === "idle" ? idleLink(st.status) : null;
+    show(ui.connect, !!link);
+    ui.connect.textContent = link ? link.label : TEXT.connect;
+    show(ui.state, !!(link && link.state));
+    ui.state.textContent = (link && link.state) || "";
+    ui.state.setAttribute("data-tone", (link && link.tone) || "");
+    show(ui.disconnect, !!(link && link.disconnect));
+
+    show(ui.stop, mode === "waiting");
+    show(ui.retry, mode === "gaveup");
+
+    const url = mode === "waiting" && st.flow ? st.flow.url : "";
+    show(ui.fallback, !!url);
+    if (url) {
+      ui.link.setAttribute("href", url);
+      let host = "";
+      try {
+        host = new URL(url).host;
+      } catch (_) {
+        host = "";
+      }
+      ui.link.textContent = host ? `${TEXT.openPage} (${host})` : TEXT.openPage;
+    } else {
+      ui.link.removeAttribute("href");
+    }
+
+    // Keep keyboard focus on the pane when the focused control just went away.
+    const managed = [ui.connect, ui.disconnect, ui.stop, ui.retry, ui.link];
+    if (focused && managed.includes(focused) && (focused.hidden || ui.fallback.hidden && focused === ui.link)) {
+      const next = [ui.stop, ui.retry, ui.connect].find((b) => !b.hidden) || ui.select;
+      next.focus();
+    }
+  }
+
+  function setStatus(text, tone) {
+    clearTimer("clear");
+    ui.status.textContent = text || "";
+    ui.status.setAttribute("data-tone", tone || "");
+  }
+
+  // Errors are shown for a while and then the pane goes back to its idle
+  // label on its own: never sticky, never a dead end. Errors that have no idle
+  // state to go back to (loading failed) stay until the next action.
+  function showError(message, transient = true) {
+    setStatus(message, "error");
+    if (!transient) return;
+    st.timers.clear = setTimeout(() => {
+      st.timers.clear = 0;
+      if (ui.status.textContent === message) setStatus("");
+      if (st.mode === "idle") render("idle");
+    }, ERROR_CLEAR_MS);
+  }
+
+  // ---- status -----------------------------------------------------------
+
+  async function loadStatus(seq) {
+    if (!st.provider) {
+      st.status = null;
+      render("idle");
+      return;
+    }
+    let s;
+    try {
+      s = await request("GET", providerPath("status"));
+    } catch (err) {
+      if (seq !== st.seq) return;
+      if (err.status === 404 && (err.code === "unsupported" || err.code === "unknown_provider")) {
+        st.status = { supported: false };
+        render("idle");
+        return;
+      }
+      st.status = UNKNOWN;
+      render("idle");
+      showError(err.message, false);
+      return;
+    }
+    if (seq !== st.seq) return;
+    st.status = s || { supported: false };
+    const flow = s && s.supported ? s.flow : null;
+    if (flow && flow.state === "pending") {
+      // A sign-in is already running (page reloaded, or started elsewhere):
+      // follow it, but do not pop a window without a click.
+      watchFlow(flow, s, seq, false);
+      return;
+    }
+    render("idle");
+  }
+
+  // ---- the sign-in flow -------------------------------------------------
+
+  async function startConnect() {
+    if (st.busy || !st.provider) return;
+    const seq = ++st.seq;
+    stopWatching();
+    const before = st.status;
+    st.busy = true;
+    ui.connect.setAttribute("aria-disabled", "true");
+    ui.retry.setAttribute("aria-disabled", "true");
+    setStatus(TEXT.opening);
+    let s;
+    try {
+      s = await request("POST", providerPath("connect"), { method: "browser", source: SOURCE });
+    } catch (err) {
+      if (seq !== st.seq) return;
+      if (err.status === 409) {
+        // A sign-in is already pending: pick that one up instead.
+        try {
+          const cur = await request("GET", providerPath("status"));
+          if (seq !== st.seq) return;
+          if (cur && cur.flow && cur.flow.state === "pending") {
+            st.status = cur;
+            watchFlow(cur.flow, before, seq, true);
+            return;
+          }
+        } catch (_) {
+          /* fall through to the original message */
+        }
+      }
+      if (seq !== st.seq) return;
+      render("idle");
+      showError(err.message);
+      return;
+    } finally {
+      st.busy = false;
+      ui.connect.removeAttribute("aria-disabled");
+      ui.retry.removeAttribute("aria-disabled");
+    }
+    if (seq !== st.seq) return;
+    if (!s || !s.flow) {
+      render("idle");
+      showError(TEXT.noStart);
+      return;
+    }
+    st.status = s;
+    watchFlow(s.flow, before, seq, true);
+  }
+
+  // watchFlow shows the waiting state for flow and polls until it ends.
+  // before is the status from before the flow, to tell a new sign-in from an
+  // old one; openWindow says whether we may open the sign-in page (only right
+  // after a click).
+  function watchFlow(flow, before, seq, openWindow) {
+    clearTimer("poll");
+    clearTimer("giveUp");
+    const url = safeURL(flow.authorize_url) || safeURL(flow.verification_uri);
+    st.flow = {
+      key: flow.id ? `${st.provider}\n${flow.id}` : `local-${++st.localFlows}`,
+      id: flow.id || null,
+      started: Date.now(),
+      wasSignedIn: signedIn(before),
+      tokenMark: tokenMark(before),
+      url,
+    };
+    if (flow.state !== "pending") {
+      handleStatus(st.status, seq);
+      return;
+    }
+    if (openWindow && url) {
+      // With "noopener" browsers return null even when the window did open,
+      // so the link to the sign-in page below is always offered as well.
+      try {
+        window.open(url, "_blank", "noopener");
+      } catch (_) {
+        /* blocked: the link below is the way */
+      }
+    }
+    render("waiting");
+    const code = typeof flow.user_code === "string" && flow.user_code ? flow.user_code : "";
+    setStatus(code ? `${TEXT.waiting} ${TEXT.enterCode(code)}` : TEXT.waiting, "waiting");
+    st.timers.giveUp = setTimeout(() => giveUp(seq), GIVE_UP_MS);
+    schedulePoll(seq);
+  }
+
+  function schedulePoll(seq) {
+    clearTimer("poll");
+    st.timers.poll = setTimeout(() => poll(seq), POLL_MS);
+  }
+
+  async function poll(seq) {
+    st.timers.poll = 0;
+    if (seq !== st.seq || !st.flow) return;
+    let s;
+    try {
+      s = await request("GET", providerPath("status"));
+    } catch (err) {
+      if (seq !== st.seq || !st.flow) return;
+      if (err.status === 0 || err.status >= 500) {
+        schedulePoll(seq); // a hiccup: keep waiting until the give-up time
+        return;
+      }
+      failFlow(err.message, seq);
+      return;
+    }
+    if (seq !== st.seq || !st.flow) return;
+    st.status = s;
+    handleStatus(s, seq);
+  }
+
+  function handleStatus(s, seq) {
+    const watched = st.flow;
+    if (!watched) return;
+    const flow = (s && s.flow) || null;
+    const ours = flow && (watched.id === null || flow.id === watched.id);
+    if (ours && flow.state === "connected") return finishConnected(s);
+    if (ours && flow.state === "error") return failFlow(flow.detail || TEXT.flowFailed, seq);
+    if (ours && flow.state === "pending") return schedulePoll(seq);
+    // Our flow is gone (or idle): did it leave a new sign-in behind?
+    if (signedIn(s) && (!watched.wasSignedIn || tokenMark(s) !== watched.tokenMark)) {
+      return finishConnected(s);
+    }
+    if (flow && flow.state === "pending" && flow.id) {
+      // Replaced by a newer sign-in for the same provider: follow that one.
+      watched.id = flow.id;
+      watched.key = `${st.provider}\n${flow.id}`;
+      return schedulePoll(seq);
+    }
+    stopWatching();
+    render("idle");
+    showError(TEXT.flowEnded);
+  }
+
+  function finishConnected(s) {
+    const key = st.flow ? st.flow.key : `local-${++st.localFlows}`;
+    const flowId = st.flow ? st.flow.id : null;
+    stopWatching();
+    // The flow said connected: show it even if the rest of the body lags behind.
+    st.status = Object.assign({}, s, { supported: true, connected: true, auth: "oauth", reauth_required: false });
+    render("idle");
+    if (st.announced.has(key)) return;
+    st.announced.add(key);
+    setStatus(TEXT.done(displayName()), "ok");
+    document.dispatchEvent(
+      new CustomEvent("memconnect:connected", {
+        detail: { provider: st.provider, profile: config.profile, flowId },
+      }),
+    );
+  }
+
+  function failFlow(message, seq) {
+    if (seq !== st.seq) return;
+    stopWatching();
+    render("idle");
+    showError(message || TEXT.flowFailed);
+  }
+
+  function giveUp(seq) {
+    st.timers.giveUp = 0;
+    if (seq !== st.seq || !st.flow) return;
+    clearTimer("poll");
+    st.flow = null;
+    render("gaveup");
+    setStatus(TEXT.gaveUp, "warn");
+  }
+
+  // ---- actions ----------------------------------------------------------
+
+  async function cancelQuietly() {
+    try {
+      await request("POST", providerPath("cancel"));
+      return null;
+    } catch (err) {
+      // Nothing to cancel any more is fine.
+      return err.status === 404 || err.status === 409 ? null : err;
+    }
+  }
+
+  async function stopWaiting() {
+    const seq = ++st.seq;
+    stopWatching();
+    setStatus("");
+    render("idle");
+    const err = await cancelQuietly();
+    if (seq !== st.seq) return;
+    if (err) showError(err.message);
+    await loadStatus(seq);
+  }
+
+  async function retry() {
+    if (st.busy) return;
+    ++st.seq;
+    stopWatching();
+    await cancelQuietly(); // the old sign-in may still be open on the server
+    await startConnect();
+  }
+
+  async function disconnect() {
+    if (st.busy || !st.provider) return;
+    const seq = ++st.seq;
+    stopWatching();
+    st.busy = true;
+    ui.disconnect.setAttribute("aria-disabled", "true");
+    setStatus(TEXT.disconnecting);
+    try {
+      await request("DELETE", providerPath("connection"));
+    } catch (err) {
+      if (seq === st.seq) showError(err.message);
+      return;
+    } finally {
+      st.busy = false;
+      ui.disconnect.removeAttribute("aria-disabled");
+    }
+    if (seq !== st.seq) return;
+    setStatus(TEXT.disconnected(displayName()));
+    await loadStatus(seq);
+  }
+
+  function selectProvider(name) {
+    const seq = ++st.seq;
+    stopWatching();
+    setStatus("");
+    st.provider = name;
+    st.status = null;
+    render("idle");
+    return loadStatus(seq);
+  }
+
+  // ---- start ------------------------------------------------------------
+
+  async function start() {
+    ui.select.addEventListener("change", () => selectProvider(ui.select.value));
+    ui.connect.addEventListener("click", () => startConnect());
+    ui.retry.addEventListener("click", () => retry());
+    ui.stop.addEventListener("click", () => stopWaiting());
+    ui.disconnect.addEventListener("click", () => disconnect());
+
+    const seq = ++st.seq;
+    let providers = [];
+    try {
+      const data = await request("GET", `${config.api}/providers`);
+      providers = data && Array.isArray(data.providers) ? data.providers : [];
+    } catch (err) {
+      if (seq === st.seq) showError(err.message, false);
+    }
+    if (seq !== st.seq) return;
+    for (const p of providers) {
+      if (!p || typeof p.name !== "string" || p.name === "" || st.names.has(p.name)) continue;
+      const label = typeof p.display_name === "string" && p.display_name ? p.display_name : p.name;
+      st.names.set(p.name, label);
+      const option = document.createElement("option");
+      option.value = p.name;
+      option.textContent = label;
+      ui.select.appendChild(option);
+    }
+    let wanted = config.provider;
+    if (wanted === null) wanted = providers.length && st.names.size ? st.names.keys().next().value : "";
+    ui.select.value = st.names.has(wanted) ? wanted : "";
+    await selectProvider(ui.select.value);
+  }
+
+  start();
+})();

@@ -1,0 +1,28 @@
+// Package desktop is the desktop app's "Connect your memory provider" link:
+// the Memory settings pane as plain HTML, CSS and JavaScript, with no
+// framework and no build step.
+//
+// A host serves the pane at "/" next to the memconnect API, which the page
+// calls at /api/memory unless the body's data-api attribute says otherwise:
+//
+//	mux.Handle("/api/memory/", http.StripPrefix("/api/memory", memconnect.New(cfg)))
+//	mux.Handle("/", http.FileServerFS(desktop.FS()))
+//
+// The page reads an optional session token from ?token= in its URL and sends
+// it as "Authorization: Bearer". When a sign-in finishes it dispatches one
+// "memconnect:connected" CustomEvent on document.
+package desktop
+
+import (
+	"embed"
+	"io/fs"
+)
+
+// assets is read-only: embed.FS has no methods that change it.
+//
+//go:embed index.html app.js style.css
+var assets embed.FS
+
+// FS returns the pane's files (index.html, app.js, style.css) as a read-only
+// file system rooted at the pane, ready for http.FileServerFS.
+func FS() fs.FS { return assets }

@@ -1,0 +1,597 @@
+// Runs app.js against a tiny fake DOM, a fake memconnect API and a virtual
+// clock, and checks the pane's behaviour. Used by desktop_test.go when node is
+// on PATH:  node testdata/harness.js app.js index.html
+"use strict";
+
+const fs = require("fs");
+const vm = require("vm");
+const assert = require("assert/strict");
+
+const [appPath, htmlPath] = process.argv.slice(2);
+const appSrc = fs.readFileSync(appPath, "utf8");
+const html = fs.readFileSync(htmlPath, "utf8");
+
+// ---- fake DOM ----------------------------------------------------------
+
+class El extends EventTarget {
+  constructor(doc, tag, id) {
+    super();
+    this.ownerDocument = doc;
+    this.tagName = tag.toUpperCase();
+    this.id = id || "";
+    this.attrs = new Map();
+    this.text = "";
+    this.options = [];
+    this.hidden = false;
+    this.selected = "";
+  }
+  get textContent() {
+    return this.text;
+  }
+  set textContent(v) {
+    this.text = String(v);
+  }
+  set innerHTML(_) {
+    throw new Error("innerHTML must not be used");
+  }
+  get value() {
+    return this.tagName === "SELECT" ? this.selected : this.attrs.get("value") || "";
+  }
+  set value(v) {
+    if (this.tagName === "SELECT") {
+      this.selected = this.options.some((o) => o.value === String(v)) ? String(v) : "";
+    } else {
+      this.attrs.set("value", String(v));
+    }
+  }
+  setAttribute(k, v) {
+    this.attrs.set(k, String(v));
+  }
+  getAttribute(k) {
+    return this.attrs.has(k) ? this.attrs.get(k) : null;
+  }
+  hasAttribute(k) {
+    return this.attrs.has(k);
+  }
+  removeAttribute(k) {
+    this.attrs.delete(k);
+  }
+  appendChild(c) {
+    this.options.push(c);
+    return c;
+  }
+  focus() {
+    this.ownerDocument.activeElement = this;
+  }
+  click() {
+    assert.ok(!this.hidden, `clicked hidden #${this.id}`);
+    this.dispatchEvent(new Event("click"));
+  }
+}
+
+class Doc extends EventTarget {
+  constructor() {
+    super();
+    this.byId = new Map();
+    this.activeElement = null;
+    const tagRe = /<(\w+)([^>]*)>/g;
+    let m;
+    while ((m = tagRe.exec(html))) {
+      const [, tag, attrs] = m;
+      const attr = (name) => {
+        const a = new RegExp(`\\s${name}="([^"]*)"`).exec(attrs);
+        return a ? a[1] : null;
+      };
+      if (tag === "body") {
+        this.body = new El(this, "body");
+        for (const a of attrs.matchAll(/\s(data-[\w-]+)="([^"]*)"/g)) this.body.setAttribute(a[1], a[2]);
+        this.activeElement = this.body;
+        continue;
+      }
+      const id = attr("id");
+      if (!id) continue;
+      const el = new El(this, tag, id);
+      el.hidden = /\shidden(\s|$|=)/.test(attrs);
+      this.byId.set(id, el);
+      if (tag === "select") {
+        const opt = new El(this, "option");
+        opt.value = "";
+        opt.textContent = "Built-in (no provider)";
+        el.options.push(opt);
+      }
+    }
+  }
+  getElementById(id) {
+    return this.byId.get(id) || null;
+  }
+  createElement(tag) {
+    return new El(this, tag);
+  }
+}
+
+// ---- fake API ----------------------------------------------------------
+
+function makeServer(initial) {
+  const srv = {
+    requests: [],
+    providers: [{ name: "honcho", display_name: "Honcho", auth_methods: ["browser", "device"] }],
+    status: Object.assign(
+      { provider: "honcho", profile: "default", supported: true, connected: false, auth: null, reauth_required: false, token: null, flow: null },
+      initial,
+    ),
+    flowSeq: 0,
+    authorizeURL: "https://auth.example.test/authorize?client_id=x&state=s",
+    override: null, // (method, path, body) => {status, body} | undefined
+    down: false,
+  };
+  srv.pendingFlow = () => ({
+    id: `f${++srv.flowSeq}`,
+    state: "pending",
+    method: "browser",
+    detail: "Waiting for browser consent",
+    authorize_url: srv.authorizeURL,
+    redirect_uri: "http://127.0.0.1:8765/callback",
+    user_code: null,
+    verification_uri: null,
+    expires_at: "2026-11-28T21:40:00Z",
+  });
+  srv.grant = () => {
+    srv.status.connected = true;
+    srv.status.auth = "oauth";
+    srv.status.reauth_required = false;
+    srv.status.token = { client_id: "hermes-agent", scope: "write", expires_at: `2026-11-28T23:00:${String(srv.flowSeq).padStart(2, "0")}Z`, expires_in: 3600 };
+    if (srv.status.flow) srv.status.flow = Object.assign({}, srv.status.flow, { state: "connected", detail: "Connected" });
+  };
+  srv.handle = (method, path, body) => {
+    const ov = srv.override && srv.override(method, path, body);
+    if (ov) return ov;
+    const base = "/api/memory";
+    if (method === "GET" && path === `${base}/providers`) return { status: 200, body: { providers: srv.providers } };
+    const m = /^\/api\/memory\/profiles\/([^/]+)\/providers\/([^/]+)\/(\w+)$/.exec(path);
+    if (!m) return { status: 404, body: { error: "not_found", message: "No such route.", request_id: "r" } };
+    const [, , prov, what] = m;
+    if (prov !== "honcho") return { status: 404, body: { error: "unknown_provider", message: "Unknown provider.", request_id: "r" } };
+    if (method === "GET" && what === "status") return { status: 200, body: srv.status };
+    if (method === "POST" && what === "connect") {
+      srv.status.flow = srv.pendingFlow();
+      return { status: 202, body: srv.status };
+    }
+    if (method === "POST" && what === "cancel") {
+      if (srv.status.flow && srv.status.flow.state === "pending") srv.status.flow = Object.assign({}, srv.status.flow, { state: "idle" });
+      return { status: 200, body: srv.status };
+    }
+    if (method === "DELETE" && what === "connection") {
+      Object.assign(srv.status, { connected: false, auth: null, token: null, reauth_required: false, flow: null });
+      return { status: 200, body: srv.status };
+    }
+    return { status: 400, body: { error: "invalid_request", message: "Bad request.", request_id: "r" } };
+  };
+  return srv;
+}
+
+// ---- one page instance ----------------------------------------------------
+
+async function flush() {
+  for (let i = 0; i < 30; i++) await new Promise((r) => setImmediate(r));
+}
+
+async function openPage({ status = {}, query = "", bodyAttrs = {}, setup } = {}) {
+  const doc = new Doc();
+  for (const [k, v] of Object.entries(bodyAttrs)) doc.body.setAttribute(k, v);
+  const srv = makeServer(status);
+  if (setup) setup(srv);
+  const clock = { now: 1_800_000_000_000, timers: new Map(), next: 1 };
+  const events = [];
+  doc.addEventListener("memconnect:connected", (e) => events.push(e.detail));
+  const opened = [];
+
+  const sandbox = {
+    document: doc,
+    location: { href: `http://127.0.0.1:8080/${query}`, search: query },
+    open: (...args) => {
+      opened.push(args);
+      return null; // what browsers return for "noopener"
+    },
+    fetch: async (url, opts = {}) => {
+      const method = opts.method || "GET";
+      const body = opts.body === undefined ? undefined : JSON.parse(opts.body);
+      srv.requests.push({ method, url, body, headers: opts.headers || {} });
+      await null;
+      if (srv.down) throw new TypeError("Failed to fetch");
+      const res = srv.handle(method, url, body);
+      const text = JSON.stringify(res.body);
+      return { ok: res.status >= 200 && res.status < 300, status: res.status, text: async () => text };
+    },
+    setTimeout: (fn, ms) => {
+      const id = clock.next++;
+      clock.timers.set(id, { at: clock.now + (ms || 0), fn });
+      return id;
+    },
+    clearTimeout: (id) => clock.timers.delete(id),
+    Date: class extends Date {
+      static now() {
+        return clock.now;
+      }
+    },
+    URL,
+    URLSearchParams,
+    CustomEvent,
+    Event,
+    console,
+  };
+  sandbox.window = sandbox;
+  vm.createContext(sandbox);
+  vm.runInContext(appSrc, sandbox, { filename: "app.js" });
+  await flush();
+
+  const $ = (id) => doc.getElementById(id);
+  const page = {
+    doc,
+    srv,
+    events,
+    opened,
+    $,
+    async advance(ms) {
+      const end = clock.now + ms;
+      for (;;) {
+        await flush();
+        let best = null;
+        for (const [id, t] of clock.timers) if (t.at <= end && (!best || t.at < best.t.at)) best = { id, t };
+        if (!best) break;
+        clock.timers.delete(best.id);
+        clock.now = best.t.at;
+        best.t.fn();
+      }
+      clock.now = end;
+      await flush();
+    },
+    async click(id) {
+      $(id).focus();
+      $(id).click();
+      await flush();
+    },
+    statusPolls() {
+      return srv.requests.filter((r) => r.method === "GET" && r.url.endsWith("/status")).length;
+    },
+    visible(id) {
+      return !$(id).hidden;
+    },
+    text(id) {
+      return $(id).textContent;
+    },
+  };
+  return page;
+}
+
+// ---- scenarios -----------------------------------------------------------
+
+const STATUS = "/api/memory/profiles/default/providers/honcho/status";
+const scenarios = {
+  async idleDefaults() {
+    const p = await openPage({ query: "?token=s3cret" });
+    assert.equal(p.$("provider-select").value, "honcho");
+    assert.deepEqual(p.$("provider-select").options.map((o) => [o.value, o.textContent]), [
+      ["", "Built-in (no provider)"],
+      ["honcho", "Honcho"],
+    ]);
+    assert.ok(p.visible("connect-button"));
+    assert.equal(p.text("connect-button"), "Connect");
+    assert.ok(!p.visible("connect-state"));
+    assert.ok(!p.visible("disconnect-button"));
+    assert.ok(!p.visible("stop-waiting"));
+    assert.ok(!p.visible("retry-button"));
+    assert.ok(!p.visible("authorize-fallback"));
+    assert.match(p.text("provider-text"), /Honcho/);
+    assert.equal(p.text("connect-status"), "");
+    const st = p.srv.requests.find((r) => r.url === STATUS);
+    assert.ok(st, "status was fetched");
+    assert.equal(st.headers.Authorization, "Bearer s3cret");
+  },
+
+  async noTokenNoHeader() {
+    const p = await openPage();
+    assert.ok(p.srv.requests.length > 0);
+    for (const r of p.srv.requests) assert.equal(r.headers.Authorization, undefined);
+  },
+
+  async dataAttributes() {
+    const p = await openPage({ bodyAttrs: { "data-api": "/x/mem/", "data-profile": "work", "data-token": "t1" }, setup: (srv) => {
+      srv.override = (method, path) => {
+        if (path === "/x/mem/providers") return { status: 200, body: { providers: srv.providers } };
+        if (path === "/x/mem/profiles/work/providers/honcho/status") return { status: 200, body: srv.status };
+        return undefined;
+      };
+    } });
+    assert.ok(p.srv.requests.some((r) => r.url === "/x/mem/profiles/work/providers/honcho/status" && r.headers.Authorization === "Bearer t1"));
+    assert.equal(p.text("connect-button"), "Connect");
+  },
+
+  async builtInHasNoLink() {
+    const p = await openPage({ bodyAttrs: { "data-provider": "" } });
+    assert.equal(p.$("provider-select").value, "");
+    assert.ok(!p.visible("connect-button"));
+    assert.equal(p.statusPolls(), 0);
+    // Switching to Honcho and back.
+    p.$("provider-select").value = "honcho";
+    p.$("provider-select").dispatchEvent(new Event("change"));
+    await p.advance(0);
+    assert.ok(p.visible("connect-button"));
+    p.$("provider-select").value = "";
+    p.$("provider-select").dispatchEvent(new Event("change"));
+    await p.advance(0);
+    assert.ok(!p.visible("connect-button"));
+    assert.ok(!p.visible("connect-state"));
+  },
+
+  async unsupported() {
+    const p = await openPage({ status: { supported: false } });
+    assert.ok(!p.visible("connect-button"));
+    const q = await openPage({ setup: (srv) => {
+      srv.override = (m, path) => (path === STATUS ? { status: 404, body: { error: "unsupported", message: "Not here.", request_id: "r" } } : undefined);
+    } });
+    assert.ok(!q.visible("connect-button"));
+    assert.equal(q.text("connect-status"), "");
+  },
+
+  async labels() {
+    const a = await openPage({ status: { connected: true, auth: "apikey" } });
+    assert.equal(a.text("connect-button"), "Connect via OAuth");
+    assert.equal(a.text("connect-state"), "API key set");
+    assert.ok(a.visible("connect-state"));
+    assert.ok(!a.visible("disconnect-button"));
+
+    const o = await openPage({ status: { connected: true, auth: "oauth" } });
+    assert.equal(o.text("connect-button"), "Reconnect");
+    assert.equal(o.text("connect-state"), "connected");
+    assert.ok(o.visible("disconnect-button"));
+
+    const r = await openPage({ status: { connected: false, auth: "oauth", reauth_required: true } });
+    assert.equal(r.text("connect-button"), "Reconnect");
+    assert.equal(r.text("connect-state"), "sign-in expired");
+  },
+
+  async connectFlow() {
+    const p = await openPage();
+    await p.click("connect-button");
+    const post = p.srv.requests.find((r) => r.method === "POST");
+    assert.equal(post.url, "/api/memory/profiles/default/providers/honcho/connect");
+    assert.deepEqual(post.body, { method: "browser", source: "hermes-desktop" });
+    assert.equal(post.headers["Content-Type"], "application/json");
+    assert.deepEqual(p.opened, [[p.srv.authorizeURL, "_blank", "noopener"]]);
+    assert.equal(p.text("connect-status"), "Waiting for browser consent…");
+    assert.ok(!p.visible("connect-button"));
+    assert.ok(p.visible("stop-waiting"));
+    assert.equal(p.doc.activeElement, p.$("stop-waiting"), "focus follows to Stop waiting");
+    assert.ok(p.visible("authorize-fallback"));
+    assert.equal(p.$("authorize-link").getAttribute("href"), p.srv.authorizeURL);
+
+    const before = p.statusPolls();
+    await p.advance(1500);
+    assert.equal(p.statusPolls(), before + 1, "one poll per 1.5 s");
+    await p.advance(3000);
+    assert.equal(p.statusPolls(), before + 3);
+    assert.equal(p.events.length, 0);
+
+    p.srv.grant();
+    await p.advance(1500);
+    assert.equal(p.events.length, 1);
+    assert.deepEqual(JSON.parse(JSON.stringify(p.events[0])), { provider: "honcho", profile: "default", flowId: "f1" });
+    assert.equal(p.text("connect-state"), "connected");
+    assert.equal(p.text("connect-button"), "Reconnect");
+    assert.ok(p.visible("disconnect-button"));
+    assert.ok(!p.visible("stop-waiting"));
+    assert.ok(!p.visible("authorize-fallback"));
+    assert.equal(p.text("connect-status"), "Connected to Honcho.");
+    assert.equal(p.doc.activeElement, p.$("connect-button"), "focus goes back to the link");
+
+    const after = p.statusPolls();
+    await p.advance(60_000);
+    assert.equal(p.statusPolls(), after, "polling stopped");
+    assert.equal(p.events.length, 1, "event fired once");
+  },
+
+  async connectedViaStatusWithoutFlow() {
+    const p = await openPage();
+    await p.click("connect-button");
+    p.srv.grant();
+    p.srv.status.flow = null;
+    await p.advance(1500);
+    assert.equal(p.events.length, 1);
+    assert.equal(p.text("connect-state"), "connected");
+  },
+
+  async reconnectWaitsForNewFlow() {
+    const p = await openPage({ status: { connected: true, auth: "oauth", token: { expires_at: "2026-11-28T22:00:00Z" } } });
+    await p.click("connect-button");
+    await p.advance(4500);
+    assert.equal(p.events.length, 0, "an old grant is not a finished sign-in");
+    assert.ok(p.visible("stop-waiting"));
+    p.srv.grant();
+    await p.advance(1500);
+    assert.equal(p.events.length, 1);
+  },
+
+  async twoFlowsTwoEvents() {
+    const p = await openPage();
+    await p.click("connect-button");
+    p.srv.grant();
+    await p.advance(1500);
+    await p.click("connect-button");
+    assert.ok(p.visible("stop-waiting"));
+    p.srv.grant();
+    await p.advance(1500);
+    assert.equal(p.events.length, 2);
+    assert.deepEqual(p.events.map((e) => e.flowId), ["f1", "f2"]);
+  },
+
+  async giveUpAndRetry() {
+    const p = await openPage();
+    await p.click("connect-button");
+    await p.advance(119_000);
+    assert.ok(p.visible("stop-waiting"));
+    await p.advance(1_000);
+    assert.equal(p.text("connect-status"), "Still waiting? The sign-in window may have been closed.");
+    assert.ok(p.visible("retry-button"));
+    assert.ok(!p.visible("stop-waiting"));
+    assert.equal(p.doc.activeElement, p.$("retry-button"));
+    const polls = p.statusPolls();
+    await p.advance(10_000);
+    assert.equal(p.statusPolls(), polls, "no polling after giving up");
+
+    const n = p.srv.requests.length;
+    await p.click("retry-button");
+    const next = p.srv.requests.slice(n).map((r) => `${r.method} ${r.url.split("/").pop()}`);
+    assert.deepEqual(next, ["POST cancel", "POST connect"]);
+    assert.equal(p.opened.length, 2);
+    assert.ok(p.visible("stop-waiting"));
+    assert.ok(!p.visible("retry-button"));
+    assert.equal(p.text("connect-status"), "Waiting for browser consent…");
+  },
+
+  async flowErrorClearsItself() {
+    const p = await openPage();
+    await p.click("connect-button");
+    p.srv.status.flow = Object.assign({}, p.srv.status.flow, { state: "error", detail: "You said no to <Honcho>." });
+    await p.advance(1500);
+    assert.equal(p.text("connect-status"), "You said no to <Honcho>.");
+    assert.equal(p.$("connect-status").getAttribute("data-tone"), "error");
+    assert.ok(p.visible("connect-button"), "never a dead end");
+    assert.equal(p.text("connect-button"), "Connect");
+    assert.ok(!p.visible("stop-waiting"));
+    const polls = p.statusPolls();
+    await p.advance(7_900);
+    assert.equal(p.text("connect-status"), "You said no to <Honcho>.");
+    await p.advance(100);
+    assert.equal(p.text("connect-status"), "");
+    assert.equal(p.statusPolls(), polls);
+    assert.equal(p.events.length, 0);
+  },
+
+  async apiErrorMessageShown() {
+    const p = await openPage({ setup: (srv) => {
+      srv.override = (m, path) =>
+        m === "POST" && path.endsWith("/connect")
+          ? { status: 502, body: { error: "upstream_error", message: "Honcho did not answer. Try again in a minute.", request_id: "r1" } }
+          : undefined;
+    } });
+    await p.click("connect-button");
+    assert.equal(p.text("connect-status"), "Honcho did not answer. Try again in a minute.");
+    assert.ok(p.visible("connect-button"));
+    assert.equal(p.opened.length, 0);
+    await p.advance(8_000);
+    assert.equal(p.text("connect-status"), "");
+  },
+
+  async networkDown() {
+    const p = await openPage();
+    p.srv.down = true;
+    await p.click("connect-button");
+    assert.match(p.text("connect-status"), /Can't reach the memory service/);
+    assert.ok(p.visible("connect-button"));
+  },
+
+  async pollHiccupKeepsWaiting() {
+    const p = await openPage();
+    await p.click("connect-button");
+    p.srv.down = true;
+    await p.advance(3000);
+    assert.ok(p.visible("stop-waiting"));
+    p.srv.down = false;
+    p.srv.grant();
+    await p.advance(1500);
+    assert.equal(p.events.length, 1);
+  },
+
+  async stopWaiting() {
+    const p = await openPage();
+    await p.click("connect-button");
+    await p.click("stop-waiting");
+    assert.ok(p.srv.requests.some((r) => r.method === "POST" && r.url.endsWith("/honcho/cancel")));
+    assert.ok(p.visible("connect-button"));
+    assert.equal(p.text("connect-button"), "Connect");
+    assert.ok(!p.visible("stop-waiting"));
+    assert.ok(!p.visible("authorize-fallback"));
+    assert.equal(p.text("connect-status"), "");
+    assert.equal(p.doc.activeElement, p.$("connect-button"));
+    const polls = p.statusPolls();
+    await p.advance(10_000);
+    assert.equal(p.statusPolls(), polls);
+  },
+
+  async disconnect() {
+    const p = await openPage({ status: { connected: true, auth: "oauth" } });
+    await p.click("disconnect-button");
+    assert.ok(p.srv.requests.some((r) => r.method === "DELETE" && r.url.endsWith("/honcho/connection")));
+    assert.equal(p.text("connect-button"), "Connect");
+    assert.ok(!p.visible("disconnect-button"));
+    assert.ok(!p.visible("connect-state"));
+    assert.equal(p.text("connect-status"), "Disconnected from Honcho.");
+    assert.equal(p.doc.activeElement, p.$("connect-button"));
+  },
+
+  async resumesPendingFlowOnLoad() {
+    const p = await openPage({ setup: (srv) => {
+      srv.status.flow = srv.pendingFlow();
+    } });
+    assert.ok(p.visible("stop-waiting"));
+    assert.equal(p.opened.length, 0, "no window without a click");
+    assert.ok(p.visible("authorize-fallback"));
+    p.srv.grant();
+    await p.advance(1500);
+    assert.equal(p.events.length, 1);
+  },
+
+  async unsafeURLNeverOpened() {
+    const p = await openPage({ setup: (srv) => {
+      srv.authorizeURL = "javascript:alert(1)";
+    } });
+    await p.click("connect-button");
+    assert.equal(p.opened.length, 0);
+    assert.ok(!p.visible("authorize-fallback"));
+    assert.equal(p.$("authorize-link").getAttribute("href"), null);
+  },
+
+  async serverTextIsText() {
+    const evil = '<img src=x onerror="alert(1)">';
+    const p = await openPage({ setup: (srv) => {
+      srv.providers = [{ name: "honcho", display_name: evil, auth_methods: ["browser"] }];
+    } });
+    assert.equal(p.$("provider-select").options[1].textContent, evil);
+    assert.ok(p.text("provider-text").includes(evil));
+  },
+
+  async providerChangeStopsPolling() {
+    const p = await openPage();
+    await p.click("connect-button");
+    p.$("provider-select").value = "";
+    p.$("provider-select").dispatchEvent(new Event("change"));
+    await p.advance(0);
+    const polls = p.statusPolls();
+    p.srv.grant();
+    await p.advance(10_000);
+    assert.equal(p.statusPolls(), polls);
+    assert.equal(p.events.length, 0);
+    assert.ok(!p.visible("stop-waiting"));
+    assert.equal(p.text("connect-status"), "");
+  },
+};
+
+(async () => {
+  process.on("unhandledRejection", (err) => {
+    console.error("unhandled rejection:", err);
+    process.exit(1);
+  });
+  const only = process.env.HARNESS_ONLY;
+  let failed = 0;
+  for (const [name, fn] of Object.entries(scenarios)) {
+    if (only && name !== only) continue;
+    try {
+      await fn();
+      console.log(`ok   ${name}`);
+    } catch (err) {
+      failed++;
+      console.log(`FAIL ${name}\n${err && err.stack ? err.stack : err}`);
+    }
+  }
+  process.exit(failed ? 1 : 0);
+})();
