@@ -92,7 +92,7 @@ func (c Code) defaultMessage() string {
 	case CodeInvalidProfile:
 		return "The profile name is not valid: use default, current, or lowercase letters, digits, '-' and '_' (at most 64)."
 	case CodeUnauthorized:
-		return "This server needs a session token: send it as \"Authorization: Bearer <token>\"."
+		return "This server needs a session token: send it as \"Authorization: Bearer TOKEN\"."
 	case CodeForbidden:
 		return "This request is not allowed."
 	case CodeProfileNotFound:
