@@ -1,0 +1,66 @@
+package middleware
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/memconnect/memconnect/handlers"
+)
+
+// SessionToken returns middleware that requires the header
+// "Authorization: Bearer <token>" (RFC 6750, section 2.1) on every request
+// for which exempt (if not nil) returns false. The router exempts the OAuth
+// callback, which a browser reaches by redirect without the token.
+//
+// If token is empty, SessionToken returns middleware that does nothing.
+//
+// The presented token is compared with crypto/subtle in constant time, on
+// SHA-256 digests so that the time does not depend on the token's length
+// either. A request without a valid token gets 401 "unauthorized" with a
+// WWW-Authenticate: Bearer challenge (with error="invalid_token" when a
+// wrong token was sent, RFC 6750, section 3.1). The token is never logged.
+func SessionToken(token string, exempt func(*http.Request) bool) func(http.Handler) http.Handler {
+	if token == "" {
+		return func(next http.Handler) http.Handler { return next }
+	}
+	want := sha256.Sum256([]byte(token))
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if exempt != nil && exempt(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			got, sent := bearerToken(r)
+			if sent {
+				sum := sha256.Sum256([]byte(got))
+				if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+					next.ServeHTTP(w, r)
+					return
+				}
+				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+				handlers.RenderError(w, r, handlers.Wrap(handlers.CodeUnauthorized,
+					errors.New("middleware: wrong session token"),
+					"The session token is not valid. Send the token this server was started with as \"Authorization: Bearer TOKEN\"."))
+				return
+			}
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			handlers.RenderError(w, r, handlers.Errorf(handlers.CodeUnauthorized,
+				"This server needs a session token. Send it as \"Authorization: Bearer TOKEN\"."))
+		})
+	}
+}
+
+// bearerToken returns the credentials of an "Authorization: Bearer" header
+// and whether there were any. The scheme is case-insensitive (RFC 9110,
+// section 11.1).
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	cred = strings.TrimSpace(cred)
+	return cred, cred != ""
+}
