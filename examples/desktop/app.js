@@ -20,11 +20,13 @@
   const POLL_MS = 1500;
   const GIVE_UP_MS = 120 * 1000;
   const ERROR_CLEAR_MS = 8 * 1000;
+  const NOTE_CLEAR_MS = 8 * 1000; // "Connected to …" has been announced by then
   const SOURCE = "hermes-desktop";
 
   const TEXT = Object.freeze({
     builtIn: "Your assistant keeps its memory on this computer.",
-    provider: (name) => `Keep your assistant's memory in your ${name} account.`,
+    provider: (name) => `Store your assistant's memory in ${name}.`,
+    unsupported: (name) => `${name} can't be connected from this app.`,
     connect: "Connect",
     reconnect: "Reconnect",
     connectOAuth: "Connect via OAuth",
@@ -206,7 +208,12 @@
     const focused = document.activeElement;
     st.mode = mode;
 
-    ui.text.textContent = st.provider ? TEXT.provider(displayName()) : TEXT.builtIn;
+    const s = st.status;
+    ui.text.textContent = !st.provider
+      ? TEXT.builtIn
+      : s && s !== UNKNOWN && !s.supported
+        ? TEXT.unsupported(displayName())
+        : TEXT.provider(displayName());
 
     const link = mode === "idle" ? idleLink(st.status) : null;
     show(ui.connect, !!link);
@@ -236,7 +243,7 @@
 
     // Keep keyboard focus on the pane when the focused control just went away.
     const managed = [ui.connect, ui.disconnect, ui.stop, ui.retry, ui.link];
-    if (focused && managed.includes(focused) && (focused.hidden || ui.fallback.hidden && focused === ui.link)) {
+    if (focused && managed.includes(focused) && (focused.hidden || (focused === ui.link && ui.fallback.hidden))) {
       const next = [ui.stop, ui.retry, ui.connect].find((b) => !b.hidden) || ui.select;
       next.focus();
     }
@@ -248,17 +255,22 @@
     ui.status.setAttribute("data-tone", tone || "");
   }
 
+  // Clear message from the live region after ms, unless something newer replaced it.
+  function clearLater(message, ms) {
+    clearTimer("clear");
+    st.timers.clear = setTimeout(() => {
+      st.timers.clear = 0;
+      if (ui.status.textContent === message) setStatus("");
+      if (st.mode === "idle") render("idle");
+    }, ms);
+  }
+
   // Errors are shown for a while and then the pane goes back to its idle
   // label on its own: never sticky, never a dead end. Errors that have no idle
   // state to go back to (loading failed) stay until the next action.
   function showError(message, transient = true) {
     setStatus(message, "error");
-    if (!transient) return;
-    st.timers.clear = setTimeout(() => {
-      st.timers.clear = 0;
-      if (ui.status.textContent === message) setStatus("");
-      if (st.mode === "idle") render("idle");
-    }, ERROR_CLEAR_MS);
+    if (transient) clearLater(message, ERROR_CLEAR_MS);
   }
 
   // ---- status -----------------------------------------------------------
@@ -438,7 +450,9 @@
     render("idle");
     if (st.announced.has(key)) return;
     st.announced.add(key);
-    setStatus(TEXT.done(displayName()), "ok");
+    const note = TEXT.done(displayName());
+    setStatus(note, "ok");
+    clearLater(note, NOTE_CLEAR_MS);
     document.dispatchEvent(
       new CustomEvent("memconnect:connected", {
         detail: { provider: st.provider, profile: config.profile, flowId },
@@ -510,7 +524,9 @@
       ui.disconnect.removeAttribute("aria-disabled");
     }
     if (seq !== st.seq) return;
-    setStatus(TEXT.disconnected(displayName()));
+    const note = TEXT.disconnected(displayName());
+    setStatus(note);
+    clearLater(note, NOTE_CLEAR_MS);
     await loadStatus(seq);
   }
 

@@ -326,6 +326,7 @@ const scenarios = {
   async unsupported() {
     const p = await openPage({ status: { supported: false } });
     assert.ok(!p.visible("connect-button"));
+    assert.equal(p.text("provider-text"), "Honcho can't be connected from this app.");
     const q = await openPage({ setup: (srv) => {
       srv.override = (m, path) => (path === STATUS ? { status: 404, body: { error: "unsupported", message: "Not here.", request_id: "r" } } : undefined);
     } });
@@ -388,6 +389,8 @@ const scenarios = {
     await p.advance(60_000);
     assert.equal(p.statusPolls(), after, "polling stopped");
     assert.equal(p.events.length, 1, "event fired once");
+    assert.equal(p.text("connect-status"), "", "the note fades once announced");
+    assert.equal(p.text("connect-state"), "connected", "the state stays");
   },
 
   async connectedViaStatusWithoutFlow() {
@@ -527,6 +530,9 @@ const scenarios = {
     assert.ok(!p.visible("connect-state"));
     assert.equal(p.text("connect-status"), "Disconnected from Honcho.");
     assert.equal(p.doc.activeElement, p.$("connect-button"));
+    await p.advance(8_000);
+    assert.equal(p.text("connect-status"), "");
+    assert.equal(p.text("connect-button"), "Connect");
   },
 
   async resumesPendingFlowOnLoad() {
