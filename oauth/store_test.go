@@ -1,0 +1,383 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+func TestParseCredentials(t *testing.T) {
+	const grantBlock = `{"hosts":{"hermes":{"apiKey":"hch-at-a","oauth":{"refreshToken":"hch-rt-r","expiresAt":EXP,"clientId":"hermes-agent","tokenEndpoint":"https://t.example/token"}}}}`
+	withExp := func(e string) string { return strings.Replace(grantBlock, "EXP", e, 1) }
+	tests := []struct {
+		name    string
+		data    string
+		prefix  string
+		grant   bool
+		expiry  int64
+		apiKey  string
+		source  string
+		scope   string
+		wantErr string
+	}{
+		{name: "grant with integer expiresAt", data: withExp("1767225600"), prefix: "hch-at-", grant: true, expiry: 1767225600, scope: "write"},
+		{name: "float expiresAt", data: withExp("1767225600.7"), prefix: "hch-at-", grant: true, expiry: 1767225600, scope: "write"},
+		{name: "string expiresAt", data: withExp(`"1767225600"`), prefix: "hch-at-", grant: true, expiry: 1767225600, scope: "write"},
+		{name: "junk expiresAt is expired", data: withExp(`"soon"`), prefix: "hch-at-", grant: true, expiry: 0, scope: "write"},
+		{name: "missing expiresAt is expired", data: strings.Replace(withExp("1"), `"expiresAt":1,`, "", 1), prefix: "hch-at-", grant: true, expiry: 0, scope: "write"},
+		{name: "byte order mark", data: "\ufeff" + withExp("1767225600"), prefix: "hch-at-", grant: true, expiry: 1767225600, scope: "write"},
+		{name: "wrong prefix is an API key", data: withExp("1"), prefix: "ory_at_", apiKey: "hch-at-a", source: "host"},
+		{name: "empty prefix accepts any", data: strings.Replace(withExp("5"), "hch-at-a", "ory_at_x", 1), prefix: "", grant: true, expiry: 5, scope: "write"},
+		{name: "missing refreshToken", data: strings.Replace(withExp("1"), `"refreshToken":"hch-rt-r",`, "", 1), prefix: "hch-at-", apiKey: "hch-at-a", source: "host"},
+		{name: "missing tokenEndpoint", data: strings.Replace(withExp("1"), `,"tokenEndpoint":"https://t.example/token"`, "", 1), prefix: "hch-at-", apiKey: "hch-at-a", source: "host"},
+		{name: "missing clientId", data: strings.Replace(withExp("1"), `"clientId":"hermes-agent",`, "", 1), prefix: "hch-at-", apiKey: "hch-at-a", source: "host"},
+		{name: "oauth not an object", data: `{"hosts":{"hermes":{"apiKey":"hch-at-a","oauth":"x"}}}`, prefix: "hch-at-", apiKey: "hch-at-a", source: "host"},
+		{name: "root API key fallback", data: `{"apiKey":"root-key","hosts":{"hermes":{}}}`, prefix: "hch-at-", apiKey: "root-key", source: "root"},
+		{name: "host API key wins", data: `{"apiKey":"root-key","hosts":{"hermes":{"apiKey":"host-key"}}}`, prefix: "hch-at-", apiKey: "host-key", source: "host"},
+		{name: "non-string apiKey ignored", data: `{"apiKey":42,"hosts":"nope"}`, prefix: "hch-at-"},
+		{name: "empty file", data: "  \n", prefix: "hch-at-"},
+		{name: "scope and type kept", data: strings.Replace(withExp("9"), `"clientId"`, `"scope":"read","tokenType":"bearer","clientId"`, 1), prefix: "hch-at-", grant: true, expiry: 9, scope: "read"},
+		{name: "invalid JSON", data: "{\n  \"apiKey\": ,\n}", prefix: "hch-at-", wantErr: "line 2"},
+		{name: "array root", data: `[1,2]`, prefix: "hch-at-", wantErr: "not a JSON object"},
+		{name: "null root", data: `null`, prefix: "hch-at-", wantErr: "not a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseCredentials([]byte(tt.data), "hermes", tt.prefix)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if got := c.Grant != nil; got != tt.grant {
+				t.Fatalf("grant = %v, want %v", got, tt.grant)
+			}
+			if c.Grant != nil {
+				if got := c.Grant.Expiry.Unix(); got != tt.expiry {
+					t.Errorf("expiry = %d, want %d", got, tt.expiry)
+				}
+				if c.Grant.Scope != tt.scope {
+					t.Errorf("scope = %q, want %q", c.Grant.Scope, tt.scope)
+				}
+			}
+			if c.APIKey != tt.apiKey || c.APIKeySource != tt.source {
+				t.Errorf("api key = %q from %q, want %q from %q", c.APIKey, c.APIKeySource, tt.apiKey, tt.source)
+			}
+		})
+	}
+}
+
+func TestNeedsRefresh(t *testing.T) {
+	exp := time.Unix(1767225600, 0)
+	tests := []struct {
+		name string
+		now  time.Time
+		want bool
+	}{
+		{"well before", exp.Add(-time.Hour), false},
+		{"one second before the skew", exp.Add(-RefreshSkew - time.Second), false},
+		{"at the skew boundary", exp.Add(-RefreshSkew), true},
+		{"inside the skew", exp.Add(-time.Minute), true},
+		{"expired", exp.Add(time.Minute), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &Grant{Expiry: exp}
+			if got := g.needsRefresh(tt.now); got != tt.want {
+				t.Errorf("needsRefresh = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCredentialsMissingFile(t *testing.T) {
+	s := NewStore(filepath.Join(t.TempDir(), "honcho.json"))
+	c, err := s.Credentials("hermes")
+	if err != nil || c.Grant != nil || c.APIKey != "" {
+		t.Fatalf("Credentials = %+v, %v; want zero, nil", c, err)
+	}
+	if _, err := s.TokenSource("hermes").Token(); !errors.Is(err, ErrNoGrant) {
+		t.Fatalf("Token err = %v, want ErrNoGrant", err)
+	}
+}
+
+func TestInstallGrant(t *testing.T) {
+	clock := newStoreClock()
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	writeTestFile(t, path, configWithGrant("https://t.example/token", "hch-at-old", "hch-rt-old", clock.Now()))
+	s := fastStore(path, clock, nil)
+	tok := (&oauth2.Token{AccessToken: "hch-at-fresh", RefreshToken: "hch-rt-fresh", TokenType: "Bearer", ExpiresIn: 3600}).WithExtra(map[string]any{
+		"scope": "write",
+		"config": map[string]any{
+			"peerName":  "bob",
+			"workspace": "team",
+			"apiKey":    "hch-at-evil",
+			"oauth":     map[string]any{"refreshToken": "evil"},
+			"sentinel":  map[string]any{"added": "yes", "apiKey": "nested-evil"},
+			"hosts": map[string]any{
+				"other":  map[string]any{"custom": false, "apiKey": "evil"},
+				"hermes": map[string]any{"aiPeer": "hermes", "apiKey": "evil", "oauth": "evil"},
+			},
+		},
+	})
+	res, err := s.InstallGrant(context.Background(), "hermes", tok, InstallOptions{ClientID: "hermes-agent", TokenEndpoint: "https://t.example/token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PeerName != "bob" {
+		t.Errorf("PeerName = %q, want bob", res.PeerName)
+	}
+	if want := clock.Now().Add(time.Hour); !res.Grant.Expiry.Equal(want) {
+		t.Errorf("expiry = %v, want %v", res.Grant.Expiry, want)
+	}
+	v := decodeFile(t, path)
+	if v["apiKey"] != "root-key-1234" || v["workspace"] != "team" || v["peerName"] != "bob" {
+		t.Errorf("root = %v", v)
+	}
+	sentinel := v["sentinel"].(map[string]any)
+	if sentinel["added"] != "yes" || sentinel["apiKey"] != nil || len(sentinel["keep"].([]any)) != 5 {
+		t.Errorf("sentinel = %v", sentinel)
+	}
+	other := hostOf(t, v, "other")
+	if other["apiKey"] != "other-key-5678" || other["custom"] != true {
+		t.Errorf("other host touched: %v", other)
+	}
+	h := hostOf(t, v, "hermes")
+	if h["apiKey"] != "hch-at-fresh" || h["aiPeer"] != "hermes" || h["peerName"] != "alice" {
+		t.Errorf("hermes host = %v", h)
+	}
+	oa := h["oauth"].(map[string]any)
+	if oa["refreshToken"] != "hch-rt-fresh" || oa["extra"] != "kept" || oa["expiresAt"].(json.Number).String() != strconv.FormatInt(clock.Now().Add(time.Hour).Unix(), 10) {
+		t.Errorf("oauth block = %v", oa)
+	}
+	data, _ := os.ReadFile(path)
+	if !strings.Contains(string(data), `12345678901234567890`) || !strings.Contains(string(data), `2.50`) || !strings.Contains(string(data), `"<&>"`) {
+		t.Errorf("unknown values changed:\n%s", data)
+	}
+	if !strings.HasPrefix(string(data), "{\n  \"apiKey\": \"root-key-1234\",\n  \"workspace\"") || !strings.HasSuffix(string(data), "}\n") {
+		t.Errorf("format or key order changed:\n%s", data)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, want 0600", fi.Mode().Perm())
+	}
+	// The installed token is served from the cache without a refresh.
+	got, err := s.TokenSource("hermes").Token()
+	if err != nil || got.AccessToken != "hch-at-fresh" {
+		t.Fatalf("Token = %v, %v", got, err)
+	}
+}
+
+func TestInstallGrantTokensOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "honcho.json")
+	s := fastStore(path, newStoreClock(), nil)
+	tok := (&oauth2.Token{AccessToken: "hch-at-x", RefreshToken: "hch-rt-x", ExpiresIn: 60}).WithExtra(map[string]any{"config": map[string]any{"peerName": "carol", "workspace": "w"}})
+	res, err := s.InstallGrant(context.Background(), "hermes_work", tok, InstallOptions{ClientID: "c", TokenEndpoint: "https://t/token", TokensOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PeerName != "carol" {
+		t.Errorf("PeerName = %q, want carol even when tokens only", res.PeerName)
+	}
+	v := decodeFile(t, path)
+	if _, ok := v["workspace"]; ok {
+		t.Errorf("config merged despite TokensOnly: %v", v)
+	}
+	if hostOf(t, v, "hermes_work")["apiKey"] != "hch-at-x" {
+		t.Errorf("grant not written: %v", v)
+	}
+}
+
+func TestInstallGrantRejects(t *testing.T) {
+	s := NewStore(filepath.Join(t.TempDir(), "honcho.json"))
+	opts := InstallOptions{ClientID: "c", TokenEndpoint: "https://t/token"}
+	tests := []struct {
+		name string
+		tok  *oauth2.Token
+		opts InstallOptions
+		want string
+	}{
+		{"no token", nil, opts, "no access token"},
+		{"wrong prefix", &oauth2.Token{AccessToken: "ory_at_x", RefreshToken: "r"}, opts, "prefix"},
+		{"no refresh token", &oauth2.Token{AccessToken: "hch-at-x"}, opts, "no refresh token"},
+		{"no client", &oauth2.Token{AccessToken: "hch-at-x", RefreshToken: "r"}, InstallOptions{}, "client id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.InstallGrant(context.Background(), "hermes", tt.tok, tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "hch-at-x") || strings.Contains(err.Error(), "ory_at_x") {
+				t.Fatalf("error leaks the token: %v", err)
+			}
+		})
+	}
+	if _, err := os.Stat(s.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a rejected install wrote the file")
+	}
+}
+
+func TestRemoveGrant(t *testing.T) {
+	clock := newStoreClock()
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	writeTestFile(t, path, configWithGrant("https://t.example/token", "hch-at-a", "hch-rt-a", clock.Now().Add(time.Hour)))
+	s := fastStore(path, clock, nil)
+	ts := s.TokenSource("hermes")
+	if _, err := ts.Token(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.RemoveGrant(context.Background(), "hermes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.RefreshToken != "hch-rt-a" {
+		t.Errorf("removed grant refresh token = %q", g.RefreshToken)
+	}
+	v := decodeFile(t, path)
+	h := hostOf(t, v, "hermes")
+	if _, ok := h["apiKey"]; ok {
+		t.Errorf("apiKey kept: %v", h)
+	}
+	if _, ok := h["oauth"]; ok {
+		t.Errorf("oauth kept: %v", h)
+	}
+	if h["peerName"] != "alice" || hostOf(t, v, "other")["apiKey"] != "other-key-5678" || v["apiKey"] != "root-key-1234" {
+		t.Errorf("other keys lost: %v", v)
+	}
+	if _, err := ts.Token(); !errors.Is(err, ErrNoGrant) {
+		t.Errorf("Token after remove: %v, want ErrNoGrant (cache cleared)", err)
+	}
+	if _, err := s.RemoveGrant(context.Background(), "other"); !errors.Is(err, ErrNoGrant) {
+		t.Errorf("RemoveGrant of an API-key host = %v, want ErrNoGrant", err)
+	}
+	if hostOf(t, decodeFile(t, path), "other")["apiKey"] != "other-key-5678" {
+		t.Errorf("API key removed")
+	}
+}
+
+func TestCorruptFileNeverOverwritten(t *testing.T) {
+	contents := map[string]string{
+		"bad JSON":   "{\"apiKey\": \"k\",\n  \"hosts\": {\"hermes\": {\"apiKey\": \"hch-at-a\" \n}",
+		"array root": `["hch-at-a"]`,
+		"null root":  "null\n",
+		"trailing":   `{"a":1} {"b":2}`,
+	}
+	ops := map[string]func(s *Store) error{
+		"install": func(s *Store) error {
+			_, err := s.InstallGrant(context.Background(), "hermes", &oauth2.Token{AccessToken: "hch-at-n", RefreshToken: "hch-rt-n"}, InstallOptions{ClientID: "c", TokenEndpoint: "https://t/token"})
+			return err
+		},
+		"remove": func(s *Store) error { _, err := s.RemoveGrant(context.Background(), "hermes"); return err },
+		"merge":  func(s *Store) error { return s.MergeConfig(context.Background(), "hermes", map[string]any{"peerName": "x"}) },
+		"token":  func(s *Store) error { _, err := s.TokenSource("hermes").Token(); return err },
+		"force":  func(s *Store) error { _, err := s.TokenSource("hermes").ForceRefresh(context.Background(), "hch-at-a"); return err },
+		"credentials": func(s *Store) error {
+			_, err := s.Credentials("hermes")
+			return err
+		},
+	}
+	for cname, content := range contents {
+		for oname, op := range ops {
+			t.Run(cname+"/"+oname, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "honcho.json")
+				writeTestFile(t, path, content)
+				err := op(fastStore(path, newStoreClock(), nil))
+				var ce *ConfigError
+				if !errors.As(err, &ce) {
+					t.Fatalf("err = %v, want a *ConfigError", err)
+				}
+				if !strings.Contains(err.Error(), path) {
+					t.Errorf("error does not name the file: %v", err)
+				}
+				if strings.Contains(err.Error(), "hch-at-a") {
+					t.Errorf("error leaks file content: %v", err)
+				}
+				got, _ := os.ReadFile(path)
+				if string(got) != content {
+					t.Errorf("file changed:\n%q\nwant\n%q", got, content)
+				}
+			})
+		}
+	}
+}
+
+func TestSymlinkStaysALink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "dotfiles", "honcho.json")
+	writeTestFile(t, real, `{"keep":true}`)
+	link := filepath.Join(dir, "home", "honcho.json")
+	if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../dotfiles/honcho.json", link); err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(link)
+	tok := &oauth2.Token{AccessToken: "hch-at-s", RefreshToken: "hch-rt-s", ExpiresIn: 3600}
+	if _, err := s.InstallGrant(context.Background(), "hermes", tok, InstallOptions{ClientID: "c", TokenEndpoint: "https://t/token"}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(link)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("link replaced by a file: %v %v", fi.Mode(), err)
+	}
+	v := decodeFile(t, real)
+	if v["keep"] != true || hostOf(t, v, "hermes")["apiKey"] != "hch-at-s" {
+		t.Errorf("target not updated: %v", v)
+	}
+	rfi, _ := os.Stat(real)
+	if rfi.Mode().Perm() != 0o600 {
+		t.Errorf("target mode = %v, want 0600", rfi.Mode().Perm())
+	}
+	if _, err := os.Stat(link + ".lock"); err != nil {
+		t.Errorf("lock file not beside the configured path: %v", err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(real))
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temp file left behind: %s", e.Name())
+		}
+	}
+}
+
+func TestStaleTempFilesRemoved(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "honcho.json")
+	stale := filepath.Join(dir, ".honcho.json.tmp-123")
+	writeTestFile(t, stale, "half a write")
+	s := NewStore(path)
+	if err := s.MergeConfig(context.Background(), "hermes", map[string]any{"workspace": "w"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temp file kept: %v", err)
+	}
+}
+
+func TestLockTimeout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	holder := NewStore(path)
+	unlock, err := holder.lock(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	waiter := NewStore(path, WithLockTimeout(50*time.Millisecond))
+	err = waiter.MergeConfig(context.Background(), "hermes", map[string]any{"a": 1})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want a deadline error (the file lock is held)", err)
+	}
+}
