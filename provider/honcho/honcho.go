@@ -1,0 +1,163 @@
+package honcho
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
+)
+
+// Defaults of the Honcho cloud service and its registered public client.
+const (
+	// Name is the provider's name in URLs and in a [provider.Registry].
+	Name = "honcho"
+	// CloudAuthorizeURL is the Honcho cloud's authorization endpoint (the
+	// dashboard's consent page).
+	CloudAuthorizeURL = "https://app.honcho.dev/authorize"
+	// CloudTokenURL is the Honcho cloud's token endpoint.
+	CloudTokenURL = "https://api.honcho.dev/oauth/token"
+	// LocalAuthorizeURL is the authorization endpoint of a local
+	// development setup (environment "local").
+	LocalAuthorizeURL = "http://localhost:3000/authorize"
+	// LocalTokenURL is the token endpoint of a local development setup.
+	LocalTokenURL = "http://localhost:8000/oauth/token"
+	// DefaultClientID is the public client Hermes is registered as.
+	DefaultClientID = "hermes-agent"
+	// DefaultScope is the scope requested.
+	DefaultScope = "write"
+	// DefaultAccessTokenPrefix marks a Honcho OAuth access token.
+	DefaultAccessTokenPrefix = "hch-at-"
+)
+
+// Provider is the Honcho memory provider. It implements
+// [provider.Provider]; build it with [New]. It is safe for concurrent use by
+// multiple goroutines.
+type Provider struct {
+	authorizeURL  string // override; "" = derived from the profile's config
+	tokenURL      string // override
+	deviceAuthURL string // override
+	revocationURL string // override
+	issuer        string // override
+	clientID      string
+	scopes        []string
+	prefix        string
+	userHome      string // "" = no ~/.honcho/config.json fallback and absolute display paths
+	configFile    string // override of the file for every profile
+	host          string // override of the host key for every profile
+	envAPIKey     string // HONCHO_API_KEY; a secret, never logged
+	httpClient    *http.Client
+	logger        zerolog.Logger
+	now           func() time.Time
+
+	stores provider.Stores // one *oauth.Store per file
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+// Option configures a [Provider].
+type Option func(*Provider)
+
+// WithAuthorizeURL sets the authorization endpoint for every profile,
+// overriding the one derived from the profile's config.
+func WithAuthorizeURL(u string) Option { return func(p *Provider) { p.authorizeURL = u } }
+
+// WithTokenURL sets the token endpoint for every profile, overriding the
+// one derived from the profile's config.
+func WithTokenURL(u string) Option { return func(p *Provider) { p.tokenURL = u } }
+
+// WithDeviceAuthURL sets the device authorization endpoint (RFC 8628). The
+// default is "device_authorization" next to the token endpoint.
+func WithDeviceAuthURL(u string) Option { return func(p *Provider) { p.deviceAuthURL = u } }
+
+// WithRevocationURL sets the token revocation endpoint (RFC 7009). Without
+// it the endpoint is discovered from the issuer's metadata (RFC 8414).
+func WithRevocationURL(u string) Option { return func(p *Provider) { p.revocationURL = u } }
+
+// WithIssuer sets the authorization server's issuer identifier used for
+// metadata discovery. The default is the origin of the token endpoint.
+func WithIssuer(u string) Option { return func(p *Provider) { p.issuer = u } }
+
+// WithClientID sets the OAuth client identifier; the default is
+// [DefaultClientID].
+func WithClientID(id string) Option { return func(p *Provider) { p.clientID = id } }
+
+// WithScopes sets the scopes requested; the default is [DefaultScope].
+func WithScopes(scopes ...string) Option {
+	return func(p *Provider) { p.scopes = slices.Clone(scopes) }
+}
+
+// WithAccessTokenPrefix sets the prefix that marks an OAuth access token
+// (default [DefaultAccessTokenPrefix]); "" accepts any access token.
+func WithAccessTokenPrefix(prefix string) Option { return func(p *Provider) { p.prefix = prefix } }
+
+// WithUserHome sets the user's home directory. It enables the fallback to
+// "<home>/.honcho/config.json" and home-relative display paths ("~/..."). The
+// package never looks the home directory up itself.
+func WithUserHome(dir string) Option { return func(p *Provider) { p.userHome = dir } }
+
+// WithConfigFile makes every profile read and write its grant in the file
+// at path, bypassing the fallback chain.
+func WithConfigFile(path string) Option { return func(p *Provider) { p.configFile = path } }
+
+// WithHost makes every profile use the host key host instead of "hermes" or
+// "hermes_<profile>".
+func WithHost(host string) Option { return func(p *Provider) { p.host = host } }
+
+// WithHTTPClient sets the HTTP client used to refresh tokens; nil means
+// [http.DefaultClient].
+func WithHTTPClient(c *http.Client) Option { return func(p *Provider) { p.httpClient = c } }
+
+// WithLogger sets the logger of the provider's stores. The default discards.
+func WithLogger(l zerolog.Logger) Option { return func(p *Provider) { p.logger = l } }
+
+// WithClock sets the clock; the default is [time.Now].
+func WithClock(now func() time.Time) Option { return func(p *Provider) { p.now = now } }
+
+// WithAPIKey sets the API key used when a profile's config has none (the
+// value of HONCHO_API_KEY). It only affects [Provider.Status].
+func WithAPIKey(key string) Option { return func(p *Provider) { p.envAPIKey = key } }
+
+// New returns the Honcho provider configured by opts.
+func New(opts ...Option) *Provider {
+	p := &Provider{
+		clientID: DefaultClientID,
+		scopes:   []string{DefaultScope},
+		prefix:   DefaultAccessTokenPrefix,
+		logger:   zerolog.Nop(),
+		now:      time.Now,
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	so := []oauth.StoreOption{
+		oauth.WithAccessTokenPrefix(p.prefix),
+		oauth.WithLogger(p.logger),
+		oauth.WithClock(p.now),
+	}
+	if p.httpClient != nil {
+		so = append(so, oauth.WithHTTPClient(p.httpClient))
+	}
+	p.stores.Options = so
+	return p
+}
+
+// Name implements [provider.Provider]; it returns "honcho".
+func (p *Provider) Name() string { return Name }
+
+// DisplayName implements [provider.Provider]; it returns "Honcho".
+func (p *Provider) DisplayName() string { return "Honcho" }
+
+// AuthMethods implements [provider.Provider]: the browser flow with PKCE
+// and the device flow.
+func (p *Provider) AuthMethods() []provider.AuthMethod {
+	return []provider.AuthMethod{provider.AuthBrowser, provider.AuthDevice}
+}
+
+// Store implements [provider.Provider]: the shared store of the file at
+// path, configured with the provider's access-token prefix, clock, logger
+// and HTTP client.
+func (p *Provider) Store(path string) *oauth.Store { return p.stores.Get(path) }

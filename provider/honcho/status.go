@@ -1,0 +1,50 @@
+package honcho
+
+import (
+	"context"
+
+	"github.com/memconnect/memconnect/provider"
+)
+
+// Status implements [provider.Provider]. The profile is connected with
+// OAuth when its host block holds a grant; else with an API key from the
+// host block, the file's root, or [WithAPIKey], in that order; else not at
+// all. ReauthRequired comes from the shared store: it is set once a refresh
+// in this process found the grant dead.
+func (p *Provider) Status(ctx context.Context, prof provider.Profile) (provider.Status, error) {
+	st := provider.Status{Supported: true}
+	loc, err := p.GrantLocation(prof)
+	if err != nil {
+		return provider.Status{}, err
+	}
+	store := p.Store(loc.ReadPath)
+	creds, err := store.Credentials(loc.Host)
+	if err != nil {
+		return provider.Status{}, err
+	}
+	switch {
+	case creds.Grant != nil:
+		g := creds.Grant
+		st.Connected, st.Auth = true, provider.AuthOAuth
+		st.ReauthRequired = store.ReauthRequired(loc.Host)
+		st.Token = &provider.TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry}
+	case creds.APIKey != "":
+		st.Connected, st.Auth = true, provider.AuthAPIKey
+		st.APIKeySource, st.APIKeyHint = creds.APIKeySource, keyHint(creds.APIKey)
+	case p.envAPIKey != "":
+		st.Connected, st.Auth = true, provider.AuthAPIKey
+		st.APIKeySource, st.APIKeyHint = "env", keyHint(p.envAPIKey)
+	}
+	return st, nil
+}
+
+// keyHint returns "…" and the last four characters of key, or "" when the
+// key is shorter than 12 characters, so that the hint never gives away a
+// meaningful part of it.
+func keyHint(key string) string {
+	r := []rune(key)
+	if len(r) < 12 {
+		return ""
+	}
+	return "…" + string(r[len(r)-4:])
+}

@@ -1,0 +1,127 @@
+package provider
+
+import (
+	"context"
+	"time"
+
+	"github.com/memconnect/memconnect/oauth"
+)
+
+// AuthMethod is a way a person can grant a provider access.
+type AuthMethod string
+
+// The authorization methods a [Provider] may support.
+const (
+	// AuthBrowser is the authorization code flow with PKCE (RFC 6749
+	// section 4.1, RFC 7636) in a web browser.
+	AuthBrowser AuthMethod = "browser"
+	// AuthDevice is the device authorization grant (RFC 8628).
+	AuthDevice AuthMethod = "device"
+)
+
+// The values of [Status.Auth].
+const (
+	// AuthOAuth: the profile holds an OAuth grant for the provider.
+	AuthOAuth = "oauth"
+	// AuthAPIKey: the profile authenticates with a static API key.
+	AuthAPIKey = "apikey"
+)
+
+// Provider is one memory provider. Implementations must be safe for
+// concurrent use.
+type Provider interface {
+	// Name is the provider's stable identifier, used in URLs ("honcho").
+	Name() string
+	// DisplayName is the provider's name for people ("Honcho").
+	DisplayName() string
+	// AuthMethods lists the OAuth methods the provider supports, in order
+	// of preference. An empty list means the provider does not support
+	// OAuth.
+	AuthMethods() []AuthMethod
+	// Endpoints returns the OAuth endpoints and client for profile p.
+	Endpoints(ctx context.Context, p Profile) (Endpoints, error)
+	// GrantLocation returns where profile p's grant is read from and where
+	// a new grant is written.
+	GrantLocation(p Profile) (GrantLocation, error)
+	// Store returns the grant store for the configuration file at path.
+	// The same path always yields the same *oauth.Store, so the
+	// in-process refresh lock, the token cache and the dead-grant state
+	// are shared by every caller. It is called only when AuthMethods is
+	// not empty.
+	Store(path string) *oauth.Store
+	// Status reports profile p's connection to the provider.
+	Status(ctx context.Context, p Profile) (Status, error)
+}
+
+// Endpoints are a provider's OAuth endpoints and client registration for
+// one profile.
+type Endpoints struct {
+	// AuthorizeURL is the authorization endpoint (RFC 6749 section 3.1).
+	AuthorizeURL string
+	// TokenURL is the token endpoint (RFC 6749 section 3.2).
+	TokenURL string
+	// DeviceAuthURL is the device authorization endpoint (RFC 8628
+	// section 3.1); empty when the device flow is not available.
+	DeviceAuthURL string
+	// RevocationURL is the token revocation endpoint (RFC 7009); empty
+	// when unknown, in which case it may be discovered from Issuer.
+	RevocationURL string
+	// Issuer is the authorization server's issuer identifier, used for
+	// metadata discovery (RFC 8414); empty when unknown.
+	Issuer string
+	// ClientID is the registered public client's identifier.
+	ClientID string
+	// Scopes are the scopes requested.
+	Scopes []string
+	// AccessTokenPrefix is the prefix every access token of this provider
+	// has ("hch-at-" for Honcho); empty means any.
+	AccessTokenPrefix string
+}
+
+// GrantLocation says where a profile's grant lives.
+type GrantLocation struct {
+	// ReadPath is the configuration file the grant is read from now: the
+	// first file of the provider's fallback chain that exists.
+	ReadPath string
+	// WritePath is the configuration file a new grant is written to.
+	WritePath string
+	// Host is the key of the profile's block in the file's "hosts".
+	Host string
+	// DisplayPath is WritePath for people, relative to the user's home
+	// ("~/.hermes/honcho.json") when it is inside it. It is sent to the
+	// authorization server's consent page instead of the absolute path.
+	DisplayPath string
+}
+
+// Status is a profile's connection to a provider, as the provider sees it.
+type Status struct {
+	// Supported reports whether the provider supports OAuth.
+	Supported bool
+	// Connected reports whether the profile has credentials (an OAuth
+	// grant or an API key) for the provider.
+	Connected bool
+	// Auth is [AuthOAuth], [AuthAPIKey] or "" when not connected.
+	Auth string
+	// ReauthRequired reports that the OAuth grant was found dead (for
+	// example, the refresh token was revoked): a person must connect again.
+	ReauthRequired bool
+	// Token describes the OAuth grant when Auth is [AuthOAuth].
+	Token *TokenInfo
+	// APIKeyHint is "…" followed by the last four characters of the API
+	// key when Auth is [AuthAPIKey] and the key is long enough to spare
+	// them; never the key. It is not part of the HTTP status body.
+	APIKeyHint string
+	// APIKeySource says where the API key came from: "host", "root" or
+	// "env".
+	APIKeySource string
+}
+
+// TokenInfo describes an OAuth grant without its secrets.
+type TokenInfo struct {
+	// ClientID is the client the grant was issued to.
+	ClientID string
+	// Scope is the granted scope.
+	Scope string
+	// ExpiresAt is when the current access token expires.
+	ExpiresAt time.Time
+}

@@ -1,0 +1,62 @@
+package provider
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ErrUnknownProvider reports a provider name that no [Registry] entry has.
+var ErrUnknownProvider = errors.New("provider: unknown provider")
+
+// ErrDuplicateProvider reports two providers registered under one name.
+var ErrDuplicateProvider = errors.New("provider: duplicate provider name")
+
+// Registry is the set of providers a server offers, by name. It is a value
+// built once with [NewRegistry] and never changed afterwards, so it is safe
+// for concurrent use.
+type Registry struct {
+	byName map[string]Provider
+	sorted []Provider
+}
+
+// NewRegistry returns a registry of ps. It fails when a provider is nil, has
+// an empty name, or shares its name with another; the error names the
+// duplicate and wraps [ErrDuplicateProvider].
+func NewRegistry(ps ...Provider) (*Registry, error) {
+	r := &Registry{byName: make(map[string]Provider, len(ps))}
+	for i, p := range ps {
+		if p == nil {
+			return nil, fmt.Errorf("provider: provider %d is nil", i)
+		}
+		name := p.Name()
+		if name == "" {
+			return nil, fmt.Errorf("provider: provider %d has an empty name", i)
+		}
+		if _, dup := r.byName[name]; dup {
+			return nil, fmt.Errorf("%w %q", ErrDuplicateProvider, name)
+		}
+		r.byName[name] = p
+		r.sorted = append(r.sorted, p)
+	}
+	slices.SortFunc(r.sorted, func(a, b Provider) int { return strings.Compare(a.Name(), b.Name()) })
+	return r, nil
+}
+
+// Lookup returns the provider registered under name.
+func (r *Registry) Lookup(name string) (Provider, bool) {
+	if r == nil {
+		return nil, false
+	}
+	p, ok := r.byName[name]
+	return p, ok
+}
+
+// List returns the registered providers sorted by name. The slice is a copy.
+func (r *Registry) List() []Provider {
+	if r == nil {
+		return nil
+	}
+	return slices.Clone(r.sorted)
+}

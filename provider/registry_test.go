@@ -1,0 +1,111 @@
+package provider_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
+)
+
+// fake is a provider without OAuth, for registry and service tests.
+type fake struct{ name string }
+
+func (f fake) Name() string                       { return f.name }
+func (f fake) DisplayName() string                { return strings.ToUpper(f.name) }
+func (f fake) AuthMethods() []provider.AuthMethod { return nil }
+func (f fake) Store(path string) *oauth.Store     { return oauth.NewStore(path) }
+func (f fake) GrantLocation(provider.Profile) (provider.GrantLocation, error) {
+	return provider.GrantLocation{}, errors.New("fake: no grants")
+}
+func (f fake) Endpoints(context.Context, provider.Profile) (provider.Endpoints, error) {
+	return provider.Endpoints{}, errors.New("fake: no endpoints")
+}
+func (f fake) Status(context.Context, provider.Profile) (provider.Status, error) {
+	return provider.Status{Connected: true, Auth: provider.AuthAPIKey}, nil
+}
+
+func names(ps []provider.Provider) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Name())
+	}
+	return out
+}
+
+func TestRegistry(t *testing.T) {
+	r, err := provider.NewRegistry(fake{"mem0"}, fake{"honcho"}, fake{"zep"}, fake{"letta"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(names(r.List()), ","), "honcho,letta,mem0,zep"; got != want {
+		t.Errorf("List() = %s, want %s", got, want)
+	}
+	if p, ok := r.Lookup("zep"); !ok || p.Name() != "zep" {
+		t.Errorf("Lookup(zep) = %v, %v", p, ok)
+	}
+	if _, ok := r.Lookup("nope"); ok {
+		t.Error("Lookup(nope) found a provider")
+	}
+	l := r.List()
+	l[0] = fake{"mutated"}
+	if r.List()[0].Name() != "honcho" {
+		t.Error("List returned the registry's own slice")
+	}
+}
+
+func TestNewRegistryRejects(t *testing.T) {
+	tests := []struct {
+		name    string
+		ps      []provider.Provider
+		wantIs  error
+		wantMsg string
+	}{
+		{"duplicate", []provider.Provider{fake{"honcho"}, fake{"mem0"}, fake{"honcho"}}, provider.ErrDuplicateProvider, `"honcho"`},
+		{"empty name", []provider.Provider{fake{""}}, nil, "empty name"},
+		{"nil", []provider.Provider{nil}, nil, "nil"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := provider.NewRegistry(tt.ps...)
+			if err == nil {
+				t.Fatalf("NewRegistry = %v, want an error", r)
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("error %v is not %v", err, tt.wantIs)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("error %q does not mention %s", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestNilRegistry(t *testing.T) {
+	var r *provider.Registry
+	if _, ok := r.Lookup("honcho"); ok {
+		t.Error("nil registry found a provider")
+	}
+	if len(r.List()) != 0 {
+		t.Error("nil registry listed providers")
+	}
+}
+
+func ExampleRegistry() {
+	r, err := provider.NewRegistry(fake{"zep"}, fake{"honcho"})
+	if err != nil {
+		panic(err)
+	}
+	for _, p := range r.List() {
+		fmt.Println(p.Name())
+	}
+	_, err = provider.NewRegistry(fake{"honcho"}, fake{"honcho"})
+	fmt.Println(err)
+	// Output:
+	// honcho
+	// zep
+	// provider: duplicate provider name "honcho"
+}
