@@ -22,7 +22,7 @@ POP_REPLACE='github.com/gobuffalo/pop/v6=github.com/ory/pop/v6@v6.2.1-0.20241121
 LOCK_TIMEOUT=${MEMCONNECT_HYDRA_LOCK_TIMEOUT:-1200}
 
 GO=${GO:-go}
-CACHE_DIR=${MEMCONNECT_HYDRA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/memconnect/hydra-$HYDRA_VERSION}
+CACHE_DIR=${MEMCONNECT_HYDRA_CACHE:-${XDG_CACHE_HOME:-${HOME:?is not set: set HOME or MEMCONNECT_HYDRA_CACHE}/.cache}/memconnect/hydra-$HYDRA_VERSION}
 BIN=$CACHE_DIR/hydra
 
 log() { echo "build-hydra.sh: $*" >&2; }
@@ -56,7 +56,7 @@ rm -rf "$SRC" "$BIN.tmp"
 mkdir -p "$SRC"
 trap 'rm -f "$BIN.tmp"' EXIT
 
-log "building Hydra $HYDRA_VERSION into $BIN (cold: ~2 min on 2 cores, plus downloads)"
+log "building Hydra $HYDRA_VERSION into $BIN (cold: ~90 s on 2 cores, plus downloads)"
 start=$(date +%s)
 (
 	cd "$SRC"
