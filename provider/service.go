@@ -138,7 +138,7 @@ func (s *Service) flows() (*oauth.FlowManager, error) {
 // the requested method, and with [ErrConflict] (wrapping
 // [oauth.ErrFlowConflict]) when a flow of another method or redirect mode is
 // pending. A device flow that the authorization server refuses to start
-// fails with an [*oauth.FlowError].
+// fails with an [*oauth.FlowFailure].
 func (s *Service) Connect(ctx context.Context, profileName, providerName string, req ConnectRequest) (StatusReport, error) {
 	t, err := s.resolve(profileName, providerName)
 	if err != nil {

@@ -27,8 +27,10 @@ const (
 // variable; the error never repeats the value of HONCHO_API_KEY.
 func FromEnv(lookup func(string) (string, bool)) ([]Option, error) {
 	get := func(k string) string {
-		v, _ := lookup(k)
-		return strings.TrimSpace(v)
+		if v, ok := lookup(k); ok {
+			return strings.TrimSpace(v)
+		}
+		return ""
 	}
 	var opts []Option
 	urlVar := func(name string) (string, error) {

@@ -1,0 +1,728 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/oauth2"
+)
+
+// Defaults of a [FlowManager].
+const (
+	// DefaultLoopbackAddr is where the loopback listener binds first: the
+	// port the Honcho client is registered with, on the IPv4 loopback
+	// literal (RFC 8252 sections 7.3 and 8.3).
+	DefaultLoopbackAddr = "127.0.0.1:8765"
+
+	// StateTTL is how long the state parameter of a browser flow, and so
+	// the flow, stays answerable.
+	StateTTL = 10 * time.Minute
+
+	// DefaultLoopbackTimeout is how long a loopback listener waits for the
+	// browser before the flow ends with [FlowErrTimedOut].
+	DefaultLoopbackTimeout = 5 * time.Minute
+
+	// DefaultErrorReset is how long a flow that ended in [FlowError] is
+	// reported before the key reverts to [FlowIdle].
+	DefaultErrorReset = 60 * time.Second
+
+	// DefaultConnectedReset is how long a flow that ended in
+	// [FlowConnected] is reported before the key reverts to [FlowIdle]:
+	// long enough for any poller to see it.
+	DefaultConnectedReset = 5 * time.Minute
+
+	// exchangeTimeout bounds the code exchange, and separately the
+	// Complete call, of one flow.
+	exchangeTimeout = 30 * time.Second
+)
+
+// Person-facing details of a flow.
+const (
+	detailStarting       = "Starting sign-in"
+	detailWaitingBrowser = "Waiting for browser consent"
+	detailWaitingDevice  = "Enter the code at the verification page to approve the sign-in"
+	detailConnected      = "Connected"
+	detailCancelled      = "Cancelled"
+	detailStateExpired   = "The sign-in link expired before it was used; start again"
+	detailTimedOut       = "Sign-in timed out waiting for the browser; start again"
+	detailClosed         = "The application is shutting down"
+	detailNoCode         = "The authorization server sent no authorization code; start again"
+	detailDenied         = "Sign-in was denied"
+	detailDeviceExpired  = "The code expired before it was approved"
+	detailRateLimited    = "Too many sign-in attempts; wait a minute and try again"
+	detailExchange       = "The authorization server did not accept the sign-in; start again"
+	detailUnreachable    = "Could not reach the authorization server; check the connection and try again"
+	detailComplete       = "Signed in, but the credentials could not be saved; try again"
+	detailDeviceStart    = "Could not start the sign-in at the authorization server; try again"
+	detailDeviceFailed   = "Sign-in failed at the authorization server; start again"
+)
+
+// A FlowOption configures a [FlowManager].
+type FlowOption func(*FlowManager)
+
+// WithFlowClock sets the clock of state expiry, the loopback timeout and the
+// reset of finished flows; the default is the time package. The polling of
+// a device flow is paced by [oauth2.Config.DeviceAccessToken] on real time.
+func WithFlowClock(c FlowClock) FlowOption {
+	return func(m *FlowManager) {
+		if c != nil {
+			m.clock = c
+		}
+	}
+}
+
+// WithLoopbackAddr sets the address the loopback listener binds first; the
+// default is [DefaultLoopbackAddr]. The host must be a loopback IP literal.
+// When the port is taken the listener binds an OS-assigned port on the same
+// IP instead (RFC 8252 section 7.3 lets the client pick any port).
+func WithLoopbackAddr(addr string) FlowOption {
+	return func(m *FlowManager) {
+		if addr != "" {
+			m.loopbackAddr = addr
+		}
+	}
+}
+
+// WithFlowHTTPClient sets the HTTP client for the code exchange and the
+// device flow; the default has a 30 second timeout.
+func WithFlowHTTPClient(c *http.Client) FlowOption {
+	return func(m *FlowManager) {
+		if c != nil {
+			m.client = c
+		}
+	}
+}
+
+// WithFlowLogger sets the logger; the default discards. Flow ids, keys,
+// methods and outcomes are logged; codes, verifiers, state parameters,
+// tokens and callback queries never are.
+func WithFlowLogger(l zerolog.Logger) FlowOption {
+	return func(m *FlowManager) { m.log = l }
+}
+
+// WithLoopbackTimeout sets how long a loopback listener waits for the
+// browser; the default is [DefaultLoopbackTimeout]. Non-positive values are
+// ignored.
+func WithLoopbackTimeout(d time.Duration) FlowOption {
+	return func(m *FlowManager) {
+		if d > 0 {
+			m.loopbackTimeout = d
+		}
+	}
+}
+
+// WithFlowErrorReset sets how long a failed flow is reported before its key
+// reverts to [FlowIdle]; the default is [DefaultErrorReset]. Non-positive
+// values are ignored.
+func WithFlowErrorReset(d time.Duration) FlowOption {
+	return func(m *FlowManager) {
+		if d > 0 {
+			m.errorReset = d
+		}
+	}
+}
+
+// WithFlowConnectedReset sets how long a connected flow is reported before
+// its key reverts to [FlowIdle]; the default is [DefaultConnectedReset].
+// Non-positive values are ignored.
+func WithFlowConnectedReset(d time.Duration) FlowOption {
+	return func(m *FlowManager) {
+		if d > 0 {
+			m.connectedReset = d
+		}
+	}
+}
+
+// FlowManager runs authorization flows: browser flows with PKCE S256
+// (RFC 6749 section 4.1, RFC 7636) redirected to a loopback listener
+// (RFC 8252) or to the host application's callback route, and device flows
+// (RFC 8628). It holds at most one pending flow per [FlowKey].
+//
+// Every callback, whether it reached the loopback listener or
+// [FlowManager.Callback], goes through the same completion code: the state
+// parameter (256 random bits, single use, bound to its key, valid for
+// [StateTTL]) is checked in constant time; a callback without a valid state
+// changes nothing; an error= callback ends the flow in [FlowError]; otherwise
+// the code is exchanged with the PKCE verifier, [FlowRequest.Complete]
+// stores the grant, and only then does the flow become [FlowConnected].
+//
+// Finished flows are reported for a while ([WithFlowErrorReset],
+// [WithFlowConnectedReset]) and then the key reverts to [FlowIdle].
+//
+// FlowManager is safe for concurrent use by multiple goroutines. Close it to
+// stop its listeners and device pollers.
+type FlowManager struct {
+	clock           FlowClock
+	client          *http.Client
+	log             zerolog.Logger
+	loopbackAddr    string
+	loopbackTimeout time.Duration
+	errorReset      time.Duration
+	connectedReset  time.Duration
+
+	ctx  context.Context // the manager's lifetime, ended by Close; parent of every flow's
+	stop context.CancelFunc
+	wg   sync.WaitGroup // loopback servers and device pollers
+
+	mu     sync.Mutex // guards flows, closed and every flowRecord's mutable fields
+	flows  map[FlowKey]*flowRecord
+	closed bool
+}
+
+// flowRecord is one flow. A key's record is in FlowManager.flows while the
+// flow is pending and, once finished, until its reset timer removes it.
+type flowRecord struct {
+	id       string
+	key      FlowKey
+	method   FlowMethod
+	redirect RedirectMode
+	cfg      oauth2.Config
+	complete func(context.Context, *oauth2.Token) error
+
+	ctx    context.Context // ends when the flow leaves pending
+	cancel context.CancelFunc
+	ready  chan struct{} // closed once Start has set the flow up
+	done   chan struct{} // closed when the flow leaves pending
+
+	// Guarded by FlowManager.mu.
+	state           FlowState
+	detail          string
+	authorizeURL    string
+	redirectURI     string
+	userCode        string
+	verificationURI string
+	expiresAt       time.Time
+	secret          string // the state parameter; "" once used or expired
+	verifier        string // the PKCE code_verifier; "" once used
+	completing      bool   // the callback was accepted (or the device token arrived): too late to cancel
+	err             error  // why the flow ended, nil if connected
+	timers          []FlowTimer
+	loopback        *loopbackServer
+}
+
+// NewFlowManager returns a FlowManager configured by opts.
+func NewFlowManager(opts ...FlowOption) *FlowManager {
+	m := &FlowManager{
+		clock:           systemClock{},
+		client:          &http.Client{Timeout: 30 * time.Second},
+		log:             zerolog.Nop(),
+		loopbackAddr:    DefaultLoopbackAddr,
+		loopbackTimeout: DefaultLoopbackTimeout,
+		errorReset:      DefaultErrorReset,
+		connectedReset:  DefaultConnectedReset,
+		flows:           make(map[FlowKey]*flowRecord),
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	m.ctx, m.stop = context.WithCancel(context.Background())
+	return m
+}
+
+// Start starts a flow for req.Key and returns its snapshot. While a flow is
+// pending for that key, Start starts nothing (no second flow, no second
+// listener) and returns the pending flow, also to concurrent callers; if
+// that flow has another method or redirect mode it returns it with
+// [ErrFlowConflict]. A finished flow of the key is replaced.
+//
+// Errors: [ErrInvalidFlowRequest] (wrapped) for a malformed request,
+// [ErrDeviceFlowUnsupported], [ErrFlowManagerClosed], a listener error, and
+// a [*FlowFailure] with the failed flow when the device authorization request
+// fails at the server (for example [FlowErrRateLimited]).
+//
+// ctx bounds only the start (the device authorization request); the flow
+// itself lives until it finishes, is cancelled or the manager is closed.
+func (m *FlowManager) Start(ctx context.Context, req FlowRequest) (Flow, error) {
+	req, opts, err := prepareRequest(req)
+	if err != nil {
+		return m.Status(req.Key), err
+	}
+
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return Flow{State: FlowIdle}, ErrFlowManagerClosed
+	}
+	if f := m.flows[req.Key]; f != nil && f.state == FlowPending {
+		m.mu.Unlock()
+		return m.joinPending(ctx, f, req)
+	}
+	if old := m.flows[req.Key]; old != nil {
+		// A finished flow is replaced; its reset timer must not remove
+		// the new one (it checks identity, but it need not run at all).
+		old.stopTimersLocked()
+		delete(m.flows, req.Key)
+	}
+	fctx, cancel := context.WithCancel(m.ctx)
+	f := &flowRecord{
+		id:       rand.Text(),
+		key:      req.Key,
+		method:   req.Method,
+		redirect: req.Redirect,
+		cfg:      req.Config,
+		complete: req.Complete,
+		ctx:      fctx,
+		cancel:   cancel,
+		ready:    make(chan struct{}),
+		done:     make(chan struct{}),
+		state:    FlowPending,
+		detail:   detailStarting,
+	}
+	f.cfg.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+
+	if f.method == MethodBrowser {
+		defer m.mu.Unlock()
+		defer close(f.ready)
+		if err := m.startBrowserLocked(f, req, opts); err != nil {
+			cancel()
+			return m.statusLocked(req.Key), err
+		}
+		m.flows[req.Key] = f
+		m.logFlow(f).Str("redirect", string(f.redirect)).Msg("oauth: flow started")
+		return f.snapshotLocked(), nil
+	}
+	m.flows[req.Key] = f
+	m.mu.Unlock()
+	return m.startDevice(ctx, f, opts)
+}
+
+// joinPending returns the pending flow f to a Start for the same key.
+func (m *FlowManager) joinPending(ctx context.Context, f *flowRecord, req FlowRequest) (Flow, error) {
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		return m.Status(req.Key), ctx.Err()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	snap, ferr := f.snapshotLocked(), f.err
+	if f.method != req.Method || f.redirect != req.Redirect {
+		return snap, ErrFlowConflict
+	}
+	return snap, ferr
+}
+
+// startBrowserLocked sets up a browser flow: state, PKCE verifier, redirect
+// URI (binding the loopback listener), authorization URL and timers.
+func (m *FlowManager) startBrowserLocked(f *flowRecord, req FlowRequest, opts []oauth2.AuthCodeOption) error {
+	f.secret = newStateParam()
+	f.verifier = oauth2.GenerateVerifier()
+	if f.redirect == RedirectLoopback {
+		lb, err := m.listenLoopbackLocked(f)
+		if err != nil {
+			return err
+		}
+		f.loopback = lb
+		f.cfg.RedirectURL = lb.redirectURI
+		f.timers = append(f.timers, m.clock.AfterFunc(m.loopbackTimeout, func() {
+			m.expire(f, &FlowFailure{Code: FlowErrTimedOut, Detail: detailTimedOut})
+		}))
+	} else {
+		f.cfg.RedirectURL = req.CallbackURL
+	}
+	f.timers = append(f.timers, m.clock.AfterFunc(StateTTL, func() {
+		m.expire(f, &FlowFailure{Code: FlowErrExpired, Detail: detailStateExpired})
+	}))
+	f.expiresAt = m.clock.Now().Add(StateTTL)
+	f.redirectURI = f.cfg.RedirectURL
+	opts = append(opts, oauth2.S256ChallengeOption(f.verifier))
+	f.authorizeURL = f.cfg.AuthCodeURL(f.secret, opts...)
+	f.detail = detailWaitingBrowser
+	return nil
+}
+
+// Status returns a snapshot of key's flow; State is [FlowIdle] when there is
+// none.
+func (m *FlowManager) Status(key FlowKey) Flow {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.statusLocked(key)
+}
+
+func (m *FlowManager) statusLocked(key FlowKey) Flow {
+	if f := m.flows[key]; f != nil {
+		return f.snapshotLocked()
+	}
+	return Flow{State: FlowIdle}
+}
+
+// Cancel ends key's pending flow, closing its loopback listener (the port
+// is free when Cancel returns) and stopping its device polling; the key
+// becomes [FlowIdle] (the snapshot keeps the flow's id and Detail
+// "Cancelled" until the error reset interval). It reports whether a pending
+// flow was cancelled. A flow whose callback was already accepted can no
+// longer be cancelled: it ends connected or failed within moments.
+func (m *FlowManager) Cancel(key FlowKey) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := m.flows[key]
+	if f == nil || f.state != FlowPending || f.completing {
+		return false
+	}
+	m.endLocked(f, FlowIdle, detailCancelled, ErrFlowCancelled)
+	return true
+}
+
+// Callback completes key's browser flow with the query of a request to its
+// redirect URI (RFC 6749 section 4.1.2); the host application's callback
+// route calls it, the loopback listener runs the same code. It returns the
+// flow afterwards and:
+//
+//   - nil when the grant was stored and the flow is [FlowConnected];
+//   - an error wrapping [ErrInvalidState] when the state is missing,
+//     unknown, expired, already used or another key's: nothing changed;
+//   - a [*FlowFailure] when the flow ended in [FlowError] (error= in the
+//     query, a failed exchange, a failed Complete).
+//
+// [WriteCallbackPage] renders the matching page for a person. ctx is not
+// used for the exchange, which belongs to the flow (Cancel and Close end
+// it), so a browser that goes away does not abandon a spent code.
+func (m *FlowManager) Callback(ctx context.Context, key FlowKey, q url.Values) (Flow, error) {
+	_ = ctx
+	return m.completeCallback(key, nil, q)
+}
+
+// completeCallback is the one completion code of browser flows. owner is
+// the flow whose loopback listener received the callback, or nil for
+// [FlowManager.Callback].
+func (m *FlowManager) completeCallback(key FlowKey, owner *flowRecord, q url.Values) (Flow, error) {
+	got := q.Get("state")
+	m.mu.Lock()
+	f := m.flows[key]
+	if f == nil || (owner != nil && f != owner) || f.method != MethodBrowser ||
+		f.state != FlowPending || f.completing || f.secret == "" ||
+		got == "" || len(q["state"]) != 1 ||
+		subtle.ConstantTimeCompare([]byte(got), []byte(f.secret)) != 1 {
+		snap := m.statusLocked(key)
+		m.mu.Unlock()
+		return snap, ErrInvalidState
+	}
+	if !m.clock.Now().Before(f.expiresAt) {
+		fe := &FlowFailure{Code: FlowErrExpired, Detail: detailStateExpired}
+		m.endLocked(f, FlowError, fe.Detail, fe)
+		snap := f.snapshotLocked()
+		m.mu.Unlock()
+		return snap, fmt.Errorf("%w: expired", ErrInvalidState)
+	}
+	// The state is single use: from here on no other callback matches.
+	f.completing = true
+	f.secret = ""
+	verifier := f.verifier
+	f.verifier = ""
+	cfg := f.cfg
+	m.mu.Unlock()
+
+	if e := q.Get("error"); e != "" {
+		return m.fail(f, authorizationError(e, q.Get("error_description")))
+	}
+	code := q.Get("code")
+	if code == "" {
+		return m.fail(f, &FlowFailure{Code: FlowErrAuthorization, Detail: detailNoCode})
+	}
+	ctx, cancel := context.WithTimeout(context.WithValue(f.ctx, oauth2.HTTPClient, m.client), exchangeTimeout)
+	defer cancel()
+	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		return m.fail(f, tokenError(FlowErrExchange, detailExchange, err))
+	}
+	return m.install(f, tok)
+}
+
+// install stores tok with the flow's Complete and then marks it connected.
+// The caller has set f.completing.
+func (m *FlowManager) install(f *flowRecord, tok *oauth2.Token) (Flow, error) {
+	ctx, cancel := context.WithTimeout(f.ctx, exchangeTimeout)
+	defer cancel()
+	if err := f.complete(ctx, tok); err != nil {
+		return m.fail(f, &FlowFailure{Code: FlowErrComplete, Detail: detailComplete, Err: err})
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.endLocked(f, FlowConnected, detailConnected, nil) {
+		return f.snapshotLocked(), f.err
+	}
+	return f.snapshotLocked(), nil
+}
+
+// fail ends f with fe, unless it already ended, and returns it with the
+// error it ended with.
+func (m *FlowManager) fail(f *flowRecord, fe *FlowFailure) (Flow, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.endLocked(f, FlowError, fe.Detail, fe)
+	return f.snapshotLocked(), f.err
+}
+
+// expire ends f with fe if it is still pending and no callback is being
+// completed; the state and loopback timers call it.
+func (m *FlowManager) expire(f *flowRecord, fe *FlowFailure) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f.state == FlowPending && !f.completing {
+		m.endLocked(f, FlowError, fe.Detail, fe)
+	}
+}
+
+// endLocked moves f out of pending to state (FlowIdle when cancelled) and
+// reports whether it did. It forgets the secrets, stops the timers, the
+// listener and any device polling, wakes waiters and schedules the reset
+// to idle.
+func (m *FlowManager) endLocked(f *flowRecord, state FlowState, detail string, err error) bool {
+	if f.state != FlowPending {
+		return false
+	}
+	f.state, f.detail, f.err = state, detail, err
+	f.secret, f.verifier = "", ""
+	f.authorizeURL, f.userCode = "", ""
+	f.stopTimersLocked()
+	f.cancel()
+	close(f.done)
+	if lb := f.loopback; lb != nil {
+		f.loopback = nil
+		m.closeLoopbackLocked(lb)
+	}
+	ev := m.logFlow(f).Str("state", string(state))
+	var fe *FlowFailure
+	if errors.As(err, &fe) {
+		ev = ev.Str("error", fe.Code)
+		if fe.Err != nil {
+			ev = ev.Str("cause", causeForLog(fe.Err))
+		}
+	}
+	ev.Msg("oauth: flow ended")
+
+	if m.flows[f.key] != f || m.closed {
+		return true
+	}
+	reset := m.errorReset // also for a cancelled flow, reported idle meanwhile
+	if state == FlowConnected {
+		reset = m.connectedReset
+	}
+	f.timers = append(f.timers, m.clock.AfterFunc(reset, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.flows[f.key] == f {
+			delete(m.flows, f.key)
+		}
+	}))
+	return true
+}
+
+// Wait blocks until key's flow leaves pending, or ctx is done, and returns
+// the flow with the error it ended with: nil when connected, a [*FlowFailure],
+// or [ErrFlowCancelled]. With no flow for key it returns at once with a
+// [FlowIdle] snapshot; with a finished one, that flow and its error.
+func (m *FlowManager) Wait(ctx context.Context, key FlowKey) (Flow, error) {
+	m.mu.Lock()
+	f := m.flows[key]
+	m.mu.Unlock()
+	if f == nil {
+		return Flow{State: FlowIdle}, nil
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return m.Status(key), ctx.Err()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return f.snapshotLocked(), f.err
+}
+
+// Close ends every pending flow (with [FlowErrManagerClosed]), closes the
+// loopback listeners, stops device polling and waits for all of it,
+// including Complete calls in progress. Start fails afterwards. Close is
+// idempotent.
+func (m *FlowManager) Close() error {
+	m.mu.Lock()
+	if !m.closed {
+		m.closed = true
+		for _, f := range m.flows {
+			m.endLocked(f, FlowError, detailClosed, &FlowFailure{Code: FlowErrManagerClosed, Detail: detailClosed})
+			f.stopTimersLocked()
+		}
+	}
+	m.mu.Unlock()
+	m.stop()
+	m.wg.Wait()
+	return nil
+}
+
+func (f *flowRecord) snapshotLocked() Flow {
+	return Flow{
+		ID:              f.id,
+		State:           f.state,
+		Method:          f.method,
+		Detail:          f.detail,
+		AuthorizeURL:    f.authorizeURL,
+		RedirectURI:     f.redirectURI,
+		UserCode:        f.userCode,
+		VerificationURI: f.verificationURI,
+		ExpiresAt:       f.expiresAt,
+	}
+}
+
+func (f *flowRecord) stopTimersLocked() {
+	for _, t := range f.timers {
+		t.Stop()
+	}
+	f.timers = nil
+}
+
+func (m *FlowManager) logFlow(f *flowRecord) *zerolog.Event {
+	return m.log.Info().
+		Str("flow_id", f.id).
+		Str("profile", f.key.Profile).
+		Str("provider", f.key.Provider).
+		Str("method", string(f.method))
+}
+
+// prepareRequest fills req's defaults, validates it and returns the
+// authorization request options its AuthParams make.
+func prepareRequest(req FlowRequest) (FlowRequest, []oauth2.AuthCodeOption, error) {
+	invalid := func(format string, args ...any) (FlowRequest, []oauth2.AuthCodeOption, error) {
+		return req, nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidFlowRequest}, args...)...)
+	}
+	if req.Key.Profile == "" || req.Key.Provider == "" {
+		return invalid("profile and provider are required")
+	}
+	if req.Complete == nil {
+		return invalid("Complete is required")
+	}
+	if req.Config.ClientID == "" || req.Config.Endpoint.TokenURL == "" {
+		return invalid("client id and token endpoint are required")
+	}
+	if req.Method == "" {
+		req.Method = MethodBrowser
+	}
+	switch req.Method {
+	case MethodBrowser:
+		if req.Config.Endpoint.AuthURL == "" {
+			return invalid("authorization endpoint is required")
+		}
+		if req.Redirect == "" {
+			req.Redirect = RedirectLoopback
+			if req.CallbackURL != "" {
+				req.Redirect = RedirectCallback
+			}
+		}
+		switch req.Redirect {
+		case RedirectLoopback:
+		case RedirectCallback:
+			u, err := url.Parse(req.CallbackURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" || u.User != nil {
+				return invalid("callback URL must be an absolute http(s) URL without fragment")
+			}
+		default:
+			return invalid("unknown redirect mode %q", req.Redirect)
+		}
+	case MethodDevice:
+		req.Redirect = ""
+		if !req.DeviceSupported || req.Config.Endpoint.DeviceAuthURL == "" {
+			return req, nil, ErrDeviceFlowUnsupported
+		}
+	default:
+		return invalid("unknown method %q", req.Method)
+	}
+
+	keys := make([]string, 0, len(req.AuthParams))
+	for k := range req.AuthParams {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var opts []oauth2.AuthCodeOption
+	for _, k := range keys {
+		switch k {
+		case "client_id", "redirect_uri", "response_type", "scope", "state", "code_challenge", "code_challenge_method":
+			return invalid("parameter %q is set by the flow", k)
+		}
+		v := req.AuthParams.Get(k)
+		if v == "" {
+			continue
+		}
+		if k == "config_path" && isAbsPath(v) {
+			v = baseName(v)
+		}
+		opts = append(opts, oauth2.SetAuthURLParam(k, v))
+	}
+	return req, opts, nil
+}
+
+// newStateParam returns a state parameter: 256 random bits, base64url
+// (RFC 6749 section 10.10 asks for at least 128).
+func newStateParam() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// authorizationError is the FlowFailure for an error= callback
+// (RFC 6749 section 4.1.2.1). The server's words are kept, cleaned and
+// shortened; pages escape them.
+func authorizationError(code, desc string) *FlowFailure {
+	if code == "access_denied" {
+		return &FlowFailure{Code: FlowErrAccessDenied, Detail: detailDenied}
+	}
+	detail := "The authorization server refused the sign-in: " + printable(code, 64)
+	if desc = printable(desc, 200); desc != "" {
+		detail += " (" + desc + ")"
+	}
+	return &FlowFailure{Code: FlowErrAuthorization, Detail: detail}
+}
+
+// tokenError classifies a failure of a token or device endpoint request.
+func tokenError(code, detail string, err error) *FlowFailure {
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re) && re.Response != nil && re.Response.StatusCode == http.StatusTooManyRequests:
+		return &FlowFailure{Code: FlowErrRateLimited, Detail: detailRateLimited, Err: err}
+	case errors.As(err, &re):
+		return &FlowFailure{Code: code, Detail: detail, Err: err}
+	default:
+		return &FlowFailure{Code: code, Detail: detailUnreachable, Err: err}
+	}
+}
+
+// causeForLog describes err for a log line without risking a secret: of an
+// [*oauth2.RetrieveError] only the status and error code (its body could echo
+// the request).
+func causeForLog(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		s := re.ErrorCode
+		if re.Response != nil {
+			s = strings.TrimSpace(fmt.Sprintf("%d %s", re.Response.StatusCode, s))
+		}
+		return "oauth2 retrieve error " + s
+	}
+	return err.Error()
+}
+
+// printable returns s without control characters, cut to max runes.
+func printable(s string, max int) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			continue
+		}
+		if n == max {
+			b.WriteString("…")
+			break
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return strings.TrimSpace(b.String())
+}

@@ -1,0 +1,485 @@
+package provider_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/honcho"
+)
+
+// fixture is a Service wired to an in-process authorization server, with a
+// Hermes layout in a temporary user home.
+type fixture struct {
+	srv      *oauthtest.Server
+	svc      *provider.Service
+	userHome string
+	root     string // $HERMES_HOME
+}
+
+// newFixture starts the server with srvOpts and adds the options extra
+// returns for it to the Honcho provider's.
+func newFixture(t *testing.T, srvOpts []oauthtest.Option, extra func(*oauthtest.Server) []honcho.Option) *fixture {
+	t.Helper()
+	srv := oauthtest.NewServer(srvOpts...)
+	t.Cleanup(srv.Close)
+	userHome := t.TempDir()
+	root := filepath.Join(userHome, ".hermes")
+	if err := os.MkdirAll(filepath.Join(root, "profiles", "work"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	opts := []honcho.Option{
+		honcho.WithAuthorizeURL(srv.AuthorizeURL()),
+		honcho.WithTokenURL(srv.TokenURL()),
+		honcho.WithHTTPClient(srv.Client()),
+		honcho.WithUserHome(userHome),
+	}
+	if extra != nil {
+		opts = append(opts, extra(srv)...)
+	}
+	reg, err := provider.NewRegistry(honcho.New(opts...), fake{"nooauth"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows := oauth.NewFlowManager(oauth.WithLoopbackAddr("127.0.0.1:0"), oauth.WithFlowHTTPClient(srv.Client()))
+	t.Cleanup(func() { flows.Close() })
+	return &fixture{
+		srv:      srv,
+		userHome: userHome,
+		root:     root,
+		svc: &provider.Service{
+			Registry:   reg,
+			Profiles:   provider.HermesProfiles{Root: root},
+			Flows:      flows,
+			HTTPClient: srv.Client(),
+		},
+	}
+}
+
+// readConfig returns the JSON file at path as a generic map.
+func readConfig(t *testing.T, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func writeConfig(t *testing.T, path string, v any) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// block returns hosts[host] of a config map, or nil.
+func block(m map[string]any, host string) map[string]any {
+	hosts, _ := m["hosts"].(map[string]any)
+	b, _ := hosts[host].(map[string]any)
+	return b
+}
+
+func TestServiceConnectCallbackStatusDisconnect(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, []oauthtest.Option{oauthtest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "ws-new"})}, nil)
+	path := filepath.Join(f.root, "honcho.json")
+	writeConfig(t, path, map[string]any{
+		"workspace": "ws-old",
+		"custom":    map[string]any{"keep": true},
+		"hosts": map[string]any{
+			"other":  map[string]any{"apiKey": "other-key-0123456789", "workspace": "theirs"},
+			"hermes": map[string]any{"sessions": map[string]any{"a": "b"}},
+		},
+	})
+
+	const callback = "http://127.0.0.1:9/api/memory/profiles/default/providers/honcho/callback"
+	rep, err := f.svc.Connect(ctx, "current", "honcho", provider.ConnectRequest{
+		Source: "hermes-desktop", Redirect: oauth.RedirectCallback, CallbackURL: callback,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Provider != "honcho" || rep.Profile != "default" || !rep.Supported || rep.Connected {
+		t.Errorf("Connect report = %+v", rep)
+	}
+	if rep.Flow == nil || rep.Flow.State != oauth.FlowPending || rep.Flow.Method != oauth.MethodBrowser || rep.Flow.RedirectURI != callback {
+		t.Fatalf("Connect flow = %+v, want a pending browser flow to %s", rep.Flow, callback)
+	}
+
+	target, err := f.srv.Consent(ctx, f.srv.Client(), rep.Flow.AuthorizeURL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := f.srv.LastAuthorizeQuery()
+	if q.Get("source") != "hermes-desktop" || q.Get("config_path") != "~/.hermes/honcho.json" || q.Get("client_id") != "hermes-agent" || q.Get("scope") != "write" {
+		t.Errorf("authorize query = %v", q)
+	}
+	if q.Get("code_challenge_method") != "S256" {
+		t.Errorf("authorize query without PKCE S256: %v", q)
+	}
+
+	fl, err := f.svc.Callback(ctx, "default", "honcho", target.Query())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl.State != oauth.FlowConnected {
+		t.Fatalf("Callback flow = %+v, want connected", fl)
+	}
+
+	st, err := f.svc.Status(ctx, "default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Connected || st.Auth != provider.AuthOAuth || st.ReauthRequired || st.Token == nil ||
+		st.Token.ClientID != "hermes-agent" || st.Token.Scope != "write" {
+		t.Fatalf("Status = %+v (token %+v), want connected with oauth", st, st.Token)
+	}
+	if st.Token.ExpiresIn < 3500 || st.Token.ExpiresIn > 3600 {
+		t.Errorf("ExpiresIn = %d, want about an hour", st.Token.ExpiresIn)
+	}
+	if st.Flow == nil || st.Flow.State != oauth.FlowConnected {
+		t.Errorf("Status flow = %+v, want connected", st.Flow)
+	}
+	body, _ := json.Marshal(st)
+	if strings.Contains(string(body), "hch-at-") || strings.Contains(string(body), "hch-rt-") {
+		t.Errorf("status body holds a token: %s", body)
+	}
+
+	cfg := readConfig(t, path)
+	hb := block(cfg, "hermes")
+	access, _ := hb["apiKey"].(string)
+	ob, _ := hb["oauth"].(map[string]any)
+	refresh, _ := ob["refreshToken"].(string)
+	if !f.srv.Active(access) || refresh == "" || ob["clientId"] != "hermes-agent" || ob["tokenEndpoint"] != f.srv.TokenURL() {
+		t.Fatalf("stored host block = %v", hb)
+	}
+	if cfg["workspace"] != "ws-new" || cfg["peerName"] != "alice" {
+		t.Errorf("consent config not merged: workspace %v peerName %v", cfg["workspace"], cfg["peerName"])
+	}
+	if hb["sessions"] == nil || block(cfg, "other")["apiKey"] != "other-key-0123456789" || cfg["custom"] == nil {
+		t.Errorf("other keys were lost: %v", cfg)
+	}
+
+	res, err := f.svc.Disconnect(ctx, "default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Revoked || res.RevokeError != "" {
+		t.Errorf("Disconnect = %+v, want revoked", res)
+	}
+	if got := f.srv.Stats().Revocations; got != 1 {
+		t.Errorf("server saw %d revocations, want 1", got)
+	}
+	if f.srv.Active(refresh) || f.srv.Active(access) {
+		t.Error("the grant is still active at the server")
+	}
+	cfg = readConfig(t, path)
+	hb = block(cfg, "hermes")
+	if _, ok := hb["apiKey"]; ok {
+		t.Errorf("apiKey left in the host block: %v", hb)
+	}
+	if _, ok := hb["oauth"]; ok {
+		t.Errorf("oauth left in the host block: %v", hb)
+	}
+	if hb["sessions"] == nil || block(cfg, "other")["apiKey"] != "other-key-0123456789" || block(cfg, "other")["workspace"] != "theirs" ||
+		cfg["custom"] == nil || cfg["workspace"] != "ws-new" {
+		t.Errorf("Disconnect lost other keys: %v", cfg)
+	}
+
+	st, err = f.svc.Status(ctx, "default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Connected || st.Auth != "" || st.Token != nil {
+		t.Errorf("Status after disconnect = %+v", st)
+	}
+	if _, err := f.svc.Disconnect(ctx, "default", "honcho"); !errors.Is(err, oauth.ErrNoGrant) {
+		t.Errorf("second Disconnect error = %v, want ErrNoGrant", err)
+	}
+}
+
+func TestServiceLoopbackTokensOnly(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, []oauthtest.Option{oauthtest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "ws-new"})}, nil)
+	shared := filepath.Join(f.root, "honcho.json")
+	writeConfig(t, shared, map[string]any{"workspace": "ws-shared"})
+
+	installed := make(chan *oauth.Installed, 1)
+	rep, err := f.svc.Connect(ctx, "work", "honcho", provider.ConnectRequest{
+		Source: "hermes-cli", Redirect: oauth.RedirectLoopback, TokensOnly: true,
+		OnInstalled: func(in *oauth.Installed) { installed <- in },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Flow == nil || !strings.HasPrefix(rep.Flow.RedirectURI, "http://127.0.0.1:") {
+		t.Fatalf("flow = %+v, want a loopback redirect", rep.Flow)
+	}
+	if got := f.srv.LastAuthorizeQuery(); got != nil {
+		t.Fatalf("authorize called before consent: %v", got)
+	}
+	target, err := f.srv.Consent(ctx, f.srv.Client(), rep.Flow.AuthorizeURL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := f.srv.LastAuthorizeQuery(); q.Get("config_path") != "~/.hermes/profiles/work/honcho.json" || q.Get("source") != "hermes-cli" {
+		t.Errorf("authorize query = %v", q)
+	}
+	resp, err := http.Get(target.String()) // the browser following the redirect
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("loopback page status %d", resp.StatusCode)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	fl, err := f.svc.Wait(waitCtx, "work", "honcho")
+	if err != nil || fl.State != oauth.FlowConnected {
+		t.Fatalf("Wait = %+v, %v", fl, err)
+	}
+	select {
+	case in := <-installed:
+		if in.PeerName != "alice" {
+			t.Errorf("PeerName = %q, want alice", in.PeerName)
+		}
+	default:
+		t.Error("OnInstalled was not called before the flow connected")
+	}
+
+	own := filepath.Join(f.root, "profiles", "work", "honcho.json")
+	cfg := readConfig(t, own)
+	if hb := block(cfg, "hermes_work"); hb == nil || !f.srv.Active(hb["apiKey"].(string)) {
+		t.Errorf("grant not written to %s under hermes_work: %v", own, cfg)
+	}
+	if _, ok := cfg["workspace"]; ok {
+		t.Errorf("TokensOnly merged the consent config: %v", cfg)
+	}
+	if readConfig(t, shared)["workspace"] != "ws-shared" || block(readConfig(t, shared), "hermes_work") != nil {
+		t.Error("the default profile's file changed")
+	}
+	if loc, err := (honcho.New(honcho.WithUserHome(f.userHome))).GrantLocation(provider.Profile{Name: "work", Home: filepath.Dir(own), DefaultHome: f.root}); err != nil || loc.ReadPath != own {
+		t.Errorf("after connecting, the grant is read from %s, want %s", loc.ReadPath, own)
+	}
+
+	// The token source shares the store that wrote the grant.
+	ts, err := f.svc.TokenSource("work", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ts.TokenContext(ctx)
+	if err != nil || tok.AccessToken != block(cfg, "hermes_work")["apiKey"] {
+		t.Errorf("TokenContext = %v, %v", tok != nil, err)
+	}
+}
+
+func TestServiceDeviceFlow(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil, nil)
+	rep, err := f.svc.Connect(ctx, "default", "honcho", provider.ConnectRequest{Method: oauth.MethodDevice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Flow == nil || rep.Flow.Method != oauth.MethodDevice || rep.Flow.UserCode == "" || rep.Flow.VerificationURI == "" {
+		t.Fatalf("device flow = %+v", rep.Flow)
+	}
+	if err := f.srv.ApproveDevice(rep.Flow.UserCode); err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	fl, err := f.svc.Wait(waitCtx, "default", "honcho")
+	if err != nil || fl.State != oauth.FlowConnected {
+		t.Fatalf("Wait = %+v, %v", fl, err)
+	}
+	st, err := f.svc.Status(ctx, "default", "honcho")
+	if err != nil || st.Auth != provider.AuthOAuth {
+		t.Fatalf("Status = %+v, %v", st, err)
+	}
+	if f.srv.Stats().DeviceGrants != 1 {
+		t.Errorf("DeviceGrants = %d", f.srv.Stats().DeviceGrants)
+	}
+}
+
+func TestServiceErrors(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil, nil)
+	browser := provider.ConnectRequest{Redirect: oauth.RedirectCallback, CallbackURL: "http://127.0.0.1:9/cb"}
+	tests := []struct {
+		name     string
+		profile  string
+		provider string
+		req      provider.ConnectRequest
+		want     error
+	}{
+		{"unknown provider", "default", "mem9", browser, provider.ErrUnknownProvider},
+		{"unknown provider wins over a bad profile", "../x", "mem9", browser, provider.ErrUnknownProvider},
+		{"invalid profile", "../x", "honcho", browser, provider.ErrInvalidProfile},
+		{"uppercase profile", "Work", "honcho", browser, provider.ErrInvalidProfile},
+		{"missing profile", "nope", "honcho", browser, provider.ErrProfileNotFound},
+		{"provider without oauth", "default", "nooauth", browser, provider.ErrUnsupported},
+		{"unknown method", "default", "honcho", provider.ConnectRequest{Method: "telepathy"}, provider.ErrUnsupported},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.svc.Connect(ctx, tt.profile, tt.provider, tt.req)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Connect error = %v, want %v", err, tt.want)
+			}
+			if tt.provider != "nooauth" && !errors.Is(tt.want, provider.ErrUnsupported) {
+				if _, err := f.svc.Status(ctx, tt.profile, tt.provider); !errors.Is(err, tt.want) {
+					t.Errorf("Status error = %v, want %v", err, tt.want)
+				}
+			}
+		})
+	}
+
+	t.Run("conflict", func(t *testing.T) {
+		if _, err := f.svc.Connect(ctx, "default", "honcho", browser); err != nil {
+			t.Fatal(err)
+		}
+		again, err := f.svc.Connect(ctx, "default", "honcho", browser)
+		if err != nil || again.Flow == nil || again.Flow.State != oauth.FlowPending {
+			t.Fatalf("second identical Connect = %+v, %v; want the pending flow", again.Flow, err)
+		}
+		if _, err := f.svc.Connect(ctx, "default", "honcho", provider.ConnectRequest{Method: oauth.MethodDevice}); !errors.Is(err, provider.ErrConflict) {
+			t.Errorf("device Connect during a browser flow: error = %v, want ErrConflict", err)
+		}
+		rep, err := f.svc.Cancel(ctx, "default", "honcho")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Flow != nil && rep.Flow.State == oauth.FlowPending {
+			t.Errorf("flow still pending after Cancel: %+v", rep.Flow)
+		}
+		if _, err := f.svc.Cancel(ctx, "default", "honcho"); err != nil {
+			t.Errorf("Cancel with nothing pending: %v", err)
+		}
+	})
+
+	t.Run("status of a provider without oauth", func(t *testing.T) {
+		rep, err := f.svc.Status(ctx, "default", "nooauth")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Supported || rep.Flow != nil {
+			t.Errorf("Status = %+v", rep)
+		}
+	})
+}
+
+func TestServiceDisconnectRevocation(t *testing.T) {
+	ctx := context.Background()
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"temporarily_unavailable"}`, http.StatusServiceUnavailable)
+	}))
+	defer failing.Close()
+	noMetadata := httptest.NewServer(http.NotFoundHandler())
+	defer noMetadata.Close()
+
+	tests := []struct {
+		name        string
+		opts        func(*oauthtest.Server) []honcho.Option
+		wantRevoked bool
+		wantErr     bool
+		wantServer  int // revocations the authorization server saw
+	}{
+		{"discovered from the issuer", nil, true, false, 1},
+		{"explicit endpoint", func(srv *oauthtest.Server) []honcho.Option {
+			return []honcho.Option{honcho.WithIssuer(noMetadata.URL), honcho.WithRevocationURL(srv.RevocationURL())}
+		}, true, false, 1},
+		{"endpoint fails", func(*oauthtest.Server) []honcho.Option {
+			return []honcho.Option{honcho.WithRevocationURL(failing.URL)}
+		}, false, true, 0},
+		{"no endpoint known", func(*oauthtest.Server) []honcho.Option {
+			return []honcho.Option{honcho.WithIssuer(noMetadata.URL)}
+		}, false, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil, tt.opts)
+			tok := seedGrant(t, f, filepath.Join(f.root, "honcho.json"))
+			res, err := f.svc.Disconnect(ctx, "default", "honcho")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Revoked != tt.wantRevoked || (res.RevokeError != "") != tt.wantErr {
+				t.Errorf("Disconnect = %+v", res)
+			}
+			if strings.Contains(res.RevokeError, tok.RefreshToken) || strings.Contains(res.RevokeError, tok.AccessToken) {
+				t.Errorf("RevokeError holds a token: %s", res.RevokeError)
+			}
+			if got := f.srv.Stats().Revocations; got != tt.wantServer {
+				t.Errorf("server saw %d revocations, want %d", got, tt.wantServer)
+			}
+			if hb := block(readConfig(t, filepath.Join(f.root, "honcho.json")), "hermes"); hb["apiKey"] != nil || hb["oauth"] != nil {
+				t.Errorf("grant not removed: %v", hb)
+			}
+		})
+	}
+}
+
+// seedGrant writes a fresh grant of f's server into path for host "hermes".
+func seedGrant(t *testing.T, f *fixture, path string) *oauth2.Token {
+	t.Helper()
+	tok := f.srv.IssueGrant("write")
+	writeConfig(t, path, map[string]any{"hosts": map[string]any{"hermes": map[string]any{
+		"apiKey": tok.AccessToken,
+		"oauth": map[string]any{"refreshToken": tok.RefreshToken, "expiresAt": tok.Expiry.Unix(),
+			"clientId": f.srv.ClientID(), "tokenEndpoint": f.srv.TokenURL(), "scope": "write", "tokenType": "Bearer"},
+	}}})
+	return tok
+}
+
+func TestServiceReauthSharedStore(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil, nil)
+	path := filepath.Join(f.root, "honcho.json")
+	tok := f.srv.IssueGrant("write")
+	writeConfig(t, path, map[string]any{"hosts": map[string]any{"hermes": map[string]any{
+		"apiKey": tok.AccessToken,
+		"oauth": map[string]any{"refreshToken": tok.RefreshToken, "expiresAt": time.Now().Add(-time.Hour).Unix(),
+			"clientId": f.srv.ClientID(), "tokenEndpoint": f.srv.TokenURL()},
+	}}})
+	f.srv.RevokeGrant(tok.RefreshToken)
+
+	ts, err := f.svc.TokenSource("default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.TokenContext(ctx); !errors.Is(err, oauth.ErrReauthRequired) {
+		t.Fatalf("TokenContext error = %v, want ErrReauthRequired", err)
+	}
+	rep, err := f.svc.Status(ctx, "default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.ReauthRequired || rep.Token == nil || rep.Token.ExpiresIn != 0 {
+		t.Errorf("Status = %+v, want reauth_required with an expired token", rep)
+	}
+}
