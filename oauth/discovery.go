@@ -1,0 +1,156 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"golang.org/x/oauth2"
+)
+
+// maxMetadataBytes bounds a metadata document.
+const maxMetadataBytes = 1 << 20
+
+// Metadata is authorization server metadata (RFC 8414 section 2), as also
+// served at an OpenID Connect discovery document.
+type Metadata struct {
+	Issuer                                 string   `json:"issuer"`
+	AuthorizationEndpoint                  string   `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint                          string   `json:"token_endpoint,omitempty"`
+	RevocationEndpoint                     string   `json:"revocation_endpoint,omitempty"`
+	DeviceAuthorizationEndpoint            string   `json:"device_authorization_endpoint,omitempty"`
+	IntrospectionEndpoint                  string   `json:"introspection_endpoint,omitempty"`
+	RegistrationEndpoint                   string   `json:"registration_endpoint,omitempty"`
+	ScopesSupported                        []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported                 []string `json:"response_types_supported,omitempty"`
+	GrantTypesSupported                    []string `json:"grant_types_supported,omitempty"`
+	CodeChallengeMethodsSupported          []string `json:"code_challenge_methods_supported,omitempty"`
+	TokenEndpointAuthMethodsSupported      []string `json:"token_endpoint_auth_methods_supported,omitempty"`
+	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+}
+
+// Discover fetches the metadata of issuer: first the RFC 8414 document
+// (section 3.1: "/.well-known/oauth-authorization-server" inserted before
+// the issuer's path; also appended after it, as many servers with a path
+// publish it), then the OpenID Connect discovery document
+// ("<issuer>/.well-known/openid-configuration"). The first that parses is
+// returned; its issuer must equal the requested one (RFC 8414 section 3.3),
+// else Discover fails rather than trust it. Documents are limited to 1 MiB.
+//
+// issuer must be an https URL without query or fragment; http is accepted
+// for loopback hosts only (local development and tests). c nil means
+// [http.DefaultClient].
+func Discover(ctx context.Context, c *http.Client, issuer string) (*Metadata, error) {
+	if c == nil {
+		c = http.DefaultClient
+	}
+	issuer = strings.TrimRight(issuer, "/")
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
+		!(u.Scheme == "https" || u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
+		return nil, fmt.Errorf("oauth: discovery: issuer %q is not an https URL", issuer)
+	}
+	root := u.Scheme + "://" + u.Host
+	candidates := []string{root + "/.well-known/oauth-authorization-server" + u.EscapedPath()}
+	if u.Path != "" {
+		candidates = append(candidates, issuer+"/.well-known/oauth-authorization-server")
+	}
+	candidates = append(candidates, issuer+"/.well-known/openid-configuration")
+
+	var errs []error
+	for _, loc := range candidates {
+		md, err := fetchMetadata(ctx, c, loc)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("oauth: discovery for %s: %w", issuer, ctx.Err())
+			}
+			errs = append(errs, err)
+			continue
+		}
+		if strings.TrimRight(md.Issuer, "/") != issuer {
+			return nil, fmt.Errorf("oauth: discovery: %s names issuer %q, not %q", loc, md.Issuer, issuer)
+		}
+		return md, nil
+	}
+	return nil, fmt.Errorf("oauth: discovery for %s: %w", issuer, errors.Join(errs...))
+}
+
+// fetchMetadata GETs and decodes one metadata document.
+func fetchMetadata(ctx context.Context, c *http.Client, loc string) (*Metadata, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return nil, fmt.Errorf("%s: %s", loc, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", loc, err)
+	}
+	if len(body) > maxMetadataBytes {
+		return nil, fmt.Errorf("%s: document larger than %d bytes", loc, maxMetadataBytes)
+	}
+	var md Metadata
+	if err := json.Unmarshal(body, &md); err != nil {
+		return nil, fmt.Errorf("%s: not a metadata document: %w", loc, err)
+	}
+	return &md, nil
+}
+
+// SupportsDeviceFlow reports whether the metadata announce the device flow:
+// a device_authorization_endpoint and the device_code grant type in
+// grant_types_supported (RFC 8628 section 4). It fails closed: anything
+// missing, or nil metadata, means unsupported (RFC 8414's default
+// grant_types_supported has no device grant).
+func (m *Metadata) SupportsDeviceFlow() bool {
+	return m != nil && m.DeviceAuthorizationEndpoint != "" &&
+		slices.Contains(m.GrantTypesSupported, GrantTypeDeviceCode)
+}
+
+// Fill sets the endpoints of e that are empty (AuthURL, TokenURL, and
+// DeviceAuthURL when [Metadata.SupportsDeviceFlow]) and *revocation when
+// revocation is not nil and empty, from the metadata. Configured values win.
+// A nil Metadata fills nothing.
+func (m *Metadata) Fill(e *oauth2.Endpoint, revocation *string) {
+	if m == nil {
+		return
+	}
+	if e != nil {
+		if e.AuthURL == "" {
+			e.AuthURL = m.AuthorizationEndpoint
+		}
+		if e.TokenURL == "" {
+			e.TokenURL = m.TokenEndpoint
+		}
+		if e.DeviceAuthURL == "" && m.SupportsDeviceFlow() {
+			e.DeviceAuthURL = m.DeviceAuthorizationEndpoint
+		}
+	}
+	if revocation != nil && *revocation == "" {
+		*revocation = m.RevocationEndpoint
+	}
+}
+
+// isLoopbackHost reports whether host is "localhost" or a loopback IP.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
