@@ -1,0 +1,28 @@
+package oauth_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"golang.org/x/oauth2"
+)
+
+func ExampleDiscover() {
+	as := oauthtest.NewServer()
+	defer as.Close()
+
+	md, err := oauth.Discover(context.Background(), nil, as.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Configured endpoints win; discovery fills the rest.
+	e := oauth2.Endpoint{TokenURL: as.TokenURL()}
+	var revocation string
+	md.Fill(&e, &revocation)
+	fmt.Println(strings.TrimPrefix(e.AuthURL, as.URL), strings.TrimPrefix(revocation, as.URL), md.SupportsDeviceFlow())
+	// Output: /authorize /oauth/revoke true
+}

@@ -1,0 +1,19 @@
+package oauth_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
+)
+
+func ExampleRevoke() {
+	as := oauthtest.NewServer()
+	defer as.Close()
+	tok := as.IssueGrant("write")
+
+	err := oauth.Revoke(context.Background(), nil, as.RevocationURL(), as.ClientID(), tok.RefreshToken, "refresh_token")
+	fmt.Println(err, as.Active(tok.RefreshToken), as.Active(tok.AccessToken))
+	// Output: <nil> false false
+}
