@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
+)
+
+// status prints how the profile authenticates to Honcho.
+func (c *cli) status(ctx context.Context, args []string) error {
+	var cf common
+	fs := c.newFlagSet("status")
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print the status body as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	s, err := c.setup(&cf, nil)
+	if err != nil {
+		return err
+	}
+	rep, err := s.svc.Status(ctx, s.profile, providerName)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		loc, err := s.location()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "Honcho, profile %s: %s (host %s)\n", rep.Profile, loc.ReadPath, loc.Host)
+		fmt.Fprintln(c.stdout, c.authLine(rep))
+	}
+	if rep.ReauthRequired {
+		return silentExit(exitReauth) // the status said it already
+	}
+	return nil
+}
+
+// authLine is the "Auth:" line of status.
+func (c *cli) authLine(rep provider.StatusReport) string {
+	switch rep.Auth {
+	case provider.AuthOAuth:
+		client := "unknown client"
+		var expiresIn int64
+		if rep.Token != nil {
+			client, expiresIn = rep.Token.ClientID, rep.Token.ExpiresIn
+		}
+		switch {
+		case rep.ReauthRequired:
+			return fmt.Sprintf("Auth: OAuth (%s, re-authentication required — run: memconnect login%s)", client, c.profileHint)
+		case expiresIn <= 0:
+			return fmt.Sprintf("Auth: OAuth (%s, token expired, refreshes on next use)", client)
+		default:
+			return fmt.Sprintf("Auth: OAuth (%s, token valid %s)", client, shortDuration(time.Duration(expiresIn)*time.Second))
+		}
+	case provider.AuthAPIKey:
+		if rep.APIKeyHint == "" {
+			return "Auth: API key"
+		}
+		return fmt.Sprintf("Auth: API key (%s)", rep.APIKeyHint)
+	}
+	return "Auth: not connected"
+}
+
+// shortDuration formats d in whole minutes: "57m", "1h05m", "<1m".
+func shortDuration(d time.Duration) string {
+	if d < time.Minute {
+		return "<1m"
+	}
+	h, m := d/time.Hour, (d%time.Hour)/time.Minute
+	if h == 0 {
+		return fmt.Sprintf("%dm", m)
+	}
+	return fmt.Sprintf("%dh%02dm", h, m)
+}
+
+// token prints a fresh access token.
+func (c *cli) token(ctx context.Context, args []string) error {
+	var cf common
+	fs := c.newFlagSet("token")
+	cf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	s, err := c.setup(&cf, nil)
+	if err != nil {
+		return err
+	}
+	ts, err := s.svc.TokenSource(s.profile, providerName)
+	if err != nil {
+		return err
+	}
+	tok, err := ts.TokenContext(ctx)
+	if errors.Is(err, oauth.ErrNoGrant) {
+		return fmt.Errorf("not signed in to Honcho with OAuth; run: memconnect login%s", c.profileHint)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.stdout, tok.AccessToken)
+	return err
+}
+
+// logout revokes the grant at the server and removes it from the config.
+func (c *cli) logout(ctx context.Context, args []string) error {
+	var cf common
+	fs := c.newFlagSet("logout")
+	cf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	s, err := c.setup(&cf, nil)
+	if err != nil {
+		return err
+	}
+	res, err := s.svc.Disconnect(ctx, s.profile, providerName)
+	if errors.Is(err, oauth.ErrNoGrant) {
+		return errors.New("not signed in to Honcho with OAuth; nothing to remove")
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.Revoked:
+		fmt.Fprintln(c.stdout, "Signed out of Honcho: the grant was revoked at the server and removed from the config.")
+	case res.RevokeError != "":
+		fmt.Fprintf(c.stdout, "Signed out of Honcho: the grant was removed from the config, but the server did not revoke it (%s).\n", res.RevokeError)
+	default:
+		fmt.Fprintln(c.stdout, "Signed out of Honcho: the grant was removed from the config (the server offers no revocation).")
+	}
+	return nil
+}

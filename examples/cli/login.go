@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
+)
+
+// loginTimeout bounds the wait for consent in a browser.
+const loginTimeout = 5 * time.Minute
+
+// login connects the profile to Honcho with a browser flow over a loopback
+// redirect, or with the device flow.
+func (c *cli) login(ctx context.Context, args []string) error {
+	var cf common
+	fs := c.newFlagSet("login")
+	cf.register(fs)
+	device := fs.Bool("device", false, "sign in on another device with a code (RFC 8628)")
+	noBrowser := fs.Bool("no-browser", false, "print the link without opening a browser")
+	port := fs.Int("port", 8765, "loopback port for the browser's redirect (0: any free port)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *port < 0 || *port > 65535 {
+		return &usageError{msg: fmt.Sprintf("login: --port %d is not a port", *port)}
+	}
+	flows := oauth.NewFlowManager(oauth.WithLoopbackAddr(net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))))
+	defer flows.Close()
+	s, err := c.setup(&cf, flows)
+	if err != nil {
+		return err
+	}
+
+	installed := make(chan *oauth.Installed, 1)
+	req := provider.ConnectRequest{
+		Method:     oauth.MethodBrowser,
+		Source:     "hermes-cli",
+		Redirect:   oauth.RedirectLoopback,
+		TokensOnly: true, // the CLI asks for the consent values itself
+		OnInstalled: func(in *oauth.Installed) {
+			select {
+			case installed <- in:
+			default:
+			}
+		},
+	}
+	if *device {
+		req.Method, req.Redirect = oauth.MethodDevice, ""
+	}
+	rep, err := s.svc.Connect(ctx, s.profile, providerName, req)
+	if err != nil {
+		return err
+	}
+	if rep.Flow == nil {
+		return errors.New("the sign-in flow did not start")
+	}
+	f := *rep.Flow
+	timeout := loginTimeout
+	if *device {
+		fmt.Fprintf(c.stdout, "To connect Honcho, open\n\n    %s\n\nand enter the code\n\n    %s\n\n", orElse(f.VerificationURI, f.AuthorizeURL), f.UserCode)
+		if f.AuthorizeURL != "" && f.AuthorizeURL != f.VerificationURI {
+			fmt.Fprintf(c.stdout, "or open this link, which fills the code in:\n\n    %s\n\n", f.AuthorizeURL)
+		}
+		if !f.ExpiresAt.IsZero() {
+			timeout = time.Until(f.ExpiresAt) + 5*time.Second
+		}
+	} else {
+		fmt.Fprintf(c.stdout, "Open this link to connect Honcho:\n\n    %s\n\n", f.AuthorizeURL)
+		if !*noBrowser {
+			if err := openBrowser(f.AuthorizeURL); err != nil {
+				fmt.Fprintln(c.stderr, "Could not open a browser; open the link yourself.")
+			}
+		}
+	}
+
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stopCountdown := func() {}
+	if *device && !f.ExpiresAt.IsZero() {
+		stopCountdown = c.countdown(waitCtx, f.ExpiresAt)
+	} else {
+		fmt.Fprintln(c.stderr, "Waiting for consent in the browser (Ctrl-C to cancel)...")
+	}
+	done, err := s.svc.Wait(waitCtx, s.profile, providerName)
+	stopCountdown()
+	if err != nil || done.State != oauth.FlowConnected {
+		// Free the loopback port and end device polling whatever happened.
+		_, _ = s.svc.Cancel(context.WithoutCancel(ctx), s.profile, providerName)
+		switch {
+		case ctx.Err() != nil:
+			return errors.New("sign-in cancelled")
+		case waitCtx.Err() != nil:
+			return errors.New("timed out waiting for consent; run memconnect login again")
+		case err != nil:
+			return fmt.Errorf("sign-in failed: %w", err)
+		}
+		return fmt.Errorf("sign-in failed: %s", orElse(done.Detail, string(done.State)))
+	}
+	fmt.Fprintln(c.stdout, "Connected to Honcho.")
+
+	var in *oauth.Installed
+	select {
+	case in = <-installed:
+	default:
+	}
+	if in != nil && in.PeerName != "" {
+		if err := c.askPeerName(ctx, s, in.PeerName); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// askPeerName asks for the peer name, offering the one given at consent, and
+// stores the answer as the root "peerName" of the config.
+func (c *cli) askPeerName(ctx context.Context, s *setup, consent string) error {
+	fmt.Fprintf(c.stdout, "Peer name [%s]: ", consent)
+	line, err := bufio.NewReader(c.stdin).ReadString('\n')
+	if err != nil && line == "" {
+		fmt.Fprintln(c.stdout) // no input: keep the default
+	}
+	name := strings.TrimSpace(line)
+	if name == "" {
+		name = consent
+	}
+	loc, err := s.location()
+	if err != nil {
+		return err
+	}
+	if err := s.provider.Store(loc.WritePath).MergeConfig(ctx, loc.Host, map[string]any{"peerName": name}); err != nil {
+		return fmt.Errorf("storing the peer name: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "Peer name %q saved to %s.\n", name, loc.DisplayPath)
+	return nil
+}
+
+// countdown shows on stderr how long the device code stays valid, once a
+// second, until stop is called or ctx ends.
+func (c *cli) countdown(ctx context.Context, expires time.Time) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			left := time.Until(expires).Round(time.Second)
+			if left < 0 {
+				left = 0
+			}
+			fmt.Fprintf(c.stderr, "\rWaiting for approval (Ctrl-C to cancel)... code expires in %d:%02d ", int(left/time.Minute), int(left%time.Minute/time.Second))
+			select {
+			case <-ctx.Done():
+				fmt.Fprintln(c.stderr)
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-finished }
+}
+
+// openBrowser asks the desktop to open u, without waiting for the browser.
+func openBrowser(u string) error {
+	var cmd *exec.Cmd
+	switch runtime.GOOS {
+	case "darwin":
+		cmd = exec.Command("open", u)
+	case "windows":
+		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", u)
+	default:
+		cmd = exec.Command("xdg-open", u)
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() { _ = cmd.Wait() }() // reap it
+	return nil
+}
+
+// orElse returns s, or def when s is empty.
+func orElse(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}

@@ -1,0 +1,534 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/oauth/oauthtest"
+)
+
+// env is a process environment for run.
+type env map[string]string
+
+func (e env) lookup(k string) (string, bool) { v, ok := e[k]; return v, ok }
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a
+// countdown goroutine and the command.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// result is what one run printed and returned.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCLI runs the command to completion with no standard input.
+func runCLI(t *testing.T, e env, args ...string) result {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	code := run(context.Background(), args, e.lookup, strings.NewReader(""), &stdout, &stderr)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// newEnv returns an environment whose HOME is a fresh directory.
+func newEnv(t *testing.T) env {
+	home := t.TempDir()
+	return env{"HOME": home}
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readJSON(t *testing.T, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func hostBlock(m map[string]any, host string) map[string]any {
+	hosts, _ := m["hosts"].(map[string]any)
+	b, _ := hosts[host].(map[string]any)
+	return b
+}
+
+// grantBlock is a host block holding tok, issued by srv, expiring at exp.
+func grantBlock(srv *oauthtest.Server, tok *oauth2.Token, exp time.Time) map[string]any {
+	return map[string]any{
+		"apiKey": tok.AccessToken,
+		"oauth": map[string]any{"refreshToken": tok.RefreshToken, "expiresAt": exp.Unix(), "clientId": srv.ClientID(),
+			"tokenEndpoint": srv.TokenURL(), "scope": "write", "tokenType": "Bearer"},
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  env
+		args []string
+	}{
+		{"no command", nil, nil},
+		{"unknown command", nil, []string{"frobnicate"}},
+		{"unknown flag", nil, []string{"status", "--nope"}},
+		{"positional argument", nil, []string{"status", "extra"}},
+		{"profile and config", nil, []string{"token", "--profile", "work", "--config", "x.json"}},
+		{"invalid profile", nil, []string{"status", "--profile", "../etc"}},
+		{"uppercase profile", nil, []string{"logout", "--profile", "Work"}},
+		{"bad port", nil, []string{"login", "--port", "70000"}},
+		{"flag without value", nil, []string{"login", "--profile"}},
+		{"bad env URL", env{"HONCHO_OAUTH_TOKEN_URL": "not a url"}, []string{"status"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			for k, v := range tt.env {
+				e[k] = v
+			}
+			r := runCLI(t, e, tt.args...)
+			if r.code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", r.code, exitUsage, r.stderr)
+			}
+			if r.stderr == "" {
+				t.Error("nothing on stderr")
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout = %q, want nothing", r.stdout)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"status", "-h"}} {
+		if r := runCLI(t, newEnv(t), args...); r.code != exitOK {
+			t.Errorf("%v: exit %d", args, r.code)
+		}
+	}
+}
+
+func TestStatusLines(t *testing.T) {
+	valid := map[string]any{"apiKey": "hch-at-valid", "oauth": map[string]any{"refreshToken": "hch-rt-x",
+		"expiresAt": time.Now().Add(57*time.Minute + 30*time.Second).Unix(), "clientId": "hermes-agent", "tokenEndpoint": "https://as.example/oauth/token"}}
+	expired := map[string]any{"apiKey": "hch-at-old", "oauth": map[string]any{"refreshToken": "hch-rt-x",
+		"expiresAt": time.Now().Add(-time.Minute).Unix(), "clientId": "hermes-agent", "tokenEndpoint": "https://as.example/oauth/token"}}
+	tests := []struct {
+		name   string
+		config map[string]any // nil: no file
+		args   []string
+		want   string
+	}{
+		{"oauth", map[string]any{"hosts": map[string]any{"hermes": valid}}, nil, "Auth: OAuth (hermes-agent, token valid 57m)"},
+		{"expired", map[string]any{"hosts": map[string]any{"hermes": expired}}, nil, "Auth: OAuth (hermes-agent, token expired, refreshes on next use)"},
+		{"api key", map[string]any{"hosts": map[string]any{"hermes": map[string]any{"apiKey": "sk-0123456789abcd"}}}, nil, "Auth: API key (…abcd)"},
+		{"root api key", map[string]any{"apiKey": "sk-0123456789wxyz"}, nil, "Auth: API key (…wxyz)"},
+		{"other host", map[string]any{"hosts": map[string]any{"hermes": valid}}, []string{"--host", "elsewhere"}, "Auth: not connected"},
+		{"empty file", map[string]any{}, nil, "Auth: not connected"},
+		{"no file", nil, nil, "Auth: not connected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			path := filepath.Join(e["HOME"], "honcho.json")
+			if tt.config != nil {
+				writeJSON(t, path, tt.config)
+			}
+			r := runCLI(t, e, append([]string{"status", "--config", path}, tt.args...)...)
+			if r.code != exitOK {
+				t.Fatalf("exit %d; stderr:\n%s", r.code, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+			if got := lines[len(lines)-1]; got != tt.want {
+				t.Errorf("status says %q, want %q", got, tt.want)
+			}
+			if strings.Contains(r.stdout, "hch-at-") || strings.Contains(r.stdout, "0123456789") {
+				t.Errorf("status printed a secret:\n%s", r.stdout)
+			}
+		})
+	}
+}
+
+func TestStatusJSONAndProfiles(t *testing.T) {
+	e := newEnv(t)
+	hermes := filepath.Join(e["HOME"], "hermes-home")
+	e["HERMES_HOME"] = hermes
+	writeJSON(t, filepath.Join(hermes, "profiles", "work", "honcho.json"), map[string]any{"hosts": map[string]any{
+		"hermes_work": map[string]any{"apiKey": "sk-work-0123456789"},
+	}})
+	r := runCLI(t, e, "status", "--profile", "work", "--json")
+	if r.code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", r.code, r.stderr)
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &body); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+	}
+	want := map[string]any{"provider": "honcho", "profile": "work", "supported": true, "connected": true,
+		"auth": "apikey", "reauth_required": false, "token": nil, "flow": nil}
+	for k, v := range want {
+		if body[k] != v {
+			t.Errorf("%s = %v, want %v", k, body[k], v)
+		}
+	}
+	if len(body) != len(want) {
+		t.Errorf("body has keys %v", body)
+	}
+	if strings.Contains(r.stdout, "0123456789") {
+		t.Error("the JSON holds the API key")
+	}
+
+	if r := runCLI(t, e, "status", "--profile", "missing"); r.code != exitFailed || !strings.Contains(r.stderr, "not found") {
+		t.Errorf("missing profile: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestTokenRefreshRotatesAndPersists(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	e := newEnv(t)
+	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
+	old := srv.IssueGrant("write")
+	writeJSON(t, path, map[string]any{"workspace": "w", "hosts": map[string]any{
+		"hermes": grantBlock(srv, old, time.Now().Add(-time.Minute)),
+		"other":  map[string]any{"apiKey": "keep-me"},
+	}})
+
+	r := runCLI(t, e, "token")
+	if r.code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", r.code, r.stderr)
+	}
+	got := strings.TrimSpace(r.stdout)
+	if got == old.AccessToken || !strings.HasPrefix(got, "hch-at-") || !srv.Active(got) {
+		t.Fatalf("token printed %q, want a fresh active token", got)
+	}
+	if s := srv.Stats(); s.Refreshes != 1 || s.Replays != 0 {
+		t.Errorf("server stats %+v, want one refresh and no replay", s)
+	}
+	cfg := readJSON(t, path)
+	hb := hostBlock(cfg, "hermes")
+	ob, _ := hb["oauth"].(map[string]any)
+	if hb["apiKey"] != got || ob["refreshToken"] == old.RefreshToken || ob["refreshToken"] == "" {
+		t.Errorf("rotation not persisted: %v", hb)
+	}
+	if hostBlock(cfg, "other")["apiKey"] != "keep-me" || cfg["workspace"] != "w" {
+		t.Errorf("other keys lost: %v", cfg)
+	}
+
+	// A second run reuses the fresh token without a refresh.
+	r = runCLI(t, e, "token")
+	if r.code != exitOK || strings.TrimSpace(r.stdout) != got || srv.Stats().Refreshes != 1 {
+		t.Errorf("second run: exit %d token changed %v refreshes %d", r.code, strings.TrimSpace(r.stdout) != got, srv.Stats().Refreshes)
+	}
+}
+
+func TestReauthRequiredExits3(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	e := newEnv(t)
+	e["HERMES_HOME"] = filepath.Join(e["HOME"], "hh")
+	if err := os.MkdirAll(filepath.Join(e["HERMES_HOME"], "profiles", "work"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(e["HERMES_HOME"], "profiles", "work", "honcho.json")
+	tok := srv.IssueGrant("write")
+	writeJSON(t, path, map[string]any{"hosts": map[string]any{"hermes_work": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	srv.RevokeGrant(tok.RefreshToken)
+
+	r := runCLI(t, e, "token", "--profile", "work")
+	if r.code != exitReauth {
+		t.Fatalf("token: exit %d, want %d; stderr:\n%s", r.code, exitReauth, r.stderr)
+	}
+	if r.stdout != "" || !strings.Contains(r.stderr, "memconnect login --profile work") {
+		t.Errorf("stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stderr, tok.RefreshToken) || strings.Contains(r.stderr, tok.AccessToken) {
+		t.Error("stderr holds a token")
+	}
+}
+
+func TestStatusReauthLine(t *testing.T) {
+	// The dead-grant state lives in one process; status in the same
+	// process after a failed refresh must say so and exit 3.
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	e := newEnv(t)
+	path := filepath.Join(e["HOME"], "honcho.json")
+	tok := srv.IssueGrant("write")
+	writeJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	srv.RevokeGrant(tok.RefreshToken)
+
+	var stdout, stderr syncBuffer
+	c := &cli{lookupEnv: e.lookup, stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
+	s, err := c.setup(&common{config: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := s.svc.TokenSource(s.profile, providerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.TokenContext(context.Background()); err == nil {
+		t.Fatal("refresh of a revoked grant succeeded")
+	}
+	rep, err := s.svc.Status(context.Background(), s.profile, providerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Auth: OAuth (hermes-agent, re-authentication required — run: memconnect login)"
+	if got := c.authLine(rep); got != want {
+		t.Errorf("authLine = %q, want %q", got, want)
+	}
+}
+
+// startLogin runs login in the background. It returns a channel of the
+// lines printed on stdout and one that yields the result.
+func startLogin(ctx context.Context, e env, stdin io.Reader, args ...string) (<-chan string, <-chan result, *syncBuffer) {
+	pr, pw := io.Pipe()
+	lines := make(chan string, 100)
+	var all, stderr syncBuffer
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(io.TeeReader(pr, &all))
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	done := make(chan result, 1)
+	go func() {
+		code := run(ctx, append([]string{"login"}, args...), e.lookup, stdin, pw, &stderr)
+		pw.Close()
+		done <- result{code: code, stdout: all.String(), stderr: stderr.String()}
+	}()
+	return lines, done, &all
+}
+
+var linkRE = regexp.MustCompile(`https?://\S+`)
+
+// nextLink returns the first URL printed.
+func nextLink(t *testing.T, lines <-chan string) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("login ended without printing a link")
+			}
+			if m := linkRE.FindString(l); m != "" {
+				return m
+			}
+		case <-timeout:
+			t.Fatal("no link printed")
+		}
+	}
+}
+
+func waitResult(t *testing.T, done <-chan result) result {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatal("login did not finish")
+	}
+	return result{}
+}
+
+func loginEnv(t *testing.T, srv *oauthtest.Server) (env, []string) {
+	e := newEnv(t)
+	return e, []string{"--no-browser", "--port", "0", "--authorize-url", srv.AuthorizeURL(), "--token-url", srv.TokenURL()}
+}
+
+func TestLoginNoBrowser(t *testing.T) {
+	srv := oauthtest.NewServer(oauthtest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "from-consent"}))
+	defer srv.Close()
+	e, args := loginEnv(t, srv)
+	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
+	writeJSON(t, path, map[string]any{"workspace": "mine", "hosts": map[string]any{"other": map[string]any{"apiKey": "keep"}}})
+
+	lines, done, _ := startLogin(context.Background(), e, strings.NewReader("bob\n"), args...)
+	link := nextLink(t, lines)
+	target, err := srv.Consent(context.Background(), srv.Client(), link, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := srv.LastAuthorizeQuery()
+	if q.Get("source") != "hermes-cli" || q.Get("config_path") != "~/.hermes/honcho.json" {
+		t.Errorf("authorize query %v", q)
+	}
+	resp, err := http.Get(target.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	go func() {
+		for range lines {
+		}
+	}()
+	r := waitResult(t, done)
+	if r.code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "Peer name [alice]: ") {
+		t.Errorf("no peer prompt in:\n%s", r.stdout)
+	}
+	cfg := readJSON(t, path)
+	if cfg["peerName"] != "bob" {
+		t.Errorf("peerName = %v, want bob", cfg["peerName"])
+	}
+	if cfg["workspace"] != "mine" {
+		t.Errorf("the CLI merged the consent config: workspace %v", cfg["workspace"])
+	}
+	hb := hostBlock(cfg, "hermes")
+	if at, _ := hb["apiKey"].(string); !srv.Active(at) {
+		t.Errorf("no active grant stored: %v", hb)
+	}
+	if hostBlock(cfg, "other")["apiKey"] != "keep" {
+		t.Error("another host was lost")
+	}
+	for _, out := range []string{r.stdout, r.stderr} {
+		if strings.Contains(out, "hch-at-") || strings.Contains(out, "hch-rt-") {
+			t.Errorf("login printed a token:\n%s", out)
+		}
+	}
+
+	// status, then logout revokes at the server and removes the grant.
+	if r := runCLI(t, e, "status", "--token-url", srv.TokenURL()); !strings.Contains(r.stdout, "Auth: OAuth (hermes-agent, token valid 59m)") &&
+		!strings.Contains(r.stdout, "Auth: OAuth (hermes-agent, token valid 1h00m)") {
+		t.Errorf("status after login:\n%s", r.stdout)
+	}
+	r = runCLI(t, e, "logout", "--token-url", srv.TokenURL())
+	if r.code != exitOK || !strings.Contains(r.stdout, "revoked") {
+		t.Fatalf("logout: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if srv.Stats().Revocations != 1 {
+		t.Errorf("server saw %d revocations", srv.Stats().Revocations)
+	}
+	cfg = readJSON(t, path)
+	if hb := hostBlock(cfg, "hermes"); hb["apiKey"] != nil || hb["oauth"] != nil {
+		t.Errorf("grant left after logout: %v", hb)
+	}
+	if cfg["peerName"] != "bob" || hostBlock(cfg, "other")["apiKey"] != "keep" {
+		t.Errorf("logout lost other keys: %v", cfg)
+	}
+	if r := runCLI(t, e, "logout"); r.code != exitFailed {
+		t.Errorf("second logout: exit %d", r.code)
+	}
+}
+
+func TestLoginCancelFreesPort(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	e, args := loginEnv(t, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lines, done, _ := startLogin(ctx, e, strings.NewReader(""), args...)
+	link := nextLink(t, lines)
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redirect, err := url.Parse(u.Query().Get("redirect_uri"))
+	if err != nil || redirect.Hostname() != "127.0.0.1" {
+		t.Fatalf("redirect_uri %q", u.Query().Get("redirect_uri"))
+	}
+	cancel() // Ctrl-C
+	go func() {
+		for range lines {
+		}
+	}()
+	r := waitResult(t, done)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "cancelled") {
+		t.Errorf("exit %d stderr %q", r.code, r.stderr)
+	}
+	if c, err := net.Dial("tcp", redirect.Host); err == nil {
+		c.Close()
+		t.Errorf("the loopback port %s still accepts connections", redirect.Host)
+	}
+}
+
+func TestLoginDevice(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	e, args := loginEnv(t, srv)
+	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
+	lines, done, _ := startLogin(context.Background(), e, strings.NewReader(""), append(args, "--device")...)
+	var code string
+	timeout := time.After(10 * time.Second)
+	for code == "" {
+		select {
+		case l := <-lines:
+			if prev := strings.TrimSpace(l); prev != "" && !strings.Contains(prev, " ") && !strings.Contains(prev, "://") {
+				code = prev
+			}
+		case <-timeout:
+			t.Fatal("no user code printed")
+		}
+	}
+	if err := srv.ApproveDevice(code); err != nil {
+		t.Fatalf("ApproveDevice(%q): %v", code, err)
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	r := waitResult(t, done)
+	if r.code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, srv.DeviceVerificationURL()) {
+		t.Errorf("verification link not printed:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "code expires in ") {
+		t.Errorf("no countdown on stderr:\n%s", r.stderr)
+	}
+	if at, _ := hostBlock(readJSON(t, path), "hermes")["apiKey"].(string); !srv.Active(at) {
+		t.Error("no active grant stored")
+	}
+}
