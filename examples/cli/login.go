@@ -34,7 +34,10 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	if *port < 0 || *port > 65535 {
 		return &usageError{msg: fmt.Sprintf("login: --port %d is not a port", *port)}
 	}
-	flows := oauth.NewFlowManager(oauth.WithLoopbackAddr(net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))))
+	flows := oauth.NewFlowManager(
+		oauth.WithLoopbackAddr(net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))),
+		oauth.WithFlowLogger(c.logger()),
+	)
 	defer flows.Close()
 	s, err := c.setup(&cf, flows)
 	if err != nil {

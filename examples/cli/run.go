@@ -219,7 +219,7 @@ func (c *cli) setup(cf *common, flows *oauth.FlowManager) (*setup, error) {
 	if cf.scope != "" {
 		opts = append(opts, honcho.WithScopes(strings.Fields(cf.scope)...))
 	}
-	logger := zerolog.New(zerolog.ConsoleWriter{Out: c.stderr, NoColor: true}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	logger := c.logger()
 	opts = append(opts, honcho.WithLogger(logger))
 	hp := honcho.New(opts...)
 	reg, err := provider.NewRegistry(hp)
@@ -261,4 +261,9 @@ func (s *setup) location() (provider.GrantLocation, error) {
 		return provider.GrantLocation{}, err
 	}
 	return s.provider.GrantLocation(p)
+}
+
+// logger returns the command's logger: warnings and errors, on stderr.
+func (c *cli) logger() zerolog.Logger {
+	return zerolog.New(zerolog.ConsoleWriter{Out: c.stderr, NoColor: true}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
 }
