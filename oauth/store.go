@@ -169,7 +169,16 @@ func (s *Store) host(host string) *hostState {
 // plain API key (host block first, then the root). A missing file yields the
 // zero Credentials and no error; a file that does not parse yields a
 // [*ConfigError].
+//
+// A rotation that an interrupted process left in the journal is finished
+// first (under the file lock), so the answer is never a spent grant.
 func (s *Store) Credentials(host string) (Credentials, error) {
+	s.settleJournal()
+	return s.credentials(host)
+}
+
+// credentials reads host's credentials from the file as it is.
+func (s *Store) credentials(host string) (Credentials, error) {
 	data, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Credentials{}, nil
@@ -186,7 +195,7 @@ func (s *Store) Credentials(host string) (Credentials, error) {
 
 // grant reads host's grant from the file, or returns [ErrNoGrant].
 func (s *Store) grant(host string) (*Grant, error) {
-	c, err := s.Credentials(host)
+	c, err := s.credentials(host)
 	if err != nil {
 		return nil, err
 	}
@@ -238,6 +247,7 @@ func (s *Store) lock(ctx context.Context, h *hostState) (unlock func(), err erro
 		}
 		return nil, fmt.Errorf("oauth: lock %s: %w", s.lockPath, err)
 	}
+	s.recoverJournal()
 	return func() {
 		fl.Unlock()
 		fl.Close()
@@ -412,12 +422,20 @@ func (s *Store) RemoveGrant(ctx context.Context, host string) (*Grant, error) {
 
 // adopted makes g the grant this process serves for h: it fills the cache and
 // clears the dead, cooldown and unsaved state.
+//
+// While a rotation waits to be written the cache stays empty, so every call
+// takes the slow path and tries the write again.
 func (s *Store) adopted(h *hostState, g *Grant) *oauth2.Token {
 	tok := g.Token()
-	h.cache.Store(&cacheEntry{tok: tok, refreshAt: g.Expiry.Add(-RefreshSkew)})
 	h.mu.Lock()
 	h.dead, h.coolTill = nil, time.Time{}
+	pending := h.unsaved != nil
 	h.mu.Unlock()
+	if pending {
+		h.cache.Store(nil)
+	} else {
+		h.cache.Store(&cacheEntry{tok: tok, refreshAt: g.Expiry.Add(-RefreshSkew)})
+	}
 	return tok
 }
 

@@ -129,6 +129,7 @@ func (ts *FileTokenSource) slow(ctx context.Context) (*oauth2.Token, error) {
 	if unsaved {
 		return ts.refresh(ctx, "", false) // write the pending rotation first
 	}
+	ts.store.settleJournal()
 	g, err := ts.store.grant(ts.host)
 	if err != nil {
 		ts.h.cache.Store(nil)
@@ -252,7 +253,13 @@ func (ts *FileTokenSource) refreshLocked(ctx context.Context, failedAccessToken 
 		s.logger.Warn().Str("path", s.path).Str("host", ts.host).Str("prefix", s.prefix).
 			Msg("oauth: refreshed access token lacks the expected prefix; stored anyway so the rotation is not lost")
 	}
-	if werr := s.updateLocked(func(root *object) (bool, error) { writeGrant(root, ts.host, ng); return true, nil }); werr != nil {
+	if jerr := s.writeJournal(ts.host, g.RefreshToken, ng); jerr != nil {
+		s.logger.Warn().Str("path", s.path).Str("error", redact(jerr.Error(), g, ng)).Msg("oauth: could not write the rotation journal")
+	}
+	werr := s.updateLocked(func(root *object) (bool, error) { writeGrant(root, ts.host, ng); return true, nil })
+	if werr == nil {
+		s.clearJournal()
+	} else {
 		// The old refresh token is spent: keep the new grant in memory and
 		// write it on the next call rather than lose the rotation.
 		h.mu.Lock()

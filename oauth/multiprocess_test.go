@@ -1,0 +1,298 @@
+package oauth
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/oauth/oauthtest"
+)
+
+// The multi-process tests re-execute the test binary as child processes that
+// run TestOAuthChildProcess with these variables set.
+const (
+	childModeEnv = "MEMCONNECT_OAUTH_CHILD"
+	childPathEnv = "MEMCONNECT_OAUTH_CHILD_PATH"
+	childStopEnv = "MEMCONNECT_OAUTH_CHILD_STOP"
+)
+
+// TestOAuthChildProcess is not a test of its own: it is the body of the child
+// processes started by TestMultiProcessRotation and TestCrashSafety.
+func TestOAuthChildProcess(t *testing.T) {
+	mode := os.Getenv(childModeEnv)
+	if mode == "" {
+		t.Skip("runs only as a child process of the multi-process tests")
+	}
+	path, stop := os.Getenv(childPathEnv), os.Getenv(childStopEnv)
+	switch mode {
+	case "rotate":
+		os.Exit(childRotate(path, stop))
+	case "crash":
+		os.Exit(childCrash(path))
+	}
+	os.Exit(2)
+}
+
+// childRotate runs 8 goroutines that ask for a token every few milliseconds
+// until the stop file appears, and prints how many rotations it made.
+func childRotate(path, stop string) int {
+	var rotations atomic.Int64
+	s := NewStore(path, WithLockTimeout(30*time.Second))
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	for range 8 {
+		wg.Go(func() {
+			ts := s.TokenSource("hermes", OnTokenChange(func(*oauth2.Token) { rotations.Add(1) }))
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+			for range tick.C {
+				if _, err := os.Stat(stop); err == nil {
+					return
+				}
+				if _, err := ts.Token(); err != nil {
+					fmt.Fprintln(os.Stderr, "child token error:", err)
+					failed.Store(true)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("rotations=%d\n", rotations.Load())
+	if failed.Load() {
+		return 1
+	}
+	return 0
+}
+
+// childCrash rotates as fast as it can, forcing a refresh of the token it
+// holds, and says "ready" after the first rotation.
+func childCrash(path string) int {
+	ts := NewStore(path).TokenSource("hermes")
+	tok, err := ts.Token()
+	for i := 0; err == nil; i++ {
+		tok, err = ts.ForceRefresh(context.Background(), tok.AccessToken)
+		if i == 0 && err == nil {
+			fmt.Println("ready")
+		}
+	}
+	fmt.Fprintln(os.Stderr, "child token error:", err)
+	return 1
+}
+
+func childCommand(t *testing.T, mode, path, stop string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOAuthChildProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childModeEnv+"="+mode, childPathEnv+"="+path, childStopEnv+"="+stop)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// TestMultiProcessRotation: 4 processes x 8 goroutines share one honcho.json
+// against a server with reuse detection, through at least 5 rotations. No
+// refresh token is ever replayed, every refresh the server saw was a rotation
+// a child made and stored, and the rest of the file is unchanged.
+func TestMultiProcessRotation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	srv := oauthtest.NewServer(oauthtest.WithAccessTokenTTL(RefreshSkew + time.Second))
+	defer srv.Close()
+	grant := srv.IssueGrant("write")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "honcho.json")
+	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
+	stop := filepath.Join(dir, "stop")
+
+	var cmds []*exec.Cmd
+	var outs []*strings.Builder
+	for range 4 {
+		cmd := childCommand(t, "rotate", path, stop)
+		out := &strings.Builder{}
+		cmd.Stdout = out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	for range tick.C {
+		if srv.Stats().Refreshes >= 5 || time.Now().After(deadline) {
+			break
+		}
+	}
+	tick.Stop()
+	writeTestFile(t, stop, "")
+	total := 0
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("child %d: %v", i, err)
+		}
+		n, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(outs[i].String()), "rotations="))
+		if err != nil {
+			t.Fatalf("child %d printed %q", i, outs[i].String())
+		}
+		total += n
+	}
+	st := srv.Stats()
+	t.Logf("server: %+v; rotations reported by children: %d", st, total)
+	if st.Refreshes < 5 {
+		t.Fatalf("only %d rotations happened", st.Refreshes)
+	}
+	if st.Replays != 0 || st.RevokedGrants != 0 {
+		t.Fatalf("replays = %d, revoked grants = %d; want 0", st.Replays, st.RevokedGrants)
+	}
+	if total != st.Refreshes {
+		t.Fatalf("children made %d rotations, server saw %d refreshes", total, st.Refreshes)
+	}
+	v := decodeFile(t, path)
+	h := hostOf(t, v, "hermes")
+	oa, _ := h["oauth"].(map[string]any)
+	if !srv.Active(h["apiKey"].(string)) || !srv.Active(oa["refreshToken"].(string)) {
+		t.Errorf("the stored grant is not the server's current one")
+	}
+	assertUntouched(t, v)
+}
+
+// assertUntouched checks the sentinel root key and the second host block of
+// configWithGrant.
+func assertUntouched(t *testing.T, v map[string]any) {
+	t.Helper()
+	if v["apiKey"] != "root-key-1234" || v["workspace"] != "hermes" {
+		t.Errorf("root keys changed: %v", v)
+	}
+	keep, _ := v["sentinel"].(map[string]any)["keep"].([]any)
+	if len(keep) != 5 || fmt.Sprint(keep[2]) != "12345678901234567890" || keep[4] != "<&>" {
+		t.Errorf("sentinel changed: %v", v["sentinel"])
+	}
+	other := hostOf(t, v, "other")
+	if other["apiKey"] != "other-key-5678" || other["custom"] != true || len(other) != 2 {
+		t.Errorf("second host changed: %v", other)
+	}
+	h := hostOf(t, v, "hermes")
+	if h["peerName"] != "alice" {
+		t.Errorf("host key lost: %v", h)
+	}
+	if oa, _ := h["oauth"].(map[string]any); oa["extra"] != "kept" {
+		t.Errorf("unknown oauth key lost: %v", oa)
+	}
+}
+
+// TestCrashSafety SIGKILLs a child that rotates in a loop at 50 random
+// moments. After each kill the file parses, keeps every other key and holds a
+// grant the server accepts, and no refresh token was ever replayed.
+//
+// One window no client can close: the refresh request has left the process
+// and the server rotates, but the process dies before the answer is written
+// down. (The rotation journal shrinks that window to the round trip; without
+// it a kill during the config file's fsync lost the rotation too.) A kill
+// there leaves the file one rotation behind the server. The test tells that
+// case apart exactly — a recording proxy knows which refresh token replaced
+// which — counts it, and signs in again as a person would have to.
+func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	var mu sync.Mutex
+	successor := map[string]string{} // refresh token -> the one that replaced it
+	proxy := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		resp, err := http.PostForm(srv.TokenURL(), r.PostForm)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var tok struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		if json.Unmarshal(body, &tok) == nil && tok.RefreshToken != "" {
+			mu.Lock()
+			successor[r.PostForm.Get("refresh_token")] = tok.RefreshToken
+			mu.Unlock()
+		}
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "honcho.json")
+	grant := srv.IssueGrant("write")
+	writeTestFile(t, path, configWithGrant(proxy.URL, grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
+	parent := NewStore(path)
+	lostInFlight := 0
+	for i := range 50 {
+		cmd := childCommand(t, "crash", path, "")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || line != "ready\n" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("kill %d: child did not start: %q %v", i, line, err)
+		}
+		// A random moment within the next rotations.
+		timer := time.NewTimer(time.Duration(rand.IntN(20_000)) * time.Microsecond)
+		<-timer.C
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+
+		v := decodeFile(t, path)
+		assertUntouched(t, v)
+		c, err := parent.Credentials("hermes") // finishes a journalled rotation
+		if err != nil || c.Grant == nil {
+			t.Fatalf("kill %d: no grant in the file: %v", i, err)
+		}
+		if st := srv.Stats(); st.Replays != 0 || st.RevokedGrants != 0 {
+			t.Fatalf("kill %d: replays = %d, revoked = %d", i, st.Replays, st.RevokedGrants)
+		}
+		if srv.Active(c.Grant.RefreshToken) {
+			continue
+		}
+		mu.Lock()
+		next, ok := successor[c.Grant.RefreshToken]
+		_, further := successor[next]
+		mu.Unlock()
+		if !ok || further || !srv.Active(next) {
+			t.Fatalf("kill %d: the file holds a refresh token the server does not accept, and it is not one rotation behind", i)
+		}
+		lostInFlight++
+		fresh := srv.IssueGrant("write")
+		if _, err := parent.InstallGrant(context.Background(), "hermes", fresh, InstallOptions{ClientID: "hermes-agent", TokenEndpoint: proxy.URL, TokensOnly: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := srv.Stats()
+	t.Logf("50 kills, %d rotations; %d kills fell inside a refresh round trip", st.Refreshes, lostInFlight)
+	if st.Refreshes < 50 {
+		t.Errorf("only %d rotations across 50 runs; the children did not rotate", st.Refreshes)
+	}
+	if lostInFlight == 50 {
+		t.Errorf("every kill fell inside a round trip; the kills are not at random moments")
+	}
+}
