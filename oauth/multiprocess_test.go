@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -214,34 +216,57 @@ func TestCrashSafety(t *testing.T) {
 	defer srv.Close()
 	var mu sync.Mutex
 	successor := map[string]string{} // refresh token -> the one that replaced it
-	proxy := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		r.ParseForm()
-		resp, err := http.PostForm(srv.TokenURL(), r.PostForm)
+	// Each child talks to its own recording proxy; closing it after the kill
+	// waits for a refresh the dead child left in flight, so the checks see
+	// the server's final word.
+	newProxy := func() *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.ParseForm()
+			resp, err := http.PostForm(srv.TokenURL(), r.PostForm)
+			if err != nil {
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			var tok struct {
+				RefreshToken string `json:"refresh_token"`
+			}
+			if json.Unmarshal(body, &tok) == nil && tok.RefreshToken != "" {
+				mu.Lock()
+				successor[r.PostForm.Get("refresh_token")] = tok.RefreshToken
+				mu.Unlock()
+			}
+			w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+			w.WriteHeader(resp.StatusCode)
+			w.Write(body)
+		}))
+	}
+	pointAt := func(s *Store, tokenURL string) {
+		t.Helper()
+		err := s.update(context.Background(), func(root *object) (bool, error) {
+			_, block := hostObject(root, "hermes")
+			g, _ := parseHostBlock(block.compact(), s.prefix)
+			if g == nil {
+				return false, errors.New("no grant")
+			}
+			g.TokenEndpoint = tokenURL
+			writeGrant(root, "hermes", g)
+			return true, nil
+		})
 		if err != nil {
-			w.WriteHeader(http.StatusBadGateway)
-			return
+			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		var tok struct {
-			RefreshToken string `json:"refresh_token"`
-		}
-		if json.Unmarshal(body, &tok) == nil && tok.RefreshToken != "" {
-			mu.Lock()
-			successor[r.PostForm.Get("refresh_token")] = tok.RefreshToken
-			mu.Unlock()
-		}
-		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-		w.WriteHeader(resp.StatusCode)
-		w.Write(body)
-	})
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "honcho.json")
 	grant := srv.IssueGrant("write")
-	writeTestFile(t, path, configWithGrant(proxy.URL, grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
+	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
 	parent := NewStore(path)
 	lostInFlight := 0
 	for i := range 50 {
+		proxy := newProxy()
+		pointAt(parent, proxy.URL)
 		cmd := childCommand(t, "crash", path, "")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -261,6 +286,7 @@ func TestCrashSafety(t *testing.T) {
 		<-timer.C
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
+		proxy.Close()
 
 		v := decodeFile(t, path)
 		assertUntouched(t, v)
@@ -283,7 +309,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 		lostInFlight++
 		fresh := srv.IssueGrant("write")
-		if _, err := parent.InstallGrant(context.Background(), "hermes", fresh, InstallOptions{ClientID: "hermes-agent", TokenEndpoint: proxy.URL, TokensOnly: true}); err != nil {
+		if _, err := parent.InstallGrant(context.Background(), "hermes", fresh, InstallOptions{ClientID: "hermes-agent", TokenEndpoint: srv.TokenURL(), TokensOnly: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
