@@ -139,3 +139,7 @@ func errorCode(err error) string {
 	}
 	return ""
 }
+
+func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}

@@ -1,9 +1,11 @@
 package oauthtest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -67,7 +69,8 @@ type Server struct {
 	// a trailing slash.
 	URL string
 
-	ts *httptest.Server
+	ts       *httptest.Server
+	stopReqs context.CancelFunc // ends every request's context, on Close
 
 	// Configuration, set by the options and fixed once NewServer returns.
 	clientIDs      []string
@@ -181,6 +184,9 @@ func NewServer(opts ...Option) *Server {
 		s.configJSON = b
 	}
 	s.ts = httptest.NewUnstartedServer(s.routes())
+	base, stop := context.WithCancel(context.Background())
+	s.stopReqs = stop
+	s.ts.Config.BaseContext = func(net.Listener) context.Context { return base }
 	// URL is set before Start so that handlers read it race-free.
 	s.URL = "http://" + s.ts.Listener.Addr().String()
 	s.ts.Start()
@@ -205,9 +211,13 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-// Close shuts the server down and blocks until all outstanding requests on
-// it have completed, as [httptest.Server.Close] does.
-func (s *Server) Close() { s.ts.Close() }
+// Close shuts the server down. It cancels the context of every outstanding
+// request, so token hooks waiting on [http.Request.Context] return, and
+// blocks until all of them have completed, as [httptest.Server.Close] does.
+func (s *Server) Close() {
+	s.stopReqs()
+	s.ts.Close()
+}
 
 // Client returns an HTTP client configured for requests to the server; it is
 // the [httptest.Server.Client], closed with the server.

@@ -1,10 +1,12 @@
 package oauthtest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -46,14 +48,18 @@ func (e *oauthError) write(w http.ResponseWriter) {
 }
 
 // SetTokenHook installs h, which is called first for every request to the
-// token endpoint, before the request is counted as anything but a
-// TokenRequest and before its body is read. If h returns true it has
-// answered the request and the server does nothing more; if it returns
-// false the request proceeds normally (h must not have read the body or
-// written anything then). Use it for fault injection: answer 503, block
-// until the request's context is done, or drop the connection with
-// panic([http.ErrAbortHandler]). h runs on the request's goroutine, with no
-// lock held, so it may call the Server's methods. A nil h removes the hook.
+// token endpoint, counted in TokenRequests but otherwise untouched. If h
+// returns true it has answered the request and the server does nothing
+// more; if it returns false the request proceeds normally (h may read the
+// body, which is replayed, but must not write anything then).
+//
+// Use it for fault injection: answer a 503, delay, block until
+// r.Context() is done (the client gave up, or [Server.Close] was called), or
+// drop the connection with panic([http.ErrAbortHandler]). The body has been
+// read into memory before h runs, so the server notices a client that hangs
+// up. h runs on the request's goroutine with no lock held, so it may call
+// the Server's methods; it must be safe for concurrent use when requests
+// are. A nil h removes the hook.
 func (s *Server) SetTokenHook(h func(w http.ResponseWriter, r *http.Request) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -76,9 +82,18 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	s.stats.TokenRequests++
 	hook := s.tokenHook
 	s.mu.Unlock()
+	// Buffer the body: reading it to the end lets the server notice a client
+	// that hangs up (cancelling r.Context()), and the hook can still read it.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxForm))
+	if err != nil {
+		errInvalidRequest("the request body could not be read").write(w)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	if hook != nil && hook(w, r) {
 		return
 	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 
 	s.mu.Lock()
 	if s.failN > 0 {
