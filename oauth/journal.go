@@ -83,7 +83,7 @@ func (s *Store) recoverJournal() {
 	applied := false
 	err = s.updateLocked(func(root *object) (bool, error) {
 		_, block := hostObject(root, e.Host)
-		disk, _ := parseHostBlock(block.compact(), s.prefix)
+		disk, _ := scanHostBlock(block.compact(), s.prefix)
 		if disk == nil || tokenDigest(disk.RefreshToken) != e.From {
 			return false, nil // the file moved on; the entry is stale
 		}

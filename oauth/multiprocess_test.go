@@ -246,7 +246,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Helper()
 		err := s.update(context.Background(), func(root *object) (bool, error) {
 			_, block := hostObject(root, "hermes")
-			g, _ := parseHostBlock(block.compact(), s.prefix)
+			g, _ := scanHostBlock(block.compact(), s.prefix)
 			if g == nil {
 				return false, errors.New("no grant")
 			}

@@ -174,11 +174,13 @@ func (s *Store) host(host string) *hostState {
 // first (under the file lock), so the answer is never a spent grant.
 func (s *Store) Credentials(host string) (Credentials, error) {
 	s.settleJournal()
-	return s.credentials(host)
+	return s.credentials(host, false)
 }
 
-// credentials reads host's credentials from the file as it is.
-func (s *Store) credentials(host string) (Credentials, error) {
+// credentials reads host's credentials from the file as it is. With strict
+// the whole file must be valid JSON, as it must be before a refresh token is
+// spent: a rotation is only safe if the file it goes into can be written.
+func (s *Store) credentials(host string, strict bool) (Credentials, error) {
 	data, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Credentials{}, nil
@@ -186,7 +188,12 @@ func (s *Store) credentials(host string) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, fmt.Errorf("oauth: read config: %w", err)
 	}
-	c, err := parseCredentials(data, host, s.prefix)
+	if strict {
+		if _, err := parseObject(data); err != nil {
+			return Credentials{}, &ConfigError{Path: s.path, Err: err}
+		}
+	}
+	c, err := scanCredentials(data, host, s.prefix)
 	if err != nil {
 		return Credentials{}, &ConfigError{Path: s.path, Err: err}
 	}
@@ -194,8 +201,8 @@ func (s *Store) credentials(host string) (Credentials, error) {
 }
 
 // grant reads host's grant from the file, or returns [ErrNoGrant].
-func (s *Store) grant(host string) (*Grant, error) {
-	c, err := s.credentials(host)
+func (s *Store) grant(host string, strict bool) (*Grant, error) {
+	c, err := s.credentials(host, strict)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +405,7 @@ func (s *Store) RemoveGrant(ctx context.Context, host string) (*Grant, error) {
 	var removed *Grant
 	err := s.update(ctx, func(root *object) (bool, error) {
 		hosts, block := hostObject(root, host)
-		g, _ := parseHostBlock(block.compact(), s.prefix)
+		g, _ := scanHostBlock(block.compact(), s.prefix)
 		if g == nil {
 			return false, fmt.Errorf("%w (host %q in %s)", ErrNoGrant, host, s.path)
 		}

@@ -51,7 +51,7 @@ func TestParseCredentials(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseCredentials([]byte(tt.data), "hermes", tt.prefix)
+			c, err := scanCredentials([]byte(tt.data), "hermes", tt.prefix)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)

@@ -130,7 +130,7 @@ func (ts *FileTokenSource) slow(ctx context.Context) (*oauth2.Token, error) {
 		return ts.refresh(ctx, "", false) // write the pending rotation first
 	}
 	ts.store.settleJournal()
-	g, err := ts.store.grant(ts.host)
+	g, err := ts.store.grant(ts.host, false)
 	if err != nil {
 		ts.h.cache.Store(nil)
 		return nil, err
@@ -159,7 +159,7 @@ func (ts *FileTokenSource) checkDead() error {
 	if err == nil && d.file != nil && os.SameFile(fi, d.file) && fi.ModTime().Equal(d.file.ModTime()) && fi.Size() == d.file.Size() {
 		return ts.reauthError(d.code)
 	}
-	g, gerr := ts.store.grant(ts.host)
+	g, gerr := ts.store.grant(ts.host, false)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.dead != d {
@@ -212,7 +212,7 @@ func (ts *FileTokenSource) refreshLocked(ctx context.Context, failedAccessToken 
 	}
 	defer unlock()
 
-	g, err := s.grant(ts.host)
+	g, err := s.grant(ts.host, true)
 	if err != nil {
 		h.cache.Store(nil)
 		return nil, false, err
@@ -307,7 +307,7 @@ func (ts *FileTokenSource) failed(g *Grant, err error, force bool) (*oauth2.Toke
 	s, h := ts.store, ts.h
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && rejectionCodes[re.ErrorCode] {
-		if g2, gerr := s.grant(ts.host); gerr == nil && g2.RefreshToken != g.RefreshToken {
+		if g2, gerr := s.grant(ts.host, false); gerr == nil && g2.RefreshToken != g.RefreshToken {
 			s.logger.Info().Str("path", s.path).Str("host", ts.host).Msg("oauth: lost a refresh race; adopting the token a sibling stored")
 			return s.adopted(h, g2), false, nil
 		}

@@ -1,0 +1,265 @@
+package oauth
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+)
+
+// A small JSON scanner for the token path's cold read: it finds the root's
+// "apiKey" and "hosts" and one host block without decoding the rest of the
+// file, so a cache miss costs a few microseconds. It checks structure only
+// as far as it walks; writers and the refresh path (which spends a refresh
+// token only after the whole file parsed) validate fully.
+
+var errScan = errors.New("not valid JSON")
+
+func skipSpace(d []byte, i int) int {
+	for i < len(d) {
+		switch d[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipString returns the index just past the string that starts at d[i].
+func skipString(d []byte, i int) (int, error) {
+	for i++; i < len(d); i++ {
+		switch d[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1, nil
+		}
+	}
+	return 0, errScan
+}
+
+// skipValue returns the index just past the value that starts at d[i].
+func skipValue(d []byte, i int) (int, error) {
+	if i >= len(d) {
+		return 0, errScan
+	}
+	switch d[i] {
+	case '"':
+		return skipString(d, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(d); i++ {
+			switch d[i] {
+			case '"':
+				end, err := skipString(d, i)
+				if err != nil {
+					return 0, err
+				}
+				i = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1, nil
+				}
+			}
+		}
+		return 0, errScan
+	}
+	start := i
+	for i < len(d) {
+		switch d[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			if i == start {
+				return 0, errScan
+			}
+			return i, nil
+		}
+		i++
+	}
+	if i == start {
+		return 0, errScan
+	}
+	return i, nil
+}
+
+// eachMember calls fn with the raw key (quotes included) and raw value of
+// every member of the object d, until fn returns false. It returns the index
+// just past the object (or where fn stopped).
+func eachMember(d []byte, fn func(key, val []byte) bool) (int, error) {
+	i := skipSpace(d, 0)
+	if i >= len(d) || d[i] != '{' {
+		return 0, errScan
+	}
+	i = skipSpace(d, i+1)
+	if i < len(d) && d[i] == '}' {
+		return i + 1, nil
+	}
+	for i < len(d) {
+		if d[i] != '"' {
+			return 0, errScan
+		}
+		kend, err := skipString(d, i)
+		if err != nil {
+			return 0, err
+		}
+		key := d[i:kend]
+		i = skipSpace(d, kend)
+		if i >= len(d) || d[i] != ':' {
+			return 0, errScan
+		}
+		vstart := skipSpace(d, i+1)
+		vend, err := skipValue(d, vstart)
+		if err != nil {
+			return 0, err
+		}
+		if !fn(key, d[vstart:vend]) {
+			return vend, nil
+		}
+		i = skipSpace(d, vend)
+		if i >= len(d) {
+			return 0, errScan
+		}
+		switch d[i] {
+		case ',':
+			i = skipSpace(d, i+1)
+		case '}':
+			return i + 1, nil
+		default:
+			return 0, errScan
+		}
+	}
+	return 0, errScan
+}
+
+// keyIs reports whether the raw quoted key equals name.
+func keyIs(raw []byte, name string) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return len(raw) == len(name)+2 && string(raw[1:len(raw)-1]) == name
+	}
+	var k string
+	return json.Unmarshal(raw, &k) == nil && k == name
+}
+
+// stringValue returns the string a raw value holds, or "" for any other value.
+func stringValue(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	json.Unmarshal(raw, &s)
+	return s
+}
+
+// secondsValue reads a number, or a string holding one; anything else is 0.
+func secondsValue(raw []byte) int64 {
+	s := string(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		s = stringValue(raw)
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0
+	}
+	return int64(f)
+}
+
+// scanCredentials reads host's grant or API key from a config file's bytes.
+func scanCredentials(data []byte, host, prefix string) (Credentials, error) {
+	data = bytes.TrimPrefix(data, utf8BOM)
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Credentials{}, nil
+	}
+	var rootKey string
+	var block []byte
+	end, err := eachMember(data, func(k, v []byte) bool {
+		switch {
+		case keyIs(k, "apiKey"):
+			rootKey = stringValue(v)
+		case keyIs(k, "hosts") && len(v) > 0 && v[0] == '{':
+			eachMember(v, func(hk, hv []byte) bool {
+				if keyIs(hk, host) {
+					block = hv
+				}
+				return true
+			})
+		}
+		return true
+	})
+	if err == nil && skipSpace(data, end) != len(data) {
+		err = errScan
+	}
+	if err != nil {
+		// Let the full parser word the error (line and column).
+		if _, perr := parseObject(data); perr != nil {
+			return Credentials{}, perr
+		}
+		return Credentials{}, err
+	}
+	g, key := scanHostBlock(block, prefix)
+	switch {
+	case g != nil:
+		return Credentials{Grant: g}, nil
+	case key != "":
+		return Credentials{APIKey: key, APIKeySource: "host"}, nil
+	case rootKey != "":
+		return Credentials{APIKey: rootKey, APIKeySource: "root"}, nil
+	}
+	return Credentials{}, nil
+}
+
+// scanHostBlock reads a grant and the plain API key from a host block, by the
+// rule of DESIGN.md: a grant when apiKey has the prefix and the oauth block
+// names a refresh token, a token endpoint and a client id; otherwise a
+// non-empty apiKey is an API key.
+func scanHostBlock(block []byte, prefix string) (g *Grant, apiKey string) {
+	if len(block) == 0 || block[0] != '{' {
+		return nil, ""
+	}
+	var access string
+	var ob []byte
+	eachMember(block, func(k, v []byte) bool {
+		switch {
+		case keyIs(k, "apiKey"):
+			access = stringValue(v)
+		case keyIs(k, "oauth"):
+			ob = v
+		}
+		return true
+	})
+	if access == "" || len(access) < len(prefix) || access[:len(prefix)] != prefix || len(ob) == 0 || ob[0] != '{' {
+		return nil, access
+	}
+	g = &Grant{AccessToken: access, Scope: "write", TokenType: "Bearer"}
+	var exp int64
+	eachMember(ob, func(k, v []byte) bool {
+		switch {
+		case keyIs(k, "refreshToken"):
+			g.RefreshToken = stringValue(v)
+		case keyIs(k, "expiresAt"):
+			exp = secondsValue(v)
+		case keyIs(k, "clientId"):
+			g.ClientID = stringValue(v)
+		case keyIs(k, "tokenEndpoint"):
+			g.TokenEndpoint = stringValue(v)
+		case keyIs(k, "scope"):
+			g.Scope = stringValue(v)
+		case keyIs(k, "tokenType"):
+			if t := stringValue(v); t != "" {
+				g.TokenType = t
+			}
+		}
+		return true
+	})
+	if g.RefreshToken == "" || g.TokenEndpoint == "" || g.ClientID == "" {
+		return nil, access
+	}
+	g.Expiry = unixTime(exp)
+	return g, ""
+}
