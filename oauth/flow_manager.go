@@ -709,15 +709,15 @@ func causeForLog(err error) string {
 	return err.Error()
 }
 
-// printable returns s without control characters, cut to max runes.
-func printable(s string, max int) string {
+// printable returns s without control characters, cut to limit runes.
+func printable(s string, limit int) string {
 	var b strings.Builder
 	n := 0
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
 			continue
 		}
-		if n == max {
+		if n == limit {
 			b.WriteString("…")
 			break
 		}

@@ -49,6 +49,9 @@ func (m *FlowManager) listenLoopbackLocked(f *flowRecord) (*loopbackServer, erro
 			ErrorLog: log.New(io.Discard, "", 0),
 		},
 	}
+	// One-shot: no connection outlives its request, so nothing reaches a
+	// handler once the flow has ended and the listener is closed.
+	lb.srv.SetKeepAlivesEnabled(false)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()

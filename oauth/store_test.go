@@ -281,9 +281,14 @@ func TestCorruptFileNeverOverwritten(t *testing.T) {
 			return err
 		},
 		"remove": func(s *Store) error { _, err := s.RemoveGrant(context.Background(), "hermes"); return err },
-		"merge":  func(s *Store) error { return s.MergeConfig(context.Background(), "hermes", map[string]any{"peerName": "x"}) },
-		"token":  func(s *Store) error { _, err := s.TokenSource("hermes").Token(); return err },
-		"force":  func(s *Store) error { _, err := s.TokenSource("hermes").ForceRefresh(context.Background(), "hch-at-a"); return err },
+		"merge": func(s *Store) error {
+			return s.MergeConfig(context.Background(), "hermes", map[string]any{"peerName": "x"})
+		},
+		"token": func(s *Store) error { _, err := s.TokenSource("hermes").Token(); return err },
+		"force": func(s *Store) error {
+			_, err := s.TokenSource("hermes").ForceRefresh(context.Background(), "hch-at-a")
+			return err
+		},
 		"credentials": func(s *Store) error {
 			_, err := s.Credentials("hermes")
 			return err
