@@ -1,15 +1,25 @@
 # memconnect: `make test` is the one command that runs every test.
+#
+# It vets and tests the library (with the race detector), then runs the e2e
+# module against a real Ory Hydra and headless Chromium. The e2e step installs
+# Debian's chromium with apt-get when it is missing and builds Hydra v2.3.0
+# from the Go module proxy once, into ~/.cache/memconnect (outside the repo).
 GO ?= go
 
-.PHONY: test vet unit bench
+.PHONY: test vet unit e2e bench
 
-test: vet unit
+test: vet unit e2e
 
 vet:
 	$(GO) vet ./...
 
 unit:
 	$(GO) test -race -count=1 ./...
+
+e2e:
+	bash scripts/install-chromium.sh
+	bash scripts/build-hydra.sh >/dev/null
+	cd e2e && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
