@@ -109,6 +109,11 @@ func (c *cli) token(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The token source fails open for long-running agents; a person asking
+	// for a token must not be handed one that is already dead.
+	if !tok.Expiry.IsZero() && !time.Now().Before(tok.Expiry) {
+		return errors.New("the access token has expired and could not be refreshed (see the warning above); try again in a minute")
+	}
 	_, err = fmt.Fprintln(c.stdout, tok.AccessToken)
 	return err
 }

@@ -532,3 +532,25 @@ func TestLoginDevice(t *testing.T) {
 		t.Error("no active grant stored")
 	}
 }
+
+// TestTokenNotRefreshable: when the server cannot be reached, the library
+// fails open, but the CLI does not print a token that is already expired.
+func TestTokenNotRefreshable(t *testing.T) {
+	srv := oauthtest.NewServer()
+	tok := srv.IssueGrant("write")
+	e := newEnv(t)
+	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
+	writeJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	srv.Close() // the token endpoint is gone: a transient failure
+
+	r := runCLI(t, e, "token")
+	if r.code != exitFailed {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, exitFailed, r.stderr)
+	}
+	if r.stdout != "" || !strings.Contains(r.stderr, "could not be refreshed") {
+		t.Errorf("stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stderr, tok.AccessToken) || strings.Contains(r.stderr, tok.RefreshToken) {
+		t.Error("stderr holds a token")
+	}
+}
