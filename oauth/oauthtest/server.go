@@ -19,13 +19,20 @@ import (
 
 // Defaults for a [Server] built without options.
 const (
-	DefaultClientID           = "hermes-agent"
-	DefaultAccessTokenPrefix  = "hch-at-"
+	// DefaultClientID is the registered public client; see [WithClientID].
+	DefaultClientID = "hermes-agent"
+	// DefaultAccessTokenPrefix starts every access token; see [WithAccessTokenPrefix].
+	DefaultAccessTokenPrefix = "hch-at-"
+	// DefaultRefreshTokenPrefix starts every refresh token; see [WithRefreshTokenPrefix].
 	DefaultRefreshTokenPrefix = "hch-rt-"
-	DefaultAccessTokenTTL     = time.Hour
-	DefaultScope              = "write"
-	DefaultDeviceInterval     = 1
-	DefaultDeviceCodeTTL      = 10 * time.Minute
+	// DefaultAccessTokenTTL is the access token lifetime; see [WithAccessTokenTTL].
+	DefaultAccessTokenTTL = time.Hour
+	// DefaultScope is granted when a request names none; see [WithDefaultScope].
+	DefaultScope = "write"
+	// DefaultDeviceInterval is the device polling interval in seconds; see [WithDeviceInterval].
+	DefaultDeviceInterval = 1
+	// DefaultDeviceCodeTTL is the device code lifetime; see [WithDeviceCodeTTL].
+	DefaultDeviceCodeTTL = 10 * time.Minute
 )
 
 // Lifetimes that are not configurable.
