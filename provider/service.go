@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -64,7 +65,7 @@ type DisconnectResult struct {
 // Registry and Profiles are required; Flows is required by Connect,
 // Callback and Cancel. Set the fields before first use and do not change
 // them afterwards. Service is safe for concurrent use by multiple
-// goroutines.
+// goroutines; do not copy it after first use.
 type Service struct {
 	// Registry holds the providers.
 	Registry *Registry
@@ -80,6 +81,64 @@ type Service struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil means [time.Now].
 	Now func() time.Time
+
+	mdMu sync.Mutex // guards md
+	md   map[string]discovered
+}
+
+// discovered is a cached RFC 8414 metadata lookup (nil metadata: it failed).
+type discovered struct {
+	md *oauth.Metadata
+	at time.Time
+}
+
+// metadataTTL is how long discovered metadata (or a failed lookup) is reused.
+const metadataTTL = 10 * time.Minute
+
+// metadata discovers the issuer's RFC 8414 metadata, reusing a lookup made
+// within metadataTTL. It returns nil when discovery fails.
+func (s *Service) metadata(ctx context.Context, issuer string) *oauth.Metadata {
+	if issuer == "" {
+		return nil
+	}
+	now := s.now()
+	s.mdMu.Lock()
+	if d, ok := s.md[issuer]; ok && now.Sub(d.at) < metadataTTL {
+		s.mdMu.Unlock()
+		return d.md
+	}
+	s.mdMu.Unlock()
+	md, err := oauth.Discover(ctx, s.httpClient(), issuer)
+	if err != nil {
+		s.Logger.Debug().Err(err).Str("issuer", issuer).Msg("metadata discovery failed")
+		md = nil
+	}
+	s.mdMu.Lock()
+	if s.md == nil {
+		s.md = make(map[string]discovered)
+	}
+	s.md[issuer] = discovered{md: md, at: now}
+	s.mdMu.Unlock()
+	return md
+}
+
+// endpoints returns the provider's endpoints with the ones it left empty
+// filled from the issuer's metadata (RFC 8414), and whether that metadata
+// announces the device flow. Discovery is asked only when something is
+// missing or the device flow is wanted; it fails closed.
+func (s *Service) endpoints(ctx context.Context, t target, device bool) (Endpoints, bool, error) {
+	ep, err := t.provider.Endpoints(ctx, t.profile)
+	if err != nil {
+		return Endpoints{}, false, err
+	}
+	if !device && ep.AuthorizeURL != "" && ep.TokenURL != "" && ep.RevocationURL != "" {
+		return ep, false, nil
+	}
+	md := s.metadata(ctx, ep.Issuer)
+	e := oauth2.Endpoint{AuthURL: ep.AuthorizeURL, TokenURL: ep.TokenURL, DeviceAuthURL: ep.DeviceAuthURL}
+	md.Fill(&e, &ep.RevocationURL)
+	ep.AuthorizeURL, ep.TokenURL, ep.DeviceAuthURL = e.AuthURL, e.TokenURL, e.DeviceAuthURL
+	return ep, md.SupportsDeviceFlow(), nil
 }
 
 // target is a resolved (profile, provider) pair.
@@ -158,12 +217,15 @@ func (s *Service) Connect(ctx context.Context, profileName, providerName string,
 	if !slices.Contains(methods, AuthMethod(req.Method)) {
 		return StatusReport{}, fmt.Errorf("%w: %s does not support the %s flow", ErrUnsupported, t.provider.DisplayName(), quoteShort(string(req.Method)))
 	}
-	ep, err := t.provider.Endpoints(ctx, t.profile)
+	ep, deviceOK, err := s.endpoints(ctx, t, req.Method == oauth.MethodDevice)
 	if err != nil {
 		return StatusReport{}, err
 	}
-	if req.Method == oauth.MethodDevice && ep.DeviceAuthURL == "" {
-		return StatusReport{}, fmt.Errorf("%w: %s has no device authorization endpoint", ErrUnsupported, t.provider.DisplayName())
+	if req.Method == oauth.MethodDevice && (!deviceOK || ep.DeviceAuthURL == "") {
+		return StatusReport{}, fmt.Errorf("%w: %s does not announce the device flow in its metadata (RFC 8414)", ErrUnsupported, t.provider.DisplayName())
+	}
+	if ep.AuthorizeURL == "" || ep.TokenURL == "" {
+		return StatusReport{}, fmt.Errorf("provider: %s has no authorization or token endpoint configured or discoverable", t.provider.DisplayName())
 	}
 	loc, err := t.provider.GrantLocation(t.profile)
 	if err != nil {
@@ -195,7 +257,7 @@ func (s *Service) Connect(ctx context.Context, profileName, providerName string,
 			Scopes: slices.Clone(ep.Scopes),
 		},
 		AuthParams:      params,
-		DeviceSupported: slices.Contains(methods, AuthDevice) && ep.DeviceAuthURL != "",
+		DeviceSupported: deviceOK,
 		Complete: func(ctx context.Context, tok *oauth2.Token) error {
 			inst, err := store.InstallGrant(ctx, host, tok, install)
 			if err != nil {
@@ -369,18 +431,10 @@ func (s *Service) Disconnect(ctx context.Context, profileName, providerName stri
 // it from the issuer's metadata when the provider names none. It returns ""
 // when none is known.
 func (s *Service) revocationEndpoint(ctx context.Context, t target) string {
-	ep, err := t.provider.Endpoints(ctx, t.profile)
+	ep, _, err := s.endpoints(ctx, t, false)
 	if err != nil {
 		s.Logger.Warn().Err(err).Str("provider", t.provider.Name()).Msg("no endpoints for revocation")
 		return ""
 	}
-	if ep.RevocationURL != "" || ep.Issuer == "" {
-		return ep.RevocationURL
-	}
-	md, err := oauth.Discover(ctx, s.httpClient(), ep.Issuer)
-	if err != nil {
-		s.Logger.Debug().Err(err).Str("issuer", ep.Issuer).Msg("metadata discovery failed")
-		return ""
-	}
-	return md.RevocationEndpoint
+	return ep.RevocationURL
 }

@@ -483,3 +483,77 @@ func TestServiceReauthSharedStore(t *testing.T) {
 		t.Errorf("Status = %+v, want reauth_required with an expired token", rep)
 	}
 }
+
+// TestServiceDeviceFlowNeedsMetadata: device support is read from the
+// issuer's RFC 8414 metadata and fails closed, even when a device endpoint
+// is configured by hand.
+func TestServiceDeviceFlowNeedsMetadata(t *testing.T) {
+	tests := []struct {
+		name   string
+		device bool                                    // the server's device flow (and its metadata entry)
+		extra  func(*oauthtest.Server) []honcho.Option // provider options beyond the fixture's
+	}{
+		{"metadata without the device grant", false, func(s *oauthtest.Server) []honcho.Option {
+			return []honcho.Option{honcho.WithDeviceAuthURL(s.URL + "/oauth/device_authorization")}
+		}},
+		{"no metadata at the issuer", true, func(s *oauthtest.Server) []honcho.Option {
+			return []honcho.Option{honcho.WithIssuer(s.URL + "/nowhere")}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, []oauthtest.Option{oauthtest.WithDeviceFlow(tt.device)}, tt.extra)
+			_, err := f.svc.Connect(context.Background(), "default", "honcho", provider.ConnectRequest{Method: oauth.MethodDevice})
+			if !errors.Is(err, provider.ErrUnsupported) {
+				t.Fatalf("err = %v, want ErrUnsupported", err)
+			}
+			if f.srv.Stats().TokenRequests != 0 {
+				t.Errorf("a device flow reached the token endpoint")
+			}
+		})
+	}
+}
+
+// TestServiceDiscoveryFillsEndpoints: endpoints the provider leaves empty
+// come from the issuer's metadata, looked up once and reused.
+func TestServiceDiscoveryFillsEndpoints(t *testing.T) {
+	var lookups int
+	f := newFixture(t, nil, nil)
+	hp := honcho.New(honcho.WithIssuer(f.srv.URL), honcho.WithUserHome(f.userHome))
+	reg, err := provider.NewRegistry(bareEndpoints{hp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Registry = reg
+	f.svc.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.HasPrefix(r.URL.Path, "/.well-known/") {
+			lookups++
+		}
+		return f.srv.Client().Transport.RoundTrip(r)
+	})}
+	for range 2 {
+		rep, err := f.svc.Connect(context.Background(), "default", "honcho", provider.ConnectRequest{Method: oauth.MethodBrowser, Redirect: oauth.RedirectLoopback})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(rep.Flow.AuthorizeURL, f.srv.AuthorizeURL()+"?") {
+			t.Fatalf("authorize URL %q not from metadata", rep.Flow.AuthorizeURL)
+		}
+	}
+	if lookups != 1 {
+		t.Errorf("metadata fetched %d times, want 1 (cached)", lookups)
+	}
+}
+
+// bareEndpoints is a provider that configures only its issuer.
+type bareEndpoints struct{ *honcho.Provider }
+
+func (b bareEndpoints) Endpoints(ctx context.Context, p provider.Profile) (provider.Endpoints, error) {
+	ep, err := b.Provider.Endpoints(ctx, p)
+	ep.AuthorizeURL, ep.TokenURL, ep.DeviceAuthURL, ep.RevocationURL = "", "", "", ""
+	return ep, err
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
