@@ -12,9 +12,8 @@
 // when the binary is missing. Set MEMCONNECT_HYDRA to use another Hydra
 // binary and MEMCONNECT_CHROMIUM to use another Chromium. With -short every
 // test that needs either one is skipped.
+//
+// The memconnect command (examples/cli) is a tool dependency of this module
+// (the `tool` line in go.mod), so that the tests can `go build` it with this
+// module's build list, once per run.
 package e2e
-
-// The blank import keeps the root module in this module's build list, so
-// that `go mod tidy` keeps its require and replace lines. Tests that drive
-// the router or the token source will import real packages in its place.
-import _ "github.com/memconnect/memconnect/oauth"

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/chromedp/chromedp v0.23.0
+	github.com/gofrs/flock v0.13.2
 	github.com/memconnect/memconnect v0.0.0
 	golang.org/x/oauth2 v0.38.0
 )
@@ -11,7 +12,6 @@ require (
 require (
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
-	github.com/gofrs/flock v0.13.2 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/rs/zerolog v1.35.1 // indirect
@@ -19,3 +19,5 @@ require (
 )
 
 replace github.com/memconnect/memconnect => ../
+
+tool github.com/memconnect/memconnect/examples/cli
