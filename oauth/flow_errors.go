@@ -59,6 +59,7 @@ type FlowFailure struct {
 	Err    error  // the cause, or nil
 }
 
+// Error returns "oauth: flow <code>: <detail>"; never the cause.
 func (e *FlowFailure) Error() string { return "oauth: flow " + e.Code + ": " + e.Detail }
 
 // Unwrap returns the cause.

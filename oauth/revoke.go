@@ -24,6 +24,7 @@ type RevokeError struct {
 	ErrorDescription string
 }
 
+// Error returns the status, error code and (redacted) description.
 func (e *RevokeError) Error() string {
 	s := fmt.Sprintf("oauth: revocation failed: %d", e.StatusCode)
 	if e.ErrorCode != "" {
