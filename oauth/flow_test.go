@@ -59,8 +59,11 @@ func TestBrowserFlowLoopbackInstallsGrantAndRefreshRotates(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(body, oauth.SuccessMessage) {
 		t.Fatalf("callback page = %d %q, want 200 with %q", status, body, oauth.SuccessMessage)
 	}
-	if calls != 1 {
-		t.Fatalf("Complete called %d times, want 1", calls)
+	mu.Lock()
+	n := calls
+	mu.Unlock()
+	if n != 1 {
+		t.Fatalf("Complete called %d times, want 1", n)
 	}
 	if got := e.m.Status(flowKeyDefault); got.State != oauth.FlowConnected || got.ID != f.ID {
 		t.Fatalf("Status = %+v, want the flow connected", got)
