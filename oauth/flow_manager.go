@@ -444,7 +444,7 @@ func (m *FlowManager) completeCallback(key FlowKey, owner *flowRecord, q url.Val
 func (m *FlowManager) install(f *flowRecord, tok *oauth2.Token) (Flow, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, exchangeTimeout)
 	defer cancel()
-	if err := f.complete(ctx, tok); err != nil {
+	if err := callComplete(ctx, f.complete, tok); err != nil {
 		return m.fail(f, &FlowFailure{Code: FlowErrComplete, Detail: detailComplete, Err: err})
 	}
 	m.mu.Lock()
@@ -453,6 +453,19 @@ func (m *FlowManager) install(f *flowRecord, tok *oauth2.Token) (Flow, error) {
 		return f.snapshotLocked(), f.err
 	}
 	return f.snapshotLocked(), nil
+}
+
+// callComplete calls complete, turning a panic into an error so that the
+// flow ends instead of staying half-completed (and the device poller does
+// not take the process down). The panic value is not kept: it could hold
+// the token.
+func callComplete(ctx context.Context, complete func(context.Context, *oauth2.Token) error, tok *oauth2.Token) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("oauth: FlowRequest.Complete panicked (%T)", r)
+		}
+	}()
+	return complete(ctx, tok)
 }
 
 // fail ends f with fe, unless it already ended, and returns it with the

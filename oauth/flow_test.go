@@ -428,6 +428,20 @@ func TestCompleteFailureShowsErrorPage(t *testing.T) {
 	}
 }
 
+func TestCompletePanicEndsFlow(t *testing.T) {
+	e := newFlowEnv(t, []oauthtest.Option{oauthtest.WithAutoApprove()})
+	req := e.request(flowKeyDefault, oauth.RedirectLoopback)
+	req.Complete = func(context.Context, *oauth2.Token) error { panic("bug in the caller") }
+	f := e.start(req)
+	status, body := flowGet(t, e.consent(f, true).String())
+	if status != http.StatusInternalServerError || strings.Contains(body, "Connected") {
+		t.Fatalf("page = %d %q, want 500 without Connected", status, body)
+	}
+	if got, err := e.m.Wait(context.Background(), flowKeyDefault); got.State != oauth.FlowError || flowCode(err) != oauth.FlowErrComplete {
+		t.Fatalf("flow = %q, %v; want error %q", got.State, err, oauth.FlowErrComplete)
+	}
+}
+
 func TestExchangeFailure(t *testing.T) {
 	e := newFlowEnv(t, []oauthtest.Option{oauthtest.WithAutoApprove()})
 	f := e.start(e.request(flowKeyDefault, oauth.RedirectCallback))
