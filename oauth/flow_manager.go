@@ -334,7 +334,12 @@ func (m *FlowManager) startBrowserLocked(f *flowRecord, req FlowRequest, opts []
 	f.timers = append(f.timers, m.clock.AfterFunc(StateTTL, func() {
 		m.expire(f, &FlowFailure{Code: FlowErrExpired, Detail: detailStateExpired})
 	}))
+	// The flow ends at whichever comes first: the state's expiry or, for a
+	// loopback flow, the listener's timeout; a countdown shows the earlier.
 	f.expiresAt = m.clock.Now().Add(StateTTL)
+	if f.redirect == RedirectLoopback && m.loopbackTimeout < StateTTL {
+		f.expiresAt = m.clock.Now().Add(m.loopbackTimeout)
+	}
 	f.redirectURI = f.cfg.RedirectURL
 	opts = append(opts, oauth2.S256ChallengeOption(f.verifier))
 	f.authorizeURL = f.cfg.AuthCodeURL(f.secret, opts...)
