@@ -19,6 +19,24 @@
 // token comfortably inside its lifetime — takes no lock, reads no file and
 // allocates nothing.
 //
+// Two choices go beyond the Python agent, both to keep a rotation from being
+// lost or replayed:
+//
+//   - A refresh request is retried only when it provably never reached the
+//     server (it was not fully written) or the server answered 5xx or 429. A
+//     response lost after the request was sent is not retried: the server may
+//     have rotated, and a retry would replay the old token.
+//   - The new grant is first written to "<config>.rotation" (one small write,
+//     the moment the response is parsed) and then to the config file by the
+//     atomic, fsynced replace. A process killed in between leaves the journal,
+//     and the next process of this package to take the lock finishes the
+//     write. The Python agent does not read the journal.
+//
+// What no client can close is a process killed while its refresh request is
+// in flight: the server may rotate and the answer is gone. A server-side
+// grace period for the superseded token (Ory Hydra's rotation_grace_period)
+// is the only remedy.
+//
 // The package knows nothing of Honcho, chi or HTTP routing; providers supply
 // endpoints and file locations.
 package oauth

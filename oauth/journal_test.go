@@ -1,0 +1,93 @@
+package oauth
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestJournalRecovery(t *testing.T) {
+	clock := newStoreClock()
+	exp := clock.Now().Add(time.Hour)
+	rotated := &Grant{AccessToken: "hch-at-next", RefreshToken: "hch-rt-next", Expiry: exp.Truncate(time.Second),
+		ClientID: "hermes-agent", TokenEndpoint: "https://t/token", Scope: "write", TokenType: "Bearer"}
+	credentials := func(s *Store) (string, error) {
+		c, err := s.Credentials("hermes")
+		if c.Grant == nil {
+			return "", err
+		}
+		return c.Grant.AccessToken, err
+	}
+	token := func(s *Store) (string, error) {
+		tok, err := s.TokenSource("hermes").Token()
+		if tok == nil {
+			return "", err
+		}
+		return tok.AccessToken, err
+	}
+	tests := []struct {
+		name    string
+		from    string // the refresh token the journalled rotation spent
+		journal string // raw journal content; empty means write a real entry
+		read    func(s *Store) (string, error)
+		wantAT  string
+		wantRT  string
+	}{
+		{"applied by Credentials", "hch-rt-old", "", credentials, "hch-at-next", "hch-rt-next"},
+		{"applied before a token is served", "hch-rt-old", "", token, "hch-at-next", "hch-rt-next"},
+		{"stale entry dropped", "hch-rt-something-else", "", credentials, "hch-at-old", "hch-rt-old"},
+		{"unreadable entry dropped", "", `{"host":`, credentials, "hch-at-old", "hch-rt-old"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "honcho.json")
+			writeTestFile(t, path, configWithGrant("https://t/token", "hch-at-old", "hch-rt-old", exp))
+			s := fastStore(path, clock, nil)
+			if tt.journal != "" {
+				writeTestFile(t, s.journalPath(), tt.journal)
+			} else if err := s.writeJournal("hermes", tt.from, rotated); err != nil {
+				t.Fatal(err)
+			}
+			at, err := tt.read(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if at != tt.wantAT {
+				t.Fatalf("access token = %q, want %q", at, tt.wantAT)
+			}
+			if _, err := os.Stat(s.journalPath()); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("journal not removed: %v", err)
+			}
+			v := decodeFile(t, path)
+			assertUntouched(t, v)
+			if got := hostOf(t, v, "hermes")["oauth"].(map[string]any)["refreshToken"]; got != tt.wantRT {
+				t.Errorf("file holds %v, want %s", got, tt.wantRT)
+			}
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+				t.Errorf("mode %v", fi.Mode().Perm())
+			}
+		})
+	}
+}
+
+// TestJournalKeptForCorruptConfig: a journal is never applied to a config
+// file that does not parse; both stay as they are.
+func TestJournalKeptForCorruptConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	writeTestFile(t, path, "{not json")
+	s := NewStore(path)
+	if err := s.writeJournal("hermes", "hch-rt-old", &Grant{AccessToken: "hch-at-n", RefreshToken: "hch-rt-n"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Credentials("hermes"); err == nil {
+		t.Fatal("a corrupt file read without error")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "{not json" {
+		t.Errorf("config changed: %q", b)
+	}
+	if _, err := os.Stat(s.journalPath()); err != nil {
+		t.Errorf("journal removed although it could not be applied: %v", err)
+	}
+}
