@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 	"sync/atomic"
 )
 
@@ -18,6 +19,16 @@ type consentApp struct {
 	client *http.Client // for the admin API
 	deny   atomic.Bool  // reject consent requests
 	mux    *http.ServeMux
+
+	mu   sync.Mutex // guards hold
+	hold *loginHold // while not nil, login requests wait for it
+}
+
+// loginHold keeps login requests waiting; see [Hydra.HoldLogin].
+type loginHold struct {
+	arrived     chan struct{} // closed when the first login request waits
+	arrivedOnce sync.Once
+	release     chan struct{} // closed by the release func
 }
 
 func newConsentApp(adminURL string, client *http.Client) *consentApp {
@@ -42,6 +53,17 @@ func (a *consentApp) login(w http.ResponseWriter, r *http.Request) {
 	if challenge == "" {
 		http.Error(w, "e2e login app: missing login_challenge", http.StatusBadRequest)
 		return
+	}
+	a.mu.Lock()
+	hold := a.hold
+	a.mu.Unlock()
+	if hold != nil {
+		hold.arrivedOnce.Do(func() { close(hold.arrived) })
+		select {
+		case <-hold.release:
+		case <-r.Context().Done():
+			return
+		}
 	}
 	var out redirect
 	body := map[string]any{"subject": HydraSubject, "remember": false}

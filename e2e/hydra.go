@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,6 +287,31 @@ func (h *Hydra) Endpoint() oauth2.Endpoint {
 // false, the default) every later consent request. A rejected request ends at
 // the client's redirect URI with error=access_denied.
 func (h *Hydra) DenyConsent(deny bool) { h.app.deny.Store(deny) }
+
+// HoldLogin makes the login app keep every later login request waiting, so
+// that a browser sent to Hydra's authorization endpoint stays there (a flow
+// stays pending) until release is called. arrived is closed when the first
+// login request is waiting: proof that the browser reached Hydra. release
+// may be called more than once; the test's end calls it too.
+func (h *Hydra) HoldLogin(t testing.TB) (arrived <-chan struct{}, release func()) {
+	hold := &loginHold{arrived: make(chan struct{}), release: make(chan struct{})}
+	h.app.mu.Lock()
+	h.app.hold = hold
+	h.app.mu.Unlock()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			h.app.mu.Lock()
+			if h.app.hold == hold {
+				h.app.hold = nil
+			}
+			h.app.mu.Unlock()
+			close(hold.release)
+		})
+	}
+	t.Cleanup(release)
+	return hold.arrived, release
+}
 
 // freePorts returns n distinct loopback ports that were free a moment ago.
 func freePorts(n int) ([]int, error) {
