@@ -2,6 +2,23 @@
 // response types (rendered with go-chi/render), and the one place that turns
 // an error into an HTTP response.
 //
+// # Handlers
+//
+// [Handlers] serves the routes of DESIGN.md's HTTP API on top of a
+// [provider.Service]; the router (memconnect.New) holds the route table:
+//
+//	GET    /providers                  Handlers.ListProviders    200 ProvidersResponse
+//	GET    .../status                  Handlers.Status           200 StatusResponse
+//	POST   .../connect                 Handlers.Connect          202 StatusResponse
+//	GET    .../callback                Handlers.Callback         HTML page for a person
+//	POST   .../cancel                  Handlers.Cancel           200 StatusResponse
+//	DELETE .../connection              Handlers.Disconnect       200 DisconnectResponse
+//
+// where ... is /profiles/{profile}/providers/{provider}. Request bodies are
+// decoded with [Bind] (strict JSON, validation in the type's Bind method);
+// answers are always JSON ([render.JSON], whatever the Accept header),
+// except the callback's HTML page.
+//
 // # Errors
 //
 // Every error a client sees is JSON of the shape given in DESIGN.md:
@@ -22,4 +39,5 @@
 // middleware package installs; they never use a global logger.
 //
 // [hlog.FromRequest]: https://pkg.go.dev/github.com/rs/zerolog/hlog#FromRequest
+// [render.JSON]: https://pkg.go.dev/github.com/go-chi/render#JSON
 package handlers

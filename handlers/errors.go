@@ -4,11 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/render"
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
 )
 
 // Code is the machine-readable error code sent to clients in the "error"
@@ -175,8 +180,26 @@ func Wrap(code Code, err error, message string) *Error {
 //     another code: the size limit is the real reason a body was unreadable;
 //   - else the first [*Error] in err's chain is returned as it is, unless its
 //     code is not one of the API's codes, which makes it [CodeInternal];
-//   - else, after the sentinels of the lower packages (see the comment in
-//     the body), anything is [CodeInternal] with a generic message.
+//   - else the sentinel and typed errors of the lower packages map to
+//     codes, as listed in the table below;
+//   - else anything is [CodeInternal] with a generic message.
+//
+// The errors of the lower packages (first match wins):
+//
+//	*oauth.ConfigError                                internal 500, names no path
+//	provider.ErrInvalidProfile                        invalid_profile 400
+//	provider.ErrProfileNotFound                       profile_not_found 404
+//	provider.ErrUnknownProvider                       unknown_provider 404
+//	provider.ErrUnsupported, oauth.ErrDeviceFlowUnsupported  unsupported 404
+//	provider.ErrConflict, oauth.ErrFlowConflict       conflict 409
+//	oauth.ErrReauthRequired                           conflict 409 (connect again)
+//	oauth.ErrNoGrant                                  conflict 409 (nothing to remove)
+//	oauth.ErrInvalidState                             invalid_request 400
+//	oauth.ErrFlowManagerClosed                        internal 500 (shutting down)
+//	*oauth.FlowFailure                                upstream_error 502 with its Detail,
+//	                                                  internal 500 for complete_failed and closed
+//	*oauth2.RetrieveError, *oauth.RevokeError,
+//	*url.Error (a request to the provider failed)     upstream_error 502
 //
 // An Error built here has err itself as its cause, so the log keeps the
 // whole story.
@@ -204,19 +227,65 @@ func ToError(err error) *Error {
 	// Extension point: sentinel and typed errors of the lower packages
 	// (oauth, provider, ...) are mapped here, and only here, so that every
 	// route answers them alike. Add one case per error, keep the message
-	// safe and actionable, and keep err as the cause, e.g.
-	//
-	//	switch {
-	//	case errors.Is(err, provider.ErrUnknownProvider):
-	//		return Wrap(CodeUnknownProvider, err, "There is no such provider.")
-	//	case errors.Is(err, oauth.ErrReauthRequired):
-	//		return Wrap(CodeConflict, err, "The connection expired; connect again.")
-	//	}
-	//
-	// An *Error found above wins: a handler that already chose a code for a
-	// sentinel keeps it.
+	// safe and actionable, and keep err as the cause. An *Error found above
+	// wins: a handler that already chose a code for a sentinel keeps it.
+	if e := lowerError(err); e != nil {
+		return e
+	}
 
 	return &Error{Code: CodeInternal, Message: internalMessage, Err: err}
+}
+
+// configMessage is what a client sees for an [*oauth.ConfigError]. It names
+// no path: an HTTP client must not learn the server's directory layout; the
+// log has the full path.
+const configMessage = "The Honcho config file could not be read, or it is not valid JSON. " +
+	"It was left untouched: fix or move it, then try again. The server log names the file."
+
+// lowerError maps the sentinel and typed errors of packages oauth and
+// provider (see [ToError]); it returns nil for any other error.
+func lowerError(err error) *Error {
+	switch {
+	case errors.Is(err, oauth.ErrFlowManagerClosed):
+		return Wrap(CodeInternal, err, "The server is shutting down. Try again in a moment.")
+	case isType[*oauth.ConfigError](err):
+		// Before *FlowFailure: a grant that could not be stored because
+		// the file is broken is a local problem, not the provider's.
+		return Wrap(CodeInternal, err, configMessage)
+	case errors.Is(err, provider.ErrInvalidProfile):
+		return Wrap(CodeInvalidProfile, err, "")
+	case errors.Is(err, provider.ErrProfileNotFound):
+		return Wrap(CodeProfileNotFound, err, "There is no profile with this name. Use \"default\", or create the profile first.")
+	case errors.Is(err, provider.ErrUnknownProvider):
+		return Wrap(CodeUnknownProvider, err, "There is no provider with this name. GET /providers lists the providers.")
+	case errors.Is(err, provider.ErrUnsupported), errors.Is(err, oauth.ErrDeviceFlowUnsupported):
+		return Wrap(CodeUnsupported, err, "The provider does not support this: it cannot be connected from here, or not with this sign-in method.")
+	case errors.Is(err, provider.ErrConflict), errors.Is(err, oauth.ErrFlowConflict):
+		return Wrap(CodeConflict, err, "Another kind of sign-in is already waiting for this profile. Finish it, or cancel it (POST .../cancel) and connect again.")
+	case errors.Is(err, oauth.ErrReauthRequired):
+		return Wrap(CodeConflict, err, "The provider no longer accepts this sign-in. Connect again.")
+	case errors.Is(err, oauth.ErrNoGrant):
+		return Wrap(CodeConflict, err, "This profile has no sign-in for this provider.")
+	case errors.Is(err, oauth.ErrInvalidState):
+		return Wrap(CodeInvalidRequest, err, "This sign-in link is not valid: it is unknown, expired or was already used. Start the sign-in again.")
+	}
+	if fe, ok := errors.AsType[*oauth.FlowFailure](err); ok && fe != nil {
+		switch fe.Code {
+		case oauth.FlowErrComplete, oauth.FlowErrManagerClosed:
+			return Wrap(CodeInternal, err, fe.Detail+".")
+		}
+		return Wrap(CodeUpstreamError, err, fe.Detail+".")
+	}
+	if isType[*oauth2.RetrieveError](err) || isType[*oauth.RevokeError](err) || isType[*url.Error](err) {
+		return Wrap(CodeUpstreamError, err, "")
+	}
+	return nil
+}
+
+// isType reports whether err's chain holds an error of type E.
+func isType[E error](err error) bool {
+	_, ok := errors.AsType[E](err)
+	return ok
 }
 
 // ErrResponse is the JSON body of every error response:

@@ -1,0 +1,135 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/go-chi/render"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
+)
+
+// ConnectRequest is the body of POST connect; every field is optional and
+// an empty body is the same as {}:
+//
+//	{"method": "browser", "source": "hermes-desktop", "redirect": "loopback"}
+//
+// Unknown fields are refused with 400 invalid_request.
+type ConnectRequest struct {
+	// Method is "browser" (the default: authorization code with PKCE) or
+	// "device" (RFC 8628).
+	Method string `json:"method"`
+	// Source names the surface that starts the flow, such as
+	// "hermes-desktop"; it is passed to the consent page. At most 64
+	// letters, digits, '.', '_' or '-'.
+	Source string `json:"source"`
+	// Redirect is where a browser flow's authorization response goes:
+	// "loopback" (a one-shot listener on 127.0.0.1) or "callback" (the
+	// router's callback route; needs a configured callback base URL). The
+	// default is "callback" when a callback base URL is configured, else
+	// "loopback". It must be left out for a device flow.
+	Redirect string `json:"redirect"`
+}
+
+var _ render.Binder = (*ConnectRequest)(nil)
+
+// maxSourceLen bounds [ConnectRequest.Source].
+const maxSourceLen = 64
+
+// UnmarshalJSON decodes a connect request, refusing unknown fields
+// ([json.Decoder.DisallowUnknownFields]), so that a misspelt field is an
+// error instead of a silent default.
+func (c *ConnectRequest) UnmarshalJSON(data []byte) error {
+	type plain ConnectRequest // without this method
+	var p plain
+	if err := strictUnmarshal(data, &p); err != nil {
+		return err
+	}
+	*c = ConnectRequest(p)
+	return nil
+}
+
+// Bind implements [render.Binder]: it validates the fields.
+func (c *ConnectRequest) Bind(r *http.Request) error {
+	switch oauth.FlowMethod(c.Method) {
+	case "", oauth.MethodBrowser, oauth.MethodDevice:
+	default:
+		return Errorf(CodeInvalidRequest, "The field \"method\" must be \"browser\" or \"device\".")
+	}
+	switch oauth.RedirectMode(c.Redirect) {
+	case "", oauth.RedirectLoopback, oauth.RedirectCallback:
+	default:
+		return Errorf(CodeInvalidRequest, "The field \"redirect\" must be \"loopback\" or \"callback\".")
+	}
+	if c.Redirect != "" && oauth.FlowMethod(c.Method) == oauth.MethodDevice {
+		return Errorf(CodeInvalidRequest, "The field \"redirect\" applies to the browser method only; leave it out for \"device\".")
+	}
+	if !validSource(c.Source) {
+		return Errorf(CodeInvalidRequest, "The field \"source\" must be at most %d letters, digits, '.', '_' or '-'.", maxSourceLen)
+	}
+	return nil
+}
+
+// validSource reports whether s is empty or at most maxSourceLen of
+// [A-Za-z0-9._-].
+func validSource(s string) bool {
+	if len(s) > maxSourceLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Connect serves POST /profiles/{profile}/providers/{provider}/connect. It
+// starts a browser or device flow, or joins the one already pending with
+// the same method and redirect mode, and answers 202 Accepted with the
+// status body: flow.authorize_url is the page to open, and for a device
+// flow flow.user_code and flow.verification_uri say what to enter where.
+// The flow then completes in the background; poll GET status.
+//
+// A flow of another method or redirect mode that is pending is a 409
+// conflict (cancel it first); a provider without OAuth, or without the
+// method, is 404 unsupported; a device flow the provider's server refuses
+// to start is 502 upstream_error.
+func (h *Handlers) Connect(w http.ResponseWriter, r *http.Request) {
+	profile, prov, err := pathParams(r)
+	if err != nil {
+		RenderError(w, r, err)
+		return
+	}
+	var body ConnectRequest
+	if err := Bind(r, &body); err != nil {
+		RenderError(w, r, err)
+		return
+	}
+	req := provider.ConnectRequest{Method: oauth.FlowMethod(body.Method), Source: body.Source}
+	if req.Method == "" {
+		req.Method = oauth.MethodBrowser
+	}
+	if req.Method == oauth.MethodBrowser {
+		req.Redirect = oauth.RedirectMode(body.Redirect)
+		if req.Redirect == "" {
+			req.Redirect = h.DefaultRedirect()
+		}
+		if req.Redirect == oauth.RedirectCallback {
+			req.CallbackURL = h.CallbackURL(profile, prov)
+			if req.CallbackURL == "" {
+				RenderError(w, r, Errorf(CodeInvalidRequest,
+					"This server has no callback URL configured, so \"redirect\" cannot be \"callback\"; use \"loopback\" or leave it out."))
+				return
+			}
+		}
+	}
+	rep, err := h.svc.Connect(r.Context(), profile, prov, req)
+	if err != nil {
+		RenderError(w, r, err)
+		return
+	}
+	respond(w, r, &StatusResponse{StatusReport: rep, HTTPStatusCode: http.StatusAccepted})
+}

@@ -1,0 +1,86 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/go-chi/render"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
+)
+
+// DisconnectResponse is the body of DELETE connection:
+//
+//	{"disconnected": true, "removed": true, "revoked": true, "revoke_error": null}
+type DisconnectResponse struct {
+	// Disconnected is always true: the profile holds no OAuth grant for
+	// the provider any more.
+	Disconnected bool `json:"disconnected"`
+	// Removed reports that this request removed a grant; false when there
+	// was none (the request is idempotent).
+	Removed bool `json:"removed"`
+	// Revoked reports that the provider's server confirmed the revocation
+	// of the refresh token (RFC 7009).
+	Revoked bool `json:"revoked"`
+	// RevokeError says, for a person, why the revocation failed; null when
+	// it succeeded or was not attempted. It never holds a token.
+	RevokeError *string `json:"revoke_error"`
+}
+
+var _ render.Renderer = (*DisconnectResponse)(nil)
+
+// Render implements [render.Renderer]; the status is 200.
+func (d *DisconnectResponse) Render(w http.ResponseWriter, r *http.Request) error {
+	render.Status(r, http.StatusOK)
+	return nil
+}
+
+// Disconnect serves DELETE /profiles/{profile}/providers/{provider}/connection.
+// It removes the profile's grant from the config file, keeping every other
+// key and host, and revokes the refresh token at the provider's server when
+// it can (best effort: a failed revocation is reported in revoke_error and
+// the grant stays removed). It answers 200 with a [DisconnectResponse].
+//
+// With no grant to remove it answers 200 with "removed": false, so that a
+// repeated request (a double click, two windows) is not an error; but when
+// the profile connects with an API key, which this route does not remove,
+// it answers 409 conflict saying so. A provider without OAuth is 404
+// unsupported.
+func (h *Handlers) Disconnect(w http.ResponseWriter, r *http.Request) {
+	profile, prov, err := pathParams(r)
+	if err != nil {
+		RenderError(w, r, err)
+		return
+	}
+	res, err := h.svc.Disconnect(r.Context(), profile, prov)
+	if errors.Is(err, oauth.ErrNoGrant) {
+		rep, serr := h.svc.Status(r.Context(), profile, prov)
+		if serr != nil {
+			RenderError(w, r, serr)
+			return
+		}
+		if rep.Connected && rep.Auth == provider.AuthAPIKey {
+			name := prov
+			if p, ok := h.svc.Registry.Lookup(prov); ok {
+				name = p.DisplayName()
+			}
+			RenderError(w, r, Wrap(CodeConflict, err, "This profile connects to "+name+
+				" with an API key, not a sign-in, and disconnecting does not remove API keys. Remove the key from the "+
+				name+" config file instead."))
+			return
+		}
+		respond(w, r, &DisconnectResponse{Disconnected: true})
+		return
+	}
+	if err != nil {
+		RenderError(w, r, err)
+		return
+	}
+	resp := &DisconnectResponse{Disconnected: true, Removed: true, Revoked: res.Revoked}
+	if res.RevokeError != "" {
+		msg := res.RevokeError
+		resp.RevokeError = &msg
+	}
+	respond(w, r, resp)
+}

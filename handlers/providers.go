@@ -1,0 +1,56 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/go-chi/render"
+
+	"github.com/memconnect/memconnect/provider"
+)
+
+// ProvidersResponse is the body of GET /providers:
+//
+//	{"providers": [{"name": "honcho", "display_name": "Honcho",
+//	                "auth_methods": ["browser", "device"]}]}
+//
+// Providers are sorted by name.
+type ProvidersResponse struct {
+	// Providers are the registered providers; never null.
+	Providers []ProviderInfo `json:"providers"`
+}
+
+// ProviderInfo describes one registered provider.
+type ProviderInfo struct {
+	// Name is the provider's identifier in URLs.
+	Name string `json:"name"`
+	// DisplayName is the provider's name for people.
+	DisplayName string `json:"display_name"`
+	// AuthMethods lists the sign-in methods, in order of preference; an
+	// empty list (never null) means the provider cannot be connected
+	// with OAuth.
+	AuthMethods []provider.AuthMethod `json:"auth_methods"`
+}
+
+var _ render.Renderer = (*ProvidersResponse)(nil)
+
+// Render implements [render.Renderer]; the status is 200.
+func (p *ProvidersResponse) Render(w http.ResponseWriter, r *http.Request) error {
+	render.Status(r, http.StatusOK)
+	return nil
+}
+
+// ListProviders serves GET /providers: the registered providers and their
+// sign-in methods.
+func (h *Handlers) ListProviders(w http.ResponseWriter, r *http.Request) {
+	list := h.svc.Registry.List()
+	resp := &ProvidersResponse{Providers: make([]ProviderInfo, 0, len(list))}
+	for _, p := range list {
+		methods := append([]provider.AuthMethod{}, p.AuthMethods()...)
+		resp.Providers = append(resp.Providers, ProviderInfo{
+			Name:        p.Name(),
+			DisplayName: p.DisplayName(),
+			AuthMethods: methods,
+		})
+	}
+	respond(w, r, resp)
+}

@@ -1,0 +1,66 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/go-chi/render"
+
+	"github.com/memconnect/memconnect/provider"
+)
+
+// StatusResponse is the status body of DESIGN.md ("Status body"): the
+// answer of GET status, POST connect and POST cancel. Its JSON is that of
+// the embedded [provider.StatusReport]; HTTPStatusCode is not part of it.
+type StatusResponse struct {
+	provider.StatusReport
+	// HTTPStatusCode is the response status: 200, or 202 for a connect
+	// request that started (or joined) a flow. Zero means 200.
+	HTTPStatusCode int `json:"-"`
+}
+
+var _ render.Renderer = (*StatusResponse)(nil)
+
+// Render implements [render.Renderer]: it sets the status.
+func (s *StatusResponse) Render(w http.ResponseWriter, r *http.Request) error {
+	code := s.HTTPStatusCode
+	if code == 0 {
+		code = http.StatusOK
+	}
+	render.Status(r, code)
+	return nil
+}
+
+// Status serves GET /profiles/{profile}/providers/{provider}/status: the
+// profile's connection to the provider and its sign-in flow, if any.
+func (h *Handlers) Status(w http.ResponseWriter, r *http.Request) {
+	profile, prov, err := pathParams(r)
+	if err != nil {
+		RenderError(w, r, err)
+		return
+	}
+	rep, err := h.svc.Status(r.Context(), profile, prov)
+	if err != nil {
+		RenderError(w, r, err)
+		return
+	}
+	respond(w, r, &StatusResponse{StatusReport: rep})
+}
+
+// Cancel serves POST /profiles/{profile}/providers/{provider}/cancel: it
+// cancels the pending flow, freeing its loopback port, and answers 200 with
+// the status body. Cancelling when nothing is pending is not an error, so
+// the request is idempotent. A flow whose callback already arrived can no
+// longer be cancelled; the status then shows how it ends.
+func (h *Handlers) Cancel(w http.ResponseWriter, r *http.Request) {
+	profile, prov, err := pathParams(r)
+	if err != nil {
+		RenderError(w, r, err)
+		return
+	}
+	rep, err := h.svc.Cancel(r.Context(), profile, prov)
+	if err != nil {
+		RenderError(w, r, err)
+		return
+	}
+	respond(w, r, &StatusResponse{StatusReport: rep})
+}
