@@ -1,0 +1,208 @@
+// Package memconnect gives a Go web server the "Connect your memory
+// provider" feature: [New] returns a chi router with profile-scoped
+// connect, status, callback, cancel and disconnect endpoints, which the host
+// mounts where it likes:
+//
+//	api, err := memconnect.New(memconnect.Config{
+//		Registry: registry,                                   // provider.NewRegistry(honcho.New())
+//		Profiles: provider.HermesProfiles{Root: hermesHome},
+//		Logger:   logger,
+//	})
+//	if err != nil { ... }
+//	r.Mount("/api/memory", api)
+//
+// The HTTP API is described in openapi.yaml at the root of the module and in
+// DESIGN.md ("HTTP API"); examples/curl.md shows every route in use.
+package memconnect
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/middleware"
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
+)
+
+// Config holds every dependency of the router. Registry and Profiles are
+// required; every other field has a default. New reads the Config once: a
+// change made afterwards has no effect.
+type Config struct {
+	// Registry holds the providers the router offers. Required.
+	Registry *provider.Registry
+
+	// Profiles resolves the {profile} path segment; there is no default,
+	// as where profiles live is the host's business. Hermes hosts use
+	// provider.HermesProfiles{Root: $HERMES_HOME or ~/.hermes}. Required.
+	Profiles provider.ProfileResolver
+
+	// Flows runs the authorization flows. nil means a new
+	// [oauth.FlowManager] with Logger and HTTPClient; it lives as long as
+	// the process, since the router has no Close. Pass one to control the
+	// loopback address and to Close it on shutdown, which ends pending
+	// flows and frees their ports.
+	Flows *oauth.FlowManager
+
+	// Logger receives the access log (one line per request, path without
+	// query), errors and recovered panics. The zero value discards. Tokens,
+	// codes, state, verifiers and the session token are never logged.
+	Logger zerolog.Logger
+
+	// SessionToken, when not empty, must be sent as
+	// "Authorization: Bearer <token>" with every request but the OAuth
+	// callback, which a browser reaches by redirect without it.
+	SessionToken string
+
+	// AllowedHosts are the host names (without port) the Host header may
+	// name; any other gets 403, the defence against DNS rebinding. Empty
+	// means the loopback names localhost, 127.0.0.1 and ::1. The host of
+	// CallbackBaseURL is always allowed in addition.
+	AllowedHosts []string
+
+	// AllowedOrigins are extra origins ("scheme://host[:port]", such as
+	// "tauri://localhost") whose web pages may send state-changing
+	// requests. Pages served from an allowed host are accepted anyway;
+	// requests without an Origin header (curl, the CLI) too.
+	AllowedOrigins []string
+
+	// CallbackBaseURL is the absolute http(s) URL where the host serves
+	// this router, such as "http://127.0.0.1:8080/api/memory". When set,
+	// browser flows default to the "callback" redirect mode with the
+	// redirect URI CallbackBaseURL + "/profiles/{profile}/providers/{provider}/callback";
+	// when empty they default to "loopback" and "callback" is refused.
+	// The redirect URI is never derived from a request's Host header.
+	// New fails when it is not an http(s) URL.
+	CallbackBaseURL string
+
+	// HTTPClient is used for revocation, metadata discovery and (for a
+	// FlowManager New creates) the code exchange and device flow. nil
+	// means http.DefaultClient, and a client with a 30 s timeout for flows.
+	HTTPClient *http.Client
+
+	// Now is the clock of the status body's expires_in; nil means
+	// [time.Now].
+	Now func() time.Time
+}
+
+// Route patterns used outside the route table.
+const callbackPattern = "/profiles/{profile}/providers/{provider}/callback"
+
+// New returns the memconnect router. Its route table, relative to where the
+// host mounts it (r.Mount("/api/memory", router)):
+//
+//	GET    /providers                                           registered providers
+//	GET    /profiles/{profile}/providers/{provider}/status      connection and flow status
+//	POST   /profiles/{profile}/providers/{provider}/connect     start a browser or device flow (202)
+//	GET    /profiles/{profile}/providers/{provider}/callback    OAuth redirect target; HTML
+//	POST   /profiles/{profile}/providers/{provider}/cancel      cancel the pending flow
+//	DELETE /profiles/{profile}/providers/{provider}/connection  disconnect: revoke, remove the grant
+//
+// Every request passes, in this order, the request id, access log, panic
+// recovery, Host guard, Origin guard, session token (not on the callback)
+// and 64 KiB body limit middleware of package middleware. Unknown paths
+// and methods get JSON errors "not_found" (404) and "method_not_allowed"
+// (405, with an Allow header).
+//
+// New fails when Registry or Profiles is missing or CallbackBaseURL is not
+// an http(s) URL.
+func New(cfg Config) (chi.Router, error) {
+	if cfg.Registry == nil {
+		return nil, errors.New("memconnect: Config.Registry is required")
+	}
+	if cfg.Profiles == nil {
+		return nil, errors.New("memconnect: Config.Profiles is required (for Hermes: provider.HermesProfiles{Root: ...})")
+	}
+	callbackBase, err := handlers.ValidateCallbackBaseURL(cfg.CallbackBaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("memconnect: Config.CallbackBaseURL: %w", err)
+	}
+	flows := cfg.Flows
+	if flows == nil {
+		flows = oauth.NewFlowManager(oauth.WithFlowLogger(cfg.Logger), oauth.WithFlowHTTPClient(cfg.HTTPClient))
+	}
+	h, err := handlers.New(&provider.Service{
+		Registry:   cfg.Registry,
+		Profiles:   cfg.Profiles,
+		Flows:      flows,
+		HTTPClient: cfg.HTTPClient,
+		Logger:     cfg.Logger,
+		Now:        cfg.Now,
+	}, callbackBase)
+	if err != nil {
+		return nil, fmt.Errorf("memconnect: %w", err)
+	}
+	hosts := allowedHosts(cfg.AllowedHosts, callbackBase)
+
+	r := chi.NewRouter()
+	r.Use(
+		middleware.RequestID,
+		middleware.AccessLog(cfg.Logger),
+		middleware.Recoverer,
+		middleware.HostGuard(hosts),
+		middleware.OriginGuard(cfg.AllowedOrigins, hosts),
+		middleware.SessionToken(cfg.SessionToken, isRoute(r, http.MethodGet, callbackPattern)),
+		middleware.BodyLimit(middleware.DefaultBodyLimit),
+	)
+	r.NotFound(handlers.NotFound)
+	r.MethodNotAllowed(withAllow(r, handlers.MethodNotAllowed))
+
+	r.Get("/providers", h.ListProviders)
+	r.Get("/profiles/{profile}/providers/{provider}/status", h.Status)
+	r.Post("/profiles/{profile}/providers/{provider}/connect", h.Connect)
+	r.Get(callbackPattern, h.Callback)
+	r.Post("/profiles/{profile}/providers/{provider}/cancel", h.Cancel)
+	r.Delete("/profiles/{profile}/providers/{provider}/connection", h.Disconnect)
+	return r, nil
+}
+
+// allowedHosts returns the hosts the guards allow: hosts, or the loopback
+// names when there are none, and the host of the callback base URL.
+func allowedHosts(hosts []string, callbackBase string) []string {
+	out := append([]string(nil), hosts...)
+	if len(out) == 0 {
+		out = []string{"localhost", "127.0.0.1", "::1"}
+	}
+	if callbackBase != "" {
+		if u, err := url.Parse(callbackBase); err == nil && u.Hostname() != "" {
+			out = append(out, u.Hostname())
+		}
+	}
+	return out
+}
+
+// isRoute returns a predicate reporting whether a request is routed by r to
+// the route pattern with the given method. It asks r itself, so it agrees
+// with the routing exactly; it may be called only once r's routes are set.
+func isRoute(r chi.Routes, method, pattern string) func(*http.Request) bool {
+	return func(req *http.Request) bool {
+		return req.Method == method && r.Find(chi.NewRouteContext(), method, handlers.RoutePath(req)) == pattern
+	}
+}
+
+// withAllow wraps a 405 handler so that the answer carries the Allow header
+// (RFC 9110, section 15.5.6) with the methods r routes for the path.
+func withAllow(r chi.Routes, next http.HandlerFunc) http.HandlerFunc {
+	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions}
+	return func(w http.ResponseWriter, req *http.Request) {
+		path := handlers.RoutePath(req)
+		var allow []string
+		for _, m := range methods {
+			if r.Find(chi.NewRouteContext(), m, path) != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+		}
+		next(w, req)
+	}
+}
