@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lines is an io.Writer that hands every complete line to a channel, so a
+// test can wait for what the server prints.
+type lines struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+	ch  chan string
+}
+
+func newLines() *lines { return &lines{ch: make(chan string, 1000)} }
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	for {
+		line, err := l.buf.ReadString('\n')
+		if err != nil {
+			l.buf.WriteString(line) // an incomplete line: keep it
+			return len(p), nil
+		}
+		select {
+		case l.ch <- strings.TrimSuffix(line, "\n"):
+		default:
+		}
+	}
+}
+
+// waitFor returns the submatches of the first line matching re.
+func (l *lines) waitFor(t *testing.T, re *regexp.Regexp, done <-chan error) []string {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case line := <-l.ch:
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m
+			}
+		case err := <-done:
+			t.Fatalf("run returned %v before printing a line matching %s", err, re)
+		case <-timeout:
+			t.Fatalf("no line matching %s", re)
+		}
+	}
+}
+
+// server runs the command with args and returns its base URL and a
+// function that stops it and returns run's error.
+func server(t *testing.T, args ...string) (base string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	out := newLines()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, out, io.Discard) }()
+	base = out.waitFor(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)$`), done)[1]
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				err = errors.New("run did not return after its context ended")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return base, stop
+}
+
+func get(t *testing.T, target string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+func TestRunDev(t *testing.T) {
+	base, stop := server(t, "-dev", "-addr", "127.0.0.1:0")
+	tests := []struct {
+		path       string
+		wantStatus int
+		wantBody   string // substring
+	}{
+		{"/healthz", 200, "ok"},
+		{"/api/hello", 200, `"hello":"world"`},
+		{"/", 200, "<html"},
+		{"/app.js", 200, "memconnect"},
+		{"/api/memory/providers", 200, `{"providers":[{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device"]}]}`},
+		{"/api/memory/profiles/default/providers/honcho/status", 200, `"connected":false`},
+		{"/api/memory/nope", 404, `"error":"not_found"`},
+	}
+	for _, tt := range tests {
+		status, _, body := get(t, base+tt.path)
+		if status != tt.wantStatus || !strings.Contains(body, tt.wantBody) {
+			t.Errorf("GET %s = %d %.200q, want %d with %q", tt.path, status, body, tt.wantStatus, tt.wantBody)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Errorf("run = %v, want a clean exit", err)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("the server still answers after its context ended")
+	}
+}
+
+// TestRunDevSignIn signs in through the development server the way a person
+// (or examples/curl.md) does: connect, open authorize_url, click Approve,
+// follow the redirect to the callback; then disconnect.
+func TestRunDevSignIn(t *testing.T) {
+	base, stop := server(t, "-dev", "-addr", "127.0.0.1:0", "-session-token", "tok-0123456789")
+	api := base + "/api/memory/profiles/default/providers/honcho"
+	auth := []string{"Authorization", "Bearer tok-0123456789"}
+
+	if status, _, _ := get(t, api+"/status"); status != 401 {
+		t.Errorf("status without the session token = %d, want 401", status)
+	}
+	req, _ := http.NewRequest("POST", api+"/connect", strings.NewReader(`{"source":"curl"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(auth[0], auth[1])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Flow struct {
+			AuthorizeURL string `json:"authorize_url"`
+			RedirectURI  string `json:"redirect_uri"`
+		} `json:"flow"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&rep)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("connect = %d, %v", resp.StatusCode, err)
+	}
+	if rep.Flow.RedirectURI != api+"/callback" {
+		t.Errorf("redirect_uri = %q, want the router's callback %s", rep.Flow.RedirectURI, api+"/callback")
+	}
+
+	// The consent page: a form with the request id and an Approve button.
+	status, _, page := get(t, rep.Flow.AuthorizeURL)
+	m := regexp.MustCompile(`<form method="post" action="([^"]+)">\s*<input type="hidden" name="request" value="([^"]+)">`).FindStringSubmatch(page)
+	if status != 200 || m == nil || !strings.Contains(page, ">Approve</button>") {
+		t.Fatalf("consent page = %d\n%s", status, page)
+	}
+	authz, _ := url.Parse(rep.Flow.AuthorizeURL)
+	action, _ := authz.Parse(html.UnescapeString(m[1]))
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noFollow.PostForm(action.String(), url.Values{"request": {html.UnescapeString(m[2])}, "decision": {"approve"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, api+"/callback?") {
+		t.Fatalf("decision = %d Location %q", resp.StatusCode, loc)
+	}
+	// The browser follows the redirect, without the session token.
+	if status, _, page := get(t, loc); status != 200 || !strings.Contains(page, "Connected to Honcho") {
+		t.Fatalf("callback = %d\n%s", status, page)
+	}
+	if status, _, body := get(t, api+"/status", auth...); status != 200 || !strings.Contains(body, `"connected":true,"auth":"oauth"`) {
+		t.Errorf("status after sign-in = %d %s", status, body)
+	}
+	req, _ = http.NewRequest("DELETE", api+"/connection", nil)
+	req.Header.Set(auth[0], auth[1])
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"revoked":true`) {
+		t.Errorf("disconnect = %d %s", resp.StatusCode, body)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("run = %v", err)
+	}
+}
+
+func TestRunTempHomeRemoved(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	out := newLines()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-dev", "-addr", "127.0.0.1:0"}, out, io.Discard) }()
+	home := out.waitFor(t, regexp.MustCompile(`^Hermes home: (.+) \(temporary, removed on exit\)$`), done)[1]
+	out.waitFor(t, regexp.MustCompile(`^Or try:`), done)
+	if _, err := os.Stat(home); err != nil {
+		t.Fatalf("temporary home: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run = %v", err)
+	}
+	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary home %s still exists after exit (%v)", home, err)
+	}
+}
+
+func TestRunHomeFlagKept(t *testing.T) {
+	home := t.TempDir()
+	_, stop := server(t, "-dev", "-addr", "127.0.0.1:0", "-home", home)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(home); err != nil {
+		t.Errorf("-home %s was removed: %v", home, err)
+	}
+}
+
+func TestRunFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr error
+	}{
+		{[]string{"-h"}, flag.ErrHelp},
+		{[]string{"-nope"}, errUsage},
+		{[]string{"extra"}, errUsage},
+	}
+	for _, tt := range tests {
+		var stderr bytes.Buffer
+		err := run(t.Context(), tt.args, io.Discard, &stderr)
+		if !errors.Is(err, tt.wantErr) {
+			t.Errorf("run(%q) = %v, want %v", tt.args, err, tt.wantErr)
+		}
+	}
+	err := run(t.Context(), []string{"-dev", "-addr", "127.0.0.1:0", "-callback-base-url", "ftp://x"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "CallbackBaseURL") {
+		t.Errorf("bad -callback-base-url: %v", err)
+	}
+}

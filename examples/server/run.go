@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/examples/desktop"
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/honcho"
+)
+
+// errUsage reports a command line the flag package already complained about.
+var errUsage = errors.New("usage error")
+
+// shutdownTimeout bounds how long a stopping server waits for the requests
+// in flight.
+const shutdownTimeout = 10 * time.Second
+
+// options are the command's flags.
+type options struct {
+	addr         string
+	dev          bool
+	home         string
+	sessionToken string
+	callbackBase string
+	allowedHosts string
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (port 0 picks a free one)")
+	fs.BoolVar(&o.dev, "dev", false, "run a development authorization server and a temporary Hermes home")
+	fs.StringVar(&o.home, "home", "", "Hermes home (default: temporary with -dev, else $HERMES_HOME, else ~/.hermes)")
+	fs.StringVar(&o.sessionToken, "session-token", "", `require "Authorization: Bearer <token>" on the API (not on the callback)`)
+	fs.StringVar(&o.callbackBase, "callback-base-url", "", "URL where the API is reachable, for the callback redirect mode (default with -dev: http://<addr>/api/memory)")
+	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", "comma-separated host names the API answers (default: localhost, 127.0.0.1, ::1)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "server: unexpected argument %q\n", fs.Arg(0))
+		return o, errUsage
+	}
+	return o, nil
+}
+
+// run is the whole command; main supplies the arguments, the streams and a
+// context that ends on SIGINT or SIGTERM. It returns once the server has
+// shut down.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	logger := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly}).
+		With().Timestamp().Logger()
+
+	// Where profiles live.
+	home, tempHome := o.home, false
+	switch {
+	case home == "" && o.dev:
+		if home, err = os.MkdirTemp("", "memconnect-dev-"); err != nil {
+			return err
+		}
+		tempHome = true
+		defer os.RemoveAll(home)
+	case home == "":
+		if h, ok := os.LookupEnv("HERMES_HOME"); ok && h != "" {
+			home = h
+		} else {
+			userHome, err := os.UserHomeDir()
+			if err != nil {
+				return fmt.Errorf("no Hermes home: set HERMES_HOME or pass -home (%w)", err)
+			}
+			home = filepath.Join(userHome, ".hermes")
+		}
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return err
+	}
+
+	// The Honcho provider, pointed at the development server or the real one.
+	honchoOpts := []honcho.Option{honcho.WithLogger(logger)}
+	var (
+		client *http.Client
+		as     *oauthtest.Server
+	)
+	if o.dev {
+		as = oauthtest.NewServer(oauthtest.WithGrantConfig(map[string]any{"peerName": "you", "workspace": "hermes"}))
+		defer as.Close()
+		client = as.Client()
+		honchoOpts = append(honchoOpts,
+			honcho.WithAuthorizeURL(as.AuthorizeURL()),
+			honcho.WithTokenURL(as.TokenURL()),
+			honcho.WithDeviceAuthURL(as.DeviceAuthURL()),
+			honcho.WithRevocationURL(as.RevocationURL()),
+			honcho.WithIssuer(as.URL),
+			honcho.WithHTTPClient(client),
+		)
+	} else {
+		envOpts, err := honcho.FromEnv(os.LookupEnv)
+		if err != nil {
+			return err
+		}
+		honchoOpts = append(honchoOpts, envOpts...)
+		if userHome, err := os.UserHomeDir(); err == nil {
+			honchoOpts = append(honchoOpts, honcho.WithUserHome(userHome))
+		}
+	}
+	registry, err := provider.NewRegistry(honcho.New(honchoOpts...))
+	if err != nil {
+		return err
+	}
+	flows := oauth.NewFlowManager(oauth.WithFlowLogger(logger), oauth.WithFlowHTTPClient(client))
+	defer flows.Close() // after the HTTP server's shutdown: ends pending flows, frees their ports
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	origin := "http://" + displayAddr(ln.Addr())
+	callbackBase := o.callbackBase
+	if callbackBase == "" && o.dev {
+		callbackBase = origin + "/api/memory"
+	}
+	var hosts []string
+	for h := range strings.SplitSeq(o.allowedHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	memory, err := memconnect.New(memconnect.Config{
+		Registry:        registry,
+		Profiles:        provider.HermesProfiles{Root: home},
+		Flows:           flows,
+		Logger:          logger,
+		SessionToken:    o.sessionToken,
+		AllowedHosts:    hosts,
+		CallbackBaseURL: callbackBase,
+		HTTPClient:      client,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	srv := &http.Server{
+		Handler:           hostRouter(memory),
+		ReadHeaderTimeout: 10 * time.Second,
+		// net/http's own messages could quote a request line; the access
+		// log has what is safe to log.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	printBanner(stdout, o, origin, home, tempHome, callbackBase, as)
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(stdout, "shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	flows.Close()
+	fmt.Fprintln(stdout, "stopped")
+	return nil
+}
+
+// hostRouter is the existing web server's route table: its own routes, the
+// memconnect API at /api/memory and the desktop Connect page at /.
+func hostRouter(memory http.Handler) http.Handler {
+	r := chi.NewRouter()
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	r.Get("/api/hello", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"hello":"world","memory_api":"/api/memory"}`+"\n")
+	})
+	r.Mount("/api/memory", memory)
+	r.Handle("/*", http.FileServerFS(desktop.FS()))
+	return r
+}
+
+// displayAddr is a bound address as a person types it: an unspecified IP
+// (0.0.0.0, ::) becomes 127.0.0.1.
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := tcp.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
+}
+
+// printBanner says what runs where, what to open and which curl to try.
+// It never prints the session token.
+func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *oauthtest.Server) {
+	mode := "Honcho"
+	if o.dev {
+		mode = "development mode"
+	}
+	fmt.Fprintf(w, "memconnect example server (%s)\n", mode)
+	fmt.Fprintf(w, "listening on %s\n", origin)
+	note := ""
+	if tempHome {
+		note = " (temporary, removed on exit)"
+	}
+	fmt.Fprintf(w, "Hermes home: %s%s\n", home, note)
+	if as != nil {
+		fmt.Fprintf(w, "development authorization server: %s (consent page to click; device codes at %s)\n", as.URL, as.DeviceVerificationURL())
+	}
+	if callbackBase != "" {
+		fmt.Fprintf(w, "browser sign-ins return to: %s/profiles/{profile}/providers/{provider}/callback\n", callbackBase)
+	} else {
+		fmt.Fprintf(w, "browser sign-ins return to: a one-shot listener on %s/callback\n", oauth.DefaultLoopbackAddr)
+	}
+	page, auth := origin+"/", ""
+	if o.sessionToken != "" {
+		page += "?token=TOKEN"
+		auth = ` -H "Authorization: Bearer TOKEN"`
+		fmt.Fprintln(w, "session token: required (TOKEN below stands for it)")
+	}
+	fmt.Fprintf(w, "\nOpen the Connect page:  %s\n", page)
+	fmt.Fprintf(w, "Or try:  curl -s%s %s/api/memory/providers\n", auth, origin)
+	fmt.Fprintf(w, "         curl -s%s -X POST %s/api/memory/profiles/default/providers/honcho/connect\n", auth, origin)
+	fmt.Fprintf(w, "         curl -s%s %s/api/memory/profiles/default/providers/honcho/status\n", auth, origin)
+	fmt.Fprintln(w, "More in examples/curl.md. Press Ctrl-C to stop.")
+}
