@@ -1,0 +1,119 @@
+package memconnect_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/render"
+	"github.com/rs/zerolog"
+
+	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/honcho"
+)
+
+// BenchmarkStatus measures GET status through the whole router — request
+// id, access log (into io.Discard at info level), recoverer, guards, body
+// limit, routing, the Service and the Honcho provider reading the profile's
+// honcho.json — against a bare chi handler that renders the same status
+// body, prepared once. Both are mounted under /api/memory in a host
+// router. The ratio is logged; no timing is asserted.
+func BenchmarkStatus(b *testing.B) {
+	root := b.TempDir()
+	expiry := time.Now().Add(time.Hour).Unix()
+	writeFile(b, filepath.Join(root, "honcho.json"), fmt.Sprintf(`{"workspace":"hermes","hosts":{"hermes":{`+
+		`"apiKey":"hch-at-benchmark-access-token","oauth":{"refreshToken":"hch-rt-benchmark","expiresAt":%d,`+
+		`"clientId":"hermes-agent","tokenEndpoint":"http://127.0.0.1:1/oauth/token","scope":"write","tokenType":"Bearer"}}}}`, expiry))
+	reg, err := provider.NewRegistry(honcho.New(honcho.WithAuthorizeURL("http://127.0.0.1:1/authorize"), honcho.WithTokenURL("http://127.0.0.1:1/oauth/token")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	flows := oauth.NewFlowManager()
+	b.Cleanup(func() { flows.Close() })
+	profiles := provider.HermesProfiles{Root: root}
+	memory, err := memconnect.New(memconnect.Config{
+		Registry: reg,
+		Profiles: profiles,
+		Flows:    flows,
+		Logger:   zerolog.New(io.Discard),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stack := hostRouter(memory)
+
+	svc := &provider.Service{Registry: reg, Profiles: profiles, Flows: flows}
+	rep, err := svc.Status(b.Context(), "default", "honcho")
+	if err != nil || !rep.Connected {
+		b.Fatalf("status = %+v, %v", rep, err)
+	}
+	bareAPI := chi.NewRouter()
+	bareAPI.Get("/profiles/{profile}/providers/{provider}/status", func(w http.ResponseWriter, r *http.Request) {
+		render.JSON(w, r, rep)
+	})
+	bare := hostRouter(bareAPI)
+
+	const target = prefix + statusPath
+	serve := func(b *testing.B, h http.Handler) {
+		b.ReportAllocs()
+		for b.Loop() {
+			req := httptest.NewRequest(http.MethodGet, target, nil)
+			req.Host = "127.0.0.1:8080"
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+	}
+	// The same router with a provider whose status is in memory: what the
+	// router itself costs, without the provider's file reads.
+	memReg, err := provider.NewRegistry(memProvider{name: "honcho", status: provider.Status{
+		Supported: true, Connected: true, Auth: provider.AuthOAuth,
+		Token: &provider.TokenInfo{ClientID: "hermes-agent", Scope: "write", ExpiresAt: rep.Token.ExpiresAt},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	memRouter, err := memconnect.New(memconnect.Config{Registry: memReg, Profiles: profiles, Flows: flows, Logger: zerolog.New(io.Discard)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	noIO := hostRouter(memRouter)
+
+	ns := map[string]float64{}
+	for _, bm := range []struct {
+		name string
+		h    http.Handler
+	}{{"router", stack}, {"router-status-in-memory", noIO}, {"bare", bare}} {
+		b.Run(bm.name, func(b *testing.B) {
+			serve(b, bm.h)
+			ns[bm.name] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		})
+	}
+	if ns["bare"] > 0 {
+		b.Logf("GET status: router %.0f ns/op, %.2fx the bare chi handler (%.0f ns/op); with the provider's status in memory %.0f ns/op, %.2fx",
+			ns["router"], ns["router"]/ns["bare"], ns["bare"], ns["router-status-in-memory"], ns["router-status-in-memory"]/ns["bare"])
+	}
+}
+
+// memProvider is a provider whose status is a value in memory.
+type memProvider struct {
+	fakeProvider
+	name   string
+	status provider.Status
+}
+
+func (m memProvider) Name() string                       { return m.name }
+func (m memProvider) AuthMethods() []provider.AuthMethod { return []provider.AuthMethod{provider.AuthBrowser} }
+func (m memProvider) Status(context.Context, provider.Profile) (provider.Status, error) {
+	return m.status, nil
+}
