@@ -112,8 +112,10 @@ type memProvider struct {
 	status provider.Status
 }
 
-func (m memProvider) Name() string                       { return m.name }
-func (m memProvider) AuthMethods() []provider.AuthMethod { return []provider.AuthMethod{provider.AuthBrowser} }
+func (m memProvider) Name() string { return m.name }
+func (m memProvider) AuthMethods() []provider.AuthMethod {
+	return []provider.AuthMethod{provider.AuthBrowser}
+}
 func (m memProvider) Status(context.Context, provider.Profile) (provider.Status, error) {
 	return m.status, nil
 }
