@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -171,7 +172,10 @@ func allowedHosts(hosts []string, callbackBase string) []string {
 		out = []string{"localhost", "127.0.0.1", "::1"}
 	}
 	if callbackBase != "" {
-		if u, err := url.Parse(callbackBase); err == nil && u.Hostname() != "" {
+		u, err := url.Parse(callbackBase)
+		if err == nil && u.Hostname() != "" && !slices.ContainsFunc(out, func(h string) bool {
+			return strings.EqualFold(strings.Trim(h, "[]"), u.Hostname())
+		}) {
 			out = append(out, u.Hostname())
 		}
 	}

@@ -876,3 +876,37 @@ func TestRouterWithoutMount(t *testing.T) {
 		t.Errorf("routes = %v, want 6", routes)
 	}
 }
+
+// TestCallbackHostAllowed checks that the callback base URL's host is
+// allowed next to the default loopback names, so the browser's redirect to
+// the callback is not refused by the Host guard.
+func TestCallbackHostAllowed(t *testing.T) {
+	reg, err := provider.NewRegistry(fakeProvider{name: "nooauth"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows := oauth.NewFlowManager()
+	t.Cleanup(func() { flows.Close() })
+	r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: provider.HermesProfiles{Root: t.TempDir()},
+		Flows: flows, CallbackBaseURL: "http://memory.localhost:8080/api/memory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]int{
+		"memory.localhost:8080": 200,
+		"127.0.0.1:8080":        200,
+		"localhost":             200,
+		"other.localhost:8080":  403,
+	} {
+		req := httptest.NewRequest("GET", "/providers", nil)
+		req.Host = host
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != want {
+			t.Errorf("Host %s: %d %s, want %d", host, w.Code, w.Body, want)
+		}
+		if want == 403 && strings.Count(w.Body.String(), "127.0.0.1") != 1 {
+			t.Errorf("403 message names a host twice: %s", w.Body)
+		}
+	}
+}
