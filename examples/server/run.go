@@ -76,15 +76,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly}).
 		With().Timestamp().Logger()
 
-	// Where profiles live.
-	home, tempHome := o.home, false
+	// Where profiles live. A temporary home is laid out like a user's:
+	// <tmp>/.hermes, with <tmp> as the user home the consent page's
+	// "~/.hermes/honcho.json" is relative to.
+	home, userHome, tempHome := o.home, "", false
 	switch {
 	case home == "" && o.dev:
-		if home, err = os.MkdirTemp("", "memconnect-dev-"); err != nil {
+		tmp, err := os.MkdirTemp("", "memconnect-dev-")
+		if err != nil {
 			return err
 		}
-		tempHome = true
-		defer os.RemoveAll(home)
+		defer os.RemoveAll(tmp)
+		home, userHome, tempHome = filepath.Join(tmp, ".hermes"), tmp, true
 	case home == "":
 		if h, ok := os.LookupEnv("HERMES_HOME"); ok && h != "" {
 			home = h
@@ -106,6 +109,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		client *http.Client
 		as     *oauthtest.Server
 	)
+	if userHome != "" {
+		honchoOpts = append(honchoOpts, honcho.WithUserHome(userHome))
+	}
 	if o.dev {
 		as = oauthtest.NewServer(oauthtest.WithGrantConfig(map[string]any{"peerName": "you", "workspace": "hermes"}))
 		defer as.Close()
