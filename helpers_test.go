@@ -82,14 +82,17 @@ func (r renamed) Name() string { return r.name }
 // envConfig configures a test environment.
 type envConfig struct {
 	sessionToken string
-	callback     bool // set CallbackBaseURL to the test server's /api/memory
-	logger       *zerolog.Logger
+	callback     bool                            // set CallbackBaseURL to the test server's /api/memory
+	wrap         func(http.Handler) http.Handler // wraps the host router, if not nil
 }
 
 type envOption func(*envConfig)
 
 func withSessionToken(tok string) envOption { return func(c *envConfig) { c.sessionToken = tok } }
 func withCallback() envOption               { return func(c *envConfig) { c.callback = true } }
+func withWrap(w func(http.Handler) http.Handler) envOption {
+	return func(c *envConfig) { c.wrap = w }
+}
 
 // env is the router mounted at /api/memory in a host's chi router, served
 // on 127.0.0.1, with an in-process authorization server behind the Honcho
@@ -179,6 +182,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	parent := hostRouter(router)
 	ts.Config.Handler = parent
+	if cfg.wrap != nil {
+		ts.Config.Handler = cfg.wrap(parent)
+	}
 	ts.Start()
 	t.Cleanup(ts.Close)
 

@@ -335,16 +335,16 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 // "/../" unless given --path-as-is), and the answer is a 400 JSON, not a
 // 404 or a redirect to a cleaned path.
 func TestProfilePathsArrive(t *testing.T) {
-	e := newEnv(t)
 	seen := make(chan string, 1)
-	inner := e.ts.Config.Handler
-	e.ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case seen <- r.RequestURI:
-		default:
-		}
-		inner.ServeHTTP(w, r)
-	})
+	e := newEnv(t, withWrap(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case seen <- r.RequestURI:
+			default:
+			}
+			next.ServeHTTP(w, r)
+		})
+	}))
 	for _, seg := range []string{"..", "%2e%2e", "%2E%2E", "a/b", "a%2Fb", ".", "%2e", strings.Repeat("x", 65), "a%252Fb"} {
 		t.Run(seg, func(t *testing.T) {
 			path := prefix + "/profiles/" + seg + "/providers/honcho/status"
