@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -8,12 +9,20 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// benchSource returns a token source over a grant valid for an hour.
-func benchSource(b *testing.B) *FileTokenSource {
+// benchSource returns a token source over a grant valid for an hour. A
+// settled file was last written an hour ago; an unsettled one just now, so
+// every cache miss reads and scans it.
+func benchSource(b *testing.B, settled bool) *FileTokenSource {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), "honcho.json")
 	if err := writeFileAtomic(path, []byte(configWithGrant("https://t.example/token", "hch-at-bench", "hch-rt-bench", time.Now().Add(time.Hour)))); err != nil {
 		b.Fatal(err)
+	}
+	if settled {
+		past := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(path, past, past); err != nil {
+			b.Fatal(err)
+		}
 	}
 	ts := NewStore(path).TokenSource("hermes")
 	if _, err := ts.Token(); err != nil {
@@ -32,7 +41,7 @@ func (s staticSource) Token() (*oauth2.Token, error) { return s.tok, nil }
 // cached Token, the baseline. Run: go test -run '^$' -bench Token -benchmem ./oauth
 func BenchmarkToken(b *testing.B) {
 	b.Run("hot", func(b *testing.B) {
-		ts := benchSource(b)
+		ts := benchSource(b, true)
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := ts.Token(); err != nil {
@@ -41,7 +50,7 @@ func BenchmarkToken(b *testing.B) {
 		}
 	})
 	b.Run("hot-parallel", func(b *testing.B) {
-		ts := benchSource(b)
+		ts := benchSource(b, true)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -53,10 +62,20 @@ func BenchmarkToken(b *testing.B) {
 		})
 	})
 	b.Run("cold", func(b *testing.B) {
-		ts := benchSource(b)
+		ts := benchSource(b, false)
 		b.ReportAllocs()
 		for b.Loop() {
 			ts.h.cache.Store(nil) // a cache miss: read, parse and check the file
+			if _, err := ts.Token(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cold-unchanged", func(b *testing.B) {
+		ts := benchSource(b, true)
+		b.ReportAllocs()
+		for b.Loop() {
+			ts.h.cache.Store(nil) // a cache miss on a settled, unchanged file: stat only
 			if _, err := ts.Token(); err != nil {
 				b.Fatal(err)
 			}

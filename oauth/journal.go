@@ -38,6 +38,9 @@ type journalEntry struct {
 	TokenType     string `json:"tokenType"`
 }
 
+// journalCheckEvery spaces out the unlocked checks for a journal.
+const journalCheckEvery = time.Second
+
 func (s *Store) journalPath() string { return s.path + ".rotation" }
 
 func tokenDigest(t string) string {
@@ -107,9 +110,16 @@ func (s *Store) recoverJournal() {
 }
 
 // settleJournal finishes a journalled rotation before an unlocked read. The
-// common case, no journal, costs one failed stat.
+// common case, no journal, costs one failed stat, made at most once per
+// journalCheckEvery: unlocked reads are snapshots in any case, and every
+// refresh takes the lock, which always recovers a journal first.
 func (s *Store) settleJournal() {
+	now := time.Now().UnixNano()
+	if last := s.journalChecked.Load(); last != 0 && now-last < int64(journalCheckEvery) {
+		return
+	}
 	if _, err := os.Lstat(s.journalPath()); err != nil {
+		s.journalChecked.Store(now)
 		return
 	}
 	if unlock, err := s.lock(context.Background(), nil); err == nil {

@@ -290,7 +290,9 @@ func TestCrashSafety(t *testing.T) {
 
 		v := decodeFile(t, path)
 		assertUntouched(t, v)
-		c, err := parent.Credentials("hermes") // finishes a journalled rotation
+		// A fresh store, as the next process would be: it finishes a
+		// journalled rotation before it reads.
+		c, err := NewStore(path).Credentials("hermes")
 		if err != nil || c.Grant == nil {
 			t.Fatalf("kill %d: no grant in the file: %v", i, err)
 		}

@@ -52,6 +52,11 @@ type Store struct {
 
 	mu    sync.Mutex // guards hosts
 	hosts map[string]*hostState
+
+	creds credCache // the last lax read of each host
+	// journalChecked is when an unlocked read last found no rotation
+	// journal (unix nanoseconds; 0: never).
+	journalChecked atomic.Int64
 }
 
 // StoreOption configures a [Store].
@@ -173,6 +178,13 @@ func (s *Store) host(host string) *hostState {
 // A rotation that an interrupted process left in the journal is finished
 // first (under the file lock), so the answer is never a spent grant.
 func (s *Store) Credentials(host string) (Credentials, error) {
+	c, _, err := s.Lookup(host)
+	return c, err
+}
+
+// Lookup is [Store.Credentials] that also reports whether the file exists,
+// so that a caller walking a chain of fallback files spends one stat a file.
+func (s *Store) Lookup(host string) (c Credentials, exists bool, err error) {
 	s.settleJournal()
 	return s.credentials(host, false)
 }
@@ -180,29 +192,94 @@ func (s *Store) Credentials(host string) (Credentials, error) {
 // credentials reads host's credentials from the file as it is. With strict
 // the whole file must be valid JSON, as it must be before a refresh token is
 // spent: a rotation is only safe if the file it goes into can be written.
-func (s *Store) credentials(host string, strict bool) (Credentials, error) {
-	data, err := os.ReadFile(s.path)
+//
+// A lax read of a file that has not changed since the last one is answered
+// from memory after a single stat; see [credCache].
+func (s *Store) credentials(host string, strict bool) (Credentials, bool, error) {
+	fi, err := os.Stat(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Credentials{}, nil
+		return Credentials{}, false, nil
 	}
 	if err != nil {
-		return Credentials{}, fmt.Errorf("oauth: read config: %w", err)
+		return Credentials{}, true, fmt.Errorf("oauth: read config: %w", err)
+	}
+	if !strict {
+		if c, ok := s.creds.get(host, fi); ok {
+			return c, true, nil
+		}
+	}
+	data, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Credentials{}, false, nil
+	}
+	if err != nil {
+		return Credentials{}, true, fmt.Errorf("oauth: read config: %w", err)
 	}
 	if strict {
 		if _, err := parseObject(data); err != nil {
-			return Credentials{}, &ConfigError{Path: s.path, Err: err}
+			return Credentials{}, true, &ConfigError{Path: s.path, Err: err}
 		}
 	}
 	c, err := scanCredentials(data, host, s.prefix)
 	if err != nil {
-		return Credentials{}, &ConfigError{Path: s.path, Err: err}
+		return Credentials{}, true, &ConfigError{Path: s.path, Err: err}
 	}
-	return c, nil
+	s.creds.put(host, fi, c)
+	return c, true, nil
+}
+
+// credCache remembers the credentials last read for each host together with
+// the file's identity (device and inode, size, modification time) as it was
+// stat'ed before that read. Every writer of the file — this package, the
+// Python agent — replaces it by rename, so a new inode marks a new file.
+//
+// An in-place edit keeps the inode, and file times have coarse granularity,
+// so an entry is trusted only for a file that was already a second old when
+// it was read (git's "racily clean" rule); a file written just now is read
+// again on every call until it has settled.
+type credCache struct {
+	mu sync.Mutex // guards m
+	m  map[string]credEntry
+}
+
+type credEntry struct {
+	fi    fs.FileInfo
+	c     Credentials
+	valid bool // the file was settled when read
+}
+
+func (cc *credCache) get(host string, fi fs.FileInfo) (Credentials, bool) {
+	cc.mu.Lock()
+	e, ok := cc.m[host]
+	cc.mu.Unlock()
+	if !ok || !e.valid || !os.SameFile(fi, e.fi) || fi.Size() != e.fi.Size() || !fi.ModTime().Equal(e.fi.ModTime()) {
+		return Credentials{}, false
+	}
+	c := e.c
+	if c.Grant != nil {
+		g := *c.Grant // callers may keep or change what they get
+		c.Grant = &g
+	}
+	return c, true
+}
+
+func (cc *credCache) put(host string, fi fs.FileInfo, c Credentials) {
+	e := credEntry{fi: fi, c: c, valid: fi.ModTime().Before(time.Now().Add(-time.Second))}
+	if c.Grant != nil {
+		g := *c.Grant
+		e.c.Grant = &g
+	}
+	cc.mu.Lock()
+	if cc.m == nil {
+		cc.m = make(map[string]credEntry)
+	}
+	cc.m[host] = e
+	cc.mu.Unlock()
 }
 
 // grant reads host's grant from the file, or returns [ErrNoGrant].
 func (s *Store) grant(host string, strict bool) (*Grant, error) {
-	c, err := s.credentials(host, strict)
+	c, _, err := s.credentials(host, strict)
 	if err != nil {
 		return nil, err
 	}

@@ -386,3 +386,66 @@ func TestLockTimeout(t *testing.T) {
 		t.Fatalf("err = %v, want a deadline error (the file lock is held)", err)
 	}
 }
+
+// TestCredentialsCache: a settled, unchanged file is answered from memory;
+// a replaced file, or one written less than a second ago, is read again.
+func TestCredentialsCache(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	old := time.Now().Add(-time.Hour)
+	write := func(access string, mtime time.Time, replace bool) {
+		t.Helper()
+		content := configWithGrant("https://t/token", access, "hch-rt-r", old.Add(2*time.Hour))
+		if replace {
+			if err := writeFileAtomic(path, []byte(content)); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600) // in place: same inode
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(content)
+			f.Close()
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := NewStore(path)
+	read := func() string {
+		t.Helper()
+		c, err := s.Credentials("hermes")
+		if err != nil || c.Grant == nil {
+			t.Fatalf("Credentials = %+v, %v", c, err)
+		}
+		c.Grant.AccessToken = "changed by the caller" // must not reach the cache
+		c2, _ := s.Credentials("hermes")
+		return c2.Grant.AccessToken
+	}
+	write("hch-at-aaaa", old, true)
+	if got := read(); got != "hch-at-aaaa" {
+		t.Fatalf("first read = %q", got)
+	}
+	// Same inode, size and mtime: the cache answers (this is what makes a
+	// status request cost one stat).
+	write("hch-at-bbbb", old, false)
+	if got := read(); got != "hch-at-aaaa" {
+		t.Fatalf("settled unchanged file re-read: %q", got)
+	}
+	// A rename (every writer's way) is a new file.
+	write("hch-at-cccc", old, true)
+	if got := read(); got != "hch-at-cccc" {
+		t.Fatalf("replaced file not re-read: %q", got)
+	}
+	// A file modified just now is never trusted from memory, even when an
+	// in-place edit keeps inode, size and (coarse) mtime.
+	now := time.Now()
+	write("hch-at-dddd", now, false)
+	if got := read(); got != "hch-at-dddd" {
+		t.Fatalf("fresh file: %q", got)
+	}
+	write("hch-at-eeee", now, false)
+	if got := read(); got != "hch-at-eeee" {
+		t.Fatalf("racily clean file served from memory: %q", got)
+	}
+}

@@ -3,6 +3,7 @@ package honcho
 import (
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -54,6 +55,9 @@ type Provider struct {
 	now           func() time.Time
 
 	stores provider.Stores // one *oauth.Store per file
+
+	chainMu sync.Mutex // guards chains
+	chains  map[provider.Profile]grantChain
 }
 
 var _ provider.Provider = (*Provider)(nil)

@@ -50,25 +50,11 @@ func HostKey(profile string) string {
 // paths are the profile's own file. [WithConfigFile] replaces the chain with
 // one file and [WithHost] the host key.
 func (p *Provider) GrantLocation(prof provider.Profile) (provider.GrantLocation, error) {
-	host := p.host
-	if host == "" {
-		host = HostKey(prof.Name)
+	write, chain, host, err := p.chain(prof)
+	if err != nil {
+		return provider.GrantLocation{}, err
 	}
-	if p.configFile != "" {
-		return provider.GrantLocation{ReadPath: p.configFile, WritePath: p.configFile, Host: host, DisplayPath: p.displayPath(p.configFile)}, nil
-	}
-	if prof.Home == "" {
-		return provider.GrantLocation{}, errors.New("honcho: the profile has no home directory")
-	}
-	write := filepath.Join(prof.Home, ConfigFileName)
 	read := write
-	chain := []string{write}
-	if prof.DefaultHome != "" {
-		chain = append(chain, filepath.Join(prof.DefaultHome, ConfigFileName))
-	}
-	if p.userHome != "" {
-		chain = append(chain, filepath.Join(p.userHome, ".honcho", "config.json"))
-	}
 	for _, c := range chain {
 		if exists(c) {
 			read = c
@@ -76,6 +62,58 @@ func (p *Provider) GrantLocation(prof provider.Profile) (provider.GrantLocation,
 		}
 	}
 	return provider.GrantLocation{ReadPath: read, WritePath: write, Host: host, DisplayPath: p.displayPath(write)}, nil
+}
+
+// chain returns where prof's grants are written, the files they are read
+// from in order of preference, and the host key. The answer depends only on
+// the profile, so it is remembered.
+func (p *Provider) chain(prof provider.Profile) (write string, chain []string, host string, err error) {
+	p.chainMu.Lock()
+	c, ok := p.chains[prof]
+	p.chainMu.Unlock()
+	if ok {
+		return c.write, c.chain, c.host, nil
+	}
+	write, chain, host, err = p.buildChain(prof)
+	if err != nil {
+		return "", nil, "", err
+	}
+	p.chainMu.Lock()
+	if p.chains == nil {
+		p.chains = make(map[provider.Profile]grantChain)
+	}
+	p.chains[prof] = grantChain{write, chain, host}
+	p.chainMu.Unlock()
+	return write, chain, host, nil
+}
+
+// grantChain is a remembered answer of chain; its slice is never modified.
+type grantChain struct {
+	write string
+	chain []string
+	host  string
+}
+
+func (p *Provider) buildChain(prof provider.Profile) (write string, chain []string, host string, err error) {
+	host = p.host
+	if host == "" {
+		host = HostKey(prof.Name)
+	}
+	if p.configFile != "" {
+		return p.configFile, []string{p.configFile}, host, nil
+	}
+	if prof.Home == "" {
+		return "", nil, "", errors.New("honcho: the profile has no home directory")
+	}
+	write = filepath.Join(prof.Home, ConfigFileName)
+	chain = []string{write}
+	if prof.DefaultHome != "" && prof.DefaultHome != prof.Home {
+		chain = append(chain, filepath.Join(prof.DefaultHome, ConfigFileName))
+	}
+	if p.userHome != "" {
+		chain = append(chain, filepath.Join(p.userHome, ".honcho", "config.json"))
+	}
+	return write, chain, host, nil
 }
 
 // exists reports whether something is at path. An error other than "does

@@ -2,6 +2,7 @@ package honcho
 
 import (
 	"context"
+	"github.com/memconnect/memconnect/oauth"
 
 	"github.com/memconnect/memconnect/provider"
 )
@@ -13,20 +14,30 @@ import (
 // in this process found the grant dead.
 func (p *Provider) Status(ctx context.Context, prof provider.Profile) (provider.Status, error) {
 	st := provider.Status{Supported: true}
-	loc, err := p.GrantLocation(prof)
+	// Walk the same chain as GrantLocation, one stat a file (an unchanged
+	// file is answered from the store's memory).
+	write, chain, host, err := p.chain(prof)
 	if err != nil {
 		return provider.Status{}, err
 	}
-	store := p.Store(loc.ReadPath)
-	creds, err := store.Credentials(loc.Host)
-	if err != nil {
-		return provider.Status{}, err
+	store := p.Store(write)
+	var creds oauth.Credentials
+	for _, path := range chain {
+		s := p.Store(path)
+		c, found, err := s.Lookup(host)
+		if err != nil {
+			return provider.Status{}, err
+		}
+		if found {
+			store, creds = s, c
+			break
+		}
 	}
 	switch {
 	case creds.Grant != nil:
 		g := creds.Grant
 		st.Connected, st.Auth = true, provider.AuthOAuth
-		st.ReauthRequired = store.ReauthRequired(loc.Host)
+		st.ReauthRequired = store.ReauthRequired(host)
 		st.Token = &provider.TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry}
 	case creds.APIKey != "":
 		st.Connected, st.Auth = true, provider.AuthAPIKey

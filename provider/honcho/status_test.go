@@ -44,6 +44,13 @@ func TestStatus(t *testing.T) {
 			want:    provider.Status{Supported: true},
 		},
 		{
+			name:    "profile read through the default profile's file",
+			config:  map[string]any{"hosts": map[string]any{"hermes_work": grant}},
+			profile: "work",
+			want: provider.Status{Supported: true, Connected: true, Auth: "oauth",
+				Token: &provider.TokenInfo{ClientID: "hermes-agent", Scope: "write", ExpiresAt: exp}},
+		},
+		{
 			name:   "host api key",
 			config: map[string]any{"apiKey": "root-key-0123456789", "hosts": map[string]any{"hermes": map[string]any{"apiKey": "host-key-abcdefgh"}}},
 			want:   provider.Status{Supported: true, Connected: true, Auth: "apikey", APIKeySource: "host", APIKeyHint: "…efgh"},
