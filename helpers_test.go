@@ -329,6 +329,10 @@ func (e *env) connect(profile, prov, body string) provider.StatusReport {
 	if rep.Flow == nil {
 		e.t.Fatalf("connect: no flow in %s", x.body)
 	}
+	// A person copies authorize_url from curl's output: "&", never "\u0026".
+	if bytes.Contains(x.body, []byte(`\u0026`)) {
+		e.t.Errorf("connect answer escapes HTML characters: %s", x.body)
+	}
 	return rep
 }
 

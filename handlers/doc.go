@@ -16,8 +16,9 @@
 //
 // where ... is /profiles/{profile}/providers/{provider}. Request bodies are
 // decoded with [Bind] (strict JSON, validation in the type's Bind method);
-// answers are always JSON ([render.JSON], whatever the Accept header),
-// except the callback's HTML page.
+// answers are always JSON (like [render.JSON] but without HTML escaping, so
+// URLs keep their "&"; whatever the Accept header), except the callback's
+// HTML page.
 //
 // # Errors
 //

@@ -358,6 +358,5 @@ func RenderError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 
 	_ = resp.Render(w, r) // sets the status; never fails
-	w.Header().Set("Content-Type", "application/json")
-	render.JSON(w, r, resp)
+	writeJSON(w, r, resp)
 }

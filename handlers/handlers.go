@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,8 +22,10 @@ import (
 //
 // The handlers read the path parameters {profile} and {provider} with
 // [chi.URLParam], so they must be served by a chi router with those
-// parameters. Every JSON answer is rendered with [render.JSON], whatever
-// the request's Accept header says; every error goes through [RenderError].
+// parameters. Every answer but the callback's page is JSON, whatever the
+// request's Accept header says, written like [render.JSON] but without
+// HTML escaping (URLs keep their "&"); every error goes through
+// [RenderError].
 //
 // Handlers is safe for concurrent use by multiple goroutines.
 type Handlers struct {
@@ -128,5 +132,23 @@ func respond(w http.ResponseWriter, r *http.Request, v render.Renderer) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	render.JSON(w, r, v)
+	writeJSON(w, r, v)
+}
+
+// writeJSON is [render.JSON] without HTML escaping: a flow's authorize_url
+// keeps its "&" instead of "\u0026", so a person can copy it from curl's
+// output into a browser. The status set with [render.Status] is honoured.
+func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, `{"error":"internal","message":"The answer could not be encoded."}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if status, ok := r.Context().Value(render.StatusCtxKey).(int); ok {
+		w.WriteHeader(status)
+	}
+	w.Write(buf.Bytes())
 }

@@ -168,7 +168,9 @@ func (f Flow) MarshalJSON() ([]byte, error) {
 		t := f.ExpiresAt.UTC().Truncate(time.Second)
 		w.ExpiresAt = &t
 	}
-	return json.Marshal(w)
+	// Without HTML escaping, so that authorize_url keeps its "&" and can be
+	// copied from a terminal.
+	return marshalValue(w)
 }
 
 // UnmarshalJSON decodes the form written by [Flow.MarshalJSON]; nulls become

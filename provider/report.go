@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -108,7 +109,15 @@ func (r StatusReport) MarshalJSON() ([]byte, error) {
 			ExpiresIn: t.ExpiresIn,
 		}
 	}
-	return json.Marshal(w)
+	// Without HTML escaping: the flow's authorize_url must keep its "&" so
+	// that a person can copy it from curl's output.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(w); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }
 
 // UnmarshalJSON implements [json.Unmarshaler], for clients of the HTTP API.
