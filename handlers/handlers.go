@@ -68,6 +68,12 @@ func ValidateCallbackBaseURL(raw string) (string, error) {
 		u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
 		return "", fmt.Errorf("handlers: callback base URL %q is not an absolute http(s) URL without query or fragment", raw)
 	}
+	// DESIGN.md: loopback redirect URIs are IP literals (RFC 8252 section
+	// 8.3); "localhost" may resolve elsewhere, and servers such as Ory
+	// Hydra match the host exactly.
+	if strings.EqualFold(u.Hostname(), "localhost") {
+		return "", fmt.Errorf("handlers: callback base URL %q names localhost; use the IP literal http://127.0.0.1:%s (RFC 8252 section 8.3)", raw, u.Port())
+	}
 	return strings.TrimRight(raw, "/"), nil
 }
 

@@ -166,6 +166,8 @@ func TestValidateCallbackBaseURL(t *testing.T) {
 		{"http:///path", "", false},
 		{"http://h/p#frag", "", false},
 		{"http://h/p?", "", false},
+		{"http://localhost:8080/api/memory", "", false}, // an IP literal, per RFC 8252 section 8.3
+		{"http://LocalHost/api", "", false},
 	}
 	for _, tt := range tests {
 		got, err := handlers.ValidateCallbackBaseURL(tt.in)
