@@ -291,6 +291,9 @@ func checkError(t *testing.T, x exchange, c errorCase) {
 	if ct := x.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
+	if cc := x.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store (a 404 or 405 is cacheable by default)", cc)
+	}
 	body := x.json(t)
 	if len(body) != 3 || body["error"] != string(c.wantCode) || body["request_id"] != x.header.Get("X-Request-Id") || body["request_id"] == "" {
 		t.Errorf("body = %v, want error %q and request_id %q", body, c.wantCode, x.header.Get("X-Request-Id"))

@@ -137,7 +137,6 @@ func respond(w http.ResponseWriter, r *http.Request, v render.Renderer) {
 		RenderError(w, r, err)
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, r, v)
 }
 
@@ -153,6 +152,7 @@ func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store") // errors too: a 404 or 405 is cacheable by default
 	if status, ok := r.Context().Value(render.StatusCtxKey).(int); ok {
 		w.WriteHeader(status)
 	}

@@ -95,6 +95,10 @@ type FlowRequest struct {
 	// [MethodDevice] request is refused with [ErrDeviceFlowUnsupported].
 	DeviceSupported bool
 
+	// DisplayName names the provider on the loopback listener's result page
+	// ("Connected to Honcho"); "" leaves it out.
+	DisplayName string
+
 	// Complete installs the grant (for example with [Store.InstallGrant]).
 	// It is called at most once per flow, with the token of the successful
 	// exchange, before the flow becomes [FlowConnected]; if it fails the flow

@@ -189,6 +189,7 @@ type flowRecord struct {
 	redirect RedirectMode
 	cfg      oauth2.Config
 	complete func(context.Context, *oauth2.Token) error
+	name     string // the provider's display name, for the result page
 
 	ctx    context.Context // ends when the flow leaves pending
 	cancel context.CancelFunc
@@ -272,6 +273,7 @@ func (m *FlowManager) Start(ctx context.Context, req FlowRequest) (Flow, error) 
 		redirect: req.Redirect,
 		cfg:      req.Config,
 		complete: req.Complete,
+		name:     req.DisplayName,
 		ctx:      fctx,
 		cancel:   cancel,
 		ready:    make(chan struct{}),

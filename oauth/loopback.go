@@ -75,7 +75,7 @@ func (m *FlowManager) loopbackHandler(f *flowRecord) http.Handler {
 			return
 		}
 		flow, err := m.completeCallback(f.key, f, r.URL.Query())
-		WriteCallbackPage(w, flow, err)
+		CallbackOutcome(flow, err, f.name).Write(w)
 	})
 }
 

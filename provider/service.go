@@ -258,6 +258,7 @@ func (s *Service) Connect(ctx context.Context, profileName, providerName string,
 		},
 		AuthParams:      params,
 		DeviceSupported: deviceOK,
+		DisplayName:     t.provider.DisplayName(),
 		Complete: func(ctx context.Context, tok *oauth2.Token) error {
 			inst, err := store.InstallGrant(ctx, host, tok, install)
 			if err != nil {

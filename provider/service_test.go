@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -253,9 +254,10 @@ func TestServiceLoopbackTokensOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("loopback page status %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Connected to Honcho") {
+		t.Errorf("loopback page %d %s, want 200 naming the provider", resp.StatusCode, page)
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
