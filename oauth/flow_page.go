@@ -23,8 +23,12 @@ var callbackTemplate = template.Must(template.New("callback").Parse(`<!doctype h
 <main>
 <h1>{{.Title}}</h1>
 <p role="status">{{.Message}}</p>
-{{with .Next}}<p>{{.}}</p>{{end}}
-{{with .Reference}}<p class="ref">Reference: <code>{{.}}</code></p>{{end}}
+{{- with .Next}}
+<p>{{.}}</p>
+{{- end}}
+{{- with .Reference}}
+<p class="ref">Reference: <code>{{.}}</code></p>
+{{- end}}
 </main>
 </body>
 </html>
