@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
-# build-hydra.sh: build Ory Hydra v2.3.0 from the Go module proxy into a cache
+# build-hydra.sh: build Ory Hydra from the Go module proxy into a cache
 # outside the repository, for the e2e tests. Prints the binary's path as the
 # last line on stdout; everything else goes to stderr.
 #
-# Skips the build when the cached binary exists and `hydra version` runs.
-# Concurrent invocations serialise on a flock(1) lock next to the cache dir.
+# Hydra is a tool dependency of the e2e module: its version (v2.3.0) and
+# every module it needs are pinned by e2e/go.mod and e2e/go.sum, and the
+# build runs inside e2e/. Skips the build when the cached binary for that
+# version exists and `hydra version` runs. Concurrent invocations serialise
+# on a flock(1) lock next to the cache dir.
 #
 # Environment:
-#   MEMCONNECT_HYDRA_CACHE  cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/memconnect/hydra-v2.3.0)
+#   MEMCONNECT_HYDRA_CACHE  cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/memconnect/hydra-<version>)
 #   GO                      go command (default: go)
 #
 # Why not `go install github.com/ory/hydra/v2@v2.3.0`: Hydra's go.mod has
-# replace directives, which `go install pkg@version` refuses. We build from a
-# scratch module that re-applies the one replace the binary needs (pop/v6 =>
-# ory's fork) and records Hydra as a tool dependency.
+# replace directives, which `go install pkg@version` refuses. e2e/go.mod
+# re-applies the one replace the binary needs (pop/v6 => ory's fork).
 set -euo pipefail
 
 HYDRA_MODULE=github.com/ory/hydra/v2
-HYDRA_VERSION=v2.3.0
-POP_REPLACE='github.com/gobuffalo/pop/v6=github.com/ory/pop/v6@v6.2.1-0.20241121111754-e5dfc0f3344b'
 LOCK_TIMEOUT=${MEMCONNECT_HYDRA_LOCK_TIMEOUT:-1200}
 
 GO=${GO:-go}
+command -v "$GO" >/dev/null 2>&1 || { echo "build-hydra.sh: go command '$GO' not found" >&2; exit 1; }
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../e2e" && pwd)
+HYDRA_VERSION=$(cd "$E2E_DIR" && GOWORK=off "$GO" list -m -f '{{.Version}}' "$HYDRA_MODULE")
 CACHE_DIR=${MEMCONNECT_HYDRA_CACHE:-${XDG_CACHE_HOME:-${HOME:?is not set: set HOME or MEMCONNECT_HYDRA_CACHE}/.cache}/memconnect/hydra-$HYDRA_VERSION}
 BIN=$CACHE_DIR/hydra
 
@@ -49,23 +52,15 @@ if usable; then
 	exit 0
 fi
 
-command -v "$GO" >/dev/null 2>&1 || { log "go command '$GO' not found"; exit 1; }
-
-SRC=$CACHE_DIR/src
-rm -rf "$SRC" "$BIN.tmp"
-mkdir -p "$SRC"
+rm -f "$BIN.tmp"
 trap 'rm -f "$BIN.tmp"' EXIT
 
 log "building Hydra $HYDRA_VERSION into $BIN (cold: ~90 s on 2 cores, plus downloads)"
 start=$(date +%s)
 (
-	cd "$SRC"
-	export GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=1
-	"$GO" mod init memconnect.local/hydra-build >/dev/null 2>&1
-	"$GO" mod edit -replace "$POP_REPLACE"
-	log "+ go get -tool $HYDRA_MODULE@$HYDRA_VERSION"
-	"$GO" get -tool "$HYDRA_MODULE@$HYDRA_VERSION" >&2
-	log "+ go build -tags sqlite,sqlite_omit_load_extension $HYDRA_MODULE"
+	cd "$E2E_DIR"
+	export GOWORK=off CGO_ENABLED=1
+	log "+ go build -tags sqlite,sqlite_omit_load_extension $HYDRA_MODULE (in e2e/)"
 	"$GO" build -tags sqlite,sqlite_omit_load_extension \
 		-ldflags "-s -w -X $HYDRA_MODULE/driver/config.Version=$HYDRA_VERSION" \
 		-o "$BIN.tmp" "$HYDRA_MODULE" >&2
