@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/memconnect/memconnect/internal/testkit"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -25,25 +26,6 @@ import (
 
 // prefix is where the tests' host router mounts memconnect.
 const prefix = "/api/memory"
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger
-// shared by server goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // fakeProvider is a provider without OAuth ("nooauth"), or one whose Status
 // panics ("boom").
@@ -107,7 +89,7 @@ type env struct {
 	as       *oauthtest.Server
 	root     string // $HERMES_HOME
 	flows    *oauth.FlowManager
-	logs     *syncBuffer
+	logs     *testkit.SyncBuffer
 	parent   chi.Router
 	ts       *httptest.Server
 	base     string // http://127.0.0.1:port/api/memory
@@ -143,7 +125,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	writeFile(t, filepath.Join(root, "profiles", "apikey", "honcho.json"),
 		`{"hosts":{"hermes_apikey":{"apiKey":"plain-api-key-0123456789"}}}`)
 
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	logger := zerolog.New(logs)
 	common := []honcho.Option{
 		honcho.WithAuthorizeURL(as.AuthorizeURL()),

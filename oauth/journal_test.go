@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"errors"
+	"github.com/memconnect/memconnect/internal/testkit"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,7 +10,7 @@ import (
 )
 
 func TestJournalRecovery(t *testing.T) {
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	exp := clock.Now().Add(time.Hour)
 	rotated := &Grant{AccessToken: "hch-at-next", RefreshToken: "hch-rt-next", Expiry: exp.Truncate(time.Second),
 		ClientID: "hermes-agent", TokenEndpoint: "https://t/token", Scope: "write", TokenType: "Bearer"}

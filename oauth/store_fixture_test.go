@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/memconnect/memconnect/internal/testkit"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,46 +16,6 @@ import (
 
 	"github.com/rs/zerolog"
 )
-
-// storeClock is a settable clock for store tests.
-type storeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newStoreClock() *storeClock {
-	return &storeClock{t: time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC)}
-}
-
-func (c *storeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *storeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fakeTokenEndpoint is a token endpoint whose answers a test scripts.
 type fakeTokenEndpoint struct {
@@ -150,7 +111,7 @@ func hostOf(t *testing.T, v map[string]any, host string) map[string]any {
 
 // fastStore returns a store for path with short refresh timings and a log
 // sink at debug level.
-func fastStore(path string, clock *storeClock, log *syncBuffer, opts ...StoreOption) *Store {
+func fastStore(path string, clock *testkit.Clock, log *testkit.SyncBuffer, opts ...StoreOption) *Store {
 	base := []StoreOption{WithClock(clock.Now), WithLockTimeout(5 * time.Second)}
 	if log != nil {
 		base = append(base, WithLogger(zerolog.New(log).Level(zerolog.DebugLevel)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/memconnect/memconnect/internal/testkit"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -114,7 +115,7 @@ func TestCredentialsMissingFile(t *testing.T) {
 }
 
 func TestInstallGrant(t *testing.T) {
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	writeTestFile(t, path, configWithGrant("https://t.example/token", "hch-at-old", "hch-rt-old", clock.Now()))
 	s := fastStore(path, clock, nil)
@@ -182,7 +183,7 @@ func TestInstallGrant(t *testing.T) {
 
 func TestInstallGrantTokensOnly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "honcho.json")
-	s := fastStore(path, newStoreClock(), nil)
+	s := fastStore(path, testkit.NewClock(), nil)
 	tok := (&oauth2.Token{AccessToken: "hch-at-x", RefreshToken: "hch-rt-x", ExpiresIn: 60}).WithExtra(map[string]any{"config": map[string]any{"peerName": "carol", "workspace": "w"}})
 	res, err := s.InstallGrant(context.Background(), "hermes_work", tok, InstallOptions{ClientID: "c", TokenEndpoint: "https://t/token", TokensOnly: true})
 	if err != nil {
@@ -231,7 +232,7 @@ func TestInstallGrantRejects(t *testing.T) {
 }
 
 func TestRemoveGrant(t *testing.T) {
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	writeTestFile(t, path, configWithGrant("https://t.example/token", "hch-at-a", "hch-rt-a", clock.Now().Add(time.Hour)))
 	s := fastStore(path, clock, nil)
@@ -299,7 +300,7 @@ func TestCorruptFileNeverOverwritten(t *testing.T) {
 			t.Run(cname+"/"+oname, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "honcho.json")
 				writeTestFile(t, path, content)
-				err := op(fastStore(path, newStoreClock(), nil))
+				err := op(fastStore(path, testkit.NewClock(), nil))
 				var ce *ConfigError
 				if !errors.As(err, &ce) {
 					t.Fatalf("err = %v, want a *ConfigError", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/memconnect/memconnect/internal/testkit"
 	"net"
 	"net/http"
 	"os"
@@ -19,7 +20,7 @@ import (
 )
 
 // expiringGrant writes a grant that is inside the refresh skew at clock's now.
-func expiringGrant(t *testing.T, tokenURL string, clock *storeClock) string {
+func expiringGrant(t *testing.T, tokenURL string, clock *testkit.Clock) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	writeTestFile(t, path, configWithGrant(tokenURL, "hch-at-old", "hch-rt-old", clock.Now().Add(time.Minute)))
@@ -27,7 +28,7 @@ func expiringGrant(t *testing.T, tokenURL string, clock *storeClock) string {
 }
 
 func TestTokenHotPathServesCache(t *testing.T) {
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	ep := newFakeTokenEndpoint(t, rotating)
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	writeTestFile(t, path, configWithGrant(ep.URL, "hch-at-live", "hch-rt-live", clock.Now().Add(time.Hour)))
@@ -55,7 +56,7 @@ func TestTokenHotPathServesCache(t *testing.T) {
 func TestConcurrentRefreshOnce(t *testing.T) {
 	srv := oauthtest.NewServer()
 	defer srv.Close()
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	grant := srv.IssueGrant("write")
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, clock.Now().Add(time.Minute)))
@@ -98,7 +99,7 @@ func TestConcurrentRefreshOnce(t *testing.T) {
 func TestSiblingRotationAdopted(t *testing.T) {
 	srv := oauthtest.NewServer()
 	defer srv.Close()
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	grant := srv.IssueGrant("write")
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, clock.Now().Add(time.Hour)))
@@ -130,7 +131,7 @@ func TestSiblingRotationAdopted(t *testing.T) {
 // changed the file meanwhile (a writer that ignores the lock); the new grant
 // on disk is adopted and the grant is not marked dead.
 func TestLostRaceAdopted(t *testing.T) {
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	var path string
 	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		writeTestFile(t, path, configWithGrant("http://unused.invalid", "hch-at-sibling", "hch-rt-sibling", clock.Now().Add(time.Hour)))
@@ -152,7 +153,7 @@ func TestLostRaceAdopted(t *testing.T) {
 func TestDeadGrant(t *testing.T) {
 	for _, code := range []string{"invalid_grant", "invalid_client", "unauthorized_client"} {
 		t.Run(code, func(t *testing.T) {
-			clock := newStoreClock()
+			clock := testkit.NewClock()
 			ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
 				writeOAuthError(w, http.StatusBadRequest, code)
 			})
@@ -199,7 +200,7 @@ func TestDeadGrant(t *testing.T) {
 // TestTransientFailOpen: a transient failure serves the old token, logs a
 // warning and makes no new attempt until the cooldown has passed.
 func TestTransientFailOpen(t *testing.T) {
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	fail := true
 	var mu sync.Mutex
 	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
@@ -213,7 +214,7 @@ func TestTransientFailOpen(t *testing.T) {
 		rotating(n, w, r)
 	})
 	path := expiringGrant(t, ep.URL, clock)
-	log := &syncBuffer{}
+	log := &testkit.SyncBuffer{}
 	s := fastStore(path, clock, log)
 	ts := s.TokenSource("hermes")
 	tok, err := ts.Token()
@@ -279,7 +280,7 @@ func TestRetryPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := newStoreClock()
+			clock := testkit.NewClock()
 			ep := newFakeTokenEndpoint(t, tt.handler)
 			path := expiringGrant(t, ep.URL, clock)
 			s := fastStore(path, clock, nil)
@@ -300,7 +301,7 @@ func TestRetryPolicy(t *testing.T) {
 // TestRetryWhenNeverSent: a connection refused means the refresh token never
 // left the process, so the one retry is taken.
 func TestRetryWhenNeverSent(t *testing.T) {
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +333,7 @@ func TestRetryWhenNeverSent(t *testing.T) {
 func TestForceRefresh(t *testing.T) {
 	srv := oauthtest.NewServer()
 	defer srv.Close()
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	grant := srv.IssueGrant("write")
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, clock.Now().Add(time.Hour)))
@@ -379,7 +380,7 @@ func TestForceRefresh(t *testing.T) {
 // exchange is in flight gets its context error at once; the exchange still
 // completes and the rotation is stored.
 func TestCallerContextDoesNotLoseRotation(t *testing.T) {
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	release := make(chan struct{})
 	arrived := make(chan struct{})
 	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
@@ -415,11 +416,11 @@ func TestCallerContextDoesNotLoseRotation(t *testing.T) {
 func TestUnsavedRotationKept(t *testing.T) {
 	srv := oauthtest.NewServer()
 	defer srv.Close()
-	clock := newStoreClock()
+	clock := testkit.NewClock()
 	grant := srv.IssueGrant("write")
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, clock.Now().Add(time.Minute)))
-	log := &syncBuffer{}
+	log := &testkit.SyncBuffer{}
 	s := fastStore(path, clock, log)
 	failures := 2
 	s.writeFile = func(p string, data []byte) error {
@@ -462,8 +463,8 @@ func TestUnsavedRotationKept(t *testing.T) {
 // TestRedaction drives every failure path with a debug logger and checks
 // that no token value appears in the log or in returned errors.
 func TestRedaction(t *testing.T) {
-	clock := newStoreClock()
-	log := &syncBuffer{}
+	clock := testkit.NewClock()
+	log := &testkit.SyncBuffer{}
 	var errs []error
 	secretsFor := func(n int) []string {
 		return []string{"hch-at-old", "hch-rt-old", fmt.Sprintf("hch-at-new%d", n), fmt.Sprintf("hch-rt-new%d", n)}
@@ -562,7 +563,7 @@ func TestTransport(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := oauthtest.NewServer()
 			defer srv.Close()
-			clock := newStoreClock()
+			clock := testkit.NewClock()
 			grant := srv.IssueGrant("write")
 			path := filepath.Join(t.TempDir(), "honcho.json")
 			writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, clock.Now().Add(time.Hour)))

@@ -2,9 +2,9 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/memconnect/memconnect/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,25 +26,6 @@ type env map[string]string
 
 func (e env) lookup(k string) (string, bool) { v, ok := e[k]; return v, ok }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a
-// countdown goroutine and the command.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // result is what one run printed and returned.
 type result struct {
 	code           int
@@ -55,7 +35,7 @@ type result struct {
 // runCLI runs the command to completion with no standard input.
 func runCLI(t *testing.T, e env, args ...string) result {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.SyncBuffer
 	code := run(context.Background(), args, e.lookup, strings.NewReader(""), &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
@@ -303,7 +283,7 @@ func TestStatusReauthLine(t *testing.T) {
 	writeJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
 	srv.RevokeGrant(tok.RefreshToken)
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.SyncBuffer
 	c := &cli{lookupEnv: e.lookup, stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
 	s, err := c.setup(&common{config: path}, nil)
 	if err != nil {
@@ -328,10 +308,10 @@ func TestStatusReauthLine(t *testing.T) {
 
 // startLogin runs login in the background. It returns a channel of the
 // lines printed on stdout and one that yields the result.
-func startLogin(ctx context.Context, e env, stdin io.Reader, args ...string) (<-chan string, <-chan result, *syncBuffer) {
+func startLogin(ctx context.Context, e env, stdin io.Reader, args ...string) (<-chan string, <-chan result, *testkit.SyncBuffer) {
 	pr, pw := io.Pipe()
 	lines := make(chan string, 100)
-	var all, stderr syncBuffer
+	var all, stderr testkit.SyncBuffer
 	go func() {
 		defer close(lines)
 		sc := bufio.NewScanner(io.TeeReader(pr, &all))

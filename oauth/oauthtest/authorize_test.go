@@ -2,6 +2,7 @@ package oauthtest
 
 import (
 	"encoding/json"
+	"github.com/memconnect/memconnect/internal/testkit"
 	"io"
 	"net/http"
 	"net/url"
@@ -156,7 +157,7 @@ func TestConsentDecisionSingleUse(t *testing.T) {
 }
 
 func TestConsentRequestExpires(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	s := newTestServer(t, WithClock(clk.Now))
 	_, page := get(t, s, s.OAuth2Config(testRedirect).AuthCodeURL("state-12345", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), nil)
 	action, fields, err := consentForm(page, true)

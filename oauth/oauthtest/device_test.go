@@ -2,6 +2,7 @@ package oauthtest
 
 import (
 	"errors"
+	"github.com/memconnect/memconnect/internal/testkit"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -146,7 +147,7 @@ func TestDevicePolling(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newFakeClock()
+			clk := testkit.NewClock()
 			s := newTestServer(t, WithClock(clk.Now))
 			status, da := postForm(t, s, s.DeviceAuthURL(), url.Values{"client_id": {DefaultClientID}})
 			if status != http.StatusOK {
@@ -235,7 +236,7 @@ func TestDeviceAuthorizationErrors(t *testing.T) {
 }
 
 func TestApproveDeviceErrors(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	s := newTestServer(t, WithClock(clk.Now), WithDeviceCodeTTL(time.Minute))
 	newCode := func() string {
 		_, da := postForm(t, s, s.DeviceAuthURL(), url.Values{"client_id": {DefaultClientID}})

@@ -1,6 +1,7 @@
 package oauthtest
 
 import (
+	"github.com/memconnect/memconnect/internal/testkit"
 	"net/http"
 	"net/url"
 	"testing"
@@ -107,7 +108,7 @@ func TestRevocation(t *testing.T) {
 }
 
 func TestIntrospection(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	s := newTestServer(t, WithClock(clk.Now), WithAccessTokenTTL(10*time.Minute))
 	live := s.IssueGrant("write")
 	revoked := s.IssueGrant("write")

@@ -2,6 +2,7 @@ package oauthtest
 
 import (
 	"encoding/json"
+	"github.com/memconnect/memconnect/internal/testkit"
 	"net/http"
 	"slices"
 	"strings"
@@ -98,7 +99,7 @@ func TestURLs(t *testing.T) {
 }
 
 func TestWhoAmI(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock()
 	s := newTestServer(t, WithClock(clk.Now))
 	old := s.IssueGrant("write")
 	clk.Advance(DefaultAccessTokenTTL)

@@ -2,6 +2,7 @@ package oauthtest
 
 import (
 	"errors"
+	"github.com/memconnect/memconnect/internal/testkit"
 	"net/http"
 	"net/url"
 	"strings"
@@ -102,7 +103,7 @@ func TestCodeExchangeErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			clk := newFakeClock()
+			clk := testkit.NewClock()
 			s := newTestServer(t, WithAutoApprove(), WithClock(clk.Now), WithClientID(DefaultClientID), WithClientID("second-client"))
 			code, verifier := authorizeCode(t, s, s.OAuth2Config(testRedirect))
 			clk.Advance(tt.advance)
@@ -233,7 +234,7 @@ func TestRefreshRotationAndReplay(t *testing.T) {
 func TestRefreshErrors(t *testing.T) {
 	tests := []struct {
 		name       string
-		setup      func(s *Server, clk *fakeClock, rt string)
+		setup      func(s *Server, clk *testkit.Clock, rt string)
 		form       func(rt string) url.Values
 		wantStatus int
 		wantError  string
@@ -290,13 +291,13 @@ func TestRefreshErrors(t *testing.T) {
 		},
 		{
 			name:       "revoked grant",
-			setup:      func(s *Server, _ *fakeClock, rt string) { s.RevokeGrant(rt) },
+			setup:      func(s *Server, _ *testkit.Clock, rt string) { s.RevokeGrant(rt) },
 			form:       func(rt string) url.Values { return refreshForm(DefaultClientID, rt) },
 			wantStatus: http.StatusBadRequest, wantError: "invalid_grant",
 		},
 		{
 			name:       "expired refresh token",
-			setup:      func(_ *Server, clk *fakeClock, _ string) { clk.Advance(31 * 24 * time.Hour) },
+			setup:      func(_ *Server, clk *testkit.Clock, _ string) { clk.Advance(31 * 24 * time.Hour) },
 			form:       func(rt string) url.Values { return refreshForm(DefaultClientID, rt) },
 			wantStatus: http.StatusBadRequest, wantError: "invalid_grant",
 		},
@@ -304,7 +305,7 @@ func TestRefreshErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			clk := newFakeClock()
+			clk := testkit.NewClock()
 			s := newTestServer(t, WithClock(clk.Now), WithRefreshTokenTTL(30*24*time.Hour),
 				WithClientID(DefaultClientID), WithClientID("second-client"))
 			tok := s.IssueGrant("write read")
@@ -380,7 +381,7 @@ func TestAccessTokenLifetime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newFakeClock()
+			clk := testkit.NewClock()
 			s := newTestServer(t, WithClock(clk.Now), WithAccessTokenTTL(tt.ttl), WithAutoApprove())
 			tok := exchange(t, s, s.OAuth2Config(testRedirect))
 			if tok.ExpiresIn != tt.wantExpires {
