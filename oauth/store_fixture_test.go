@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"golang.org/x/oauth2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -121,4 +123,17 @@ func fastStore(path string, clock *testkit.Clock, log *testkit.SyncBuffer, opts 
 	s.retryDelay = 10 * time.Millisecond
 	s.budget = 5 * time.Second
 	return s
+}
+
+// serverGrant starts an in-process authorization server (closed with the
+// test), issues a grant and writes it, expiring at exp, as host "hermes" of
+// a fresh configWithGrant file.
+func serverGrant(t *testing.T, exp time.Time) (*oauthtest.Server, *oauth2.Token, string) {
+	t.Helper()
+	srv := oauthtest.NewServer()
+	t.Cleanup(srv.Close)
+	grant := srv.IssueGrant("write")
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, exp))
+	return srv, grant, path
 }

@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 )
 
 // expiringGrant writes a grant that is inside the refresh skew at clock's now.
@@ -54,12 +53,8 @@ func TestTokenHotPathServesCache(t *testing.T) {
 // TestConcurrentRefreshOnce: 64 goroutines hit a token inside the skew window;
 // the server sees exactly one refresh and every caller gets the new token.
 func TestConcurrentRefreshOnce(t *testing.T) {
-	srv := oauthtest.NewServer()
-	defer srv.Close()
 	clock := testkit.NewClock()
-	grant := srv.IssueGrant("write")
-	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, clock.Now().Add(time.Minute)))
+	srv, grant, path := serverGrant(t, clock.Now().Add(time.Minute))
 	s := fastStore(path, clock, nil)
 	var wg sync.WaitGroup
 	got := make([]string, 64)
@@ -97,12 +92,8 @@ func TestConcurrentRefreshOnce(t *testing.T) {
 // TestSiblingRotationAdopted: two stores (as two processes) share a file; the
 // second adopts the first's rotation instead of spending the old token.
 func TestSiblingRotationAdopted(t *testing.T) {
-	srv := oauthtest.NewServer()
-	defer srv.Close()
 	clock := testkit.NewClock()
-	grant := srv.IssueGrant("write")
-	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, clock.Now().Add(time.Hour)))
+	srv, _, path := serverGrant(t, clock.Now().Add(time.Hour))
 	a := fastStore(path, clock, nil).TokenSource("hermes")
 	b := fastStore(path, clock, nil).TokenSource("hermes")
 	for _, ts := range []*FileTokenSource{a, b} {
@@ -331,12 +322,8 @@ func TestRetryWhenNeverSent(t *testing.T) {
 }
 
 func TestForceRefresh(t *testing.T) {
-	srv := oauthtest.NewServer()
-	defer srv.Close()
 	clock := testkit.NewClock()
-	grant := srv.IssueGrant("write")
-	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, clock.Now().Add(time.Hour)))
+	srv, grant, path := serverGrant(t, clock.Now().Add(time.Hour))
 	s := fastStore(path, clock, nil)
 	var changes []string
 	ts := s.TokenSource("hermes", OnTokenChange(func(tok *oauth2.Token) { changes = append(changes, tok.AccessToken) }))
@@ -414,12 +401,8 @@ func TestCallerContextDoesNotLoseRotation(t *testing.T) {
 // TestUnsavedRotationKept: when the rotated grant cannot be written, it is
 // kept in memory, served, and written on the next call — never replayed.
 func TestUnsavedRotationKept(t *testing.T) {
-	srv := oauthtest.NewServer()
-	defer srv.Close()
 	clock := testkit.NewClock()
-	grant := srv.IssueGrant("write")
-	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, clock.Now().Add(time.Minute)))
+	srv, grant, path := serverGrant(t, clock.Now().Add(time.Minute))
 	log := &testkit.SyncBuffer{}
 	s := fastStore(path, clock, log)
 	failures := 2
@@ -561,12 +544,8 @@ func TestTransport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := oauthtest.NewServer()
-			defer srv.Close()
 			clock := testkit.NewClock()
-			grant := srv.IssueGrant("write")
-			path := filepath.Join(t.TempDir(), "honcho.json")
-			writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, clock.Now().Add(time.Hour)))
+			srv, grant, path := serverGrant(t, clock.Now().Add(time.Hour))
 			s := fastStore(path, clock, nil)
 			var attempts int
 			var mu sync.Mutex
