@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
-
 )
 
 // expiringGrant writes a grant that is inside the refresh skew at clock's now.
