@@ -307,7 +307,7 @@ func (ts *FileTokenSource) failed(g *Grant, err error, force bool) (*oauth2.Toke
 	s, h := ts.store, ts.h
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && rejectionCodes[re.ErrorCode] {
-		if g2, gerr := s.grant(ts.host, false); gerr == nil && g2.RefreshToken != g.RefreshToken {
+		if g2, gerr := s.grant(ts.host, true); gerr == nil && g2.RefreshToken != g.RefreshToken {
 			s.logger.Info().Str("path", s.path).Str("host", ts.host).Msg("oauth: lost a refresh race; adopting the token a sibling stored")
 			return s.adopted(h, g2), false, nil
 		}
