@@ -80,7 +80,8 @@ type Config struct {
 	// redirect URI CallbackBaseURL + "/profiles/{profile}/providers/{provider}/callback";
 	// when empty they default to "loopback" and "callback" is refused.
 	// The redirect URI is never derived from a request's Host header.
-	// New fails when it is not an http(s) URL.
+	// New fails when it is not an http(s) URL, or when it names localhost:
+	// loopback redirect URIs are IP literals (http://127.0.0.1:...).
 	CallbackBaseURL string
 
 	// HTTPClient is used for revocation, metadata discovery and (for a
@@ -113,7 +114,7 @@ const callbackPattern = "/profiles/{profile}/providers/{provider}/callback"
 // (405, with an Allow header).
 //
 // New fails when Registry or Profiles is missing or CallbackBaseURL is not
-// an http(s) URL.
+// an http(s) URL (or names localhost instead of 127.0.0.1).
 func New(cfg Config) (chi.Router, error) {
 	if cfg.Registry == nil {
 		return nil, errors.New("memconnect: Config.Registry is required")
