@@ -638,6 +638,16 @@ func TestLoopbackServesOnlyCallback(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /callback = %d, want 405", resp.StatusCode)
 	}
+	// A HEAD with the real state (a link prefetcher) must not spend it.
+	state := mustURL(t, f.AuthorizeURL).Query().Get("state")
+	resp, err = http.Head(f.RedirectURI + "?code=abc&state=" + url.QueryEscape(state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("HEAD /callback = %d, want 405", resp.StatusCode)
+	}
 	if got := e.m.Status(flowKeyDefault).State; got != oauth.FlowPending {
 		t.Errorf("state = %q, want pending", got)
 	}

@@ -69,8 +69,10 @@ func (m *FlowManager) loopbackHandler(f *flowRecord) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+		// Only the browser's GET completes the flow: a HEAD (a link
+		// prefetcher, a probe) must not spend the state and the code.
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET")
 			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 			return
 		}
