@@ -77,7 +77,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.authorizeURL, "authorize-url", "", "authorization endpoint (default $HONCHO_OAUTH_AUTHORIZE_URL)")
 	fs.StringVar(&c.tokenURL, "token-url", "", "token endpoint (default $HONCHO_OAUTH_TOKEN_URL)")
 	fs.StringVar(&c.deviceAuthURL, "device-auth-url", "", "device authorization endpoint (default $HONCHO_OAUTH_DEVICE_AUTH_URL)")
-	fs.StringVar(&c.revokeURL, "revocation-url", "", "token revocation endpoint (default: discovered)")
+	fs.StringVar(&c.revokeURL, "revocation-url", "", "token revocation endpoint (default $HONCHO_OAUTH_REVOCATION_URL, else discovered)")
 	fs.StringVar(&c.clientID, "client-id", "", "OAuth client id (default $HONCHO_OAUTH_CLIENT_ID, else hermes-agent)")
 	fs.StringVar(&c.scope, "scope", "", "space-separated scopes (default $HONCHO_OAUTH_SCOPE, else write)")
 }

@@ -12,6 +12,8 @@ const (
 	EnvAuthorizeURL  = "HONCHO_OAUTH_AUTHORIZE_URL"   // authorization endpoint; wins over EnvDashboard
 	EnvTokenURL      = "HONCHO_OAUTH_TOKEN_URL"       // token endpoint
 	EnvDeviceAuthURL = "HONCHO_OAUTH_DEVICE_AUTH_URL" // device authorization endpoint
+	EnvRevocationURL = "HONCHO_OAUTH_REVOCATION_URL"  // RFC 7009 revocation endpoint (else discovered)
+	EnvIssuer        = "HONCHO_OAUTH_ISSUER"          // issuer for RFC 8414 discovery (else the token URL's origin)
 	EnvClientID      = "HONCHO_OAUTH_CLIENT_ID"       // client identifier
 	EnvScope         = "HONCHO_OAUTH_SCOPE"           // space-separated scopes
 	EnvTokenPrefix   = "HONCHO_OAUTH_TOKEN_PREFIX"    // access-token prefix; set and empty = any
@@ -58,6 +60,8 @@ func FromEnv(lookup func(string) (string, bool)) ([]Option, error) {
 		{EnvAuthorizeURL, WithAuthorizeURL},
 		{EnvTokenURL, WithTokenURL},
 		{EnvDeviceAuthURL, WithDeviceAuthURL},
+		{EnvRevocationURL, WithRevocationURL},
+		{EnvIssuer, WithIssuer},
 	} {
 		u, err := urlVar(v.name)
 		if err != nil {

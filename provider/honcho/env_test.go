@@ -44,6 +44,16 @@ func TestFromEnv(t *testing.T) {
 				ClientID: "my-client", Scopes: []string{"write", "offline_access"}, AccessTokenPrefix: "at_"},
 		},
 		{
+			name: "revocation URL and issuer",
+			env: map[string]string{
+				"HONCHO_OAUTH_REVOCATION_URL": "https://as.example/oauth/revoke",
+				"HONCHO_OAUTH_ISSUER":         "https://issuer.example",
+			},
+			want: provider.Endpoints{AuthorizeURL: honcho.CloudAuthorizeURL, TokenURL: honcho.CloudTokenURL,
+				DeviceAuthURL: "https://api.honcho.dev/oauth/device_authorization", RevocationURL: "https://as.example/oauth/revoke",
+				Issuer: "https://issuer.example", ClientID: "hermes-agent", Scopes: []string{"write"}, AccessTokenPrefix: "hch-at-"},
+		},
+		{
 			name: "authorize URL wins over dashboard",
 			env: map[string]string{
 				"HONCHO_OAUTH_DASHBOARD":     "https://dash.example",
@@ -70,6 +80,7 @@ func TestFromEnv(t *testing.T) {
 		{name: "relative token URL", env: map[string]string{"HONCHO_OAUTH_TOKEN_URL": "/oauth/token"}, wantErr: "HONCHO_OAUTH_TOKEN_URL"},
 		{name: "bad scheme", env: map[string]string{"HONCHO_OAUTH_AUTHORIZE_URL": "ftp://x/authorize"}, wantErr: "HONCHO_OAUTH_AUTHORIZE_URL"},
 		{name: "unparsable", env: map[string]string{"HONCHO_OAUTH_DASHBOARD": "http://[::1"}, wantErr: "HONCHO_OAUTH_DASHBOARD"},
+		{name: "bad issuer", env: map[string]string{"HONCHO_OAUTH_ISSUER": "issuer.example"}, wantErr: "HONCHO_OAUTH_ISSUER"},
 		{name: "user info", env: map[string]string{"HONCHO_OAUTH_DEVICE_AUTH_URL": "https://u:p@x/d"}, wantErr: "HONCHO_OAUTH_DEVICE_AUTH_URL"},
 	}
 	for _, tt := range tests {
