@@ -52,73 +52,48 @@ const (
 	CodePayloadTooLarge Code = "payload_too_large"
 )
 
+// codes is the one table of the API's error codes: each code's HTTP status
+// and the person-facing message used when an [Error] has none.
+var codes = map[Code]struct {
+	status  int
+	message string
+}{
+	CodeInvalidRequest:   {http.StatusBadRequest, "The request is not valid."},
+	CodeInvalidProfile:   {http.StatusBadRequest, "The profile name is not valid: use default, current, or lowercase letters, digits, '-' and '_' (at most 64)."},
+	CodeUnauthorized:     {http.StatusUnauthorized, "This server needs a session token: send it as \"Authorization: Bearer TOKEN\"."},
+	CodeForbidden:        {http.StatusForbidden, "This request is not allowed."},
+	CodeProfileNotFound:  {http.StatusNotFound, "There is no such profile."},
+	CodeUnknownProvider:  {http.StatusNotFound, "There is no such provider."},
+	CodeUnsupported:      {http.StatusNotFound, "The provider does not support this."},
+	CodeNotFound:         {http.StatusNotFound, "There is nothing at this path."},
+	CodeMethodNotAllowed: {http.StatusMethodNotAllowed, "This path does not accept this method."},
+	CodeConflict:         {http.StatusConflict, "The request conflicts with the current state; reload the status and try again."},
+	CodePayloadTooLarge:  {http.StatusRequestEntityTooLarge, "The request body is too large."},
+	CodeUpstreamError:    {http.StatusBadGateway, "The provider's server did not answer as expected. Try again later."},
+	CodeInternal:         {http.StatusInternalServerError, internalMessage},
+}
+
 // Status returns the HTTP status code for c. It is the one mapping from
 // codes to statuses; an unknown code maps to 500 Internal Server Error.
 func (c Code) Status() int {
-	switch c {
-	case CodeInvalidRequest, CodeInvalidProfile:
-		return http.StatusBadRequest
-	case CodeUnauthorized:
-		return http.StatusUnauthorized
-	case CodeForbidden:
-		return http.StatusForbidden
-	case CodeProfileNotFound, CodeUnknownProvider, CodeUnsupported, CodeNotFound:
-		return http.StatusNotFound
-	case CodeMethodNotAllowed:
-		return http.StatusMethodNotAllowed
-	case CodeConflict:
-		return http.StatusConflict
-	case CodePayloadTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case CodeUpstreamError:
-		return http.StatusBadGateway
-	default:
-		return http.StatusInternalServerError
+	if e, ok := codes[c]; ok {
+		return e.status
 	}
+	return http.StatusInternalServerError
 }
 
 // known reports whether c is one of the codes of the HTTP API.
 func (c Code) known() bool {
-	switch c {
-	case CodeInvalidRequest, CodeInvalidProfile, CodeUnauthorized,
-		CodeForbidden, CodeProfileNotFound, CodeUnknownProvider,
-		CodeUnsupported, CodeConflict, CodeUpstreamError, CodeInternal,
-		CodeNotFound, CodeMethodNotAllowed, CodePayloadTooLarge:
-		return true
-	}
-	return false
+	_, ok := codes[c]
+	return ok
 }
 
 // defaultMessage is the person-facing message used when an [Error] has none.
 func (c Code) defaultMessage() string {
-	switch c {
-	case CodeInvalidRequest:
-		return "The request is not valid."
-	case CodeInvalidProfile:
-		return "The profile name is not valid: use default, current, or lowercase letters, digits, '-' and '_' (at most 64)."
-	case CodeUnauthorized:
-		return "This server needs a session token: send it as \"Authorization: Bearer TOKEN\"."
-	case CodeForbidden:
-		return "This request is not allowed."
-	case CodeProfileNotFound:
-		return "There is no such profile."
-	case CodeUnknownProvider:
-		return "There is no such provider."
-	case CodeUnsupported:
-		return "The provider does not support this."
-	case CodeConflict:
-		return "The request conflicts with the current state; reload the status and try again."
-	case CodeUpstreamError:
-		return "The provider's server did not answer as expected. Try again later."
-	case CodeNotFound:
-		return "There is nothing at this path."
-	case CodeMethodNotAllowed:
-		return "This path does not accept this method."
-	case CodePayloadTooLarge:
-		return "The request body is too large."
-	default:
-		return internalMessage
+	if e, ok := codes[c]; ok {
+		return e.message
 	}
+	return internalMessage
 }
 
 // internalMessage is what a client sees for every error that has no
