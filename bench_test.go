@@ -16,14 +16,15 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect"
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/internal/testkit/fixture"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
 
 // BenchmarkStatus measures GET status through the whole router — request
 // id, access log (into io.Discard at info level), recoverer, guards, body
-// limit, routing, the Service and the Honcho provider reading the profile's
+// limit, routing, the Connector and the Honcho provider reading the profile's
 // honcho.json — against a bare chi handler that renders the same status
 // body, prepared once, and against the router with a provider whose status
 // is in memory. All are mounted under /api/memory in a host router. The
@@ -32,7 +33,7 @@ import (
 func BenchmarkStatus(b *testing.B) {
 	root := b.TempDir()
 	expiry := time.Now().Add(time.Hour).Unix()
-	writeFile(b, filepath.Join(root, "honcho.json"), fmt.Sprintf(`{"workspace":"hermes","hosts":{"hermes":{`+
+	testkit.WriteFile(b, filepath.Join(root, "honcho.json"), fmt.Sprintf(`{"workspace":"hermes","hosts":{"hermes":{`+
 		`"apiKey":"hch-at-benchmark-access-token","oauth":{"refreshToken":"hch-rt-benchmark","expiresAt":%d,`+
 		`"clientId":"hermes-agent","tokenEndpoint":"http://127.0.0.1:1/oauth/token","scope":"write","tokenType":"Bearer"}}}}`, expiry))
 	// A config file written a while ago, as it is between sign-ins: the
@@ -45,22 +46,19 @@ func BenchmarkStatus(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	flows := oauth.NewFlowManager()
-	b.Cleanup(func() { flows.Close() })
 	profiles := provider.HermesProfiles{Root: root}
 	memory, err := memconnect.New(memconnect.Config{
 		Registry: reg,
 		Profiles: profiles,
-		Flows:    flows,
 		Logger:   zerolog.New(io.Discard),
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	stack := hostRouter(memory)
+	b.Cleanup(func() { memory.Close() })
+	stack := fixture.HostRouter(memory)
 
-	svc := &provider.Service{Registry: reg, Profiles: profiles, Flows: flows}
-	rep, err := svc.Status(b.Context(), "default", "honcho")
+	rep, err := memory.Connector().Status(b.Context(), "default", "honcho")
 	if err != nil || !rep.Connected {
 		b.Fatalf("status = %+v, %v", rep, err)
 	}
@@ -68,9 +66,9 @@ func BenchmarkStatus(b *testing.B) {
 	bareAPI.Get("/profiles/{profile}/providers/{provider}/status", func(w http.ResponseWriter, r *http.Request) {
 		render.JSON(w, r, rep)
 	})
-	bare := hostRouter(bareAPI)
+	bare := fixture.HostRouter(bareAPI)
 
-	const target = prefix + statusPath
+	const target = prefix + fixture.StatusPath
 	serve := func(b *testing.B, h http.Handler) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -92,11 +90,12 @@ func BenchmarkStatus(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	memRouter, err := memconnect.New(memconnect.Config{Registry: memReg, Profiles: profiles, Flows: flows, Logger: zerolog.New(io.Discard)})
+	memRouter, err := memconnect.New(memconnect.Config{Registry: memReg, Profiles: profiles, Logger: zerolog.New(io.Discard)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	noIO := hostRouter(memRouter)
+	b.Cleanup(func() { memRouter.Close() })
+	noIO := fixture.HostRouter(memRouter)
 
 	// The bare handler runs first, so that the others can report their
 	// ratio to it ("x-bare") on their own result line.
@@ -119,7 +118,7 @@ func BenchmarkStatus(b *testing.B) {
 
 // memProvider is a provider whose status is a value in memory.
 type memProvider struct {
-	fakeProvider
+	fixture.FakeProvider
 	name   string
 	status provider.Status
 }
@@ -128,6 +127,6 @@ func (m memProvider) Name() string { return m.name }
 func (m memProvider) AuthMethods() []provider.AuthMethod {
 	return []provider.AuthMethod{provider.AuthBrowser}
 }
-func (m memProvider) Status(context.Context, provider.Profile) (provider.Status, error) {
+func (m memProvider) Status(context.Context, provider.Profile, *provider.Stores) (provider.Status, error) {
 	return m.status, nil
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
@@ -15,6 +17,7 @@ import (
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // A host web server mounts the router under a prefix of its own, next to
@@ -30,18 +33,15 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	flows := oauth.NewFlowManager() // closed on shutdown: ends pending flows, frees their ports
-	defer flows.Close()
-
 	memory, err := memconnect.New(memconnect.Config{
 		Registry: registry,
 		Profiles: provider.HermesProfiles{Root: hermesHome},
-		Flows:    flows,
 		Logger:   zerolog.Nop(),
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer memory.Close() // on shutdown: ends pending flows, frees their ports
 
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -71,17 +71,15 @@ func ExampleConfig_sessionToken() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	flows := oauth.NewFlowManager()
-	defer flows.Close()
 	memory, err := memconnect.New(memconnect.Config{
 		Registry:     registry,
 		Profiles:     provider.HermesProfiles{Root: os.TempDir()},
-		Flows:        flows,
 		SessionToken: "correct-horse-battery-staple",
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer memory.Close()
 	srv := httptest.NewServer(memory)
 	defer srv.Close()
 
@@ -100,4 +98,60 @@ func ExampleConfig_sessionToken() {
 	// Output:
 	// 401
 	// 200
+}
+
+// An agent in the same process as the router gets a profile's token source
+// from the router's Connector: the one every caller shares for that
+// honcho.json, refreshing under the file lock the Python agent also takes.
+func ExampleRouter_Connector() {
+	as := honchotest.NewServer() // stands in for Honcho
+	defer as.Close()
+	hermesHome, err := os.MkdirTemp("", "hermes-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(hermesHome)
+	// The default profile signed in earlier (by the Connect page, the CLI or
+	// the Python agent); its access token expires in a minute.
+	grant := as.IssueGrant("write")
+	config := fmt.Sprintf(`{"hosts":{"hermes":{"apiKey":%q,"oauth":{"refreshToken":%q,"expiresAt":%d,`+
+		`"clientId":%q,"tokenEndpoint":%q}}}}`,
+		grant.AccessToken, grant.RefreshToken, time.Now().Add(time.Minute).Unix(), as.ClientID(), as.TokenURL())
+	if err := os.WriteFile(filepath.Join(hermesHome, "honcho.json"), []byte(config), 0o600); err != nil {
+		log.Fatal(err)
+	}
+
+	registry, err := provider.NewRegistry(honcho.New(honcho.WithTokenURL(as.TokenURL())))
+	if err != nil {
+		log.Fatal(err)
+	}
+	memory, err := memconnect.New(memconnect.Config{
+		Registry:   registry,
+		Profiles:   provider.HermesProfiles{Root: hermesHome},
+		HTTPClient: as.Client(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer memory.Close()
+
+	ts, err := memory.Connector().TokenSource("default", honcho.Name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	tok, err := ts.Token() // inside the refresh window: rotated and stored
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(tok.AccessToken != grant.AccessToken, as.Stats().Refreshes)
+	client := &http.Client{Transport: &oauth.Transport{Source: ts}} // a 401 forces one refresh
+	resp, err := client.Get(as.WhoAmIURL())
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.Status)
+	// Output:
+	// true 1
+	// 200 OK
 }

@@ -3,16 +3,20 @@
 // connect, status, callback, cancel and disconnect endpoints, which the host
 // mounts where it likes:
 //
-//	api, err := memconnect.New(memconnect.Config{
-//		Registry: registry,                                   // provider.NewRegistry(honcho.New())
+//	memory, err := memconnect.New(memconnect.Config{
+//		Registry: registry, // provider.NewRegistry(honcho.New())
 //		Profiles: provider.HermesProfiles{Root: hermesHome},
 //		Logger:   logger,
 //	})
-//	if err != nil { ... }
-//	r.Mount("/api/memory", api)
+//	if err != nil {
+//		return err
+//	}
+//	defer memory.Close()
+//	r.Mount("/api/memory", memory)
 //
-// The HTTP API is described in openapi.yaml at the root of the module and in
-// DESIGN.md ("HTTP API"); examples/curl.md shows every route in use.
+// The HTTP API is described in openapi.yaml at the root of the module;
+// examples/curl.md shows every route in use. [Router.Connector] gives the
+// same use cases to Go code, such as the token source of a profile.
 package memconnect
 
 import (
@@ -29,7 +33,7 @@ import (
 
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/middleware"
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -45,12 +49,11 @@ type Config struct {
 	// provider.HermesProfiles{Root: $HERMES_HOME or ~/.hermes}. Required.
 	Profiles provider.ProfileResolver
 
-	// Flows runs the authorization flows. nil means a new
-	// [oauth.FlowManager] with Logger and HTTPClient; it lives as long as
-	// the process, since the router has no Close. Pass one to control the
-	// loopback address and to Close it on shutdown, which ends pending
-	// flows and frees their ports.
-	Flows *oauth.FlowManager
+	// Flows runs the authorization flows. nil means a [flow.Manager] that
+	// New creates with Logger, HTTPClient and Clock, and that
+	// [Router.Close] closes. Pass one of your own to set the loopback
+	// address or a shared pending-flow store; you then close it.
+	Flows *flow.Manager
 
 	// Logger receives the access log (one line per request, path without
 	// query), errors and recovered panics. The zero value discards. Tokens,
@@ -84,14 +87,41 @@ type Config struct {
 	// loopback redirect URIs are IP literals (http://127.0.0.1:...).
 	CallbackBaseURL string
 
-	// HTTPClient is used for revocation, metadata discovery and (for a
-	// FlowManager New creates) the code exchange and device flow. nil
-	// means http.DefaultClient, and a client with a 30 s timeout for flows.
+	// HTTPClient makes every request to a provider's server: refreshes,
+	// revocation, metadata discovery and, for the flow manager New
+	// creates, the code exchange and the device flow. nil means
+	// http.DefaultClient, and a client with a 30 s timeout for flows.
 	HTTPClient *http.Client
 
-	// Now is the clock of the status body's expires_in; nil means
-	// [time.Now].
-	Now func() time.Time
+	// Clock is the clock of every expiry decision: token refreshes, the
+	// status body's expires_in and, for the flow manager New creates, the
+	// state expiry and the reset of finished flows. nil means the time
+	// package.
+	Clock flow.Clock
+}
+
+// Router is the memconnect router that [New] returns: a [chi.Router] to
+// mount, the [provider.Connector] behind it, and Close for what New
+// created.
+type Router struct {
+	chi.Router
+	conn      *provider.Connector
+	ownsFlows bool
+}
+
+// Connector returns the use-case layer behind the routes, configured as the
+// router is: the token source of a profile, status, connect and
+// disconnect for Go code.
+func (r *Router) Connector() *provider.Connector { return r.conn }
+
+// Close ends what New created: the flow manager, unless Config.Flows was
+// given, which ends its pending flows and frees their loopback ports. It is
+// idempotent.
+func (r *Router) Close() error {
+	if r.ownsFlows {
+		return r.conn.Flows.Close()
+	}
+	return nil
 }
 
 // Route patterns used outside the route table.
@@ -113,31 +143,43 @@ const callbackPattern = "/profiles/{profile}/providers/{provider}/callback"
 // and methods get JSON errors "not_found" (404) and "method_not_allowed"
 // (405, with an Allow header).
 //
-// New fails when Registry or Profiles is missing or CallbackBaseURL is not
-// an http(s) URL (or names localhost instead of 127.0.0.1).
-func New(cfg Config) (chi.Router, error) {
+// New fails, naming the field, when Registry or Profiles is missing, when
+// Profiles cannot resolve any profile (a [provider.HermesProfiles] without
+// Root), or when CallbackBaseURL is not an http(s) URL (or names localhost
+// instead of 127.0.0.1).
+func New(cfg Config) (*Router, error) {
 	if cfg.Registry == nil {
 		return nil, errors.New("memconnect: Config.Registry is required")
 	}
 	if cfg.Profiles == nil {
 		return nil, errors.New("memconnect: Config.Profiles is required (for Hermes: provider.HermesProfiles{Root: ...})")
 	}
-	callbackBase, err := handlers.ValidateCallbackBaseURL(cfg.CallbackBaseURL)
+	if v, ok := cfg.Profiles.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("memconnect: Config.Profiles: %w", err)
+		}
+	}
+	callbackBase, err := provider.ValidateCallbackBaseURL(cfg.CallbackBaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("memconnect: Config.CallbackBaseURL: %w", err)
 	}
-	flows := cfg.Flows
-	if flows == nil {
-		flows = oauth.NewFlowManager(oauth.WithFlowLogger(cfg.Logger), oauth.WithFlowHTTPClient(cfg.HTTPClient))
+	var now func() time.Time
+	if cfg.Clock != nil {
+		now = cfg.Clock.Now
 	}
-	h, err := handlers.New(&provider.Service{
-		Registry:   cfg.Registry,
-		Profiles:   cfg.Profiles,
-		Flows:      flows,
-		HTTPClient: cfg.HTTPClient,
-		Logger:     cfg.Logger,
-		Now:        cfg.Now,
-	}, callbackBase)
+	conn := &provider.Connector{
+		Registry:        cfg.Registry,
+		Profiles:        cfg.Profiles,
+		Flows:           cfg.Flows,
+		CallbackBaseURL: callbackBase,
+		HTTPClient:      cfg.HTTPClient,
+		Logger:          cfg.Logger,
+		Now:             now,
+	}
+	if conn.Flows == nil {
+		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger})
+	}
+	h, err := handlers.New(conn)
 	if err != nil {
 		return nil, fmt.Errorf("memconnect: %w", err)
 	}
@@ -162,7 +204,7 @@ func New(cfg Config) (chi.Router, error) {
 	r.Get(callbackPattern, h.Callback)
 	r.Post("/profiles/{profile}/providers/{provider}/cancel", h.Cancel)
 	r.Delete("/profiles/{profile}/providers/{provider}/connection", h.Disconnect)
-	return r, nil
+	return &Router{Router: r, conn: conn, ownsFlows: cfg.Flows == nil}, nil
 }
 
 // allowedHosts returns the hosts the guards allow: hosts, or the loopback

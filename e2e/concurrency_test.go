@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
 
@@ -72,8 +74,11 @@ func runChild(mode string) int {
 func childTokenSource(home string, h *Hydra, start io.Reader, out io.Writer) childReport {
 	var rep childReport
 	var rotations atomic.Int64
-	hp := honcho.New(hydraHonchoOptions(h)...)
-	store := hp.Store(configPath(home))
+	conn, err := newConnector(h, home, nil)
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+		return rep
+	}
 
 	fmt.Fprintln(out, "ready")
 	if _, err := bufio.NewReader(start).ReadString('\n'); err != nil {
@@ -85,7 +90,13 @@ func childTokenSource(home string, h *Hydra, start io.Reader, out io.Writer) chi
 	var wg sync.WaitGroup
 	for range childGoroutines {
 		wg.Go(func() {
-			ts := store.TokenSource(honcho.DefaultHost, oauth.OnTokenChange(func(*oauth2.Token) { rotations.Add(1) }))
+			ts, err := conn.TokenSource(provider.DefaultProfile, honcho.Name, oauth.OnTokenChange(func(*oauth2.Token) { rotations.Add(1) }))
+			if err != nil {
+				mu.Lock()
+				rep.Errors = append(rep.Errors, err.Error())
+				mu.Unlock()
+				return
+			}
 			for range childCalls {
 				tok, err := ts.Token()
 				mu.Lock()
@@ -117,7 +128,7 @@ func TestConcurrentRefreshAcrossProcesses(t *testing.T) {
 	h.CreatePublicClient(t, e2eClientID, loopbackRedirect)
 	home := hermesHome(t)
 	path := configPath(home)
-	prev := connectWithService(t, newService(t, h, home), home)
+	prev := connectWithConnector(t, newSignInConnector(t, h, home), home)
 	var spent []string // refresh tokens superseded so far
 
 	for round := 1; round <= forcedExpiries; round++ {
@@ -158,7 +169,14 @@ func TestConcurrentRefreshAcrossProcesses(t *testing.T) {
 	// Hydra still accepts the grant: one more refresh, in this process, works
 	// and its tokens are live. After a reuse this would be invalid_grant.
 	forceExpiry(t, path, honcho.DefaultHost)
-	ts := honcho.New(hydraHonchoOptions(h)...).Store(path).TokenSource(honcho.DefaultHost)
+	conn, err := newConnector(h, filepath.Dir(path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := conn.TokenSource(provider.DefaultProfile, honcho.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	tok, err := ts.TokenContext(ctx)

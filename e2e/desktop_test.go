@@ -18,7 +18,7 @@ import (
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/examples/desktop"
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -52,7 +52,7 @@ func startDesktop(t *testing.T, h *Hydra, home string, callback bool) *desktopSe
 		t.Fatal(err)
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
-	flows := oauth.NewFlowManager(oauth.WithLoopbackAddr("127.0.0.1:0"), oauth.WithFlowHTTPClient(client))
+	flows := flow.NewManager(flow.Config{LoopbackAddr: "127.0.0.1:0", HTTPClient: client})
 	t.Cleanup(func() { flows.Close() })
 	cfg := memconnect.Config{
 		Registry:   reg,
@@ -252,7 +252,7 @@ func TestDesktopConnectFlow(t *testing.T) {
 		t.Fatal("the new window never reached Hydra's login step")
 	}
 	rep := ds.Status(t)
-	if rep.Flow == nil || rep.Flow.State != oauth.FlowPending || rep.Flow.Method != oauth.MethodBrowser {
+	if rep.Flow == nil || rep.Flow.State != flow.StatePending || rep.Flow.Method != flow.MethodBrowser {
 		t.Fatalf("status while waiting: flow %+v, want a pending browser flow", rep.Flow)
 	}
 	if rep.Flow.RedirectURI != ds.CallbackURL {
@@ -279,8 +279,8 @@ func TestDesktopConnectFlow(t *testing.T) {
 		loc, _ := chromedp.Run(win, chromedp.Location())
 		t.Fatalf("the new window did not reach the callback page: %v (at %s)", err, redactURL(loc))
 	}
-	if !strings.Contains(msg, oauth.SuccessMessage) {
-		t.Errorf("callback page says %q, want %q", msg, oauth.SuccessMessage)
+	if !strings.Contains(msg, flow.SuccessMessage) {
+		t.Errorf("callback page says %q, want %q", msg, flow.SuccessMessage)
 	}
 	loc, err := chromedp.Run(win, chromedp.Location())
 	if err != nil {
@@ -310,7 +310,7 @@ func TestDesktopConnectFlow(t *testing.T) {
 	if rep.Token == nil || rep.Token.ClientID != e2eClientID || !hasScopes(rep.Token.Scope, "offline_access", "write") {
 		t.Errorf("status token = %+v, want client %q with offline_access write", rep.Token, e2eClientID)
 	}
-	if rep.Flow == nil || rep.Flow.State != oauth.FlowConnected {
+	if rep.Flow == nil || rep.Flow.State != flow.StateConnected {
 		t.Errorf("status flow = %+v, want connected", rep.Flow)
 	}
 	g := readGrant(t, configPath(home), honcho.DefaultHost)
@@ -347,7 +347,7 @@ func TestDesktopStopWaitingFreesPort(t *testing.T) {
 		t.Fatal("the new window never reached Hydra's login step")
 	}
 	rep := ds.Status(t)
-	if rep.Flow == nil || rep.Flow.State != oauth.FlowPending {
+	if rep.Flow == nil || rep.Flow.State != flow.StatePending {
 		t.Fatalf("status while waiting: flow %+v, want pending", rep.Flow)
 	}
 	redirect, err := url.Parse(rep.Flow.RedirectURI)
@@ -368,7 +368,7 @@ func TestDesktopStopWaitingFreesPort(t *testing.T) {
 	// The page shows Connect before its cancel request is answered; the
 	// flow leaves pending when the server has cancelled it.
 	deadline := time.Now().Add(pageTimeout)
-	for rep = ds.Status(t); rep.Flow != nil && rep.Flow.State == oauth.FlowPending; rep = ds.Status(t) {
+	for rep = ds.Status(t); rep.Flow != nil && rep.Flow.State == flow.StatePending; rep = ds.Status(t) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the flow is still pending %v after Stop waiting", pageTimeout)
 		}
@@ -407,7 +407,7 @@ func TestDesktopDisconnect(t *testing.T) {
 	home := hermesHome(t)
 	ds := startDesktop(t, h, home, true)
 	h.CreatePublicClient(t, e2eClientID, loopbackRedirect, ds.CallbackURL)
-	g := connectWithService(t, newService(t, h, home), home)
+	g := connectWithConnector(t, newSignInConnector(t, h, home), home)
 	assertActive(t, h, "refresh token", g.RefreshToken, true)
 	browser := NewBrowser(t)
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)

@@ -11,11 +11,11 @@ import (
 	"github.com/memconnect/memconnect/provider/honcho"
 )
 
-// TestServiceDisconnectRevokesAtHydra: provider.Service.Disconnect revokes
+// TestConnectorDisconnectRevokesAtHydra: provider.Connector.Disconnect revokes
 // the grant at Hydra (RFC 7009, the endpoint found through Hydra's OpenID
 // Connect metadata) and removes it from honcho.json, keeping every other key
 // and host block the file held before the grant arrived.
-func TestServiceDisconnectRevokesAtHydra(t *testing.T) {
+func TestConnectorDisconnectRevokesAtHydra(t *testing.T) {
 	h := StartHydra(t)
 	h.CreatePublicClient(t, e2eClientID, loopbackRedirect)
 	home := hermesHome(t)
@@ -23,8 +23,8 @@ func TestServiceDisconnectRevokesAtHydra(t *testing.T) {
 	writeConfig(t, path, `{"workspace": "w1", "peerName": "alice",
   "hosts": {"other": {"apiKey": "other-key-1234", "custom": [1, 2, 3]},
             "hermes": {"workspace": "kept"}}}`)
-	svc := newService(t, h, home)
-	g := connectWithService(t, svc, home)
+	svc := newSignInConnector(t, h, home)
+	g := connectWithConnector(t, svc, home)
 	assertActive(t, h, "refresh token", g.RefreshToken, true)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

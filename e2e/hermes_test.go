@@ -17,7 +17,7 @@ import (
 
 	"github.com/gofrs/flock"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -31,10 +31,10 @@ const (
 )
 
 // loopbackRedirect is the redirect URI the Honcho client is registered with
-// (oauth.DefaultLoopbackAddr + "/callback"). Hydra lets a loopback IP
+// (flow.DefaultLoopbackAddr + "/callback"). Hydra lets a loopback IP
 // redirect URI change its port (RFC 8252 section 7.3), so registering it
 // also admits the listener's fallback to an OS-assigned port.
-const loopbackRedirect = "http://" + oauth.DefaultLoopbackAddr + "/callback"
+const loopbackRedirect = "http://" + flow.DefaultLoopbackAddr + "/callback"
 
 // hydraHonchoOptions configures the Honcho provider for h: its endpoints, our
 // client, the scopes, and Hydra's access-token prefix. The revocation
@@ -62,48 +62,58 @@ func hermesHome(t testing.TB) string {
 	return home
 }
 
-// newService returns a provider.Service for the Honcho provider at h over
-// the Hermes home, with a flow manager whose loopback listener binds an
-// OS-assigned port, closed when the test ends.
-func newService(t testing.TB, h *Hydra, home string) *provider.Service {
-	t.Helper()
+// newConnector returns a provider.Connector for the Honcho provider at h
+// over the Hermes home, as a program using the library builds it. flows may
+// be nil for one that starts no flow.
+func newConnector(h *Hydra, home string, flows *flow.Manager) (*provider.Connector, error) {
 	reg, err := provider.NewRegistry(honcho.New(hydraHonchoOptions(h)...))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	flows := oauth.NewFlowManager(oauth.WithLoopbackAddr("127.0.0.1:0"))
-	t.Cleanup(func() { flows.Close() })
-	return &provider.Service{
+	return &provider.Connector{
 		Registry:   reg,
 		Profiles:   provider.HermesProfiles{Root: home},
 		Flows:      flows,
 		HTTPClient: &http.Client{Timeout: 10 * time.Second},
-	}
+	}, nil
 }
 
-// connectWithService signs the default profile in through a loopback browser
+// newSignInConnector returns newConnector's Connector with a flow manager whose
+// loopback listener binds an OS-assigned port, closed when the test ends.
+func newSignInConnector(t testing.TB, h *Hydra, home string) *provider.Connector {
+	t.Helper()
+	flows := flow.NewManager(flow.Config{LoopbackAddr: "127.0.0.1:0"})
+	t.Cleanup(func() { flows.Close() })
+	conn, err := newConnector(h, home, flows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// connectWithConnector signs the default profile in through a loopback browser
 // flow of svc, following the authorization URL through Hydra with a cookie
 // jar as a browser would, and returns the stored grant.
-func connectWithService(t *testing.T, svc *provider.Service, home string) storedGrant {
+func connectWithConnector(t *testing.T, svc *provider.Connector, home string) storedGrant {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	rep, err := svc.Connect(ctx, provider.DefaultProfile, honcho.Name, provider.ConnectRequest{
-		Method:   oauth.MethodBrowser,
-		Redirect: oauth.RedirectLoopback,
+		Method:   flow.MethodBrowser,
+		Redirect: flow.RedirectLoopback,
 		Source:   "e2e",
 	})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
-	if rep.Flow == nil || rep.Flow.State != oauth.FlowPending || rep.Flow.AuthorizeURL == "" {
+	if rep.Flow == nil || rep.Flow.State != flow.StatePending || rep.Flow.AuthorizeURL == "" {
 		t.Fatalf("connect: flow = %+v, want a pending flow with an authorize URL", rep.Flow)
 	}
 	if q := authorize(t, rep.Flow.AuthorizeURL); q.Get("code") == "" {
 		t.Fatalf("authorize: the callback got no code: error=%q", q.Get("error"))
 	}
 	f, err := svc.Wait(ctx, provider.DefaultProfile, honcho.Name)
-	if err != nil || f.State != oauth.FlowConnected {
+	if err != nil || f.State != flow.StateConnected {
 		t.Fatalf("wait: state %q detail %q err %v, want connected", f.State, f.Detail, err)
 	}
 	return readGrant(t, configPath(home), honcho.DefaultHost)

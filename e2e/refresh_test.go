@@ -18,7 +18,7 @@ func TestRefreshRotatesAtHydra(t *testing.T) {
 	h.CreatePublicClient(t, e2eClientID, loopbackRedirect)
 	cli := cliBinary(t)
 	home := hermesHome(t)
-	old := connectWithService(t, newService(t, h, home), home)
+	old := connectWithConnector(t, newSignInConnector(t, h, home), home)
 	path := configPath(home)
 	if old.ClientID != e2eClientID || old.TokenEndpoint != h.TokenURL {
 		t.Fatalf("stored grant: client %q endpoint %q, want %q %q", old.ClientID, old.TokenEndpoint, e2eClientID, h.TokenURL)

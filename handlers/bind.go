@@ -23,14 +23,14 @@ import (
 //     content type makes a browser ask before sending across origins);
 //   - refuses anything after the JSON value.
 //
-// v's JSON decoding must refuse unknown fields (see [ConnectRequest]'s
+// v's JSON decoding must refuse unknown fields (see [connectRequest]'s
 // UnmarshalJSON, built on [json.Decoder.DisallowUnknownFields]); the
 // package-wide render.Decode is left alone, as it belongs to the host.
 //
 // Errors are [*Error]s with [CodeInvalidRequest] and a message naming the
 // field or the position at fault; a body over the size limit keeps its
-// [*http.MaxBytesError], which [ToError] answers with 413.
-func Bind(r *http.Request, v render.Binder) error {
+// [*http.MaxBytesError], which [toError] answers with 413.
+func bind(r *http.Request, v render.Binder) error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return bindFields(r, v)
 	}

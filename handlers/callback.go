@@ -7,7 +7,7 @@ import (
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog/hlog"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
 )
 
 // Callback serves GET /profiles/{profile}/providers/{provider}/callback, the
@@ -31,17 +31,17 @@ import (
 // by redirect from the authorization server, without it; the state
 // parameter is what authenticates the request.
 func (h *Handlers) Callback(w http.ResponseWriter, r *http.Request) {
-	var page oauth.CallbackPage
+	var page flow.CallbackPage
 	profile, prov, err := pathParams(r)
 	if err == nil {
-		var flow oauth.Flow
-		flow, err = h.svc.Callback(r.Context(), profile, prov, r.URL.Query())
+		var f flow.Flow
+		f, err = h.conn.Callback(r.Context(), profile, prov, r.URL.Query())
 		name := prov
-		if p, ok := h.svc.Registry.Lookup(prov); ok {
+		if p, ok := h.conn.Registry.Lookup(prov); ok {
 			name = p.DisplayName()
 		}
-		if _, isFlow := errors.AsType[*oauth.FlowFailure](err); err == nil || isFlow || errors.Is(err, oauth.ErrInvalidState) {
-			page = oauth.CallbackOutcome(flow, err, name)
+		if _, isFlow := errors.AsType[*flow.Failure](err); err == nil || isFlow || errors.Is(err, flow.ErrInvalidState) {
+			page = flow.CallbackOutcome(f, err, name)
 		} else {
 			page = callbackErrorPage(err)
 		}
@@ -55,7 +55,7 @@ func (h *Handlers) Callback(w http.ResponseWriter, r *http.Request) {
 		log.Info().Str("request_id", page.Reference).Str("outcome", page.Outcome).Msg("oauth callback")
 	} else {
 		ev := log.Warn().Str("request_id", page.Reference).Str("outcome", page.Outcome).Int("status", page.Status)
-		if _, isFlow := errors.AsType[*oauth.FlowFailure](err); !isFlow && err != nil {
+		if _, isFlow := errors.AsType[*flow.Failure](err); !isFlow && err != nil {
 			// Errors of the service name no secret; a flow failure's cause
 			// (the token endpoint's answer) is logged by the flow manager.
 			ev = ev.AnErr("cause", err)
@@ -67,10 +67,10 @@ func (h *Handlers) Callback(w http.ResponseWriter, r *http.Request) {
 
 // callbackErrorPage is the page for an error that is not the outcome of a
 // flow: a bad link (invalid profile, no such profile or provider) or an
-// internal error. The code, status and message come from [ToError].
-func callbackErrorPage(err error) oauth.CallbackPage {
-	e := ToError(err)
-	page := oauth.CallbackPage{Status: e.Code.Status(), Outcome: string(e.Code),
+// internal error. The code, status and message come from [toError].
+func callbackErrorPage(err error) flow.CallbackPage {
+	e := toError(err)
+	page := flow.CallbackPage{Status: e.Code.Status(), Outcome: string(e.Code),
 		Title: "Sign-in failed", Message: e.message(),
 		Next: "Return to the app and connect again."}
 	switch e.Code {

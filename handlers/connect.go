@@ -5,17 +5,17 @@ import (
 
 	"github.com/go-chi/render"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 )
 
-// ConnectRequest is the body of POST connect; every field is optional and
+// connectRequest is the body of POST connect; every field is optional and
 // an empty body is the same as {}:
 //
 //	{"method": "browser", "source": "hermes-desktop", "redirect": "loopback"}
 //
 // Unknown fields are refused with 400 invalid_request.
-type ConnectRequest struct {
+type connectRequest struct {
 	// Method is "browser" (the default: authorization code with PKCE) or
 	// "device" (RFC 8628).
 	Method string `json:"method"`
@@ -31,37 +31,37 @@ type ConnectRequest struct {
 	Redirect string `json:"redirect"`
 }
 
-var _ render.Binder = (*ConnectRequest)(nil)
+var _ render.Binder = (*connectRequest)(nil)
 
-// maxSourceLen bounds [ConnectRequest.Source].
+// maxSourceLen bounds [connectRequest.Source].
 const maxSourceLen = 64
 
 // UnmarshalJSON decodes a connect request, refusing unknown fields
 // ([json.Decoder.DisallowUnknownFields]), so that a misspelt field is an
 // error instead of a silent default.
-func (c *ConnectRequest) UnmarshalJSON(data []byte) error {
-	type plain ConnectRequest // without this method
+func (c *connectRequest) UnmarshalJSON(data []byte) error {
+	type plain connectRequest // without this method
 	var p plain
 	if err := strictUnmarshal(data, &p); err != nil {
 		return err
 	}
-	*c = ConnectRequest(p)
+	*c = connectRequest(p)
 	return nil
 }
 
 // Bind implements [render.Binder]: it validates the fields.
-func (c *ConnectRequest) Bind(r *http.Request) error {
-	switch oauth.FlowMethod(c.Method) {
-	case "", oauth.MethodBrowser, oauth.MethodDevice:
+func (c *connectRequest) Bind(r *http.Request) error {
+	switch flow.Method(c.Method) {
+	case "", flow.MethodBrowser, flow.MethodDevice:
 	default:
 		return Errorf(CodeInvalidRequest, "The field \"method\" must be \"browser\" or \"device\".")
 	}
-	switch oauth.RedirectMode(c.Redirect) {
-	case "", oauth.RedirectLoopback, oauth.RedirectCallback:
+	switch flow.RedirectMode(c.Redirect) {
+	case "", flow.RedirectLoopback, flow.RedirectCallback:
 	default:
 		return Errorf(CodeInvalidRequest, "The field \"redirect\" must be \"loopback\" or \"callback\".")
 	}
-	if c.Redirect != "" && oauth.FlowMethod(c.Method) == oauth.MethodDevice {
+	if c.Redirect != "" && flow.Method(c.Method) == flow.MethodDevice {
 		return Errorf(CodeInvalidRequest, "The field \"redirect\" applies to the browser method only; leave it out for \"device\".")
 	}
 	if !validSource(c.Source) {
@@ -103,33 +103,16 @@ func (h *Handlers) Connect(w http.ResponseWriter, r *http.Request) {
 		RenderError(w, r, err)
 		return
 	}
-	var body ConnectRequest
-	if err := Bind(r, &body); err != nil {
+	var body connectRequest
+	if err := bind(r, &body); err != nil {
 		RenderError(w, r, err)
 		return
 	}
-	req := provider.ConnectRequest{Method: oauth.FlowMethod(body.Method), Source: body.Source}
-	if req.Method == "" {
-		req.Method = oauth.MethodBrowser
-	}
-	if req.Method == oauth.MethodBrowser {
-		req.Redirect = oauth.RedirectMode(body.Redirect)
-		if req.Redirect == "" {
-			req.Redirect = h.DefaultRedirect()
-		}
-		if req.Redirect == oauth.RedirectCallback {
-			req.CallbackURL = h.CallbackURL(profile, prov)
-			if req.CallbackURL == "" {
-				RenderError(w, r, Errorf(CodeInvalidRequest,
-					"This server has no callback URL configured, so \"redirect\" cannot be \"callback\"; use \"loopback\" or leave it out."))
-				return
-			}
-		}
-	}
-	rep, err := h.svc.Connect(r.Context(), profile, prov, req)
+	req := provider.ConnectRequest{Method: flow.Method(body.Method), Source: body.Source, Redirect: flow.RedirectMode(body.Redirect)}
+	rep, err := h.conn.Connect(r.Context(), profile, prov, req)
 	if err != nil {
 		RenderError(w, r, err)
 		return
 	}
-	respond(w, r, &StatusResponse{StatusReport: rep, HTTPStatusCode: http.StatusAccepted})
+	respond(w, r, &statusResponse{StatusReport: rep, HTTPStatusCode: http.StatusAccepted})
 }

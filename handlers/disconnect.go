@@ -1,19 +1,15 @@
 package handlers
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/go-chi/render"
-
-	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/provider"
 )
 
-// DisconnectResponse is the body of DELETE connection:
+// disconnectResponse is the body of DELETE connection:
 //
 //	{"disconnected": true, "removed": true, "revoked": true, "revoke_error": null}
-type DisconnectResponse struct {
+type disconnectResponse struct {
 	// Disconnected is always true: the profile holds no OAuth grant for
 	// the provider any more.
 	Disconnected bool `json:"disconnected"`
@@ -28,10 +24,10 @@ type DisconnectResponse struct {
 	RevokeError *string `json:"revoke_error"`
 }
 
-var _ render.Renderer = (*DisconnectResponse)(nil)
+var _ render.Renderer = (*disconnectResponse)(nil)
 
 // Render implements [render.Renderer]; the status is 200.
-func (d *DisconnectResponse) Render(w http.ResponseWriter, r *http.Request) error {
+func (d *disconnectResponse) Render(w http.ResponseWriter, r *http.Request) error {
 	render.Status(r, http.StatusOK)
 	return nil
 }
@@ -40,7 +36,7 @@ func (d *DisconnectResponse) Render(w http.ResponseWriter, r *http.Request) erro
 // It removes the profile's grant from the config file, keeping every other
 // key and host, and revokes the refresh token at the provider's server when
 // it can (best effort: a failed revocation is reported in revoke_error and
-// the grant stays removed). It answers 200 with a [DisconnectResponse].
+// the grant stays removed). It answers 200 with a [disconnectResponse].
 //
 // With no grant to remove it answers 200 with "removed": false, so that a
 // repeated request (a double click, two windows) is not an error; but when
@@ -53,31 +49,12 @@ func (h *Handlers) Disconnect(w http.ResponseWriter, r *http.Request) {
 		RenderError(w, r, err)
 		return
 	}
-	res, err := h.svc.Disconnect(r.Context(), profile, prov)
-	if errors.Is(err, oauth.ErrNoGrant) {
-		rep, serr := h.svc.Status(r.Context(), profile, prov)
-		if serr != nil {
-			RenderError(w, r, serr)
-			return
-		}
-		if rep.Connected && rep.Auth == provider.AuthAPIKey {
-			name := prov
-			if p, ok := h.svc.Registry.Lookup(prov); ok {
-				name = p.DisplayName()
-			}
-			RenderError(w, r, Wrap(CodeConflict, err, "This profile connects to "+name+
-				" with an API key, not a sign-in, and disconnecting does not remove API keys. Remove the key from the "+
-				name+" config file instead."))
-			return
-		}
-		respond(w, r, &DisconnectResponse{Disconnected: true})
-		return
-	}
+	res, err := h.conn.Disconnect(r.Context(), profile, prov)
 	if err != nil {
 		RenderError(w, r, err)
 		return
 	}
-	resp := &DisconnectResponse{Disconnected: true, Removed: true, Revoked: res.Revoked}
+	resp := &disconnectResponse{Disconnected: true, Removed: res.Removed, Revoked: res.Revoked}
 	if res.RevokeError != "" {
 		msg := res.RevokeError
 		resp.RevokeError = &msg

@@ -13,12 +13,13 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 )
 
 // Code is the machine-readable error code sent to clients in the "error"
-// field of an [ErrResponse]. The set of codes is part of the HTTP API
-// contract (DESIGN.md, "HTTP API"): codes may be added, never renamed.
+// field of an [errResponse]. The set of codes is part of the HTTP API
+// contract: codes may be added, never renamed.
 type Code string
 
 // The error codes of the HTTP API. [Code.Status] gives the HTTP status of each.
@@ -147,7 +148,7 @@ func Wrap(code Code, err error, message string) *Error {
 	return &Error{Code: code, Message: message, Err: err}
 }
 
-// ToError classifies err: it returns the [*Error] that [RenderError] sends
+// toError classifies err: it returns the [*Error] that [RenderError] sends
 // for it, or nil if err is nil. This is THE one mapping from errors to codes.
 //
 //   - an [*http.MaxBytesError] (from [http.MaxBytesReader]) anywhere in
@@ -161,24 +162,26 @@ func Wrap(code Code, err error, message string) *Error {
 //
 // The errors of the lower packages (first match wins):
 //
-//	*oauth.ConfigError                                internal 500, names no path
-//	provider.ErrInvalidProfile                        invalid_profile 400
-//	provider.ErrProfileNotFound                       profile_not_found 404
-//	provider.ErrUnknownProvider                       unknown_provider 404
-//	provider.ErrUnsupported, oauth.ErrDeviceFlowUnsupported  unsupported 404
-//	provider.ErrConflict, oauth.ErrFlowConflict       conflict 409
-//	oauth.ErrReauthRequired                           conflict 409 (connect again)
-//	oauth.ErrNoGrant                                  conflict 409 (nothing to remove)
-//	oauth.ErrInvalidState                             invalid_request 400
-//	oauth.ErrFlowManagerClosed                        internal 500 (shutting down)
-//	*oauth.FlowFailure                                upstream_error 502 with its Detail,
-//	                                                  internal 500 for complete_failed and closed
+//	*oauth.ConfigError                                    internal 500, names no path
+//	provider.ErrInvalidProfile                            invalid_profile 400
+//	provider.ErrProfileNotFound                           profile_not_found 404
+//	provider.ErrUnknownProvider                           unknown_provider 404
+//	provider.ErrUnsupported, flow.ErrDeviceUnsupported    unsupported 404
+//	provider.ErrConflict, flow.ErrConflict                conflict 409
+//	oauth.ErrReauthRequired                               conflict 409 (connect again)
+//	oauth.ErrNoGrant                                      conflict 409 (nothing to remove)
+//	provider.ErrAPIKeyConnection                          conflict 409 (remove the key instead)
+//	provider.ErrNoCallbackURL                             invalid_request 400
+//	flow.ErrInvalidState                                  invalid_request 400
+//	flow.ErrClosed                                        internal 500 (shutting down)
+//	*flow.Failure                                         upstream_error 502 with its Detail,
+//	                                                      internal 500 for complete_failed and closed
 //	*oauth2.RetrieveError, *oauth.RevokeError,
-//	*url.Error (a request to the provider failed)     upstream_error 502
+//	*url.Error (a request to the provider failed)         upstream_error 502
 //
 // An Error built here has err itself as its cause, so the log keeps the
 // whole story.
-func ToError(err error) *Error {
+func toError(err error) *Error {
 	if err == nil {
 		return nil
 	}
@@ -218,10 +221,10 @@ const configMessage = "The Honcho config file could not be read, or it is not va
 	"It was left untouched: fix or move it, then try again. The server log names the file."
 
 // lowerError maps the sentinel and typed errors of packages oauth and
-// provider (see [ToError]); it returns nil for any other error.
+// provider (see [toError]); it returns nil for any other error.
 func lowerError(err error) *Error {
 	switch {
-	case errors.Is(err, oauth.ErrFlowManagerClosed):
+	case errors.Is(err, flow.ErrClosed):
 		return Wrap(CodeInternal, err, "The server is shutting down. Try again in a moment.")
 	case isType[*oauth.ConfigError](err):
 		// Before *FlowFailure: a grant that could not be stored because
@@ -233,20 +236,24 @@ func lowerError(err error) *Error {
 		return Wrap(CodeProfileNotFound, err, "There is no profile with this name. Use \"default\", or create the profile first.")
 	case errors.Is(err, provider.ErrUnknownProvider):
 		return Wrap(CodeUnknownProvider, err, "There is no provider with this name. GET /providers lists the providers.")
-	case errors.Is(err, provider.ErrUnsupported), errors.Is(err, oauth.ErrDeviceFlowUnsupported):
+	case errors.Is(err, provider.ErrUnsupported), errors.Is(err, flow.ErrDeviceUnsupported):
 		return Wrap(CodeUnsupported, err, "The provider does not support this: it cannot be connected from here, or not with this sign-in method.")
-	case errors.Is(err, provider.ErrConflict), errors.Is(err, oauth.ErrFlowConflict):
+	case errors.Is(err, provider.ErrConflict), errors.Is(err, flow.ErrConflict):
 		return Wrap(CodeConflict, err, "Another kind of sign-in is already waiting for this profile. Finish it, or cancel it (POST .../cancel) and connect again.")
 	case errors.Is(err, oauth.ErrReauthRequired):
 		return Wrap(CodeConflict, err, "The provider no longer accepts this sign-in. Connect again.")
 	case errors.Is(err, oauth.ErrNoGrant):
 		return Wrap(CodeConflict, err, "This profile has no sign-in for this provider.")
-	case errors.Is(err, oauth.ErrInvalidState):
+	case errors.Is(err, provider.ErrAPIKeyConnection):
+		return Wrap(CodeConflict, err, "This profile connects to the provider with an API key, not a sign-in, and disconnecting does not remove API keys. Remove the key from the provider's config file instead.")
+	case errors.Is(err, provider.ErrNoCallbackURL):
+		return Wrap(CodeInvalidRequest, err, "This server has no callback URL configured, so \"redirect\" cannot be \"callback\"; use \"loopback\" or leave it out.")
+	case errors.Is(err, flow.ErrInvalidState):
 		return Wrap(CodeInvalidRequest, err, "This sign-in link is not valid: it is unknown, expired or was already used. Start the sign-in again.")
 	}
-	if fe, ok := errors.AsType[*oauth.FlowFailure](err); ok && fe != nil {
+	if fe, ok := errors.AsType[*flow.Failure](err); ok && fe != nil {
 		switch fe.Code {
-		case oauth.FlowErrComplete, oauth.FlowErrManagerClosed:
+		case flow.CodeComplete, flow.CodeClosed:
 			return Wrap(CodeInternal, err, fe.Detail+".")
 		}
 		return Wrap(CodeUpstreamError, err, fe.Detail+".")
@@ -263,13 +270,13 @@ func isType[E error](err error) bool {
 	return ok
 }
 
-// ErrResponse is the JSON body of every error response:
+// errResponse is the JSON body of every error response:
 //
 //	{"error": "<code>", "message": "<for a person>", "request_id": "<id>"}
 //
 // It implements [render.Renderer]; build one with [RenderError] rather than
 // by hand so that the status and the code always agree.
-type ErrResponse struct {
+type errResponse struct {
 	// HTTPStatusCode is the response status; it is not part of the body.
 	HTTPStatusCode int `json:"-"`
 	// Code is the machine-readable error code.
@@ -280,20 +287,20 @@ type ErrResponse struct {
 	RequestID string `json:"request_id"`
 }
 
-var _ render.Renderer = (*ErrResponse)(nil)
+var _ render.Renderer = (*errResponse)(nil)
 
 // Render sets the response status to e.HTTPStatusCode; it implements
 // [render.Renderer].
-func (e *ErrResponse) Render(w http.ResponseWriter, r *http.Request) error {
+func (e *errResponse) Render(w http.ResponseWriter, r *http.Request) error {
 	render.Status(r, e.HTTPStatusCode)
 	return nil
 }
 
-// RenderError writes err to w as a JSON [ErrResponse]. It is THE one place
+// RenderError writes err to w as a JSON [errResponse]. It is THE one place
 // that turns an error into an HTTP response; handlers and middleware call it
 // instead of writing error bodies themselves.
 //
-// The code and message come from [ToError]. The response is always JSON,
+// The code and message come from [toError]. The response is always JSON,
 // whatever the request's Accept header says, and carries the request id set
 // by the request-id middleware (chi's [chimw.GetReqID]).
 //
@@ -302,12 +309,12 @@ func (e *ErrResponse) Render(w http.ResponseWriter, r *http.Request) error {
 // status with an internal cause; a 4xx without a cause is left to the access
 // log. The internal cause is logged, never sent.
 func RenderError(w http.ResponseWriter, r *http.Request, err error) {
-	e := ToError(err)
+	e := toError(err)
 	if e == nil {
 		e = &Error{Code: CodeInternal, Message: internalMessage,
 			Err: errors.New("handlers: RenderError called with a nil error")}
 	}
-	resp := &ErrResponse{
+	resp := &errResponse{
 		HTTPStatusCode: e.Code.Status(),
 		Code:           e.Code,
 		Message:        e.message(),

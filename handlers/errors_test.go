@@ -1,4 +1,4 @@
-package handlers_test
+package handlers
 
 import (
 	"bytes"
@@ -14,8 +14,6 @@ import (
 
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog"
-
-	"github.com/memconnect/memconnect/handlers"
 )
 
 // secret stands for a token value that must never reach a client.
@@ -23,24 +21,24 @@ const secret = "hch-rt-SECRET-do-not-leak"
 
 func TestCodeStatus(t *testing.T) {
 	tests := []struct {
-		code handlers.Code
+		code Code
 		want int
 	}{
-		{handlers.CodeInvalidRequest, 400},
-		{handlers.CodeInvalidProfile, 400},
-		{handlers.CodeUnauthorized, 401},
-		{handlers.CodeForbidden, 403},
-		{handlers.CodeProfileNotFound, 404},
-		{handlers.CodeUnknownProvider, 404},
-		{handlers.CodeUnsupported, 404},
-		{handlers.CodeConflict, 409},
-		{handlers.CodeUpstreamError, 502},
-		{handlers.CodeInternal, 500},
-		{handlers.CodeNotFound, 404},
-		{handlers.CodeMethodNotAllowed, 405},
-		{handlers.CodePayloadTooLarge, 413},
-		{handlers.Code("no_such_code"), 500},
-		{handlers.Code(""), 500},
+		{CodeInvalidRequest, 400},
+		{CodeInvalidProfile, 400},
+		{CodeUnauthorized, 401},
+		{CodeForbidden, 403},
+		{CodeProfileNotFound, 404},
+		{CodeUnknownProvider, 404},
+		{CodeUnsupported, 404},
+		{CodeConflict, 409},
+		{CodeUpstreamError, 502},
+		{CodeInternal, 500},
+		{CodeNotFound, 404},
+		{CodeMethodNotAllowed, 405},
+		{CodePayloadTooLarge, 413},
+		{Code("no_such_code"), 500},
+		{Code(""), 500},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.code), func(t *testing.T) {
@@ -52,21 +50,21 @@ func TestCodeStatus(t *testing.T) {
 }
 
 func TestCodeStrings(t *testing.T) {
-	// The strings are the wire contract (DESIGN.md "HTTP API").
-	tests := map[handlers.Code]string{
-		handlers.CodeInvalidRequest:   "invalid_request",
-		handlers.CodeInvalidProfile:   "invalid_profile",
-		handlers.CodeUnauthorized:     "unauthorized",
-		handlers.CodeForbidden:        "forbidden",
-		handlers.CodeProfileNotFound:  "profile_not_found",
-		handlers.CodeUnknownProvider:  "unknown_provider",
-		handlers.CodeUnsupported:      "unsupported",
-		handlers.CodeConflict:         "conflict",
-		handlers.CodeUpstreamError:    "upstream_error",
-		handlers.CodeInternal:         "internal",
-		handlers.CodeNotFound:         "not_found",
-		handlers.CodeMethodNotAllowed: "method_not_allowed",
-		handlers.CodePayloadTooLarge:  "payload_too_large",
+	// The strings are the wire contract of the HTTP API.
+	tests := map[Code]string{
+		CodeInvalidRequest:   "invalid_request",
+		CodeInvalidProfile:   "invalid_profile",
+		CodeUnauthorized:     "unauthorized",
+		CodeForbidden:        "forbidden",
+		CodeProfileNotFound:  "profile_not_found",
+		CodeUnknownProvider:  "unknown_provider",
+		CodeUnsupported:      "unsupported",
+		CodeConflict:         "conflict",
+		CodeUpstreamError:    "upstream_error",
+		CodeInternal:         "internal",
+		CodeNotFound:         "not_found",
+		CodeMethodNotAllowed: "method_not_allowed",
+		CodePayloadTooLarge:  "payload_too_large",
 	}
 	for code, want := range tests {
 		if string(code) != want {
@@ -79,16 +77,16 @@ func TestErrorString(t *testing.T) {
 	cause := errors.New("refresh failed with token " + secret)
 	tests := []struct {
 		name string
-		err  *handlers.Error
+		err  *Error
 		want string
 	}{
-		{"message", &handlers.Error{Code: handlers.CodeConflict, Message: "A flow is already pending."},
+		{"message", &Error{Code: CodeConflict, Message: "A flow is already pending."},
 			"handlers: conflict: A flow is already pending."},
-		{"cause is not in the string", handlers.Wrap(handlers.CodeUpstreamError, cause, "Honcho did not answer."),
+		{"cause is not in the string", Wrap(CodeUpstreamError, cause, "Honcho did not answer."),
 			"handlers: upstream_error: Honcho did not answer."},
-		{"empty message uses the default", handlers.Wrap(handlers.CodeInternal, cause, ""),
+		{"empty message uses the default", Wrap(CodeInternal, cause, ""),
 			"handlers: internal: Something went wrong on our side. Try again; if it keeps happening, check the server log."},
-		{"Errorf formats", handlers.Errorf(handlers.CodeInvalidProfile, "%q is not a profile name.", "Bad!"),
+		{"Errorf formats", Errorf(CodeInvalidProfile, "%q is not a profile name.", "Bad!"),
 			`handlers: invalid_profile: "Bad!" is not a profile name.`},
 	}
 	for _, tt := range tests {
@@ -106,15 +104,15 @@ func TestErrorString(t *testing.T) {
 
 func TestErrorUnwrap(t *testing.T) {
 	sentinel := errors.New("sentinel")
-	err := fmt.Errorf("context: %w", handlers.Wrap(handlers.CodeConflict, sentinel, "msg"))
+	err := fmt.Errorf("context: %w", Wrap(CodeConflict, sentinel, "msg"))
 	if !errors.Is(err, sentinel) {
 		t.Error("errors.Is(err, sentinel) = false, want true")
 	}
-	var e *handlers.Error
-	if !errors.As(err, &e) || e.Code != handlers.CodeConflict {
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeConflict {
 		t.Errorf("errors.As: got %v, want an *Error with code conflict", e)
 	}
-	if got := handlers.Errorf(handlers.CodeConflict, "x").Unwrap(); got != nil {
+	if got := Errorf(CodeConflict, "x").Unwrap(); got != nil {
 		t.Errorf("Errorf(...).Unwrap() = %v, want nil", got)
 	}
 }
@@ -125,35 +123,35 @@ func TestToError(t *testing.T) {
 	tests := []struct {
 		name      string
 		err       error
-		wantCode  handlers.Code
+		wantCode  Code
 		wantMsg   string // substring of the message
 		wantCause error  // errors.Is target on the result's cause, or nil
 	}{
 		{"nil", nil, "", "", nil},
-		{"Error as is", handlers.Errorf(handlers.CodeProfileNotFound, "No profile %q.", "work"),
-			handlers.CodeProfileNotFound, `No profile "work".`, nil},
-		{"wrapped Error", fmt.Errorf("status: %w", handlers.Wrap(handlers.CodeConflict, plain, "Busy.")),
-			handlers.CodeConflict, "Busy.", plain},
+		{"Error as is", Errorf(CodeProfileNotFound, "No profile %q.", "work"),
+			CodeProfileNotFound, `No profile "work".`, nil},
+		{"wrapped Error", fmt.Errorf("status: %w", Wrap(CodeConflict, plain, "Busy.")),
+			CodeConflict, "Busy.", plain},
 		{"MaxBytesError", fmt.Errorf("read body: %w", maxBytes),
-			handlers.CodePayloadTooLarge, "limit of 10 bytes", maxBytes},
-		{"MaxBytesError inside invalid_request", handlers.Wrap(handlers.CodeInvalidRequest, maxBytes, "Bad JSON."),
-			handlers.CodePayloadTooLarge, "limit of 10 bytes", maxBytes},
+			CodePayloadTooLarge, "limit of 10 bytes", maxBytes},
+		{"MaxBytesError inside invalid_request", Wrap(CodeInvalidRequest, maxBytes, "Bad JSON."),
+			CodePayloadTooLarge, "limit of 10 bytes", maxBytes},
 		{"plain error", plain,
-			handlers.CodeInternal, "Something went wrong on our side.", plain},
-		{"unknown code", &handlers.Error{Code: "teapot", Message: "I am a teapot."},
-			handlers.CodeInternal, "Something went wrong on our side.", nil},
+			CodeInternal, "Something went wrong on our side.", plain},
+		{"unknown code", &Error{Code: "teapot", Message: "I am a teapot."},
+			CodeInternal, "Something went wrong on our side.", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := handlers.ToError(tt.err)
+			got := toError(tt.err)
 			if tt.err == nil {
 				if got != nil {
-					t.Fatalf("ToError(nil) = %v, want nil", got)
+					t.Fatalf("toError(nil) = %v, want nil", got)
 				}
 				return
 			}
 			if got == nil {
-				t.Fatalf("ToError(%v) = nil", tt.err)
+				t.Fatalf("toError(%v) = nil", tt.err)
 			}
 			if got.Code != tt.wantCode {
 				t.Errorf("code = %q, want %q", got.Code, tt.wantCode)
@@ -187,33 +185,33 @@ func TestRenderError(t *testing.T) {
 		name       string
 		err        error
 		wantStatus int
-		wantCode   handlers.Code
+		wantCode   Code
 		wantMsg    string
 		wantLevel  string // "" means nothing is logged
 	}{
 		{"4xx without cause is not logged",
-			handlers.Errorf(handlers.CodeInvalidProfile, "Bad profile."),
-			400, handlers.CodeInvalidProfile, "Bad profile.", ""},
+			Errorf(CodeInvalidProfile, "Bad profile."),
+			400, CodeInvalidProfile, "Bad profile.", ""},
 		{"4xx with cause logs a warning",
-			handlers.Wrap(handlers.CodeConflict, cause, "A flow is pending."),
-			409, handlers.CodeConflict, "A flow is pending.", "warn"},
+			Wrap(CodeConflict, cause, "A flow is pending."),
+			409, CodeConflict, "A flow is pending.", "warn"},
 		{"5xx logs an error",
-			handlers.Wrap(handlers.CodeUpstreamError, cause, "Honcho failed."),
-			502, handlers.CodeUpstreamError, "Honcho failed.", "error"},
+			Wrap(CodeUpstreamError, cause, "Honcho failed."),
+			502, CodeUpstreamError, "Honcho failed.", "error"},
 		{"5xx without cause logs an error",
-			handlers.Errorf(handlers.CodeInternal, "Broken."),
-			500, handlers.CodeInternal, "Broken.", "error"},
+			Errorf(CodeInternal, "Broken."),
+			500, CodeInternal, "Broken.", "error"},
 		{"plain error is internal with the generic message",
 			cause,
-			500, handlers.CodeInternal,
+			500, CodeInternal,
 			"Something went wrong on our side. Try again; if it keeps happening, check the server log.",
 			"error"},
 		{"MaxBytesError is 413",
 			fmt.Errorf("decode: %w", &http.MaxBytesError{Limit: 65536}),
-			413, handlers.CodePayloadTooLarge, "The request body is larger than the limit of 65536 bytes.", "warn"},
+			413, CodePayloadTooLarge, "The request body is larger than the limit of 65536 bytes.", "warn"},
 		{"nil is internal",
 			nil,
-			500, handlers.CodeInternal,
+			500, CodeInternal,
 			"Something went wrong on our side. Try again; if it keeps happening, check the server log.",
 			"error"},
 	}
@@ -224,7 +222,7 @@ func TestRenderError(t *testing.T) {
 			r.Header.Set("Accept", "application/xml") // still JSON
 			w := httptest.NewRecorder()
 
-			handlers.RenderError(w, r, tt.err)
+			RenderError(w, r, tt.err)
 
 			if w.Code != tt.wantStatus {
 				t.Errorf("status = %d, want %d", w.Code, tt.wantStatus)
@@ -281,22 +279,22 @@ func TestRenderErrorWithoutLoggerOrID(t *testing.T) {
 	// RenderError must still answer.
 	r := httptest.NewRequest(http.MethodPost, "/x", nil)
 	w := httptest.NewRecorder()
-	handlers.RenderError(w, r, errors.New("boom"))
+	RenderError(w, r, errors.New("boom"))
 	if w.Code != http.StatusInternalServerError {
 		t.Errorf("status = %d, want 500", w.Code)
 	}
-	var got handlers.ErrResponse
+	var got errResponse
 	if err := json.NewDecoder(w.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Code != handlers.CodeInternal || got.RequestID != "" {
+	if got.Code != CodeInternal || got.RequestID != "" {
 		t.Errorf("body = %+v, want internal with an empty request id", got)
 	}
 }
 
 func TestErrResponseRender(t *testing.T) {
 	// render.Render calls Render, which must set the status.
-	resp := &handlers.ErrResponse{HTTPStatusCode: http.StatusConflict, Code: handlers.CodeConflict}
+	resp := &errResponse{HTTPStatusCode: http.StatusConflict, Code: CodeConflict}
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	if err := resp.Render(httptest.NewRecorder(), r); err != nil {
 		t.Fatalf("Render: %v", err)
@@ -312,9 +310,9 @@ func TestErrResponseRender(t *testing.T) {
 
 func ExampleRenderError() {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		err := handlers.Errorf(handlers.CodeInvalidProfile,
+		err := Errorf(CodeInvalidProfile,
 			"%q is not a profile name: use lowercase letters, digits, '-' and '_'.", "Work Laptop")
-		handlers.RenderError(w, r, err)
+		RenderError(w, r, err)
 	})
 
 	// chi's RequestID middleware (or this module's) puts the id in the context.
@@ -333,11 +331,11 @@ func ExampleRenderError() {
 
 func ExampleWrap() {
 	cause := errors.New("dial tcp 203.0.113.7:443: connect: connection refused")
-	err := handlers.Wrap(handlers.CodeUpstreamError, cause, "Honcho's server did not answer. Try again later.")
+	err := Wrap(CodeUpstreamError, cause, "Honcho's server did not answer. Try again later.")
 
 	fmt.Println(err)                // what a client may see
 	fmt.Println(errors.Unwrap(err)) // what only the log sees
-	fmt.Println(handlers.ToError(err).Code.Status())
+	fmt.Println(toError(err).Code.Status())
 	// Output:
 	// handlers: upstream_error: Honcho's server did not answer. Try again later.
 	// dial tcp 203.0.113.7:443: connect: connection refused
@@ -345,6 +343,6 @@ func ExampleWrap() {
 }
 
 func ExampleCode_Status() {
-	fmt.Println(handlers.CodeProfileNotFound.Status(), handlers.CodePayloadTooLarge.Status())
+	fmt.Println(CodeProfileNotFound.Status(), CodePayloadTooLarge.Status())
 	// Output: 404 413
 }

@@ -8,19 +8,19 @@ import (
 	"github.com/memconnect/memconnect/provider"
 )
 
-// ProvidersResponse is the body of GET /providers:
+// providersResponse is the body of GET /providers:
 //
 //	{"providers": [{"name": "honcho", "display_name": "Honcho",
 //	                "auth_methods": ["browser", "device"]}]}
 //
 // Providers are sorted by name.
-type ProvidersResponse struct {
+type providersResponse struct {
 	// Providers are the registered providers; never null.
-	Providers []ProviderInfo `json:"providers"`
+	Providers []providerInfo `json:"providers"`
 }
 
-// ProviderInfo describes one registered provider.
-type ProviderInfo struct {
+// providerInfo describes one registered provider.
+type providerInfo struct {
 	// Name is the provider's identifier in URLs.
 	Name string `json:"name"`
 	// DisplayName is the provider's name for people.
@@ -31,10 +31,10 @@ type ProviderInfo struct {
 	AuthMethods []provider.AuthMethod `json:"auth_methods"`
 }
 
-var _ render.Renderer = (*ProvidersResponse)(nil)
+var _ render.Renderer = (*providersResponse)(nil)
 
 // Render implements [render.Renderer]; the status is 200.
-func (p *ProvidersResponse) Render(w http.ResponseWriter, r *http.Request) error {
+func (p *providersResponse) Render(w http.ResponseWriter, r *http.Request) error {
 	render.Status(r, http.StatusOK)
 	return nil
 }
@@ -42,11 +42,11 @@ func (p *ProvidersResponse) Render(w http.ResponseWriter, r *http.Request) error
 // ListProviders serves GET /providers: the registered providers and their
 // sign-in methods.
 func (h *Handlers) ListProviders(w http.ResponseWriter, r *http.Request) {
-	list := h.svc.Registry.List()
-	resp := &ProvidersResponse{Providers: make([]ProviderInfo, 0, len(list))}
+	list := h.conn.Registry.List()
+	resp := &providersResponse{Providers: make([]providerInfo, 0, len(list))}
 	for _, p := range list {
 		methods := append([]provider.AuthMethod{}, p.AuthMethods()...)
-		resp.Providers = append(resp.Providers, ProviderInfo{
+		resp.Providers = append(resp.Providers, providerInfo{
 			Name:        p.Name(),
 			DisplayName: p.DisplayName(),
 			AuthMethods: methods,

@@ -8,20 +8,20 @@ import (
 	"github.com/memconnect/memconnect/provider"
 )
 
-// StatusResponse is the status body of DESIGN.md ("Status body"): the
+// statusResponse is the status body, [provider.StatusReport]: the
 // answer of GET status, POST connect and POST cancel. Its JSON is that of
 // the embedded [provider.StatusReport]; HTTPStatusCode is not part of it.
-type StatusResponse struct {
+type statusResponse struct {
 	provider.StatusReport
 	// HTTPStatusCode is the response status: 200, or 202 for a connect
 	// request that started (or joined) a flow. Zero means 200.
 	HTTPStatusCode int `json:"-"`
 }
 
-var _ render.Renderer = (*StatusResponse)(nil)
+var _ render.Renderer = (*statusResponse)(nil)
 
 // Render implements [render.Renderer]: it sets the status.
-func (s *StatusResponse) Render(w http.ResponseWriter, r *http.Request) error {
+func (s *statusResponse) Render(w http.ResponseWriter, r *http.Request) error {
 	code := s.HTTPStatusCode
 	if code == 0 {
 		code = http.StatusOK
@@ -38,12 +38,12 @@ func (h *Handlers) Status(w http.ResponseWriter, r *http.Request) {
 		RenderError(w, r, err)
 		return
 	}
-	rep, err := h.svc.Status(r.Context(), profile, prov)
+	rep, err := h.conn.Status(r.Context(), profile, prov)
 	if err != nil {
 		RenderError(w, r, err)
 		return
 	}
-	respond(w, r, &StatusResponse{StatusReport: rep})
+	respond(w, r, &statusResponse{StatusReport: rep})
 }
 
 // Cancel serves POST /profiles/{profile}/providers/{provider}/cancel: it
@@ -57,10 +57,10 @@ func (h *Handlers) Cancel(w http.ResponseWriter, r *http.Request) {
 		RenderError(w, r, err)
 		return
 	}
-	rep, err := h.svc.Cancel(r.Context(), profile, prov)
+	rep, err := h.conn.Cancel(r.Context(), profile, prov)
 	if err != nil {
 		RenderError(w, r, err)
 		return
 	}
-	respond(w, r, &StatusResponse{StatusReport: rep})
+	respond(w, r, &statusResponse{StatusReport: rep})
 }

@@ -14,9 +14,16 @@ var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok"))
 })
 
+// errorBody is the JSON error body, as a client decodes it.
+type errorBody struct {
+	Code      handlers.Code `json:"error"`
+	Message   string        `json:"message"`
+	RequestID string        `json:"request_id"`
+}
+
 // checkError asserts that rec holds a JSON error response with the given
 // status and code, and returns it.
-func checkError(t *testing.T, rec *httptest.ResponseRecorder, status int, code handlers.Code) handlers.ErrResponse {
+func checkError(t *testing.T, rec *httptest.ResponseRecorder, status int, code handlers.Code) errorBody {
 	t.Helper()
 	if rec.Code != status {
 		t.Errorf("status = %d, want %d (body %q)", rec.Code, status, rec.Body.String())
@@ -24,7 +31,7 @@ func checkError(t *testing.T, rec *httptest.ResponseRecorder, status int, code h
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
-	var got handlers.ErrResponse
+	var got errorBody
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatalf("body %q is not JSON: %v", rec.Body.String(), err)
 	}

@@ -6,13 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/internal/testkit"
+
 	"golang.org/x/oauth2"
 )
 
 // benchSource returns a token source over a grant valid for an hour. A
 // settled file was last written an hour ago; an unsettled one just now, so
 // every cache miss reads and scans it.
-func benchSource(b *testing.B, settled bool) *FileTokenSource {
+func benchSource(b *testing.B, settled bool) *Source {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), "honcho.json")
 	if err := writeFileAtomic(path, []byte(configWithGrant("https://t.example/token", "hch-at-bench", "hch-rt-bench", time.Now().Add(time.Hour)))); err != nil {
@@ -24,7 +26,7 @@ func benchSource(b *testing.B, settled bool) *FileTokenSource {
 			b.Fatal(err)
 		}
 	}
-	ts := NewStore(path).TokenSource("hermes")
+	ts := newTestStore(path).TokenSource("hermes")
 	if _, err := ts.Token(); err != nil {
 		b.Fatal(err)
 	}
@@ -37,7 +39,7 @@ type staticSource struct{ tok *oauth2.Token }
 
 func (s staticSource) Token() (*oauth2.Token, error) { return s.tok, nil }
 
-// BenchmarkToken compares FileTokenSource with oauth2.ReuseTokenSource's
+// BenchmarkToken compares Source with oauth2.ReuseTokenSource's
 // cached Token, the baseline. Run: go test -run '^$' -bench Token -benchmem ./oauth
 func BenchmarkToken(b *testing.B) {
 	b.Run("hot", func(b *testing.B) {
@@ -65,7 +67,7 @@ func BenchmarkToken(b *testing.B) {
 		ts := benchSource(b, false)
 		b.ReportAllocs()
 		for b.Loop() {
-			ts.h.cache.Store(nil) // a cache miss: read, parse and check the file
+			ts.k.cache.Store(nil) // a cache miss: read, parse and check the file
 			if _, err := ts.Token(); err != nil {
 				b.Fatal(err)
 			}
@@ -75,7 +77,7 @@ func BenchmarkToken(b *testing.B) {
 		ts := benchSource(b, true)
 		b.ReportAllocs()
 		for b.Loop() {
-			ts.h.cache.Store(nil) // a cache miss on a settled, unchanged file: stat only
+			ts.k.cache.Store(nil) // a cache miss on a settled, unchanged file: stat only
 			if _, err := ts.Token(); err != nil {
 				b.Fatal(err)
 			}
@@ -109,8 +111,8 @@ func BenchmarkToken(b *testing.B) {
 // report, this fails.
 func TestHotPathAllocations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, configWithGrant("https://t.example/token", "hch-at-a", "hch-rt-a", time.Now().Add(time.Hour)))
-	ts := NewStore(path).TokenSource("hermes")
+	testkit.WriteFile(t, path, configWithGrant("https://t.example/token", "hch-at-a", "hch-rt-a", time.Now().Add(time.Hour)))
+	ts := newTestStore(path).TokenSource("hermes")
 	if _, err := ts.Token(); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,10 @@ import (
 	"golang.org/x/oauth2"
 )
 
+// grantTypeDeviceCode is the grant type of the device flow (RFC 8628
+// section 3.4), as listed in grant_types_supported (RFC 8414).
+const grantTypeDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+
 // maxMetadataBytes bounds a metadata document.
 const maxMetadataBytes = 1 << 20
 
@@ -119,7 +123,7 @@ func fetchMetadata(ctx context.Context, c *http.Client, loc string) (*Metadata, 
 // grant_types_supported has no device grant).
 func (m *Metadata) SupportsDeviceFlow() bool {
 	return m != nil && m.DeviceAuthorizationEndpoint != "" &&
-		slices.Contains(m.GrantTypesSupported, GrantTypeDeviceCode)
+		slices.Contains(m.GrantTypesSupported, grantTypeDeviceCode)
 }
 
 // Fill sets the endpoints of e that are empty (AuthURL, TokenURL, and

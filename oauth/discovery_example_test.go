@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 func ExampleDiscover() {
-	as := oauthtest.NewServer()
+	as := honchotest.NewServer()
 	defer as.Close()
 
 	md, err := oauth.Discover(context.Background(), nil, as.URL)

@@ -9,13 +9,14 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 func TestDiscoverRFC8414(t *testing.T) {
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	md, err := oauth.Discover(context.Background(), srv.Client(), srv.URL+"/")
 	if err != nil {
@@ -132,10 +133,10 @@ func TestSupportsDeviceFlow(t *testing.T) {
 		want bool
 	}{
 		{"nil", nil, false},
-		{"grant listed, endpoint present", &oauth.Metadata{DeviceAuthorizationEndpoint: "https://as/device", GrantTypesSupported: []string{"authorization_code", oauth.GrantTypeDeviceCode}}, true},
+		{"grant listed, endpoint present", &oauth.Metadata{DeviceAuthorizationEndpoint: "https://as/device", GrantTypesSupported: []string{"authorization_code", "urn:ietf:params:oauth:grant-type:device_code"}}, true},
 		{"grant types absent (RFC 8414 default)", &oauth.Metadata{DeviceAuthorizationEndpoint: "https://as/device"}, false},
 		{"grant not listed", &oauth.Metadata{DeviceAuthorizationEndpoint: "https://as/device", GrantTypesSupported: []string{"authorization_code"}}, false},
-		{"no endpoint", &oauth.Metadata{GrantTypesSupported: []string{oauth.GrantTypeDeviceCode}}, false},
+		{"no endpoint", &oauth.Metadata{GrantTypesSupported: []string{"urn:ietf:params:oauth:grant-type:device_code"}}, false},
 	}
 	for _, tc := range tests {
 		if got := tc.md.SupportsDeviceFlow(); got != tc.want {
@@ -150,7 +151,7 @@ func TestMetadataFill(t *testing.T) {
 		TokenEndpoint:               "https://as/token",
 		RevocationEndpoint:          "https://as/revoke",
 		DeviceAuthorizationEndpoint: "https://as/device",
-		GrantTypesSupported:         []string{oauth.GrantTypeDeviceCode},
+		GrantTypesSupported:         []string{"urn:ietf:params:oauth:grant-type:device_code"},
 	}
 	e := oauth2.Endpoint{TokenURL: "https://configured/token"}
 	var revocation string

@@ -9,20 +9,27 @@ import (
 	"strings"
 
 	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
-// A grant installed by a sign-in is then kept fresh by the store's token
-// source; every process sharing the file uses the same lock.
-func ExampleStore_TokenSource() {
-	srv := oauthtest.NewServer()
+// exampleLayout is where honcho.json keeps a grant: the host block
+// hosts.<key>, with the access token in "apiKey" and the rest in "oauth".
+var exampleLayout = oauth.FileLayout{
+	Section: "hosts", AccessToken: "apiKey", Fields: "oauth",
+	AccessTokenPrefix: "hch-at-", DefaultScope: "write", RootAPIKey: true,
+}
+
+// A grant installed by a sign-in is then kept fresh by its token source;
+// every process sharing the file uses the same lock.
+func ExampleGrants_TokenSource() {
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	dir, _ := os.MkdirTemp("", "memconnect-example")
 	defer os.RemoveAll(dir)
 
-	store := oauth.NewStore(filepath.Join(dir, "honcho.json"))
+	grants := oauth.NewGrants(oauth.NewFileStore(filepath.Join(dir, "honcho.json"), exampleLayout))
 	// What a completed sign-in does with the token response:
-	_, err := store.InstallGrant(context.Background(), "hermes", srv.IssueGrant("write"), oauth.InstallOptions{
+	_, err := grants.Install(context.Background(), "hermes", srv.IssueGrant("write"), oauth.Grant{
 		ClientID:      srv.ClientID(),
 		TokenEndpoint: srv.TokenURL(),
 	})
@@ -30,7 +37,7 @@ func ExampleStore_TokenSource() {
 		fmt.Println(err)
 		return
 	}
-	tok, err := store.TokenSource("hermes").Token()
+	tok, err := grants.TokenSource("hermes").Token()
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -42,19 +49,19 @@ func ExampleStore_TokenSource() {
 // Transport authorizes requests with the grant and, after a 401, forces one
 // refresh and retries once.
 func ExampleTransport() {
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	dir, _ := os.MkdirTemp("", "memconnect-example")
 	defer os.RemoveAll(dir)
 
-	store := oauth.NewStore(filepath.Join(dir, "honcho.json"))
-	if _, err := store.InstallGrant(context.Background(), "hermes", srv.IssueGrant("write"), oauth.InstallOptions{
+	grants := oauth.NewGrants(oauth.NewFileStore(filepath.Join(dir, "honcho.json"), exampleLayout))
+	if _, err := grants.Install(context.Background(), "hermes", srv.IssueGrant("write"), oauth.Grant{
 		ClientID: srv.ClientID(), TokenEndpoint: srv.TokenURL(),
 	}); err != nil {
 		fmt.Println(err)
 		return
 	}
-	client := &http.Client{Transport: &oauth.Transport{Source: store.TokenSource("hermes")}}
+	client := &http.Client{Transport: &oauth.Transport{Source: grants.TokenSource("hermes")}}
 	resp, err := client.Get(srv.WhoAmIURL())
 	if err != nil {
 		fmt.Println(err)

@@ -11,27 +11,37 @@ import (
 // that a request in flight never races the expiry boundary.
 const RefreshSkew = 120 * time.Second
 
-// DefaultAccessTokenPrefix marks a Honcho OAuth access token. A host block is
-// an OAuth grant only when its apiKey carries the store's prefix.
-const DefaultAccessTokenPrefix = "hch-at-"
-
 // defaultExpiresIn is assumed when a token response has no expires_in, so that
 // a server that omits it does not cause a refresh on every call.
 const defaultExpiresIn = time.Hour
 
-// ErrNoGrant reports that a host block holds no OAuth grant (it may hold a
-// plain API key, or not exist).
-var ErrNoGrant = errors.New("oauth: no grant stored for this host")
+// Errors of the grant engine, for [errors.Is].
+var (
+	// ErrNoGrant reports that a store holds no OAuth grant for a key (it
+	// may hold a plain API key, or nothing).
+	ErrNoGrant = errors.New("oauth: no grant stored")
 
-// Grant is an OAuth grant as stored in a honcho.json host block: the access
-// token in the block's "apiKey", the rest in its "oauth" sub-block.
+	// ErrReauthRequired reports that the authorization server rejected
+	// the grant (invalid_grant, invalid_client or unauthorized_client) and
+	// no other holder had stored a newer one: the person has to sign in
+	// again. Errors returned for a dead grant match it; they are
+	// [*ReauthError] values.
+	ErrReauthRequired = errors.New("oauth: re-authentication required")
+
+	// ErrStaleGrant is returned by [LockedGrant.Commit] when the store no
+	// longer holds the refresh token the commit replaces: someone wrote
+	// the grant without taking the lock.
+	ErrStaleGrant = errors.New("oauth: the stored grant changed under the lock")
+)
+
+// Grant is an OAuth grant: the tokens and what is needed to refresh them.
 //
 // Token fields are tagged json:"-" so a Grant that reaches a logger or an
 // encoder never prints them.
 type Grant struct {
 	AccessToken   string    `json:"-"`
 	RefreshToken  string    `json:"-"`
-	Expiry        time.Time `json:"expires_at"` // "expiresAt", whole epoch seconds
+	Expiry        time.Time `json:"expires_at"` // whole seconds
 	ClientID      string    `json:"client_id"`
 	TokenEndpoint string    `json:"token_endpoint"`
 	Scope         string    `json:"scope"`
@@ -39,7 +49,7 @@ type Grant struct {
 }
 
 // Token returns the access token as an [oauth2.Token]. The refresh token is
-// left out on purpose: it is spent only by the store, under its locks.
+// left out on purpose: it is spent only by [Grants], under the locks.
 func (g *Grant) Token() *oauth2.Token {
 	return &oauth2.Token{AccessToken: g.AccessToken, TokenType: g.TokenType, Expiry: g.Expiry}
 }
@@ -50,23 +60,36 @@ func (g *Grant) needsRefresh(now time.Time) bool {
 	return !now.Before(g.Expiry.Add(-RefreshSkew))
 }
 
-// oauthFields writes the grant's fields into an "oauth" sub-block, keeping any
-// other keys it already has.
-func (g *Grant) oauthFields(o *object) {
-	o.setValue("refreshToken", g.RefreshToken)
-	o.setValue("expiresAt", g.Expiry.Unix())
-	o.setValue("clientId", g.ClientID)
-	o.setValue("tokenEndpoint", g.TokenEndpoint)
-	o.setValue("scope", g.Scope)
-	o.setValue("tokenType", g.TokenType)
-}
-
-// Credentials is what a config file holds for one host: an OAuth grant, or
-// else a plain API key from the host block or the root.
+// Credentials is what a store holds for one key: an OAuth grant, or else a
+// plain API key.
 type Credentials struct {
 	Grant        *Grant
 	APIKey       string `json:"-"`
-	APIKeySource string // "host", "root" or ""
+	APIKeySource string // where the API key was found, such as "host" or "root"; "" for none
 }
 
-func unixTime(sec int64) time.Time { return time.Unix(sec, 0) }
+// grantFromToken builds the grant a token response describes; base supplies
+// what the response leaves out.
+func grantFromToken(tok *oauth2.Token, now time.Time, base *Grant) *Grant {
+	g := *base
+	g.AccessToken = tok.AccessToken
+	if tok.RefreshToken != "" {
+		g.RefreshToken = tok.RefreshToken
+	}
+	switch {
+	case tok.ExpiresIn > 0:
+		g.Expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
+	case !tok.Expiry.IsZero():
+		g.Expiry = tok.Expiry
+	default:
+		g.Expiry = now.Add(defaultExpiresIn)
+	}
+	g.Expiry = g.Expiry.Truncate(time.Second)
+	if sc, ok := tok.Extra("scope").(string); ok && sc != "" {
+		g.Scope = sc
+	}
+	if tok.TokenType != "" {
+		g.TokenType = tok.TokenType
+	}
+	return &g
+}

@@ -25,7 +25,7 @@ import (
 
 // journalEntry is one rotation waiting to reach the config file.
 type journalEntry struct {
-	Host string `json:"host"`
+	Host string `json:"host"` // the grant's key
 	// From is the SHA-256 of the refresh token the rotation spent: the entry
 	// applies only while the file still holds that token.
 	From          string `json:"from"`
@@ -41,18 +41,18 @@ type journalEntry struct {
 // journalCheckEvery spaces out the unlocked checks for a journal.
 const journalCheckEvery = time.Second
 
-func (s *Store) journalPath() string { return s.path + ".rotation" }
+func (s *FileStore) journalPath() string { return s.path + ".rotation" }
 
 func tokenDigest(t string) string {
 	sum := sha256.Sum256([]byte(t))
 	return hex.EncodeToString(sum[:])
 }
 
-// writeJournal records that host's grant moved from the refresh token from to
+// writeJournal records that key's grant moved from the refresh token from to
 // g. The caller holds the file lock.
-func (s *Store) writeJournal(host, from string, g *Grant) error {
+func (s *FileStore) writeJournal(key, from string, g *Grant) error {
 	data, err := json.Marshal(journalEntry{
-		Host: host, From: tokenDigest(from),
+		Host: key, From: tokenDigest(from),
 		AccessToken: g.AccessToken, RefreshToken: g.RefreshToken, ExpiresAt: g.Expiry.Unix(),
 		ClientID: g.ClientID, TokenEndpoint: g.TokenEndpoint, Scope: g.Scope, TokenType: g.TokenType,
 	})
@@ -62,13 +62,13 @@ func (s *Store) writeJournal(host, from string, g *Grant) error {
 	return os.WriteFile(s.journalPath(), data, 0o600)
 }
 
-func (s *Store) clearJournal() { os.Remove(s.journalPath()) }
+func (s *FileStore) clearJournal() { os.Remove(s.journalPath()) }
 
 // recoverJournal applies a rotation a dead process left in the journal, if
 // the config file still holds the refresh token that rotation spent, and
 // removes the journal. The caller holds the file lock. A config file that
 // does not parse keeps both files as they are.
-func (s *Store) recoverJournal() {
+func (s *FileStore) recoverJournal() {
 	data, err := os.ReadFile(s.journalPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return
@@ -85,12 +85,12 @@ func (s *Store) recoverJournal() {
 	}
 	applied := false
 	err = s.updateLocked(func(root *object) (bool, error) {
-		_, block := hostObject(root, e.Host)
-		disk, _ := scanHostBlock(block.compact(), s.prefix)
+		_, block := s.block(root, e.Host)
+		disk, _ := scanBlock(block.compact(), &s.layout)
 		if disk == nil || tokenDigest(disk.RefreshToken) != e.From {
 			return false, nil // the file moved on; the entry is stale
 		}
-		writeGrant(root, e.Host, g)
+		s.putGrant(root, e.Host, g)
 		applied = true
 		return true, nil
 	})
@@ -99,13 +99,13 @@ func (s *Store) recoverJournal() {
 		return
 	}
 	if err != nil {
-		s.logger.Error().Str("path", s.path).Str("host", e.Host).Str("error", redact(err.Error(), g)).
+		s.logger.Error().Str("grant", s.Describe(e.Host)).Str("error", redact(err.Error(), g)).
 			Msg("oauth: could not apply the rotation journal; will retry")
 		return
 	}
 	s.clearJournal()
 	if applied {
-		s.logger.Info().Str("path", s.path).Str("host", e.Host).Msg("oauth: finished a rotation an interrupted process left in the journal")
+		s.logger.Info().Str("grant", s.Describe(e.Host)).Msg("oauth: finished a rotation an interrupted process left in the journal")
 	}
 }
 
@@ -113,7 +113,7 @@ func (s *Store) recoverJournal() {
 // common case, no journal, costs one failed stat, made at most once per
 // journalCheckEvery: unlocked reads are snapshots in any case, and every
 // refresh takes the lock, which always recovers a journal first.
-func (s *Store) settleJournal() {
+func (s *FileStore) settleJournal(ctx context.Context) {
 	now := time.Now().UnixNano()
 	if last := s.journalChecked.Load(); last != 0 && now-last < int64(journalCheckEvery) {
 		return
@@ -122,7 +122,7 @@ func (s *Store) settleJournal() {
 		s.journalChecked.Store(now)
 		return
 	}
-	if unlock, err := s.lock(context.Background(), nil); err == nil {
+	if unlock, err := s.lock(ctx); err == nil {
 		unlock() // lock recovers the journal
 	}
 }

@@ -2,11 +2,12 @@ package oauth
 
 import (
 	"errors"
-	"github.com/memconnect/memconnect/internal/testkit"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/memconnect/memconnect/internal/testkit"
 )
 
 func TestJournalRecovery(t *testing.T) {
@@ -14,14 +15,14 @@ func TestJournalRecovery(t *testing.T) {
 	exp := clock.Now().Add(time.Hour)
 	rotated := &Grant{AccessToken: "hch-at-next", RefreshToken: "hch-rt-next", Expiry: exp.Truncate(time.Second),
 		ClientID: "hermes-agent", TokenEndpoint: "https://t/token", Scope: "write", TokenType: "Bearer"}
-	credentials := func(s *Store) (string, error) {
+	credentials := func(s *testStore) (string, error) {
 		c, err := s.Credentials("hermes")
 		if c.Grant == nil {
 			return "", err
 		}
 		return c.Grant.AccessToken, err
 	}
-	token := func(s *Store) (string, error) {
+	token := func(s *testStore) (string, error) {
 		tok, err := s.TokenSource("hermes").Token()
 		if tok == nil {
 			return "", err
@@ -32,7 +33,7 @@ func TestJournalRecovery(t *testing.T) {
 		name    string
 		from    string // the refresh token the journalled rotation spent
 		journal string // raw journal content; empty means write a real entry
-		read    func(s *Store) (string, error)
+		read    func(s *testStore) (string, error)
 		wantAT  string
 		wantRT  string
 	}{
@@ -44,11 +45,11 @@ func TestJournalRecovery(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "honcho.json")
-			writeTestFile(t, path, configWithGrant("https://t/token", "hch-at-old", "hch-rt-old", exp))
+			testkit.WriteFile(t, path, configWithGrant("https://t/token", "hch-at-old", "hch-rt-old", exp))
 			s := fastStore(path, clock, nil)
 			if tt.journal != "" {
-				writeTestFile(t, s.journalPath(), tt.journal)
-			} else if err := s.writeJournal("hermes", tt.from, rotated); err != nil {
+				testkit.WriteFile(t, s.file.journalPath(), tt.journal)
+			} else if err := s.file.writeJournal("hermes", tt.from, rotated); err != nil {
 				t.Fatal(err)
 			}
 			at, err := tt.read(s)
@@ -58,12 +59,12 @@ func TestJournalRecovery(t *testing.T) {
 			if at != tt.wantAT {
 				t.Fatalf("access token = %q, want %q", at, tt.wantAT)
 			}
-			if _, err := os.Stat(s.journalPath()); !errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(s.file.journalPath()); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("journal not removed: %v", err)
 			}
-			v := decodeFile(t, path)
+			v := testkit.ReadJSON(t, path)
 			assertUntouched(t, v)
-			if got := hostOf(t, v, "hermes")["oauth"].(map[string]any)["refreshToken"]; got != tt.wantRT {
+			if got := testkit.HostBlock(v, "hermes")["oauth"].(map[string]any)["refreshToken"]; got != tt.wantRT {
 				t.Errorf("file holds %v, want %s", got, tt.wantRT)
 			}
 			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
@@ -77,9 +78,9 @@ func TestJournalRecovery(t *testing.T) {
 // file that does not parse; both stay as they are.
 func TestJournalKeptForCorruptConfig(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, "{not json")
-	s := NewStore(path)
-	if err := s.writeJournal("hermes", "hch-rt-old", &Grant{AccessToken: "hch-at-n", RefreshToken: "hch-rt-n"}); err != nil {
+	testkit.WriteFile(t, path, "{not json")
+	s := newTestStore(path)
+	if err := s.file.writeJournal("hermes", "hch-rt-old", &Grant{AccessToken: "hch-at-n", RefreshToken: "hch-rt-n"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Credentials("hermes"); err == nil {
@@ -88,7 +89,7 @@ func TestJournalKeptForCorruptConfig(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != "{not json" {
 		t.Errorf("config changed: %q", b)
 	}
-	if _, err := os.Stat(s.journalPath()); err != nil {
+	if _, err := os.Stat(s.file.journalPath()); err != nil {
 		t.Errorf("journal removed although it could not be applied: %v", err)
 	}
 }

@@ -9,21 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/memconnect/memconnect/internal/wire"
 )
-
-// ConfigError reports a config file that exists but cannot be used: it is not
-// valid JSON, or its root is not a JSON object. Such a file is never written
-// over; its bytes stay exactly as they were.
-type ConfigError struct {
-	Path string // the file, as given to [NewStore]
-	Err  error  // what is wrong with it; never holds file content
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("oauth: config file %s cannot be used: %v; fix or move the file, it was left untouched", e.Path, e.Err)
-}
-
-func (e *ConfigError) Unwrap() error { return e.Err }
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
@@ -146,6 +134,14 @@ func (o *object) child(key string) *object {
 	return c
 }
 
+// childOrNew returns the object stored under key, or a new empty one.
+func (o *object) childOrNew(key string) *object {
+	if c := o.child(key); c != nil {
+		return c
+	}
+	return newObject()
+}
+
 // setChild stores c under key.
 func (o *object) setChild(key string, c *object) {
 	o.set(key, c.compact())
@@ -185,15 +181,7 @@ func (o *object) marshal() ([]byte, error) {
 }
 
 // marshalValue is json.Marshal without HTML escaping.
-func marshalValue(v any) (json.RawMessage, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
-}
+func marshalValue(v any) (json.RawMessage, error) { return wire.Marshal(v) }
 
 // readObject reads and parses the config file at path. A missing file is an
 // empty object and exists=false.

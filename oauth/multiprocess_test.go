@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -21,9 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/internal/testkit"
+
 	"golang.org/x/oauth2"
 
-	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // The multi-process tests re-execute the test binary as child processes that
@@ -55,7 +56,7 @@ func TestOAuthChildProcess(t *testing.T) {
 // until the stop file appears, and prints how many rotations it made.
 func childRotate(path, stop string) int {
 	var rotations atomic.Int64
-	s := NewStore(path, WithLockTimeout(30*time.Second))
+	s := newTestStore(path, WithLockTimeout(30*time.Second))
 	var wg sync.WaitGroup
 	var failed atomic.Bool
 	for range 8 {
@@ -86,7 +87,7 @@ func childRotate(path, stop string) int {
 // childCrash rotates as fast as it can, forcing a refresh of the token it
 // holds, and says "ready" after the first rotation.
 func childCrash(path string) int {
-	ts := NewStore(path).TokenSource("hermes")
+	ts := newTestStore(path).TokenSource("hermes")
 	tok, err := ts.Token()
 	for i := 0; err == nil; i++ {
 		tok, err = ts.ForceRefresh(context.Background(), tok.AccessToken)
@@ -114,12 +115,12 @@ func TestMultiProcessRotation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	srv := oauthtest.NewServer(oauthtest.WithAccessTokenTTL(RefreshSkew + time.Second))
+	srv := honchotest.NewServer(honchotest.WithAccessTokenTTL(RefreshSkew + time.Second))
 	defer srv.Close()
 	grant := srv.IssueGrant("write")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "honcho.json")
-	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
+	testkit.WriteFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
 	stop := filepath.Join(dir, "stop")
 
 	var cmds []*exec.Cmd
@@ -141,7 +142,7 @@ func TestMultiProcessRotation(t *testing.T) {
 		}
 	}
 	tick.Stop()
-	writeTestFile(t, stop, "")
+	testkit.WriteFile(t, stop, "")
 	total := 0
 	for i, cmd := range cmds {
 		if err := cmd.Wait(); err != nil {
@@ -164,8 +165,8 @@ func TestMultiProcessRotation(t *testing.T) {
 	if total != st.Refreshes {
 		t.Fatalf("children made %d rotations, server saw %d refreshes", total, st.Refreshes)
 	}
-	v := decodeFile(t, path)
-	h := hostOf(t, v, "hermes")
+	v := testkit.ReadJSON(t, path)
+	h := testkit.HostBlock(v, "hermes")
 	oa, _ := h["oauth"].(map[string]any)
 	if !srv.Active(h["apiKey"].(string)) || !srv.Active(oa["refreshToken"].(string)) {
 		t.Errorf("the stored grant is not the server's current one")
@@ -184,11 +185,11 @@ func assertUntouched(t *testing.T, v map[string]any) {
 	if len(keep) != 5 || fmt.Sprint(keep[2]) != "12345678901234567890" || keep[4] != "<&>" {
 		t.Errorf("sentinel changed: %v", v["sentinel"])
 	}
-	other := hostOf(t, v, "other")
+	other := testkit.HostBlock(v, "other")
 	if other["apiKey"] != "other-key-5678" || other["custom"] != true || len(other) != 2 {
 		t.Errorf("second host changed: %v", other)
 	}
-	h := hostOf(t, v, "hermes")
+	h := testkit.HostBlock(v, "hermes")
 	if h["peerName"] != "alice" {
 		t.Errorf("host key lost: %v", h)
 	}
@@ -212,7 +213,7 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	var mu sync.Mutex
 	successor := map[string]string{} // refresh token -> the one that replaced it
@@ -242,18 +243,20 @@ func TestCrashSafety(t *testing.T) {
 			w.Write(body)
 		}))
 	}
-	pointAt := func(s *Store, tokenURL string) {
+	pointAt := func(s *testStore, tokenURL string) {
 		t.Helper()
-		err := s.update(context.Background(), func(root *object) (bool, error) {
-			_, block := hostObject(root, "hermes")
-			g, _ := scanHostBlock(block.compact(), s.prefix)
-			if g == nil {
-				return false, errors.New("no grant")
-			}
-			g.TokenEndpoint = tokenURL
-			writeGrant(root, "hermes", g)
-			return true, nil
-		})
+		lg, err := s.file.Lock(context.Background(), "hermes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lg.Unlock()
+		c, err := lg.Credentials()
+		if err != nil || c.Grant == nil {
+			t.Fatalf("no grant: %v", err)
+		}
+		g := *c.Grant
+		g.TokenEndpoint = tokenURL
+		err = lg.Commit(c.Grant, &g)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,8 +264,8 @@ func TestCrashSafety(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "honcho.json")
 	grant := srv.IssueGrant("write")
-	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
-	parent := NewStore(path)
+	testkit.WriteFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
+	parent := newTestStore(path)
 	lostInFlight := 0
 	for i := range 50 {
 		proxy := newProxy()
@@ -288,11 +291,11 @@ func TestCrashSafety(t *testing.T) {
 		cmd.Wait()
 		proxy.Close()
 
-		v := decodeFile(t, path)
+		v := testkit.ReadJSON(t, path)
 		assertUntouched(t, v)
 		// A fresh store, as the next process would be: it finishes a
 		// journalled rotation before it reads.
-		c, err := NewStore(path).Credentials("hermes")
+		c, err := newTestStore(path).Credentials("hermes")
 		if err != nil || c.Grant == nil {
 			t.Fatalf("kill %d: no grant in the file: %v", i, err)
 		}
@@ -311,7 +314,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 		lostInFlight++
 		fresh := srv.IssueGrant("write")
-		if _, err := parent.InstallGrant(context.Background(), "hermes", fresh, InstallOptions{ClientID: "hermes-agent", TokenEndpoint: srv.TokenURL(), TokensOnly: true}); err != nil {
+		if _, err := parent.installGrant(context.Background(), "hermes", fresh, installOptions{ClientID: "hermes-agent", TokenEndpoint: srv.TokenURL(), TokensOnly: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -103,12 +103,12 @@ func TestPythonAgentLockInterop(t *testing.T) {
 	clock := testkit.NewClock()
 	ep := newFakeTokenEndpoint(t, rotating)
 	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now().Add(time.Minute)))
+	testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now().Add(time.Minute)))
 	py := startPython(t, path)
 
 	// Go holds the lock: Python cannot take it.
 	s := fastStore(path, clock, nil)
-	unlock, err := s.lock(context.Background(), nil)
+	unlock, err := s.file.lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +121,8 @@ func TestPythonAgentLockInterop(t *testing.T) {
 	}
 
 	// Python holds the lock: Go's lock wait ends at its deadline.
-	waiter := NewStore(path, WithLockTimeout(100*time.Millisecond))
-	if err := waiter.MergeConfig(context.Background(), "hermes", map[string]any{"x": 1}); !errors.Is(err, context.DeadlineExceeded) {
+	waiter := newTestStore(path, WithLockTimeout(100*time.Millisecond))
+	if err := waiter.file.MergeConfig(context.Background(), "hermes", map[string]any{"x": 1}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Go wrote while Python held the lock: %v", err)
 	}
 
@@ -156,7 +156,7 @@ func TestPythonAgentLockInterop(t *testing.T) {
 	// Python reads what Go writes, with expiresAt as an integer. (Python
 	// stamped its expiry with the real clock; this store's runs two hours
 	// ahead, so it refreshes.)
-	s2 := NewStore(path, WithClock(func() time.Time { return time.Now().Add(2 * time.Hour) }))
+	s2 := newTestStore(path, WithClock(func() time.Time { return time.Now().Add(2 * time.Hour) }))
 	tok, err := s2.TokenSource("hermes").Token()
 	if err != nil {
 		t.Fatal(err)
@@ -164,5 +164,5 @@ func TestPythonAgentLockInterop(t *testing.T) {
 	if got := py.do("read"); got != tok.AccessToken+" hch-rt-new1 int" {
 		t.Fatalf("python read %q after Go's rotation", got)
 	}
-	assertUntouched(t, decodeFile(t, path))
+	assertUntouched(t, testkit.ReadJSON(t, path))
 }

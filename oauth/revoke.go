@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/memconnect/memconnect/internal/wire"
 )
 
 // ErrNoRevocationEndpoint is returned by [Revoke] when the server has no
@@ -81,8 +83,8 @@ func Revoke(ctx context.Context, c *http.Client, endpoint, clientID, token, toke
 		ErrorDescription string `json:"error_description"`
 	}
 	if json.Unmarshal(body, &e) == nil {
-		re.ErrorCode = printable(e.Error, 64)
-		re.ErrorDescription = printable(e.ErrorDescription, 200)
+		re.ErrorCode = wire.Printable(e.Error, 64)
+		re.ErrorDescription = wire.Printable(e.ErrorDescription, 200)
 	}
 	re.ErrorCode = strings.ReplaceAll(re.ErrorCode, token, "[redacted]")
 	re.ErrorDescription = strings.ReplaceAll(re.ErrorDescription, token, "[redacted]")

@@ -5,11 +5,11 @@ import (
 	"fmt"
 
 	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 func ExampleRevoke() {
-	as := oauthtest.NewServer()
+	as := honchotest.NewServer()
 	defer as.Close()
 	tok := as.IssueGrant("write")
 

@@ -10,11 +10,11 @@ import (
 	"testing"
 
 	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 func TestRevokeAgainstOAuthtest(t *testing.T) {
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	tests := []struct {
 		name string
@@ -47,7 +47,7 @@ func TestRevokeAgainstOAuthtest(t *testing.T) {
 }
 
 func TestRevokeErrors(t *testing.T) {
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	tok := srv.IssueGrant("write")
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"time"
 )
 
 // A small JSON scanner for the token path's cold read: it finds the root's
@@ -170,8 +171,9 @@ func secondsValue(raw []byte) int64 {
 	return int64(f)
 }
 
-// scanCredentials reads host's grant or API key from a config file's bytes.
-func scanCredentials(data []byte, host, prefix string) (Credentials, error) {
+// scanCredentials reads key's grant or API key from a config file's bytes,
+// as layout places them.
+func scanCredentials(data []byte, key string, layout *FileLayout) (Credentials, error) {
 	data = bytes.TrimPrefix(data, utf8BOM)
 	if len(bytes.TrimSpace(data)) == 0 {
 		return Credentials{}, nil
@@ -180,11 +182,11 @@ func scanCredentials(data []byte, host, prefix string) (Credentials, error) {
 	var block []byte
 	end, err := eachMember(data, func(k, v []byte) bool {
 		switch {
-		case keyIs(k, "apiKey"):
+		case layout.RootAPIKey && keyIs(k, layout.AccessToken):
 			rootKey = stringValue(v)
-		case keyIs(k, "hosts") && len(v) > 0 && v[0] == '{':
+		case keyIs(k, layout.Section) && len(v) > 0 && v[0] == '{':
 			eachMember(v, func(hk, hv []byte) bool {
-				if keyIs(hk, host) {
+				if keyIs(hk, key) {
 					block = hv
 				}
 				return true
@@ -202,43 +204,44 @@ func scanCredentials(data []byte, host, prefix string) (Credentials, error) {
 		}
 		return Credentials{}, err
 	}
-	g, key := scanHostBlock(block, prefix)
+	g, apiKey := scanBlock(block, layout)
 	switch {
 	case g != nil:
 		return Credentials{Grant: g}, nil
-	case key != "":
-		return Credentials{APIKey: key, APIKeySource: "host"}, nil
+	case apiKey != "":
+		return Credentials{APIKey: apiKey, APIKeySource: "host"}, nil
 	case rootKey != "":
 		return Credentials{APIKey: rootKey, APIKeySource: "root"}, nil
 	}
 	return Credentials{}, nil
 }
 
-// scanHostBlock reads a grant and the plain API key from a host block, by the
-// rule of DESIGN.md: a grant when apiKey has the prefix and the oauth block
-// names a refresh token, a token endpoint and a client id; otherwise a
-// non-empty apiKey is an API key.
-func scanHostBlock(block []byte, prefix string) (g *Grant, apiKey string) {
+// scanBlock reads a grant and the plain API key from a key's object: a
+// grant when the access token has the layout's prefix and the fields name a
+// refresh token, a token endpoint and a client id; otherwise a non-empty
+// access token is an API key.
+func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey string) {
 	if len(block) == 0 || block[0] != '{' {
 		return nil, ""
 	}
 	var access string
-	var ob []byte
+	var fields []byte
 	eachMember(block, func(k, v []byte) bool {
 		switch {
-		case keyIs(k, "apiKey"):
+		case keyIs(k, layout.AccessToken):
 			access = stringValue(v)
-		case keyIs(k, "oauth"):
-			ob = v
+		case keyIs(k, layout.Fields):
+			fields = v
 		}
 		return true
 	})
-	if access == "" || len(access) < len(prefix) || access[:len(prefix)] != prefix || len(ob) == 0 || ob[0] != '{' {
+	prefix := layout.AccessTokenPrefix
+	if access == "" || len(access) < len(prefix) || access[:len(prefix)] != prefix || len(fields) == 0 || fields[0] != '{' {
 		return nil, access
 	}
-	g = &Grant{AccessToken: access, Scope: "write", TokenType: "Bearer"}
+	g = &Grant{AccessToken: access, Scope: layout.DefaultScope, TokenType: "Bearer"}
 	var exp int64
-	eachMember(ob, func(k, v []byte) bool {
+	eachMember(fields, func(k, v []byte) bool {
 		switch {
 		case keyIs(k, "refreshToken"):
 			g.RefreshToken = stringValue(v)
@@ -260,6 +263,6 @@ func scanHostBlock(block []byte, prefix string) (g *Grant, apiKey string) {
 	if g.RefreshToken == "" || g.TokenEndpoint == "" || g.ClientID == "" {
 		return nil, access
 	}
-	g.Expiry = unixTime(exp)
+	g.Expiry = time.Unix(exp, 0)
 	return g, ""
 }

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // referenceCredentials decodes data with encoding/json and applies the grant
-// rule of DESIGN.md; the scanner must agree with it on every valid file.
+// rule of the file layout; the scanner must agree with it on every valid file.
 func referenceCredentials(data []byte, host, prefix string) (Credentials, bool) {
 	var root map[string]any
 	if json.Unmarshal(data, &root) != nil || root == nil {
@@ -31,13 +32,13 @@ func referenceCredentials(data []byte, host, prefix string) (Credentials, bool) 
 }
 
 func FuzzScanCredentials(f *testing.F) {
-	f.Add([]byte(configWithGrant("https://t/token", "hch-at-a", "hch-rt-b", unixTime(5))))
+	f.Add([]byte(configWithGrant("https://t/token", "hch-at-a", "hch-rt-b", time.Unix(5, 0))))
 	f.Add([]byte(`{"hosts":{"hermes":{"apiKey":"hch-at-\u0041","oauth":{"refreshToken":"r\"x","clientId":"c","tokenEndpoint":"e"}}}}`))
 	f.Add([]byte(`{"api\u004bey":"k","hosts":[{"hermes":1}]}`))
 	f.Add([]byte(`{"hosts":{"hermes":{"apiKey":"key","oauth":{}}},"apiKey":7}`))
 	f.Add([]byte(` {"a":[1,{"b":"}"}],"hosts":{"x":{},"hermes":{"apiKey":""}},"apiKey":"root"} `))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := scanCredentials(data, "hermes", "hch-at-")
+		got, err := scanCredentials(data, "hermes", testLayout("hch-at-"))
 		want, valid := referenceCredentials(data, "hermes", "hch-at-")
 		if !valid {
 			return // invalid files: the scanner may or may not notice; writers always do

@@ -1,20 +1,20 @@
 package oauth
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
-	"github.com/memconnect/memconnect/internal/testkit"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
-	"golang.org/x/oauth2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 
 	"github.com/rs/zerolog"
 )
@@ -77,48 +77,68 @@ func configWithGrant(tokenURL, access, refresh string, exp time.Time) string {
 `, access, refresh, exp.Unix(), tokenURL)
 }
 
-func writeTestFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
+// testLayout is honcho.json's layout with the access-token prefix
+// "hch-at-", as the Honcho provider supplies it.
+func testLayout(prefix string) *FileLayout {
+	return &FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: prefix, DefaultScope: "write", RootAPIKey: true}
 }
 
-// decodeFile parses the JSON file at path into a generic value.
-func decodeFile(t *testing.T, path string) map[string]any {
-	t.Helper()
-	data, err := os.ReadFile(path)
+// testStore is a FileStore and the Grants over it, wired as a provider
+// wires them, with the helpers the tests use.
+type testStore struct {
+	*Grants
+	file *FileStore
+}
+
+// newTestStore returns the store of path with honcho.json's layout and
+// prefix "hch-at-".
+func newTestStore(path string, opts ...Option) *testStore {
+	f := NewFileStore(path, *testLayout("hch-at-"), opts...)
+	return &testStore{Grants: NewGrants(f, opts...), file: f}
+}
+
+// Credentials is the file's unlocked read of host.
+func (s *testStore) Credentials(host string) (Credentials, error) {
+	return s.file.Credentials(context.Background(), host)
+}
+
+// installOptions and installed are what installGrant takes and returns.
+type installOptions struct {
+	ClientID, TokenEndpoint string
+	TokensOnly              bool // skip the merge of the response's config
+}
+
+type installed struct {
+	Grant    *Grant
+	PeerName string
+}
+
+// installGrant stores tok as host's grant and merges the response's
+// "config" into the file, as a provider's Complete does.
+func (s *testStore) installGrant(ctx context.Context, host string, tok *oauth2.Token, o installOptions) (*installed, error) {
+	g, err := s.Install(ctx, host, tok, Grant{ClientID: o.ClientID, TokenEndpoint: o.TokenEndpoint, Scope: "write", TokenType: "Bearer"})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	var v map[string]any
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
-		t.Fatalf("%s does not parse: %v\n%s", path, err, data)
+	res := &installed{Grant: g}
+	cfg, _ := tok.Extra("config").(map[string]any)
+	res.PeerName, _ = cfg["peerName"].(string)
+	if cfg != nil && !o.TokensOnly {
+		if err := s.file.MergeConfig(ctx, host, cfg); err != nil {
+			return nil, err
+		}
 	}
-	return v
-}
-
-// hostOf returns hosts[host] of a decoded file.
-func hostOf(t *testing.T, v map[string]any, host string) map[string]any {
-	t.Helper()
-	hosts, _ := v["hosts"].(map[string]any)
-	b, _ := hosts[host].(map[string]any)
-	return b
+	return res, nil
 }
 
 // fastStore returns a store for path with short refresh timings and a log
 // sink at debug level.
-func fastStore(path string, clock *testkit.Clock, log *testkit.SyncBuffer, opts ...StoreOption) *Store {
-	base := []StoreOption{WithClock(clock.Now), WithLockTimeout(5 * time.Second)}
+func fastStore(path string, clock *testkit.Clock, log *testkit.SyncBuffer, opts ...Option) *testStore {
+	base := []Option{WithClock(clock.Now), WithLockTimeout(5 * time.Second)}
 	if log != nil {
 		base = append(base, WithLogger(zerolog.New(log).Level(zerolog.DebugLevel)))
 	}
-	s := NewStore(path, append(base, opts...)...)
+	s := newTestStore(path, append(base, opts...)...)
 	s.attemptTimeout = 2 * time.Second
 	s.retryDelay = 10 * time.Millisecond
 	s.budget = 5 * time.Second
@@ -128,12 +148,12 @@ func fastStore(path string, clock *testkit.Clock, log *testkit.SyncBuffer, opts 
 // serverGrant starts an in-process authorization server (closed with the
 // test), issues a grant and writes it, expiring at exp, as host "hermes" of
 // a fresh configWithGrant file.
-func serverGrant(t *testing.T, exp time.Time) (*oauthtest.Server, *oauth2.Token, string) {
+func serverGrant(t *testing.T, exp time.Time) (*honchotest.Server, *oauth2.Token, string) {
 	t.Helper()
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	t.Cleanup(srv.Close)
 	grant := srv.IssueGrant("write")
 	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, exp))
+	testkit.WriteFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, exp))
 	return srv, grant, path
 }

@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/memconnect/memconnect/internal/testkit"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/memconnect/memconnect/internal/testkit"
 
 	"golang.org/x/oauth2"
 )
@@ -52,7 +53,7 @@ func TestParseCredentials(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := scanCredentials([]byte(tt.data), "hermes", tt.prefix)
+			c, err := scanCredentials([]byte(tt.data), "hermes", testLayout(tt.prefix))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
@@ -104,7 +105,7 @@ func TestNeedsRefresh(t *testing.T) {
 }
 
 func TestCredentialsMissingFile(t *testing.T) {
-	s := NewStore(filepath.Join(t.TempDir(), "honcho.json"))
+	s := newTestStore(filepath.Join(t.TempDir(), "honcho.json"))
 	c, err := s.Credentials("hermes")
 	if err != nil || c.Grant != nil || c.APIKey != "" {
 		t.Fatalf("Credentials = %+v, %v; want zero, nil", c, err)
@@ -117,7 +118,7 @@ func TestCredentialsMissingFile(t *testing.T) {
 func TestInstallGrant(t *testing.T) {
 	clock := testkit.NewClock()
 	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, configWithGrant("https://t.example/token", "hch-at-old", "hch-rt-old", clock.Now()))
+	testkit.WriteFile(t, path, configWithGrant("https://t.example/token", "hch-at-old", "hch-rt-old", clock.Now()))
 	s := fastStore(path, clock, nil)
 	tok := (&oauth2.Token{AccessToken: "hch-at-fresh", RefreshToken: "hch-rt-fresh", TokenType: "Bearer", ExpiresIn: 3600}).WithExtra(map[string]any{
 		"scope": "write",
@@ -133,7 +134,7 @@ func TestInstallGrant(t *testing.T) {
 			},
 		},
 	})
-	res, err := s.InstallGrant(context.Background(), "hermes", tok, InstallOptions{ClientID: "hermes-agent", TokenEndpoint: "https://t.example/token"})
+	res, err := s.installGrant(context.Background(), "hermes", tok, installOptions{ClientID: "hermes-agent", TokenEndpoint: "https://t.example/token"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestInstallGrant(t *testing.T) {
 	if want := clock.Now().Add(time.Hour); !res.Grant.Expiry.Equal(want) {
 		t.Errorf("expiry = %v, want %v", res.Grant.Expiry, want)
 	}
-	v := decodeFile(t, path)
+	v := testkit.ReadJSON(t, path)
 	if v["apiKey"] != "root-key-1234" || v["workspace"] != "team" || v["peerName"] != "bob" {
 		t.Errorf("root = %v", v)
 	}
@@ -151,11 +152,11 @@ func TestInstallGrant(t *testing.T) {
 	if sentinel["added"] != "yes" || sentinel["apiKey"] != nil || len(sentinel["keep"].([]any)) != 5 {
 		t.Errorf("sentinel = %v", sentinel)
 	}
-	other := hostOf(t, v, "other")
+	other := testkit.HostBlock(v, "other")
 	if other["apiKey"] != "other-key-5678" || other["custom"] != true {
 		t.Errorf("other host touched: %v", other)
 	}
-	h := hostOf(t, v, "hermes")
+	h := testkit.HostBlock(v, "hermes")
 	if h["apiKey"] != "hch-at-fresh" || h["aiPeer"] != "hermes" || h["peerName"] != "alice" {
 		t.Errorf("hermes host = %v", h)
 	}
@@ -185,39 +186,39 @@ func TestInstallGrantTokensOnly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "honcho.json")
 	s := fastStore(path, testkit.NewClock(), nil)
 	tok := (&oauth2.Token{AccessToken: "hch-at-x", RefreshToken: "hch-rt-x", ExpiresIn: 60}).WithExtra(map[string]any{"config": map[string]any{"peerName": "carol", "workspace": "w"}})
-	res, err := s.InstallGrant(context.Background(), "hermes_work", tok, InstallOptions{ClientID: "c", TokenEndpoint: "https://t/token", TokensOnly: true})
+	res, err := s.installGrant(context.Background(), "hermes_work", tok, installOptions{ClientID: "c", TokenEndpoint: "https://t/token", TokensOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.PeerName != "carol" {
 		t.Errorf("PeerName = %q, want carol even when tokens only", res.PeerName)
 	}
-	v := decodeFile(t, path)
+	v := testkit.ReadJSON(t, path)
 	if _, ok := v["workspace"]; ok {
 		t.Errorf("config merged despite TokensOnly: %v", v)
 	}
-	if hostOf(t, v, "hermes_work")["apiKey"] != "hch-at-x" {
+	if testkit.HostBlock(v, "hermes_work")["apiKey"] != "hch-at-x" {
 		t.Errorf("grant not written: %v", v)
 	}
 }
 
 func TestInstallGrantRejects(t *testing.T) {
-	s := NewStore(filepath.Join(t.TempDir(), "honcho.json"))
-	opts := InstallOptions{ClientID: "c", TokenEndpoint: "https://t/token"}
+	s := newTestStore(filepath.Join(t.TempDir(), "honcho.json"))
+	opts := installOptions{ClientID: "c", TokenEndpoint: "https://t/token"}
 	tests := []struct {
 		name string
 		tok  *oauth2.Token
-		opts InstallOptions
+		opts installOptions
 		want string
 	}{
 		{"no token", nil, opts, "no access token"},
 		{"wrong prefix", &oauth2.Token{AccessToken: "ory_at_x", RefreshToken: "r"}, opts, "prefix"},
 		{"no refresh token", &oauth2.Token{AccessToken: "hch-at-x"}, opts, "no refresh token"},
-		{"no client", &oauth2.Token{AccessToken: "hch-at-x", RefreshToken: "r"}, InstallOptions{}, "client id"},
+		{"no client", &oauth2.Token{AccessToken: "hch-at-x", RefreshToken: "r"}, installOptions{}, "client id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := s.InstallGrant(context.Background(), "hermes", tt.tok, tt.opts)
+			_, err := s.installGrant(context.Background(), "hermes", tt.tok, tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
@@ -226,7 +227,7 @@ func TestInstallGrantRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, err := os.Stat(s.Path()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(s.file.Path()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a rejected install wrote the file")
 	}
 }
@@ -234,37 +235,37 @@ func TestInstallGrantRejects(t *testing.T) {
 func TestRemoveGrant(t *testing.T) {
 	clock := testkit.NewClock()
 	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, configWithGrant("https://t.example/token", "hch-at-a", "hch-rt-a", clock.Now().Add(time.Hour)))
+	testkit.WriteFile(t, path, configWithGrant("https://t.example/token", "hch-at-a", "hch-rt-a", clock.Now().Add(time.Hour)))
 	s := fastStore(path, clock, nil)
 	ts := s.TokenSource("hermes")
 	if _, err := ts.Token(); err != nil {
 		t.Fatal(err)
 	}
-	g, err := s.RemoveGrant(context.Background(), "hermes")
+	g, err := s.Remove(context.Background(), "hermes")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if g.RefreshToken != "hch-rt-a" {
 		t.Errorf("removed grant refresh token = %q", g.RefreshToken)
 	}
-	v := decodeFile(t, path)
-	h := hostOf(t, v, "hermes")
+	v := testkit.ReadJSON(t, path)
+	h := testkit.HostBlock(v, "hermes")
 	if _, ok := h["apiKey"]; ok {
 		t.Errorf("apiKey kept: %v", h)
 	}
 	if _, ok := h["oauth"]; ok {
 		t.Errorf("oauth kept: %v", h)
 	}
-	if h["peerName"] != "alice" || hostOf(t, v, "other")["apiKey"] != "other-key-5678" || v["apiKey"] != "root-key-1234" {
+	if h["peerName"] != "alice" || testkit.HostBlock(v, "other")["apiKey"] != "other-key-5678" || v["apiKey"] != "root-key-1234" {
 		t.Errorf("other keys lost: %v", v)
 	}
 	if _, err := ts.Token(); !errors.Is(err, ErrNoGrant) {
 		t.Errorf("Token after remove: %v, want ErrNoGrant (cache cleared)", err)
 	}
-	if _, err := s.RemoveGrant(context.Background(), "other"); !errors.Is(err, ErrNoGrant) {
+	if _, err := s.Remove(context.Background(), "other"); !errors.Is(err, ErrNoGrant) {
 		t.Errorf("RemoveGrant of an API-key host = %v, want ErrNoGrant", err)
 	}
-	if hostOf(t, decodeFile(t, path), "other")["apiKey"] != "other-key-5678" {
+	if testkit.HostBlock(testkit.ReadJSON(t, path), "other")["apiKey"] != "other-key-5678" {
 		t.Errorf("API key removed")
 	}
 }
@@ -276,21 +277,21 @@ func TestCorruptFileNeverOverwritten(t *testing.T) {
 		"null root":  "null\n",
 		"trailing":   `{"a":1} {"b":2}`,
 	}
-	ops := map[string]func(s *Store) error{
-		"install": func(s *Store) error {
-			_, err := s.InstallGrant(context.Background(), "hermes", &oauth2.Token{AccessToken: "hch-at-n", RefreshToken: "hch-rt-n"}, InstallOptions{ClientID: "c", TokenEndpoint: "https://t/token"})
+	ops := map[string]func(s *testStore) error{
+		"install": func(s *testStore) error {
+			_, err := s.installGrant(context.Background(), "hermes", &oauth2.Token{AccessToken: "hch-at-n", RefreshToken: "hch-rt-n"}, installOptions{ClientID: "c", TokenEndpoint: "https://t/token"})
 			return err
 		},
-		"remove": func(s *Store) error { _, err := s.RemoveGrant(context.Background(), "hermes"); return err },
-		"merge": func(s *Store) error {
-			return s.MergeConfig(context.Background(), "hermes", map[string]any{"peerName": "x"})
+		"remove": func(s *testStore) error { _, err := s.Remove(context.Background(), "hermes"); return err },
+		"merge": func(s *testStore) error {
+			return s.file.MergeConfig(context.Background(), "hermes", map[string]any{"peerName": "x"})
 		},
-		"token": func(s *Store) error { _, err := s.TokenSource("hermes").Token(); return err },
-		"force": func(s *Store) error {
+		"token": func(s *testStore) error { _, err := s.TokenSource("hermes").Token(); return err },
+		"force": func(s *testStore) error {
 			_, err := s.TokenSource("hermes").ForceRefresh(context.Background(), "hch-at-a")
 			return err
 		},
-		"credentials": func(s *Store) error {
+		"credentials": func(s *testStore) error {
 			_, err := s.Credentials("hermes")
 			return err
 		},
@@ -299,7 +300,7 @@ func TestCorruptFileNeverOverwritten(t *testing.T) {
 		for oname, op := range ops {
 			t.Run(cname+"/"+oname, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "honcho.json")
-				writeTestFile(t, path, content)
+				testkit.WriteFile(t, path, content)
 				err := op(fastStore(path, testkit.NewClock(), nil))
 				var ce *ConfigError
 				if !errors.As(err, &ce) {
@@ -323,7 +324,7 @@ func TestCorruptFileNeverOverwritten(t *testing.T) {
 func TestSymlinkStaysALink(t *testing.T) {
 	dir := t.TempDir()
 	real := filepath.Join(dir, "dotfiles", "honcho.json")
-	writeTestFile(t, real, `{"keep":true}`)
+	testkit.WriteFile(t, real, `{"keep":true}`)
 	link := filepath.Join(dir, "home", "honcho.json")
 	if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
 		t.Fatal(err)
@@ -331,17 +332,17 @@ func TestSymlinkStaysALink(t *testing.T) {
 	if err := os.Symlink("../dotfiles/honcho.json", link); err != nil {
 		t.Fatal(err)
 	}
-	s := NewStore(link)
+	s := newTestStore(link)
 	tok := &oauth2.Token{AccessToken: "hch-at-s", RefreshToken: "hch-rt-s", ExpiresIn: 3600}
-	if _, err := s.InstallGrant(context.Background(), "hermes", tok, InstallOptions{ClientID: "c", TokenEndpoint: "https://t/token"}); err != nil {
+	if _, err := s.installGrant(context.Background(), "hermes", tok, installOptions{ClientID: "c", TokenEndpoint: "https://t/token"}); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Lstat(link)
 	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("link replaced by a file: %v %v", fi.Mode(), err)
 	}
-	v := decodeFile(t, real)
-	if v["keep"] != true || hostOf(t, v, "hermes")["apiKey"] != "hch-at-s" {
+	v := testkit.ReadJSON(t, real)
+	if v["keep"] != true || testkit.HostBlock(v, "hermes")["apiKey"] != "hch-at-s" {
 		t.Errorf("target not updated: %v", v)
 	}
 	rfi, _ := os.Stat(real)
@@ -363,9 +364,9 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "honcho.json")
 	stale := filepath.Join(dir, ".honcho.json.tmp-123")
-	writeTestFile(t, stale, "half a write")
-	s := NewStore(path)
-	if err := s.MergeConfig(context.Background(), "hermes", map[string]any{"workspace": "w"}); err != nil {
+	testkit.WriteFile(t, stale, "half a write")
+	s := newTestStore(path)
+	if err := s.file.MergeConfig(context.Background(), "hermes", map[string]any{"workspace": "w"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
@@ -375,14 +376,14 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 
 func TestLockTimeout(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "honcho.json")
-	holder := NewStore(path)
-	unlock, err := holder.lock(context.Background(), nil)
+	holder := newTestStore(path)
+	unlock, err := holder.file.lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
-	waiter := NewStore(path, WithLockTimeout(50*time.Millisecond))
-	err = waiter.MergeConfig(context.Background(), "hermes", map[string]any{"a": 1})
+	waiter := newTestStore(path, WithLockTimeout(50*time.Millisecond))
+	err = waiter.file.MergeConfig(context.Background(), "hermes", map[string]any{"a": 1})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a deadline error (the file lock is held)", err)
 	}
@@ -412,7 +413,7 @@ func TestCredentialsCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := NewStore(path)
+	s := newTestStore(path)
 	read := func() string {
 		t.Helper()
 		c, err := s.Credentials("hermes")

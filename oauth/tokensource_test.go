@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/memconnect/memconnect/internal/testkit"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/internal/testkit"
+
 	"golang.org/x/oauth2"
 )
 
@@ -21,7 +22,7 @@ import (
 func expiringGrant(t *testing.T, tokenURL string, clock *testkit.Clock) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, configWithGrant(tokenURL, "hch-at-old", "hch-rt-old", clock.Now().Add(time.Minute)))
+	testkit.WriteFile(t, path, configWithGrant(tokenURL, "hch-at-old", "hch-rt-old", clock.Now().Add(time.Minute)))
 	return path
 }
 
@@ -29,7 +30,7 @@ func TestTokenHotPathServesCache(t *testing.T) {
 	clock := testkit.NewClock()
 	ep := newFakeTokenEndpoint(t, rotating)
 	path := filepath.Join(t.TempDir(), "honcho.json")
-	writeTestFile(t, path, configWithGrant(ep.URL, "hch-at-live", "hch-rt-live", clock.Now().Add(time.Hour)))
+	testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-live", "hch-rt-live", clock.Now().Add(time.Hour)))
 	ts := fastStore(path, clock, nil).TokenSource("hermes")
 	first, err := ts.Token()
 	if err != nil || first.AccessToken != "hch-at-live" {
@@ -95,7 +96,7 @@ func TestSiblingRotationAdopted(t *testing.T) {
 	srv, _, path := serverGrant(t, clock.Now().Add(time.Hour))
 	a := fastStore(path, clock, nil).TokenSource("hermes")
 	b := fastStore(path, clock, nil).TokenSource("hermes")
-	for _, ts := range []*FileTokenSource{a, b} {
+	for _, ts := range []*Source{a, b} {
 		if _, err := ts.Token(); err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +125,7 @@ func TestLostRaceAdopted(t *testing.T) {
 	clock := testkit.NewClock()
 	var path string
 	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		writeTestFile(t, path, configWithGrant("http://unused.invalid", "hch-at-sibling", "hch-rt-sibling", clock.Now().Add(time.Hour)))
+		testkit.WriteFile(t, path, configWithGrant("http://unused.invalid", "hch-at-sibling", "hch-rt-sibling", clock.Now().Add(time.Hour)))
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant")
 	})
 	path = expiringGrant(t, ep.URL, clock)
@@ -167,7 +168,7 @@ func TestDeadGrant(t *testing.T) {
 				t.Errorf("ReauthRequired = false")
 			}
 			// Rewriting the same grant is a change of file but not of grant.
-			writeTestFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now().Add(time.Minute)))
+			testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now().Add(time.Minute)))
 			if _, err := ts.Token(); !errors.Is(err, ErrReauthRequired) {
 				t.Fatalf("same grant rewritten: err = %v", err)
 			}
@@ -175,7 +176,7 @@ func TestDeadGrant(t *testing.T) {
 				t.Fatalf("token endpoint called %d times after a rewrite of the same grant", n)
 			}
 			// A new sign-in (a new grant in the file) revives the source.
-			writeTestFile(t, path, configWithGrant(ep.URL, "hch-at-new", "hch-rt-new", clock.Now().Add(time.Hour)))
+			testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-new", "hch-rt-new", clock.Now().Add(time.Hour)))
 			tok, err := ts.Token()
 			if err != nil || tok.AccessToken != "hch-at-new" {
 				t.Fatalf("after a new grant: %v, %v", tok, err)
@@ -391,8 +392,8 @@ func TestCallerContextDoesNotLoseRotation(t *testing.T) {
 	}
 	close(release)
 	tok := <-changed
-	v := decodeFile(t, path)
-	if got := hostOf(t, v, "hermes")["apiKey"]; got != tok.AccessToken {
+	v := testkit.ReadJSON(t, path)
+	if got := testkit.HostBlock(v, "hermes")["apiKey"]; got != tok.AccessToken {
 		t.Fatalf("file holds %v, want the rotated token", got)
 	}
 }
@@ -405,7 +406,7 @@ func TestUnsavedRotationKept(t *testing.T) {
 	log := &testkit.SyncBuffer{}
 	s := fastStore(path, clock, log)
 	failures := 2
-	s.writeFile = func(p string, data []byte) error {
+	s.file.writeFile = func(p string, data []byte) error {
 		if failures > 0 {
 			failures--
 			return errors.New("disk full")
@@ -417,7 +418,7 @@ func TestUnsavedRotationKept(t *testing.T) {
 	if err != nil || tok.AccessToken == grant.AccessToken {
 		t.Fatalf("Token = %v, %v; want the rotated token", tok, err)
 	}
-	if hostOf(t, decodeFile(t, path), "hermes")["apiKey"] != grant.AccessToken {
+	if testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["apiKey"] != grant.AccessToken {
 		t.Fatalf("the failing write changed the file")
 	}
 	// Second call: the write fails again; the rotated grant is still served.
@@ -429,7 +430,7 @@ func TestUnsavedRotationKept(t *testing.T) {
 	if _, err := ts.Token(); err != nil {
 		t.Fatal(err)
 	}
-	if got := hostOf(t, decodeFile(t, path), "hermes")["apiKey"]; got != tok.AccessToken {
+	if got := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["apiKey"]; got != tok.AccessToken {
 		t.Fatalf("file holds %v, want the rotated token", got)
 	}
 	if st := srv.Stats(); st.Refreshes != 1 || st.Replays != 0 {
@@ -492,7 +493,7 @@ func TestRedaction(t *testing.T) {
 	ep := newFakeTokenEndpoint(t, rotating)
 	path := expiringGrant(t, ep.URL, clock)
 	s := fastStore(path, clock, log)
-	s.writeFile = func(string, []byte) error { return errors.New("disk full") }
+	s.file.writeFile = func(string, []byte) error { return errors.New("disk full") }
 	if _, err := s.TokenSource("hermes").Token(); err != nil {
 		errs = append(errs, err)
 	}

@@ -7,13 +7,13 @@ import (
 
 // Transport is an [http.RoundTripper] that authorizes each request with a
 // bearer token from Source. When the server answers 401 it asks Source to
-// [FileTokenSource.ForceRefresh] the token it sent and retries the request
+// [Source.ForceRefresh] the token it sent and retries the request
 // once with the new token — only when the body can be replayed (no body, or
 // [http.Request.GetBody] is set) and only once, so it never loops.
 //
 // Transport is safe for concurrent use by multiple goroutines.
 type Transport struct {
-	Source *FileTokenSource
+	Source *Source
 	// Base is the underlying transport; nil means [http.DefaultTransport].
 	Base http.RoundTripper
 }

@@ -22,7 +22,7 @@ var ErrProfileNotFound = errors.New("provider: profile not found")
 // an alias for it.
 const DefaultProfile = "default"
 
-// profileNameRE is the grammar of a named profile (DESIGN.md, "{profile}").
+// profileNameRE is the grammar of a named profile.
 var profileNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 // Profile is a resolved profile: the unit that owns its own memory-provider
@@ -63,12 +63,21 @@ type HermesProfiles struct {
 
 var _ ProfileResolver = HermesProfiles{}
 
+// Validate reports a HermesProfiles that cannot resolve any profile: one
+// without a Root.
+func (h HermesProfiles) Validate() error {
+	if h.Root == "" {
+		return errors.New("provider: HermesProfiles.Root is empty; set it to $HERMES_HOME or ~/.hermes")
+	}
+	return nil
+}
+
 // Resolve implements [ProfileResolver]. "default" and "current" name the
 // default profile, which always exists. Any other name must match
 // ^[a-z0-9][a-z0-9_-]{0,63}$ and be a directory under Root/profiles.
 func (h HermesProfiles) Resolve(name string) (Profile, error) {
-	if h.Root == "" {
-		return Profile{}, errors.New("provider: HermesProfiles.Root is empty")
+	if err := h.Validate(); err != nil {
+		return Profile{}, err
 	}
 	root := filepath.Clean(h.Root)
 	if name == DefaultProfile || name == "current" {

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"net/url"
 	"time"
 
 	"github.com/memconnect/memconnect/oauth"
@@ -41,16 +42,12 @@ type Provider interface {
 	// Endpoints returns the OAuth endpoints and client for profile p.
 	Endpoints(ctx context.Context, p Profile) (Endpoints, error)
 	// GrantLocation returns where profile p's grant is read from and where
-	// a new grant is written.
+	// a new grant is written, and how the file lays it out.
 	GrantLocation(p Profile) (GrantLocation, error)
-	// Store returns the grant store for the configuration file at path.
-	// The same path always yields the same *oauth.Store, so the
-	// in-process refresh lock, the token cache and the dead-grant state
-	// are shared by every caller. It is called only when AuthMethods is
-	// not empty.
-	Store(path string) *oauth.Store
-	// Status reports profile p's connection to the provider.
-	Status(ctx context.Context, p Profile) (Status, error)
+	// Status reports profile p's connection to the provider, reading the
+	// files through stores, so that every reader shares one
+	// [oauth.FileStore] per file.
+	Status(ctx context.Context, p Profile, stores *Stores) (Status, error)
 }
 
 // Endpoints are a provider's OAuth endpoints and client registration for
@@ -73,9 +70,9 @@ type Endpoints struct {
 	ClientID string
 	// Scopes are the scopes requested.
 	Scopes []string
-	// AccessTokenPrefix is the prefix every access token of this provider
-	// has ("hch-at-" for Honcho); empty means any.
-	AccessTokenPrefix string
+	// AuthParams are extra parameters of the authorization request that
+	// the provider's consent page reads, such as Honcho's "config_path".
+	AuthParams url.Values
 }
 
 // GrantLocation says where a profile's grant lives.
@@ -85,12 +82,10 @@ type GrantLocation struct {
 	ReadPath string
 	// WritePath is the configuration file a new grant is written to.
 	WritePath string
-	// Host is the key of the profile's block in the file's "hosts".
+	// Host is the key of the profile's grant in the file.
 	Host string
-	// DisplayPath is WritePath for people, relative to the user's home
-	// ("~/.hermes/honcho.json") when it is inside it. It is sent to the
-	// authorization server's consent page instead of the absolute path.
-	DisplayPath string
+	// Layout says where in the file the grant lives.
+	Layout oauth.FileLayout
 }
 
 // Status is a profile's connection to a provider, as the provider sees it.

@@ -1,33 +1,16 @@
 package provider_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/internal/testkit/fixture"
 	"github.com/memconnect/memconnect/provider"
 )
 
 // fake is a provider without OAuth, for registry and service tests.
-type fake struct{ name string }
-
-func (f fake) Name() string                       { return f.name }
-func (f fake) DisplayName() string                { return strings.ToUpper(f.name) }
-func (f fake) AuthMethods() []provider.AuthMethod { return nil }
-func (f fake) Store(path string) *oauth.Store     { return oauth.NewStore(path) }
-func (f fake) GrantLocation(provider.Profile) (provider.GrantLocation, error) {
-	return provider.GrantLocation{}, errors.New("fake: no grants")
-}
-func (f fake) Endpoints(context.Context, provider.Profile) (provider.Endpoints, error) {
-	return provider.Endpoints{}, errors.New("fake: no endpoints")
-}
-func (f fake) Status(context.Context, provider.Profile) (provider.Status, error) {
-	return provider.Status{Connected: true, Auth: provider.AuthAPIKey}, nil
-}
-
 func names(ps []provider.Provider) []string {
 	var out []string
 	for _, p := range ps {
@@ -37,7 +20,7 @@ func names(ps []provider.Provider) []string {
 }
 
 func TestRegistry(t *testing.T) {
-	r, err := provider.NewRegistry(fake{"mem0"}, fake{"honcho"}, fake{"zep"}, fake{"letta"})
+	r, err := provider.NewRegistry(fixture.FakeProvider{ID: "mem0"}, fixture.FakeProvider{ID: "honcho"}, fixture.FakeProvider{ID: "zep"}, fixture.FakeProvider{ID: "letta"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +34,7 @@ func TestRegistry(t *testing.T) {
 		t.Error("Lookup(nope) found a provider")
 	}
 	l := r.List()
-	l[0] = fake{"mutated"}
+	l[0] = fixture.FakeProvider{ID: "mutated"}
 	if r.List()[0].Name() != "honcho" {
 		t.Error("List returned the registry's own slice")
 	}
@@ -64,8 +47,8 @@ func TestNewRegistryRejects(t *testing.T) {
 		wantIs  error
 		wantMsg string
 	}{
-		{"duplicate", []provider.Provider{fake{"honcho"}, fake{"mem0"}, fake{"honcho"}}, provider.ErrDuplicateProvider, `"honcho"`},
-		{"empty name", []provider.Provider{fake{""}}, nil, "empty name"},
+		{"duplicate", []provider.Provider{fixture.FakeProvider{ID: "honcho"}, fixture.FakeProvider{ID: "mem0"}, fixture.FakeProvider{ID: "honcho"}}, provider.ErrDuplicateProvider, `"honcho"`},
+		{"empty name", []provider.Provider{fixture.FakeProvider{ID: ""}}, nil, "empty name"},
 		{"nil", []provider.Provider{nil}, nil, "nil"},
 	}
 	for _, tt := range tests {
@@ -95,14 +78,14 @@ func TestNilRegistry(t *testing.T) {
 }
 
 func ExampleRegistry() {
-	r, err := provider.NewRegistry(fake{"zep"}, fake{"honcho"})
+	r, err := provider.NewRegistry(fixture.FakeProvider{ID: "zep"}, fixture.FakeProvider{ID: "honcho"})
 	if err != nil {
 		panic(err)
 	}
 	for _, p := range r.List() {
 		fmt.Println(p.Name())
 	}
-	_, err = provider.NewRegistry(fake{"honcho"}, fake{"honcho"})
+	_, err = provider.NewRegistry(fixture.FakeProvider{ID: "honcho"}, fixture.FakeProvider{ID: "honcho"})
 	fmt.Println(err)
 	// Output:
 	// honcho

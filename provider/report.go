@@ -1,24 +1,30 @@
 package provider
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/internal/wire"
+	"github.com/memconnect/memconnect/oauth/flow"
 )
 
 // StatusReport is a profile's connection to a provider together with its
-// pending authorization flow. It marshals to the "Status body" of DESIGN.md:
+// pending authorization flow. It is the one wire type of the status body,
+// the answer of the HTTP status, connect and cancel routes:
 //
 //	{"provider": "honcho", "profile": "default", "supported": true,
 //	 "connected": true, "auth": "oauth", "reauth_required": false,
 //	 "token": {"client_id": "hermes-agent", "scope": "write",
 //	           "expires_at": "2026-11-28T22:00:00Z", "expires_in": 3412},
-//	 "flow": null}
+//	 "flow": {"id": "...", "state": "pending", "method": "browser",
+//	          "detail": "Waiting for browser consent",
+//	          "authorize_url": "https://...", "redirect_uri": "http://127.0.0.1:8765/callback",
+//	          "user_code": null, "verification_uri": null,
+//	          "expires_at": "2026-11-28T21:40:00Z"}}
 //
-// "auth", "token" and "flow" are null when absent. The report never holds a
+// "auth", "token" and "flow" are null when absent, and so are the flow's
+// optional fields; times are RFC 3339 UTC seconds. The report never holds a
 // secret; APIKeyHint is left out of the JSON.
 type StatusReport struct {
 	// Provider is the provider's name.
@@ -38,7 +44,7 @@ type StatusReport struct {
 	Token *TokenReport
 	// Flow is the profile's authorization flow for the provider; nil when
 	// there is none.
-	Flow *oauth.Flow
+	Flow *flow.Flow
 	// APIKeyHint is [Status.APIKeyHint]; not part of the JSON.
 	APIKeyHint string
 }
@@ -70,14 +76,14 @@ func newTokenReport(t *TokenInfo, now time.Time) *TokenReport {
 
 // statusJSON is the wire form of [StatusReport].
 type statusJSON struct {
-	Provider       string      `json:"provider"`
-	Profile        string      `json:"profile"`
-	Supported      bool        `json:"supported"`
-	Connected      bool        `json:"connected"`
-	Auth           *string     `json:"auth"`
-	ReauthRequired bool        `json:"reauth_required"`
-	Token          *tokenJSON  `json:"token"`
-	Flow           *oauth.Flow `json:"flow"`
+	Provider       string     `json:"provider"`
+	Profile        string     `json:"profile"`
+	Supported      bool       `json:"supported"`
+	Connected      bool       `json:"connected"`
+	Auth           *string    `json:"auth"`
+	ReauthRequired bool       `json:"reauth_required"`
+	Token          *tokenJSON `json:"token"`
+	Flow           *flowJSON  `json:"flow"`
 }
 
 // tokenJSON is the wire form of [TokenReport].
@@ -96,7 +102,7 @@ func (r StatusReport) MarshalJSON() ([]byte, error) {
 		Supported:      r.Supported,
 		Connected:      r.Connected,
 		ReauthRequired: r.ReauthRequired,
-		Flow:           r.Flow,
+		Flow:           newFlowJSON(r.Flow),
 	}
 	if r.Auth != "" {
 		w.Auth = &r.Auth
@@ -111,13 +117,7 @@ func (r StatusReport) MarshalJSON() ([]byte, error) {
 	}
 	// Without HTML escaping: the flow's authorize_url must keep its "&" so
 	// that a person can copy it from curl's output.
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(w); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
+	return wire.Marshal(w)
 }
 
 // UnmarshalJSON implements [json.Unmarshaler], for clients of the HTTP API.
@@ -132,7 +132,7 @@ func (r *StatusReport) UnmarshalJSON(b []byte) error {
 		Supported:      w.Supported,
 		Connected:      w.Connected,
 		ReauthRequired: w.ReauthRequired,
-		Flow:           w.Flow,
+		Flow:           w.Flow.flow(),
 	}
 	if w.Auth != nil {
 		r.Auth = *w.Auth
@@ -145,4 +145,75 @@ func (r *StatusReport) UnmarshalJSON(b []byte) error {
 		r.Token = &TokenReport{ClientID: t.ClientID, Scope: t.Scope, ExpiresAt: at, ExpiresIn: t.ExpiresIn}
 	}
 	return nil
+}
+
+// flowJSON is the wire form of a [flow.Flow].
+type flowJSON struct {
+	ID              *string    `json:"id"`
+	State           flow.State `json:"state"`
+	Method          *string    `json:"method"`
+	Detail          *string    `json:"detail"`
+	AuthorizeURL    *string    `json:"authorize_url"`
+	RedirectURI     *string    `json:"redirect_uri"`
+	UserCode        *string    `json:"user_code"`
+	VerificationURI *string    `json:"verification_uri"`
+	ExpiresAt       *time.Time `json:"expires_at"`
+}
+
+// newFlowJSON returns the wire form of f, nil for nil.
+func newFlowJSON(f *flow.Flow) *flowJSON {
+	if f == nil {
+		return nil
+	}
+	str := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	w := &flowJSON{
+		ID:              str(f.ID),
+		State:           f.State,
+		Method:          str(string(f.Method)),
+		Detail:          str(f.Detail),
+		AuthorizeURL:    str(f.AuthorizeURL),
+		RedirectURI:     str(f.RedirectURI),
+		UserCode:        str(f.UserCode),
+		VerificationURI: str(f.VerificationURI),
+	}
+	if w.State == "" {
+		w.State = flow.StateIdle
+	}
+	if !f.ExpiresAt.IsZero() {
+		t := f.ExpiresAt.UTC().Truncate(time.Second)
+		w.ExpiresAt = &t
+	}
+	return w
+}
+
+// flow returns the flow w describes; nulls become zero values.
+func (w *flowJSON) flow() *flow.Flow {
+	if w == nil {
+		return nil
+	}
+	val := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	f := &flow.Flow{
+		ID:              val(w.ID),
+		State:           w.State,
+		Method:          flow.Method(val(w.Method)),
+		Detail:          val(w.Detail),
+		AuthorizeURL:    val(w.AuthorizeURL),
+		RedirectURI:     val(w.RedirectURI),
+		UserCode:        val(w.UserCode),
+		VerificationURI: val(w.VerificationURI),
+	}
+	if w.ExpiresAt != nil {
+		f.ExpiresAt = *w.ExpiresAt
+	}
+	return f
 }

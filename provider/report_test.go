@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -27,12 +27,18 @@ func TestStatusReportJSON(t *testing.T) {
 			want: `{"provider":"honcho","profile":"work","supported":true,"connected":true,"auth":"apikey","reauth_required":false,"token":null,"flow":null}`,
 		},
 		{
-			name: "oauth with a pending flow",
+			name: "a zero flow is idle with null fields",
+			rep:  provider.StatusReport{Provider: "honcho", Profile: "default", Flow: &flow.Flow{}},
+			want: `{"provider":"honcho","profile":"default","supported":false,"connected":false,"auth":null,"reauth_required":false,"token":null,` +
+				`"flow":{"id":null,"state":"idle","method":null,"detail":null,"authorize_url":null,"redirect_uri":null,"user_code":null,"verification_uri":null,"expires_at":null}}`,
+		},
+		{
+			name: "oauth with a pending flow, times in UTC seconds",
 			rep: provider.StatusReport{
 				Provider: "honcho", Profile: "default", Supported: true, Connected: true, Auth: "oauth",
 				Token: &provider.TokenReport{ClientID: "hermes-agent", Scope: "write", ExpiresAt: exp.In(time.FixedZone("x", 3600)), ExpiresIn: 3412},
-				Flow: &oauth.Flow{ID: "f1", State: oauth.FlowPending, Method: oauth.MethodBrowser, Detail: "Waiting for browser consent",
-					AuthorizeURL: "https://a/authorize", RedirectURI: "http://127.0.0.1:8765/callback", ExpiresAt: exp},
+				Flow: &flow.Flow{ID: "f1", State: flow.StatePending, Method: flow.MethodBrowser, Detail: "Waiting for browser consent",
+					AuthorizeURL: "https://a/authorize", RedirectURI: "http://127.0.0.1:8765/callback", ExpiresAt: exp.Add(500).In(time.FixedZone("y", -7200))},
 			},
 			want: `{"provider":"honcho","profile":"default","supported":true,"connected":true,"auth":"oauth","reauth_required":false,` +
 				`"token":{"client_id":"hermes-agent","scope":"write","expires_at":"2026-11-28T22:00:00Z","expires_in":3412},` +

@@ -24,7 +24,7 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := s.svc.Status(ctx, s.profile, providerName)
+	rep, err := s.conn.Status(ctx, s.profile, providerName)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func (c *cli) token(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ts, err := s.svc.TokenSource(s.profile, providerName)
+	ts, err := s.conn.TokenSource(s.profile, providerName)
 	if err != nil {
 		return err
 	}
@@ -130,14 +130,13 @@ func (c *cli) logout(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.svc.Disconnect(ctx, s.profile, providerName)
-	if errors.Is(err, oauth.ErrNoGrant) {
-		return errors.New("not signed in to Honcho with OAuth; nothing to remove")
-	}
+	res, err := s.conn.Disconnect(ctx, s.profile, providerName)
 	if err != nil {
 		return err
 	}
 	switch {
+	case !res.Removed:
+		return errors.New("not signed in to Honcho with OAuth; nothing to remove")
 	case res.Revoked:
 		fmt.Fprintln(c.stdout, "Signed out of Honcho: the grant was revoked at the server and removed from the config.")
 	case res.RevokeError != "":

@@ -12,8 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/memconnect/memconnect/oauth"
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/honcho"
 )
 
 // loginTimeout bounds the wait for consent in a browser.
@@ -34,23 +37,23 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	if *port < 0 || *port > 65535 {
 		return &usageError{msg: fmt.Sprintf("login: --port %d is not a port", *port)}
 	}
-	flows := oauth.NewFlowManager(
-		oauth.WithLoopbackAddr(net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))),
-		oauth.WithFlowLogger(c.logger()),
-	)
+	flows := flow.NewManager(flow.Config{
+		LoopbackAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)),
+		Logger:       c.logger(),
+	})
 	defer flows.Close()
 	s, err := c.setup(&cf, flows)
 	if err != nil {
 		return err
 	}
 
-	installed := make(chan *oauth.Installed, 1)
+	installed := make(chan *oauth2.Token, 1)
 	req := provider.ConnectRequest{
-		Method:     oauth.MethodBrowser,
+		Method:     flow.MethodBrowser,
 		Source:     "hermes-cli",
-		Redirect:   oauth.RedirectLoopback,
+		Redirect:   flow.RedirectLoopback,
 		TokensOnly: true, // the CLI asks for the consent values itself
-		OnInstalled: func(in *oauth.Installed) {
+		OnInstalled: func(in *oauth2.Token) {
 			select {
 			case installed <- in:
 			default:
@@ -58,9 +61,9 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		},
 	}
 	if *device {
-		req.Method, req.Redirect = oauth.MethodDevice, ""
+		req.Method, req.Redirect = flow.MethodDevice, ""
 	}
-	rep, err := s.svc.Connect(ctx, s.profile, providerName, req)
+	rep, err := s.conn.Connect(ctx, s.profile, providerName, req)
 	if err != nil {
 		return err
 	}
@@ -94,11 +97,11 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	} else {
 		fmt.Fprintln(c.stderr, "Waiting for consent in the browser (Ctrl-C to cancel)...")
 	}
-	done, err := s.svc.Wait(waitCtx, s.profile, providerName)
+	done, err := s.conn.Wait(waitCtx, s.profile, providerName)
 	stopCountdown()
-	if err != nil || done.State != oauth.FlowConnected {
+	if err != nil || done.State != flow.StateConnected {
 		// Free the loopback port and end device polling whatever happened.
-		_, _ = s.svc.Cancel(context.WithoutCancel(ctx), s.profile, providerName)
+		_, _ = s.conn.Cancel(context.WithoutCancel(ctx), s.profile, providerName)
 		switch {
 		case ctx.Err() != nil:
 			return errors.New("sign-in cancelled")
@@ -111,17 +114,28 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(c.stdout, "Connected to Honcho.")
 
-	var in *oauth.Installed
+	var tok *oauth2.Token
 	select {
-	case in = <-installed:
+	case tok = <-installed:
 	default:
 	}
-	if in != nil && in.PeerName != "" {
-		if err := c.askPeerName(ctx, s, in.PeerName); err != nil {
+	if name := consentPeerName(tok); name != "" {
+		if err := c.askPeerName(ctx, s, name); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// consentPeerName is the "peerName" of the config object Honcho returns
+// with the token: the name the person gave at consent; "" for none.
+func consentPeerName(tok *oauth2.Token) string {
+	if tok == nil {
+		return ""
+	}
+	cfg, _ := tok.Extra("config").(map[string]any)
+	name, _ := cfg["peerName"].(string)
+	return name
 }
 
 // askPeerName asks for the peer name, offering the one given at consent, and
@@ -140,10 +154,10 @@ func (c *cli) askPeerName(ctx context.Context, s *setup, consent string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.provider.Store(loc.WritePath).MergeConfig(ctx, loc.Host, map[string]any{"peerName": name}); err != nil {
+	if err := s.conn.Stores().File(loc.WritePath, loc.Layout).MergeConfig(ctx, loc.Host, map[string]any{"peerName": name}); err != nil {
 		return fmt.Errorf("storing the peer name: %w", err)
 	}
-	fmt.Fprintf(c.stdout, "Peer name %q saved to %s.\n", name, loc.DisplayPath)
+	fmt.Fprintf(c.stdout, "Peer name %q saved to %s.\n", name, honcho.DisplayPath(loc.WritePath, s.home))
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"github.com/memconnect/memconnect/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -16,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/internal/testkit"
+
 	"golang.org/x/oauth2"
 
-	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // env is a process environment for run.
@@ -46,41 +47,8 @@ func newEnv(t *testing.T) env {
 	return env{"HOME": home}
 }
 
-func writeJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readJSON(t *testing.T, path string) map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func hostBlock(m map[string]any, host string) map[string]any {
-	hosts, _ := m["hosts"].(map[string]any)
-	b, _ := hosts[host].(map[string]any)
-	return b
-}
-
 // grantBlock is a host block holding tok, issued by srv, expiring at exp.
-func grantBlock(srv *oauthtest.Server, tok *oauth2.Token, exp time.Time) map[string]any {
+func grantBlock(srv *honchotest.Server, tok *oauth2.Token, exp time.Time) map[string]any {
 	return map[string]any{
 		"apiKey": tok.AccessToken,
 		"oauth": map[string]any{"refreshToken": tok.RefreshToken, "expiresAt": exp.Unix(), "clientId": srv.ClientID(),
@@ -157,7 +125,7 @@ func TestStatusLines(t *testing.T) {
 			e := newEnv(t)
 			path := filepath.Join(e["HOME"], "honcho.json")
 			if tt.config != nil {
-				writeJSON(t, path, tt.config)
+				testkit.WriteJSON(t, path, tt.config)
 			}
 			r := runCLI(t, e, append([]string{"status", "--config", path}, tt.args...)...)
 			if r.code != exitOK {
@@ -178,7 +146,7 @@ func TestStatusJSONAndProfiles(t *testing.T) {
 	e := newEnv(t)
 	hermes := filepath.Join(e["HOME"], "hermes-home")
 	e["HERMES_HOME"] = hermes
-	writeJSON(t, filepath.Join(hermes, "profiles", "work", "honcho.json"), map[string]any{"hosts": map[string]any{
+	testkit.WriteJSON(t, filepath.Join(hermes, "profiles", "work", "honcho.json"), map[string]any{"hosts": map[string]any{
 		"hermes_work": map[string]any{"apiKey": "sk-work-0123456789"},
 	}})
 	r := runCLI(t, e, "status", "--profile", "work", "--json")
@@ -209,12 +177,12 @@ func TestStatusJSONAndProfiles(t *testing.T) {
 }
 
 func TestTokenRefreshRotatesAndPersists(t *testing.T) {
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	e := newEnv(t)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
 	old := srv.IssueGrant("write")
-	writeJSON(t, path, map[string]any{"workspace": "w", "hosts": map[string]any{
+	testkit.WriteJSON(t, path, map[string]any{"workspace": "w", "hosts": map[string]any{
 		"hermes": grantBlock(srv, old, time.Now().Add(-time.Minute)),
 		"other":  map[string]any{"apiKey": "keep-me"},
 	}})
@@ -230,13 +198,13 @@ func TestTokenRefreshRotatesAndPersists(t *testing.T) {
 	if s := srv.Stats(); s.Refreshes != 1 || s.Replays != 0 {
 		t.Errorf("server stats %+v, want one refresh and no replay", s)
 	}
-	cfg := readJSON(t, path)
-	hb := hostBlock(cfg, "hermes")
+	cfg := testkit.ReadJSON(t, path)
+	hb := testkit.HostBlock(cfg, "hermes")
 	ob, _ := hb["oauth"].(map[string]any)
 	if hb["apiKey"] != got || ob["refreshToken"] == old.RefreshToken || ob["refreshToken"] == "" {
 		t.Errorf("rotation not persisted: %v", hb)
 	}
-	if hostBlock(cfg, "other")["apiKey"] != "keep-me" || cfg["workspace"] != "w" {
+	if testkit.HostBlock(cfg, "other")["apiKey"] != "keep-me" || cfg["workspace"] != "w" {
 		t.Errorf("other keys lost: %v", cfg)
 	}
 
@@ -248,7 +216,7 @@ func TestTokenRefreshRotatesAndPersists(t *testing.T) {
 }
 
 func TestReauthRequiredExits3(t *testing.T) {
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	e := newEnv(t)
 	e["HERMES_HOME"] = filepath.Join(e["HOME"], "hh")
@@ -257,7 +225,7 @@ func TestReauthRequiredExits3(t *testing.T) {
 	}
 	path := filepath.Join(e["HERMES_HOME"], "profiles", "work", "honcho.json")
 	tok := srv.IssueGrant("write")
-	writeJSON(t, path, map[string]any{"hosts": map[string]any{"hermes_work": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes_work": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
 	srv.RevokeGrant(tok.RefreshToken)
 
 	r := runCLI(t, e, "token", "--profile", "work")
@@ -275,12 +243,12 @@ func TestReauthRequiredExits3(t *testing.T) {
 func TestStatusReauthLine(t *testing.T) {
 	// The dead-grant state lives in one process; status in the same
 	// process after a failed refresh must say so and exit 3.
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	e := newEnv(t)
 	path := filepath.Join(e["HOME"], "honcho.json")
 	tok := srv.IssueGrant("write")
-	writeJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
 	srv.RevokeGrant(tok.RefreshToken)
 
 	var stdout, stderr testkit.SyncBuffer
@@ -289,14 +257,14 @@ func TestStatusReauthLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := s.svc.TokenSource(s.profile, providerName)
+	ts, err := s.conn.TokenSource(s.profile, providerName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ts.TokenContext(context.Background()); err == nil {
 		t.Fatal("refresh of a revoked grant succeeded")
 	}
-	rep, err := s.svc.Status(context.Background(), s.profile, providerName)
+	rep, err := s.conn.Status(context.Background(), s.profile, providerName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,17 +328,17 @@ func waitResult(t *testing.T, done <-chan result) result {
 	return result{}
 }
 
-func loginEnv(t *testing.T, srv *oauthtest.Server) (env, []string) {
+func loginEnv(t *testing.T, srv *honchotest.Server) (env, []string) {
 	e := newEnv(t)
 	return e, []string{"--no-browser", "--port", "0", "--authorize-url", srv.AuthorizeURL(), "--token-url", srv.TokenURL()}
 }
 
 func TestLoginNoBrowser(t *testing.T) {
-	srv := oauthtest.NewServer(oauthtest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "from-consent"}))
+	srv := honchotest.NewServer(honchotest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "from-consent"}))
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
-	writeJSON(t, path, map[string]any{"workspace": "mine", "hosts": map[string]any{"other": map[string]any{"apiKey": "keep"}}})
+	testkit.WriteJSON(t, path, map[string]any{"workspace": "mine", "hosts": map[string]any{"other": map[string]any{"apiKey": "keep"}}})
 
 	lines, done, _ := startLogin(context.Background(), e, strings.NewReader("bob\n"), args...)
 	link := nextLink(t, lines)
@@ -398,18 +366,18 @@ func TestLoginNoBrowser(t *testing.T) {
 	if !strings.Contains(r.stdout, "Peer name [alice]: ") {
 		t.Errorf("no peer prompt in:\n%s", r.stdout)
 	}
-	cfg := readJSON(t, path)
+	cfg := testkit.ReadJSON(t, path)
 	if cfg["peerName"] != "bob" {
 		t.Errorf("peerName = %v, want bob", cfg["peerName"])
 	}
 	if cfg["workspace"] != "mine" {
 		t.Errorf("the CLI merged the consent config: workspace %v", cfg["workspace"])
 	}
-	hb := hostBlock(cfg, "hermes")
+	hb := testkit.HostBlock(cfg, "hermes")
 	if at, _ := hb["apiKey"].(string); !srv.Active(at) {
 		t.Errorf("no active grant stored: %v", hb)
 	}
-	if hostBlock(cfg, "other")["apiKey"] != "keep" {
+	if testkit.HostBlock(cfg, "other")["apiKey"] != "keep" {
 		t.Error("another host was lost")
 	}
 	for _, out := range []string{r.stdout, r.stderr} {
@@ -430,11 +398,11 @@ func TestLoginNoBrowser(t *testing.T) {
 	if srv.Stats().Revocations != 1 {
 		t.Errorf("server saw %d revocations", srv.Stats().Revocations)
 	}
-	cfg = readJSON(t, path)
-	if hb := hostBlock(cfg, "hermes"); hb["apiKey"] != nil || hb["oauth"] != nil {
+	cfg = testkit.ReadJSON(t, path)
+	if hb := testkit.HostBlock(cfg, "hermes"); hb["apiKey"] != nil || hb["oauth"] != nil {
 		t.Errorf("grant left after logout: %v", hb)
 	}
-	if cfg["peerName"] != "bob" || hostBlock(cfg, "other")["apiKey"] != "keep" {
+	if cfg["peerName"] != "bob" || testkit.HostBlock(cfg, "other")["apiKey"] != "keep" {
 		t.Errorf("logout lost other keys: %v", cfg)
 	}
 	if r := runCLI(t, e, "logout"); r.code != exitFailed {
@@ -443,7 +411,7 @@ func TestLoginNoBrowser(t *testing.T) {
 }
 
 func TestLoginCancelFreesPort(t *testing.T) {
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -474,7 +442,7 @@ func TestLoginCancelFreesPort(t *testing.T) {
 }
 
 func TestLoginDevice(t *testing.T) {
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
@@ -508,7 +476,7 @@ func TestLoginDevice(t *testing.T) {
 	if !strings.Contains(r.stderr, "code expires in ") {
 		t.Errorf("no countdown on stderr:\n%s", r.stderr)
 	}
-	if at, _ := hostBlock(readJSON(t, path), "hermes")["apiKey"].(string); !srv.Active(at) {
+	if at, _ := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["apiKey"].(string); !srv.Active(at) {
 		t.Error("no active grant stored")
 	}
 }
@@ -516,11 +484,11 @@ func TestLoginDevice(t *testing.T) {
 // TestTokenNotRefreshable: when the server cannot be reached, the library
 // fails open, but the CLI does not print a token that is already expired.
 func TestTokenNotRefreshable(t *testing.T) {
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	tok := srv.IssueGrant("write")
 	e := newEnv(t)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
-	writeJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
 	srv.Close() // the token endpoint is gone: a transient failure
 
 	r := runCLI(t, e, "token")

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -134,6 +135,9 @@ func (c *cli) exit(err error) int {
 	case errors.Is(err, oauth.ErrReauthRequired):
 		fmt.Fprintf(c.stderr, "memconnect: the Honcho sign-in is no longer valid; run: memconnect login%s\n", c.profileHint)
 		return exitReauth
+	case errors.Is(err, provider.ErrAPIKeyConnection):
+		fmt.Fprintln(c.stderr, "memconnect: not signed in to Honcho with OAuth (it uses an API key, which logout does not remove); nothing to remove")
+		return exitFailed
 	}
 	fmt.Fprintf(c.stderr, "memconnect: %v\n", err)
 	return exitFailed
@@ -168,9 +172,10 @@ func (c *cli) newFlagSet(name string) *flag.FlagSet {
 
 // setup is what a command works with once its flags are parsed.
 type setup struct {
-	svc      *provider.Service
+	conn     *provider.Connector
 	provider *honcho.Provider
 	profile  string // as given; "default" when none was
+	home     string // the user's home, for display paths
 }
 
 // providerName is the one provider this command serves.
@@ -178,7 +183,7 @@ const providerName = honcho.Name
 
 // setup builds the provider and service for the common flags. flows may be
 // nil for commands that start no flow.
-func (c *cli) setup(cf *common, flows *oauth.FlowManager) (*setup, error) {
+func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 	if cf.config != "" && cf.profile != "" {
 		return nil, &usageError{msg: "use either --profile or --config, not both"}
 	}
@@ -219,8 +224,6 @@ func (c *cli) setup(cf *common, flows *oauth.FlowManager) (*setup, error) {
 	if cf.scope != "" {
 		opts = append(opts, honcho.WithScopes(strings.Fields(cf.scope)...))
 	}
-	logger := c.logger()
-	opts = append(opts, honcho.WithLogger(logger))
 	hp := honcho.New(opts...)
 	reg, err := provider.NewRegistry(hp)
 	if err != nil {
@@ -240,9 +243,10 @@ func (c *cli) setup(cf *common, flows *oauth.FlowManager) (*setup, error) {
 		profiles = provider.HermesProfiles{Root: root}
 	}
 	return &setup{
-		svc:      &provider.Service{Registry: reg, Profiles: profiles, Flows: flows, Logger: logger},
+		conn:     &provider.Connector{Registry: reg, Profiles: profiles, Flows: flows, Logger: c.logger()},
 		provider: hp,
 		profile:  profile,
+		home:     home,
 	}, nil
 }
 
@@ -256,7 +260,7 @@ func (fileProfile) Resolve(string) (provider.Profile, error) {
 
 // location returns where the profile's grant lives.
 func (s *setup) location() (provider.GrantLocation, error) {
-	p, err := s.svc.Profiles.Resolve(s.profile)
+	p, err := s.conn.Profiles.Resolve(s.profile)
 	if err != nil {
 		return provider.GrantLocation{}, err
 	}

@@ -5,7 +5,11 @@
 // A host serves the pane at "/" next to the memconnect API, which the page
 // calls at /api/memory unless the body's data-api attribute says otherwise:
 //
-//	mux.Handle("/api/memory/", http.StripPrefix("/api/memory", memconnect.New(cfg)))
+//	memory, err := memconnect.New(cfg)
+//	if err != nil {
+//		return err
+//	}
+//	mux.Handle("/api/memory/", http.StripPrefix("/api/memory", memory))
 //	mux.Handle("/", http.FileServerFS(desktop.FS()))
 //
 // The page reads an optional session token from ?token= in its URL and sends

@@ -11,7 +11,7 @@
 // Flags:
 //
 //	-addr host:port          listen address (default 127.0.0.1:8080; port 0 picks one)
-//	-dev                     run a development authorization server (oauthtest) on
+//	-dev                     run a development authorization server (honchotest) on
 //	                         127.0.0.1 with a consent page to click and the device flow,
 //	                         and point the Honcho provider at it; use a temporary Hermes
 //	                         home, removed on exit, unless -home is given

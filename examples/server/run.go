@@ -19,10 +19,10 @@ import (
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/examples/desktop"
-	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // errUsage reports a command line the flag package already complained about.
@@ -104,16 +104,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	// The Honcho provider, pointed at the development server or the real one.
-	honchoOpts := []honcho.Option{honcho.WithLogger(logger)}
+	var honchoOpts []honcho.Option
 	var (
 		client *http.Client
-		as     *oauthtest.Server
+		as     *honchotest.Server
 	)
 	if userHome != "" {
 		honchoOpts = append(honchoOpts, honcho.WithUserHome(userHome))
 	}
 	if o.dev {
-		as = oauthtest.NewServer(oauthtest.WithGrantConfig(map[string]any{"peerName": "you", "workspace": "hermes"}))
+		as = honchotest.NewServer(honchotest.WithGrantConfig(map[string]any{"peerName": "you", "workspace": "hermes"}))
 		defer as.Close()
 		client = as.Client()
 		honchoOpts = append(honchoOpts,
@@ -122,7 +122,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			honcho.WithDeviceAuthURL(as.DeviceAuthURL()),
 			honcho.WithRevocationURL(as.RevocationURL()),
 			honcho.WithIssuer(as.URL),
-			honcho.WithHTTPClient(client),
 		)
 	} else {
 		envOpts, err := honcho.FromEnv(os.LookupEnv)
@@ -138,9 +137,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	flows := oauth.NewFlowManager(oauth.WithFlowLogger(logger), oauth.WithFlowHTTPClient(client))
-	defer flows.Close() // after the HTTP server's shutdown: ends pending flows, frees their ports
-
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
@@ -159,7 +155,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	memory, err := memconnect.New(memconnect.Config{
 		Registry:        registry,
 		Profiles:        provider.HermesProfiles{Root: home},
-		Flows:           flows,
 		Logger:          logger,
 		SessionToken:    o.sessionToken,
 		AllowedHosts:    hosts,
@@ -170,6 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln.Close()
 		return err
 	}
+	defer memory.Close() // after the HTTP server's shutdown: ends pending flows, frees their ports
 
 	srv := &http.Server{
 		Handler:           hostRouter(memory),
@@ -198,7 +194,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	flows.Close()
+	memory.Close()
 	fmt.Fprintln(stdout, "stopped")
 	return nil
 }
@@ -236,7 +232,7 @@ func displayAddr(a net.Addr) string {
 
 // printBanner says what runs where, what to open and which curl to try.
 // It never prints the session token.
-func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *oauthtest.Server) {
+func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *honchotest.Server) {
 	mode := "Honcho"
 	if o.dev {
 		mode = "development mode"
@@ -254,7 +250,7 @@ func printBanner(w io.Writer, o options, origin, home string, tempHome bool, cal
 	if callbackBase != "" {
 		fmt.Fprintf(w, "browser sign-ins return to: %s/profiles/{profile}/providers/{provider}/callback\n", callbackBase)
 	} else {
-		fmt.Fprintf(w, "browser sign-ins return to: a one-shot listener on %s/callback\n", oauth.DefaultLoopbackAddr)
+		fmt.Fprintf(w, "browser sign-ins return to: a one-shot listener on %s/callback\n", flow.DefaultLoopbackAddr)
 	}
 	page, auth := origin+"/", ""
 	if o.sessionToken != "" {

@@ -1,6 +1,6 @@
-// Package testkit holds the small helpers the module's tests share: a
-// goroutine-safe log sink and a manual clock. It is internal and imported
-// only by tests.
+// Package testkit holds the helpers the module's tests share: a
+// goroutine-safe log sink, a manual clock with timers, and the fixtures of
+// config files and routers. It is internal and imported only by tests.
 package testkit
 
 import (
@@ -34,11 +34,21 @@ func (b *SyncBuffer) String() string {
 // not depend on the day they run.
 var Start = time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC)
 
-// Clock is a clock that moves only when told to. It is safe for concurrent
-// use; pass its Now method wherever a func() time.Time is injected.
+// Clock is a clock that moves only when told to, with timers that fire when
+// it is moved past them. It is safe for concurrent use. Pass its Now method
+// wherever a func() time.Time is injected, and the Clock itself where a
+// flow.Clock is.
 type Clock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
+	mu     sync.Mutex // guards t and timers
+	t      time.Time
+	timers []*timer
+}
+
+type timer struct {
+	when    time.Time
+	f       func()
+	stopped bool
+	fired   bool
 }
 
 // NewClock returns a Clock at [Start].
@@ -51,9 +61,57 @@ func (c *Clock) Now() time.Time {
 	return c.t
 }
 
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
+// AfterFunc arranges for f to be called once the clock has been moved d
+// past now. Unlike [time.AfterFunc], f runs in the goroutine that calls
+// [Clock.Advance], before Advance returns, so a test sees its effect
+// without waiting.
+func (c *Clock) AfterFunc(d time.Duration, f func()) (stop func() bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	t := &timer{when: c.t.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		active := !t.stopped && !t.fired
+		t.stopped = true
+		return active
+	}
+}
+
+// Advance moves the clock forward by d and runs every timer due by then,
+// earliest first, outside its lock.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
 	c.t = c.t.Add(d)
+	for {
+		var next *timer
+		for _, t := range c.timers {
+			if !t.stopped && !t.fired && !t.when.After(c.t) && (next == nil || t.when.Before(next.when)) {
+				next = t
+			}
+		}
+		if next == nil {
+			break
+		}
+		next.fired = true
+		c.mu.Unlock()
+		next.f()
+		c.mu.Lock()
+	}
+	c.mu.Unlock()
+}
+
+// PendingTimers counts the timers that have neither fired nor been
+// stopped.
+func (c *Clock) PendingTimers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if !t.stopped && !t.fired {
+			n++
+		}
+	}
+	return n
 }

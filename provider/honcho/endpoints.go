@@ -84,18 +84,22 @@ func (rc rootConfig) isLocal() bool {
 // to the token endpoint, and the issuer to the token endpoint's origin.
 func (p *Provider) Endpoints(ctx context.Context, prof provider.Profile) (provider.Endpoints, error) {
 	ep := provider.Endpoints{
-		AuthorizeURL:      CloudAuthorizeURL,
-		TokenURL:          CloudTokenURL,
-		RevocationURL:     p.revocationURL,
-		ClientID:          p.clientID,
-		Scopes:            slices.Clone(p.scopes),
-		AccessTokenPrefix: p.prefix,
+		AuthorizeURL:  CloudAuthorizeURL,
+		TokenURL:      CloudTokenURL,
+		RevocationURL: p.revocationURL,
+		ClientID:      p.clientID,
+		Scopes:        slices.Clone(p.scopes),
+	}
+	loc, err := p.GrantLocation(prof)
+	if err != nil {
+		return provider.Endpoints{}, err
+	}
+	// The consent page shows where the grant will be written, never as an
+	// absolute path: the server learns nothing of the directory layout.
+	if dp := DisplayPath(loc.WritePath, p.userHome); dp != "" {
+		ep.AuthParams = url.Values{"config_path": {dp}}
 	}
 	if p.authorizeURL == "" || p.tokenURL == "" {
-		loc, err := p.GrantLocation(prof)
-		if err != nil {
-			return provider.Endpoints{}, err
-		}
 		rc, err := readRootConfig(loc.ReadPath)
 		if err != nil {
 			return provider.Endpoints{}, err

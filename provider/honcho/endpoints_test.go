@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
@@ -81,7 +82,7 @@ func TestEndpoints(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			home := t.TempDir()
 			if tt.config != nil {
-				writeJSON(t, filepath.Join(home, "honcho.json"), tt.config)
+				testkit.WriteJSON(t, filepath.Join(home, "honcho.json"), tt.config)
 			}
 			p := honcho.New(tt.opts...)
 			ep, err := p.Endpoints(context.Background(), provider.Profile{Name: "default", Home: home, DefaultHome: home})
@@ -92,8 +93,8 @@ func TestEndpoints(t *testing.T) {
 				t.Errorf("got authorize %s token %s device %s issuer %s\nwant authorize %s token %s device %s issuer %s",
 					ep.AuthorizeURL, ep.TokenURL, ep.DeviceAuthURL, ep.Issuer, tt.wantAuthorize, tt.wantToken, tt.wantDevice, tt.wantIssuer)
 			}
-			if ep.ClientID != "hermes-agent" || !slices.Equal(ep.Scopes, []string{"write"}) || ep.AccessTokenPrefix != "hch-at-" {
-				t.Errorf("client %s scopes %v prefix %s", ep.ClientID, ep.Scopes, ep.AccessTokenPrefix)
+			if ep.ClientID != "hermes-agent" || !slices.Equal(ep.Scopes, []string{"write"}) {
+				t.Errorf("client %s scopes %v", ep.ClientID, ep.Scopes)
 			}
 		})
 	}
@@ -121,12 +122,12 @@ func TestProviderBasics(t *testing.T) {
 		t.Errorf("AuthMethods = %v", got)
 	}
 	dir := t.TempDir()
-	a := p.Store(filepath.Join(dir, "honcho.json"))
-	b := p.Store(filepath.Join(dir, ".", "x", "..", "honcho.json"))
-	if a != b {
-		t.Error("Store returned two stores for one file")
+	loc, err := p.GrantLocation(provider.Profile{Name: "default", Home: dir, DefaultHome: dir})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if c := p.Store(filepath.Join(dir, "other.json")); c == a {
-		t.Error("Store returned one store for two files")
+	want := oauth.FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: "hch-at-", DefaultScope: "write", RootAPIKey: true}
+	if loc.Layout != want {
+		t.Errorf("Layout = %+v, want %+v", loc.Layout, want)
 	}
 }

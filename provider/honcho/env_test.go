@@ -20,6 +20,7 @@ func TestFromEnv(t *testing.T) {
 		name    string
 		env     map[string]string
 		want    provider.Endpoints
+		prefix  string // the access-token prefix of the grant layout
 		wantErr string
 	}{
 		{
@@ -27,7 +28,7 @@ func TestFromEnv(t *testing.T) {
 			env:  map[string]string{},
 			want: provider.Endpoints{AuthorizeURL: honcho.CloudAuthorizeURL, TokenURL: honcho.CloudTokenURL,
 				DeviceAuthURL: "https://api.honcho.dev/oauth/device_authorization", Issuer: "https://api.honcho.dev",
-				ClientID: "hermes-agent", Scopes: []string{"write"}, AccessTokenPrefix: "hch-at-"},
+				ClientID: "hermes-agent", Scopes: []string{"write"}}, prefix: "hch-at-",
 		},
 		{
 			name: "everything set",
@@ -41,7 +42,7 @@ func TestFromEnv(t *testing.T) {
 			},
 			want: provider.Endpoints{AuthorizeURL: "https://dash.example/authorize", TokenURL: "https://as.example/oauth/token",
 				DeviceAuthURL: "https://as.example/device", Issuer: "https://as.example",
-				ClientID: "my-client", Scopes: []string{"write", "offline_access"}, AccessTokenPrefix: "at_"},
+				ClientID: "my-client", Scopes: []string{"write", "offline_access"}}, prefix: "at_",
 		},
 		{
 			name: "revocation URL and issuer",
@@ -51,7 +52,7 @@ func TestFromEnv(t *testing.T) {
 			},
 			want: provider.Endpoints{AuthorizeURL: honcho.CloudAuthorizeURL, TokenURL: honcho.CloudTokenURL,
 				DeviceAuthURL: "https://api.honcho.dev/oauth/device_authorization", RevocationURL: "https://as.example/oauth/revoke",
-				Issuer: "https://issuer.example", ClientID: "hermes-agent", Scopes: []string{"write"}, AccessTokenPrefix: "hch-at-"},
+				Issuer: "https://issuer.example", ClientID: "hermes-agent", Scopes: []string{"write"}}, prefix: "hch-at-",
 		},
 		{
 			name: "authorize URL wins over dashboard",
@@ -61,21 +62,21 @@ func TestFromEnv(t *testing.T) {
 			},
 			want: provider.Endpoints{AuthorizeURL: "https://other.example/consent", TokenURL: honcho.CloudTokenURL,
 				DeviceAuthURL: "https://api.honcho.dev/oauth/device_authorization", Issuer: "https://api.honcho.dev",
-				ClientID: "hermes-agent", Scopes: []string{"write"}, AccessTokenPrefix: "hch-at-"},
+				ClientID: "hermes-agent", Scopes: []string{"write"}}, prefix: "hch-at-",
 		},
 		{
 			name: "prefix set but empty accepts any token",
 			env:  map[string]string{"HONCHO_OAUTH_TOKEN_PREFIX": ""},
 			want: provider.Endpoints{AuthorizeURL: honcho.CloudAuthorizeURL, TokenURL: honcho.CloudTokenURL,
 				DeviceAuthURL: "https://api.honcho.dev/oauth/device_authorization", Issuer: "https://api.honcho.dev",
-				ClientID: "hermes-agent", Scopes: []string{"write"}, AccessTokenPrefix: ""},
+				ClientID: "hermes-agent", Scopes: []string{"write"}}, prefix: "",
 		},
 		{
 			name: "empty values are ignored",
 			env:  map[string]string{"HONCHO_OAUTH_TOKEN_URL": "", "HONCHO_OAUTH_CLIENT_ID": " ", "HONCHO_OAUTH_SCOPE": ""},
 			want: provider.Endpoints{AuthorizeURL: honcho.CloudAuthorizeURL, TokenURL: honcho.CloudTokenURL,
 				DeviceAuthURL: "https://api.honcho.dev/oauth/device_authorization", Issuer: "https://api.honcho.dev",
-				ClientID: "hermes-agent", Scopes: []string{"write"}, AccessTokenPrefix: "hch-at-"},
+				ClientID: "hermes-agent", Scopes: []string{"write"}}, prefix: "hch-at-",
 		},
 		{name: "relative token URL", env: map[string]string{"HONCHO_OAUTH_TOKEN_URL": "/oauth/token"}, wantErr: "HONCHO_OAUTH_TOKEN_URL"},
 		{name: "bad scheme", env: map[string]string{"HONCHO_OAUTH_AUTHORIZE_URL": "ftp://x/authorize"}, wantErr: "HONCHO_OAUTH_AUTHORIZE_URL"},
@@ -101,13 +102,17 @@ func TestFromEnv(t *testing.T) {
 				t.Fatal(err)
 			}
 			home := t.TempDir()
-			got, err := honcho.New(opts...).Endpoints(context.Background(), provider.Profile{Name: "default", Home: home, DefaultHome: home})
+			prof := provider.Profile{Name: "default", Home: home, DefaultHome: home}
+			got, err := honcho.New(opts...).Endpoints(context.Background(), prof)
 			if err != nil {
 				t.Fatal(err)
 			}
+			if loc, err := honcho.New(opts...).GrantLocation(prof); err != nil || loc.Layout.AccessTokenPrefix != tt.prefix {
+				t.Errorf("access-token prefix = %q (%v), want %q", loc.Layout.AccessTokenPrefix, err, tt.prefix)
+			}
 			if got.AuthorizeURL != tt.want.AuthorizeURL || got.TokenURL != tt.want.TokenURL || got.DeviceAuthURL != tt.want.DeviceAuthURL ||
 				got.Issuer != tt.want.Issuer || got.ClientID != tt.want.ClientID || !slices.Equal(got.Scopes, tt.want.Scopes) ||
-				got.AccessTokenPrefix != tt.want.AccessTokenPrefix {
+				got.AuthParams.Get("config_path") != "honcho.json" {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
@@ -120,7 +125,7 @@ func TestFromEnvAPIKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	st, err := honcho.New(opts...).Status(context.Background(), provider.Profile{Name: "default", Home: home, DefaultHome: home})
+	st, err := honcho.New(opts...).Status(context.Background(), provider.Profile{Name: "default", Home: home, DefaultHome: home}, provider.NewStores())
 	if err != nil {
 		t.Fatal(err)
 	}

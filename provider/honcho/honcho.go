@@ -1,12 +1,8 @@
 package honcho
 
 import (
-	"net/http"
 	"slices"
 	"sync"
-	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/provider"
@@ -50,11 +46,6 @@ type Provider struct {
 	configFile    string // override of the file for every profile
 	host          string // override of the host key for every profile
 	envAPIKey     string // HONCHO_API_KEY; a secret, never logged
-	httpClient    *http.Client
-	logger        zerolog.Logger
-	now           func() time.Time
-
-	stores provider.Stores // one *oauth.Store per file
 
 	chainMu sync.Mutex // guards chains
 	chains  map[provider.Profile]grantChain
@@ -111,16 +102,6 @@ func WithConfigFile(path string) Option { return func(p *Provider) { p.configFil
 // "hermes_<profile>".
 func WithHost(host string) Option { return func(p *Provider) { p.host = host } }
 
-// WithHTTPClient sets the HTTP client used to refresh tokens; nil means
-// [http.DefaultClient].
-func WithHTTPClient(c *http.Client) Option { return func(p *Provider) { p.httpClient = c } }
-
-// WithLogger sets the logger of the provider's stores. The default discards.
-func WithLogger(l zerolog.Logger) Option { return func(p *Provider) { p.logger = l } }
-
-// WithClock sets the clock; the default is [time.Now].
-func WithClock(now func() time.Time) Option { return func(p *Provider) { p.now = now } }
-
 // WithAPIKey sets the API key used when a profile's config has none (the
 // value of HONCHO_API_KEY). It only affects [Provider.Status].
 func WithAPIKey(key string) Option { return func(p *Provider) { p.envAPIKey = key } }
@@ -131,21 +112,10 @@ func New(opts ...Option) *Provider {
 		clientID: DefaultClientID,
 		scopes:   []string{DefaultScope},
 		prefix:   DefaultAccessTokenPrefix,
-		logger:   zerolog.Nop(),
-		now:      time.Now,
 	}
 	for _, o := range opts {
 		o(p)
 	}
-	so := []oauth.StoreOption{
-		oauth.WithAccessTokenPrefix(p.prefix),
-		oauth.WithLogger(p.logger),
-		oauth.WithClock(p.now),
-	}
-	if p.httpClient != nil {
-		so = append(so, oauth.WithHTTPClient(p.httpClient))
-	}
-	p.stores.Options = so
 	return p
 }
 
@@ -161,7 +131,16 @@ func (p *Provider) AuthMethods() []provider.AuthMethod {
 	return []provider.AuthMethod{provider.AuthBrowser, provider.AuthDevice}
 }
 
-// Store implements [provider.Provider]: the shared store of the file at
-// path, configured with the provider's access-token prefix, clock, logger
-// and HTTP client.
-func (p *Provider) Store(path string) *oauth.Store { return p.stores.Get(path) }
+// layout is where honcho.json keeps a profile's grant: the host block
+// hosts.<host>, with the access token in "apiKey" and the rest in "oauth".
+// The root's "apiKey" is the API key of every host without one.
+func (p *Provider) layout() oauth.FileLayout {
+	return oauth.FileLayout{
+		Section:           "hosts",
+		AccessToken:       "apiKey",
+		Fields:            "oauth",
+		AccessTokenPrefix: p.prefix,
+		DefaultScope:      DefaultScope,
+		RootAPIKey:        true,
+	}
+}

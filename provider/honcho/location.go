@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -61,7 +60,7 @@ func (p *Provider) GrantLocation(prof provider.Profile) (provider.GrantLocation,
 			break
 		}
 	}
-	return provider.GrantLocation{ReadPath: read, WritePath: write, Host: host, DisplayPath: p.displayPath(write)}, nil
+	return provider.GrantLocation{ReadPath: read, WritePath: write, Host: host, Layout: p.layout()}, nil
 }
 
 // chain returns where prof's grants are written, the files they are read
@@ -123,6 +122,3 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, fs.ErrNotExist)
 }
-
-// displayPath is path as a consent page shows it: see [oauth.DisplayPath].
-func (p *Provider) displayPath(path string) string { return oauth.DisplayPath(path, p.userHome) }

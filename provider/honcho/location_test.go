@@ -1,11 +1,11 @@
 package honcho_test
 
 import (
-	"encoding/json"
-	"os"
+	"context"
 	"path/filepath"
 	"testing"
 
+	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -27,21 +27,6 @@ func TestHostKey(t *testing.T) {
 		if got := honcho.HostKey(tt.profile); got != tt.want {
 			t.Errorf("HostKey(%q) = %q, want %q", tt.profile, got, tt.want)
 		}
-	}
-}
-
-// writeJSON writes v as JSON to path, creating its directory.
-func writeJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -69,7 +54,7 @@ func TestGrantLocationFallbackChain(t *testing.T) {
 	}
 	for _, s := range steps {
 		if s.create != "" {
-			writeJSON(t, s.create, map[string]any{})
+			testkit.WriteJSON(t, s.create, map[string]any{})
 		}
 		loc, err := p.GrantLocation(s.prof)
 		if err != nil {
@@ -87,7 +72,7 @@ func TestGrantLocationFallbackChain(t *testing.T) {
 
 func TestGrantLocationWithoutUserHomeSkipsGlobal(t *testing.T) {
 	userHome := t.TempDir()
-	writeJSON(t, filepath.Join(userHome, ".honcho", "config.json"), map[string]any{})
+	testkit.WriteJSON(t, filepath.Join(userHome, ".honcho", "config.json"), map[string]any{})
 	root := filepath.Join(userHome, ".hermes")
 	prof := provider.Profile{Name: "default", Home: root, DefaultHome: root}
 	loc, err := honcho.New().GrantLocation(prof)
@@ -97,8 +82,12 @@ func TestGrantLocationWithoutUserHomeSkipsGlobal(t *testing.T) {
 	if want := filepath.Join(root, "honcho.json"); loc.ReadPath != want {
 		t.Errorf("ReadPath = %s, want %s", loc.ReadPath, want)
 	}
-	if loc.DisplayPath != "honcho.json" {
-		t.Errorf("DisplayPath = %s, want only the base name without a user home", loc.DisplayPath)
+	ep, err := honcho.New().Endpoints(context.Background(), prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ep.AuthParams.Get("config_path"); got != "honcho.json" {
+		t.Errorf("config_path = %s, want only the base name without a user home", got)
 	}
 }
 
@@ -110,13 +99,21 @@ func TestGrantLocationOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := provider.GrantLocation{ReadPath: file, WritePath: file, Host: "myhost", DisplayPath: "~/custom.json"}
-	if loc != want {
-		t.Errorf("GrantLocation = %+v, want %+v", loc, want)
+	if loc.ReadPath != file || loc.WritePath != file || loc.Host != "myhost" {
+		t.Errorf("GrantLocation = %+v, want %s and host myhost", loc, file)
+	}
+	ep, err := p.Endpoints(context.Background(), provider.Profile{Name: "work"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ep.AuthParams.Get("config_path"); got != "~/custom.json" {
+		t.Errorf("config_path = %q, want ~/custom.json", got)
 	}
 }
 
-func TestDisplayPath(t *testing.T) {
+// The consent page learns where the grant will be written, never as an
+// absolute path.
+func TestConfigPathParam(t *testing.T) {
 	home := t.TempDir()
 	tests := []struct {
 		name, profileHome, want string
@@ -128,12 +125,12 @@ func TestDisplayPath(t *testing.T) {
 	}
 	p := honcho.New(honcho.WithUserHome(home))
 	for _, tt := range tests {
-		loc, err := p.GrantLocation(provider.Profile{Name: "default", Home: tt.profileHome, DefaultHome: tt.profileHome})
+		ep, err := p.Endpoints(context.Background(), provider.Profile{Name: "default", Home: tt.profileHome, DefaultHome: tt.profileHome})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if loc.DisplayPath != tt.want {
-			t.Errorf("%s: DisplayPath = %q, want %q", tt.name, loc.DisplayPath, tt.want)
+		if got := ep.AuthParams.Get("config_path"); got != tt.want {
+			t.Errorf("%s: config_path = %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }

@@ -10,9 +10,9 @@ import (
 // Status implements [provider.Provider]. The profile is connected with
 // OAuth when its host block holds a grant; else with an API key from the
 // host block, the file's root, or [WithAPIKey], in that order; else not at
-// all. ReauthRequired comes from the shared store: it is set once a refresh
-// in this process found the grant dead.
-func (p *Provider) Status(ctx context.Context, prof provider.Profile) (provider.Status, error) {
+// all. ReauthRequired comes from the shared grant engine: it is set once a
+// refresh in this process found the grant dead.
+func (p *Provider) Status(ctx context.Context, prof provider.Profile, stores *provider.Stores) (provider.Status, error) {
 	st := provider.Status{Supported: true}
 	// Walk the same chain as GrantLocation, one stat a file (an unchanged
 	// file is answered from the store's memory).
@@ -20,16 +20,16 @@ func (p *Provider) Status(ctx context.Context, prof provider.Profile) (provider.
 	if err != nil {
 		return provider.Status{}, err
 	}
-	store := p.Store(write)
+	layout := p.layout()
+	read := write
 	var creds oauth.Credentials
 	for _, path := range chain {
-		s := p.Store(path)
-		c, found, err := s.Lookup(host)
+		c, found, err := stores.File(path, layout).Lookup(ctx, host)
 		if err != nil {
 			return provider.Status{}, err
 		}
 		if found {
-			store, creds = s, c
+			read, creds = path, c
 			break
 		}
 	}
@@ -37,7 +37,7 @@ func (p *Provider) Status(ctx context.Context, prof provider.Profile) (provider.
 	case creds.Grant != nil:
 		g := creds.Grant
 		st.Connected, st.Auth = true, provider.AuthOAuth
-		st.ReauthRequired = store.ReauthRequired(host)
+		st.ReauthRequired = stores.Grants(read, layout).ReauthRequired(host)
 		st.Token = &provider.TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry}
 	case creds.APIKey != "":
 		st.Connected, st.Auth = true, provider.AuthAPIKey

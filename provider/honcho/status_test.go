@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 func TestStatus(t *testing.T) {
@@ -81,13 +82,13 @@ func TestStatus(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
 			if tt.config != nil {
-				writeJSON(t, filepath.Join(root, "honcho.json"), tt.config)
+				testkit.WriteJSON(t, filepath.Join(root, "honcho.json"), tt.config)
 			}
 			prof := provider.Profile{Name: "default", Home: root, DefaultHome: root}
 			if tt.profile != "" {
 				prof = provider.Profile{Name: tt.profile, Home: filepath.Join(root, "profiles", tt.profile), DefaultHome: root}
 			}
-			got, err := honcho.New(tt.opts...).Status(context.Background(), prof)
+			got, err := honcho.New(tt.opts...).Status(context.Background(), prof, provider.NewStores())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,32 +123,37 @@ func fmtStatus(s provider.Status) string {
 }
 
 func TestStatusReauthRequired(t *testing.T) {
-	srv := oauthtest.NewServer()
+	srv := honchotest.NewServer()
 	defer srv.Close()
 	tok := srv.IssueGrant("write")
 	root := t.TempDir()
 	path := filepath.Join(root, "honcho.json")
-	writeJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": map[string]any{
+	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": map[string]any{
 		"apiKey": tok.AccessToken,
 		"oauth": map[string]any{"refreshToken": tok.RefreshToken, "expiresAt": time.Now().Add(-time.Minute).Unix(),
 			"clientId": srv.ClientID(), "tokenEndpoint": srv.TokenURL(), "scope": "write", "tokenType": "Bearer"},
 	}}})
 	srv.RevokeGrant(tok.RefreshToken)
 
-	p := honcho.New(honcho.WithHTTPClient(srv.Client()))
+	p := honcho.New()
+	stores := provider.NewStores(oauth.WithHTTPClient(srv.Client()))
 	prof := provider.Profile{Name: "default", Home: root, DefaultHome: root}
-	before, err := p.Status(context.Background(), prof)
+	before, err := p.Status(context.Background(), prof, stores)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if before.ReauthRequired {
 		t.Fatal("ReauthRequired before any refresh was tried")
 	}
-	_, err = p.Store(path).TokenSource("hermes").TokenContext(context.Background())
+	loc, err := p.GrantLocation(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = stores.Grants(path, loc.Layout).TokenSource("hermes").TokenContext(context.Background())
 	if !errors.Is(err, oauth.ErrReauthRequired) {
 		t.Fatalf("TokenContext error = %v, want ErrReauthRequired", err)
 	}
-	after, err := p.Status(context.Background(), prof)
+	after, err := p.Status(context.Background(), prof, stores)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +165,8 @@ func TestStatusReauthRequired(t *testing.T) {
 func TestStatusBrokenConfig(t *testing.T) {
 	root := t.TempDir()
 	path := filepath.Join(root, "honcho.json")
-	writeJSON(t, path, []int{1})
-	_, err := honcho.New().Status(context.Background(), provider.Profile{Name: "default", Home: root, DefaultHome: root})
+	testkit.WriteJSON(t, path, []int{1})
+	_, err := honcho.New().Status(context.Background(), provider.Profile{Name: "default", Home: root, DefaultHome: root}, provider.NewStores())
 	var ce *oauth.ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("error = %v, want a ConfigError", err)

@@ -1,0 +1,437 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/rs/zerolog"
+)
+
+// FileLayout says where a JSON config file keeps its grants: one object per
+// key inside a section of the root, such as
+//
+//	{"hosts": {"<key>": {"apiKey": "<access token>",
+//	                     "oauth": {"refreshToken": "...", "expiresAt": 1767225600,
+//	                               "clientId": "...", "tokenEndpoint": "https://...",
+//	                               "scope": "...", "tokenType": "Bearer"}}}}
+//
+// for Section "hosts", AccessToken "apiKey" and Fields "oauth". A key's
+// object holds a grant when its access token has the AccessTokenPrefix and
+// its fields name a refresh token, a token endpoint and a client id;
+// otherwise a non-empty access-token member is a plain API key.
+type FileLayout struct {
+	// Section is the root member with one object per key.
+	Section string
+	// AccessToken is the member of a key's object with the access token.
+	AccessToken string
+	// Fields is the member of a key's object with the rest of the grant.
+	Fields string
+	// AccessTokenPrefix marks an OAuth access token; "" accepts any.
+	AccessTokenPrefix string
+	// DefaultScope is the scope of a grant whose fields name none.
+	DefaultScope string
+	// RootAPIKey makes the root's AccessToken member the API key of every
+	// key whose object has none.
+	RootAPIKey bool
+}
+
+// ConfigError reports a config file that exists but cannot be used: it is not
+// valid JSON, or its root is not a JSON object. Such a file is never written over; its bytes stay exactly as
+// they were.
+type ConfigError struct {
+	Path string // the file, as given to [NewFileStore]
+	Err  error  // what is wrong with it; never holds file content
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("oauth: config file %s cannot be used: %v; fix or move the file, it was left untouched", e.Path, e.Err)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// FileStore is the [GrantStore] of one JSON config file, such as Honcho's
+// honcho.json, laid out as its [FileLayout] says.
+//
+// Its lock is an exclusive flock(2) on the sibling file "<path>.lock", the
+// lock the Python agent takes; the data file itself is never locked, since
+// writes replace it by rename. Every write is atomic (a temp file in the
+// same directory, fsynced, renamed over the file, the directory fsynced)
+// and keeps every other key and unknown member with its bytes. A file that
+// exists but does not parse is never written over.
+//
+// A rotation is first written to the journal "<path>.rotation" (one small
+// write, the moment it is known) and then to the file; the next holder to
+// take the lock finishes a rotation a killed process left in the journal.
+//
+// An unlocked read of a file that has not changed since the last one is
+// answered from memory after a single stat.
+//
+// A FileStore is safe for concurrent use by multiple goroutines.
+type FileStore struct {
+	path        string
+	layout      FileLayout
+	logger      zerolog.Logger
+	lockTimeout time.Duration
+	// writeFile is writeFileAtomic, replaceable by tests to inject failures.
+	writeFile func(path string, data []byte) error
+
+	creds credCache // the last unlocked read of each key
+	// journalChecked is when an unlocked read last found no rotation
+	// journal (unix nanoseconds; 0: never).
+	journalChecked atomic.Int64
+}
+
+var _ GrantStore = (*FileStore)(nil)
+
+// NewFileStore returns the store of the config file at path. The file need
+// not exist yet; the first write creates it with mode 0600. It takes the
+// [WithLogger] and [WithLockTimeout] options.
+func NewFileStore(path string, layout FileLayout, opts ...Option) *FileStore {
+	o := newOptions(opts)
+	return &FileStore{
+		path:        path,
+		layout:      layout,
+		logger:      o.logger,
+		lockTimeout: o.lockTimeout,
+		writeFile:   writeFileAtomic,
+	}
+}
+
+// Path returns the config file's path as given to [NewFileStore].
+func (s *FileStore) Path() string { return s.path }
+
+// Describe implements [GrantStore].
+func (s *FileStore) Describe(key string) string {
+	return fmt.Sprintf("%q in %s", key, s.path)
+}
+
+// Credentials implements [GrantStore]. A missing file holds nothing; a
+// file that does not parse is a [*ConfigError]. A rotation that an
+// interrupted process left in the journal is finished first (under the
+// lock), so the answer is never a spent grant.
+func (s *FileStore) Credentials(ctx context.Context, key string) (Credentials, error) {
+	c, _, err := s.Lookup(ctx, key)
+	return c, err
+}
+
+// Lookup is [FileStore.Credentials] that also reports whether the file
+// exists, so that a caller walking a chain of fallback files spends one
+// stat a file.
+func (s *FileStore) Lookup(ctx context.Context, key string) (c Credentials, exists bool, err error) {
+	s.settleJournal(ctx)
+	return s.read(key, false)
+}
+
+// read reads key's credentials from the file as it is. With strict the
+// whole file must be valid JSON, as it must be before a refresh token is
+// spent: a rotation is only safe if the file it goes into can be written.
+func (s *FileStore) read(key string, strict bool) (Credentials, bool, error) {
+	fi, err := os.Stat(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Credentials{}, false, nil
+	}
+	if err != nil {
+		return Credentials{}, true, fmt.Errorf("oauth: read config: %w", err)
+	}
+	if !strict {
+		if c, ok := s.creds.get(key, fi); ok {
+			return c, true, nil
+		}
+	}
+	data, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Credentials{}, false, nil
+	}
+	if err != nil {
+		return Credentials{}, true, fmt.Errorf("oauth: read config: %w", err)
+	}
+	if strict {
+		if _, err := parseObject(data); err != nil {
+			return Credentials{}, true, &ConfigError{Path: s.path, Err: err}
+		}
+	}
+	c, err := scanCredentials(data, key, &s.layout)
+	if err != nil {
+		return Credentials{}, true, &ConfigError{Path: s.path, Err: err}
+	}
+	s.creds.put(key, fi, c)
+	return c, true, nil
+}
+
+// credCache remembers the credentials last read for each key together with
+// the file's identity (device and inode, size, modification time) as it was
+// stat'ed before that read. Every writer of the file — this package, the
+// Python agent — replaces it by rename, so a new inode marks a new file.
+//
+// An in-place edit keeps the inode, and file times have coarse granularity,
+// so an entry is trusted only for a file that was already a second old when
+// it was read (git's "racily clean" rule); a file written just now is read
+// again on every call until it has settled.
+type credCache struct {
+	mu sync.Mutex // guards m
+	m  map[string]credEntry
+}
+
+type credEntry struct {
+	fi    fs.FileInfo
+	c     Credentials
+	valid bool // the file was settled when read
+}
+
+func (cc *credCache) get(key string, fi fs.FileInfo) (Credentials, bool) {
+	cc.mu.Lock()
+	e, ok := cc.m[key]
+	cc.mu.Unlock()
+	if !ok || !e.valid || !os.SameFile(fi, e.fi) || fi.Size() != e.fi.Size() || !fi.ModTime().Equal(e.fi.ModTime()) {
+		return Credentials{}, false
+	}
+	return copyCredentials(e.c), true
+}
+
+func (cc *credCache) put(key string, fi fs.FileInfo, c Credentials) {
+	e := credEntry{fi: fi, c: copyCredentials(c), valid: fi.ModTime().Before(time.Now().Add(-time.Second))}
+	cc.mu.Lock()
+	if cc.m == nil {
+		cc.m = make(map[string]credEntry)
+	}
+	cc.m[key] = e
+	cc.mu.Unlock()
+}
+
+// copyCredentials copies c's grant, so that callers may keep or change what
+// they get.
+func copyCredentials(c Credentials) Credentials {
+	if c.Grant != nil {
+		g := *c.Grant
+		c.Grant = &g
+	}
+	return c
+}
+
+// Lock implements [GrantStore]: it takes the flock of "<path>.lock",
+// waiting at most until ctx is done (and at most the lock timeout), and
+// finishes a rotation left in the journal.
+func (s *FileStore) Lock(ctx context.Context, key string) (LockedGrant, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &fileLock{s: s, key: key, unlock: unlock}, nil
+}
+
+func (s *FileStore) lock(ctx context.Context) (unlock func(), err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.lockTimeout)
+	defer cancel()
+	lockPath := s.path + ".lock"
+	if err := os.MkdirAll(filepath.Dir(lockPath), 0o700); err != nil {
+		return nil, fmt.Errorf("oauth: lock config: %w", err)
+	}
+	// A fresh Flock per acquisition: flock(2) locks belong to an open file
+	// description, so this also excludes other stores of this process.
+	fl := flock.New(lockPath, flock.SetPermissions(0o600))
+	ok, err := fl.TryLockContext(ctx, 10*time.Millisecond)
+	if err != nil || !ok {
+		fl.Close()
+		if err == nil {
+			err = errors.New("lock not acquired")
+		}
+		return nil, fmt.Errorf("oauth: lock %s: %w", lockPath, err)
+	}
+	s.recoverJournal()
+	return func() {
+		fl.Unlock()
+		fl.Close()
+	}, nil
+}
+
+// fileLock is the [LockedGrant] of a [FileStore].
+type fileLock struct {
+	s      *FileStore
+	key    string
+	unlock func()
+}
+
+func (l *fileLock) Credentials() (Credentials, error) {
+	c, _, err := l.s.read(l.key, true)
+	return c, err
+}
+
+func (l *fileLock) Journal(prev, next *Grant) error {
+	var from string
+	if prev != nil {
+		from = prev.RefreshToken
+	}
+	return l.s.writeJournal(l.key, from, next)
+}
+
+func (l *fileLock) Commit(prev, next *Grant) error {
+	s := l.s
+	if prev == nil && next != nil && !strings.HasPrefix(next.AccessToken, s.layout.AccessTokenPrefix) {
+		return fmt.Errorf("oauth: the access token does not start with the expected prefix %q; configure the access-token prefix for this server", s.layout.AccessTokenPrefix)
+	}
+	if prev != nil && next != nil && !strings.HasPrefix(next.AccessToken, s.layout.AccessTokenPrefix) {
+		s.logger.Warn().Str("grant", s.Describe(l.key)).Str("prefix", s.layout.AccessTokenPrefix).
+			Msg("oauth: refreshed access token lacks the expected prefix; stored anyway so the rotation is not lost")
+	}
+	err := s.updateLocked(func(root *object) (bool, error) {
+		if prev != nil {
+			_, block := s.block(root, l.key)
+			g, _ := scanBlock(block.compact(), &s.layout)
+			if g == nil || g.RefreshToken != prev.RefreshToken {
+				return false, ErrStaleGrant
+			}
+		}
+		if next == nil {
+			s.removeGrant(root, l.key)
+		} else {
+			s.putGrant(root, l.key, next)
+		}
+		return true, nil
+	})
+	if err == nil && prev != nil && next != nil {
+		s.clearJournal()
+	}
+	return err
+}
+
+func (l *fileLock) Unlock() { l.unlock() }
+
+// updateLocked runs fn on the parsed file, which the caller has locked, and
+// writes the result atomically when fn reports a change. A file that does
+// not parse is left as it is and reported as a [*ConfigError].
+func (s *FileStore) updateLocked(fn func(root *object) (changed bool, err error)) error {
+	root, _, err := readObject(s.path)
+	if err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.Path = s.path
+		}
+		return err
+	}
+	changed, err := fn(root)
+	if err != nil || !changed {
+		return err
+	}
+	data, err := root.marshal()
+	if err != nil {
+		return fmt.Errorf("oauth: encode config: %w", err)
+	}
+	return s.writeFile(s.path, data)
+}
+
+// block returns the section object and key's object in root, each new when
+// absent.
+func (s *FileStore) block(root *object, key string) (section, block *object) {
+	section = root.childOrNew(s.layout.Section)
+	return section, section.childOrNew(key)
+}
+
+// putGrant stores g in key's object: the access token in the layout's
+// AccessToken member, the rest in its Fields object. Every other member,
+// there and elsewhere, stays.
+func (s *FileStore) putGrant(root *object, key string, g *Grant) {
+	section, block := s.block(root, key)
+	fields := block.childOrNew(s.layout.Fields)
+	block.setValue(s.layout.AccessToken, g.AccessToken)
+	fields.setValue("refreshToken", g.RefreshToken)
+	fields.setValue("expiresAt", g.Expiry.Unix())
+	fields.setValue("clientId", g.ClientID)
+	fields.setValue("tokenEndpoint", g.TokenEndpoint)
+	fields.setValue("scope", g.Scope)
+	fields.setValue("tokenType", g.TokenType)
+	block.setChild(s.layout.Fields, fields)
+	section.setChild(key, block)
+	root.setChild(s.layout.Section, section)
+}
+
+// removeGrant removes key's access token and grant fields, keeping every
+// other member.
+func (s *FileStore) removeGrant(root *object, key string) {
+	section, block := s.block(root, key)
+	block.delete(s.layout.AccessToken)
+	block.delete(s.layout.Fields)
+	section.setChild(key, block)
+	root.setChild(s.layout.Section, section)
+}
+
+// MergeConfig deep-merges patch into the file's root under the lock. It
+// never writes a grant: the layout's AccessToken and Fields members are
+// dropped at every level of patch, and inside the layout's Section only
+// key's object may change. Other keys and unknown members survive.
+func (s *FileStore) MergeConfig(ctx context.Context, key string, patch map[string]any) error {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.updateLocked(func(root *object) (bool, error) {
+		for _, k := range slices.Sorted(maps.Keys(patch)) {
+			if k != s.layout.Section {
+				if err := s.mergeKey(root, k, patch[k]); err != nil {
+					return false, err
+				}
+				continue
+			}
+			sp, ok := patch[k].(map[string]any)
+			if !ok {
+				continue // a non-object section would wipe every key's object
+			}
+			bp, ok := sp[key].(map[string]any)
+			if !ok {
+				continue
+			}
+			section, block := s.block(root, key)
+			if err := s.mergeInto(block, bp); err != nil {
+				return false, err
+			}
+			section.setChild(key, block)
+			root.setChild(s.layout.Section, section)
+		}
+		return true, nil
+	})
+}
+
+// mergeInto deep-merges patch into o, dropping grant members.
+func (s *FileStore) mergeInto(o *object, patch map[string]any) error {
+	for _, k := range slices.Sorted(maps.Keys(patch)) {
+		if err := s.mergeKey(o, k, patch[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *FileStore) mergeKey(o *object, k string, v any) error {
+	if k == s.layout.AccessToken || k == s.layout.Fields {
+		return nil
+	}
+	if sub, ok := v.(map[string]any); ok {
+		c := o.child(k)
+		if c == nil {
+			c = newObject()
+		}
+		if err := s.mergeInto(c, sub); err != nil {
+			return err
+		}
+		o.setChild(k, c)
+		return nil
+	}
+	raw, err := marshalValue(v)
+	if err != nil {
+		return fmt.Errorf("oauth: merge config key %q: %w", k, err)
+	}
+	o.set(k, json.RawMessage(raw))
+	return nil
+}

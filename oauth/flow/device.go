@@ -1,0 +1,98 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// startDevice runs the device authorization request of f (RFC 8628
+// section 3.1) with [oauth2.Config.DeviceAuth] and, once the server
+// answered, polls the token endpoint in a goroutine owned by the manager.
+// f is registered and pending; concurrent Starts wait for f.ready.
+func (m *Manager) startDevice(ctx context.Context, f *flowRecord, opts []oauth2.AuthCodeOption) (Flow, error) {
+	actx, stop := context.WithCancel(context.WithValue(ctx, oauth2.HTTPClient, m.client))
+	defer stop()
+	defer context.AfterFunc(f.ctx, stop)() // Cancel and Close abort the request
+	da, err := f.cfg.DeviceAuth(actx, opts...)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	defer close(f.ready)
+	if f.state != StatePending { // cancelled or closed meanwhile
+		return f.snapshotLocked(), f.err
+	}
+	if err == nil && (da.DeviceCode == "" || da.UserCode == "" || !webURL(da.VerificationURI)) {
+		err = errors.New("flow: incomplete device authorization response")
+	}
+	if err != nil {
+		fe := tokenError(CodeStart, detailDeviceStart, err)
+		m.endLocked(f, StateError, fe.Detail, fe)
+		return f.snapshotLocked(), fe
+	}
+	f.userCode = da.UserCode
+	f.verificationURI = da.VerificationURI
+	f.authorizeURL = da.VerificationURI
+	if webURL(da.VerificationURIComplete) {
+		f.authorizeURL = da.VerificationURIComplete
+	}
+	if !da.Expiry.IsZero() {
+		// The library stamps Expiry with time.Now; report it on our clock.
+		f.expiresAt = m.clock.Now().Add(time.Until(da.Expiry)).Truncate(time.Second)
+	}
+	f.detail = detailWaitingDevice
+	m.wg.Add(1)
+	go m.pollDevice(f, da)
+	m.logFlow(f).Msg("flow: flow started")
+	return f.snapshotLocked(), nil
+}
+
+// pollDevice polls for f's token with [oauth2.Config.DeviceAccessToken],
+// which keeps the interval and honours slow_down (RFC 8628 section 3.5), and
+// completes or fails f. Cancel and Close stop it through f.ctx.
+func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
+	defer m.wg.Done()
+	tok, err := f.cfg.DeviceAccessToken(context.WithValue(f.ctx, oauth2.HTTPClient, m.client), da)
+	if err != nil {
+		if f.ctx.Err() != nil {
+			return // cancelled or closed: the flow has ended already
+		}
+		_, _ = m.fail(f, deviceError(err))
+		return
+	}
+	m.mu.Lock()
+	if f.state != StatePending {
+		m.mu.Unlock()
+		return
+	}
+	f.completing = true
+	m.mu.Unlock()
+	_, _ = m.install(f, tok)
+}
+
+// deviceError classifies how device polling failed (RFC 8628 section 3.5).
+func deviceError(err error) *Failure {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		switch re.ErrorCode {
+		case "access_denied":
+			return &Failure{Code: CodeAccessDenied, Detail: detailDenied, Err: err}
+		case "expired_token":
+			return &Failure{Code: CodeExpired, Detail: detailDeviceExpired, Err: err}
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) { // the device code's lifetime ran out
+		return &Failure{Code: CodeExpired, Detail: detailDeviceExpired, Err: err}
+	}
+	return tokenError(CodeDevice, detailDeviceFailed, err)
+}
+
+// webURL reports whether s is an absolute http or https URL, the only kind
+// of verification URI a person is sent to.
+func webURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}

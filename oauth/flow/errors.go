@@ -1,0 +1,66 @@
+package flow
+
+import "errors"
+
+// Errors of the authorization flows, for [errors.Is].
+var (
+	// ErrInvalidState is returned for a callback whose state parameter is
+	// missing, unknown, expired, already used or bound to another
+	// [Key] (RFC 6749 section 10.12). Such a callback changes nothing: a
+	// pending flow keeps waiting for the real one.
+	ErrInvalidState = errors.New("flow: missing, unknown or expired state")
+
+	// ErrDeviceUnsupported is returned by [Manager.Start] for a
+	// device flow the authorization server is not known to support
+	// (RFC 8628 section 4, RFC 8414 grant_types_supported).
+	ErrDeviceUnsupported = errors.New("flow: the authorization server does not support the device flow")
+
+	// ErrInvalidRequest is wrapped by the errors [Manager.Start]
+	// returns for a malformed [Request].
+	ErrInvalidRequest = errors.New("flow: invalid request")
+
+	// ErrConflict is returned by [Manager.Start], together with the
+	// pending flow, when a flow of another method or redirect mode is
+	// already pending for the key. Cancel it first to switch.
+	ErrConflict = errors.New("flow: another kind of flow is pending")
+
+	// ErrCancelled is returned by [Manager.Wait] when the flow was
+	// cancelled.
+	ErrCancelled = errors.New("flow: cancelled")
+
+	// ErrClosed is returned once [Manager.Close] was called.
+	ErrClosed = errors.New("flow: manager closed")
+)
+
+// Codes of a [Failure].
+const (
+	CodeAccessDenied  = "access_denied"       // the person or the server refused consent
+	CodeAuthorization = "authorization_error" // the callback carried another error= (RFC 6749 section 4.1.2.1)
+	CodeExpired       = "expired"             // the state or device code expired before approval
+	CodeTimedOut      = "timed_out"           // the loopback listener waited too long
+	CodeRateLimited   = "rate_limited"        // HTTP 429 from the authorization server
+	CodeExchange      = "exchange_failed"     // the code could not be exchanged for a token
+	CodeComplete      = "complete_failed"     // Request.Complete failed: the grant was not stored
+	CodeStart         = "start_failed"        // the device authorization request failed
+	CodeDevice        = "device_failed"       // device polling failed otherwise
+	CodeClosed        = "closed"              // the manager was closed while the flow was pending
+)
+
+// Failure is how a flow ended in [StateError] state. It is returned by
+// [Manager.Callback], [Manager.Wait] and, for a device flow whose
+// start failed at the server, [Manager.Start].
+//
+// Error returns only the code and Detail, which never contain a secret; the
+// cause (often an [*oauth2.RetrieveError]) is available through
+// [errors.Unwrap] for logging by a caller that knows what it holds.
+type Failure struct {
+	Code   string // one of the Code* constants
+	Detail string // for a person; also the flow's Detail
+	Err    error  // the cause, or nil
+}
+
+// Error returns "flow: <code>: <detail>"; never the cause.
+func (e *Failure) Error() string { return "flow: " + e.Code + ": " + e.Detail }
+
+// Unwrap returns the cause.
+func (e *Failure) Unwrap() error { return e.Err }

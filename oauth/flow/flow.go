@@ -1,0 +1,134 @@
+package flow
+
+import (
+	"context"
+	"net/url"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Method is how a person authorizes a flow.
+type Method string
+
+// Flow methods.
+const (
+	// MethodBrowser is the authorization code grant with PKCE S256
+	// (RFC 6749 section 4.1, RFC 7636) in a browser on this machine.
+	MethodBrowser Method = "browser"
+	// MethodDevice is the device authorization grant (RFC 8628): the person
+	// enters a short user code on another device.
+	MethodDevice Method = "device"
+)
+
+// State is where a flow stands, as reported by [Manager.Status].
+type State string
+
+// Flow states. A key with no flow is [StateIdle]; [Manager.Start] makes it
+// [StatePending]; it ends [StateConnected] (the grant is stored) or [StateError];
+// both revert to [StateIdle] after a while (see [Config.ErrorReset] and
+// [Config.ConnectedReset]).
+const (
+	StateIdle      State = "idle"
+	StatePending   State = "pending"
+	StateConnected State = "connected"
+	StateError     State = "error"
+)
+
+// RedirectMode is where the authorization server sends the browser back to
+// after consent (the redirect URI of RFC 6749 section 3.1.2).
+type RedirectMode string
+
+// Redirect modes of a browser flow.
+const (
+	// RedirectLoopback runs a one-shot listener on a loopback IP literal
+	// (RFC 8252 section 7.3); see [Config.LoopbackAddr].
+	RedirectLoopback RedirectMode = "loopback"
+	// RedirectCallback uses [Request.CallbackURL], a route of the host
+	// application that hands the query to [Manager.Callback].
+	RedirectCallback RedirectMode = "callback"
+)
+
+// Key names the one flow a [Manager] may have pending for a profile
+// and a provider.
+type Key struct {
+	Profile  string
+	Provider string
+}
+
+// Request describes a flow to start with [Manager.Start].
+type Request struct {
+	// Key binds the flow, and its state parameter, to a profile and provider.
+	Key Key
+
+	// Method is the authorization method. Required: the package decides no
+	// default, the caller does.
+	Method Method
+
+	// Redirect is the redirect mode of a browser flow, required for
+	// [MethodBrowser]; it must be empty for [MethodDevice].
+	Redirect RedirectMode
+
+	// CallbackURL is the redirect URI for [RedirectCallback]. The caller
+	// builds it from configuration (never from a request's Host header); it
+	// must be an absolute http or https URL.
+	CallbackURL string
+
+	// Config holds ClientID, Endpoint (AuthURL and TokenURL, DeviceAuthURL
+	// for a device flow) and Scopes. The manager works on a copy: it sets
+	// RedirectURL and uses [oauth2.AuthStyleInParams] (client_id in the form,
+	// as public clients do, RFC 6749 section 2.3.1). A public client has no
+	// ClientSecret.
+	Config oauth2.Config
+
+	// AuthParams are extra parameters of the authorization request (and of
+	// the device authorization request) that a provider's consent page
+	// reads, such as "source". Parameters with an empty value are left out.
+	// Parameters the protocol owns (client_id, redirect_uri, response_type,
+	// scope, state, code_challenge, code_challenge_method) are refused.
+	AuthParams url.Values
+
+	// DeviceSupported reports whether the authorization server supports the
+	// device flow. Set it from the server's metadata (RFC 8414), for example
+	// with [github.com/memconnect/memconnect/oauth.Metadata.SupportsDeviceFlow], or from what
+	// the provider knows for certain). The zero value fails closed: a
+	// [MethodDevice] request is refused with [ErrDeviceUnsupported].
+	DeviceSupported bool
+
+	// DisplayName names the provider on the loopback listener's result page
+	// ("Connected to Honcho"); "" leaves it out.
+	DisplayName string
+
+	// Complete stores the grant (for example with
+	// [github.com/memconnect/memconnect/oauth.Grants.Install]).
+	// It is called at most once per flow, with the token of the successful
+	// exchange, before the flow becomes [StateConnected]; if it fails the flow
+	// ends in [StateError] and no page says "Connected". It must not call
+	// back into the [Manager] for the same key.
+	Complete func(ctx context.Context, tok *oauth2.Token) error
+}
+
+// Flow is a snapshot of a flow, as reported by [Manager.Status]. A Flow
+// holds nothing secret: the state parameter, PKCE verifier and device code
+// never leave the manager and its [Store].
+type Flow struct {
+	ID     string
+	State  State
+	Method Method
+	// Detail says, for a person, what is happening or what went wrong.
+	Detail string
+	// AuthorizeURL is the page to open: the authorization request of a
+	// browser flow, or for a device flow verification_uri_complete when the
+	// server sent one, else verification_uri.
+	AuthorizeURL string
+	// RedirectURI is the redirect URI of a browser flow.
+	RedirectURI string
+	// UserCode and VerificationURI are the user_code and verification_uri of
+	// a device flow (RFC 8628 section 3.2).
+	UserCode        string
+	VerificationURI string
+	// ExpiresAt is when a pending flow stops being answerable: the expiry of
+	// the state parameter of a browser flow, of the device code of a device
+	// flow.
+	ExpiresAt time.Time
+}

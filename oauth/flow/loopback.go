@@ -1,0 +1,98 @@
+package flow
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// loopbackServer is the one-shot redirect listener of a browser flow
+// (RFC 8252 section 7.3).
+type loopbackServer struct {
+	ln          net.Listener
+	srv         *http.Server
+	redirectURI string // http://<bound IP literal>:<bound port>/callback
+}
+
+// listenLoopbackLocked binds the listener of f: on the manager's loopback
+// address, or on an OS-assigned port of the same IP when that one is taken,
+// and serves f's callback until the flow ends. The redirect URI names the IP
+// literal and port actually bound, never "localhost" (RFC 8252 section 8.3).
+func (m *Manager) listenLoopbackLocked(f *flowRecord) (*loopbackServer, error) {
+	host, _, err := net.SplitHostPort(m.loopbackAddr)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("%w: loopback address %q is not a loopback IP literal and port", ErrInvalidRequest, m.loopbackAddr)
+	}
+	ln, err := net.Listen("tcp", m.loopbackAddr)
+	if err != nil {
+		ln, err = net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+		if err != nil {
+			return nil, fmt.Errorf("flow: loopback listener: %w", err)
+		}
+		m.log.Info().Str("flow_id", f.id).Str("wanted", m.loopbackAddr).
+			Str("bound", ln.Addr().String()).Msg("flow: loopback port taken, using an OS-assigned one")
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	lb := &loopbackServer{
+		ln:          ln,
+		redirectURI: "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(port)) + "/callback",
+		srv: &http.Server{
+			Handler:           m.loopbackHandler(f),
+			ReadHeaderTimeout: 10 * time.Second,
+			// The server's own messages could quote a request; keep them out of every log.
+			ErrorLog: log.New(io.Discard, "", 0),
+		},
+	}
+	// One-shot: no connection outlives its request, so nothing reaches a
+	// handler once the flow has ended and the listener is closed.
+	lb.srv.SetKeepAlivesEnabled(false)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		_ = lb.srv.Serve(ln)
+	}()
+	return lb, nil
+}
+
+// loopbackHandler serves GET /callback for f, through the same completion
+// code as [Manager.Callback]; every other path is 404. It logs nothing
+// (the query holds the code and state).
+func (m *Manager) loopbackHandler(f *flowRecord) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/callback" {
+			http.NotFound(w, r)
+			return
+		}
+		// Only the browser's GET completes the flow: a HEAD (a link
+		// prefetcher, a probe) must not spend the state and the code.
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET")
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			return
+		}
+		flow, err := m.completeCallback(f.key, f, r.URL.Query())
+		CallbackOutcome(flow, err, f.name).Write(w)
+	})
+}
+
+// closeLoopbackLocked closes lb's listener now, so its port is free when
+// the caller returns, and shuts the server down in the background, letting
+// a page being written finish.
+func (m *Manager) closeLoopbackLocked(lb *loopbackServer) {
+	_ = lb.ln.Close()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if lb.srv.Shutdown(ctx) != nil {
+			_ = lb.srv.Close()
+		}
+	}()
+}

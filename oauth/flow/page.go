@@ -1,0 +1,134 @@
+package flow
+
+import (
+	"bytes"
+	"errors"
+	"html/template"
+	"net/http"
+)
+
+// callbackTemplate is the page a person sees at the end of a browser flow,
+// on the loopback listener and on a router's callback route alike.
+// html/template escapes every value.
+var callbackTemplate = template.Must(template.New("callback").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{{.Title}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#1b1b1b}h1{font-size:1.5rem}.ref{color:#555;font-size:.875rem}</style>
+</head>
+<body>
+<main>
+<h1>{{.Title}}</h1>
+<p role="status">{{.Message}}</p>
+{{- with .Next}}
+<p>{{.}}</p>
+{{- end}}
+{{- with .Reference}}
+<p class="ref">Reference: <code>{{.}}</code></p>
+{{- end}}
+</main>
+</body>
+</html>
+`))
+
+// SuccessMessage is what the page of a connected flow says.
+const SuccessMessage = "Connected — you can close this window and return to the app."
+
+// CallbackPage is the HTML page for the end of a browser flow: what it
+// says, with which HTTP status. Build one with [CallbackOutcome] (or by hand
+// for an error that is not a flow's, such as a link naming no profile) and
+// send it with [CallbackPage.Write].
+type CallbackPage struct {
+	Status    int
+	Title     string
+	Message   string
+	Next      string // the next step, for a person
+	Reference string // e.g. a request id, shown small so a person can quote it
+	// Outcome names the result for a log line ("connected", a
+	// [Failure] code, "invalid_state"); it is not shown.
+	Outcome string
+}
+
+// CallbackOutcome is the page for the result of a callback, as returned by
+// [Manager.Callback] (or met by the loopback listener). name is the
+// provider's display name for the title of a success ("" for none):
+//
+//   - err == nil and the flow connected: 200, [SuccessMessage];
+//   - [ErrInvalidState]: 400, "This sign-in link is not valid", nothing
+//     about any flow;
+//   - a [*Failure]: 400 for an error= callback, a denial or an expired
+//     flow, 429 when rate limited, 502 when the token endpoint failed, 503
+//     when the manager is closing, 500 otherwise, each with a next step.
+func CallbackOutcome(f Flow, err error, name string) CallbackPage {
+	const again = "Return to the app and connect again."
+	if err == nil && f.State == StateConnected {
+		title := "Connected"
+		if name != "" {
+			title = "Connected to " + name
+		}
+		return CallbackPage{Status: http.StatusOK, Outcome: "connected", Title: title, Message: SuccessMessage}
+	}
+	if errors.Is(err, ErrInvalidState) {
+		return CallbackPage{Status: http.StatusBadRequest, Outcome: "invalid_state",
+			Title:   "This sign-in link is not valid",
+			Message: "It is unknown, expired, or was already used, so it was ignored.",
+			Next:    "Return to the app: if it is still waiting, finish the sign-in from the page it opened; otherwise connect again.",
+		}
+	}
+	var fe *Failure
+	if !errors.As(err, &fe) {
+		return CallbackPage{Status: http.StatusInternalServerError, Outcome: "internal",
+			Title: "Sign-in failed", Message: "Something went wrong on our side.",
+			Next: "Return to the app and connect again. If it keeps happening, the server log has the details."}
+	}
+	p := CallbackPage{Status: http.StatusInternalServerError, Outcome: fe.Code,
+		Title: "Sign-in failed", Message: fe.Detail + ".", Next: again}
+	switch fe.Code {
+	case CodeAccessDenied:
+		p.Status, p.Title = http.StatusBadRequest, "Sign-in was declined"
+		p.Message = detailDenied + ": access was not granted, so nothing was connected."
+		p.Next = "If that was a mistake, return to the app and connect again."
+	case CodeAuthorization:
+		p.Status = http.StatusBadRequest
+	case CodeExpired, CodeTimedOut:
+		p.Status, p.Title = http.StatusBadRequest, "Sign-in expired"
+	case CodeRateLimited:
+		p.Status = http.StatusTooManyRequests
+		p.Next = "Wait a minute, then return to the app and connect again."
+	case CodeExchange:
+		p.Status = http.StatusBadGateway
+		p.Next = "Return to the app and connect again. If it keeps failing, the provider's server may be having trouble."
+	case CodeComplete:
+		p.Title = "Signed in, but not saved"
+		p.Message = "You approved the sign-in, but the credentials could not be saved, so nothing was connected."
+		p.Next = "Check that the config file is valid JSON and can be written (the server log names it), then connect again from the app."
+	case CodeClosed:
+		p.Status, p.Title = http.StatusServiceUnavailable, "The app is shutting down"
+		p.Next = "Start the app again, then connect again."
+	}
+	return p
+}
+
+// Write sends the page as HTML. It is never cached and sends no referrer:
+// the URL that led here holds the authorization code.
+func (p CallbackPage) Write(w http.ResponseWriter) {
+	var buf bytes.Buffer
+	if err := callbackTemplate.Execute(&buf, p); err != nil {
+		// The template and the page's fields are fixed types; this cannot happen.
+		http.Error(w, "Sign-in: the result page could not be shown.", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(buf.Bytes())
+}

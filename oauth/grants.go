@@ -1,0 +1,225 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/oauth2"
+)
+
+// Grants keeps the grants of one [GrantStore] fresh. It runs the refresh
+// protocol of the package documentation: the hot cache, the in-process
+// lock, the store's lock, the re-read and adoption of another holder's
+// rotation, the exchange, the journal and the commit, the dead grant and
+// the cooldown.
+//
+// A Grants is safe for concurrent use by multiple goroutines. Use one per
+// store in a process: its token sources then share the in-process refresh
+// lock, the token cache and the dead-grant state of each key.
+type Grants struct {
+	store       GrantStore
+	logger      zerolog.Logger
+	now         func() time.Time
+	client      *http.Client
+	lockTimeout time.Duration
+
+	// Refresh timing; fields so that tests in this package can shorten
+	// them.
+	attemptTimeout time.Duration // one exchange attempt
+	retryDelay     time.Duration // before the one retry
+	budget         time.Duration // all attempts
+	cooldown       time.Duration // no new attempt after a transient failure
+
+	mu   sync.Mutex // guards keys
+	keys map[string]*keyState
+}
+
+// NewGrants returns the engine for the grants of store. It takes the
+// [WithLogger], [WithClock], [WithHTTPClient] and [WithLockTimeout] options.
+func NewGrants(store GrantStore, opts ...Option) *Grants {
+	o := newOptions(opts)
+	return &Grants{
+		store:          store,
+		logger:         o.logger,
+		now:            o.now,
+		client:         o.client,
+		lockTimeout:    o.lockTimeout,
+		attemptTimeout: 15 * time.Second,
+		retryDelay:     2 * time.Second,
+		budget:         20 * time.Second,
+		cooldown:       30 * time.Second,
+		keys:           make(map[string]*keyState),
+	}
+}
+
+// Store returns the store the grants live in.
+func (gs *Grants) Store() GrantStore { return gs.store }
+
+// keyState is the in-process state of one key's grant.
+type keyState struct {
+	// sem is the in-process refresh lock: a channel so that waiting for it
+	// honours a context.
+	sem chan struct{}
+	// cache is the hot path: read without a lock.
+	cache atomic.Pointer[cacheEntry]
+
+	mu       sync.Mutex // guards the fields below
+	dead     *deadGrant // non-nil: the server rejected this grant
+	coolTill time.Time  // no refresh attempt before this instant
+	unsaved  *Grant     // a rotation that could not be committed yet
+	// unsavedFrom is the refresh token unsaved replaced; while the store
+	// still holds it, unsaved is the grant to use.
+	unsavedFrom string
+}
+
+// cacheEntry is an access token and the instant it must be refreshed.
+type cacheEntry struct {
+	tok       *oauth2.Token
+	refreshAt time.Time
+}
+
+// deadGrant remembers a grant the server rejected, so that no network call
+// is made until the store holds another refresh token.
+type deadGrant struct {
+	refreshToken string
+	code         string
+}
+
+func (gs *Grants) key(key string) *keyState {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	k, ok := gs.keys[key]
+	if !ok {
+		k = &keyState{sem: make(chan struct{}, 1)}
+		gs.keys[key] = k
+	}
+	return k
+}
+
+// Credentials returns what the store holds for key: an OAuth grant, or a
+// plain API key. Nothing stored is the zero Credentials and no error.
+func (gs *Grants) Credentials(ctx context.Context, key string) (Credentials, error) {
+	return gs.store.Credentials(ctx, key)
+}
+
+// ReauthRequired reports whether a refresh in this process found key's
+// grant rejected by the server, and the store still holds that grant.
+func (gs *Grants) ReauthRequired(key string) bool {
+	k := gs.key(key)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.dead != nil
+}
+
+// Install stores a grant fresh from a token response (an authorization code
+// or device grant) as key's grant, replacing any other; base supplies what
+// the response leaves out (client id, token endpoint, scope, token type).
+// It returns the stored grant.
+func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, base Grant) (*Grant, error) {
+	if tok == nil || tok.AccessToken == "" {
+		return nil, errors.New("oauth: token response has no access token")
+	}
+	if tok.RefreshToken == "" {
+		return nil, errors.New("oauth: the authorization server issued no refresh token, so the sign-in cannot be kept fresh (Ory Hydra issues one only for the offline_access scope)")
+	}
+	if base.ClientID == "" || base.TokenEndpoint == "" {
+		return nil, errors.New("oauth: install grant: client id and token endpoint are required")
+	}
+	g := grantFromToken(tok, gs.now(), &base)
+	k := gs.key(key)
+	lg, unlock, err := gs.lock(ctx, nil, key)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := lg.Commit(nil, g); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	k.unsaved, k.unsavedFrom = nil, ""
+	k.mu.Unlock()
+	gs.adopted(k, g)
+	gs.logger.Info().Str("grant", gs.store.Describe(key)).Time("expires_at", g.Expiry).Msg("oauth: grant installed")
+	return g, nil
+}
+
+// Remove removes key's grant and returns it, so the caller can revoke it,
+// or returns an error wrapping [ErrNoGrant] when there is none (a plain
+// API key is left alone).
+func (gs *Grants) Remove(ctx context.Context, key string) (*Grant, error) {
+	lg, unlock, err := gs.lock(ctx, nil, key)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	c, err := lg.Credentials()
+	if err != nil {
+		return nil, err
+	}
+	if c.Grant == nil {
+		return nil, fmt.Errorf("%w for %s", ErrNoGrant, gs.store.Describe(key))
+	}
+	if err := lg.Commit(c.Grant, nil); err != nil {
+		return nil, err
+	}
+	k := gs.key(key)
+	k.cache.Store(nil)
+	k.mu.Lock()
+	k.dead, k.unsaved, k.unsavedFrom, k.coolTill = nil, nil, "", time.Time{}
+	k.mu.Unlock()
+	gs.logger.Info().Str("grant", gs.store.Describe(key)).Msg("oauth: grant removed")
+	return c.Grant, nil
+}
+
+// lock takes k's in-process lock (when k is not nil) and then the store's
+// lock of key, waiting at most the lock timeout for both. The returned func
+// releases both.
+func (gs *Grants) lock(ctx context.Context, k *keyState, key string) (LockedGrant, func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, gs.lockTimeout)
+	defer cancel()
+	if k != nil {
+		select {
+		case k.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("oauth: wait for the refresh lock of %s: %w", gs.store.Describe(key), ctx.Err())
+		}
+	}
+	lg, err := gs.store.Lock(ctx, key)
+	if err != nil {
+		if k != nil {
+			<-k.sem
+		}
+		return nil, nil, err
+	}
+	return lg, func() {
+		lg.Unlock()
+		if k != nil {
+			<-k.sem
+		}
+	}, nil
+}
+
+// adopted makes g the grant this process serves for k: it fills the cache
+// and clears the dead and cooldown state.
+//
+// While a rotation waits to be committed the cache stays empty, so every
+// call takes the slow path and tries the commit again.
+func (gs *Grants) adopted(k *keyState, g *Grant) *oauth2.Token {
+	tok := g.Token()
+	k.mu.Lock()
+	k.dead, k.coolTill = nil, time.Time{}
+	pending := k.unsaved != nil
+	k.mu.Unlock()
+	if pending {
+		k.cache.Store(nil)
+	} else {
+		k.cache.Store(&cacheEntry{tok: tok, refreshAt: g.Expiry.Add(-RefreshSkew)})
+	}
+	return tok
+}

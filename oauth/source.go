@@ -1,0 +1,403 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptrace"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// ReauthError is the error for a grant the server rejected. It matches
+// [ErrReauthRequired].
+type ReauthError struct {
+	Grant string // the grant, as its store describes it
+	Code  string // the OAuth error code the server answered, e.g. "invalid_grant"
+}
+
+func (e *ReauthError) Error() string {
+	return fmt.Sprintf("oauth: the authorization server rejected the grant of %s (%s); sign in again", e.Grant, e.Code)
+}
+
+// Is reports whether target is [ErrReauthRequired].
+func (e *ReauthError) Is(target error) bool { return target == ErrReauthRequired }
+
+// isRejection reports whether a token-endpoint error code means the refresh
+// token is known to be useless (RFC 6749 section 5.2).
+func isRejection(code string) bool {
+	return code == "invalid_grant" || code == "invalid_client" || code == "unauthorized_client"
+}
+
+// Source is an [oauth2.TokenSource] for one key's grant in a [Grants]. Its
+// hot path, a cached access token more than [RefreshSkew] from expiry,
+// takes no lock, reads no store and allocates nothing; everything else
+// follows the refresh protocol of the package documentation.
+//
+// Returned tokens carry no refresh token and must not be modified; they are
+// shared between callers, like those of [oauth2.ReuseTokenSource].
+//
+// A Source is safe for concurrent use by multiple goroutines. It never
+// keeps a caller's context: contexts bound only the wait for locks, and an
+// exchange once started runs to completion so a rotation is never lost.
+type Source struct {
+	gs       *Grants
+	key      string
+	k        *keyState
+	onChange func(*oauth2.Token)
+}
+
+var _ oauth2.TokenSource = (*Source)(nil)
+
+// SourceOption configures a [Source].
+type SourceOption func(*Source)
+
+// OnTokenChange registers fn to be called once for every rotation this source
+// made (not for tokens adopted from another holder), after the new token is
+// stored and the locks are released. It lets a long-lived client swap its
+// bearer.
+func OnTokenChange(fn func(*oauth2.Token)) SourceOption {
+	return func(ts *Source) { ts.onChange = fn }
+}
+
+// TokenSource returns the token source of key's grant. Sources of the same
+// key share one cache and one refresh lock.
+func (gs *Grants) TokenSource(key string, opts ...SourceOption) *Source {
+	ts := &Source{gs: gs, key: key, k: gs.key(key)}
+	for _, o := range opts {
+		o(ts)
+	}
+	return ts
+}
+
+// Token returns a valid access token, refreshing it if needed. It is
+// [Source.TokenContext] with a background context.
+func (ts *Source) Token() (*oauth2.Token, error) {
+	return ts.TokenContext(context.Background())
+}
+
+// TokenContext returns a valid access token, refreshing it under both locks if
+// it is within [RefreshSkew] of expiry. ctx bounds only the wait for locks.
+func (ts *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+	if e := ts.k.cache.Load(); e != nil && ts.gs.now().Before(e.refreshAt) {
+		return e.tok, nil
+	}
+	return ts.slow(ctx)
+}
+
+// ForceRefresh is for a caller whose request was answered 401 with
+// failedAccessToken. Under both locks it adopts a different access token
+// from the store if another holder stored one; only if the store still holds
+// failedAccessToken does it spend the refresh token. Unlike Token it does
+// not fail open: a failed exchange is returned as an error.
+func (ts *Source) ForceRefresh(ctx context.Context, failedAccessToken string) (*oauth2.Token, error) {
+	if err := ts.checkDead(ctx); err != nil {
+		return nil, err
+	}
+	return ts.refresh(ctx, failedAccessToken, true)
+}
+
+func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
+	if err := ts.checkDead(ctx); err != nil {
+		return nil, err
+	}
+	ts.k.mu.Lock()
+	coolTill, unsaved := ts.k.coolTill, ts.k.unsaved != nil
+	ts.k.mu.Unlock()
+	if unsaved {
+		return ts.refresh(ctx, "", false) // commit the pending rotation first
+	}
+	g, err := ts.grant(ts.gs.store.Credentials(ctx, ts.key))
+	if err != nil {
+		ts.k.cache.Store(nil)
+		return nil, err
+	}
+	now := ts.gs.now()
+	if !g.needsRefresh(now) {
+		return ts.gs.adopted(ts.k, g), nil
+	}
+	if now.Before(coolTill) {
+		return g.Token(), nil // fail open until the cooldown ends
+	}
+	return ts.refresh(ctx, "", false)
+}
+
+// grant returns the grant of c, or an error wrapping [ErrNoGrant].
+func (ts *Source) grant(c Credentials, err error) (*Grant, error) {
+	if err != nil {
+		return nil, err
+	}
+	if c.Grant == nil {
+		return nil, fmt.Errorf("%w for %s", ErrNoGrant, ts.gs.store.Describe(ts.key))
+	}
+	return c.Grant, nil
+}
+
+// checkDead returns the reauth error while the grant is dead and the store
+// still holds the refresh token the server rejected.
+func (ts *Source) checkDead(ctx context.Context) error {
+	k := ts.k
+	k.mu.Lock()
+	d := k.dead
+	k.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	c, err := ts.gs.store.Credentials(ctx, ts.key)
+	if err == nil && c.Grant != nil && c.Grant.RefreshToken == d.refreshToken {
+		return ts.reauthError(d.code)
+	}
+	k.mu.Lock()
+	if k.dead == d {
+		k.dead = nil
+	}
+	k.mu.Unlock()
+	return nil
+}
+
+func (ts *Source) reauthError(code string) error {
+	return &ReauthError{Grant: ts.gs.store.Describe(ts.key), Code: code}
+}
+
+// refresh runs steps 2-5 of the protocol under both locks. With force it
+// treats failedAccessToken as rejected regardless of its expiry.
+//
+// The work runs in its own goroutine: a caller whose context ends stops
+// waiting, but an exchange already under way still completes and is
+// persisted (and reported to OnTokenChange), so the rotation is not lost.
+func (ts *Source) refresh(ctx context.Context, failedAccessToken string, force bool) (*oauth2.Token, error) {
+	type result struct {
+		tok *oauth2.Token
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		tok, rotated, err := ts.refreshLocked(ctx, failedAccessToken, force)
+		if err == nil && rotated && ts.onChange != nil {
+			ts.onChange(tok)
+		}
+		done <- result{tok, err}
+	}()
+	select {
+	case r := <-done:
+		return r.tok, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("oauth: token for %s: %w", ts.gs.store.Describe(ts.key), ctx.Err())
+	}
+}
+
+func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, force bool) (tok *oauth2.Token, rotated bool, err error) {
+	gs, k := ts.gs, ts.k
+	lg, unlock, err := gs.lock(ctx, k, ts.key)
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
+
+	g, err := ts.grant(lg.Credentials())
+	if err != nil {
+		k.cache.Store(nil)
+		return nil, false, err
+	}
+	k.mu.Lock()
+	dead, coolTill, unsaved := k.dead, k.coolTill, k.unsaved
+	k.mu.Unlock()
+
+	if unsaved != nil {
+		g = ts.saveUnsaved(lg, g, unsaved)
+	}
+	if dead != nil && dead.refreshToken == g.RefreshToken {
+		return nil, false, ts.reauthError(dead.code)
+	}
+	now := gs.now()
+	if force {
+		if g.AccessToken != failedAccessToken {
+			return gs.adopted(k, g), false, nil // another holder already rotated
+		}
+	} else if !g.needsRefresh(now) {
+		return gs.adopted(k, g), false, nil
+	}
+	if now.Before(coolTill) {
+		if force {
+			return nil, false, fmt.Errorf("oauth: token refresh for %s is paused after a failure; try again in %s",
+				gs.store.Describe(ts.key), coolTill.Sub(now).Round(time.Second))
+		}
+		return g.Token(), false, nil
+	}
+
+	fresh, err := ts.exchange(g)
+	if err != nil {
+		return ts.failed(lg, g, err, force)
+	}
+	ng := grantFromToken(fresh, gs.now(), g)
+	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
+	if jerr := lg.Journal(g, ng); jerr != nil {
+		log.Warn().Str("error", redact(jerr.Error(), g, ng)).Msg("oauth: could not write the rotation journal")
+	}
+	if werr := lg.Commit(g, ng); werr != nil {
+		// The old refresh token is spent: keep the new grant in memory and
+		// commit it on the next call rather than lose the rotation.
+		k.mu.Lock()
+		k.unsaved, k.unsavedFrom = ng, g.RefreshToken
+		k.mu.Unlock()
+		log.Error().Str("error", redact(werr.Error(), g, ng)).Msg("oauth: rotated token could not be stored; kept in memory, will retry")
+	}
+	tok = gs.adopted(k, ng)
+	log.Info().Time("expires_at", ng.Expiry).Msg("oauth: token refreshed")
+	return tok, true, nil
+}
+
+// saveUnsaved commits a rotation that an earlier commit failed to store,
+// when the store still holds its predecessor. It returns the grant to
+// continue with: the unsaved one while it cannot be stored, so the spent
+// refresh token is never replayed.
+func (ts *Source) saveUnsaved(lg LockedGrant, stored, unsaved *Grant) *Grant {
+	gs, k := ts.gs, ts.k
+	k.mu.Lock()
+	from := k.unsavedFrom
+	k.mu.Unlock()
+	if stored.RefreshToken != from {
+		k.mu.Lock()
+		k.unsaved = nil
+		k.mu.Unlock()
+		return stored // the store moved on without us
+	}
+	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
+	if err := lg.Commit(stored, unsaved); err != nil {
+		log.Error().Str("error", redact(err.Error(), stored, unsaved)).Msg("oauth: rotated token still cannot be stored; serving it from memory")
+		return unsaved
+	}
+	k.mu.Lock()
+	k.unsaved = nil
+	k.mu.Unlock()
+	log.Info().Msg("oauth: rotated token stored after an earlier failure")
+	return unsaved
+}
+
+// failed handles a failed exchange: a rejected grant is adopted from the
+// store or marked dead; anything else fails open and starts the cooldown.
+func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool) (*oauth2.Token, bool, error) {
+	gs, k := ts.gs, ts.k
+	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && isRejection(re.ErrorCode) {
+		if g2, gerr := ts.grant(lg.Credentials()); gerr == nil && g2.RefreshToken != g.RefreshToken {
+			log.Info().Msg("oauth: lost a refresh race; adopting the token another holder stored")
+			return gs.adopted(k, g2), false, nil
+		}
+		k.cache.Store(nil)
+		k.mu.Lock()
+		k.dead = &deadGrant{refreshToken: g.RefreshToken, code: re.ErrorCode}
+		k.mu.Unlock()
+		log.Warn().Str("error", describe(err, g)).Msg("oauth: grant rejected by the authorization server; sign-in required")
+		return nil, false, ts.reauthError(re.ErrorCode)
+	}
+	now := gs.now()
+	k.mu.Lock()
+	k.coolTill = now.Add(gs.cooldown)
+	k.mu.Unlock()
+	log.Warn().Str("error", describe(err, g)).Dur("retry_in", gs.cooldown).Msg("oauth: token refresh failed; keeping the current token")
+	if force {
+		return nil, false, fmt.Errorf("oauth: token refresh for %s failed: %s", gs.store.Describe(ts.key), describe(err, g))
+	}
+	return g.Token(), false, nil
+}
+
+// exchange spends g's refresh token through x/oauth2 as a public client
+// (client_id in the form, no secret). Each attempt has its own deadline
+// within the overall budget; the caller's context is deliberately not used,
+// so a cancelled request cannot lose a rotation the server already made.
+//
+// A second attempt is made only when the first provably did not reach the
+// server (the request was never fully written) or the server answered 5xx or
+// 429. A response lost after the request was sent is not retried: the server
+// may have rotated, and retrying would replay the token.
+func (ts *Source) exchange(g *Grant) (*oauth2.Token, error) {
+	gs := ts.gs
+	cfg := oauth2.Config{
+		ClientID: g.ClientID,
+		Endpoint: oauth2.Endpoint{TokenURL: g.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
+	}
+	budget, cancel := context.WithTimeout(context.Background(), gs.budget)
+	defer cancel()
+	budget = context.WithValue(budget, oauth2.HTTPClient, gs.client)
+	for attempt := 1; ; attempt++ {
+		var sent atomic.Bool
+		actx, acancel := context.WithTimeout(budget, gs.attemptTimeout)
+		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+			WroteRequest: func(i httptrace.WroteRequestInfo) {
+				if i.Err == nil {
+					sent.Store(true)
+				}
+			},
+		})
+		tok, err := cfg.TokenSource(actx, &oauth2.Token{RefreshToken: g.RefreshToken}).Token()
+		acancel()
+		if err == nil {
+			return tok, nil
+		}
+		if attempt >= 2 || !retryable(err, sent.Load()) {
+			return nil, err
+		}
+		gs.logger.Debug().Str("grant", gs.store.Describe(ts.key)).Str("error", describe(err, g)).Msg("oauth: token refresh attempt failed; retrying")
+		t := time.NewTimer(gs.retryDelay)
+		select {
+		case <-t.C:
+		case <-budget.Done():
+			t.Stop()
+			return nil, err
+		}
+	}
+}
+
+// retryable reports whether a failed refresh may be sent again without risk
+// of replaying a refresh token the server already rotated.
+func retryable(err error, sent bool) bool {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		if re.Response == nil {
+			return false
+		}
+		sc := re.Response.StatusCode
+		return sc >= 500 || sc == 429
+	}
+	return !sent
+}
+
+// describe words a refresh error for a log line or an error message without
+// any token value: the server's body is never included.
+func describe(err error, grants ...*Grant) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		if re.ErrorCode != "" {
+			return fmt.Sprintf("token endpoint answered %d %s", status, re.ErrorCode)
+		}
+		return fmt.Sprintf("token endpoint answered %d", status)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "token endpoint did not answer in time"
+	}
+	return redact(err.Error(), grants...)
+}
+
+// redact replaces every token of grants found in s.
+func redact(s string, grants ...*Grant) string {
+	for _, g := range grants {
+		if g == nil {
+			continue
+		}
+		for _, t := range []string{g.AccessToken, g.RefreshToken} {
+			if t != "" {
+				s = strings.ReplaceAll(s, t, "[redacted]")
+			}
+		}
+	}
+	return s
+}

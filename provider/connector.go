@@ -1,0 +1,557 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
+)
+
+// Errors of the [Connector], for [errors.Is].
+var (
+	// ErrUnsupported reports that a provider does not support the
+	// operation: it has no OAuth at all, or not the requested method.
+	ErrUnsupported = errors.New("provider: not supported")
+
+	// ErrConflict reports a request that conflicts with the current state,
+	// such as a connect with one method while a flow of another method is
+	// pending.
+	ErrConflict = errors.New("provider: conflict")
+
+	// ErrAPIKeyConnection reports a disconnect of a profile that connects
+	// with an API key, which disconnecting does not remove.
+	ErrAPIKeyConnection = errors.New("provider: the profile connects with an API key, which disconnect does not remove")
+
+	// ErrNoCallbackURL reports a browser flow that asks for the callback
+	// redirect mode of a Connector without a callback base URL.
+	ErrNoCallbackURL = errors.New("provider: no callback base URL is configured, so the callback redirect mode is not available")
+)
+
+// ConnectRequest is how a caller wants a flow started by [Connector.Connect].
+// Its zero value asks for the default: a browser flow, redirected to the
+// Connector's callback route when it has a callback base URL, else to a
+// loopback listener.
+type ConnectRequest struct {
+	// Method is the flow to run; empty means [flow.MethodBrowser].
+	Method flow.Method
+	// Source tags the authorize link with the surface that started it
+	// ("hermes-cli", "hermes-desktop"), so the consent page can adapt.
+	Source string
+	// Redirect is where a browser flow's authorization response goes;
+	// empty means the default above. It must be empty for a device flow.
+	Redirect flow.RedirectMode
+	// TokensOnly stores the tokens and skips the merge of the
+	// authorization server's "config" into the configuration file (the
+	// command-line client asks for the consent values itself).
+	TokensOnly bool
+	// OnInstalled, if not nil, is called with the token response after
+	// the grant is stored and before the flow becomes connected; the
+	// server's "config" arrives this way ([oauth2.Token.Extra]). It must
+	// not block.
+	OnInstalled func(*oauth2.Token)
+}
+
+// DisconnectResult is what [Connector.Disconnect] did.
+type DisconnectResult struct {
+	// Removed reports that a grant was removed; false when there was none
+	// (disconnecting is idempotent).
+	Removed bool
+	// Revoked reports that the server accepted the revocation of the
+	// refresh token (RFC 7009).
+	Revoked bool
+	// RevokeError says why revocation failed, for a person; empty when it
+	// succeeded or was not attempted (no revocation endpoint is known). It
+	// never holds a token.
+	RevokeError string
+}
+
+// Connector connects profiles to providers: the use cases that the HTTP
+// handlers and the command-line client share. It resolves names, decides
+// every default of a connect request, builds the OAuth configuration from a
+// provider's endpoints, drives the flows of a [flow.Manager], keeps one
+// [oauth.Grants] per config file, applies the disconnect rules and builds
+// the status report.
+//
+// Registry and Profiles are required; Flows is required by Connect,
+// Callback, Cancel and Wait. Set the fields before first use and do not
+// change them afterwards. Connector is safe for concurrent use by multiple
+// goroutines; do not copy it after first use.
+type Connector struct {
+	// Registry holds the providers.
+	Registry *Registry
+	// Profiles resolves profile names.
+	Profiles ProfileResolver
+	// Flows runs authorization flows.
+	Flows *flow.Manager
+	// CallbackBaseURL, when not empty, is the absolute http(s) URL where
+	// the host serves the callback route, such as
+	// "http://127.0.0.1:8080/api/memory"; see [ValidateCallbackBaseURL].
+	// Browser flows then default to [flow.RedirectCallback] with the
+	// redirect URI CallbackBaseURL + "/profiles/{profile}/providers/{provider}/callback".
+	CallbackBaseURL string
+	// HTTPClient is used for refreshes, metadata discovery and revocation;
+	// nil means [http.DefaultClient].
+	HTTPClient *http.Client
+	// Logger receives the grant engine's log and warnings such as a failed
+	// revocation. The zero value discards them.
+	Logger zerolog.Logger
+	// Now is the clock of every expiry decision; nil means [time.Now].
+	Now func() time.Time
+
+	storesOnce sync.Once
+	stores     *Stores
+
+	mdMu sync.Mutex // guards md
+	md   map[string]discovered
+}
+
+// ValidateCallbackBaseURL checks a callback base URL and returns it without
+// a trailing slash. The empty string is valid (no callback mode). Otherwise
+// it must be an absolute http or https URL with a host and without user
+// information, query or fragment, and must not name localhost: loopback
+// redirect URIs are IP literals (RFC 8252 section 8.3), since "localhost"
+// may resolve elsewhere and servers such as Ory Hydra match the host
+// exactly.
+func ValidateCallbackBaseURL(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("provider: callback base URL %q is not an absolute http(s) URL without query or fragment", raw)
+	}
+	if strings.EqualFold(u.Hostname(), "localhost") {
+		return "", fmt.Errorf("provider: callback base URL %q names localhost; use the IP literal http://127.0.0.1:%s (RFC 8252 section 8.3)", raw, u.Port())
+	}
+	return strings.TrimRight(raw, "/"), nil
+}
+
+// Stores returns the shared stores of the config files, configured with the
+// Connector's logger, HTTP client and clock.
+func (c *Connector) Stores() *Stores {
+	c.storesOnce.Do(func() {
+		c.stores = NewStores(oauth.WithLogger(c.Logger), oauth.WithHTTPClient(c.HTTPClient), oauth.WithClock(c.Now))
+	})
+	return c.stores
+}
+
+// discovered is a cached RFC 8414 metadata lookup (nil metadata: it failed).
+type discovered struct {
+	md *oauth.Metadata
+	at time.Time
+}
+
+// metadataTTL is how long discovered metadata (or a failed lookup) is reused.
+const metadataTTL = 10 * time.Minute
+
+// metadata discovers the issuer's RFC 8414 metadata, reusing a lookup made
+// within metadataTTL. It returns nil when discovery fails.
+func (c *Connector) metadata(ctx context.Context, issuer string) *oauth.Metadata {
+	if issuer == "" {
+		return nil
+	}
+	now := c.now()
+	c.mdMu.Lock()
+	if d, ok := c.md[issuer]; ok && now.Sub(d.at) < metadataTTL {
+		c.mdMu.Unlock()
+		return d.md
+	}
+	c.mdMu.Unlock()
+	md, err := oauth.Discover(ctx, c.httpClient(), issuer)
+	if err != nil {
+		c.Logger.Debug().Err(err).Str("issuer", issuer).Msg("metadata discovery failed")
+		md = nil
+	}
+	c.mdMu.Lock()
+	if c.md == nil {
+		c.md = make(map[string]discovered)
+	}
+	c.md[issuer] = discovered{md: md, at: now}
+	c.mdMu.Unlock()
+	return md
+}
+
+// endpoints returns the provider's endpoints with the ones it left empty
+// filled from the issuer's metadata (RFC 8414), and whether that metadata
+// announces the device flow. Discovery is asked only when something is
+// missing or the device flow is wanted; it fails closed.
+func (c *Connector) endpoints(ctx context.Context, t target, device bool) (Endpoints, bool, error) {
+	ep, err := t.provider.Endpoints(ctx, t.profile)
+	if err != nil {
+		return Endpoints{}, false, err
+	}
+	if !device && ep.AuthorizeURL != "" && ep.TokenURL != "" && ep.RevocationURL != "" {
+		return ep, false, nil
+	}
+	md := c.metadata(ctx, ep.Issuer)
+	e := oauth2.Endpoint{AuthURL: ep.AuthorizeURL, TokenURL: ep.TokenURL, DeviceAuthURL: ep.DeviceAuthURL}
+	md.Fill(&e, &ep.RevocationURL)
+	ep.AuthorizeURL, ep.TokenURL, ep.DeviceAuthURL = e.AuthURL, e.TokenURL, e.DeviceAuthURL
+	return ep, md.SupportsDeviceFlow(), nil
+}
+
+// target is a resolved (profile, provider) pair.
+type target struct {
+	profile  Profile
+	provider Provider
+	key      flow.Key
+}
+
+// resolve looks up the provider and resolves the profile. The provider is
+// looked up first so that an unknown provider is reported as such whatever
+// the profile.
+func (c *Connector) resolve(profileName, providerName string) (target, error) {
+	if c.Registry == nil || c.Profiles == nil {
+		return target{}, errors.New("provider: Connector needs a Registry and a ProfileResolver")
+	}
+	pv, ok := c.Registry.Lookup(providerName)
+	if !ok {
+		return target{}, fmt.Errorf("%w %s", ErrUnknownProvider, quoteShort(providerName))
+	}
+	p, err := c.Profiles.Resolve(profileName)
+	if err != nil {
+		return target{}, err
+	}
+	return target{profile: p, provider: pv, key: flow.Key{Profile: p.Name, Provider: pv.Name()}}, nil
+}
+
+// oauthTarget is resolve for an operation that needs OAuth.
+func (c *Connector) oauthTarget(profileName, providerName string) (target, error) {
+	t, err := c.resolve(profileName, providerName)
+	if err != nil {
+		return target{}, err
+	}
+	return t, t.needOAuth()
+}
+
+// needOAuth reports [ErrUnsupported] for a provider without OAuth.
+func (t target) needOAuth() error {
+	if len(t.provider.AuthMethods()) == 0 {
+		return fmt.Errorf("%w: %s does not support OAuth", ErrUnsupported, t.provider.DisplayName())
+	}
+	return nil
+}
+
+// flowTarget is resolve for an operation on flows: it also returns the
+// flow manager.
+func (c *Connector) flowTarget(profileName, providerName string) (target, *flow.Manager, error) {
+	t, err := c.resolve(profileName, providerName)
+	if err != nil {
+		return target{}, nil, err
+	}
+	if c.Flows == nil {
+		return target{}, nil, errors.New("provider: Connector has no flow.Manager")
+	}
+	return t, c.Flows, nil
+}
+
+func (c *Connector) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Connector) httpClient() *http.Client {
+	if c.HTTPClient != nil {
+		return c.HTTPClient
+	}
+	return http.DefaultClient
+}
+
+// callbackURL returns the redirect URI of the callback route for t, or ""
+// when no callback base URL is configured.
+func (c *Connector) callbackURL(t target) string {
+	if c.CallbackBaseURL == "" {
+		return ""
+	}
+	return strings.TrimRight(c.CallbackBaseURL, "/") + "/profiles/" + url.PathEscape(t.profile.Name) +
+		"/providers/" + url.PathEscape(t.provider.Name()) + "/callback"
+}
+
+// Connect starts an authorization flow that connects the profile to the
+// provider, or returns the pending one when a flow of the same method and
+// redirect mode is already running. When the person consents, the grant is
+// stored in the provider's [GrantLocation].WritePath under its Host, with
+// the server's "config" merged into the file unless req.TokensOnly.
+//
+// Connect fails with [ErrUnsupported] when the provider has no OAuth or not
+// the requested method, with [ErrNoCallbackURL] for a callback redirect
+// without a callback base URL, and with [ErrConflict] (wrapping
+// [flow.ErrConflict]) when a flow of another method or redirect mode is
+// pending. A device flow that the authorization server refuses to start
+// fails with a [*flow.Failure].
+func (c *Connector) Connect(ctx context.Context, profileName, providerName string, req ConnectRequest) (StatusReport, error) {
+	t, fm, err := c.flowTarget(profileName, providerName)
+	if err == nil {
+		err = t.needOAuth()
+	}
+	if err != nil {
+		return StatusReport{}, err
+	}
+	if req.Method == "" {
+		req.Method = flow.MethodBrowser
+	}
+	var callbackURL string
+	if req.Method == flow.MethodDevice && req.Redirect != "" {
+		return StatusReport{}, fmt.Errorf("%w: a device flow has no redirect mode", flow.ErrInvalidRequest)
+	}
+	if req.Method == flow.MethodBrowser {
+		if req.Redirect == "" {
+			req.Redirect = flow.RedirectLoopback
+			if c.CallbackBaseURL != "" {
+				req.Redirect = flow.RedirectCallback
+			}
+		}
+		if req.Redirect == flow.RedirectCallback {
+			if callbackURL = c.callbackURL(t); callbackURL == "" {
+				return StatusReport{}, ErrNoCallbackURL
+			}
+		}
+	}
+	if !slices.Contains(t.provider.AuthMethods(), AuthMethod(req.Method)) {
+		return StatusReport{}, fmt.Errorf("%w: %s does not support the %s flow", ErrUnsupported, t.provider.DisplayName(), quoteShort(string(req.Method)))
+	}
+	ep, deviceOK, err := c.endpoints(ctx, t, req.Method == flow.MethodDevice)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	if req.Method == flow.MethodDevice && (!deviceOK || ep.DeviceAuthURL == "") {
+		return StatusReport{}, fmt.Errorf("%w: %s does not announce the device flow in its metadata (RFC 8414)", ErrUnsupported, t.provider.DisplayName())
+	}
+	if ep.AuthorizeURL == "" || ep.TokenURL == "" {
+		return StatusReport{}, fmt.Errorf("provider: %s has no authorization or token endpoint configured or discoverable", t.provider.DisplayName())
+	}
+	loc, err := t.provider.GrantLocation(t.profile)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	params := url.Values{}
+	if ep.AuthParams != nil {
+		params = maps.Clone(ep.AuthParams)
+	}
+	if req.Source != "" {
+		params.Set("source", req.Source)
+	}
+	fr := flow.Request{
+		Key:         t.key,
+		Method:      req.Method,
+		Redirect:    req.Redirect,
+		CallbackURL: callbackURL,
+		Config: oauth2.Config{
+			ClientID: ep.ClientID,
+			Endpoint: oauth2.Endpoint{
+				AuthURL:       ep.AuthorizeURL,
+				TokenURL:      ep.TokenURL,
+				DeviceAuthURL: ep.DeviceAuthURL,
+				AuthStyle:     oauth2.AuthStyleInParams,
+			},
+			Scopes: slices.Clone(ep.Scopes),
+		},
+		AuthParams:      params,
+		DeviceSupported: deviceOK,
+		DisplayName:     t.provider.DisplayName(),
+		Complete:        c.installer(loc, ep, req),
+	}
+	f, err := fm.Start(ctx, fr)
+	switch {
+	case errors.Is(err, flow.ErrConflict):
+		return StatusReport{}, fmt.Errorf("%w: %w", ErrConflict, err)
+	case errors.Is(err, flow.ErrDeviceUnsupported):
+		return StatusReport{}, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	case err != nil:
+		return StatusReport{}, err
+	}
+	rep, err := c.report(ctx, t)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	rep.Flow = &f
+	return rep, nil
+}
+
+// installer returns the Complete function of a flow: it stores the grant
+// and merges the server's "config" object into the file (unless
+// req.TokensOnly).
+func (c *Connector) installer(loc GrantLocation, ep Endpoints, req ConnectRequest) func(context.Context, *oauth2.Token) error {
+	stores := c.Stores()
+	return func(ctx context.Context, tok *oauth2.Token) error {
+		base := oauth.Grant{ClientID: ep.ClientID, TokenEndpoint: ep.TokenURL, Scope: loc.Layout.DefaultScope, TokenType: "Bearer"}
+		if _, err := stores.Grants(loc.WritePath, loc.Layout).Install(ctx, loc.Host, tok, base); err != nil {
+			return err
+		}
+		// The merge never writes a grant member, so it cannot undo the
+		// install.
+		if cfg, ok := tok.Extra("config").(map[string]any); ok && !req.TokensOnly {
+			if err := stores.File(loc.WritePath, loc.Layout).MergeConfig(ctx, loc.Host, cfg); err != nil {
+				return err
+			}
+		}
+		if req.OnInstalled != nil {
+			req.OnInstalled(tok)
+		}
+		return nil
+	}
+}
+
+// Status reports the profile's connection to the provider and its flow.
+func (c *Connector) Status(ctx context.Context, profileName, providerName string) (StatusReport, error) {
+	t, err := c.resolve(profileName, providerName)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	rep, err := c.report(ctx, t)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	if c.Flows != nil {
+		if f := c.Flows.Status(t.key); f.ID != "" || f.State != flow.StateIdle {
+			rep.Flow = &f
+		}
+	}
+	return rep, nil
+}
+
+// report builds the status report of t without its flow.
+func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) {
+	st, err := t.provider.Status(ctx, t.profile, c.Stores())
+	if err != nil {
+		return StatusReport{}, err
+	}
+	return StatusReport{
+		Provider:       t.provider.Name(),
+		Profile:        t.profile.Name,
+		Supported:      st.Supported,
+		Connected:      st.Connected,
+		Auth:           st.Auth,
+		ReauthRequired: st.ReauthRequired,
+		Token:          newTokenReport(st.Token, c.now()),
+		APIKeyHint:     st.APIKeyHint,
+	}, nil
+}
+
+// Cancel cancels the profile's pending flow for the provider, freeing its
+// loopback port, and reports the resulting status. Cancelling when no flow
+// is pending is not an error.
+func (c *Connector) Cancel(ctx context.Context, profileName, providerName string) (StatusReport, error) {
+	t, fm, err := c.flowTarget(profileName, providerName)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	fm.Cancel(t.key)
+	return c.Status(ctx, profileName, providerName)
+}
+
+// Callback completes a browser flow whose redirect URI is the router's
+// callback route, with the query of the authorization response. A query
+// with no or an unknown state changes nothing.
+func (c *Connector) Callback(ctx context.Context, profileName, providerName string, query url.Values) (flow.Flow, error) {
+	t, fm, err := c.flowTarget(profileName, providerName)
+	if err != nil {
+		return flow.Flow{}, err
+	}
+	return fm.Callback(ctx, t.key, query)
+}
+
+// Wait blocks until the profile's flow for the provider leaves the pending
+// state or ctx is done, and returns the flow.
+func (c *Connector) Wait(ctx context.Context, profileName, providerName string) (flow.Flow, error) {
+	t, fm, err := c.flowTarget(profileName, providerName)
+	if err != nil {
+		return flow.Flow{}, err
+	}
+	return fm.Wait(ctx, t.key)
+}
+
+// TokenSource returns a token source of the profile's grant for the
+// provider. Every source of this Connector for that file shares its cache
+// and its in-process refresh lock, and refreshes under the file lock.
+func (c *Connector) TokenSource(profileName, providerName string, opts ...oauth.SourceOption) (*oauth.Source, error) {
+	t, err := c.oauthTarget(profileName, providerName)
+	if err != nil {
+		return nil, err
+	}
+	loc, err := t.provider.GrantLocation(t.profile)
+	if err != nil {
+		return nil, err
+	}
+	return c.Stores().Grants(loc.ReadPath, loc.Layout).TokenSource(loc.Host, opts...), nil
+}
+
+// Disconnect removes the profile's grant for the provider from the file it
+// is read from, keeping every other key and host, and then revokes the
+// refresh token at the authorization server (RFC 7009) when a revocation
+// endpoint is known from the provider's endpoints or from discovery
+// (RFC 8414). Revocation is best effort: a failure is logged at warning
+// level and reported in the result, and the grant stays removed.
+//
+// With no grant to remove, Disconnect succeeds with Removed false, so a
+// repeated request is not an error; but a profile that connects with an
+// API key, which this does not remove, fails with [ErrAPIKeyConnection].
+func (c *Connector) Disconnect(ctx context.Context, profileName, providerName string) (DisconnectResult, error) {
+	t, err := c.oauthTarget(profileName, providerName)
+	if err != nil {
+		return DisconnectResult{}, err
+	}
+	loc, err := t.provider.GrantLocation(t.profile)
+	if err != nil {
+		return DisconnectResult{}, err
+	}
+	g, err := c.Stores().Grants(loc.ReadPath, loc.Layout).Remove(ctx, loc.Host)
+	if errors.Is(err, oauth.ErrNoGrant) {
+		rep, serr := c.report(ctx, t)
+		if serr != nil {
+			return DisconnectResult{}, serr
+		}
+		if rep.Connected && rep.Auth == AuthAPIKey {
+			return DisconnectResult{}, fmt.Errorf("%w: %s", ErrAPIKeyConnection, t.provider.DisplayName())
+		}
+		return DisconnectResult{}, nil
+	}
+	if err != nil {
+		return DisconnectResult{}, err
+	}
+	res := DisconnectResult{Removed: true}
+	if g.RefreshToken == "" {
+		return res, nil
+	}
+	log := c.Logger.With().Str("provider", t.provider.Name()).Str("profile", t.profile.Name).Logger()
+	endpoint := c.revocationEndpoint(ctx, t)
+	if endpoint == "" {
+		log.Info().Msg("grant removed; no revocation endpoint is known, so the refresh token was not revoked")
+		return res, nil
+	}
+	if err := oauth.Revoke(ctx, c.httpClient(), endpoint, g.ClientID, g.RefreshToken, "refresh_token"); err != nil {
+		log.Warn().Err(err).Str("endpoint", endpoint).Msg("grant removed, but revoking the refresh token failed")
+		res.RevokeError = err.Error()
+		return res, nil
+	}
+	log.Info().Msg("grant removed and refresh token revoked")
+	res.Revoked = true
+	return res, nil
+}
+
+// revocationEndpoint returns the provider's revocation endpoint, discovering
+// it from the issuer's metadata when the provider names none. It returns ""
+// when none is known.
+func (c *Connector) revocationEndpoint(ctx context.Context, t target) string {
+	ep, _, err := c.endpoints(ctx, t, false)
+	if err != nil {
+		c.Logger.Warn().Err(err).Str("provider", t.provider.Name()).Msg("no endpoints for revocation")
+		return ""
+	}
+	return ep.RevocationURL
+}

@@ -1,0 +1,28 @@
+package provider_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
+)
+
+// Paths that name one file share one store and one grant engine, so the
+// in-process refresh lock and the token cache are the same for every caller.
+func TestStoresSharePerFile(t *testing.T) {
+	dir := t.TempDir()
+	s := provider.NewStores()
+	var layout oauth.FileLayout
+	a := s.File(filepath.Join(dir, "honcho.json"), layout)
+	if b := s.File(filepath.Join(dir, ".", "x", "..", "honcho.json"), layout); a != b {
+		t.Error("File returned two stores for one file")
+	}
+	if c := s.File(filepath.Join(dir, "other.json"), layout); c == a {
+		t.Error("File returned one store for two files")
+	}
+	g := s.Grants(filepath.Join(dir, "honcho.json"), layout)
+	if g != s.Grants(filepath.Join(dir, "x", "..", "honcho.json"), layout) || g.Store() != oauth.GrantStore(a) {
+		t.Error("Grants is not the one engine over the file's store")
+	}
+}
