@@ -109,9 +109,6 @@ func NewFileStore(path string, layout FileLayout, opts ...Option) *FileStore {
 	}
 }
 
-// Path returns the config file's path as given to [NewFileStore].
-func (s *FileStore) Path() string { return s.path }
-
 // Describe implements [GrantStore].
 func (s *FileStore) Describe(key string) string {
 	return fmt.Sprintf("%q in %s", key, s.path)

@@ -15,7 +15,7 @@ const RefreshSkew = 120 * time.Second
 // a server that omits it does not cause a refresh on every call.
 const defaultExpiresIn = time.Hour
 
-// Errors of the grant engine, for [errors.Is].
+// Errors of the package, for [errors.Is].
 var (
 	// ErrNoGrant reports that a store holds no OAuth grant for a key (it
 	// may hold a plain API key, or nothing).
@@ -32,6 +32,10 @@ var (
 	// longer holds the refresh token the commit replaces: someone wrote
 	// the grant without taking the lock.
 	ErrStaleGrant = errors.New("oauth: the stored grant changed under the lock")
+
+	// ErrNoRevocationEndpoint is returned by [Revoke] when the server has
+	// no revocation endpoint to call.
+	ErrNoRevocationEndpoint = errors.New("oauth: no revocation endpoint")
 )
 
 // Grant is an OAuth grant: the tokens and what is needed to refresh them.
@@ -48,9 +52,9 @@ type Grant struct {
 	TokenType     string    `json:"token_type"`
 }
 
-// Token returns the access token as an [oauth2.Token]. The refresh token is
-// left out on purpose: it is spent only by [Grants], under the locks.
-func (g *Grant) Token() *oauth2.Token {
+// token returns the access token as an [oauth2.Token]. The refresh token is
+// left out on purpose: it is spent only under the locks.
+func (g *Grant) token() *oauth2.Token {
 	return &oauth2.Token{AccessToken: g.AccessToken, TokenType: g.TokenType, Expiry: g.Expiry}
 }
 

@@ -58,9 +58,6 @@ func NewGrants(store GrantStore, opts ...Option) *Grants {
 	}
 }
 
-// Store returns the store the grants live in.
-func (gs *Grants) Store() GrantStore { return gs.store }
-
 // keyState is the in-process state of one key's grant.
 type keyState struct {
 	// sem is the in-process refresh lock: a channel so that waiting for it
@@ -100,12 +97,6 @@ func (gs *Grants) key(key string) *keyState {
 		gs.keys[key] = k
 	}
 	return k
-}
-
-// Credentials returns what the store holds for key: an OAuth grant, or a
-// plain API key. Nothing stored is the zero Credentials and no error.
-func (gs *Grants) Credentials(ctx context.Context, key string) (Credentials, error) {
-	return gs.store.Credentials(ctx, key)
 }
 
 // ReauthRequired reports whether a refresh in this process found key's
@@ -211,7 +202,7 @@ func (gs *Grants) lock(ctx context.Context, k *keyState, key string) (LockedGran
 // While a rotation waits to be committed the cache stays empty, so every
 // call takes the slow path and tries the commit again.
 func (gs *Grants) adopted(k *keyState, g *Grant) *oauth2.Token {
-	tok := g.Token()
+	tok := g.token()
 	k.mu.Lock()
 	k.dead, k.coolTill = nil, time.Time{}
 	pending := k.unsaved != nil

@@ -13,10 +13,6 @@ import (
 	"github.com/memconnect/memconnect/internal/wire"
 )
 
-// ErrNoRevocationEndpoint is returned by [Revoke] when the server has no
-// revocation endpoint to call.
-var ErrNoRevocationEndpoint = errors.New("oauth: no revocation endpoint")
-
 // RevokeError is a revocation request the server refused (RFC 7009
 // section 2.2.1). It never holds the token: a description that quotes it is
 // redacted.

@@ -120,7 +120,7 @@ func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
 		return ts.gs.adopted(ts.k, g), nil
 	}
 	if now.Before(coolTill) {
-		return g.Token(), nil // fail open until the cooldown ends
+		return g.token(), nil // fail open until the cooldown ends
 	}
 	return ts.refresh(ctx, "", false)
 }
@@ -225,7 +225,7 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 			return nil, false, fmt.Errorf("oauth: token refresh for %s is paused after a failure; try again in %s",
 				gs.store.Describe(ts.key), coolTill.Sub(now).Round(time.Second))
 		}
-		return g.Token(), false, nil
+		return g.token(), false, nil
 	}
 
 	fresh, err := ts.exchange(g)
@@ -303,7 +303,7 @@ func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool) (*oaut
 	if force {
 		return nil, false, fmt.Errorf("oauth: token refresh for %s failed: %s", gs.store.Describe(ts.key), describe(err, g))
 	}
-	return g.Token(), false, nil
+	return g.token(), false, nil
 }
 
 // exchange spends g's refresh token through x/oauth2 as a public client

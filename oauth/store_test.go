@@ -227,7 +227,7 @@ func TestInstallGrantRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, err := os.Stat(s.file.Path()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(s.file.path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a rejected install wrote the file")
 	}
 }

@@ -485,11 +485,14 @@ func TestLoginDevice(t *testing.T) {
 // fails open, but the CLI does not print a token that is already expired.
 func TestTokenNotRefreshable(t *testing.T) {
 	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
 	tok := srv.IssueGrant("write")
 	e := newEnv(t)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
 	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
-	srv.Close() // the token endpoint is gone: a transient failure
+	// The token endpoint refuses the request without rejecting the grant:
+	// a transient failure, which is not retried since it is no 5xx.
+	srv.FailNextTokenRequests(1, http.StatusBadRequest, "invalid_request")
 
 	r := runCLI(t, e, "token")
 	if r.code != exitFailed {

@@ -24,6 +24,10 @@ import (
 
 // The whole browser flow through the loopback listener, a real consent page,
 // the real grant store, and then a refresh of the stored grant that rotates.
+
+// successMessage is what the page of a connected flow says.
+const successMessage = "Connected — you can close this window and return to the app."
+
 func TestBrowserFlowLoopbackInstallsGrantAndRefreshRotates(t *testing.T) {
 	e := newFlowEnv(t, []honchotest.Option{honchotest.WithGrantConfig(map[string]any{"peerName": "alice"})}, nil)
 	dir := t.TempDir()
@@ -61,8 +65,8 @@ func TestBrowserFlowLoopbackInstallsGrantAndRefreshRotates(t *testing.T) {
 		t.Fatalf("server redirected to %q, want %q", got, f.RedirectURI)
 	}
 	status, body := flowGet(t, back.String())
-	if status != http.StatusOK || !strings.Contains(body, flow.SuccessMessage) {
-		t.Fatalf("callback page = %d %q, want 200 with %q", status, body, flow.SuccessMessage)
+	if status != http.StatusOK || !strings.Contains(body, successMessage) {
+		t.Fatalf("callback page = %d %q, want 200 with %q", status, body, successMessage)
 	}
 	mu.Lock()
 	n := calls
@@ -85,7 +89,7 @@ func TestBrowserFlowLoopbackInstallsGrantAndRefreshRotates(t *testing.T) {
 	}
 
 	// The stored grant refreshes, and the refresh rotates the refresh token.
-	creds, err := store.Credentials(context.Background(), "hermes")
+	creds, err := file.Credentials(context.Background(), "hermes")
 	if err != nil || creds.Grant == nil {
 		t.Fatalf("Credentials = %+v, %v; want a grant", creds, err)
 	}
@@ -100,7 +104,7 @@ func TestBrowserFlowLoopbackInstallsGrantAndRefreshRotates(t *testing.T) {
 	if tok.AccessToken == first.AccessToken {
 		t.Fatalf("access token did not change after expiry")
 	}
-	creds, err = store.Credentials(context.Background(), "hermes")
+	creds, err = file.Credentials(context.Background(), "hermes")
 	if err != nil || creds.Grant == nil {
 		t.Fatalf("Credentials after refresh = %+v, %v", creds, err)
 	}
@@ -122,7 +126,7 @@ func TestBrowserFlowFollowingRedirects(t *testing.T) {
 	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, nil)
 	f := e.start(e.request(flowKeyDefault, flow.RedirectLoopback))
 	status, body := flowGet(t, f.AuthorizeURL)
-	if status != http.StatusOK || !strings.Contains(body, flow.SuccessMessage) {
+	if status != http.StatusOK || !strings.Contains(body, successMessage) {
 		t.Fatalf("final page = %d %q", status, body)
 	}
 	if got := e.m.Status(flowKeyDefault).State; got != flow.StateConnected {
@@ -172,7 +176,7 @@ func TestLoopbackPortFallback(t *testing.T) {
 	if u.Hostname() != "127.0.0.1" || u.Port() == "" || u.Port() == "0" || u.Port() == itoa(takenPort) {
 		t.Fatalf("RedirectURI = %q; want 127.0.0.1 on a port other than the taken %d", f.RedirectURI, takenPort)
 	}
-	if status, body := flowGet(t, f.AuthorizeURL); status != http.StatusOK || !strings.Contains(body, flow.SuccessMessage) {
+	if status, body := flowGet(t, f.AuthorizeURL); status != http.StatusOK || !strings.Contains(body, successMessage) {
 		t.Fatalf("flow over the fallback port ended %d %q", status, body)
 	}
 }

@@ -34,8 +34,8 @@ var callbackTemplate = template.Must(template.New("callback").Parse(`<!doctype h
 </html>
 `))
 
-// SuccessMessage is what the page of a connected flow says.
-const SuccessMessage = "Connected — you can close this window and return to the app."
+// successMessage is what the page of a connected flow says.
+const successMessage = "Connected — you can close this window and return to the app."
 
 // CallbackPage is the HTML page for the end of a browser flow: what it
 // says, with which HTTP status. Build one with [CallbackOutcome] (or by hand
@@ -56,7 +56,7 @@ type CallbackPage struct {
 // [Manager.Callback] (or met by the loopback listener). name is the
 // provider's display name for the title of a success ("" for none):
 //
-//   - err == nil and the flow connected: 200, [SuccessMessage];
+//   - err == nil and the flow connected: 200, successMessage;
 //   - [ErrInvalidState]: 400, "This sign-in link is not valid", nothing
 //     about any flow;
 //   - a [*Failure]: 400 for an error= callback, a denial or an expired
@@ -69,7 +69,7 @@ func CallbackOutcome(f Flow, err error, name string) CallbackPage {
 		if name != "" {
 			title = "Connected to " + name
 		}
-		return CallbackPage{Status: http.StatusOK, Outcome: "connected", Title: title, Message: SuccessMessage}
+		return CallbackPage{Status: http.StatusOK, Outcome: "connected", Title: title, Message: successMessage}
 	}
 	if errors.Is(err, ErrInvalidState) {
 		return CallbackPage{Status: http.StatusBadRequest, Outcome: "invalid_state",

@@ -2,13 +2,14 @@ package honchotest
 
 import (
 	"errors"
-	"github.com/memconnect/memconnect/internal/testkit"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/memconnect/memconnect/internal/testkit"
 
 	"golang.org/x/oauth2"
 )
@@ -80,37 +81,6 @@ func TestDeviceFlowDenied(t *testing.T) {
 	}
 	if got := s.Stats().DeviceGrants; got != 0 {
 		t.Errorf("DeviceGrants = %d, want 0", got)
-	}
-}
-
-// This test costs about 7 real seconds: x/oauth2 waits the 1 s interval,
-// gets slow_down, and then waits 1+5 s as RFC 8628 requires.
-func TestDeviceSlowDownNextPoll(t *testing.T) {
-	t.Parallel()
-	s := newTestServer(t)
-	cfg := s.OAuth2Config("")
-	ctx := ctxWithClient(t, s)
-	da, err := cfg.DeviceAuth(ctx, oauth2.S256ChallengeOption(strings.Repeat("v", 43)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ApproveDevice(da.UserCode); err != nil {
-		t.Fatal(err)
-	}
-	s.SlowDownNextPoll()
-	start := time.Now()
-	tok, err := cfg.DeviceAccessToken(ctx, da, oauth2.VerifierOption(strings.Repeat("v", 43)))
-	if err != nil {
-		t.Fatalf("DeviceAccessToken: %v", err)
-	}
-	if tok.AccessToken == "" {
-		t.Fatal("no access token")
-	}
-	if took := time.Since(start); took < 6*time.Second {
-		t.Errorf("polling took %v; slow_down should have made the client wait 6 s more", took)
-	}
-	if got := s.Stats(); got.TokenRequests != 2 || got.DeviceGrants != 1 {
-		t.Errorf("Stats = %+v, want 2 polls and 1 device grant", got)
 	}
 }
 
