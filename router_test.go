@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/memconnect/memconnect/internal/testkit/fixture"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/honcho"
 )
 
 func TestNewConfig(t *testing.T) {
@@ -822,5 +825,110 @@ func TestCallbackHostAllowed(t *testing.T) {
 		if want == 403 && strings.Count(w.Body.String(), "127.0.0.1") != 1 {
 			t.Errorf("403 message names a host twice: %s", w.Body)
 		}
+	}
+}
+
+// countingTransport counts the requests it passes on.
+type countingTransport struct {
+	n    atomic.Int32
+	base http.RoundTripper
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.base.RoundTrip(r)
+}
+
+// Config's logger, HTTP client and clock reach the grant engine the router
+// creates: a refresh that the injected clock calls due goes through the
+// injected client and is logged by the injected logger, and the status
+// body's expires_in counts on the injected clock.
+func TestConfigReachesTheGrantEngine(t *testing.T) {
+	h := fixture.NewHermes(t)
+	clock := testkit.NewClock()
+	grant := h.AS.IssueGrant("write")
+	testkit.WriteJSON(t, filepath.Join(h.Root, "honcho.json"), map[string]any{"hosts": map[string]any{"hermes": map[string]any{
+		"apiKey": grant.AccessToken,
+		"oauth": map[string]any{"refreshToken": grant.RefreshToken, "expiresAt": clock.Now().Add(time.Hour).Unix(),
+			"clientId": h.AS.ClientID(), "tokenEndpoint": h.AS.TokenURL()},
+	}}})
+	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &countingTransport{base: h.AS.Client().Transport}
+	r, err := memconnect.New(memconnect.Config{
+		Registry:   reg,
+		Profiles:   h.Profiles(),
+		Logger:     h.Logger,
+		HTTPClient: &http.Client{Transport: client},
+		Clock:      clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+
+	rep, err := r.Connector().Status(t.Context(), "default", "honcho")
+	if err != nil || rep.Token == nil || rep.Token.ExpiresIn != 3600 {
+		t.Fatalf("status = %+v, %v; want expires_in 3600 on the injected clock", rep.Token, err)
+	}
+	ts, err := r.Connector().TokenSource("default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := ts.Token(); err != nil || tok.AccessToken != grant.AccessToken || client.n.Load() != 0 {
+		t.Fatalf("Token = %v, %v after %d requests; want the stored token, no request", tok, err, client.n.Load())
+	}
+	clock.Advance(59 * time.Minute) // inside the refresh window, on the injected clock only
+	tok, err := ts.Token()
+	if err != nil || tok.AccessToken == grant.AccessToken {
+		t.Fatalf("Token after the clock moved = %v, %v; want a rotated token", tok, err)
+	}
+	if client.n.Load() != 1 || h.AS.Stats().Refreshes != 1 {
+		t.Errorf("the refresh made %d requests through the injected client (server saw %d refreshes); want 1", client.n.Load(), h.AS.Stats().Refreshes)
+	}
+	if !strings.Contains(h.Logs.String(), "oauth: token refreshed") {
+		t.Errorf("the injected logger did not see the refresh:\n%s", h.Logs.String())
+	}
+}
+
+// What New creates, Close ends: the flow manager New made ends its pending
+// sign-ins (the flow package's tests show that this frees a loopback
+// port) and starts no more. A flow manager the host passed is the host's to
+// close.
+func TestCloseEndsCreatedFlows(t *testing.T) {
+	h := fixture.NewHermes(t)
+	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), CallbackBaseURL: "http://127.0.0.1:9/api/memory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Connector().Connect(t.Context(), "default", "honcho", provider.ConnectRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f := r.Connector().Flows.Status(flow.Key{Profile: "default", Provider: "honcho"}); f.State != flow.StateError {
+		t.Errorf("flow after Close = %s, want error (closed)", f.State)
+	}
+	if _, err := r.Connector().Connect(t.Context(), "work", "honcho", provider.ConnectRequest{}); !errors.Is(err, flow.ErrClosed) {
+		t.Errorf("Connect after Close: %v, want flow.ErrClosed", err)
+	}
+
+	own := h.Flows(t)
+	r2, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), Flows: own})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Connector().Connect(t.Context(), "work", "honcho", provider.ConnectRequest{}); err != nil {
+		t.Errorf("Close closed the host's flow manager: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -43,7 +44,7 @@ func TestConnectorDisconnectRevokesAtHydra(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hermes := hostBlock(root, honcho.DefaultHost)
+	hermes := testkit.HostBlock(root, honcho.DefaultHost)
 	if _, ok := hermes["apiKey"]; ok {
 		t.Errorf("hermes block still has apiKey: keys %v", keys(hermes))
 	}
@@ -53,7 +54,7 @@ func TestConnectorDisconnectRevokesAtHydra(t *testing.T) {
 	if hermes["workspace"] != "kept" || root["workspace"] != "w1" || root["peerName"] != "alice" {
 		t.Errorf("keys lost: %v", root)
 	}
-	if other := hostBlock(root, "other"); other["apiKey"] != "other-key-1234" || len(other) != 2 {
+	if other := testkit.HostBlock(root, "other"); other["apiKey"] != "other-key-1234" || len(other) != 2 {
 		t.Errorf("other host changed: %v", other)
 	}
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
@@ -148,7 +149,7 @@ func readGrantFile(path, host string) (storedGrant, error) {
 	if err != nil {
 		return g, err
 	}
-	block := hostBlock(root, host)
+	block := testkit.HostBlock(root, host)
 	oa, _ := block["oauth"].(map[string]any)
 	if oa == nil {
 		return g, fmt.Errorf("%s: host %q holds no oauth block: keys %v", path, host, keys(block))
@@ -183,12 +184,6 @@ func readConfig(path string) (map[string]any, error) {
 	return root, nil
 }
 
-func hostBlock(root map[string]any, host string) map[string]any {
-	hosts, _ := root["hosts"].(map[string]any)
-	b, _ := hosts[host].(map[string]any)
-	return b
-}
-
 func keys(m map[string]any) []string {
 	var ks []string
 	for k := range m {
@@ -205,7 +200,7 @@ func keys(m map[string]any) []string {
 func forceExpiry(t testing.TB, path, host string) {
 	t.Helper()
 	if err := editConfig(t.Context(), path, func(root map[string]any) error {
-		oa, _ := hostBlock(root, host)["oauth"].(map[string]any)
+		oa, _ := testkit.HostBlock(root, host)["oauth"].(map[string]any)
 		if oa == nil {
 			return fmt.Errorf("host %q holds no oauth block", host)
 		}

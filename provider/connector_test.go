@@ -435,7 +435,7 @@ func TestConnectorReauthSharedStore(t *testing.T) {
 	}
 }
 
-// TestServiceDeviceFlowNeedsMetadata: device support is read from the
+// TestConnectorDeviceFlowNeedsMetadata: device support is read from the
 // issuer's RFC 8414 metadata and fails closed, even when a device endpoint
 // is configured by hand.
 func TestConnectorDeviceFlowNeedsMetadata(t *testing.T) {
@@ -465,7 +465,7 @@ func TestConnectorDeviceFlowNeedsMetadata(t *testing.T) {
 	}
 }
 
-// TestServiceDiscoveryFillsEndpoints: endpoints the provider leaves empty
+// TestConnectorDiscoveryFillsEndpoints: endpoints the provider leaves empty
 // come from the issuer's metadata, looked up once and reused.
 func TestConnectorDiscoveryFillsEndpoints(t *testing.T) {
 	var lookups int

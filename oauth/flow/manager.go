@@ -120,13 +120,14 @@ type Config struct {
 // Every callback, whether it reached the loopback listener or
 // [Manager.Callback], goes through the same completion code: the state
 // parameter (256 random bits, single use, bound to its key, valid for
-// [StateTTL]) is checked in constant time; a callback without a valid state
-// changes nothing; an error= callback ends the flow in [StateError]; otherwise
-// the code is exchanged with the PKCE verifier, [Request.Complete]
-// stores the grant, and only then does the flow become [StateConnected].
+// [StateTTL]) is claimed from the [Store], which compares it in constant
+// time; a callback without a valid state changes nothing; an error= callback
+// ends the flow in [StateError]; otherwise the code is exchanged with the
+// PKCE verifier, [Request.Complete] stores the grant, and only then does the
+// flow become [StateConnected].
 //
-// Finished flows are reported for a while ([WithFlowErrorReset],
-// [WithFlowConnectedReset]) and then the key reverts to [StateIdle].
+// Finished flows are reported for a while ([Config.ErrorReset],
+// [Config.ConnectedReset]) and then the key reverts to [StateIdle].
 //
 // Manager is safe for concurrent use by multiple goroutines. Close it to
 // stop its listeners and device pollers.
