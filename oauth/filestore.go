@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -45,6 +46,11 @@ type FileLayout struct {
 	// RootAPIKey makes the root's AccessToken member the API key of every
 	// key whose object has none.
 	RootAPIKey bool
+	// Verdict is the member of a key's object that records a grant the
+	// server rejected: {"refreshTokenSha256": "<hex>", "error": "<code>"},
+	// a fingerprint of the refresh token and never the token. "" keeps
+	// the verdict in the memory of each process only.
+	Verdict string
 }
 
 // ConfigError reports a config file that exists but cannot be used: it is not
@@ -221,43 +227,102 @@ func copyCredentials(c Credentials) Credentials {
 // waiting at most until ctx is done (and at most the lock timeout), and
 // finishes a rotation left in the journal.
 func (s *FileStore) Lock(ctx context.Context, key string) (LockedGrant, error) {
-	unlock, err := s.lock(ctx)
+	unlock, lockID, err := s.lockID(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &fileLock{s: s, key: key, unlock: unlock}, nil
+	return &fileLock{s: s, key: key, unlock: unlock, lockID: lockID}, nil
 }
 
 func (s *FileStore) lock(ctx context.Context) (unlock func(), err error) {
+	unlock, _, err = s.lockID(ctx)
+	return unlock, err
+}
+
+// lockID takes the lock and returns the identity of the lock file it holds.
+func (s *FileStore) lockID(ctx context.Context) (unlock func(), lockID string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.lockTimeout)
 	defer cancel()
 	lockPath := s.path + ".lock"
 	if err := os.MkdirAll(filepath.Dir(lockPath), 0o700); err != nil {
-		return nil, fmt.Errorf("oauth: lock config: %w", err)
+		return nil, "", fmt.Errorf("oauth: lock config: %w", err)
 	}
-	// A fresh Flock per acquisition: flock(2) locks belong to an open file
-	// description, so this also excludes other stores of this process.
-	fl := flock.New(lockPath, flock.SetPermissions(0o600))
-	ok, err := fl.TryLockContext(ctx, 10*time.Millisecond)
-	if err != nil || !ok {
-		fl.Close()
-		if err == nil {
-			err = errors.New("lock not acquired")
+	for {
+		fl, err := flockWait(ctx, lockPath)
+		if err != nil {
+			return nil, "", fmt.Errorf("oauth: lock %s: %w", lockPath, err)
 		}
-		return nil, fmt.Errorf("oauth: lock %s: %w", lockPath, err)
+		release := func() {
+			fl.Unlock()
+			fl.Close()
+		}
+		// The lock is the file at the path now: one deleted or replaced
+		// while this process waited protects nothing, since the next
+		// process locks the new file.
+		held, herr := fl.Stat()
+		now, nerr := os.Stat(lockPath)
+		if herr != nil || nerr != nil || !os.SameFile(held, now) {
+			release()
+			continue
+		}
+		id := fileID(held)
+		for s.recoverJournal(id) == errRotationInProgress {
+			t := time.NewTimer(20 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				release()
+				return nil, "", fmt.Errorf("oauth: wait for the rotation in %s to finish: %w", s.journalPath(), ctx.Err())
+			}
+		}
+		return release, id, nil
 	}
-	s.recoverJournal()
-	return func() {
-		fl.Unlock()
-		fl.Close()
-	}, nil
+}
+
+// flockWait takes an exclusive flock(2) on path, waiting in the kernel as
+// the Python agent does, so that waiters take turns, until ctx is done. A
+// fresh Flock per acquisition: flock locks belong to an open file
+// description, so this also excludes other stores of this process.
+//
+// A wait that ctx ends leaves its flock call to finish in the background;
+// the lock it then gets is released at once.
+func flockWait(ctx context.Context, path string) (*flock.Flock, error) {
+	fl := flock.New(path, flock.SetPermissions(0o600))
+	if ok, err := fl.TryLock(); err != nil || ok {
+		if err != nil {
+			fl.Close()
+			return nil, err
+		}
+		return fl, nil
+	}
+	got := make(chan error, 1)
+	go func() { got <- fl.Lock() }()
+	select {
+	case err := <-got:
+		if err != nil {
+			fl.Close()
+			return nil, err
+		}
+		return fl, nil
+	case <-ctx.Done():
+		go func() {
+			if <-got == nil {
+				fl.Unlock()
+			}
+			fl.Close()
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // fileLock is the [LockedGrant] of a [FileStore].
 type fileLock struct {
-	s      *FileStore
-	key    string
-	unlock func()
+	s       *FileStore
+	key     string
+	unlock  func()
+	lockID  string   // the lock file held, as fileID names it
+	journal *os.File // open between Prepare and the end of the rotation
 }
 
 func (l *fileLock) Credentials() (Credentials, error) {
@@ -265,12 +330,32 @@ func (l *fileLock) Credentials() (Credentials, error) {
 	return c, err
 }
 
-func (l *fileLock) Journal(prev, next *Grant) error {
-	var from string
-	if prev != nil {
-		from = prev.RefreshToken
+func (l *fileLock) Prepare(prev *Grant) (func(body []byte, contentType string) error, error) {
+	l.closeJournal()
+	f, err := l.s.openJournal(l.lockID)
+	if err != nil {
+		return nil, err
 	}
-	return l.s.writeJournal(l.key, from, next)
+	l.journal = f
+	return func(body []byte, contentType string) error {
+		return recordJournal(f, l.key, prev, body, contentType)
+	}, nil
+}
+
+// closeJournal closes the journal of a rotation that went no further. One
+// without an answer is removed; one holding an answer stays for the next
+// holder.
+func (l *fileLock) closeJournal() {
+	if l.journal == nil {
+		return
+	}
+	if data, err := os.ReadFile(l.journal.Name()); err == nil {
+		if _, e := readJournal(data); e == nil {
+			os.Remove(l.journal.Name())
+		}
+	}
+	l.journal.Close()
+	l.journal = nil
 }
 
 func (l *fileLock) Commit(prev, next *Grant) error {
@@ -283,12 +368,8 @@ func (l *fileLock) Commit(prev, next *Grant) error {
 			Msg("oauth: refreshed access token lacks the expected prefix; stored anyway so the rotation is not lost")
 	}
 	err := s.updateLocked(func(root *object) (bool, error) {
-		if prev != nil {
-			_, block := s.block(root, l.key)
-			g, _ := scanBlock(block.compact(), &s.layout)
-			if g == nil || g.RefreshToken != prev.RefreshToken {
-				return false, ErrStaleGrant
-			}
+		if err := l.holds(root, prev); err != nil {
+			return false, err
 		}
 		if next == nil {
 			s.removeGrant(root, l.key)
@@ -297,13 +378,52 @@ func (l *fileLock) Commit(prev, next *Grant) error {
 		}
 		return true, nil
 	})
-	if err == nil && prev != nil && next != nil {
+	if err == nil && l.journal != nil {
+		l.journal.Close()
+		l.journal = nil
 		s.clearJournal()
 	}
 	return err
 }
 
-func (l *fileLock) Unlock() { l.unlock() }
+// holds returns [ErrStaleGrant] unless root holds prev's refresh token for
+// the key (anything, when prev is nil).
+func (l *fileLock) holds(root *object, prev *Grant) error {
+	if prev == nil {
+		return nil
+	}
+	_, block := l.s.block(root, l.key)
+	g, _, _ := scanBlock(block.compact(), &l.s.layout)
+	if g == nil || g.RefreshToken != prev.RefreshToken {
+		return ErrStaleGrant
+	}
+	return nil
+}
+
+func (l *fileLock) Reject(prev *Grant, code string) error {
+	s := l.s
+	if s.layout.Verdict == "" {
+		return nil
+	}
+	return s.updateLocked(func(root *object) (bool, error) {
+		if err := l.holds(root, prev); err != nil {
+			return false, err
+		}
+		section, block := s.block(root, l.key)
+		v := newObject()
+		v.setValue("refreshTokenSha256", tokenDigest(prev.RefreshToken))
+		v.setValue("error", code)
+		block.setChild(s.layout.Verdict, v)
+		section.setChild(l.key, block)
+		root.setChild(s.layout.Section, section)
+		return true, nil
+	})
+}
+
+func (l *fileLock) Unlock() {
+	l.closeJournal()
+	l.unlock()
+}
 
 // updateLocked runs fn on the parsed file, which the caller has locked, and
 // writes the result atomically when fn reports a change. A file that does
@@ -340,6 +460,9 @@ func (s *FileStore) block(root *object, key string) (section, block *object) {
 // there and elsewhere, stays.
 func (s *FileStore) putGrant(root *object, key string, g *Grant) {
 	section, block := s.block(root, key)
+	if s.layout.Verdict != "" {
+		block.delete(s.layout.Verdict) // a verdict on the grant this one replaces
+	}
 	fields := block.childOrNew(s.layout.Fields)
 	block.setValue(s.layout.AccessToken, g.AccessToken)
 	fields.setValue("refreshToken", g.RefreshToken)
@@ -359,6 +482,9 @@ func (s *FileStore) removeGrant(root *object, key string) {
 	section, block := s.block(root, key)
 	block.delete(s.layout.AccessToken)
 	block.delete(s.layout.Fields)
+	if s.layout.Verdict != "" {
+		block.delete(s.layout.Verdict)
+	}
 	section.setChild(key, block)
 	root.setChild(s.layout.Section, section)
 }
@@ -411,7 +537,7 @@ func (s *FileStore) mergeInto(o *object, patch map[string]any) error {
 }
 
 func (s *FileStore) mergeKey(o *object, k string, v any) error {
-	if k == s.layout.AccessToken || k == s.layout.Fields {
+	if k == s.layout.AccessToken || k == s.layout.Fields || (k == s.layout.Verdict && k != "") {
 		return nil
 	}
 	if sub, ok := v.(map[string]any); ok {
@@ -431,4 +557,13 @@ func (s *FileStore) mergeKey(o *object, k string, v any) error {
 	}
 	o.set(k, json.RawMessage(raw))
 	return nil
+}
+
+// fileID names a file by device and inode, "" where the system does not
+// say.
+func fileID(fi fs.FileInfo) string {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+	}
+	return ""
 }

@@ -67,7 +67,10 @@ func (g *Grant) needsRefresh(now time.Time) bool {
 // Credentials is what a store holds for one key: an OAuth grant, or else a
 // plain API key.
 type Credentials struct {
-	Grant        *Grant
+	Grant *Grant
+	// Rejected is the OAuth error code with which the server rejected
+	// Grant ("invalid_grant"), recorded by any holder; "" when it was not.
+	Rejected     string
 	APIKey       string `json:"-"`
 	APIKeySource string // where the API key was found, such as "host" or "root"; "" for none
 }

@@ -1,45 +1,75 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/memconnect/memconnect/internal/tokenresp"
 )
 
-// The rotation journal narrows the one window no lock can close: the server
-// has rotated the refresh token, and the process dies before the new grant
-// reaches the config file. The atomic write of the config file needs an
-// fsync, which can take milliseconds; the journal is a single small write
-// made the moment the token response is parsed, so a process killed during
-// the fsync still leaves the rotation behind. The next process to take the
-// file lock finishes the write.
+// The rotation journal "<config>.rotation" closes two windows no file lock
+// can:
 //
-// The journal is "<config>.rotation", mode 0600, beside the config file. It
-// is not fsynced: it guards against a killed process, not a lost machine,
-// where the atomic write's fsync is what counts.
+//   - A process killed after the server answered but before the new grant
+//     reached the config file. The journal gets the raw answer the moment
+//     it arrives, with one write(2) and then an fsync, before anything else
+//     is done with it; the next holder of the lock parses it and finishes
+//     the rotation.
+//   - A lock file deleted or replaced while a holder is rotating, so that
+//     a second process locks a new file. The journal is created before the
+//     refresh token is spent, naming the lock file its writer holds (device
+//     and inode): a holder of another lock file that finds an unfinished
+//     journal waits for it to be finished instead of spending the same
+//     token. One that holds the same lock file knows the writer is gone.
+//
+// Creating the journal is also the proof that a rotation can be kept: a
+// directory where it cannot be created gets no refresh at all.
 
-// journalEntry is one rotation waiting to reach the config file.
+// journalHeader is the journal's first line, written before the token is
+// spent.
+type journalHeader struct {
+	Lock string `json:"lock"` // the lock file its writer holds: "<device>:<inode>"
+}
+
+// journalEntry, the journal's second line, is one rotation waiting to reach
+// the config file.
 type journalEntry struct {
 	Host string `json:"host"` // the grant's key
 	// From is the SHA-256 of the refresh token the rotation spent: the entry
 	// applies only while the file still holds that token.
-	From          string `json:"from"`
-	AccessToken   string `json:"accessToken"`
-	RefreshToken  string `json:"refreshToken"`
-	ExpiresAt     int64  `json:"expiresAt"`
+	From string `json:"from"`
+	// Received is when the answer arrived (unix nanoseconds); Body and
+	// ContentType are the answer as the server sent it.
+	Received    int64  `json:"received"`
+	Body        string `json:"body"`
+	ContentType string `json:"contentType"`
+	// What the answer leaves out.
 	ClientID      string `json:"clientId"`
 	TokenEndpoint string `json:"tokenEndpoint"`
 	Scope         string `json:"scope"`
 	TokenType     string `json:"tokenType"`
+	// The parsed grant, in the journal of earlier versions: one line, no
+	// header, no body.
+	AccessToken  string `json:"accessToken,omitempty"`
+	RefreshToken string `json:"refreshToken,omitempty"`
+	ExpiresAt    int64  `json:"expiresAt,omitempty"`
 }
 
 // journalCheckEvery spaces out the unlocked checks for a journal.
 const journalCheckEvery = time.Second
+
+// journalWait is how long an unfinished journal is taken for a rotation
+// in progress: longer than any holder's whole refresh.
+const journalWait = 25 * time.Second
 
 func (s *FileStore) journalPath() string { return s.path + ".rotation" }
 
@@ -48,45 +78,128 @@ func tokenDigest(t string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// writeJournal records that key's grant moved from the refresh token from to
-// g. The caller holds the file lock.
-func (s *FileStore) writeJournal(key, from string, g *Grant) error {
-	data, err := json.Marshal(journalEntry{
-		Host: key, From: tokenDigest(from),
-		AccessToken: g.AccessToken, RefreshToken: g.RefreshToken, ExpiresAt: g.Expiry.Unix(),
-		ClientID: g.ClientID, TokenEndpoint: g.TokenEndpoint, Scope: g.Scope, TokenType: g.TokenType,
+// openJournal starts the journal of a rotation, naming the lock file the
+// caller holds, and proves that the config file's directory takes a new
+// file. Nothing is spent when it fails.
+func (s *FileStore) openJournal(lockID string) (*os.File, error) {
+	f, err := os.OpenFile(s.journalPath(), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("oauth: a token refresh for %s could not be kept, so none was made: %s is not writable (%w)", s.path, filepath.Dir(s.journalPath()), unwrapPath(err))
+	}
+	header, _ := json.Marshal(journalHeader{Lock: lockID})
+	if _, err := f.Write(append(header, '\n')); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("oauth: a token refresh for %s could not be kept, so none was made: %s: %w", s.path, s.journalPath(), unwrapPath(err))
+	}
+	target, err := resolveTarget(s.path)
+	if err == nil {
+		var tmp *os.File
+		if tmp, err = os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-*"); err == nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("oauth: a token refresh for %s could not be kept, so none was made: %s is not writable (%w)", s.path, filepath.Dir(target), unwrapPath(err))
+	}
+	return f, nil
+}
+
+// unwrapPath returns the cause of a *fs.PathError, which names the path
+// already said.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// recordJournal writes the answer to the open journal f: one write(2), so
+// that a killed process leaves it in the page cache, then an fsync.
+func recordJournal(f *os.File, key string, prev *Grant, body []byte, contentType string) error {
+	data, err := json.Marshal(&journalEntry{
+		Host: key, From: tokenDigest(prev.RefreshToken),
+		Received: time.Now().UnixNano(), Body: string(body), ContentType: contentType,
+		ClientID: prev.ClientID, TokenEndpoint: prev.TokenEndpoint, Scope: prev.Scope, TokenType: prev.TokenType,
 	})
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(s.journalPath(), data, 0o600)
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// readJournal splits the journal's bytes into its header and its entry;
+// either is nil when missing or unreadable.
+func readJournal(data []byte) (*journalHeader, *journalEntry) {
+	first, rest, _ := bytes.Cut(data, []byte("\n"))
+	var h journalHeader
+	hp := &h
+	if json.Unmarshal(first, &h) != nil {
+		hp = nil
+	}
+	var e journalEntry
+	if json.Unmarshal(bytes.TrimSpace(rest), &e) == nil && e.Host != "" {
+		return hp, &e
+	}
+	if json.Unmarshal(first, &e) == nil && e.Host != "" && e.AccessToken != "" {
+		return nil, &e // an earlier version's journal
+	}
+	return hp, nil
 }
 
 func (s *FileStore) clearJournal() { os.Remove(s.journalPath()) }
 
+// errRotationInProgress reports an unfinished journal of another holder.
+var errRotationInProgress = errors.New("another holder is rotating")
+
 // recoverJournal applies a rotation a dead process left in the journal, if
 // the config file still holds the refresh token that rotation spent, and
-// removes the journal. The caller holds the file lock. A config file that
-// does not parse keeps both files as they are.
-func (s *FileStore) recoverJournal() {
+// removes the journal. The caller holds the lock file lockID. A config file
+// that does not parse keeps both files as they are.
+//
+// A journal without an answer is a rotation that went no further. When its
+// writer held the same lock file as the caller, the writer is gone and the
+// journal is removed. When it held another one (the lock file was deleted
+// or replaced since), the writer may still be waiting for the server:
+// recoverJournal returns errRotationInProgress, and the caller waits, until
+// the journal is older than journalWait.
+func (s *FileStore) recoverJournal(lockID string) error {
+	fi, err := os.Stat(s.journalPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	data, err := os.ReadFile(s.journalPath())
 	if errors.Is(err, fs.ErrNotExist) {
-		return
+		return nil
 	}
-	var e journalEntry
-	if err != nil || json.Unmarshal(data, &e) != nil || e.Host == "" || e.AccessToken == "" || e.RefreshToken == "" {
-		s.logger.Warn().Str("path", s.journalPath()).Msg("oauth: unreadable rotation journal removed")
+	h, e := readJournal(data)
+	if e == nil {
+		if h != nil && h.Lock != lockID && err == nil && time.Since(fi.ModTime()) < journalWait {
+			return errRotationInProgress
+		}
+		if h == nil && len(data) > 0 {
+			s.logger.Warn().Str("path", s.journalPath()).Msg("oauth: unreadable rotation journal removed")
+		}
 		s.clearJournal()
-		return
+		return nil
 	}
-	g := &Grant{
-		AccessToken: e.AccessToken, RefreshToken: e.RefreshToken, Expiry: time.Unix(e.ExpiresAt, 0),
-		ClientID: e.ClientID, TokenEndpoint: e.TokenEndpoint, Scope: e.Scope, TokenType: e.TokenType,
+	g, err := e.grant()
+	if err != nil {
+		s.logger.Warn().Str("path", s.journalPath()).Str("error", err.Error()).Msg("oauth: rotation journal without a grant removed")
+		s.clearJournal()
+		return nil
 	}
 	applied := false
 	err = s.updateLocked(func(root *object) (bool, error) {
 		_, block := s.block(root, e.Host)
-		disk, _ := scanBlock(block.compact(), &s.layout)
+		disk, _, _ := scanBlock(block.compact(), &s.layout)
 		if disk == nil || tokenDigest(disk.RefreshToken) != e.From {
 			return false, nil // the file moved on; the entry is stale
 		}
@@ -96,17 +209,34 @@ func (s *FileStore) recoverJournal() {
 	})
 	var ce *ConfigError
 	if errors.As(err, &ce) {
-		return
+		return nil
 	}
 	if err != nil {
 		s.logger.Error().Str("grant", s.Describe(e.Host)).Str("error", redact(err.Error(), g)).
 			Msg("oauth: could not apply the rotation journal; will retry")
-		return
+		return nil
 	}
 	s.clearJournal()
 	if applied {
 		s.logger.Info().Str("grant", s.Describe(e.Host)).Msg("oauth: finished a rotation an interrupted process left in the journal")
 	}
+	return nil
+}
+
+// grant is the grant the journalled answer describes.
+func (e *journalEntry) grant() (*Grant, error) {
+	base := &Grant{ClientID: e.ClientID, TokenEndpoint: e.TokenEndpoint, Scope: e.Scope, TokenType: e.TokenType}
+	if e.Body == "" && e.AccessToken != "" && e.RefreshToken != "" {
+		g := *base
+		g.AccessToken, g.RefreshToken, g.Expiry = e.AccessToken, e.RefreshToken, time.Unix(e.ExpiresAt, 0)
+		return &g, nil
+	}
+	received := time.Unix(0, e.Received)
+	tok, _, err := tokenresp.Parse([]byte(e.Body), e.ContentType, received)
+	if err != nil {
+		return nil, err
+	}
+	return grantFromToken(tok, received, base), nil
 }
 
 // settleJournal finishes a journalled rotation before an unlocked read. The
@@ -122,6 +252,8 @@ func (s *FileStore) settleJournal(ctx context.Context) {
 		s.journalChecked.Store(now)
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second) // a snapshot need not wait for a rotation
+	defer cancel()
 	if unlock, err := s.lock(ctx); err == nil {
 		unlock() // lock recovers the journal
 	}

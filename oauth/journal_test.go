@@ -1,9 +1,11 @@
 package oauth
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -41,6 +43,8 @@ func TestJournalRecovery(t *testing.T) {
 		{"applied before a token is served", "hch-rt-old", "", token, "hch-at-next", "hch-rt-next"},
 		{"stale entry dropped", "hch-rt-something-else", "", credentials, "hch-at-old", "hch-rt-old"},
 		{"unreadable entry dropped", "", `{"host":`, credentials, "hch-at-old", "hch-rt-old"},
+		{"earlier version's journal applied", "", `{"host":"hermes","from":"` + tokenDigest("hch-rt-old") + `","accessToken":"hch-at-next","refreshToken":"hch-rt-next","expiresAt":` +
+			strconv.FormatInt(exp.Unix(), 10) + `,"clientId":"hermes-agent","tokenEndpoint":"https://t/token","scope":"write","tokenType":"Bearer"}`, token, "hch-at-next", "hch-rt-next"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,8 +53,14 @@ func TestJournalRecovery(t *testing.T) {
 			s := fastStore(path, clock, nil)
 			if tt.journal != "" {
 				testkit.WriteFile(t, s.file.journalPath(), tt.journal)
-			} else if err := s.file.writeJournal("hermes", tt.from, rotated); err != nil {
-				t.Fatal(err)
+				// Unfinished and older than any rotation: left by a
+				// process killed mid-write.
+				old := time.Now().Add(-time.Minute)
+				if err := os.Chtimes(s.file.journalPath(), old, old); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				writeTestJournal(t, s.file, "hermes", tt.from, rotated, clock.Now())
 			}
 			at, err := tt.read(s)
 			if err != nil {
@@ -80,9 +90,7 @@ func TestJournalKeptForCorruptConfig(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	testkit.WriteFile(t, path, "{not json")
 	s := newTestStore(path)
-	if err := s.file.writeJournal("hermes", "hch-rt-old", &Grant{AccessToken: "hch-at-n", RefreshToken: "hch-rt-n"}); err != nil {
-		t.Fatal(err)
-	}
+	writeTestJournal(t, s.file, "hermes", "hch-rt-old", &Grant{AccessToken: "hch-at-n", RefreshToken: "hch-rt-n", Expiry: time.Now().Add(time.Hour)}, time.Now())
 	if _, err := s.Credentials("hermes"); err == nil {
 		t.Fatal("a corrupt file read without error")
 	}
@@ -92,4 +100,22 @@ func TestJournalKeptForCorruptConfig(t *testing.T) {
 	if _, err := os.Stat(s.file.journalPath()); err != nil {
 		t.Errorf("journal removed although it could not be applied: %v", err)
 	}
+}
+
+// writeTestJournal leaves the journal a process killed after the server's
+// answer leaves: the answer that rotated the refresh token from to g's,
+// received at received.
+func writeTestJournal(t *testing.T, s *FileStore, key, from string, g *Grant, received time.Time) {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"access_token": g.AccessToken, "refresh_token": g.RefreshToken,
+		"expires_in": int64(g.Expiry.Sub(received) / time.Second), "token_type": g.TokenType, "scope": g.Scope})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(journalEntry{Host: key, From: tokenDigest(from), Received: received.UnixNano(), Body: string(body),
+		ContentType: "application/json", ClientID: g.ClientID, TokenEndpoint: g.TokenEndpoint, Scope: g.Scope, TokenType: g.TokenType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WriteFile(t, s.journalPath(), `{"lock":"a lock file of the dead process"}`+"\n"+string(data)+"\n")
 }

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -204,10 +205,10 @@ func scanCredentials(data []byte, key string, layout *FileLayout) (Credentials, 
 		}
 		return Credentials{}, err
 	}
-	g, apiKey := scanBlock(block, layout)
+	g, apiKey, rejected := scanBlock(block, layout)
 	switch {
 	case g != nil:
-		return Credentials{Grant: g}, nil
+		return Credentials{Grant: g, Rejected: rejected}, nil
 	case apiKey != "":
 		return Credentials{APIKey: apiKey, APIKeySource: "host"}, nil
 	case rootKey != "":
@@ -219,25 +220,28 @@ func scanCredentials(data []byte, key string, layout *FileLayout) (Credentials, 
 // scanBlock reads a grant and the plain API key from a key's object: a
 // grant when the access token has the layout's prefix and the fields name a
 // refresh token, a token endpoint and a client id; otherwise a non-empty
-// access token is an API key.
-func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey string) {
+// access token is an API key. rejected is the error code of a verdict on
+// the grant's refresh token.
+func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey, rejected string) {
 	if len(block) == 0 || block[0] != '{' {
-		return nil, ""
+		return nil, "", ""
 	}
 	var access string
-	var fields []byte
+	var fields, verdict []byte
 	eachMember(block, func(k, v []byte) bool {
 		switch {
 		case keyIs(k, layout.AccessToken):
 			access = stringValue(v)
 		case keyIs(k, layout.Fields):
 			fields = v
+		case layout.Verdict != "" && keyIs(k, layout.Verdict):
+			verdict = v
 		}
 		return true
 	})
 	prefix := layout.AccessTokenPrefix
 	if access == "" || len(access) < len(prefix) || access[:len(prefix)] != prefix || len(fields) == 0 || fields[0] != '{' {
-		return nil, access
+		return nil, access, ""
 	}
 	g = &Grant{AccessToken: access, Scope: layout.DefaultScope, TokenType: "Bearer"}
 	var exp int64
@@ -261,8 +265,23 @@ func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey string) {
 		return true
 	})
 	if g.RefreshToken == "" || g.TokenEndpoint == "" || g.ClientID == "" {
-		return nil, access
+		return nil, access, ""
 	}
 	g.Expiry = time.Unix(exp, 0)
-	return g, ""
+	if len(verdict) > 0 && verdict[0] == '{' {
+		var digest, code string
+		eachMember(verdict, func(k, v []byte) bool {
+			switch {
+			case keyIs(k, "refreshTokenSha256"):
+				digest = stringValue(v)
+			case keyIs(k, "error"):
+				code = stringValue(v)
+			}
+			return true
+		})
+		if digest != "" && digest == tokenDigest(g.RefreshToken) {
+			rejected = cmp.Or(code, "invalid_grant")
+		}
+	}
+	return g, "", rejected
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/internal/tokenresp"
 )
 
 // ReauthError is the error for a grant the server rejected. It matches
@@ -25,6 +27,9 @@ func (e *ReauthError) Error() string {
 
 // Is reports whether target is [ErrReauthRequired].
 func (e *ReauthError) Is(target error) bool { return target == ErrReauthRequired }
+
+// errLockWait marks a refresh that could not take the locks in time.
+var errLockWait = errors.New("oauth: the refresh lock is busy")
 
 // isRejection reports whether a token-endpoint error code means the refresh
 // token is known to be useless (RFC 6749 section 5.2).
@@ -97,7 +102,7 @@ func (ts *Source) ForceRefresh(ctx context.Context, failedAccessToken string) (*
 	if err := ts.checkDead(ctx); err != nil {
 		return nil, err
 	}
-	return ts.refresh(ctx, failedAccessToken, true)
+	return ts.refresh(ctx, failedAccessToken, true, nil)
 }
 
 func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
@@ -108,12 +113,17 @@ func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
 	coolTill, unsaved := ts.k.coolTill, ts.k.unsaved != nil
 	ts.k.mu.Unlock()
 	if unsaved {
-		return ts.refresh(ctx, "", false) // commit the pending rotation first
+		return ts.refresh(ctx, "", false, nil) // commit the pending rotation first
 	}
-	g, err := ts.grant(ts.gs.store.Credentials(ctx, ts.key))
+	c, err := ts.gs.store.Credentials(ctx, ts.key)
+	g, err := ts.grant(c, err)
 	if err != nil {
 		ts.k.cache.Store(nil)
 		return nil, err
+	}
+	if c.Rejected != "" {
+		ts.k.cache.Store(nil)
+		return nil, ts.reauthError(c.Rejected) // another holder met the rejection
 	}
 	now := ts.gs.now()
 	if !g.needsRefresh(now) {
@@ -122,7 +132,7 @@ func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
 	if now.Before(coolTill) {
 		return g.token(), nil // fail open until the cooldown ends
 	}
-	return ts.refresh(ctx, "", false)
+	return ts.refresh(ctx, "", false, g)
 }
 
 // grant returns the grant of c, or an error wrapping [ErrNoGrant].
@@ -163,12 +173,14 @@ func (ts *Source) reauthError(code string) error {
 }
 
 // refresh runs steps 2-5 of the protocol under both locks. With force it
-// treats failedAccessToken as rejected regardless of its expiry.
+// treats failedAccessToken as rejected regardless of its expiry. current,
+// if not nil, is the grant an unlocked read found: it is returned, while
+// still valid, when the locks cannot be had in time (fail open).
 //
 // The work runs in its own goroutine: a caller whose context ends stops
 // waiting, but an exchange already under way still completes and is
 // persisted (and reported to OnTokenChange), so the rotation is not lost.
-func (ts *Source) refresh(ctx context.Context, failedAccessToken string, force bool) (*oauth2.Token, error) {
+func (ts *Source) refresh(ctx context.Context, failedAccessToken string, force bool, current *Grant) (*oauth2.Token, error) {
 	type result struct {
 		tok *oauth2.Token
 		err error
@@ -183,6 +195,11 @@ func (ts *Source) refresh(ctx context.Context, failedAccessToken string, force b
 	}()
 	select {
 	case r := <-done:
+		if errors.Is(r.err, errLockWait) && current != nil && ts.gs.now().Before(current.Expiry) {
+			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", r.err.Error()).
+				Msg("oauth: the refresh lock is busy; keeping the current token, which is still valid")
+			return current.token(), nil
+		}
 		return r.tok, r.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("oauth: token for %s: %w", ts.gs.store.Describe(ts.key), ctx.Err())
@@ -193,14 +210,19 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 	gs, k := ts.gs, ts.k
 	lg, unlock, err := gs.lock(ctx, k, ts.key)
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("%w: %w", errLockWait, err)
 	}
 	defer unlock()
 
-	g, err := ts.grant(lg.Credentials())
+	c, err := lg.Credentials()
+	g, err := ts.grant(c, err)
 	if err != nil {
 		k.cache.Store(nil)
 		return nil, false, err
+	}
+	if c.Rejected != "" {
+		k.cache.Store(nil)
+		return nil, false, ts.reauthError(c.Rejected)
 	}
 	k.mu.Lock()
 	dead, coolTill, unsaved := k.dead, k.coolTill, k.unsaved
@@ -228,18 +250,33 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 		return g.token(), false, nil
 	}
 
-	fresh, err := ts.exchange(g)
+	record, err := lg.Prepare(g)
+	if err != nil {
+		// Nothing was spent. Keep the current token while it is valid and
+		// try again after the cooldown; the error names the directory.
+		k.mu.Lock()
+		k.coolTill = now.Add(gs.cooldown)
+		k.mu.Unlock()
+		gs.logger.Error().Str("grant", gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: token not refreshed")
+		if !force && now.Before(g.Expiry) {
+			return g.token(), false, nil
+		}
+		return nil, false, err
+	}
+	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
+	fresh, err := ts.exchange(g, func(body []byte, contentType string) {
+		if jerr := record(body, contentType); jerr != nil {
+			log.Warn().Str("error", redact(jerr.Error(), g)).Msg("oauth: could not write the rotation journal")
+		}
+	})
 	if err != nil {
 		return ts.failed(lg, g, err, force)
 	}
 	ng := grantFromToken(fresh, gs.now(), g)
-	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
-	if jerr := lg.Journal(g, ng); jerr != nil {
-		log.Warn().Str("error", redact(jerr.Error(), g, ng)).Msg("oauth: could not write the rotation journal")
-	}
 	if werr := lg.Commit(g, ng); werr != nil {
-		// The old refresh token is spent: keep the new grant in memory and
-		// commit it on the next call rather than lose the rotation.
+		// The old refresh token is spent: keep the new grant in memory (it
+		// is in the journal too) and commit it on the next call rather
+		// than lose the rotation.
 		k.mu.Lock()
 		k.unsaved, k.unsavedFrom = ng, g.RefreshToken
 		k.mu.Unlock()
@@ -292,6 +329,9 @@ func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool) (*oaut
 		k.mu.Lock()
 		k.dead = &deadGrant{refreshToken: g.RefreshToken, code: re.ErrorCode}
 		k.mu.Unlock()
+		if rerr := lg.Reject(g, re.ErrorCode); rerr != nil {
+			log.Warn().Str("error", redact(rerr.Error(), g)).Msg("oauth: could not record the rejection for other processes")
+		}
 		log.Warn().Str("error", describe(err, g)).Msg("oauth: grant rejected by the authorization server; sign-in required")
 		return nil, false, ts.reauthError(re.ErrorCode)
 	}
@@ -315,7 +355,11 @@ func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool) (*oaut
 // server (the request was never fully written) or the server answered 5xx or
 // 429. A response lost after the request was sent is not retried: the server
 // may have rotated, and retrying would replay the token.
-func (ts *Source) exchange(g *Grant) (*oauth2.Token, error) {
+//
+// A successful answer is handed to answered before x/oauth2 reads it, and
+// is never thrown away: one x/oauth2 refuses (an expires_in of 3600.5 or
+// "3600") is read by [tokenresp.Parse].
+func (ts *Source) exchange(g *Grant, answered func(body []byte, contentType string)) (*oauth2.Token, error) {
 	gs := ts.gs
 	cfg := oauth2.Config{
 		ClientID: g.ClientID,
@@ -323,10 +367,10 @@ func (ts *Source) exchange(g *Grant) (*oauth2.Token, error) {
 	}
 	budget, cancel := context.WithTimeout(context.Background(), gs.budget)
 	defer cancel()
-	budget = context.WithValue(budget, oauth2.HTTPClient, gs.client)
 	for attempt := 1; ; attempt++ {
 		var sent atomic.Bool
-		actx, acancel := context.WithTimeout(budget, gs.attemptTimeout)
+		capture := &tokenresp.Capture{OnSuccess: answered}
+		actx, acancel := context.WithTimeout(context.WithValue(budget, oauth2.HTTPClient, capture.Client(gs.client)), gs.attemptTimeout)
 		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
 			WroteRequest: func(i httptrace.WroteRequestInfo) {
 				if i.Err == nil {
@@ -334,10 +378,22 @@ func (ts *Source) exchange(g *Grant) (*oauth2.Token, error) {
 				}
 			},
 		})
-		tok, err := cfg.TokenSource(actx, &oauth2.Token{RefreshToken: g.RefreshToken}).Token()
+		_, err := cfg.TokenSource(actx, &oauth2.Token{RefreshToken: g.RefreshToken}).Token()
 		acancel()
+		if ans := capture.Last(); ans != nil {
+			tok, odd, perr := tokenresp.Parse(ans.Body, ans.ContentType, ans.Received)
+			if perr == nil {
+				if odd != "" {
+					gs.logger.Warn().Str("grant", gs.store.Describe(ts.key)).Str("odd", odd).Msg("oauth: the token endpoint's answer is unusual; kept")
+				}
+				return tok, nil
+			}
+			if err == nil {
+				err = perr
+			}
+		}
 		if err == nil {
-			return tok, nil
+			err = errors.New("oauth: the token endpoint's answer could not be read")
 		}
 		if attempt >= 2 || !retryable(err, sent.Load()) {
 			return nil, err
@@ -400,4 +456,38 @@ func redact(s string, grants ...*Grant) string {
 		}
 	}
 	return s
+}
+
+// Sync stores a rotation this source made but could not write yet (it is
+// kept in memory, and in the journal where one could be written) and
+// reports an error when it still cannot. A long-lived process need not call
+// it: every call retries. A short-lived one, such as a command-line run,
+// calls it before it exits, so that it never ends holding a rotation the
+// config file does not have.
+func (ts *Source) Sync(ctx context.Context) error {
+	k := ts.k
+	k.mu.Lock()
+	unsaved := k.unsaved
+	k.mu.Unlock()
+	if unsaved == nil {
+		return nil
+	}
+	lg, unlock, err := ts.gs.lock(ctx, k, ts.key)
+	if err == nil {
+		defer unlock()
+		var c Credentials
+		if c, err = lg.Credentials(); err == nil && c.Grant != nil {
+			ts.saveUnsaved(lg, c.Grant, unsaved)
+		}
+	}
+	k.mu.Lock()
+	still := k.unsaved != nil
+	k.mu.Unlock()
+	if !still {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("the file could not be written")
+	}
+	return fmt.Errorf("oauth: the refreshed grant of %s is not stored yet (%s); it is kept in %s for the next run", ts.gs.store.Describe(ts.key), redact(err.Error(), unsaved), "the rotation journal")
 }

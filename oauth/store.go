@@ -34,17 +34,24 @@ type LockedGrant interface {
 	// spent only when the rotation can be written back.
 	Credentials() (Credentials, error)
 
-	// Journal records that the grant moves from prev to next, as early as
-	// possible and as cheaply as possible, so that a holder that dies
-	// before Commit leaves the rotation to the next one. A store without
-	// a journal returns nil.
-	Journal(prev, next *Grant) error
+	// Prepare proves, before prev's refresh token is spent, that its
+	// rotation can be kept, and returns record: Grants calls it with the
+	// token endpoint's successful answer (the raw body and its content
+	// type) the moment it arrives, before anything else is done with it,
+	// so that a holder killed before Commit leaves the rotation to the
+	// next. When Prepare fails no token is spent.
+	Prepare(prev *Grant) (record func(body []byte, contentType string) error, err error)
 
 	// Commit stores next as the grant, provided the store still holds
 	// prev's refresh token (any grant, or none, when prev is nil); a nil
 	// next removes the grant. Otherwise it returns [ErrStaleGrant] and
 	// changes nothing. A committed grant is durable.
 	Commit(prev, next *Grant) error
+
+	// Reject records, bound to prev's refresh token, that the server
+	// rejected the grant with the OAuth error code: every holder then
+	// reads [Credentials.Rejected] until another grant replaces it.
+	Reject(prev *Grant, code string) error
 
 	// Unlock releases the lock.
 	Unlock()
