@@ -367,7 +367,7 @@ func (l *fileLock) Commit(prev, next *Grant) error {
 		s.logger.Warn().Str("grant", s.Describe(l.key)).Str("prefix", s.layout.AccessTokenPrefix).
 			Msg("oauth: refreshed access token lacks the expected prefix; stored anyway so the rotation is not lost")
 	}
-	err := s.updateLocked(func(root *object) (bool, error) {
+	err := s.updateLocked(l.key, func(root *object) (bool, error) {
 		if err := l.holds(root, prev); err != nil {
 			return false, err
 		}
@@ -393,7 +393,7 @@ func (l *fileLock) holds(root *object, prev *Grant) error {
 		return nil
 	}
 	_, block := l.s.block(root, l.key)
-	g, _, _ := scanBlock(block.compact(), &l.s.layout)
+	g, _, _, _ := scanBlock(block.compact(), &l.s.layout)
 	if g == nil || g.RefreshToken != prev.RefreshToken {
 		return ErrStaleGrant
 	}
@@ -405,7 +405,7 @@ func (l *fileLock) Reject(prev *Grant, code string) error {
 	if s.layout.Verdict == "" {
 		return nil
 	}
-	return s.updateLocked(func(root *object) (bool, error) {
+	return s.updateLocked(l.key, func(root *object) (bool, error) {
 		if err := l.holds(root, prev); err != nil {
 			return false, err
 		}
@@ -428,8 +428,12 @@ func (l *fileLock) Unlock() {
 // updateLocked runs fn on the parsed file, which the caller has locked, and
 // writes the result atomically when fn reports a change. A file that does
 // not parse is left as it is and reported as a [*ConfigError].
-func (s *FileStore) updateLocked(fn func(root *object) (changed bool, err error)) error {
-	root, _, err := readObject(s.path)
+//
+// The path to key's grant must be unambiguous: a file that names a member
+// of it twice is a [*ConfigError], since writing would keep one and lose
+// the other.
+func (s *FileStore) updateLocked(key string, fn func(root *object) (changed bool, err error)) error {
+	root, _, err := readObject(s.path, func(data []byte) error { return ambiguity(data, &s.layout, key) })
 	if err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {
@@ -499,7 +503,7 @@ func (s *FileStore) MergeConfig(ctx context.Context, key string, patch map[strin
 		return err
 	}
 	defer unlock()
-	return s.updateLocked(func(root *object) (bool, error) {
+	return s.updateLocked(key, func(root *object) (bool, error) {
 		for _, k := range slices.Sorted(maps.Keys(patch)) {
 			if k != s.layout.Section {
 				if err := s.mergeKey(root, k, patch[k]); err != nil {

@@ -84,7 +84,7 @@ func grantFromToken(tok *oauth2.Token, now time.Time, base *Grant) *Grant {
 		g.RefreshToken = tok.RefreshToken
 	}
 	switch {
-	case tok.ExpiresIn > 0:
+	case tok.ExpiresIn != 0: // negative: a token already expired, still a rotation
 		g.Expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
 	case !tok.Expiry.IsZero():
 		g.Expiry = tok.Expiry

@@ -197,9 +197,9 @@ func (s *FileStore) recoverJournal(lockID string) error {
 		return nil
 	}
 	applied := false
-	err = s.updateLocked(func(root *object) (bool, error) {
+	err = s.updateLocked(e.Host, func(root *object) (bool, error) {
 		_, block := s.block(root, e.Host)
-		disk, _, _ := scanBlock(block.compact(), &s.layout)
+		disk, _, _, _ := scanBlock(block.compact(), &s.layout)
 		if disk == nil || tokenDigest(disk.RefreshToken) != e.From {
 			return false, nil // the file moved on; the entry is stale
 		}

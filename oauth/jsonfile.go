@@ -183,9 +183,9 @@ func (o *object) marshal() ([]byte, error) {
 // marshalValue is json.Marshal without HTML escaping.
 func marshalValue(v any) (json.RawMessage, error) { return wire.Marshal(v) }
 
-// readObject reads and parses the config file at path. A missing file is an
-// empty object and exists=false.
-func readObject(path string) (o *object, exists bool, err error) {
+// readObject reads and parses the config file at path and checks its bytes
+// with check. A missing file is an empty object and exists=false.
+func readObject(path string, check func([]byte) error) (o *object, exists bool, err error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return newObject(), false, nil
@@ -194,6 +194,9 @@ func readObject(path string) (o *object, exists bool, err error) {
 		return nil, false, fmt.Errorf("oauth: read config: %w", err)
 	}
 	o, err = parseObject(data)
+	if err == nil {
+		err = check(data)
+	}
 	if err != nil {
 		return nil, true, &ConfigError{Path: path, Err: err}
 	}

@@ -48,6 +48,8 @@ func TestOAuthChildProcess(t *testing.T) {
 		os.Exit(childRotate(path, stop))
 	case "crash":
 		os.Exit(childCrash(path))
+	case "readonly":
+		os.Exit(childReadOnly(path))
 	}
 	os.Exit(2)
 }

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -181,17 +182,22 @@ func scanCredentials(data []byte, key string, layout *FileLayout) (Credentials, 
 	}
 	var rootKey string
 	var block []byte
+	sections, blocks := 0, 0
 	end, err := eachMember(data, func(k, v []byte) bool {
 		switch {
 		case layout.RootAPIKey && keyIs(k, layout.AccessToken):
 			rootKey = stringValue(v)
-		case keyIs(k, layout.Section) && len(v) > 0 && v[0] == '{':
-			eachMember(v, func(hk, hv []byte) bool {
-				if keyIs(hk, key) {
-					block = hv
-				}
-				return true
-			})
+		case keyIs(k, layout.Section):
+			sections++
+			if len(v) > 0 && v[0] == '{' {
+				eachMember(v, func(hk, hv []byte) bool {
+					if keyIs(hk, key) {
+						block = hv
+						blocks++
+					}
+					return true
+				})
+			}
 		}
 		return true
 	})
@@ -205,7 +211,13 @@ func scanCredentials(data []byte, key string, layout *FileLayout) (Credentials, 
 		}
 		return Credentials{}, err
 	}
-	g, apiKey, rejected := scanBlock(block, layout)
+	if sections > 1 || blocks > 1 {
+		return Credentials{}, ambiguity(data, layout, key) // words it
+	}
+	g, apiKey, rejected, dup := scanBlock(block, layout)
+	if dup {
+		return Credentials{}, ambiguity(data, layout, key)
+	}
 	switch {
 	case g != nil:
 		return Credentials{Grant: g, Rejected: rejected}, nil
@@ -222,26 +234,36 @@ func scanCredentials(data []byte, key string, layout *FileLayout) (Credentials, 
 // refresh token, a token endpoint and a client id; otherwise a non-empty
 // access token is an API key. rejected is the error code of a verdict on
 // the grant's refresh token.
-func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey, rejected string) {
+//
+// dup reports that the object names the access token, fields or verdict
+// member twice.
+func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey, rejected string, dup bool) {
 	if len(block) == 0 || block[0] != '{' {
-		return nil, "", ""
+		return nil, "", "", false
 	}
 	var access string
 	var fields, verdict []byte
+	var seen [3]int
 	eachMember(block, func(k, v []byte) bool {
 		switch {
 		case keyIs(k, layout.AccessToken):
 			access = stringValue(v)
+			seen[0]++
 		case keyIs(k, layout.Fields):
 			fields = v
+			seen[1]++
 		case layout.Verdict != "" && keyIs(k, layout.Verdict):
 			verdict = v
+			seen[2]++
 		}
 		return true
 	})
+	if seen[0] > 1 || seen[1] > 1 || seen[2] > 1 {
+		return nil, "", "", true
+	}
 	prefix := layout.AccessTokenPrefix
 	if access == "" || len(access) < len(prefix) || access[:len(prefix)] != prefix || len(fields) == 0 || fields[0] != '{' {
-		return nil, access, ""
+		return nil, access, "", false
 	}
 	g = &Grant{AccessToken: access, Scope: layout.DefaultScope, TokenType: "Bearer"}
 	var exp int64
@@ -265,7 +287,7 @@ func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey, rejected str
 		return true
 	})
 	if g.RefreshToken == "" || g.TokenEndpoint == "" || g.ClientID == "" {
-		return nil, access, ""
+		return nil, access, "", false
 	}
 	g.Expiry = time.Unix(exp, 0)
 	if len(verdict) > 0 && verdict[0] == '{' {
@@ -283,5 +305,48 @@ func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey, rejected str
 			rejected = cmp.Or(code, "invalid_grant")
 		}
 	}
-	return g, "", rejected
+	return g, "", rejected, false
+}
+
+// ambiguity reports a member that the file names twice on the path to
+// key's grant: the section, key's object, or the access token, fields or
+// verdict in it. The file must be valid JSON.
+func ambiguity(data []byte, layout *FileLayout, key string) error {
+	data = bytes.TrimPrefix(data, utf8BOM)
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	twice := func(obj []byte, names ...string) (string, []byte) {
+		seen := map[string]int{}
+		var last []byte
+		eachMember(obj, func(k, v []byte) bool {
+			for i, n := range names {
+				if n != "" && keyIs(k, n) {
+					seen[n]++
+					if i == 0 {
+						last = v
+					}
+				}
+			}
+			return true
+		})
+		for _, n := range names {
+			if seen[n] > 1 {
+				return n, nil
+			}
+		}
+		return "", last
+	}
+	if dup, section := twice(data, layout.Section); dup != "" {
+		return fmt.Errorf("the file names %q twice; which one holds the grants is ambiguous", dup)
+	} else if len(section) > 0 && section[0] == '{' {
+		if dup, block := twice(section, key); dup != "" {
+			return fmt.Errorf("%q names %q twice; which one holds the grant is ambiguous", layout.Section, dup)
+		} else if len(block) > 0 && block[0] == '{' {
+			if dup, _ := twice(block, layout.AccessToken, layout.Fields, layout.Verdict); dup != "" {
+				return fmt.Errorf("%q in %q names %q twice; which one is the grant's is ambiguous", key, layout.Section, dup)
+			}
+		}
+	}
+	return nil
 }

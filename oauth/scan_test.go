@@ -43,6 +43,9 @@ func FuzzScanCredentials(f *testing.F) {
 		if !valid {
 			return // invalid files: the scanner may or may not notice; writers always do
 		}
+		if err != nil && strings.Contains(err.Error(), "ambiguous") {
+			return // encoding/json takes the last of a name given twice; the scanner refuses
+		}
 		if err != nil {
 			t.Fatalf("valid file rejected: %v\n%s", err, data)
 		}

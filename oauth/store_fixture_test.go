@@ -80,7 +80,7 @@ func configWithGrant(tokenURL, access, refresh string, exp time.Time) string {
 // testLayout is honcho.json's layout with the access-token prefix
 // "hch-at-", as the Honcho provider supplies it.
 func testLayout(prefix string) *FileLayout {
-	return &FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: prefix, DefaultScope: "write", RootAPIKey: true}
+	return &FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: prefix, DefaultScope: "write", RootAPIKey: true, Verdict: "oauthRejected"}
 }
 
 // testStore is a FileStore and the Grants over it, wired as a provider

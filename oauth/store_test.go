@@ -276,6 +276,11 @@ func TestCorruptFileNeverOverwritten(t *testing.T) {
 		"array root": `["hch-at-a"]`,
 		"null root":  "null\n",
 		"trailing":   `{"a":1} {"b":2}`,
+		// The path to the grant named twice: writing keeps one and loses
+		// the other, so nothing is written.
+		"hosts twice": `{"hosts":{"hermes":{"apiKey":"hch-at-a","oauth":{"refreshToken":"hch-rt-a","clientId":"c","tokenEndpoint":"https://t/token"}}},"hosts":{"other":{}}}`,
+		"host twice":  `{"hosts":{"hermes":{"apiKey":"hch-at-a","oauth":{"refreshToken":"hch-rt-a","clientId":"c","tokenEndpoint":"https://t/token"}},"hermes":{"apiKey":"k"}}}`,
+		"oauth twice": `{"hosts":{"hermes":{"apiKey":"hch-at-a","oauth":{"refreshToken":"hch-rt-a","clientId":"c","tokenEndpoint":"https://t/token"},"oauth":{}}}}`,
 	}
 	ops := map[string]func(s *testStore) error{
 		"install": func(s *testStore) error {
@@ -311,6 +316,9 @@ func TestCorruptFileNeverOverwritten(t *testing.T) {
 				}
 				if strings.Contains(err.Error(), "hch-at-a") {
 					t.Errorf("error leaks file content: %v", err)
+				}
+				if strings.HasSuffix(cname, "twice") && !strings.Contains(err.Error(), "ambiguous") {
+					t.Errorf("error does not say the file is ambiguous: %v", err)
 				}
 				got, _ := os.ReadFile(path)
 				if string(got) != content {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -98,7 +100,8 @@ func (c *cli) token(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ts, err := s.conn.TokenSource(s.profile, providerName)
+	rotated := false
+	ts, err := s.conn.TokenSource(s.profile, providerName, oauth.OnTokenChange(func(*oauth2.Token) { rotated = true }))
 	if err != nil {
 		return err
 	}
@@ -109,9 +112,17 @@ func (c *cli) token(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A run this short must not end holding a rotation the config file
+	// does not have: the next run would replay the spent token.
+	if err := ts.Sync(ctx); err != nil {
+		return err
+	}
 	// The token source fails open for long-running agents; a person asking
 	// for a token must not be handed one that is already dead.
 	if !tok.Expiry.IsZero() && !time.Now().Before(tok.Expiry) {
+		if rotated {
+			return errors.New("the server issued a new token that had already expired (a negative expires_in); it was stored, but there is no valid token to print; try again, or report it to the server's operator")
+		}
 		return errors.New("the access token has expired and could not be refreshed (see the warning above); try again in a minute")
 	}
 	_, err = fmt.Fprintln(c.stdout, tok.AccessToken)

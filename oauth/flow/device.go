@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/internal/tokenresp"
 )
 
 // startDevice runs the device authorization request of f (RFC 8628
@@ -55,7 +57,9 @@ func (m *Manager) startDevice(ctx context.Context, f *flowRecord, opts []oauth2.
 // completes or fails f. Cancel and Close stop it through f.ctx.
 func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 	defer m.wg.Done()
-	tok, err := f.cfg.DeviceAccessToken(context.WithValue(f.ctx, oauth2.HTTPClient, m.client), da)
+	capture := &tokenresp.Capture{}
+	tok, err := f.cfg.DeviceAccessToken(context.WithValue(f.ctx, oauth2.HTTPClient, capture.Client(m.client)), da)
+	tok, err = m.kept(f, capture, tok, err)
 	if err != nil {
 		if f.ctx.Err() != nil {
 			return // cancelled or closed: the flow has ended already

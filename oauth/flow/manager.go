@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/memconnect/memconnect/internal/tokenresp"
 	"github.com/memconnect/memconnect/internal/wire"
 	"golang.org/x/oauth2"
 )
@@ -437,13 +438,37 @@ func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values) (Fl
 	if code == "" {
 		return m.fail(f, &Failure{Code: CodeAuthorization, Detail: detailNoCode})
 	}
-	ctx, cancel := context.WithTimeout(context.WithValue(f.ctx, oauth2.HTTPClient, m.client), exchangeTimeout)
+	capture := &tokenresp.Capture{}
+	ctx, cancel := context.WithTimeout(context.WithValue(f.ctx, oauth2.HTTPClient, capture.Client(m.client)), exchangeTimeout)
 	defer cancel()
 	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(p.Verifier))
+	tok, err = m.kept(f, capture, tok, err)
 	if err != nil {
 		return m.fail(f, tokenError(CodeExchange, detailExchange, err))
 	}
 	return m.install(f, tok)
+}
+
+// kept returns the token of a successful answer that capture saw, whatever
+// x/oauth2 made of it: the code or device code is spent once the server
+// answered 2xx, so an answer x/oauth2 refuses (an expires_in of "3600") is
+// read leniently instead of lost. Without one it returns tok and err.
+func (m *Manager) kept(f *flowRecord, capture *tokenresp.Capture, tok *oauth2.Token, err error) (*oauth2.Token, error) {
+	ans := capture.Last()
+	if ans == nil {
+		return tok, err
+	}
+	parsed, odd, perr := tokenresp.Parse(ans.Body, ans.ContentType, ans.Received)
+	if perr != nil {
+		if err == nil {
+			err = perr
+		}
+		return tok, err
+	}
+	if odd != "" || err != nil {
+		m.log.Warn().Str("flow_id", f.id).Str("odd", odd).Msg("flow: the token endpoint's answer is unusual; kept")
+	}
+	return parsed, nil
 }
 
 // install stores tok with the flow's Complete and then marks it connected.

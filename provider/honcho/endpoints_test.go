@@ -126,7 +126,7 @@ func TestProviderBasics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := oauth.FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: "hch-at-", DefaultScope: "write", RootAPIKey: true}
+	want := oauth.FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: "hch-at-", DefaultScope: "write", RootAPIKey: true, Verdict: "oauthRejected"}
 	if loc.Layout != want {
 		t.Errorf("Layout = %+v, want %+v", loc.Layout, want)
 	}

@@ -131,6 +131,13 @@ func (p *Provider) AuthMethods() []provider.AuthMethod {
 	return []provider.AuthMethod{provider.AuthBrowser, provider.AuthDevice}
 }
 
+// VerdictKey is the member of a host block that records a grant the
+// server rejected, so that every process sees that a sign-in is needed:
+// {"refreshTokenSha256": "<hex>", "error": "invalid_grant"}. It holds a
+// fingerprint of the refresh token, never the token; the Python agent keeps
+// it (it rewrites only "apiKey" and "oauth"), and a new grant clears it.
+const VerdictKey = "oauthRejected"
+
 // layout is where honcho.json keeps a profile's grant: the host block
 // hosts.<host>, with the access token in "apiKey" and the rest in "oauth".
 // The root's "apiKey" is the API key of every host without one.
@@ -142,5 +149,6 @@ func (p *Provider) layout() oauth.FileLayout {
 		AccessTokenPrefix: p.prefix,
 		DefaultScope:      DefaultScope,
 		RootAPIKey:        true,
+		Verdict:           VerdictKey,
 	}
 }

@@ -10,8 +10,8 @@ import (
 // Status implements [provider.Provider]. The profile is connected with
 // OAuth when its host block holds a grant; else with an API key from the
 // host block, the file's root, or [WithAPIKey], in that order; else not at
-// all. ReauthRequired comes from the shared grant engine: it is set once a
-// refresh in this process found the grant dead.
+// all. ReauthRequired is set once a refresh in any process found the grant
+// rejected: the verdict is recorded beside the grant ([VerdictKey]).
 func (p *Provider) Status(ctx context.Context, prof provider.Profile, stores *provider.Stores) (provider.Status, error) {
 	st := provider.Status{Supported: true}
 	// Walk the same chain as GrantLocation, one stat a file (an unchanged
@@ -37,7 +37,7 @@ func (p *Provider) Status(ctx context.Context, prof provider.Profile, stores *pr
 	case creds.Grant != nil:
 		g := creds.Grant
 		st.Connected, st.Auth = true, provider.AuthOAuth
-		st.ReauthRequired = stores.Grants(read, layout).ReauthRequired(host)
+		st.ReauthRequired = creds.Rejected != "" || stores.Grants(read, layout).ReauthRequired(host)
 		st.Token = &provider.TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry}
 	case creds.APIKey != "":
 		st.Connected, st.Auth = true, provider.AuthAPIKey
