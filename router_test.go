@@ -23,6 +23,7 @@ import (
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
@@ -930,5 +931,38 @@ func TestCloseEndsCreatedFlows(t *testing.T) {
 	}
 	if _, err := r2.Connector().Connect(t.Context(), "work", "honcho", provider.ConnectRequest{}); err != nil {
 		t.Errorf("Close closed the host's flow manager: %v", err)
+	}
+}
+
+// A grant another process found rejected shows as reauth_required in this
+// router's status, though this process never called the server.
+func TestReauthRequiredFromAnotherProcess(t *testing.T) {
+	e := fixture.NewEnv(t)
+	grant := e.AS.IssueGrant("write")
+	path := filepath.Join(e.Root, "honcho.json")
+	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": map[string]any{
+		"apiKey": grant.AccessToken,
+		"oauth": map[string]any{"refreshToken": grant.RefreshToken, "expiresAt": time.Now().Add(-time.Minute).Unix(),
+			"clientId": e.AS.ClientID(), "tokenEndpoint": e.AS.TokenURL()},
+	}}})
+	e.AS.RevokeGrant(grant.RefreshToken)
+	if st := e.Status("default", "honcho"); !st.Connected || st.ReauthRequired {
+		t.Fatalf("status before any refresh = %+v", st)
+	}
+	// Another process: a Connector of its own over the same home.
+	reg, err := provider.NewRegistry(honcho.New(fixture.NewHermes(t).HonchoOptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &provider.Connector{Registry: reg, Profiles: provider.HermesProfiles{Root: e.Root}, HTTPClient: e.AS.Client()}
+	ts, err := other.TokenSource("default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Token(); !errors.Is(err, oauth.ErrReauthRequired) {
+		t.Fatalf("the other process: %v, want ErrReauthRequired", err)
+	}
+	if st := e.Status("default", "honcho"); !st.Connected || st.Auth != provider.AuthOAuth || !st.ReauthRequired {
+		t.Errorf("status after another process met the rejection = %+v, want reauth_required", st)
 	}
 }

@@ -16,21 +16,28 @@
 //     it is returned with no lock, no store access and no allocation.
 //  2. Otherwise the source takes the in-process lock of the key and the
 //     store's lock ([GrantStore.Lock]), both with a deadline, re-reads the
-//     grant and adopts a token another holder already rotated.
-//  3. Only if the stored token still needs a refresh does it spend the
+//     grant and adopts a token another holder already rotated. When the
+//     locks cannot be had in time it returns the current token while that
+//     is still valid.
+//  3. Only if the stored token still needs a refresh, and the store proved
+//     it can keep the rotation ([LockedGrant.Prepare]), does it spend the
 //     refresh token: 15 s an attempt, one retry after 2 s when the request
 //     provably did not reach the server or the server answered 5xx or 429,
 //     20 s in all. A response lost after the request was sent is not
 //     retried: the server may have rotated, and a retry would replay the
-//     token. The new grant goes to the journal ([LockedGrant.Journal]) the
-//     moment it is parsed and is then committed ([LockedGrant.Commit],
-//     a compare-and-swap on the old refresh token) before the locks are
-//     released. A rotation that cannot be committed is kept in memory and
-//     committed on the next call, never replayed.
+//     token. The raw answer is recorded the moment it arrives, before
+//     x/oauth2 reads it, and no 2xx answer is thrown away (an expires_in of
+//     3600.5 or "3600" is read as a number). The new grant is committed
+//     ([LockedGrant.Commit], a compare-and-swap on the old refresh token)
+//     before the locks are released. A rotation that cannot be committed is
+//     kept in memory and committed on the next call ([Source.Sync] for a
+//     process about to exit), never replayed.
 //  4. On invalid_grant, invalid_client or unauthorized_client it re-reads
 //     the grant and adopts a refresh token that changed meanwhile (a lost
-//     race); otherwise the grant is dead: no network call until the store
-//     holds another grant, and calls fail with [ErrReauthRequired].
+//     race); otherwise the grant is dead, and the verdict is recorded
+//     beside it ([LockedGrant.Reject]): no holder makes a network call
+//     until the store holds another grant, and calls fail with
+//     [ErrReauthRequired].
 //  5. On a transient failure it logs a warning (no token values), returns
 //     the current token (fail open) and makes no new attempt for 30 s.
 //  6. A caller whose request was answered 401 calls [Source.ForceRefresh]
@@ -45,12 +52,30 @@
 //
 // # Config files
 //
-// [FileStore] is the [GrantStore] of a JSON config file: an exclusive
-// flock(2) on "<config>.lock" (the lock the Python agent takes), atomic
-// writes that keep every other member, a rotation journal
-// "<config>.rotation" that the next holder finishes, and a [FileLayout]
-// that says where in the file each key's grant lives. A provider supplies
-// the layout; this package knows no provider.
+// [FileStore] is the [GrantStore] of a JSON config file, laid out as its
+// [FileLayout] says (a provider supplies the layout; this package knows no
+// provider):
+//
+//   - The lock is an exclusive flock(2) on "<config>.lock", the lock the
+//     Python agent takes, waited for in the kernel as Python does, so that
+//     both get their turns. After taking it, the locked file must still be
+//     the one at the path; otherwise it is taken again.
+//   - Writes are atomic (a temp file, fsync, rename, fsync of the directory)
+//     and keep every other member. A file that does not parse, or that
+//     names a member on the path to a grant twice, is never written.
+//   - The rotation journal "<config>.rotation" is created before a refresh
+//     token is spent (a directory that cannot take it gets no refresh, so
+//     nothing is spent that cannot be kept) and holds the server's answer
+//     the moment it arrives; the next holder finishes a rotation a killed
+//     process left there. A journal without an answer that was started
+//     under another lock file, one deleted or replaced since, is a rotation
+//     in progress: a holder waits for it instead of spending the same token.
+//
+// What only the Python agent can still lose: it neither reads the journal
+// nor checks its lock file. If "<config>.lock" is deleted or replaced while
+// the Python agent holds it or waits for it, Python and a Go process can
+// hold locks on two different files, and one can spend a refresh token the
+// other is spending. Go processes among themselves are safe.
 //
 // # Standards helpers
 //

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
@@ -502,6 +504,83 @@ func TestTokenNotRefreshable(t *testing.T) {
 		t.Errorf("stdout %q stderr %q", r.stdout, r.stderr)
 	}
 	if strings.Contains(r.stderr, tok.AccessToken) || strings.Contains(r.stderr, tok.RefreshToken) {
+		t.Error("stderr holds a token")
+	}
+}
+
+// A grant another process found rejected: status and token say that a
+// sign-in is needed and exit 3, without calling the server.
+func TestReauthRecordedByAnotherProcess(t *testing.T) {
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	tok := srv.IssueGrant("write")
+	e := newEnv(t)
+	block := grantBlock(srv, tok, time.Now().Add(-time.Minute))
+	sum := sha256.Sum256([]byte(tok.RefreshToken))
+	block["oauthRejected"] = map[string]any{"refreshTokenSha256": hex.EncodeToString(sum[:]), "error": "invalid_grant"}
+	testkit.WriteJSON(t, filepath.Join(e["HOME"], ".hermes", "honcho.json"), map[string]any{"hosts": map[string]any{"hermes": block}})
+	for _, cmd := range []string{"status", "token"} {
+		r := runCLI(t, e, cmd)
+		if r.code != exitReauth || !strings.Contains(r.stdout+r.stderr, "login") {
+			t.Errorf("%s: exit %d, want %d and a hint to log in; stdout %q stderr %q", cmd, r.code, exitReauth, r.stdout, r.stderr)
+		}
+	}
+	if n := srv.Stats().TokenRequests; n != 0 {
+		t.Errorf("%d token requests; a recorded rejection needs none", n)
+	}
+}
+
+// A refresh answered with a token that had already expired (a negative
+// expires_in) is stored, and token says what happened and exits 1.
+func TestTokenAlreadyExpiredByTheServer(t *testing.T) {
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	tok := srv.IssueGrant("write")
+	e := newEnv(t)
+	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
+	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"hch-at-stale","refresh_token":"hch-rt-next","token_type":"Bearer","expires_in":-30}`)
+		return true
+	})
+	r := runCLI(t, e, "token")
+	if r.code != exitFailed || r.stdout != "" || !strings.Contains(r.stderr, "already expired") {
+		t.Fatalf("exit %d stdout %q stderr %q; want 1 and a word on the expired token", r.code, r.stdout, r.stderr)
+	}
+	oa := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["oauth"].(map[string]any)
+	if oa["refreshToken"] != "hch-rt-next" {
+		t.Errorf("the rotation was not stored: %v", oa)
+	}
+}
+
+// A run never ends with exit 0 holding a rotation only in its memory: when
+// the new grant cannot be written (here the file was broken by someone who
+// did not take the lock, while the refresh was under way), token prints
+// nothing and fails, and the rotation waits in the journal.
+func TestTokenRotationNotStoredFails(t *testing.T) {
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	tok := srv.IssueGrant("write")
+	e := newEnv(t)
+	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
+	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request) bool {
+		os.WriteFile(path, []byte("{not json"), 0o600)
+		return false // the server rotates as usual
+	})
+	r := runCLI(t, e, "token")
+	if r.code == exitOK || r.stdout != "" || !strings.Contains(r.stderr, "not stored") {
+		t.Fatalf("exit %d stdout %q stderr %q; want a failure saying the grant is not stored", r.code, r.stdout, r.stderr)
+	}
+	if srv.Stats().Refreshes != 1 {
+		t.Fatalf("refreshes = %d", srv.Stats().Refreshes)
+	}
+	j, err := os.ReadFile(path + ".rotation")
+	if err != nil || !strings.Contains(string(j), "refresh_token") {
+		t.Errorf("the rotation is not in the journal: %v", err)
+	}
+	if strings.Contains(r.stderr, tok.RefreshToken) {
 		t.Error("stderr holds a token")
 	}
 }

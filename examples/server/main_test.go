@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"html"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
@@ -16,6 +19,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/honcho"
 )
 
 // lines is an io.Writer that hands every complete line to a channel, so a
@@ -259,5 +266,62 @@ func TestRunFlags(t *testing.T) {
 	err := run(t.Context(), []string{"-dev", "-addr", "127.0.0.1:0", "-callback-base-url", "ftp://x"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "CallbackBaseURL") {
 		t.Errorf("bad -callback-base-url: %v", err)
+	}
+}
+
+// The model server sets every timeout: a request that declares a longer
+// body than it sends is cut off when the read timeout ends.
+func TestServerTimeouts(t *testing.T) {
+	for name, d := range map[string]time.Duration{"read header": defaultTimeouts.readHeader, "read": defaultTimeouts.read,
+		"write": defaultTimeouts.write, "idle": defaultTimeouts.idle} {
+		if d <= 0 || d > time.Minute {
+			t.Errorf("%s timeout = %v, want set and at most a minute", name, d)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}), timeouts{readHeader: time.Second, read: 200 * time.Millisecond, write: time.Second, idle: time.Second})
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n0123456789")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second)) // far beyond the server's
+	start := time.Now()
+	_, err = io.ReadAll(conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the server still held the connection after %v", time.Since(start))
+	}
+}
+
+// A method chi does not know gets memconnect's JSON 405 under /api/memory,
+// like a known one.
+func TestUnknownMethodJSON405(t *testing.T) {
+	reg, err := provider.NewRegistry(honcho.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	memory, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: provider.HermesProfiles{Root: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { memory.Close() })
+	h := hostRouter(memory)
+	for _, method := range []string{"PUT", "BREW", "PROPFIND"} {
+		req := httptest.NewRequest(method, "/api/memory/providers", nil)
+		req.Host = "127.0.0.1:8080"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Content-Type") != "application/json" ||
+			!strings.Contains(w.Body.String(), `"error":"method_not_allowed"`) || w.Header().Get("Allow") != "GET" {
+			t.Errorf("%s /api/memory/providers = %d %q %q (Allow %q), want the JSON 405", method, w.Code, w.Header().Get("Content-Type"), w.Body, w.Header().Get("Allow"))
+		}
 	}
 }

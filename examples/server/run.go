@@ -167,13 +167,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer memory.Close() // after the HTTP server's shutdown: ends pending flows, frees their ports
 
-	srv := &http.Server{
-		Handler:           hostRouter(memory),
-		ReadHeaderTimeout: 10 * time.Second,
-		// net/http's own messages could quote a request line; the access
-		// log has what is safe to log.
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
+	srv := newHTTPServer(hostRouter(memory), defaultTimeouts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -199,6 +193,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// timeouts bound how long a connection may take over each part of a
+// request, so that a client that declares more than it sends (a body of
+// 1 MB, 10 bytes sent) is cut off in seconds, not held for minutes.
+type timeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// defaultTimeouts suit this server's answers, which are small and quick.
+var defaultTimeouts = timeouts{readHeader: 5 * time.Second, read: 10 * time.Second, write: 30 * time.Second, idle: 60 * time.Second}
+
+// newHTTPServer is the server every host should run: every timeout set,
+// and net/http's own messages kept out of the log, since they could quote
+// a request line; the access log has what is safe to log.
+func newHTTPServer(h http.Handler, t timeouts) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+}
+
 // hostRouter is the existing web server's route table: its own routes, the
 // memconnect API at /api/memory and the desktop Connect page at /.
 func hostRouter(memory http.Handler) http.Handler {
@@ -213,6 +231,16 @@ func hostRouter(memory http.Handler) http.Handler {
 	})
 	r.Mount("/api/memory", memory)
 	r.Handle("/*", http.FileServerFS(desktop.FS()))
+	// chi answers a method it does not know (BREW, PROPFIND) in this
+	// router, before the mount is reached: hand those under /api/memory to
+	// memconnect, which answers them with its JSON 405 as any other.
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/api/memory" || strings.HasPrefix(req.URL.Path, "/api/memory/") {
+			http.StripPrefix("/api/memory", memory).ServeHTTP(w, req)
+			return
+		}
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	})
 	return r
 }
 
