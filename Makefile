@@ -6,7 +6,7 @@
 # from the Go module proxy once, into ~/.cache/memconnect (outside the repo).
 GO ?= go
 
-.PHONY: test vet unit e2e bench
+.PHONY: test vet unit e2e bench crash
 
 test: vet unit e2e
 
@@ -23,3 +23,9 @@ e2e:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# crash SIGKILLs a rotating child 500 times with the journal written as the
+# answer arrives, and 500 times as the first version wrote it, and reports
+# what each kind of kill left behind (see BENCHMARKS.md).
+crash:
+	$(GO) test -count=1 -run '^TestCrashHarness$$' -crash.kills=500 -v ./oauth | grep -v -- '-keys'

@@ -35,6 +35,10 @@ type Grants struct {
 	retryDelay     time.Duration // before the one retry
 	budget         time.Duration // all attempts
 	cooldown       time.Duration // no new attempt after a transient failure
+	// lateJournal records the answer only once it is parsed, as the first
+	// version did: the crash harness measures the window the early record
+	// closes.
+	lateJournal bool
 
 	mu   sync.Mutex // guards keys
 	keys map[string]*keyState

@@ -1,14 +1,8 @@
 package oauth
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,7 +40,9 @@ func TestOAuthChildProcess(t *testing.T) {
 	case "rotate":
 		os.Exit(childRotate(path, stop))
 	case "crash":
-		os.Exit(childCrash(path))
+		os.Exit(childCrash(path, false))
+	case "crashlate":
+		os.Exit(childCrash(path, true))
 	case "readonly":
 		os.Exit(childReadOnly(path))
 	}
@@ -87,9 +82,12 @@ func childRotate(path, stop string) int {
 }
 
 // childCrash rotates as fast as it can, forcing a refresh of the token it
-// holds, and says "ready" after the first rotation.
-func childCrash(path string) int {
-	ts := newTestStore(path).TokenSource("hermes")
+// holds, and says "ready" after the first rotation. With lateJournal it
+// records each answer only once parsed, as the first version did.
+func childCrash(path string, lateJournal bool) int {
+	s := newTestStore(path)
+	s.lateJournal = lateJournal
+	ts := s.TokenSource("hermes")
 	tok, err := ts.Token()
 	for i := 0; err == nil; i++ {
 		tok, err = ts.ForceRefresh(context.Background(), tok.AccessToken)
@@ -201,131 +199,22 @@ func assertUntouched(t *testing.T, v map[string]any) {
 }
 
 // TestCrashSafety SIGKILLs a child that rotates in a loop at 50 random
-// moments. After each kill the file parses, keeps every other key and holds a
-// grant the server accepts, and no refresh token was ever replayed.
+// moments (crashRun). After each kill the file parses, keeps every other
+// key and holds a grant the server accepts, and no refresh token was ever
+// replayed.
 //
 // One window no client can close: the refresh request has left the process
-// and the server rotates, but the process dies before the answer is written
-// down. (The rotation journal shrinks that window to the round trip; without
-// it a kill during the config file's fsync lost the rotation too.) A kill
-// there leaves the file one rotation behind the server. The test tells that
-// case apart exactly — a recording proxy knows which refresh token replaced
-// which — counts it, and signs in again as a person would have to.
+// and the server rotates, but the process dies before the answer arrives.
+// A kill there leaves the file one rotation behind the server; crashRun
+// tells that case apart exactly (a recording proxy knows which refresh
+// token replaced which), counts it, and signs in again as a person would.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	srv := honchotest.NewServer()
-	defer srv.Close()
-	var mu sync.Mutex
-	successor := map[string]string{} // refresh token -> the one that replaced it
-	// Each child talks to its own recording proxy; closing it after the kill
-	// waits for a refresh the dead child left in flight, so the checks see
-	// the server's final word.
-	newProxy := func() *httptest.Server {
-		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			r.ParseForm()
-			resp, err := http.PostForm(srv.TokenURL(), r.PostForm)
-			if err != nil {
-				w.WriteHeader(http.StatusBadGateway)
-				return
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			var tok struct {
-				RefreshToken string `json:"refresh_token"`
-			}
-			if json.Unmarshal(body, &tok) == nil && tok.RefreshToken != "" {
-				mu.Lock()
-				successor[r.PostForm.Get("refresh_token")] = tok.RefreshToken
-				mu.Unlock()
-			}
-			w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-			w.WriteHeader(resp.StatusCode)
-			w.Write(body)
-		}))
-	}
-	pointAt := func(s *testStore, tokenURL string) {
-		t.Helper()
-		lg, err := s.file.Lock(context.Background(), "hermes")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer lg.Unlock()
-		c, err := lg.Credentials()
-		if err != nil || c.Grant == nil {
-			t.Fatalf("no grant: %v", err)
-		}
-		g := *c.Grant
-		g.TokenEndpoint = tokenURL
-		err = lg.Commit(c.Grant, &g)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "honcho.json")
-	grant := srv.IssueGrant("write")
-	testkit.WriteFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
-	parent := newTestStore(path)
-	lostInFlight := 0
-	for i := range 50 {
-		proxy := newProxy()
-		pointAt(parent, proxy.URL)
-		cmd := childCommand(t, "crash", path, "")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err != nil || line != "ready\n" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("kill %d: child did not start: %q %v", i, line, err)
-		}
-		// A random moment within the next rotations.
-		timer := time.NewTimer(time.Duration(rand.IntN(20_000)) * time.Microsecond)
-		<-timer.C
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		proxy.Close()
-
-		v := testkit.ReadJSON(t, path)
-		assertUntouched(t, v)
-		// A fresh store, as the next process would be: it finishes a
-		// journalled rotation before it reads.
-		c, err := newTestStore(path).Credentials("hermes")
-		if err != nil || c.Grant == nil {
-			t.Fatalf("kill %d: no grant in the file: %v", i, err)
-		}
-		if st := srv.Stats(); st.Replays != 0 || st.RevokedGrants != 0 {
-			t.Fatalf("kill %d: replays = %d, revoked = %d", i, st.Replays, st.RevokedGrants)
-		}
-		if srv.Active(c.Grant.RefreshToken) {
-			continue
-		}
-		mu.Lock()
-		next, ok := successor[c.Grant.RefreshToken]
-		_, further := successor[next]
-		mu.Unlock()
-		if !ok || further || !srv.Active(next) {
-			t.Fatalf("kill %d: the file holds a refresh token the server does not accept, and it is not one rotation behind", i)
-		}
-		lostInFlight++
-		fresh := srv.IssueGrant("write")
-		if _, err := parent.installGrant(context.Background(), "hermes", fresh, installOptions{ClientID: "hermes-agent", TokenEndpoint: srv.TokenURL(), TokensOnly: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st := srv.Stats()
-	t.Logf("50 kills, %d rotations; %d kills fell inside a refresh round trip", st.Refreshes, lostInFlight)
-	if st.Refreshes < 50 {
-		t.Errorf("only %d rotations across 50 runs; the children did not rotate", st.Refreshes)
-	}
-	if lostInFlight == 50 {
+	tally := crashRun(t, "crash", 50)
+	t.Logf("%+v", tally)
+	if tally.afterAnswer == 0 || tally.inFlight == tally.kills {
 		t.Errorf("every kill fell inside a round trip; the kills are not at random moments")
 	}
 }

@@ -264,15 +264,29 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 		return nil, false, err
 	}
 	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
-	fresh, err := ts.exchange(g, func(body []byte, contentType string) {
+	journal := func(body []byte, contentType string) {
 		if jerr := record(body, contentType); jerr != nil {
 			log.Warn().Str("error", redact(jerr.Error(), g)).Msg("oauth: could not write the rotation journal")
 		}
+	}
+	var late struct {
+		body []byte
+		ct   string
+	}
+	fresh, err := ts.exchange(g, func(body []byte, contentType string) {
+		if gs.lateJournal {
+			late.body, late.ct = body, contentType
+			return
+		}
+		journal(body, contentType)
 	})
 	if err != nil {
 		return ts.failed(lg, g, err, force)
 	}
 	ng := grantFromToken(fresh, gs.now(), g)
+	if gs.lateJournal && late.body != nil {
+		journal(late.body, late.ct)
+	}
 	if werr := lg.Commit(g, ng); werr != nil {
 		// The old refresh token is spent: keep the new grant in memory (it
 		// is in the journal too) and commit it on the next call rather
