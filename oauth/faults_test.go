@@ -433,3 +433,38 @@ print(n)
 func tokenWith(access, refresh string) *oauth2.Token {
 	return &oauth2.Token{AccessToken: access, RefreshToken: refresh, ExpiresIn: 3600}
 }
+
+// When the locks cannot be had in time, a token that is still valid is
+// returned (fail open); one that is not is an error.
+func TestLockTimeoutFailsOpen(t *testing.T) {
+	ep := newFakeTokenEndpoint(t, rotating)
+	for _, tt := range []struct {
+		name    string
+		expires time.Duration
+		wantErr bool
+	}{
+		{"valid token in the refresh window", time.Minute, false},
+		{"expired token", -time.Minute, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := testkit.NewClock()
+			path := filepath.Join(t.TempDir(), "honcho.json")
+			testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now().Add(tt.expires)))
+			unlock, err := newTestStore(path).file.lock(context.Background()) // another process holds the lock
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unlock()
+			tok, err := fastStore(path, clock, nil, WithLockTimeout(100*time.Millisecond)).TokenSource("hermes").Token()
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "lock") {
+					t.Fatalf("Token = %v, %v; want an error about the lock", tok, err)
+				}
+				return
+			}
+			if err != nil || tok.AccessToken != "hch-at-old" {
+				t.Fatalf("Token = %v, %v; want the current token", tok, err)
+			}
+		})
+	}
+}
