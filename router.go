@@ -52,7 +52,9 @@ type Config struct {
 	// Flows runs the authorization flows. nil means a [flow.Manager] that
 	// New creates with Logger, HTTPClient and Clock, and that
 	// [Router.Close] closes. Pass one of your own to set the loopback
-	// address or a shared pending-flow store; you then close it.
+	// address or a pending-flow store shared by several instances (give it
+	// [provider.Connector.Resume] then, so that a callback completes on any
+	// instance); you then close it.
 	Flows *flow.Manager
 
 	// Logger receives the access log (one line per request, path without
@@ -177,7 +179,7 @@ func New(cfg Config) (*Router, error) {
 		Now:             now,
 	}
 	if conn.Flows == nil {
-		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger})
+		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Resume: conn.Resume})
 	}
 	h, err := handlers.New(conn)
 	if err != nil {

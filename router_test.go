@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/internal/testkit"
@@ -964,5 +965,58 @@ func TestReauthRequiredFromAnotherProcess(t *testing.T) {
 	}
 	if st := e.Status("default", "honcho"); !st.Connected || st.Auth != provider.AuthOAuth || !st.ReauthRequired {
 		t.Errorf("status after another process met the rejection = %+v, want reauth_required", st)
+	}
+}
+
+// Two instances of a host share the Hermes home and a pending-flow store:
+// a sign-in started through one completes when the browser's callback
+// lands on the other, and both report the profile connected.
+func TestCallbackOnAnotherInstance(t *testing.T) {
+	h := fixture.NewHermes(t)
+	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &testkit.FlowStore{}
+	instance := func() (*memconnect.Router, *fixture.Server) {
+		srv := fixture.NewServer(t)
+		var r *memconnect.Router
+		flows := flow.NewManager(flow.Config{Store: store, HTTPClient: h.AS.Client(), LoopbackAddr: "127.0.0.1:0",
+			Resume: func(ctx context.Context, key flow.Key) (func(context.Context, *oauth2.Token) error, error) {
+				return r.Connector().Resume(ctx, key)
+			}})
+		t.Cleanup(func() { flows.Close() })
+		r, err = memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), Flows: flows, HTTPClient: h.AS.Client(),
+			CallbackBaseURL: "http://127.0.0.1:9/api/memory"}) // the load balancer's address
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Start(fixture.HostRouter(r))
+		return r, srv
+	}
+	a, _ := instance()
+	_, bsrv := instance()
+
+	rep, err := a.Connector().Connect(t.Context(), "default", "honcho", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := h.AS.Consent(t.Context(), h.AS.Client(), rep.Flow.AuthorizeURL, true) // the person approves
+	if err != nil || back.Query().Get("code") == "" {
+		t.Fatalf("no callback with a code: %v %v", back, err)
+	}
+	// The browser's callback lands on instance B.
+	cb, err := bsrv.Client.Get(bsrv.Base + strings.TrimPrefix(back.Path, "/api/memory") + "?" + back.RawQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(cb.Body)
+	cb.Body.Close()
+	if cb.StatusCode != http.StatusOK || !strings.Contains(string(body), "Connected") {
+		t.Fatalf("callback on B = %d %s", cb.StatusCode, body)
+	}
+	st, err := a.Connector().Status(t.Context(), "default", "honcho")
+	if err != nil || !st.Connected || st.Auth != provider.AuthOAuth {
+		t.Errorf("status on A = %+v, %v; want connected", st, err)
 	}
 }

@@ -383,6 +383,27 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	return rep, nil
 }
 
+// Resume returns how to store the grant of a browser flow for key that
+// another instance started and this one completes: what [Connector.Connect]
+// would have given the flow, with the server's config merged. Pass it as
+// [flow.Config.Resume] of a flow manager that shares its Store with other
+// instances (memconnect.New does so for the manager it makes).
+func (c *Connector) Resume(ctx context.Context, key flow.Key) (func(context.Context, *oauth2.Token) error, error) {
+	t, err := c.oauthTarget(key.Profile, key.Provider)
+	if err != nil {
+		return nil, err
+	}
+	ep, _, err := c.endpoints(ctx, t, false)
+	if err != nil {
+		return nil, err
+	}
+	loc, err := t.provider.GrantLocation(t.profile)
+	if err != nil {
+		return nil, err
+	}
+	return c.installer(loc, ep, ConnectRequest{}), nil
+}
+
 // installer returns the Complete function of a flow: it stores the grant
 // and merges the server's "config" object into the file (unless
 // req.TokensOnly).

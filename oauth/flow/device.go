@@ -59,7 +59,7 @@ func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 	defer m.wg.Done()
 	capture := &tokenresp.Capture{}
 	tok, err := f.cfg.DeviceAccessToken(context.WithValue(f.ctx, oauth2.HTTPClient, capture.Client(m.client)), da)
-	tok, err = m.kept(f, capture, tok, err)
+	tok, err = m.kept(f.id, capture, tok, err)
 	if err != nil {
 		if f.ctx.Err() != nil {
 			return // cancelled or closed: the flow has ended already

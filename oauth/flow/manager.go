@@ -111,6 +111,13 @@ type Config struct {
 	// ConnectedReset is how long a connected flow is reported before its
 	// key reverts to [StateIdle]; zero means [DefaultConnectedReset].
 	ConnectedReset time.Duration
+
+	// Resume, if not nil, completes browser flows that another instance
+	// started: a callback whose key has no flow here claims the state from
+	// the (shared) Store, exchanges the code, and stores the grant with
+	// the function Resume returns for the key. Without it such a callback
+	// is [ErrInvalidState], and the Store is not asked.
+	Resume func(ctx context.Context, key Key) (complete func(context.Context, *oauth2.Token) error, err error)
 }
 
 // Manager runs authorization flows: browser flows with PKCE S256
@@ -141,6 +148,7 @@ type Manager struct {
 	loopbackTimeout time.Duration
 	errorReset      time.Duration
 	connectedReset  time.Duration
+	resume          func(context.Context, Key) (func(context.Context, *oauth2.Token) error, error)
 
 	ctx  context.Context // the manager's lifetime, ended by Close; parent of every flow's
 	stop context.CancelFunc
@@ -193,6 +201,7 @@ func NewManager(c Config) *Manager {
 		loopbackTimeout: positive(c.LoopbackTimeout, DefaultLoopbackTimeout),
 		errorReset:      positive(c.ErrorReset, DefaultErrorReset),
 		connectedReset:  positive(c.ConnectedReset, DefaultConnectedReset),
+		resume:          c.Resume,
 		flows:           make(map[Key]*flowRecord),
 	}
 	if m.clock == nil {
@@ -330,7 +339,7 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 	opts = append(opts, oauth2.S256ChallengeOption(verifier))
 	f.authorizeURL = f.cfg.AuthCodeURL(secret, opts...)
 	f.detail = detailWaitingBrowser
-	p := Pending{Key: f.key, ID: f.id, State: secret, Verifier: verifier, ExpiresAt: f.expiresAt}
+	p := Pending{Key: f.key, ID: f.id, State: secret, Verifier: verifier, ExpiresAt: f.expiresAt, Config: f.cfg}
 	if err := m.store.Put(m.ctx, p); err != nil {
 		f.stopTimersLocked()
 		if lb := f.loopback; lb != nil {
@@ -400,6 +409,10 @@ func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values) (Fl
 	got := q.Get("state")
 	m.mu.Lock()
 	f := m.flows[key]
+	if f == nil && owner == nil && m.resume != nil && !m.closed && got != "" && len(q["state"]) == 1 {
+		m.mu.Unlock()
+		return m.completeResumed(key, got, q)
+	}
 	if f == nil || (owner != nil && f != owner) || f.method != MethodBrowser ||
 		f.state != StatePending || f.completing || got == "" || len(q["state"]) != 1 {
 		snap := m.statusLocked(key)
@@ -442,18 +455,74 @@ func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values) (Fl
 	ctx, cancel := context.WithTimeout(context.WithValue(f.ctx, oauth2.HTTPClient, capture.Client(m.client)), exchangeTimeout)
 	defer cancel()
 	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(p.Verifier))
-	tok, err = m.kept(f, capture, tok, err)
+	tok, err = m.kept(f.id, capture, tok, err)
 	if err != nil {
 		return m.fail(f, tokenError(CodeExchange, detailExchange, err))
 	}
 	return m.install(f, tok)
 }
 
+// completeResumed completes a browser flow another instance started, from
+// its record in the shared Store: the same steps as completeCallback, with
+// no flow of this Manager to report them in. The result is returned, and
+// logged; the starting instance reports its flow as it knows it.
+func (m *Manager) completeResumed(key Key, state string, q url.Values) (Flow, error) {
+	p, err := m.store.Claim(m.ctx, key, state)
+	if err != nil {
+		if !errors.Is(err, ErrInvalidState) {
+			m.log.Warn().Err(err).Msg("flow: the pending-flow store failed a claim")
+		}
+		return Flow{State: StateIdle}, ErrInvalidState
+	}
+	f := Flow{ID: p.ID, State: StateError, Method: MethodBrowser, RedirectURI: p.Config.RedirectURL}
+	end := func(fe *Failure) (Flow, error) {
+		f.Detail = fe.Detail
+		ev := m.log.Info().Str("flow_id", p.ID).Str("profile", key.Profile).Str("provider", key.Provider).Str("state", string(f.State))
+		if fe.Code != "" {
+			ev = ev.Str("error", fe.Code)
+		}
+		ev.Msg("flow: flow of another instance ended here")
+		if fe.Code == "" {
+			return f, nil
+		}
+		return f, fe
+	}
+	if !m.clock.Now().Before(p.ExpiresAt) {
+		fe := &Failure{Code: CodeExpired, Detail: detailStateExpired}
+		end(fe)
+		return f, fmt.Errorf("%w: expired", ErrInvalidState)
+	}
+	if e := q.Get("error"); e != "" {
+		return end(authorizationError(e, q.Get("error_description")))
+	}
+	code := q.Get("code")
+	if code == "" {
+		return end(&Failure{Code: CodeAuthorization, Detail: detailNoCode})
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, exchangeTimeout)
+	defer cancel()
+	complete, err := m.resume(ctx, key)
+	if err != nil {
+		return end(&Failure{Code: CodeComplete, Detail: detailComplete, Err: err})
+	}
+	capture := &tokenresp.Capture{}
+	tok, err := p.Config.Exchange(context.WithValue(ctx, oauth2.HTTPClient, capture.Client(m.client)), code, oauth2.VerifierOption(p.Verifier))
+	tok, err = m.kept(p.ID, capture, tok, err)
+	if err != nil {
+		return end(tokenError(CodeExchange, detailExchange, err))
+	}
+	if err := callComplete(ctx, complete, tok); err != nil {
+		return end(&Failure{Code: CodeComplete, Detail: detailComplete, Err: err})
+	}
+	f.State = StateConnected
+	return end(&Failure{Detail: detailConnected})
+}
+
 // kept returns the token of a successful answer that capture saw, whatever
 // x/oauth2 made of it: the code or device code is spent once the server
 // answered 2xx, so an answer x/oauth2 refuses (an expires_in of "3600") is
 // read leniently instead of lost. Without one it returns tok and err.
-func (m *Manager) kept(f *flowRecord, capture *tokenresp.Capture, tok *oauth2.Token, err error) (*oauth2.Token, error) {
+func (m *Manager) kept(flowID string, capture *tokenresp.Capture, tok *oauth2.Token, err error) (*oauth2.Token, error) {
 	ans := capture.Last()
 	if ans == nil {
 		return tok, err
@@ -466,7 +535,7 @@ func (m *Manager) kept(f *flowRecord, capture *tokenresp.Capture, tok *oauth2.To
 		return tok, err
 	}
 	if odd != "" || err != nil {
-		m.log.Warn().Str("flow_id", f.id).Str("odd", odd).Msg("flow: the token endpoint's answer is unusual; kept")
+		m.log.Warn().Str("flow_id", flowID).Str("odd", odd).Msg("flow: the token endpoint's answer is unusual; kept")
 	}
 	return parsed, nil
 }

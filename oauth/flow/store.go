@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"sync"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 // Pending is what the callback of a pending browser flow needs: the state
@@ -17,6 +19,10 @@ type Pending struct {
 	State     string    // the state parameter (RFC 6749 section 10.12)
 	Verifier  string    // the PKCE code_verifier (RFC 7636)
 	ExpiresAt time.Time // when the state stops being answerable
+	// Config is the flow's client, endpoints, scopes and redirect URI:
+	// what another instance needs to exchange the code. A public client
+	// has no secret in it.
+	Config oauth2.Config
 }
 
 // Store keeps the [Pending] record of each pending browser flow. The

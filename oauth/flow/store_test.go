@@ -5,76 +5,26 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"sync"
 	"testing"
 
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
-
-// recordingStore is a map-backed flow.Store that counts its calls and can
-// be told to fail claims, as a shared store whose database is down would.
-type recordingStore struct {
-	mu        sync.Mutex
-	m         map[flow.Key]flow.Pending
-	puts      int
-	deletes   int
-	failClaim error
-}
-
-func (s *recordingStore) Put(_ context.Context, p flow.Pending) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = make(map[flow.Key]flow.Pending)
-	}
-	s.m[p.Key] = p
-	s.puts++
-	return nil
-}
-
-func (s *recordingStore) Claim(_ context.Context, key flow.Key, state string) (flow.Pending, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failClaim != nil {
-		return flow.Pending{}, s.failClaim
-	}
-	p, ok := s.m[key]
-	if !ok || p.State != state {
-		return flow.Pending{}, flow.ErrInvalidState
-	}
-	delete(s.m, key)
-	return p, nil
-}
-
-func (s *recordingStore) Delete(_ context.Context, key flow.Key, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.deletes++
-	if p, ok := s.m[key]; ok && p.ID == id {
-		delete(s.m, key)
-	}
-	return nil
-}
-
-func (s *recordingStore) get(key flow.Key) (flow.Pending, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.m[key]
-	return p, ok
-}
 
 // The secrets of a pending browser flow live in the Store: the state and
 // the PKCE verifier of its authorization request, claimed once by the
 // callback and forgotten when the flow ends.
 func TestPendingFlowStore(t *testing.T) {
-	store := &recordingStore{}
+	store := &testkit.FlowStore{}
 	e := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
 	f := e.start(e.request(flowKeyDefault, flow.RedirectCallback))
 
-	p, ok := store.get(flowKeyDefault)
-	if !ok || store.puts != 1 {
-		t.Fatalf("after Start the store holds %+v (%v), %d puts; want the flow's record", p, ok, store.puts)
+	p, ok := store.Get(flowKeyDefault)
+	if !ok || store.Puts() != 1 {
+		t.Fatalf("after Start the store holds %+v (%v), %d puts; want the flow's record", p, ok, store.Puts())
 	}
 	q := mustURL(t, f.AuthorizeURL).Query()
 	sum := sha256.Sum256([]byte(p.Verifier))
@@ -84,23 +34,19 @@ func TestPendingFlowStore(t *testing.T) {
 
 	// A store that cannot claim: the callback changes nothing.
 	back := e.consent(f, true)
-	store.mu.Lock()
-	store.failClaim = errors.New("database down")
-	store.mu.Unlock()
+	store.FailClaims(errors.New("database down"))
 	if _, err := e.m.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
 		t.Fatalf("Callback with a failing store: %v, want ErrInvalidState", err)
 	}
 	if got := e.m.Status(flowKeyDefault); got.State != flow.StatePending {
 		t.Fatalf("flow after a failed claim: %s, want still pending", got.State)
 	}
-	store.mu.Lock()
-	store.failClaim = nil
-	store.mu.Unlock()
+	store.FailClaims(nil)
 
 	if got, err := e.m.Callback(context.Background(), flowKeyDefault, back.Query()); err != nil || got.State != flow.StateConnected {
 		t.Fatalf("Callback = %s, %v; want connected", got.State, err)
 	}
-	if _, ok := store.get(flowKeyDefault); ok {
+	if _, ok := store.Get(flowKeyDefault); ok {
 		t.Error("the record outlived its claim")
 	}
 	if _, err := e.m.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
@@ -111,17 +57,17 @@ func TestPendingFlowStore(t *testing.T) {
 	key := flow.Key{Profile: "work", Provider: "honcho"}
 	e.start(e.request(key, flow.RedirectCallback))
 	e.m.Cancel(key)
-	if _, ok := store.get(key); ok {
+	if _, ok := store.Get(key); ok {
 		t.Error("a cancelled flow's record is still stored")
 	}
 }
 
 // A state that another holder of a shared store claimed is spent here too.
 func TestPendingFlowStoreSingleUse(t *testing.T) {
-	store := &recordingStore{}
+	store := &testkit.FlowStore{}
 	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, func(c *flow.Config) { c.Store = store })
 	f := e.start(e.request(flowKeyDefault, flow.RedirectCallback))
-	p, _ := store.get(flowKeyDefault)
+	p, _ := store.Get(flowKeyDefault)
 	if _, err := store.Claim(context.Background(), flowKeyDefault, p.State); err != nil {
 		t.Fatal(err) // another instance claimed it
 	}
@@ -131,5 +77,46 @@ func TestPendingFlowStoreSingleUse(t *testing.T) {
 	}
 	if n := e.done.Calls(); n != 0 {
 		t.Errorf("Complete called %d times for a state claimed elsewhere", n)
+	}
+}
+
+// A flow started on one instance completes on another that shares its
+// Store: the callback claims the state there, exchanges the code and stores
+// the grant with what Resume gives for the key. Without Resume the other
+// instance refuses the callback and leaves the state alone.
+func TestFlowCompletesOnAnotherInstance(t *testing.T) {
+	store := &testkit.FlowStore{}
+	a := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
+	other := &completer{}
+	var resumed []flow.Key
+	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
+		Resume: func(_ context.Context, key flow.Key) (func(context.Context, *oauth2.Token) error, error) {
+			resumed = append(resumed, key)
+			return other.Complete, nil
+		}})
+	t.Cleanup(func() { b.Close() })
+	c := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client()}) // no Resume
+	t.Cleanup(func() { c.Close() })
+
+	f := a.start(a.request(flowKeyDefault, flow.RedirectCallback))
+	back := a.consent(f, true)
+	if _, err := c.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
+		t.Fatalf("callback on an instance without Resume: %v, want ErrInvalidState", err)
+	}
+	if _, ok := store.Get(flowKeyDefault); !ok {
+		t.Fatal("an instance without Resume claimed the state")
+	}
+	got, err := b.Callback(context.Background(), flowKeyDefault, back.Query())
+	if err != nil || got.State != flow.StateConnected || got.ID != f.ID {
+		t.Fatalf("callback on the other instance = %+v, %v; want flow %s connected", got, err, f.ID)
+	}
+	if other.Calls() != 1 || a.done.Calls() != 0 || len(resumed) != 1 || resumed[0] != flowKeyDefault {
+		t.Fatalf("Complete calls: other instance %d, starting instance %d; resumed %v", other.Calls(), a.done.Calls(), resumed)
+	}
+	if tok := other.toks[0]; !a.srv.Active(tok.RefreshToken) {
+		t.Error("the grant stored on the other instance is not active at the server")
+	}
+	if _, err := b.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
+		t.Errorf("replayed callback: %v, want ErrInvalidState", err)
 	}
 }
