@@ -67,37 +67,39 @@ func crashRun(t *testing.T, mode string, kills int) crashTally {
 	var mu sync.Mutex
 	successor := map[string]string{}
 	var inFlight atomic.Int32
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inFlight.Add(1)
-		defer inFlight.Add(-1)
-		r.ParseForm()
-		resp, err := http.PostForm(srv.TokenURL(), r.PostForm)
-		if err != nil {
-			w.WriteHeader(http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if tok := refreshTokenOf(body); tok != "" {
-			mu.Lock()
-			successor[r.PostForm.Get("refresh_token")] = tok
-			mu.Unlock()
-		}
-		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-		w.WriteHeader(resp.StatusCode)
-		w.Write(body)
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-	}))
-	defer proxy.Close()
-
+	// Each child talks to its own recording proxy; closing it after the
+	// kill waits for a refresh the dead child left at the server, so the
+	// checks see the server's final word.
+	newProxy := func() *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inFlight.Add(1)
+			defer inFlight.Add(-1)
+			r.ParseForm()
+			resp, err := http.PostForm(srv.TokenURL(), r.PostForm)
+			if err != nil {
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if tok := refreshTokenOf(body); tok != "" {
+				mu.Lock()
+				successor[r.PostForm.Get("refresh_token")] = tok
+				mu.Unlock()
+			}
+			w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+			w.WriteHeader(resp.StatusCode)
+			w.Write(body)
+		}))
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "honcho.json")
 	grant := srv.IssueGrant("write")
-	testkit.WriteFile(t, path, configWithGrant(proxy.URL, grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
+	testkit.WriteFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
 	var tally crashTally
 	for i := range kills {
+		proxy := newProxy()
+		pointAt(t, path, proxy.URL)
 		cmd := childCommand(t, mode, path, "")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -115,10 +117,7 @@ func crashRun(t *testing.T, mode string, kills int) crashTally {
 		atServer := inFlight.Load() > 0
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
-		// Let a refresh the dead child left at the server finish.
-		for deadline := time.Now().Add(5 * time.Second); inFlight.Load() > 0 && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
+		proxy.Close()
 		tally.kills++
 		if atServer {
 			tally.inFlight++
@@ -157,13 +156,31 @@ func crashRun(t *testing.T, mode string, kills int) crashTally {
 			tally.lostAfter++
 		}
 		// Sign in again, as a person would have to.
-		fresh := srv.IssueGrant("write")
-		s := newTestStore(path)
-		if _, err := s.installGrant(t.Context(), "hermes", fresh, installOptions{ClientID: "hermes-agent", TokenEndpoint: proxy.URL, TokensOnly: true}); err != nil {
+		if _, err := newTestStore(path).installGrant(t.Context(), "hermes", srv.IssueGrant("write"),
+			installOptions{ClientID: "hermes-agent", TokenEndpoint: srv.TokenURL(), TokensOnly: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return tally
+}
+
+// pointAt makes the grant in the file at path refresh at tokenURL.
+func pointAt(t *testing.T, path, tokenURL string) {
+	t.Helper()
+	lg, err := newTestStore(path).file.Lock(t.Context(), "hermes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Unlock()
+	c, err := lg.Credentials()
+	if err != nil || c.Grant == nil {
+		t.Fatalf("no grant: %v", err)
+	}
+	g := *c.Grant
+	g.TokenEndpoint = tokenURL
+	if err := lg.Commit(c.Grant, &g); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // refreshTokenOf is the refresh_token of a token response body, or "".

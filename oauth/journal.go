@@ -82,6 +82,13 @@ func tokenDigest(t string) string {
 // caller holds, and proves that the config file's directory takes a new
 // file. Nothing is spent when it fails.
 func (s *FileStore) openJournal(lockID string) (*os.File, error) {
+	// The lock recovered any journal it found; one that is still here
+	// holds a rotation that could not be applied, and must not be lost.
+	if data, err := os.ReadFile(s.journalPath()); err == nil {
+		if _, e := readJournal(data); e != nil {
+			return nil, fmt.Errorf("oauth: %s holds a rotation that could not be applied to %s yet, so no new one was made", s.journalPath(), s.path)
+		}
+	}
 	f, err := os.OpenFile(s.journalPath(), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("oauth: a token refresh for %s could not be kept, so none was made: %s is not writable (%w)", s.path, filepath.Dir(s.journalPath()), unwrapPath(err))
