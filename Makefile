@@ -1,6 +1,9 @@
 # memconnect: `make test` is the one command that runs every test.
 #
-# It vets and tests the library (with the race detector), then runs the e2e
+# It vets and tests the library (with the race detector) against a
+# throwaway PostgreSQL that scripts/postgres.sh starts on a loopback port, as
+# a non-root user, in a temporary directory, and stops at the end (Debian's
+# postgresql is installed with apt-get when missing). Then it runs the e2e
 # module against a real Ory Hydra and headless Chromium. The e2e step installs
 # Debian's chromium with apt-get when it is missing and builds Hydra v2.3.0
 # from the Go module proxy once, into ~/.cache/memconnect (outside the repo).
@@ -14,7 +17,10 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	$(GO) test -race -count=1 -timeout 5m ./...
+	@pg=$$(mktemp -d) && trap 'bash scripts/postgres.sh stop "$$pg"' EXIT && \
+	if bash scripts/postgres.sh start "$$pg"; then url=$$(cat "$$pg/url"); \
+	else url=; echo "make: no PostgreSQL; its tests skip and say why" >&2; fi && \
+	MEMCONNECT_TEST_POSTGRES="$$url" $(GO) test -race -count=1 -timeout 5m ./...
 
 e2e:
 	bash scripts/install-chromium.sh

@@ -75,6 +75,12 @@ type Credentials struct {
 	APIKeySource string // where the API key was found, such as "host" or "root"; "" for none
 }
 
+// Rotated returns the grant that the token response tok, received at now,
+// rotates g to: its tokens and expiry, and g's client, endpoint, scope and
+// token type where the response names none. A negative expires_in gives a
+// token that expired already; none gives an hour.
+func (g *Grant) Rotated(tok *oauth2.Token, now time.Time) *Grant { return grantFromToken(tok, now, g) }
+
 // grantFromToken builds the grant a token response describes; base supplies
 // what the response leaves out.
 func grantFromToken(tok *oauth2.Token, now time.Time, base *Grant) *Grant {

@@ -1,0 +1,99 @@
+package pgstore
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+)
+
+// Key is an AES-256 key for the secrets at rest, with the ID stored beside
+// each sealed value so that a new key can be added and old rows re-sealed.
+// Secret is secret: a Key is never logged (its String method says only its
+// ID).
+type Key struct {
+	ID     string
+	Secret [32]byte
+}
+
+// String names the key by its ID only.
+func (k Key) String() string { return "pgstore.Key(" + k.ID + ")" }
+
+// ErrNoKey is returned by [New] without a key: the store keeps no
+// plaintext secret.
+var ErrNoKey = errors.New("pgstore: an encryption key is required; there is no plaintext fallback")
+
+// sealer seals with the first key and opens with any.
+type sealer struct {
+	current string
+	aeads   map[string]cipher.AEAD
+}
+
+func newSealer(keys []Key) (*sealer, error) {
+	if len(keys) == 0 {
+		return nil, ErrNoKey
+	}
+	s := &sealer{current: keys[0].ID, aeads: make(map[string]cipher.AEAD, len(keys))}
+	for _, k := range keys {
+		if k.ID == "" {
+			return nil, errors.New("pgstore: a key needs an ID")
+		}
+		if _, dup := s.aeads[k.ID]; dup {
+			return nil, fmt.Errorf("pgstore: two keys with the ID %q", k.ID)
+		}
+		block, err := aes.NewCipher(k.Secret[:])
+		if err != nil {
+			return nil, fmt.Errorf("pgstore: key %q: %w", k.ID, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("pgstore: key %q: %w", k.ID, err)
+		}
+		s.aeads[k.ID] = aead
+	}
+	return s, nil
+}
+
+// seal encrypts plain with the current key, bound to where it is stored
+// (aad: the table, the row and the column), so that a sealed value copied
+// to another row or column does not open. The result is the key's ID, a
+// zero byte, the nonce and the ciphertext. "" seals to nil.
+func (s *sealer) seal(plain, aad string) []byte {
+	if plain == "" {
+		return nil
+	}
+	aead := s.aeads[s.current]
+	out := make([]byte, 0, len(s.current)+1+aead.NonceSize()+len(plain)+aead.Overhead())
+	out = append(append(out, s.current...), 0)
+	nonce := make([]byte, aead.NonceSize())
+	_, _ = rand.Read(nonce) // never fails (crypto/rand)
+	out = append(out, nonce...)
+	return aead.Seal(out, nonce, []byte(plain), []byte(aad))
+}
+
+// open decrypts a sealed value. The error never holds the value.
+func (s *sealer) open(sealed []byte, aad string) (string, error) {
+	if len(sealed) == 0 {
+		return "", nil
+	}
+	i := bytes.IndexByte(sealed, 0)
+	if i < 0 {
+		return "", errors.New("pgstore: a sealed value names no key")
+	}
+	keyID := string(sealed[:i])
+	sealed = sealed[i+1:]
+	aead, ok := s.aeads[keyID]
+	if !ok {
+		return "", fmt.Errorf("pgstore: a value is sealed with key %q, which this store was not given", keyID)
+	}
+	if len(sealed) < aead.NonceSize() {
+		return "", errors.New("pgstore: a sealed value is too short")
+	}
+	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(aad))
+	if err != nil {
+		return "", fmt.Errorf("pgstore: a value sealed with key %q does not open: it was changed, or moved from another row", keyID)
+	}
+	return string(plain), nil
+}

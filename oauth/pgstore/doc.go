@@ -1,0 +1,43 @@
+// Package pgstore keeps grants and pending sign-in flows in PostgreSQL, so
+// that any number of instances behind a load balancer share them. [Store]
+// implements the grant-storage seam of package
+// [github.com/memconnect/memconnect/oauth], whose refresh protocol runs over
+// it unchanged, and [Store.Flows] the pending-flow seam of package
+// [github.com/memconnect/memconnect/oauth/flow].
+//
+// # Fenced refresh
+//
+// A refresh takes a lease on the grant's row: an owner, an expiry, and a
+// fence number that grows with every lease. Under the lease the holder
+// re-reads the row and adopts a grant another instance already rotated.
+// Before it spends the refresh token it renews the lease for longer than a
+// whole refresh, and spends nothing if the lease is no longer its own. It
+// records the server's answer in the row the moment it arrives, and commits
+// with a compare-and-swap on the fence and on the old refresh token. So:
+//
+//   - one refresh-token spend per rotation, across any number of instances;
+//   - a holder whose lease lapsed (it paused, then woke) never commits, and
+//     never starts a spend: it re-reads and adopts;
+//   - no lock is held across the token endpoint's call without a lease; a
+//     holder that crashed blocks the others only until its lease ends, and
+//     the next holder commits an answer it had recorded.
+//
+// A rejection (invalid_grant) is recorded on the row, bound to the refresh
+// token, so that every instance reports that a sign-in is needed.
+//
+// # Secrets at rest
+//
+// Tokens, recorded answers and PKCE verifiers are sealed with AES-256-GCM
+// under a [Key] the host supplies, each value naming its key's ID and bound
+// to its table, row and column. Without a key [New] refuses to start:
+// there is no plaintext fallback. State parameters and refresh tokens are
+// compared by their SHA-256 digests; nothing secret is ever in SQL text,
+// errors or logs.
+//
+// # Schema
+//
+// [Migrate] creates and upgrades the schema, explicitly: call it from a
+// deployment step (examples/server -store ... -migrate), never as a side
+// effect of a request. [New] refuses a database whose schema is not
+// [SchemaVersion].
+package pgstore

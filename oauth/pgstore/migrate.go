@@ -1,0 +1,97 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// migrations are the schema, one step a version. A step is never changed
+// once released; a new version appends one.
+var migrations = []string{
+	1: `
+CREATE TABLE memconnect_grants (
+	key            text PRIMARY KEY,
+	fence          bigint NOT NULL DEFAULT 0,   -- grows with every lease
+	lease_owner    text,
+	lease_until    timestamptz,
+	access_token   bytea,                       -- sealed (each sealed value names its key)
+	refresh_token  bytea,                       -- sealed
+	refresh_digest text,                        -- SHA-256 of the refresh token: compare-and-swap, verdict
+	expires_at     timestamptz,
+	client_id      text,
+	token_endpoint text,
+	scope          text,
+	token_type     text,
+	rejected       text,                        -- the OAuth error a server rejected refresh_digest's grant with
+	journal        bytea,                       -- sealed raw answer of a rotation not yet committed
+	journal_from   text,                        -- the refresh_digest it rotates from
+	journal_type   text,                        -- its content type
+	journal_at     timestamptz,
+	updated_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE memconnect_flows (
+	profile      text NOT NULL,
+	provider     text NOT NULL,
+	id           text NOT NULL,
+	state_digest text NOT NULL,                 -- SHA-256 of the state parameter
+	verifier     bytea NOT NULL,                -- sealed PKCE verifier
+	config       jsonb NOT NULL,                -- client, endpoints, scopes, redirect URI: no secret
+	expires_at   timestamptz NOT NULL,
+	PRIMARY KEY (profile, provider)
+);
+CREATE INDEX memconnect_flows_expires ON memconnect_flows (expires_at);
+`,
+}
+
+// SchemaVersion is the schema version this package needs.
+const SchemaVersion = 1
+
+// Migrate brings the schema to [SchemaVersion], one step a version, each in
+// a transaction, and records the version. It never runs by itself: call it
+// from a deployment step (examples/server -migrate), never on a request.
+// Instances that migrate at once wait for each other.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("pgstore: migrate: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	// One migrator at a time, across instances.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7151423)`); err != nil {
+		return fmt.Errorf("pgstore: migrate: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS memconnect_schema (version integer NOT NULL)`); err != nil {
+		return fmt.Errorf("pgstore: migrate: %w", err)
+	}
+	var have int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM memconnect_schema`).Scan(&have); err != nil {
+		return fmt.Errorf("pgstore: migrate: %w", err)
+	}
+	if have > SchemaVersion {
+		return fmt.Errorf("pgstore: the database schema is version %d, newer than this program's %d", have, SchemaVersion)
+	}
+	for v := have + 1; v <= SchemaVersion; v++ {
+		if _, err := tx.Exec(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("pgstore: migrate to version %d: %w", v, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO memconnect_schema (version) VALUES ($1)`, v); err != nil {
+			return fmt.Errorf("pgstore: migrate to version %d: %w", v, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("pgstore: migrate: %w", err)
+	}
+	return nil
+}
+
+// checkSchema reports a database whose schema is not [SchemaVersion].
+func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	var have int
+	err := pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM memconnect_schema`).Scan(&have)
+	if err != nil || have != SchemaVersion {
+		return fmt.Errorf("pgstore: the database schema is version %d, this program needs %d: run the migration first (Migrate, or examples/server -migrate)", have, SchemaVersion)
+	}
+	return nil
+}

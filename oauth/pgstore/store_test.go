@@ -1,0 +1,368 @@
+package pgstore_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/pgstore"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
+)
+
+// testPool connects to the throwaway PostgreSQL that make test starts
+// (MEMCONNECT_TEST_POSTGRES), in a schema of the test's own, migrated
+// unless bare.
+func testPool(t *testing.T, bare bool) *pgxpool.Pool {
+	t.Helper()
+	url := os.Getenv("MEMCONNECT_TEST_POSTGRES")
+	if url == "" {
+		t.Skip("no PostgreSQL: MEMCONNECT_TEST_POSTGRES is not set (make test starts one with scripts/postgres.sh)")
+	}
+	ctx := t.Context()
+	admin, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Skipf("PostgreSQL at MEMCONNECT_TEST_POSTGRES cannot be reached: %v", err)
+	}
+	defer admin.Close()
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := fmt.Sprintf("t_%x", b)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Skipf("PostgreSQL at MEMCONNECT_TEST_POSTGRES cannot be used: %v", err)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pool.Close()
+		if a, err := pgxpool.New(context.Background(), url); err == nil {
+			a.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			a.Close()
+		}
+	})
+	if !bare {
+		if err := pgstore.Migrate(ctx, pool); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pool
+}
+
+func testKey(id string) pgstore.Key {
+	k := pgstore.Key{ID: id}
+	copy(k.Secret[:], strings.Repeat(id, 32))
+	return k
+}
+
+func newStore(t *testing.T, pool *pgxpool.Pool, c pgstore.Config) *pgstore.Store {
+	t.Helper()
+	if c.Keys == nil {
+		c.Keys = []pgstore.Key{testKey("k1")}
+	}
+	s, err := pgstore.New(t.Context(), pool, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestMigrateAndKeys(t *testing.T) {
+	pool := testPool(t, true)
+	if _, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{testKey("k1")}}); err == nil || !strings.Contains(err.Error(), "migration") {
+		t.Fatalf("New before the migration: %v, want an error saying to migrate", err)
+	}
+	for range 2 { // idempotent
+		if err := pgstore.Migrate(t.Context(), pool); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pgstore.New(t.Context(), pool, pgstore.Config{}); !errors.Is(err, pgstore.ErrNoKey) {
+		t.Fatalf("New without a key: %v, want ErrNoKey", err)
+	}
+	if _, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{testKey("k1"), testKey("k1")}}); err == nil {
+		t.Error("New accepted two keys with one ID")
+	}
+	if s := fmt.Sprint(testKey("k1")); strings.Contains(s, "k1k1") {
+		t.Errorf("a key prints its secret: %s", s)
+	}
+}
+
+// install stores a grant of srv as key's, through the engine as a sign-in
+// would.
+func install(t *testing.T, gs *oauth.Grants, srv *honchotest.Server, key string, expiry time.Time) *oauth2.Token {
+	t.Helper()
+	tok := srv.IssueGrant("write")
+	tok.ExpiresIn = int64(time.Until(expiry) / time.Second)
+	if _, err := gs.Install(t.Context(), key, tok, oauth.Grant{ClientID: srv.ClientID(), TokenEndpoint: srv.TokenURL(), TokenType: "Bearer"}); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Tokens are sealed at rest: no column holds one, a value moved to another
+// row does not open, and a second key reads what the first sealed.
+func TestSealedAtRest(t *testing.T) {
+	pool := testPool(t, false)
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	s := newStore(t, pool, pgstore.Config{})
+	tok := install(t, oauth.NewGrants(s, oauth.WithHTTPClient(srv.Client())), srv, "hermes", time.Now().Add(time.Hour))
+	rows, err := pool.Query(t.Context(), `SELECT * FROM memconnect_grants`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vals {
+			b := []byte(fmt.Sprint(v))
+			if bb, ok := v.([]byte); ok {
+				b = bb
+			}
+			if bytes.Contains(b, []byte(tok.AccessToken)) || bytes.Contains(b, []byte(tok.RefreshToken)) {
+				t.Fatal("a column holds a token in the clear")
+			}
+		}
+	}
+	rows.Close()
+	// Another store with a new key first and the old one second reads it.
+	s2 := newStore(t, pool, pgstore.Config{Keys: []pgstore.Key{testKey("k2"), testKey("k1")}})
+	c, err := s2.Credentials(t.Context(), "hermes")
+	if err != nil || c.Grant == nil || c.Grant.RefreshToken != tok.RefreshToken {
+		t.Fatalf("read with the old key second: %+v, %v", c, err)
+	}
+	// Without the old key it does not open, and the error holds no token.
+	s3 := newStore(t, pool, pgstore.Config{Keys: []pgstore.Key{testKey("k3")}})
+	if _, err := s3.Credentials(t.Context(), "hermes"); err == nil || strings.Contains(err.Error(), tok.RefreshToken) {
+		t.Fatalf("read without the key: %v", err)
+	}
+	// A sealed value copied to another row does not open.
+	if _, err := pool.Exec(t.Context(), `INSERT INTO memconnect_grants (key, access_token, refresh_token, refresh_digest, client_id, token_endpoint)
+SELECT 'copy', access_token, refresh_token, refresh_digest, client_id, token_endpoint FROM memconnect_grants WHERE key = 'hermes'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Credentials(t.Context(), "copy"); err == nil {
+		t.Error("a value sealed for one row opened in another")
+	}
+}
+
+// Three instances with eight goroutines each ask for a token of a grant
+// that needs a refresh: exactly one refresh, which every caller adopts, and
+// the server sees no replay.
+func TestFencedRefreshAcrossInstances(t *testing.T) {
+	pool := testPool(t, false)
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	first := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "i0"}), oauth.WithHTTPClient(srv.Client()))
+	install(t, first, srv, "hermes", time.Now().Add(time.Minute)) // inside the refresh window
+	for round := range 3 {
+		var wg sync.WaitGroup
+		var errs atomic.Int32
+		tokens := sync.Map{}
+		for i := range 3 {
+			gs := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: fmt.Sprintf("i%d-%d", round, i)}), oauth.WithHTTPClient(srv.Client()))
+			for range 8 {
+				wg.Go(func() {
+					tok, err := gs.TokenSource("hermes").Token()
+					if err != nil {
+						t.Error(err)
+						errs.Add(1)
+						return
+					}
+					tokens.Store(tok.AccessToken, true)
+				})
+			}
+		}
+		wg.Wait()
+		n := 0
+		tokens.Range(func(any, any) bool { n++; return true })
+		if errs.Load() != 0 || n != 1 {
+			t.Fatalf("round %d: %d errors, %d distinct tokens; want one token for all", round, errs.Load(), n)
+		}
+		if st := srv.Stats(); st.Refreshes != round+1 || st.Replays != 0 {
+			t.Fatalf("round %d: %+v; want %d refreshes and no replay", round, st, round+1)
+		}
+		// Expire the stored token again for the next round.
+		if _, err := pool.Exec(t.Context(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A holder that paused past its lease: another instance leased the grant
+// meanwhile, so the first spends nothing and cannot commit; a holder that
+// crashed holding a lease blocks the others only until the lease ends.
+func TestStaleAndCrashedLeaseHolders(t *testing.T) {
+	pool := testPool(t, false)
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	short := pgstore.Config{Owner: "a", LeaseTTL: 300 * time.Millisecond}
+	a := newStore(t, pool, short)
+	install(t, oauth.NewGrants(a), srv, "hermes", time.Now().Add(time.Hour))
+
+	stale, err := a.Lock(t.Context(), "hermes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := stale.Credentials()
+	if err != nil || c.Grant == nil {
+		t.Fatal(c, err)
+	}
+	// The holder pauses; its lease ends; b takes it (and "crashes" holding it).
+	b := newStore(t, pool, pgstore.Config{Owner: "b", LeaseTTL: 300 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	crashed, err := b.Lock(ctx, "hermes")
+	if err != nil {
+		t.Fatalf("b could not take the lease after it ended: %v", err)
+	}
+	_ = crashed // never unlocked: b crashed
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("b took a lease a had %v into it", waited)
+	}
+	if _, err := stale.Prepare(c.Grant); err == nil {
+		t.Fatal("a stale holder may spend the refresh token")
+	}
+	next := *c.Grant
+	next.RefreshToken, next.AccessToken = "hch-rt-stale", "hch-at-stale"
+	if err := stale.Commit(c.Grant, &next); !errors.Is(err, oauth.ErrStaleGrant) {
+		t.Fatalf("a stale holder's commit: %v, want ErrStaleGrant", err)
+	}
+	stale.Unlock() // harmless: the lease is b's
+	// c waits for b's lease to end, then carries on.
+	cs := newStore(t, pool, pgstore.Config{Owner: "c", LeaseTTL: 300 * time.Millisecond})
+	l, err := cs.Lock(ctx, "hermes")
+	if err != nil {
+		t.Fatalf("c never got the lease of a crashed holder: %v", err)
+	}
+	got, err := l.Credentials()
+	if err != nil || got.Grant.RefreshToken != c.Grant.RefreshToken {
+		t.Errorf("after the stale commit the grant is %+v, %v; want the one before", got.Grant, err)
+	}
+	l.Unlock()
+}
+
+// An answer a holder recorded and never committed (it died after the
+// server answered) is committed by the next holder.
+func TestJournalFinishedByTheNextHolder(t *testing.T) {
+	pool := testPool(t, false)
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	s := newStore(t, pool, pgstore.Config{Owner: "a", LeaseTTL: 200 * time.Millisecond})
+	tok := install(t, oauth.NewGrants(s), srv, "hermes", time.Now().Add(time.Minute))
+	l, err := s.Lock(t.Context(), "hermes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := l.Credentials()
+	record, err := l.Prepare(c.Grant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := record([]byte(`{"access_token":"hch-at-journal","refresh_token":"hch-rt-journal","expires_in":"3600"}`), "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	// a dies here: no commit, no unlock.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	next, err := newStore(t, pool, pgstore.Config{Owner: "b"}).Lock(ctx, "hermes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := next.Credentials()
+	next.Unlock()
+	if err != nil || got.Grant.RefreshToken != "hch-rt-journal" || got.Grant.AccessToken != "hch-at-journal" || got.Grant.ClientID != srv.ClientID() {
+		t.Fatalf("after recovery the grant is %+v, %v; want the journalled rotation of %s", got.Grant, err, tok.RefreshToken)
+	}
+}
+
+// A rejection is recorded for every instance, bound to the refresh token.
+func TestRejectionSeenByEveryInstance(t *testing.T) {
+	pool := testPool(t, false)
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	a := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "a"}), oauth.WithHTTPClient(srv.Client()))
+	tok := install(t, a, srv, "hermes", time.Now().Add(-time.Minute))
+	srv.RevokeGrant(tok.RefreshToken)
+	if _, err := a.TokenSource("hermes").Token(); !errors.Is(err, oauth.ErrReauthRequired) {
+		t.Fatalf("a: %v, want ErrReauthRequired", err)
+	}
+	before := srv.Stats().TokenRequests
+	b := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "b"}), oauth.WithHTTPClient(srv.Client()))
+	if _, err := b.TokenSource("hermes").Token(); !errors.Is(err, oauth.ErrReauthRequired) {
+		t.Fatalf("b: %v, want ErrReauthRequired", err)
+	}
+	if srv.Stats().TokenRequests != before {
+		t.Error("another instance called the server for a rejected grant")
+	}
+}
+
+// The pending-flow store: a state is claimed once, from any instance, and
+// its verifier is sealed.
+func TestFlowStore(t *testing.T) {
+	pool := testPool(t, false)
+	a, b := newStore(t, pool, pgstore.Config{}).Flows(), newStore(t, pool, pgstore.Config{}).Flows()
+	key := flow.Key{Profile: "default", Provider: "honcho"}
+	p := flow.Pending{Key: key, ID: "f1", State: "the-state", Verifier: "the-verifier-0123456789", ExpiresAt: time.Now().Add(10 * time.Minute).Truncate(time.Microsecond),
+		Config: oauth2.Config{ClientID: "c", RedirectURL: "http://127.0.0.1:9/cb", Endpoint: oauth2.Endpoint{AuthURL: "https://a/authorize", TokenURL: "https://a/token"}}}
+	if err := a.Put(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	if err := pool.QueryRow(t.Context(), `SELECT verifier FROM memconnect_flows`).Scan(&raw); err != nil || bytes.Contains(raw, []byte(p.Verifier)) {
+		t.Fatalf("verifier at rest: %v (clear: %v)", err, bytes.Contains(raw, []byte(p.Verifier)))
+	}
+	if _, err := b.Claim(t.Context(), key, "wrong"); !errors.Is(err, flow.ErrInvalidState) {
+		t.Fatalf("claim with a wrong state: %v", err)
+	}
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for _, st := range []flow.Store{a, b, a, b} {
+		wg.Go(func() {
+			got, err := st.Claim(t.Context(), key, "the-state")
+			if err == nil {
+				won.Add(1)
+				if got.Verifier != p.Verifier || got.ID != "f1" || got.Config.RedirectURL != p.Config.RedirectURL || !got.ExpiresAt.Equal(p.ExpiresAt) {
+					t.Errorf("claimed %+v", got)
+				}
+			} else if !errors.Is(err, flow.ErrInvalidState) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Errorf("%d claims of one state succeeded, want 1", won.Load())
+	}
+	if err := a.Put(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(t.Context(), key, "f1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Claim(t.Context(), key, "the-state"); !errors.Is(err, flow.ErrInvalidState) {
+		t.Errorf("claim after Delete: %v", err)
+	}
+}
