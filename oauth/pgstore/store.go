@@ -102,9 +102,9 @@ func (s *Store) Credentials(ctx context.Context, key string) (oauth.Credentials,
 
 func (s *Store) read(ctx context.Context, q querier, key string) (oauth.Credentials, error) {
 	var (
-		access, refresh                                          []byte
+		access, refresh                                         []byte
 		rdigest, clientID, endpoint, scope, tokenType, rejected *string
-		expires                                                  *time.Time
+		expires                                                 *time.Time
 	)
 	err := q.QueryRow(ctx, `SELECT `+grantColumns+` FROM memconnect_grants WHERE key = $1`, key).
 		Scan(&access, &refresh, &rdigest, &expires, &clientID, &endpoint, &scope, &tokenType, &rejected)
@@ -226,9 +226,9 @@ func (l *lease) Commit(prev, next *oauth.Grant) error {
 		prevDigest = &d
 	}
 	var (
-		access, refresh                               []byte
+		access, refresh                             []byte
 		rdigest, client, endpoint, scope, tokenType *string
-		expires                                       *time.Time
+		expires                                     *time.Time
 	)
 	if next != nil {
 		access = l.s.seal.seal(next.AccessToken, aad("grants", l.key, "access_token"))
