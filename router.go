@@ -33,6 +33,7 @@ import (
 
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/middleware"
+	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -94,6 +95,17 @@ type Config struct {
 	// creates, the code exchange and the device flow. nil means
 	// http.DefaultClient, and a client with a 30 s timeout for flows.
 	HTTPClient *http.Client
+
+	// GrantStore, when not nil, keeps every profile's grants instead of
+	// the providers' config files, such as the PostgreSQL store of package
+	// oauth/pgstore, which several instances share. See
+	// [provider.Connector.GrantStore].
+	GrantStore oauth.GrantStore
+
+	// FlowStore, when not nil, keeps the pending sign-in flows of the flow
+	// manager New creates, such as pgstore's Store.Flows, so that a
+	// callback completes on whichever instance it lands.
+	FlowStore flow.Store
 
 	// Clock is the clock of every expiry decision: token refreshes, the
 	// status body's expires_in and, for the flow manager New creates, the
@@ -177,9 +189,10 @@ func New(cfg Config) (*Router, error) {
 		HTTPClient:      cfg.HTTPClient,
 		Logger:          cfg.Logger,
 		Now:             now,
+		GrantStore:      cfg.GrantStore,
 	}
 	if conn.Flows == nil {
-		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Resume: conn.Resume})
+		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore, Resume: conn.Resume})
 	}
 	h, err := handlers.New(conn)
 	if err != nil {

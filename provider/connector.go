@@ -109,9 +109,16 @@ type Connector struct {
 	Logger zerolog.Logger
 	// Now is the clock of every expiry decision; nil means [time.Now].
 	Now func() time.Time
+	// GrantStore, when not nil, keeps every profile's grants, keyed
+	// "<provider>/<profile>", instead of the providers' config files: a
+	// store that several instances share, such as package pgstore's. Such
+	// a Connector knows grants only, no API keys.
+	GrantStore oauth.GrantStore
 
 	storesOnce sync.Once
 	stores     *Stores
+	sharedOnce sync.Once
+	shared     *oauth.Grants
 
 	mdMu sync.Mutex // guards md
 	md   map[string]discovered
@@ -142,10 +149,40 @@ func ValidateCallbackBaseURL(raw string) (string, error) {
 // Stores returns the shared stores of the config files, configured with the
 // Connector's logger, HTTP client and clock.
 func (c *Connector) Stores() *Stores {
-	c.storesOnce.Do(func() {
-		c.stores = NewStores(oauth.WithLogger(c.Logger), oauth.WithHTTPClient(c.HTTPClient), oauth.WithClock(c.Now))
-	})
+	c.storesOnce.Do(func() { c.stores = NewStores(c.options()...) })
 	return c.stores
+}
+
+func (c *Connector) options() []oauth.Option {
+	return []oauth.Option{oauth.WithLogger(c.Logger), oauth.WithHTTPClient(c.HTTPClient), oauth.WithClock(c.Now)}
+}
+
+// grantRef is where a target's grant lives: the engine, the key in it and,
+// for a config file, the file.
+type grantRef struct {
+	grants *oauth.Grants
+	key    string
+	file   *oauth.FileStore // nil for a GrantStore
+	scope  string           // of a grant whose response names none
+}
+
+// where returns the grant of t: where it is read from, or with write where
+// a new one goes.
+func (c *Connector) where(t target, write bool) (grantRef, error) {
+	loc, err := t.provider.GrantLocation(t.profile)
+	if err != nil {
+		return grantRef{}, err
+	}
+	if c.GrantStore != nil {
+		c.sharedOnce.Do(func() { c.shared = oauth.NewGrants(c.GrantStore, c.options()...) })
+		return grantRef{grants: c.shared, key: t.provider.Name() + "/" + t.profile.Name, scope: loc.Layout.DefaultScope}, nil
+	}
+	path := loc.ReadPath
+	if write {
+		path = loc.WritePath
+	}
+	st := c.Stores()
+	return grantRef{grants: st.Grants(path, loc.Layout), key: loc.Host, file: st.File(path, loc.Layout), scope: loc.Layout.DefaultScope}, nil
 }
 
 // discovered is a cached RFC 8414 metadata lookup (nil metadata: it failed).
@@ -335,7 +372,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	if ep.AuthorizeURL == "" || ep.TokenURL == "" {
 		return StatusReport{}, fmt.Errorf("provider: %s has no authorization or token endpoint configured or discoverable", t.provider.DisplayName())
 	}
-	loc, err := t.provider.GrantLocation(t.profile)
+	ref, err := c.where(t, true)
 	if err != nil {
 		return StatusReport{}, err
 	}
@@ -364,7 +401,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 		AuthParams:      params,
 		DeviceSupported: deviceOK,
 		DisplayName:     t.provider.DisplayName(),
-		Complete:        c.installer(loc, ep, req),
+		Complete:        c.installer(ref, ep, req),
 	}
 	f, err := fm.Start(ctx, fr)
 	switch {
@@ -397,27 +434,26 @@ func (c *Connector) Resume(ctx context.Context, key flow.Key) (func(context.Cont
 	if err != nil {
 		return nil, err
 	}
-	loc, err := t.provider.GrantLocation(t.profile)
+	ref, err := c.where(t, true)
 	if err != nil {
 		return nil, err
 	}
-	return c.installer(loc, ep, ConnectRequest{}), nil
+	return c.installer(ref, ep, ConnectRequest{}), nil
 }
 
 // installer returns the Complete function of a flow: it stores the grant
-// and merges the server's "config" object into the file (unless
-// req.TokensOnly).
-func (c *Connector) installer(loc GrantLocation, ep Endpoints, req ConnectRequest) func(context.Context, *oauth2.Token) error {
-	stores := c.Stores()
+// and, in a config file, merges the server's "config" object into it
+// (unless req.TokensOnly).
+func (c *Connector) installer(ref grantRef, ep Endpoints, req ConnectRequest) func(context.Context, *oauth2.Token) error {
 	return func(ctx context.Context, tok *oauth2.Token) error {
-		base := oauth.Grant{ClientID: ep.ClientID, TokenEndpoint: ep.TokenURL, Scope: loc.Layout.DefaultScope, TokenType: "Bearer"}
-		if _, err := stores.Grants(loc.WritePath, loc.Layout).Install(ctx, loc.Host, tok, base); err != nil {
+		base := oauth.Grant{ClientID: ep.ClientID, TokenEndpoint: ep.TokenURL, Scope: ref.scope, TokenType: "Bearer"}
+		if _, err := ref.grants.Install(ctx, ref.key, tok, base); err != nil {
 			return err
 		}
 		// The merge never writes a grant member, so it cannot undo the
 		// install.
-		if cfg, ok := tok.Extra("config").(map[string]any); ok && !req.TokensOnly {
-			if err := stores.File(loc.WritePath, loc.Layout).MergeConfig(ctx, loc.Host, cfg); err != nil {
+		if cfg, ok := tok.Extra("config").(map[string]any); ok && !req.TokensOnly && ref.file != nil {
+			if err := ref.file.MergeConfig(ctx, ref.key, cfg); err != nil {
 				return err
 			}
 		}
@@ -448,7 +484,7 @@ func (c *Connector) Status(ctx context.Context, profileName, providerName string
 
 // report builds the status report of t without its flow.
 func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) {
-	st, err := t.provider.Status(ctx, t.profile, c.Stores())
+	st, err := c.status(ctx, t)
 	if err != nil {
 		return StatusReport{}, err
 	}
@@ -462,6 +498,28 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 		Token:          newTokenReport(st.Token, c.now()),
 		APIKeyHint:     st.APIKeyHint,
 	}, nil
+}
+
+// status is the provider's status of t, or with a GrantStore what the store
+// holds for it.
+func (c *Connector) status(ctx context.Context, t target) (Status, error) {
+	if c.GrantStore == nil {
+		return t.provider.Status(ctx, t.profile, c.Stores())
+	}
+	st := Status{Supported: len(t.provider.AuthMethods()) > 0}
+	ref, err := c.where(t, false)
+	if err != nil {
+		return Status{}, err
+	}
+	creds, err := c.GrantStore.Credentials(ctx, ref.key)
+	if err != nil || creds.Grant == nil {
+		return st, err
+	}
+	g := creds.Grant
+	st.Connected, st.Auth = true, AuthOAuth
+	st.ReauthRequired = creds.Rejected != "" || ref.grants.ReauthRequired(ref.key)
+	st.Token = &TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry}
+	return st, nil
 }
 
 // Cancel cancels the profile's pending flow for the provider, freeing its
@@ -505,11 +563,11 @@ func (c *Connector) TokenSource(profileName, providerName string, opts ...oauth.
 	if err != nil {
 		return nil, err
 	}
-	loc, err := t.provider.GrantLocation(t.profile)
+	ref, err := c.where(t, false)
 	if err != nil {
 		return nil, err
 	}
-	return c.Stores().Grants(loc.ReadPath, loc.Layout).TokenSource(loc.Host, opts...), nil
+	return ref.grants.TokenSource(ref.key, opts...), nil
 }
 
 // Disconnect removes the profile's grant for the provider from the file it
@@ -527,11 +585,11 @@ func (c *Connector) Disconnect(ctx context.Context, profileName, providerName st
 	if err != nil {
 		return DisconnectResult{}, err
 	}
-	loc, err := t.provider.GrantLocation(t.profile)
+	ref, err := c.where(t, false)
 	if err != nil {
 		return DisconnectResult{}, err
 	}
-	g, err := c.Stores().Grants(loc.ReadPath, loc.Layout).Remove(ctx, loc.Host)
+	g, err := ref.grants.Remove(ctx, ref.key)
 	if errors.Is(err, oauth.ErrNoGrant) {
 		rep, serr := c.report(ctx, t)
 		if serr != nil {

@@ -3,10 +3,8 @@ package pgstore_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,62 +14,16 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/internal/testkit/fixture"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
-// testPool connects to the throwaway PostgreSQL that make test starts
-// (MEMCONNECT_TEST_POSTGRES), in a schema of the test's own, migrated
-// unless bare.
-func testPool(t *testing.T, bare bool) *pgxpool.Pool {
-	t.Helper()
-	url := os.Getenv("MEMCONNECT_TEST_POSTGRES")
-	if url == "" {
-		t.Skip("no PostgreSQL: MEMCONNECT_TEST_POSTGRES is not set (make test starts one with scripts/postgres.sh)")
-	}
-	ctx := t.Context()
-	admin, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Skipf("PostgreSQL at MEMCONNECT_TEST_POSTGRES cannot be reached: %v", err)
-	}
-	defer admin.Close()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := fmt.Sprintf("t_%x", b)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Skipf("PostgreSQL at MEMCONNECT_TEST_POSTGRES cannot be used: %v", err)
-	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pool.Close()
-		if a, err := pgxpool.New(context.Background(), url); err == nil {
-			a.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			a.Close()
-		}
-	})
-	if !bare {
-		if err := pgstore.Migrate(ctx, pool); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return pool
-}
+func testPool(t *testing.T, bare bool) *pgxpool.Pool { return fixture.Postgres(t, bare) }
 
-func testKey(id string) pgstore.Key {
-	k := pgstore.Key{ID: id}
-	copy(k.Secret[:], strings.Repeat(id, 32))
-	return k
-}
+func testKey(id string) pgstore.Key { return fixture.PostgresKey(id) }
 
 func newStore(t *testing.T, pool *pgxpool.Pool, c pgstore.Config) *pgstore.Store {
 	t.Helper()
@@ -101,7 +53,8 @@ func TestMigrateAndKeys(t *testing.T) {
 	if _, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{testKey("k1"), testKey("k1")}}); err == nil {
 		t.Error("New accepted two keys with one ID")
 	}
-	if s := fmt.Sprint(testKey("k1")); strings.Contains(s, "k1k1") {
+	k := testKey("k1")
+	if s := fmt.Sprintf("%v %+v %s", k, k, k); strings.Contains(s, string(k.Secret[:8])) {
 		t.Errorf("a key prints its secret: %s", s)
 	}
 }
