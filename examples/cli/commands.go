@@ -18,6 +18,7 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	var cf common
 	fs := c.newFlagSet("status")
 	cf.register(fs)
+	cf.registerStore(fs, c.env)
 	asJSON := fs.Bool("json", false, "print the status body as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -26,6 +27,7 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer s.close()
 	rep, err := s.conn.Status(ctx, s.profile, providerName)
 	if err != nil {
 		return err
@@ -93,6 +95,7 @@ func (c *cli) token(ctx context.Context, args []string) error {
 	var cf common
 	fs := c.newFlagSet("token")
 	cf.register(fs)
+	cf.registerStore(fs, c.env)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -100,6 +103,7 @@ func (c *cli) token(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer s.close()
 	rotated := false
 	ts, err := s.conn.TokenSource(s.profile, providerName, oauth.OnTokenChange(func(*oauth2.Token) { rotated = true }))
 	if err != nil {
@@ -141,6 +145,7 @@ func (c *cli) logout(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer s.close()
 	res, err := s.conn.Disconnect(ctx, s.profile, providerName)
 	if err != nil {
 		return err

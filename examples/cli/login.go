@@ -46,6 +46,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer s.close()
 
 	installed := make(chan *oauth2.Token, 1)
 	req := provider.ConnectRequest{

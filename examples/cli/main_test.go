@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -17,7 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/pgstore"
 
 	"golang.org/x/oauth2"
 
@@ -582,5 +588,43 @@ func TestTokenRotationNotStoredFails(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, tok.RefreshToken) {
 		t.Error("stderr holds a token")
+	}
+}
+
+// token and status read a server's shared store with --store: a script on
+// a server gets a fresh token of the grant the instances share.
+func TestStoreFlag(t *testing.T) {
+	url := fixture.PostgresURL(t, false)
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	key := "k1:" + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", 32)))
+	k, err := pgstore.ParseKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	st, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{k}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := srv.IssueGrant("write")
+	if _, err := oauth.NewGrants(st).Install(t.Context(), "honcho/default", tok, oauth.Grant{ClientID: srv.ClientID(), TokenEndpoint: srv.TokenURL()}); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	r := runCLI(t, e, "token", "--store", url, "--store-key", key)
+	if r.code != exitOK || strings.TrimSpace(r.stdout) != tok.AccessToken {
+		t.Fatalf("token --store: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, e, "status", "--json", "--store", url, "--store-key", key)
+	if r.code != exitOK || !strings.Contains(r.stdout, `"connected": true`) || !strings.Contains(r.stdout, `"auth": "oauth"`) {
+		t.Fatalf("status --store: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, e, "token", "--store", url); r.code != exitUsage || !strings.Contains(r.stderr, "--store-key") {
+		t.Errorf("--store without a key: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

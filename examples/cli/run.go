@@ -8,11 +8,14 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -39,6 +42,11 @@ common flags:
   --host HOST          host key in the config (default "hermes" or "hermes_<profile>")
   --authorize-url, --token-url, --device-auth-url, --revocation-url, --client-id, --scope
                        override the endpoints (defaults from HONCHO_OAUTH_* variables)
+
+status and token also take:
+  --store URL          read the grant from this PostgreSQL (postgres://...), shared by
+                       the server's instances, instead of honcho.json ($MEMCONNECT_STORE)
+  --store-key ID:KEY   the key that seals the tokens there ($MEMCONNECT_STORE_KEY)
 
 Run "memconnect <command> -h" for the flags of one command.
 `
@@ -69,6 +77,14 @@ type common struct {
 	profile, config, host                            string
 	authorizeURL, tokenURL, deviceAuthURL, revokeURL string
 	clientID, scope                                  string
+	store, storeKey                                  string // status and token only
+}
+
+// registerStore adds --store and --store-key, for the commands that can read
+// a grant from a server's shared store.
+func (c *common) registerStore(fs *flag.FlagSet, env func(string) string) {
+	fs.StringVar(&c.store, "store", env("MEMCONNECT_STORE"), "PostgreSQL URL of a server's shared store to read the grant from (default $MEMCONNECT_STORE)")
+	fs.StringVar(&c.storeKey, "store-key", env("MEMCONNECT_STORE_KEY"), `key that seals the tokens in --store, "<id>:<base64>" (default $MEMCONNECT_STORE_KEY)`)
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -172,6 +188,7 @@ func (c *cli) newFlagSet(name string) *flag.FlagSet {
 
 // setup is what a command works with once its flags are parsed.
 type setup struct {
+	close    func() // releases the store's connections
 	conn     *provider.Connector
 	provider *honcho.Provider
 	profile  string // as given; "default" when none was
@@ -242,8 +259,21 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 		}
 		profiles = provider.HermesProfiles{Root: root}
 	}
+	conn := &provider.Connector{Registry: reg, Profiles: profiles, Flows: flows, Logger: c.logger()}
+	closeStore := func() {}
+	if cf.store != "" {
+		if cf.config != "" {
+			return nil, &usageError{msg: "use either --store or --config, not both"}
+		}
+		st, closeFn, err := openStore(cf.store, cf.storeKey)
+		if err != nil {
+			return nil, err
+		}
+		conn.GrantStore, closeStore = st, closeFn
+	}
 	return &setup{
-		conn:     &provider.Connector{Registry: reg, Profiles: profiles, Flows: flows, Logger: c.logger()},
+		close:    closeStore,
+		conn:     conn,
 		provider: hp,
 		profile:  profile,
 		home:     home,
@@ -270,4 +300,27 @@ func (s *setup) location() (provider.GrantLocation, error) {
 // logger returns the command's logger: warnings and errors, on stderr.
 func (c *cli) logger() zerolog.Logger {
 	return zerolog.New(zerolog.ConsoleWriter{Out: c.stderr, NoColor: true}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+}
+
+// openStore opens a server's shared PostgreSQL store of grants.
+func openStore(url, key string) (*pgstore.Store, func(), error) {
+	if key == "" {
+		return nil, nil, &usageError{msg: "--store needs --store-key (or MEMCONNECT_STORE_KEY): the tokens there are sealed"}
+	}
+	k, err := pgstore.ParseKey(key)
+	if err != nil {
+		return nil, nil, &usageError{msg: "--store-key: " + strings.TrimPrefix(err.Error(), "pgstore: ")}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--store: %w", err)
+	}
+	st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: []pgstore.Key{k}})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return st, pool.Close, nil
 }

@@ -22,6 +22,11 @@
 //	                         mode (default with -dev: http://<addr>/api/memory; else none,
 //	                         so browser flows use the loopback listener on 127.0.0.1:8765)
 //	-allowed-hosts a,b       host names the API answers (default: loopback names)
+//	-store postgres://...    keep grants and pending sign-ins in PostgreSQL, shared by
+//	                         every instance (default $MEMCONNECT_STORE; none: honcho.json)
+//	-store-key id:base64     the AES-256 key that seals the tokens in -store
+//	                         (default $MEMCONNECT_STORE_KEY; required with -store)
+//	-migrate                 create or upgrade the schema of -store, then exit
 //
 // Without -dev the Honcho endpoints come from the HONCHO_OAUTH_* environment
 // variables (see honcho.FromEnv), else the Honcho cloud.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/internal/testkit/fixture"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -323,5 +324,36 @@ func TestUnknownMethodJSON405(t *testing.T) {
 			!strings.Contains(w.Body.String(), `"error":"method_not_allowed"`) || w.Header().Get("Allow") != "GET" {
 			t.Errorf("%s /api/memory/providers = %d %q %q (Allow %q), want the JSON 405", method, w.Code, w.Header().Get("Content-Type"), w.Body, w.Header().Get("Allow"))
 		}
+	}
+}
+
+// With -store the server keeps grants in PostgreSQL: -migrate creates the
+// schema and exits; without a key the server refuses to start; with one it
+// serves.
+func TestRunStore(t *testing.T) {
+	url := fixture.PostgresURL(t, true)
+	var stderr bytes.Buffer
+	if err := run(t.Context(), []string{"-migrate"}, io.Discard, &stderr); !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), "-store") {
+		t.Errorf("-migrate without -store: %v %q", err, stderr.String())
+	}
+	if err := run(t.Context(), []string{"-dev", "-addr", "127.0.0.1:0", "-store", url, "-store-key", "k1:" + strings.Repeat("A", 43) + "="}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "migrat") {
+		t.Errorf("a store without its schema: %v, want a word on the migration", err)
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"-store", url, "-migrate"}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "schema at version") {
+		t.Fatalf("-migrate: %v %q", err, out.String())
+	}
+	for _, key := range []string{"", "k1:short"} {
+		err := run(t.Context(), []string{"-dev", "-addr", "127.0.0.1:0", "-store", url, "-store-key", key}, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "-store-key") || strings.Contains(err.Error(), "short") && key != "" && strings.Contains(err.Error(), key) {
+			t.Errorf("-store-key %q: %v, want an error naming -store-key", key, err)
+		}
+	}
+	base, stop := server(t, "-dev", "-addr", "127.0.0.1:0", "-store", url, "-store-key", "k1:"+strings.Repeat("A", 43)+"=")
+	if status, _, body := get(t, base+"/api/memory/profiles/default/providers/honcho/status"); status != 200 || !strings.Contains(body, `"connected":false`) {
+		t.Errorf("status on the store = %d %s", status, body)
+	}
+	if err := stop(); err != nil {
+		t.Error(err)
 	}
 }

@@ -15,11 +15,13 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/examples/desktop"
 	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
@@ -40,6 +42,9 @@ type options struct {
 	sessionToken string
 	callbackBase string
 	allowedHosts string
+	store        string // a postgres:// URL; "" keeps grants in honcho.json
+	storeKey     string // "<id>:<base64 of 32 bytes>"
+	migrate      bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -52,6 +57,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.sessionToken, "session-token", "", `require "Authorization: Bearer <token>" on the API (not on the callback)`)
 	fs.StringVar(&o.callbackBase, "callback-base-url", "", "URL where the API is reachable, for the callback redirect mode (default with -dev: http://<addr>/api/memory)")
 	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", "comma-separated host names the API answers (default: localhost, 127.0.0.1, ::1)")
+	fs.StringVar(&o.store, "store", os.Getenv("MEMCONNECT_STORE"), "postgres:// URL of a database that instances share for grants and sign-ins (default $MEMCONNECT_STORE; none: honcho.json)")
+	fs.StringVar(&o.storeKey, "store-key", os.Getenv("MEMCONNECT_STORE_KEY"), `key that seals the tokens in -store, "<id>:<32 bytes in base64>" (default $MEMCONNECT_STORE_KEY)`)
+	fs.BoolVar(&o.migrate, "migrate", false, "create or upgrade the schema of -store, then exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -60,6 +68,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "server: unexpected argument %q\n", fs.Arg(0))
+		return o, errUsage
+	}
+	if o.migrate && o.store == "" {
+		fmt.Fprintln(stderr, "server: -migrate needs -store (or MEMCONNECT_STORE)")
 		return o, errUsage
 	}
 	return o, nil
@@ -75,6 +87,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly}).
 		With().Timestamp().Logger()
+	shared, closeStore, err := openStore(ctx, o, logger, stdout)
+	if err != nil || o.migrate {
+		return err
+	}
+	defer closeStore()
 
 	// Where profiles live. A temporary home is laid out like a user's:
 	// <tmp>/.hermes, with <tmp> as the user home the consent page's
@@ -152,7 +169,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			hosts = append(hosts, h)
 		}
 	}
-	memory, err := memconnect.New(memconnect.Config{
+	mc := memconnect.Config{
 		Registry:        registry,
 		Profiles:        provider.HermesProfiles{Root: home},
 		Logger:          logger,
@@ -160,7 +177,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		AllowedHosts:    hosts,
 		CallbackBaseURL: callbackBase,
 		HTTPClient:      client,
-	})
+	}
+	if shared != nil {
+		mc.GrantStore, mc.FlowStore = shared, shared.Flows()
+	}
+	memory, err := memconnect.New(mc)
 	if err != nil {
 		ln.Close()
 		return err
@@ -191,6 +212,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	memory.Close()
 	fmt.Fprintln(stdout, "stopped")
 	return nil
+}
+
+// openStore connects to the -store database: with -migrate it brings the
+// schema up to date and says so; otherwise it opens the store, which
+// needs the -store-key. Without -store it returns nil: grants stay in
+// honcho.json.
+func openStore(ctx context.Context, o options, logger zerolog.Logger, stdout io.Writer) (*pgstore.Store, func(), error) {
+	if o.store == "" {
+		return nil, func() {}, nil
+	}
+	pool, err := pgxpool.New(ctx, o.store)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-store: %w", err)
+	}
+	if o.migrate {
+		defer pool.Close()
+		if err := pgstore.Migrate(ctx, pool); err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintf(stdout, "schema at version %d\n", pgstore.SchemaVersion)
+		return nil, nil, nil
+	}
+	if o.storeKey == "" {
+		pool.Close()
+		return nil, nil, errors.New("-store needs -store-key (or MEMCONNECT_STORE_KEY): the tokens are sealed at rest, with no plaintext fallback")
+	}
+	key, err := pgstore.ParseKey(o.storeKey)
+	if err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("-store-key: %w", err)
+	}
+	st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: []pgstore.Key{key}, Logger: logger})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return st, pool.Close, nil
 }
 
 // timeouts bound how long a connection may take over each part of a

@@ -5,8 +5,10 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Key is an AES-256 key for the secrets at rest, with the ID stored beside
@@ -96,4 +98,27 @@ func (s *sealer) open(sealed []byte, aad string) (string, error) {
 		return "", fmt.Errorf("pgstore: a value sealed with key %q does not open: it was changed, or moved from another row", keyID)
 	}
 	return string(plain), nil
+}
+
+// ParseKey reads a key written as "<id>:<secret>", the secret 32 bytes in
+// standard or URL-safe base64, such as the value of a -store-key flag. The
+// error never repeats the secret.
+func ParseKey(s string) (Key, error) {
+	id, secret, ok := strings.Cut(strings.TrimSpace(s), ":")
+	if !ok || id == "" {
+		return Key{}, errors.New(`pgstore: a key is "<id>:<32 bytes in base64>", such as "k1:` + strings.Repeat("A", 43) + `="`)
+	}
+	var raw []byte
+	var err error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if raw, err = enc.DecodeString(secret); err == nil {
+			break
+		}
+	}
+	if err != nil || len(raw) != 32 {
+		return Key{}, fmt.Errorf("pgstore: the secret of key %q is not 32 bytes in base64 (openssl rand -base64 32 makes one)", id)
+	}
+	k := Key{ID: id}
+	copy(k.Secret[:], raw)
+	return k, nil
 }

@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -317,5 +318,22 @@ func TestFlowStore(t *testing.T) {
 	}
 	if _, err := a.Claim(t.Context(), key, "the-state"); !errors.Is(err, flow.ErrInvalidState) {
 		t.Errorf("claim after Delete: %v", err)
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	for _, in := range []string{"k1:" + base64.StdEncoding.EncodeToString([]byte(secret)), " k1:" + base64.RawURLEncoding.EncodeToString([]byte(secret)) + "\n"} {
+		k, err := pgstore.ParseKey(in)
+		if err != nil || k.ID != "k1" || string(k.Secret[:]) != secret {
+			t.Errorf("ParseKey(%q) = %v, %v", in, k, err)
+		}
+	}
+	for _, in := range []string{"", "k1", ":" + base64.StdEncoding.EncodeToString([]byte(secret)), "k1:short", "k1:" + base64.StdEncoding.EncodeToString([]byte("31 bytes only, one too few....."))} {
+		if _, err := pgstore.ParseKey(in); err == nil {
+			t.Errorf("ParseKey(%q) accepted", in)
+		} else if strings.Contains(err.Error(), "c2hvcnQ") {
+			t.Errorf("the error repeats the secret: %v", err)
+		}
 	}
 }
