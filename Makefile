@@ -17,10 +17,7 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	@pg=$$(mktemp -d) && trap 'bash scripts/postgres.sh stop "$$pg"' EXIT && \
-	if bash scripts/postgres.sh start "$$pg"; then url=$$(cat "$$pg/url"); \
-	else url=; echo "make: no PostgreSQL; its tests skip and say why" >&2; fi && \
-	MEMCONNECT_TEST_POSTGRES="$$url" $(GO) test -race -count=1 -timeout 5m ./...
+	bash scripts/with-postgres.sh $(GO) test -race -count=1 -timeout 5m ./...
 
 e2e:
 	bash scripts/install-chromium.sh
@@ -28,7 +25,7 @@ e2e:
 	cd e2e && $(GO) vet ./... && $(GO) test -count=1 -timeout 5m ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	bash scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 
 # crash SIGKILLs a rotating child 500 times with the journal written as the
 # answer arrives, and 500 times as the first version wrote it, and reports
