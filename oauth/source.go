@@ -503,5 +503,5 @@ func (ts *Source) Sync(ctx context.Context) error {
 	if err == nil {
 		err = errors.New("the file could not be written")
 	}
-	return fmt.Errorf("oauth: the refreshed grant of %s is not stored yet (%s); it is kept in %s for the next run", ts.gs.store.Describe(ts.key), redact(err.Error(), unsaved), "the rotation journal")
+	return fmt.Errorf("oauth: the refreshed grant of %s is not stored yet (%s); the store keeps the server's answer for the next run", ts.gs.store.Describe(ts.key), redact(err.Error(), unsaved))
 }
