@@ -1,9 +1,6 @@
 package memconnect_test
 
 import (
-	"io"
-	"net/http"
-	"strings"
 	"sync"
 	"testing"
 
@@ -50,19 +47,7 @@ func TestSeveralInstancesOnPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := h.AS.Consent(t.Context(), h.AS.Client(), rep.Flow.AuthorizeURL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := b.srv.Client.Get(b.srv.Base + strings.TrimPrefix(back.Path, "/api/memory") + "?" + back.RawQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(cb.Body)
-	cb.Body.Close()
-	if cb.StatusCode != http.StatusOK {
-		t.Fatalf("callback on B = %d %s", cb.StatusCode, body)
-	}
+	consentOn(t, h, b.srv, rep.Flow.AuthorizeURL) // the browser's callback lands on B
 	st, err := c.r.Connector().Status(t.Context(), "default", "honcho")
 	if err != nil || !st.Connected || st.Auth != provider.AuthOAuth || st.Token == nil {
 		t.Fatalf("status on C = %+v, %v", st, err)

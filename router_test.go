@@ -1001,22 +1001,29 @@ func TestCallbackOnAnotherInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := h.AS.Consent(t.Context(), h.AS.Client(), rep.Flow.AuthorizeURL, true) // the person approves
+	consentOn(t, h, bsrv, rep.Flow.AuthorizeURL) // the browser's callback lands on instance B
+	st, err := a.Connector().Status(t.Context(), "default", "honcho")
+	if err != nil || !st.Connected || st.Auth != provider.AuthOAuth {
+		t.Errorf("status on A = %+v, %v; want connected", st, err)
+	}
+}
+
+// consentOn approves the sign-in at authorizeURL as the person would and
+// sends the browser's callback to the instance srv, which must answer the
+// "Connected" page.
+func consentOn(t *testing.T, h *fixture.Hermes, srv *fixture.Server, authorizeURL string) {
+	t.Helper()
+	back, err := h.AS.Consent(t.Context(), h.AS.Client(), authorizeURL, true)
 	if err != nil || back.Query().Get("code") == "" {
 		t.Fatalf("no callback with a code: %v %v", back, err)
 	}
-	// The browser's callback lands on instance B.
-	cb, err := bsrv.Client.Get(bsrv.Base + strings.TrimPrefix(back.Path, "/api/memory") + "?" + back.RawQuery)
+	cb, err := srv.Client.Get(srv.Base + strings.TrimPrefix(back.Path, fixture.Prefix) + "?" + back.RawQuery)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(cb.Body)
 	cb.Body.Close()
 	if cb.StatusCode != http.StatusOK || !strings.Contains(string(body), "Connected") {
-		t.Fatalf("callback on B = %d %s", cb.StatusCode, body)
-	}
-	st, err := a.Connector().Status(t.Context(), "default", "honcho")
-	if err != nil || !st.Connected || st.Auth != provider.AuthOAuth {
-		t.Errorf("status on A = %+v, %v; want connected", st, err)
+		t.Fatalf("callback = %d %s", cb.StatusCode, body)
 	}
 }

@@ -39,13 +39,9 @@ func TestOddExpiresInKept(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.expiresIn, func(t *testing.T) {
 			clock := testkit.NewClock()
-			var mu sync.Mutex
-			var spent []string
+			var spent spentLog
 			ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
-				r.ParseForm()
-				mu.Lock()
-				spent = append(spent, r.PostForm.Get("refresh_token"))
-				mu.Unlock()
+				spent.add(r)
 				w.Header().Set("Content-Type", "application/json")
 				fmt.Fprintf(w, `{"access_token":"hch-at-new%d","refresh_token":"hch-rt-new%d","token_type":"Bearer","expires_in":%s}`, n, n, tt.expiresIn)
 			})
@@ -66,10 +62,8 @@ func TestOddExpiresInKept(t *testing.T) {
 			if _, err := newTestStoreClock(path, clock).TokenSource("hermes").Token(); err != nil {
 				t.Fatal(err)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if len(spent) != 2 || spent[0] != "hch-rt-old" || spent[1] != "hch-rt-new1" {
-				t.Errorf("refresh tokens spent = %q, want hch-rt-old then hch-rt-new1", spent)
+			if got := spent.all(); len(got) != 2 || got[0] != "hch-rt-old" || got[1] != "hch-rt-new1" {
+				t.Errorf("refresh tokens spent = %q, want hch-rt-old then hch-rt-new1", got)
 			}
 			if strings.HasPrefix(tt.expiresIn, `"`) || strings.Contains(tt.expiresIn, ".") {
 				if !strings.Contains(log.String(), "unusual") {
@@ -223,13 +217,9 @@ func childReadOnly(path string) int {
 func TestLockFileDeletedDuringRefresh(t *testing.T) {
 	release := make(chan struct{})
 	arrived := make(chan struct{}, 4)
-	var mu sync.Mutex
-	var spent []string
+	var spent spentLog
 	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		r.ParseForm()
-		mu.Lock()
-		spent = append(spent, r.PostForm.Get("refresh_token"))
-		mu.Unlock()
+		spent.add(r)
 		arrived <- struct{}{}
 		if n == 1 {
 			<-release // the first refresh is slow: the lock file goes meanwhile
@@ -272,10 +262,8 @@ func TestLockFileDeletedDuringRefresh(t *testing.T) {
 	if err := <-second; err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(spent) != 1 {
-		t.Errorf("refresh tokens spent: %q; want hch-rt-old once", spent)
+	if got := spent.all(); len(got) != 1 {
+		t.Errorf("refresh tokens spent: %q; want hch-rt-old once", got)
 	}
 }
 
@@ -467,4 +455,23 @@ func TestLockTimeoutFailsOpen(t *testing.T) {
 			}
 		})
 	}
+}
+
+// spentLog records the refresh tokens a token endpoint was sent.
+type spentLog struct {
+	mu     sync.Mutex // guards tokens
+	tokens []string
+}
+
+func (l *spentLog) add(r *http.Request) {
+	r.ParseForm()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tokens = append(l.tokens, r.PostForm.Get("refresh_token"))
+}
+
+func (l *spentLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.tokens...)
 }

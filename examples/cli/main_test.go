@@ -492,12 +492,7 @@ func TestLoginDevice(t *testing.T) {
 // TestTokenNotRefreshable: when the server cannot be reached, the library
 // fails open, but the CLI does not print a token that is already expired.
 func TestTokenNotRefreshable(t *testing.T) {
-	srv := honchotest.NewServer()
-	t.Cleanup(srv.Close)
-	tok := srv.IssueGrant("write")
-	e := newEnv(t)
-	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
-	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	srv, tok, e, _ := expiredGrant(t)
 	// The token endpoint refuses the request without rejecting the grant:
 	// a transient failure, which is not retried since it is no 5xx.
 	srv.FailNextTokenRequests(1, http.StatusBadRequest, "invalid_request")
@@ -539,12 +534,7 @@ func TestReauthRecordedByAnotherProcess(t *testing.T) {
 // A refresh answered with a token that had already expired (a negative
 // expires_in) is stored, and token says what happened and exits 1.
 func TestTokenAlreadyExpiredByTheServer(t *testing.T) {
-	srv := honchotest.NewServer()
-	t.Cleanup(srv.Close)
-	tok := srv.IssueGrant("write")
-	e := newEnv(t)
-	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
-	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	srv, _, e, path := expiredGrant(t)
 	srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request) bool {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"access_token":"hch-at-stale","refresh_token":"hch-rt-next","token_type":"Bearer","expires_in":-30}`)
@@ -565,12 +555,7 @@ func TestTokenAlreadyExpiredByTheServer(t *testing.T) {
 // did not take the lock, while the refresh was under way), token prints
 // nothing and fails, and the rotation waits in the journal.
 func TestTokenRotationNotStoredFails(t *testing.T) {
-	srv := honchotest.NewServer()
-	t.Cleanup(srv.Close)
-	tok := srv.IssueGrant("write")
-	e := newEnv(t)
-	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
-	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	srv, tok, e, path := expiredGrant(t)
 	srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request) bool {
 		os.WriteFile(path, []byte("{not json"), 0o600)
 		return false // the server rotates as usual
@@ -627,4 +612,18 @@ func TestStoreFlag(t *testing.T) {
 	if r := runCLI(t, e, "token", "--store", url); r.code != exitUsage || !strings.Contains(r.stderr, "--store-key") {
 		t.Errorf("--store without a key: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// expiredGrant is a Hermes home whose default profile holds an expired
+// grant of a fresh server: the server, the grant's token, the environment
+// and the config file.
+func expiredGrant(t *testing.T) (*honchotest.Server, *oauth2.Token, env, string) {
+	t.Helper()
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	tok := srv.IssueGrant("write")
+	e := newEnv(t)
+	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
+	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
+	return srv, tok, e, path
 }
