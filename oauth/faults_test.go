@@ -475,3 +475,42 @@ func (l *spentLog) all() []string {
 	defer l.mu.Unlock()
 	return append([]string(nil), l.tokens...)
 }
+
+// A read that is not a refresh does not wait for another holder's rotation
+// in progress: a status answers at once while the lock is held for a slow
+// refresh.
+func TestReadDoesNotWaitForARotation(t *testing.T) {
+	clock := testkit.NewClock()
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		rotating(n, w, r)
+	})
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now()))
+	done := make(chan error, 1)
+	go func() {
+		_, err := fastStore(path, clock, nil).TokenSource("hermes").Token()
+		done <- err
+	}()
+	<-arrived // the refresh is at the server; its journal is open
+	got := make(chan error, 1)
+	go func() {
+		_, err := newTestStore(path).Credentials("hermes")
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(500 * time.Millisecond):
+		t.Error("an unlocked read waited for another holder's refresh")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -249,17 +249,25 @@ func (e *journalEntry) grant() (*Grant, error) {
 // settleJournal finishes a journalled rotation before an unlocked read. The
 // common case, no journal, costs one failed stat, made at most once per
 // journalCheckEvery: unlocked reads are snapshots in any case, and every
-// refresh takes the lock, which always recovers a journal first.
+// refresh takes the lock, which always recovers a journal first. A recent
+// journal without an answer is a rotation another holder is making right
+// now; the reader does not wait for it.
 func (s *FileStore) settleJournal(ctx context.Context) {
 	now := time.Now().UnixNano()
 	if last := s.journalChecked.Load(); last != 0 && now-last < int64(journalCheckEvery) {
 		return
 	}
-	if _, err := os.Lstat(s.journalPath()); err != nil {
+	data, err := os.ReadFile(s.journalPath())
+	if err != nil {
 		s.journalChecked.Store(now)
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second) // a snapshot need not wait for a rotation
+	if _, e := readJournal(data); e == nil {
+		if fi, err := os.Stat(s.journalPath()); err == nil && time.Since(fi.ModTime()) < journalWait {
+			return // a rotation in progress
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second) // a snapshot need not wait long
 	defer cancel()
 	if unlock, err := s.lock(ctx); err == nil {
 		unlock() // lock recovers the journal
