@@ -112,6 +112,7 @@ func childCommand(t *testing.T, mode, path, stop string) *exec.Cmd {
 // refresh token is ever replayed, every refresh the server saw was a rotation
 // a child made and stored, and the rest of the file is unchanged.
 func TestMultiProcessRotation(t *testing.T) {
+	t.Parallel() // child processes: mostly waiting, so it overlaps well
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
@@ -209,6 +210,7 @@ func assertUntouched(t *testing.T, v map[string]any) {
 // tells that case apart exactly (a recording proxy knows which refresh
 // token replaced which), counts it, and signs in again as a person would.
 func TestCrashSafety(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
