@@ -6,13 +6,15 @@ import (
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
 
-// Three instances on one PostgreSQL: a sign-in started on A completes when
-// the browser's callback lands on B, C reports it, a refresh that all three
+// Three instances on one PostgreSQL: a sign-in started on A is reported by
+// C and cancelled from B; another completes when the browser's callback
+// lands on B, C reports it, a refresh that all three
 // want at once happens once, and a disconnect on C is seen by A.
 func TestSeveralInstancesOnPostgres(t *testing.T) {
 	pool := fixture.Postgres(t, false)
@@ -42,6 +44,21 @@ func TestSeveralInstancesOnPostgres(t *testing.T) {
 		in = append(in, instance{r, srv})
 	}
 	a, b, c := in[0], in[1], in[2]
+
+	// A sign-in started on A is reported by C and cancelled from B.
+	w, err := a.r.Connector().Connect(t.Context(), "work", "honcho", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.r.Connector().Status(t.Context(), "work", "honcho"); err != nil || st.Flow == nil || st.Flow.ID != w.Flow.ID || st.Flow.State != flow.StatePending {
+		t.Fatalf("C reports %+v, %v; want A's pending flow", st.Flow, err)
+	}
+	if _, err := b.r.Connector().Cancel(t.Context(), "work", "honcho"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := a.r.Connector().Status(t.Context(), "work", "honcho"); st.Flow == nil || st.Flow.State != flow.StateIdle || st.Flow.Detail != "Cancelled" {
+		t.Fatalf("A reports %+v after B cancelled its flow", st.Flow)
+	}
 
 	rep, err := a.r.Connector().Connect(t.Context(), "default", "honcho", provider.ConnectRequest{})
 	if err != nil {

@@ -2,66 +2,79 @@ package testkit
 
 import (
 	"context"
-	"crypto/subtle"
 	"sync"
 
 	"github.com/memconnect/memconnect/oauth/flow"
 )
 
-// FlowStore is a flow.Store that several flow managers can share, as
-// instances share a database, and that counts its calls and can be told to
+// FlowStore is the in-memory flow.Store that several flow managers can
+// share, as instances share a database, counting its records and able to
 // fail claims. The zero value is ready to use.
 type FlowStore struct {
-	mu        sync.Mutex // guards the fields below
-	m         map[flow.Key]flow.Pending
+	once      sync.Once
+	store     flow.Store
+	mu        sync.Mutex // guards puts, failClaim and keys
 	puts      int
+	last      map[flow.Key]flow.Pending
 	failClaim error
 }
 
 var _ flow.Store = (*FlowStore)(nil)
 
-// Put implements flow.Store.
-func (s *FlowStore) Put(_ context.Context, p flow.Pending) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = make(map[flow.Key]flow.Pending)
-	}
-	s.m[p.Key] = p
-	s.puts++
-	return nil
+func (s *FlowStore) inner() flow.Store {
+	s.once.Do(func() { s.store = flow.NewMemoryStore() })
+	return s.store
 }
 
-// Claim implements flow.Store.
-func (s *FlowStore) Claim(_ context.Context, key flow.Key, state string) (flow.Pending, error) {
+// Put implements flow.Store, counting.
+func (s *FlowStore) Put(ctx context.Context, p flow.Pending) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failClaim != nil {
-		return flow.Pending{}, s.failClaim
+	s.puts++
+	if s.last == nil {
+		s.last = make(map[flow.Key]flow.Pending)
 	}
-	p, ok := s.m[key]
-	if !ok || subtle.ConstantTimeCompare([]byte(p.State), []byte(state)) != 1 {
-		return flow.Pending{}, flow.ErrInvalidState
+	s.last[p.Key] = p
+	s.mu.Unlock()
+	return s.inner().Put(ctx, p)
+}
+
+// Claim implements flow.Store, failing as FailClaims says.
+func (s *FlowStore) Claim(ctx context.Context, key flow.Key, state string) (flow.Pending, error) {
+	s.mu.Lock()
+	err := s.failClaim
+	s.mu.Unlock()
+	if err != nil {
+		return flow.Pending{}, err
 	}
-	delete(s.m, key)
-	return p, nil
+	return s.inner().Claim(ctx, key, state)
+}
+
+// Finish implements flow.Store.
+func (s *FlowStore) Finish(ctx context.Context, key flow.Key, id string, f flow.Flow) (bool, error) {
+	return s.inner().Finish(ctx, key, id, f)
+}
+
+// Status implements flow.Store.
+func (s *FlowStore) Status(ctx context.Context, key flow.Key) (flow.Flow, bool, error) {
+	return s.inner().Status(ctx, key)
 }
 
 // Delete implements flow.Store.
-func (s *FlowStore) Delete(_ context.Context, key flow.Key, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p, ok := s.m[key]; ok && p.ID == id {
-		delete(s.m, key)
-	}
-	return nil
+func (s *FlowStore) Delete(ctx context.Context, key flow.Key, id string) error {
+	return s.inner().Delete(ctx, key, id)
 }
 
-// Get returns key's record, if any.
-func (s *FlowStore) Get(key flow.Key) (flow.Pending, bool) {
+// Get returns key's flow as the store records it, if any.
+func (s *FlowStore) Get(key flow.Key) (flow.Flow, bool) {
+	f, ok, _ := s.inner().Status(context.Background(), key)
+	return f, ok
+}
+
+// LastPut returns the last record put for key, secrets included.
+func (s *FlowStore) LastPut(key flow.Key) (flow.Pending, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.m[key]
+	p, ok := s.last[key]
 	return p, ok
 }
 

@@ -184,6 +184,7 @@ type flowRecord struct {
 	verificationURI string
 	expiresAt       time.Time
 	completing      bool          // the callback was accepted (or the device token arrived): too late to cancel
+	endedElsewhere  bool          // another instance ended it, as the store says
 	err             error         // why the flow ended, nil if connected
 	timers          []func() bool // stop functions
 	loopback        *loopbackServer
@@ -339,7 +340,7 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 	opts = append(opts, oauth2.S256ChallengeOption(verifier))
 	f.authorizeURL = f.cfg.AuthCodeURL(secret, opts...)
 	f.detail = detailWaitingBrowser
-	p := Pending{Key: f.key, ID: f.id, State: secret, Verifier: verifier, ExpiresAt: f.expiresAt, Config: f.cfg}
+	p := Pending{Key: f.key, ID: f.id, State: secret, Verifier: verifier, ExpiresAt: f.expiresAt, Config: f.cfg, Flow: f.snapshotLocked()}
 	if err := m.store.Put(m.ctx, p); err != nil {
 		f.stopTimersLocked()
 		if lb := f.loopback; lb != nil {
@@ -351,12 +352,43 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 	return nil
 }
 
-// Status returns a snapshot of key's flow; State is [StateIdle] when there is
-// none.
+// Status returns a snapshot of key's flow; State is [StateIdle] when there
+// is none. A browser flow that another instance sharing the [Store] started,
+// completed or cancelled is reported as the store records it; a flow of
+// this Manager that ended elsewhere ends here too.
 func (m *Manager) Status(key Key) Flow {
 	m.mu.Lock()
+	f := m.flows[key]
+	if f != nil && (f.state != StatePending || f.completing || f.method != MethodBrowser) {
+		defer m.mu.Unlock()
+		return f.snapshotLocked()
+	}
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sf, ok, err := m.store.Status(ctx, key)
+	if err != nil {
+		m.log.Warn().Err(err).Msg("flow: the pending-flow store could not say how a flow stands")
+	}
+	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.statusLocked(key)
+	if f == nil || m.flows[key] != f {
+		if ok {
+			return sf
+		}
+		return m.statusLocked(key)
+	}
+	if ok && sf.ID == f.id && sf.State != StatePending && f.state == StatePending && !f.completing {
+		f.endedElsewhere = true
+		var err error = ErrCancelled
+		if sf.State == StateError {
+			err = &Failure{Code: CodeClosed, Detail: sf.Detail}
+		} else if sf.State == StateConnected {
+			err = nil
+		}
+		m.endLocked(f, sf.State, sf.Detail, err)
+	}
+	return f.snapshotLocked()
 }
 
 func (m *Manager) statusLocked(key Key) Flow {
@@ -374,13 +406,29 @@ func (m *Manager) statusLocked(key Key) Flow {
 // longer be cancelled: it ends connected or failed within moments.
 func (m *Manager) Cancel(key Key) bool {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	f := m.flows[key]
-	if f == nil || f.state != StatePending || f.completing {
+	if f != nil {
+		defer m.mu.Unlock()
+		if f.state != StatePending || f.completing {
+			return false
+		}
+		m.endLocked(f, StateIdle, detailCancelled, ErrCancelled)
+		return true
+	}
+	m.mu.Unlock()
+	// A flow of another instance, as the shared store knows it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sf, ok, err := m.store.Status(ctx, key)
+	if err != nil || !ok || sf.State != StatePending {
 		return false
 	}
-	m.endLocked(f, StateIdle, detailCancelled, ErrCancelled)
-	return true
+	sf.State, sf.Detail, sf.AuthorizeURL, sf.UserCode = StateIdle, detailCancelled, "", ""
+	done, err := m.store.Finish(ctx, key, sf.ID, sf)
+	if err != nil {
+		m.log.Warn().Err(err).Msg("flow: the pending-flow store could not cancel a flow")
+	}
+	return done
 }
 
 // Callback completes key's browser flow with the query of a request to its
@@ -474,9 +522,13 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values) (Flow, er
 		}
 		return Flow{State: StateIdle}, ErrInvalidState
 	}
-	f := Flow{ID: p.ID, State: StateError, Method: MethodBrowser, RedirectURI: p.Config.RedirectURL}
+	f := p.Flow
+	f.State, f.AuthorizeURL = StateError, ""
 	end := func(fe *Failure) (Flow, error) {
 		f.Detail = fe.Detail
+		if _, err := m.store.Finish(m.ctx, key, p.ID, f); err != nil {
+			m.log.Warn().Str("flow_id", p.ID).Err(err).Msg("flow: the pending-flow store could not record the end of a flow")
+		}
 		ev := m.log.Info().Str("flow_id", p.ID).Str("profile", key.Profile).Str("provider", key.Provider).Str("state", string(f.State))
 		if fe.Code != "" {
 			ev = ev.Str("error", fe.Code)
@@ -597,12 +649,14 @@ func (m *Manager) endLocked(f *flowRecord, state State, detail string, err error
 		return false
 	}
 	f.state, f.detail, f.err = state, detail, err
-	if f.method == MethodBrowser {
-		// Forget the secrets; a claimed record is gone already. The
-		// store is asked under m.mu: the in-memory one answers at once.
-		_ = m.store.Delete(context.Background(), f.key, f.id)
-	}
 	f.authorizeURL, f.userCode = "", ""
+	if f.method == MethodBrowser && !f.endedElsewhere {
+		// Every instance reports the end; the secrets are forgotten. The
+		// store is asked under m.mu: the in-memory one answers at once.
+		if _, err := m.store.Finish(context.Background(), f.key, f.id, f.snapshotLocked()); err != nil {
+			m.log.Warn().Str("flow_id", f.id).Err(err).Msg("flow: the pending-flow store could not record the end of a flow")
+		}
+	}
 	f.stopTimersLocked()
 	f.cancel()
 	close(f.done)
@@ -632,6 +686,9 @@ func (m *Manager) endLocked(f *flowRecord, state State, detail string, err error
 		defer m.mu.Unlock()
 		if m.flows[f.key] == f {
 			delete(m.flows, f.key)
+			if f.method == MethodBrowser {
+				_ = m.store.Delete(context.Background(), f.key, f.id)
+			}
 		}
 	}))
 	return true

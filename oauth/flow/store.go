@@ -9,10 +9,11 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Pending is what the callback of a pending browser flow needs: the state
-// parameter it must carry and the PKCE verifier of the code exchange. A
-// [Store] keeps it from [Manager.Start] until a callback claims it or the
-// flow ends. State and Verifier are secrets: a Store never logs them.
+// Pending is a pending browser flow as a [Store] keeps it: what its
+// callback needs (the state parameter it must carry and the PKCE verifier of
+// the code exchange, both secret), and what any instance reports of it. A
+// Store keeps it from [Manager.Start] until the flow ends and its key
+// reverts to [StateIdle]. A Store never logs the secrets.
 type Pending struct {
 	Key       Key
 	ID        string    // the flow's id
@@ -23,58 +24,105 @@ type Pending struct {
 	// what another instance needs to exchange the code. A public client
 	// has no secret in it.
 	Config oauth2.Config
+	// Flow is the flow as [Manager.Status] reports it while it is pending.
+	Flow Flow
 }
 
-// Store keeps the [Pending] record of each pending browser flow. The
-// in-memory default serves the [Manager] that made it; a store shared by
-// several instances lets a callback be claimed on any of them, and makes
-// the state single-use across all of them.
+// Store keeps the pending browser flows. The in-memory default serves the
+// [Manager] that made it; a store shared by several instances lets a
+// callback be claimed on any of them, the state be single-use across all of
+// them, and every instance report and cancel every flow.
 //
 // Implementations must be safe for concurrent use.
 type Store interface {
 	// Put records p as the pending flow of p.Key, replacing any earlier
 	// record of that key.
 	Put(ctx context.Context, p Pending) error
-	// Claim removes and returns key's pending flow when state equals its
-	// state parameter, compared in constant time. It is atomic: of two
-	// claims of one state at most one succeeds. A state that matches
-	// nothing is [ErrInvalidState], and nothing changes. Claim does not
-	// check the expiry; the caller does.
+	// Claim returns the secrets of key's pending flow when state equals
+	// its state parameter, compared in constant time, and forgets them: of
+	// two claims of one state at most one succeeds. The flow stays
+	// recorded, as pending, until Finish. A state that matches no pending
+	// flow is [ErrInvalidState], and nothing changes. Claim does not check
+	// the expiry; the caller does.
 	Claim(ctx context.Context, key Key, state string) (Pending, error)
-	// Delete removes key's pending flow if it is still the flow id.
+	// Finish records that key's flow id ended as f, unless it ended
+	// already, and forgets its secrets; id "" means whichever flow of key
+	// is pending. A cancellation (f.State [StateIdle]) applies only to a
+	// flow not claimed yet: a claimed one is being completed. Finish
+	// reports whether it recorded the end.
+	Finish(ctx context.Context, key Key, id string, f Flow) (bool, error)
+	// Status returns key's flow as last recorded: pending, or how it
+	// ended. ok is false when there is none.
+	Status(ctx context.Context, key Key) (f Flow, ok bool, err error)
+	// Delete forgets key's flow if it is still the flow id.
 	Delete(ctx context.Context, key Key, id string) error
 }
+
+// NewMemoryStore returns a [Store] in this process's memory: the default of
+// a [Manager], and a store several Managers of one process can share.
+func NewMemoryStore() Store { return newMemoryStore() }
 
 // memoryStore is the in-memory [Store].
 type memoryStore struct {
 	mu sync.Mutex // guards m
-	m  map[Key]Pending
+	m  map[Key]*memRecord
 }
 
-func newMemoryStore() *memoryStore { return &memoryStore{m: make(map[Key]Pending)} }
+type memRecord struct {
+	p       Pending
+	claimed bool
+	ended   bool
+}
+
+func newMemoryStore() *memoryStore { return &memoryStore{m: make(map[Key]*memRecord)} }
 
 func (s *memoryStore) Put(_ context.Context, p Pending) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.m[p.Key] = p
+	s.m[p.Key] = &memRecord{p: p}
 	return nil
 }
 
 func (s *memoryStore) Claim(_ context.Context, key Key, state string) (Pending, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.m[key]
-	if !ok || state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(p.State)) != 1 {
+	r, ok := s.m[key]
+	if !ok || r.claimed || r.ended || state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(r.p.State)) != 1 {
 		return Pending{}, ErrInvalidState
 	}
-	delete(s.m, key)
+	p := r.p
+	r.claimed = true
+	r.p.State, r.p.Verifier = "", ""
 	return p, nil
+}
+
+func (s *memoryStore) Finish(_ context.Context, key Key, id string, f Flow) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.m[key]
+	if !ok || r.ended || (id != "" && r.p.ID != id) || (f.State == StateIdle && r.claimed) {
+		return false, nil
+	}
+	r.ended = true
+	r.p.State, r.p.Verifier = "", ""
+	r.p.Flow = f
+	return true, nil
+}
+
+func (s *memoryStore) Status(_ context.Context, key Key) (Flow, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.m[key]
+	if !ok {
+		return Flow{}, false, nil
+	}
+	return r.p.Flow, true, nil
 }
 
 func (s *memoryStore) Delete(_ context.Context, key Key, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p, ok := s.m[key]; ok && p.ID == id {
+	if r, ok := s.m[key]; ok && r.p.ID == id {
 		delete(s.m, key)
 	}
 	return nil

@@ -22,7 +22,7 @@ func TestPendingFlowStore(t *testing.T) {
 	e := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
 	f := e.start(e.request(flowKeyDefault, flow.RedirectCallback))
 
-	p, ok := store.Get(flowKeyDefault)
+	p, ok := store.LastPut(flowKeyDefault)
 	if !ok || store.Puts() != 1 {
 		t.Fatalf("after Start the store holds %+v (%v), %d puts; want the flow's record", p, ok, store.Puts())
 	}
@@ -46,8 +46,8 @@ func TestPendingFlowStore(t *testing.T) {
 	if got, err := e.m.Callback(context.Background(), flowKeyDefault, back.Query()); err != nil || got.State != flow.StateConnected {
 		t.Fatalf("Callback = %s, %v; want connected", got.State, err)
 	}
-	if _, ok := store.Get(flowKeyDefault); ok {
-		t.Error("the record outlived its claim")
+	if got, ok := store.Get(flowKeyDefault); !ok || got.State != flow.StateConnected {
+		t.Errorf("the store reports %+v (%v), want the flow connected", got, ok)
 	}
 	if _, err := e.m.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
 		t.Errorf("replayed callback: %v, want ErrInvalidState", err)
@@ -57,8 +57,12 @@ func TestPendingFlowStore(t *testing.T) {
 	key := flow.Key{Profile: "work", Provider: "honcho"}
 	e.start(e.request(key, flow.RedirectCallback))
 	e.m.Cancel(key)
+	if got, ok := store.Get(key); !ok || got.State != flow.StateIdle || got.Detail != "Cancelled" {
+		t.Errorf("the store reports the cancelled flow as %+v (%v)", got, ok)
+	}
+	e.clock.Advance(flow.DefaultErrorReset)
 	if _, ok := store.Get(key); ok {
-		t.Error("a cancelled flow's record is still stored")
+		t.Error("a cancelled flow's record outlived its reset")
 	}
 }
 
@@ -67,7 +71,7 @@ func TestPendingFlowStoreSingleUse(t *testing.T) {
 	store := &testkit.FlowStore{}
 	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, func(c *flow.Config) { c.Store = store })
 	f := e.start(e.request(flowKeyDefault, flow.RedirectCallback))
-	p, _ := store.Get(flowKeyDefault)
+	p, _ := store.LastPut(flowKeyDefault)
 	if _, err := store.Claim(context.Background(), flowKeyDefault, p.State); err != nil {
 		t.Fatal(err) // another instance claimed it
 	}
@@ -103,7 +107,7 @@ func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 	if _, err := c.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
 		t.Fatalf("callback on an instance without Resume: %v, want ErrInvalidState", err)
 	}
-	if _, ok := store.Get(flowKeyDefault); !ok {
+	if got, ok := store.Get(flowKeyDefault); !ok || got.State != flow.StatePending {
 		t.Fatal("an instance without Resume claimed the state")
 	}
 	got, err := b.Callback(context.Background(), flowKeyDefault, back.Query())
@@ -118,5 +122,47 @@ func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 	}
 	if _, err := b.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
 		t.Errorf("replayed callback: %v, want ErrInvalidState", err)
+	}
+}
+
+// Every instance sharing the store reports and cancels every flow: B sees
+// A's pending flow, cancels it, and A reports it cancelled and refuses its
+// callback; a flow completed on B is connected on A too.
+func TestStatusAndCancelFromAnotherInstance(t *testing.T) {
+	store := &testkit.FlowStore{}
+	a := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
+	other := &completer{}
+	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
+		Resume: func(context.Context, flow.Key) (func(context.Context, *oauth2.Token) error, error) {
+			return other.Complete, nil
+		}})
+	t.Cleanup(func() { b.Close() })
+
+	f := a.start(a.request(flowKeyDefault, flow.RedirectCallback))
+	if got := b.Status(flowKeyDefault); got.ID != f.ID || got.State != flow.StatePending || got.AuthorizeURL != f.AuthorizeURL {
+		t.Fatalf("B reports %+v, want A's pending flow", got)
+	}
+	back := a.consent(f, true)
+	if !b.Cancel(flowKeyDefault) {
+		t.Fatal("B could not cancel A's flow")
+	}
+	if got := a.m.Status(flowKeyDefault); got.ID != f.ID || got.State != flow.StateIdle || got.Detail != "Cancelled" {
+		t.Fatalf("A reports %+v after B cancelled it", got)
+	}
+	if _, err := a.m.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
+		t.Errorf("the callback of a flow cancelled elsewhere: %v, want ErrInvalidState", err)
+	}
+
+	a.clock.Advance(flow.DefaultErrorReset) // the key is idle again
+	f = a.start(a.request(flowKeyDefault, flow.RedirectCallback))
+	back = a.consent(f, true)
+	if got, err := b.Callback(context.Background(), flowKeyDefault, back.Query()); err != nil || got.State != flow.StateConnected {
+		t.Fatalf("completion on B = %+v, %v", got, err)
+	}
+	if got := a.m.Status(flowKeyDefault); got.ID != f.ID || got.State != flow.StateConnected {
+		t.Errorf("A reports %+v after B completed the flow, want connected", got)
+	}
+	if b.Cancel(flowKeyDefault) {
+		t.Error("B cancelled a flow that had ended")
 	}
 }

@@ -15,7 +15,8 @@ import (
 
 // Flows returns the store's [flow.Store]: the pending sign-in flows of every
 // instance, so that a callback is claimed, once, on whichever instance it
-// lands. Expired flows are swept as new ones are put.
+// lands, and every instance reports and cancels every flow. Rows of flows
+// long expired are swept as new ones are put.
 func (s *Store) Flows() flow.Store { return flows{s} }
 
 type flows struct{ s *Store }
@@ -38,13 +39,17 @@ func (f flows) Put(ctx context.Context, p flow.Pending) error {
 	if err != nil {
 		return err
 	}
+	snap, err := json.Marshal(newFlowJSON(p.Flow))
+	if err != nil {
+		return err
+	}
 	batch := &pgx.Batch{}
 	batch.Queue(`DELETE FROM memconnect_flows WHERE expires_at < now() - interval '1 hour'`)
 	batch.Queue(`
-INSERT INTO memconnect_flows (profile, provider, id, state_digest, verifier, config, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (profile, provider) DO UPDATE SET id = $3, state_digest = $4, verifier = $5, config = $6, expires_at = $7`,
-		p.Key.Profile, p.Key.Provider, p.ID, digest(p.State), f.s.seal.seal(p.Verifier, aad("flows", flowKey(p.Key), p.ID)), cfg, p.ExpiresAt)
+INSERT INTO memconnect_flows (profile, provider, id, phase, state_digest, verifier, config, flow, expires_at)
+VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8)
+ON CONFLICT (profile, provider) DO UPDATE SET id = $3, phase = 'pending', state_digest = $4, verifier = $5, config = $6, flow = $7, expires_at = $8`,
+		p.Key.Profile, p.Key.Provider, p.ID, digest(p.State), f.s.seal.seal(p.Verifier, aad("flows", flowKey(p.Key), p.ID)), cfg, snap, p.ExpiresAt)
 	if err := f.s.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("pgstore: keep the pending flow: %w", err)
 	}
@@ -61,11 +66,16 @@ func (f flows) Claim(ctx context.Context, key flow.Key, state string) (flow.Pend
 		id       string
 		verifier []byte
 		cfg      []byte
+		snap     []byte
 		expires  time.Time
 	)
+	// One statement: the row's secrets are read and cleared at once.
 	err := f.s.pool.QueryRow(ctx, `
-DELETE FROM memconnect_flows WHERE profile = $1 AND provider = $2 AND state_digest = $3
-RETURNING id, verifier, config, expires_at`, key.Profile, key.Provider, digest(state)).Scan(&id, &verifier, &cfg, &expires)
+UPDATE memconnect_flows AS n SET phase = 'claimed', state_digest = NULL, verifier = NULL
+FROM memconnect_flows AS o
+WHERE n.profile = $1 AND n.provider = $2 AND n.phase = 'pending' AND n.state_digest = $3
+	AND o.profile = n.profile AND o.provider = n.provider
+RETURNING o.id, o.verifier, o.config, o.flow, o.expires_at`, key.Profile, key.Provider, digest(state)).Scan(&id, &verifier, &cfg, &snap, &expires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return flow.Pending{}, flow.ErrInvalidState
 	}
@@ -80,12 +90,73 @@ RETURNING id, verifier, config, expires_at`, key.Profile, key.Provider, digest(s
 	if err := json.Unmarshal(cfg, &c); err != nil {
 		return flow.Pending{}, fmt.Errorf("pgstore: the pending flow's config: %w", err)
 	}
-	return flow.Pending{Key: key, ID: id, State: state, Verifier: v, ExpiresAt: expires, Config: oauth2.Config{
+	var fj flowJSON
+	if err := json.Unmarshal(snap, &fj); err != nil {
+		return flow.Pending{}, fmt.Errorf("pgstore: the pending flow: %w", err)
+	}
+	return flow.Pending{Key: key, ID: id, State: state, Verifier: v, ExpiresAt: expires, Flow: fj.flow(), Config: oauth2.Config{
 		ClientID:    c.ClientID,
 		Endpoint:    oauth2.Endpoint{AuthURL: c.AuthURL, TokenURL: c.TokenURL, DeviceAuthURL: c.DeviceAuthURL, AuthStyle: oauth2.AuthStyleInParams},
 		RedirectURL: c.RedirectURL,
 		Scopes:      c.Scopes,
 	}}, nil
+}
+
+func (f flows) Finish(ctx context.Context, key flow.Key, id string, fl flow.Flow) (bool, error) {
+	snap, err := json.Marshal(newFlowJSON(fl))
+	if err != nil {
+		return false, err
+	}
+	phases := []string{"pending", "claimed"}
+	if fl.State == flow.StateIdle {
+		phases = phases[:1] // a claimed flow is being completed: too late to cancel
+	}
+	tag, err := f.s.pool.Exec(ctx, `
+UPDATE memconnect_flows SET phase = 'ended', state_digest = NULL, verifier = NULL, flow = $4
+WHERE profile = $1 AND provider = $2 AND ($3 = '' OR id = $3) AND phase = ANY($5)`, key.Profile, key.Provider, id, snap, phases)
+	if err != nil {
+		return false, fmt.Errorf("pgstore: record the end of a flow: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (f flows) Status(ctx context.Context, key flow.Key) (flow.Flow, bool, error) {
+	var snap []byte
+	err := f.s.pool.QueryRow(ctx, `SELECT flow FROM memconnect_flows WHERE profile = $1 AND provider = $2`, key.Profile, key.Provider).Scan(&snap)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return flow.Flow{}, false, nil
+	}
+	if err != nil {
+		return flow.Flow{}, false, fmt.Errorf("pgstore: read a flow: %w", err)
+	}
+	var fj flowJSON
+	if err := json.Unmarshal(snap, &fj); err != nil {
+		return flow.Flow{}, false, fmt.Errorf("pgstore: read a flow: %w", err)
+	}
+	return fj.flow(), true, nil
+}
+
+// flowJSON is a flow.Flow as the flow column keeps it.
+type flowJSON struct {
+	ID              string    `json:"id"`
+	State           string    `json:"state"`
+	Method          string    `json:"method"`
+	Detail          string    `json:"detail,omitempty"`
+	AuthorizeURL    string    `json:"authorize_url,omitempty"`
+	RedirectURI     string    `json:"redirect_uri,omitempty"`
+	UserCode        string    `json:"user_code,omitempty"`
+	VerificationURI string    `json:"verification_uri,omitempty"`
+	ExpiresAt       time.Time `json:"expires_at"`
+}
+
+func newFlowJSON(f flow.Flow) flowJSON {
+	return flowJSON{ID: f.ID, State: string(f.State), Method: string(f.Method), Detail: f.Detail, AuthorizeURL: f.AuthorizeURL,
+		RedirectURI: f.RedirectURI, UserCode: f.UserCode, VerificationURI: f.VerificationURI, ExpiresAt: f.ExpiresAt}
+}
+
+func (j flowJSON) flow() flow.Flow {
+	return flow.Flow{ID: j.ID, State: flow.State(j.State), Method: flow.Method(j.Method), Detail: j.Detail, AuthorizeURL: j.AuthorizeURL,
+		RedirectURI: j.RedirectURI, UserCode: j.UserCode, VerificationURI: j.VerificationURI, ExpiresAt: j.ExpiresAt}
 }
 
 func (f flows) Delete(ctx context.Context, key flow.Key, id string) error {

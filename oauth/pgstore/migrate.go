@@ -35,9 +35,11 @@ CREATE TABLE memconnect_flows (
 	profile      text NOT NULL,
 	provider     text NOT NULL,
 	id           text NOT NULL,
-	state_digest text NOT NULL,                 -- SHA-256 of the state parameter
-	verifier     bytea NOT NULL,                -- sealed PKCE verifier
+	phase        text NOT NULL,                 -- pending, claimed (being completed), ended
+	state_digest text,                          -- SHA-256 of the state parameter; NULL once claimed
+	verifier     bytea,                         -- sealed PKCE verifier; NULL once claimed
 	config       jsonb NOT NULL,                -- client, endpoints, scopes, redirect URI: no secret
+	flow         jsonb NOT NULL,                -- the flow as every instance reports it: no secret
 	expires_at   timestamptz NOT NULL,
 	PRIMARY KEY (profile, provider)
 );

@@ -273,13 +273,15 @@ func TestRejectionSeenByEveryInstance(t *testing.T) {
 	}
 }
 
-// The pending-flow store: a state is claimed once, from any instance, and
-// its verifier is sealed.
+// The pending-flow store: a state is claimed once, from any instance, its
+// verifier is sealed, and every instance reports and ends every flow.
 func TestFlowStore(t *testing.T) {
 	pool := testPool(t, false)
 	a, b := newStore(t, pool, pgstore.Config{}).Flows(), newStore(t, pool, pgstore.Config{}).Flows()
 	key := flow.Key{Profile: "default", Provider: "honcho"}
-	p := flow.Pending{Key: key, ID: "f1", State: "the-state", Verifier: "the-verifier-0123456789", ExpiresAt: time.Now().Add(10 * time.Minute).Truncate(time.Microsecond),
+	expires := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	pending := flow.Flow{ID: "f1", State: flow.StatePending, Method: flow.MethodBrowser, AuthorizeURL: "https://a/authorize?state=x", ExpiresAt: expires}
+	p := flow.Pending{Key: key, ID: "f1", State: "the-state", Verifier: "the-verifier-0123456789", ExpiresAt: expires, Flow: pending,
 		Config: oauth2.Config{ClientID: "c", RedirectURL: "http://127.0.0.1:9/cb", Endpoint: oauth2.Endpoint{AuthURL: "https://a/authorize", TokenURL: "https://a/token"}}}
 	if err := a.Put(t.Context(), p); err != nil {
 		t.Fatal(err)
@@ -287,6 +289,9 @@ func TestFlowStore(t *testing.T) {
 	var raw []byte
 	if err := pool.QueryRow(t.Context(), `SELECT verifier FROM memconnect_flows`).Scan(&raw); err != nil || bytes.Contains(raw, []byte(p.Verifier)) {
 		t.Fatalf("verifier at rest: %v (clear: %v)", err, bytes.Contains(raw, []byte(p.Verifier)))
+	}
+	if got, ok, err := b.Status(t.Context(), key); err != nil || !ok || got.ID != "f1" || got.State != flow.StatePending || got.AuthorizeURL != pending.AuthorizeURL {
+		t.Fatalf("status on b = %+v, %v, %v", got, ok, err)
 	}
 	if _, err := b.Claim(t.Context(), key, "wrong"); !errors.Is(err, flow.ErrInvalidState) {
 		t.Fatalf("claim with a wrong state: %v", err)
@@ -298,7 +303,7 @@ func TestFlowStore(t *testing.T) {
 			got, err := st.Claim(t.Context(), key, "the-state")
 			if err == nil {
 				won.Add(1)
-				if got.Verifier != p.Verifier || got.ID != "f1" || got.Config.RedirectURL != p.Config.RedirectURL || !got.ExpiresAt.Equal(p.ExpiresAt) {
+				if got.Verifier != p.Verifier || got.ID != "f1" || got.Config.RedirectURL != p.Config.RedirectURL || !got.ExpiresAt.Equal(p.ExpiresAt) || got.Flow.AuthorizeURL != pending.AuthorizeURL {
 					t.Errorf("claimed %+v", got)
 				}
 			} else if !errors.Is(err, flow.ErrInvalidState) {
@@ -310,14 +315,36 @@ func TestFlowStore(t *testing.T) {
 	if won.Load() != 1 {
 		t.Errorf("%d claims of one state succeeded, want 1", won.Load())
 	}
+	if err := pool.QueryRow(t.Context(), `SELECT verifier FROM memconnect_flows`).Scan(&raw); err != nil || raw != nil {
+		t.Errorf("the verifier outlived its claim: %v", err)
+	}
+	cancelled := pending
+	cancelled.State, cancelled.Detail = flow.StateIdle, "Cancelled"
+	if ok, err := b.Finish(t.Context(), key, "", cancelled); err != nil || ok {
+		t.Errorf("a claimed flow was cancelled: %v, %v", ok, err)
+	}
+	connected := pending
+	connected.State, connected.AuthorizeURL = flow.StateConnected, ""
+	if ok, err := b.Finish(t.Context(), key, "f1", connected); err != nil || !ok {
+		t.Fatalf("finish: %v, %v", ok, err)
+	}
+	if got, _, _ := a.Status(t.Context(), key); got.State != flow.StateConnected {
+		t.Errorf("status on a after b finished = %+v", got)
+	}
 	if err := a.Put(t.Context(), p); err != nil {
 		t.Fatal(err)
+	}
+	if ok, err := b.Finish(t.Context(), key, "", cancelled); err != nil || !ok {
+		t.Errorf("cancel of a pending flow: %v, %v", ok, err)
+	}
+	if _, err := a.Claim(t.Context(), key, "the-state"); !errors.Is(err, flow.ErrInvalidState) {
+		t.Errorf("claim after a cancel: %v", err)
 	}
 	if err := b.Delete(t.Context(), key, "f1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Claim(t.Context(), key, "the-state"); !errors.Is(err, flow.ErrInvalidState) {
-		t.Errorf("claim after Delete: %v", err)
+	if _, ok, _ := a.Status(t.Context(), key); ok {
+		t.Error("a deleted flow is still reported")
 	}
 }
 
