@@ -46,6 +46,13 @@ func (m *Manager) startDevice(ctx context.Context, f *flowRecord, opts []oauth2.
 		f.expiresAt = m.clock.Now().Add(time.Until(da.Expiry)).Truncate(time.Second)
 	}
 	f.detail = detailWaitingDevice
+	// Recorded so that every instance sharing the store reports and can
+	// cancel it; the secret is this instance's claim on the completion.
+	f.claim = newStateParam()
+	p := Pending{Key: f.key, ID: f.id, State: f.claim, ExpiresAt: f.expiresAt, Config: f.cfg, Flow: f.snapshotLocked()}
+	if err := m.store.Put(m.ctx, p); err != nil {
+		m.log.Warn().Str("flow_id", f.id).Err(err).Msg("flow: the pending-flow store could not record a device flow")
+	}
 	m.wg.Add(1)
 	go m.pollDevice(f, da)
 	m.logFlow(f).Msg("flow: flow started")
@@ -74,6 +81,15 @@ func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 	}
 	f.completing = true
 	m.mu.Unlock()
+	// A flow another instance cancelled is not completed here.
+	if _, err := m.store.Claim(f.ctx, f.key, f.claim); errors.Is(err, ErrInvalidState) {
+		m.mu.Lock()
+		f.completing = false
+		f.endedElsewhere = true
+		m.endLocked(f, StateIdle, detailCancelled, ErrCancelled)
+		m.mu.Unlock()
+		return
+	}
 	_, _ = m.install(f, tok)
 }
 

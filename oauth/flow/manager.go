@@ -185,6 +185,7 @@ type flowRecord struct {
 	expiresAt       time.Time
 	completing      bool          // the callback was accepted (or the device token arrived): too late to cancel
 	endedElsewhere  bool          // another instance ended it, as the store says
+	claim           string        // a device flow's claim on its record in the store
 	err             error         // why the flow ended, nil if connected
 	timers          []func() bool // stop functions
 	loopback        *loopbackServer
@@ -359,7 +360,7 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 func (m *Manager) Status(key Key) Flow {
 	m.mu.Lock()
 	f := m.flows[key]
-	if f != nil && (f.state != StatePending || f.completing || f.method != MethodBrowser) {
+	if f != nil && (f.state != StatePending || f.completing) {
 		defer m.mu.Unlock()
 		return f.snapshotLocked()
 	}
@@ -650,7 +651,7 @@ func (m *Manager) endLocked(f *flowRecord, state State, detail string, err error
 	}
 	f.state, f.detail, f.err = state, detail, err
 	f.authorizeURL, f.userCode = "", ""
-	if f.method == MethodBrowser && !f.endedElsewhere {
+	if !f.endedElsewhere {
 		// Every instance reports the end; the secrets are forgotten. The
 		// store is asked under m.mu: the in-memory one answers at once.
 		if _, err := m.store.Finish(context.Background(), f.key, f.id, f.snapshotLocked()); err != nil {
@@ -686,9 +687,7 @@ func (m *Manager) endLocked(f *flowRecord, state State, detail string, err error
 		defer m.mu.Unlock()
 		if m.flows[f.key] == f {
 			delete(m.flows, f.key)
-			if f.method == MethodBrowser {
-				_ = m.store.Delete(context.Background(), f.key, f.id)
-			}
+			_ = m.store.Delete(context.Background(), f.key, f.id)
 		}
 	}))
 	return true
