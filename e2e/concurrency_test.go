@@ -52,6 +52,9 @@ type childReport struct {
 // runChild is the body of a child process; mode "token-source" is the only
 // one. It returns the process's exit status.
 func runChild(mode string) int {
+	if mode == "lease-holder" {
+		return runLeaseHolder()
+	}
 	if mode != "token-source" {
 		fmt.Fprintf(os.Stderr, "e2e child: unknown mode %q\n", mode)
 		return 2

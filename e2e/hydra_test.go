@@ -192,7 +192,7 @@ func authorize(t *testing.T, authURL string) url.Values {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/callback" {
+	if resp.StatusCode != http.StatusOK || !strings.HasSuffix(resp.Request.URL.Path, "/callback") {
 		t.Fatalf("authorize: ended at %s with status %d, want the callback: %s", resp.Request.URL.Redacted(), resp.StatusCode, body)
 	}
 	return resp.Request.URL.Query()
