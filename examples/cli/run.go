@@ -84,7 +84,7 @@ type common struct {
 // a grant from a server's shared store.
 func (c *common) registerStore(fs *flag.FlagSet, env func(string) string) {
 	fs.StringVar(&c.store, "store", env("MEMCONNECT_STORE"), "PostgreSQL URL of a server's shared store to read the grant from (default $MEMCONNECT_STORE)")
-	fs.StringVar(&c.storeKey, "store-key", env("MEMCONNECT_STORE_KEY"), `key that seals the tokens in --store, "<id>:<base64>" (default $MEMCONNECT_STORE_KEY)`)
+	fs.StringVar(&c.storeKey, "store-key", env("MEMCONNECT_STORE_KEY"), `key that seals the tokens in --store, "<id>:<base64>", the sealing key first when several (default $MEMCONNECT_STORE_KEY)`)
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -307,7 +307,7 @@ func openStore(url, key string) (*pgstore.Store, func(), error) {
 	if key == "" {
 		return nil, nil, &usageError{msg: "--store needs --store-key (or MEMCONNECT_STORE_KEY): the tokens there are sealed"}
 	}
-	k, err := pgstore.ParseKey(key)
+	keys, err := pgstore.ParseKeys(key)
 	if err != nil {
 		return nil, nil, &usageError{msg: "--store-key: " + strings.TrimPrefix(err.Error(), "pgstore: ")}
 	}
@@ -317,7 +317,7 @@ func openStore(url, key string) (*pgstore.Store, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("--store: %w", err)
 	}
-	st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: []pgstore.Key{k}})
+	st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: keys})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -25,8 +25,11 @@
 //	-store postgres://...    keep grants and pending sign-ins in PostgreSQL, shared by
 //	                         every instance (default $MEMCONNECT_STORE; none: honcho.json)
 //	-store-key id:base64     the AES-256 key that seals the tokens in -store
-//	                         (default $MEMCONNECT_STORE_KEY; required with -store)
+//	                         (default $MEMCONNECT_STORE_KEY; required with -store);
+//	                         "new,old" seals with new and still opens what old sealed
 //	-migrate                 create or upgrade the schema of -store, then exit
+//	-rekey                   seal everything in -store again with the first
+//	                         -store-key, then exit
 //
 // Without -dev the Honcho endpoints come from the HONCHO_OAUTH_* environment
 // variables (see honcho.FromEnv), else the Honcho cloud.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -20,8 +21,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -355,5 +360,32 @@ func TestRunStore(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Error(err)
+	}
+
+	// -rekey seals again with the first key what the second sealed.
+	pool, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	k1, k2 := fixture.PostgresKey("k1"), fixture.PostgresKey("k2")
+	sealed := func(k pgstore.Key) *pgstore.Store {
+		st, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{k}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	fkey := flow.Key{Profile: "default", Provider: "honcho"}
+	if err := sealed(k1).Flows().Put(t.Context(), flow.Pending{Key: fkey, ID: "f", State: "s", Verifier: "v", ExpiresAt: time.Now().Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	keyFlag := func(k pgstore.Key) string { return k.ID + ":" + base64.StdEncoding.EncodeToString(k.Secret[:]) }
+	out.Reset()
+	if err := run(t.Context(), []string{"-store", url, "-store-key", keyFlag(k2) + "," + keyFlag(k1), "-rekey"}, &out, io.Discard); err != nil || out.String() != "key \"k2\" now seals every value in -store (1 sealed again); the other keys can go\n" {
+		t.Fatalf("-rekey: %v %q", err, out.String())
+	}
+	if p, err := sealed(k2).Flows().Claim(t.Context(), fkey, "s"); err != nil || p.Verifier != "v" {
+		t.Errorf("after -rekey, k2 alone opens %q, %v", p.Verifier, err)
 	}
 }

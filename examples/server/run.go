@@ -43,8 +43,9 @@ type options struct {
 	callbackBase string
 	allowedHosts string
 	store        string // a postgres:// URL; "" keeps grants in honcho.json
-	storeKey     string // "<id>:<base64 of 32 bytes>"
+	storeKey     string // "<id>:<base64 of 32 bytes>", comma-separated, the sealing key first
 	migrate      bool
+	rekey        bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -58,8 +59,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.callbackBase, "callback-base-url", "", "URL where the API is reachable, for the callback redirect mode (default with -dev: http://<addr>/api/memory)")
 	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", "comma-separated host names the API answers (default: localhost, 127.0.0.1, ::1)")
 	fs.StringVar(&o.store, "store", os.Getenv("MEMCONNECT_STORE"), "postgres:// URL of a database that instances share for grants and sign-ins (default $MEMCONNECT_STORE; none: honcho.json)")
-	fs.StringVar(&o.storeKey, "store-key", os.Getenv("MEMCONNECT_STORE_KEY"), `key that seals the tokens in -store, "<id>:<32 bytes in base64>" (default $MEMCONNECT_STORE_KEY)`)
+	fs.StringVar(&o.storeKey, "store-key", os.Getenv("MEMCONNECT_STORE_KEY"), `key that seals the tokens in -store, "<id>:<32 bytes in base64>"; to replace a key, "<new>,<old>" (default $MEMCONNECT_STORE_KEY)`)
 	fs.BoolVar(&o.migrate, "migrate", false, "create or upgrade the schema of -store, then exit")
+	fs.BoolVar(&o.rekey, "rekey", false, "seal everything in -store again with the first -store-key, then exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -70,9 +72,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fmt.Fprintf(stderr, "server: unexpected argument %q\n", fs.Arg(0))
 		return o, errUsage
 	}
-	if o.migrate && o.store == "" {
-		fmt.Fprintln(stderr, "server: -migrate needs -store (or MEMCONNECT_STORE)")
-		return o, errUsage
+	for name, set := range map[string]bool{"-migrate": o.migrate, "-rekey": o.rekey} {
+		if set && o.store == "" {
+			fmt.Fprintf(stderr, "server: %s needs -store (or MEMCONNECT_STORE)\n", name)
+			return o, errUsage
+		}
 	}
 	return o, nil
 }
@@ -92,6 +96,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeStore()
+	if o.rekey {
+		n, err := shared.Rekey(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "key %q now seals every value in -store (%d sealed again); the other keys can go\n", strings.SplitN(strings.TrimSpace(o.storeKey), ":", 2)[0], n)
+		return nil
+	}
 
 	// Where profiles live. A temporary home is laid out like a user's:
 	// <tmp>/.hermes, with <tmp> as the user home the consent page's
@@ -238,12 +250,12 @@ func openStore(ctx context.Context, o options, logger zerolog.Logger, stdout io.
 		pool.Close()
 		return nil, nil, errors.New("-store needs -store-key (or MEMCONNECT_STORE_KEY): the tokens are sealed at rest, with no plaintext fallback")
 	}
-	key, err := pgstore.ParseKey(o.storeKey)
+	keys, err := pgstore.ParseKeys(o.storeKey)
 	if err != nil {
 		pool.Close()
 		return nil, nil, fmt.Errorf("-store-key: %w", err)
 	}
-	st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: []pgstore.Key{key}, Logger: logger})
+	st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: keys, Logger: logger})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -75,6 +75,11 @@ func (s *sealer) seal(plain, aad string) []byte {
 	return aead.Seal(out, nonce, []byte(plain), []byte(aad))
 }
 
+// sealedWithCurrent reports whether the current key sealed a value.
+func (s *sealer) sealedWithCurrent(sealed []byte) bool {
+	return len(sealed) > len(s.current) && string(sealed[:len(s.current)]) == s.current && sealed[len(s.current)] == 0
+}
+
 // open decrypts a sealed value. The error never holds the value.
 func (s *sealer) open(sealed []byte, aad string) (string, error) {
 	if len(sealed) == 0 {
@@ -98,6 +103,21 @@ func (s *sealer) open(sealed []byte, aad string) (string, error) {
 		return "", fmt.Errorf("pgstore: a value sealed with key %q does not open: it was changed, or moved from another row", keyID)
 	}
 	return string(plain), nil
+}
+
+// ParseKeys reads keys written as ParseKey reads them, separated by commas,
+// the sealing key first: "k2:<secret>,k1:<secret>" seals with k2 and still
+// opens what k1 sealed.
+func ParseKeys(s string) ([]Key, error) {
+	var keys []Key
+	for part := range strings.SplitSeq(s, ",") {
+		k, err := ParseKey(part)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // ParseKey reads a key written as "<id>:<secret>", the secret 32 bytes in

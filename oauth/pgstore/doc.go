@@ -34,6 +34,11 @@
 // compared by their SHA-256 digests; nothing secret is ever in SQL text,
 // errors or logs.
 //
+// To replace a key, give the new one first in [Config.Keys] and the old one
+// after it: the store seals with the new key and opens with either. Then
+// [Store.Rekey] seals every old value again with the new key, and the old
+// one can go.
+//
 // # Schema
 //
 // [Migrate] creates and upgrades the schema, explicitly: call it from a

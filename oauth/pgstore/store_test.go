@@ -363,4 +363,78 @@ func TestParseKey(t *testing.T) {
 			t.Errorf("the error repeats the secret: %v", err)
 		}
 	}
+	b64 := func(c string) string { return base64.StdEncoding.EncodeToString([]byte(strings.Repeat(c, 32))) }
+	keys, err := pgstore.ParseKeys("k2:" + b64("2") + ", k1:" + b64("1"))
+	if err != nil || len(keys) != 2 || keys[0].ID != "k2" || keys[1].ID != "k1" || keys[1].Secret[0] != '1' {
+		t.Errorf("ParseKeys = %v, %v; want k2 then k1", keys, err)
+	}
+	if _, err := pgstore.ParseKeys("k2:" + b64("2") + ","); err == nil {
+		t.Error("ParseKeys accepted an empty second key")
+	}
+}
+
+// Rekey seals every value again with the first key: afterwards a store with
+// the new key alone reads every grant, journal and pending flow, while
+// instances kept working; a second run has nothing to do.
+func TestRekey(t *testing.T) {
+	pool := testPool(t, false)
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	old := newStore(t, pool, pgstore.Config{})
+	gs := oauth.NewGrants(old, oauth.WithHTTPClient(srv.Client()))
+	toks := map[string]*oauth2.Token{}
+	for _, key := range []string{"honcho/a", "honcho/b"} {
+		toks[key] = install(t, gs, srv, key, time.Now().Add(time.Hour))
+	}
+	// A rotation journalled and not yet committed, as a crash leaves it.
+	l, err := old.Lock(t.Context(), "honcho/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, _ := l.Credentials()
+	record, err := l.Prepare(cr.Grant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := record([]byte(`{"access_token":"journalled"}`), "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	l.Unlock()
+	fkey := flow.Key{Profile: "default", Provider: "honcho"}
+	if err := old.Flows().Put(t.Context(), flow.Pending{Key: fkey, ID: "f1", State: "s", Verifier: "the-verifier", ExpiresAt: time.Now().Add(time.Minute),
+		Flow: flow.Flow{ID: "f1", State: flow.StatePending}}); err != nil {
+		t.Fatal(err)
+	}
+
+	both := newStore(t, pool, pgstore.Config{Keys: []pgstore.Key{testKey("k2"), testKey("k1")}})
+	if n, err := both.Rekey(t.Context()); err != nil || n != 6 {
+		t.Fatalf("Rekey = %d, %v; want 6 values (2 grants × 2 tokens, 1 journal, 1 verifier)", n, err)
+	}
+	if n, err := both.Rekey(t.Context()); err != nil || n != 0 {
+		t.Fatalf("Rekey again = %d, %v; want 0", n, err)
+	}
+	var left int
+	if err := pool.QueryRow(t.Context(), `SELECT
+	(SELECT count(*) FROM memconnect_grants WHERE substring(access_token from 1 for 3) = $1
+		OR substring(refresh_token from 1 for 3) = $1 OR substring(journal from 1 for 3) = $1)
+	+ (SELECT count(*) FROM memconnect_flows WHERE substring(verifier from 1 for 3) = $1)`, []byte("k1\x00")).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d rows still sealed with k1 (%v)", left, err)
+	}
+	only := newStore(t, pool, pgstore.Config{Keys: []pgstore.Key{testKey("k2")}})
+	for key, tok := range toks {
+		c, err := only.Credentials(t.Context(), key)
+		if err != nil || c.Grant == nil || c.Grant.RefreshToken != tok.RefreshToken || c.Grant.AccessToken != tok.AccessToken {
+			t.Fatalf("%s with the new key only: %v", key, err)
+		}
+	}
+	p, err := only.Flows().Claim(t.Context(), fkey, "s")
+	if err != nil || p.Verifier != "the-verifier" {
+		t.Fatalf("claim with the new key only: %q, %v", p.Verifier, err)
+	}
+	// The journal opens under the new key: the next holder finishes it.
+	l, err = only.Lock(t.Context(), "honcho/b")
+	if err != nil {
+		t.Fatalf("lock with the new key only: %v", err)
+	}
+	l.Unlock()
 }
