@@ -17,8 +17,8 @@
 //  2. Otherwise the source takes the in-process lock of the key and the
 //     store's lock ([GrantStore.Lock]), both with a deadline, re-reads the
 //     grant and adopts a token another holder already rotated. When the
-//     locks cannot be had in time it returns the current token while that
-//     is still valid.
+//     locks cannot be had in time, or the store cannot be read (a database
+//     restarting), it returns the current token while that is still valid.
 //  3. Only if the stored token still needs a refresh, and the store proved
 //     it can keep the rotation ([LockedGrant.Prepare]), does it spend the
 //     refresh token: 15 s an attempt, one retry after 2 s when the request

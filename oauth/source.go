@@ -116,6 +116,15 @@ func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
 		return ts.refresh(ctx, "", false, nil) // commit the pending rotation first
 	}
 	c, err := ts.gs.store.Credentials(ctx, ts.key)
+	if err != nil && ctx.Err() == nil {
+		// The store cannot be read (a database restarting, say): keep the
+		// token in hand while it is valid, as after a failed refresh.
+		if e := ts.k.cache.Load(); e != nil && ts.gs.now().Before(e.tok.Expiry) {
+			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).
+				Msg("oauth: the grant store cannot be read; keeping the current token, which is still valid")
+			return e.tok, nil
+		}
+	}
 	g, err := ts.grant(c, err)
 	if err != nil {
 		ts.k.cache.Store(nil)

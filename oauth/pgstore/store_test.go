@@ -438,3 +438,50 @@ func TestRekey(t *testing.T) {
 	}
 	l.Unlock()
 }
+
+// The engine's rules hold over PostgreSQL as over a file: a transient
+// refresh failure keeps the current token and pauses refreshing; a
+// database that cannot be reached keeps the token in hand while it is
+// valid, and only then fails, naming the grant.
+func TestFailOpen(t *testing.T) {
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	t.Run("token endpoint fails", func(t *testing.T) {
+		gs := oauth.NewGrants(newStore(t, testPool(t, false), pgstore.Config{}), oauth.WithHTTPClient(srv.Client()))
+		tok := install(t, gs, srv, "hermes", time.Now().Add(time.Minute)) // in the refresh window
+		srv.FailNextTokenRequests(1, 400, "temporarily_unavailable")
+		before := srv.Stats().TokenRequests
+		for range 3 {
+			got, err := gs.TokenSource("hermes").Token()
+			if err != nil || got.AccessToken != tok.AccessToken {
+				t.Fatalf("Token = %v; want the current token kept", err)
+			}
+		}
+		if n := srv.Stats().TokenRequests - before; n != 1 {
+			t.Errorf("%d token requests; want 1, then the cooldown", n)
+		}
+	})
+	t.Run("database gone", func(t *testing.T) {
+		pool, err := pgxpool.New(t.Context(), fixture.PostgresURL(t, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		clock := func() time.Time { return now }
+		gs := oauth.NewGrants(newStore(t, pool, pgstore.Config{}), oauth.WithHTTPClient(srv.Client()), oauth.WithClock(clock))
+		tok := install(t, gs, srv, "hermes", now.Add(time.Hour))
+		if _, err := gs.TokenSource("hermes").Token(); err != nil {
+			t.Fatal(err)
+		}
+		pool.Close()
+		now = now.Add(time.Hour - time.Minute) // in the refresh window, still valid
+		got, err := gs.TokenSource("hermes").Token()
+		if err != nil || got.AccessToken != tok.AccessToken {
+			t.Fatalf("Token with the database gone = %v; want the token in hand", err)
+		}
+		now = now.Add(2 * time.Minute) // expired
+		if _, err := gs.TokenSource("hermes").Token(); err == nil || !strings.Contains(err.Error(), `"hermes" in PostgreSQL`) {
+			t.Fatalf("Token with the database gone and the token expired = %v; want an error naming the grant", err)
+		}
+	})
+}
