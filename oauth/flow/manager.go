@@ -17,9 +17,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"golang.org/x/oauth2"
+
 	"github.com/memconnect/memconnect/internal/tokenresp"
 	"github.com/memconnect/memconnect/internal/wire"
-	"golang.org/x/oauth2"
 )
 
 // Defaults of a [Manager].
@@ -214,6 +215,8 @@ func NewManager(c Config) *Manager {
 	}
 	if m.store == nil {
 		m.store = newMemoryStore()
+	} else {
+		m.store = boundedStore{m.store, storeTimeout}
 	}
 	m.ctx, m.stop = context.WithCancel(context.Background())
 	return m
@@ -365,9 +368,7 @@ func (m *Manager) Status(key Key) Flow {
 		return f.snapshotLocked()
 	}
 	m.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	sf, ok, err := m.store.Status(ctx, key)
+	sf, ok, err := m.store.Status(context.Background(), key)
 	if err != nil {
 		m.log.Warn().Err(err).Msg("flow: the pending-flow store could not say how a flow stands")
 	}
@@ -418,8 +419,7 @@ func (m *Manager) Cancel(key Key) bool {
 	}
 	m.mu.Unlock()
 	// A flow of another instance, as the shared store knows it.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := context.Background()
 	sf, ok, err := m.store.Status(ctx, key)
 	if err != nil || !ok || sf.State != StatePending {
 		return false
@@ -653,7 +653,8 @@ func (m *Manager) endLocked(f *flowRecord, state State, detail string, err error
 	f.authorizeURL, f.userCode = "", ""
 	if !f.endedElsewhere {
 		// Every instance reports the end; the secrets are forgotten. The
-		// store is asked under m.mu: the in-memory one answers at once.
+		// store is asked under m.mu: the in-memory one answers at once, a
+		// shared one within storeTimeout.
 		if _, err := m.store.Finish(context.Background(), f.key, f.id, f.snapshotLocked()); err != nil {
 			m.log.Warn().Str("flow_id", f.id).Err(err).Msg("flow: the pending-flow store could not record the end of a flow")
 		}

@@ -33,6 +33,10 @@ type Pending struct {
 // callback be claimed on any of them, the state be single-use across all of
 // them, and every instance report and cancel every flow.
 //
+// A [Manager] calls Put, Finish and Delete while it holds its lock, each
+// bounded by 5 s, so a store should answer in milliseconds: a slow one
+// slows every flow of the Manager.
+//
 // Implementations must be safe for concurrent use.
 type Store interface {
 	// Put records p as the pending flow of p.Key, replacing any earlier
@@ -56,6 +60,47 @@ type Store interface {
 	Status(ctx context.Context, key Key) (f Flow, ok bool, err error)
 	// Delete forgets key's flow if it is still the flow id.
 	Delete(ctx context.Context, key Key, id string) error
+}
+
+// storeTimeout bounds each call to a Store given in [Config.Store]: the
+// Manager makes some while it holds its lock, and a database that hangs
+// must not hold every flow of the Manager with it.
+const storeTimeout = 5 * time.Second
+
+// boundedStore is a Store whose every call ends within storeTimeout.
+type boundedStore struct {
+	s Store
+	d time.Duration
+}
+
+func (b boundedStore) Put(ctx context.Context, p Pending) error {
+	ctx, cancel := context.WithTimeout(ctx, b.d)
+	defer cancel()
+	return b.s.Put(ctx, p)
+}
+
+func (b boundedStore) Claim(ctx context.Context, key Key, state string) (Pending, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.d)
+	defer cancel()
+	return b.s.Claim(ctx, key, state)
+}
+
+func (b boundedStore) Finish(ctx context.Context, key Key, id string, f Flow) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.d)
+	defer cancel()
+	return b.s.Finish(ctx, key, id, f)
+}
+
+func (b boundedStore) Status(ctx context.Context, key Key) (Flow, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.d)
+	defer cancel()
+	return b.s.Status(ctx, key)
+}
+
+func (b boundedStore) Delete(ctx context.Context, key Key, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, b.d)
+	defer cancel()
+	return b.s.Delete(ctx, key, id)
 }
 
 // NewMemoryStore returns a [Store] in this process's memory: the default of

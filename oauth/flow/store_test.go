@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -191,5 +193,29 @@ func TestDeviceFlowAcrossInstances(t *testing.T) {
 	}
 	if n := a.done.Calls(); n != 0 {
 		t.Errorf("a flow cancelled elsewhere stored a grant (%d Complete calls)", n)
+	}
+}
+
+// hangingStore is a Store that does not answer until its caller gives up,
+// as a database that hangs.
+type hangingStore struct{ flow.Store }
+
+func (hangingStore) Put(ctx context.Context, _ flow.Pending) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A store that hangs holds no flow, and no lock, for longer than the
+// Manager's bound on each call: the start fails, saying so, and the
+// Manager goes on answering.
+func TestHangingStore(t *testing.T) {
+	e := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = hangingStore{flow.NewMemoryStore()} })
+	flow.SetStoreTimeout(e.m, time.Millisecond)
+	_, err := e.m.Start(context.Background(), e.request(flowKeyDefault, flow.RedirectCallback))
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "pending flow") {
+		t.Fatalf("Start on a hanging store: %v, want a deadline naming the pending flow", err)
+	}
+	if f := e.m.Status(flowKeyDefault); f.State != flow.StateIdle {
+		t.Errorf("status after the failed start = %+v, want idle", f)
 	}
 }
