@@ -485,3 +485,26 @@ func TestFailOpen(t *testing.T) {
 		}
 	})
 }
+
+// Rows of flows that expired more than an hour ago are swept by the next
+// flow started on any instance; a recent one stays, to be reported.
+func TestFlowStoreSweeps(t *testing.T) {
+	pool := testPool(t, false)
+	a, b := newStore(t, pool, pgstore.Config{}).Flows(), newStore(t, pool, pgstore.Config{}).Flows()
+	put := func(fs flow.Store, profile string, expires time.Time) {
+		t.Helper()
+		key := flow.Key{Profile: profile, Provider: "honcho"}
+		if err := fs.Put(t.Context(), flow.Pending{Key: key, ID: profile, State: profile + "-state", Verifier: "v", ExpiresAt: expires,
+			Flow: flow.Flow{ID: profile, State: flow.StatePending}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(a, "old", time.Now().Add(-2*time.Hour))
+	put(a, "recent", time.Now().Add(-time.Minute))
+	put(b, "new", time.Now().Add(10*time.Minute))
+	for profile, want := range map[string]bool{"old": false, "recent": true, "new": true} {
+		if _, ok, err := b.Status(t.Context(), flow.Key{Profile: profile, Provider: "honcho"}); err != nil || ok != want {
+			t.Errorf("flow %q recorded = %v (%v); want %v", profile, ok, err, want)
+		}
+	}
+}
