@@ -332,7 +332,7 @@ func RenderError(w http.ResponseWriter, r *http.Request, err error) {
 		ev = ev.Str("request_id", resp.RequestID).
 			Str("error", string(resp.Code)).
 			Int("status", resp.HTTPStatusCode).
-			Str("message", resp.Message)
+			Str("detail", resp.Message) // zerolog's "message" is the line's own
 		if e.Err != nil {
 			ev = ev.AnErr("cause", e.Err)
 		}

@@ -264,6 +264,9 @@ func TestRenderError(t *testing.T) {
 			if line["request_id"] != "req-42" {
 				t.Errorf("log request_id = %v, want req-42", line["request_id"])
 			}
+			if n := strings.Count(logs.String(), `"message":`); n != 1 || line["detail"] != tt.wantMsg {
+				t.Errorf("log has %d message keys and detail %v; want one message, and detail %q", n, line["detail"], tt.wantMsg)
+			}
 			if line["error"] != string(tt.wantCode) {
 				t.Errorf("log error = %v, want %s", line["error"], tt.wantCode)
 			}

@@ -107,8 +107,8 @@ func TestAccessLog(t *testing.T) {
 			if float64(rec.Body.Len()) != line["size"] {
 				t.Errorf("log size = %v, body has %d bytes", line["size"], rec.Body.Len())
 			}
-			if _, ok := line["duration"].(float64); !ok {
-				t.Errorf("log duration = %v, want a number", line["duration"])
+			if _, ok := line["duration_ms"].(float64); !ok || line["duration"] != nil {
+				t.Errorf("log duration_ms = %v (duration %v), want a number of milliseconds in a key that says so", line["duration_ms"], line["duration"])
 			}
 		})
 	}

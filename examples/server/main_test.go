@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -269,7 +270,15 @@ func TestRunFlags(t *testing.T) {
 			t.Errorf("run(%q) = %v, want %v", tt.args, err, tt.wantErr)
 		}
 	}
-	err := run(t.Context(), []string{"-dev", "-addr", "127.0.0.1:0", "-callback-base-url", "ftp://x"}, io.Discard, io.Discard)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	if err := run(t.Context(), []string{"-dev", "-addr", taken.Addr().String()}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "is taken") || !strings.Contains(err.Error(), "-addr") {
+		t.Errorf("a taken -addr: %v, want an error naming -addr", err)
+	}
+	err = run(t.Context(), []string{"-dev", "-addr", "127.0.0.1:0", "-callback-base-url", "ftp://x"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "CallbackBaseURL") {
 		t.Errorf("bad -callback-base-url: %v", err)
 	}
@@ -387,5 +396,70 @@ func TestRunStore(t *testing.T) {
 	}
 	if p, err := sealed(k2).Flows().Claim(t.Context(), fkey, "s"); err != nil || p.Verifier != "v" {
 		t.Errorf("after -rekey, k2 alone opens %q, %v", p.Verifier, err)
+	}
+}
+
+// The -dev banner gives the exports that point the CLI at the same
+// temporary home and development server: each variable honcho.FromEnv
+// reads, with values that lead to the server's endpoints. And the dev
+// consent page names the file in the temporary home.
+func TestRunDevExports(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := newLines()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-dev", "-addr", "127.0.0.1:0"}, out, io.Discard) }()
+	base := out.waitFor(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)$`), done)[1]
+	home := out.waitFor(t, regexp.MustCompile(`^Hermes home: (.+) \(temporary, removed on exit\)$`), done)[1]
+	env := map[string]string{}
+	first := out.waitFor(t, regexp.MustCompile(`^  export (\w+)=(\S+) \\$`), done)
+	env[first[1]] = first[2]
+	for {
+		m := out.waitFor(t, regexp.MustCompile(`^ +(\w+)=(\S+?)( \\)?$`), done)
+		env[m[1]] = m[2]
+		if m[3] == "" {
+			break
+		}
+	}
+	if env["HERMES_HOME"] != home {
+		t.Errorf("HERMES_HOME=%q, want the banner's home %q", env["HERMES_HOME"], home)
+	}
+	opts, err := honcho.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := honcho.New(opts...).Endpoints(t.Context(), provider.Profile{Name: "default", Home: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, u := range map[string]string{"authorize": ep.AuthorizeURL, "token": ep.TokenURL, "device": ep.DeviceAuthURL, "revocation": ep.RevocationURL, "issuer": ep.Issuer} {
+		if u == "" || u == honcho.CloudAuthorizeURL || u == honcho.CloudTokenURL || !strings.HasPrefix(u, "http://127.0.0.1:") {
+			t.Errorf("the exported %s endpoint is %q, not the development server", name, u)
+		}
+	}
+	resp, err := http.PostForm(ep.TokenURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {ep.ClientID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "invalid_grant") {
+		t.Errorf("the exported token endpoint answered %d %s, want an OAuth invalid_grant", resp.StatusCode, body)
+	}
+
+	// The consent page names the file in the temporary home.
+	cresp, err := http.Post(base+"/api/memory/profiles/default/providers/honcho/connect", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep provider.StatusReport
+	json.NewDecoder(cresp.Body).Decode(&rep)
+	cresp.Body.Close()
+	if rep.Flow == nil {
+		t.Fatalf("connect = %d, no flow", cresp.StatusCode)
+	}
+	_, _, page := get(t, rep.Flow.AuthorizeURL)
+	if want := "<code>" + html.EscapeString(filepath.Join(home, "honcho.json")) + "</code>"; !strings.Contains(page, want) {
+		t.Errorf("the consent page does not name %s:\n%s", want, page)
 	}
 }

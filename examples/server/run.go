@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -142,7 +143,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		honchoOpts = append(honchoOpts, honcho.WithUserHome(userHome))
 	}
 	if o.dev {
-		as = honchotest.NewServer(honchotest.WithGrantConfig(map[string]any{"peerName": "you", "workspace": "hermes"}))
+		asOpts := []honchotest.Option{honchotest.WithGrantConfig(map[string]any{"peerName": "you", "workspace": "hermes"})}
+		if userHome != "" {
+			// The consent page then names the file really written, in
+			// the temporary home, not a "~/.hermes/honcho.json" that
+			// reads as the person's own.
+			asOpts = append(asOpts, honchotest.WithUserHome(userHome))
+		}
+		as = honchotest.NewServer(asOpts...)
 		defer as.Close()
 		client = as.Client()
 		honchoOpts = append(honchoOpts,
@@ -167,8 +175,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ln, err := net.Listen("tcp", o.addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s is taken, by another server or another copy of this one: choose another with -addr, such as -addr 127.0.0.1:0 for any free port", o.addr)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("-addr %s: %w", o.addr, err)
 	}
 	origin := "http://" + displayAddr(ln.Addr())
 	callbackBase := o.callbackBase
@@ -360,5 +371,40 @@ func printBanner(w io.Writer, o options, origin, home string, tempHome bool, cal
 	fmt.Fprintf(w, "Or try:  curl -s%s %s/api/memory/providers\n", auth, origin)
 	fmt.Fprintf(w, "         curl -s%s -X POST %s/api/memory/profiles/default/providers/honcho/connect\n", auth, origin)
 	fmt.Fprintf(w, "         curl -s%s %s/api/memory/profiles/default/providers/honcho/status\n", auth, origin)
+	if as != nil {
+		fmt.Fprintln(w, "\nPoint the CLI (go build -o memconnect ./examples/cli) at the same home and server:")
+		fmt.Fprint(w, devExports(home, as))
+	}
 	fmt.Fprintln(w, "More in examples/curl.md. Press Ctrl-C to stop.")
+}
+
+// devExports is the shell line that points the CLI, through HERMES_HOME and
+// the variables honcho.FromEnv reads, at the development server.
+func devExports(home string, as *honchotest.Server) string {
+	vars := [][2]string{
+		{"HERMES_HOME", home},
+		{honcho.EnvAuthorizeURL, as.AuthorizeURL()},
+		{honcho.EnvTokenURL, as.TokenURL()},
+		{honcho.EnvDeviceAuthURL, as.DeviceAuthURL()},
+		{honcho.EnvRevocationURL, as.RevocationURL()},
+		{honcho.EnvIssuer, as.URL},
+	}
+	var b strings.Builder
+	b.WriteString("  export")
+	for i, v := range vars {
+		b.WriteString(" " + v[0] + "=" + shellQuote(v[1]))
+		if i < len(vars)-1 {
+			b.WriteString(" \\\n        ")
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@%+=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -3,6 +3,7 @@ package honchotest
 import (
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -102,7 +103,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			Title:      "Allow access?",
 			ClientID:   req.clientID,
 			Scope:      req.scope,
-			ConfigPath: req.configPath,
+			ConfigPath: s.shownConfigPath(req.configPath),
 			ReturnTo:   returnHost(req.redirectURI),
 			RequestID:  id,
 		})
@@ -212,4 +213,19 @@ func returnHost(redirectURI string) string {
 		return ""
 	}
 	return u.Host
+}
+
+// shownConfigPath is the config_path as the consent page shows it: with "~"
+// expanded when [WithUserHome] says what it stands for.
+func (s *Server) shownConfigPath(p string) string {
+	if s.userHome == "" {
+		return p
+	}
+	if p == "~" {
+		return s.userHome
+	}
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		return filepath.Join(s.userHome, filepath.FromSlash(rest))
+	}
+	return p
 }

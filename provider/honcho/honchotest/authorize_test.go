@@ -340,3 +340,20 @@ func TestConsentErrors(t *testing.T) {
 		t.Error("consentForm found a form on a page without one")
 	}
 }
+
+// With WithUserHome the consent page shows where the file really is.
+func TestConsentPageUserHome(t *testing.T) {
+	s := newTestServer(t, WithUserHome("/tmp/memconnect-dev-1"))
+	cfg := s.OAuth2Config("http://localhost:9/cb")
+	for sent, shown := range map[string]string{
+		"~/.hermes/honcho.json": "/tmp/memconnect-dev-1/.hermes/honcho.json",
+		"~":                     "/tmp/memconnect-dev-1",
+		"honcho.json":           "honcho.json",
+	} {
+		_, page := get(t, s, cfg.AuthCodeURL("state-12345", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+			oauth2.SetAuthURLParam("config_path", sent)), nil)
+		if want := "Settings will be saved to <code>" + shown + "</code>"; !strings.Contains(page, want) {
+			t.Errorf("config_path %q: the page lacks %q", sent, want)
+		}
+	}
+}

@@ -100,6 +100,15 @@ func WithGrantConfig(cfg map[string]any) Option {
 	return func(s *Server) { s.grantConfig = cfg }
 }
 
+// WithUserHome makes the consent page show a config_path of the form
+// "~/..." with "~" replaced by dir, the user home the client made it
+// relative to, so that a person trying a development server on their own
+// machine sees the file that will really be written. The client still
+// never sends an absolute path.
+func WithUserHome(dir string) Option {
+	return func(s *Server) { s.userHome = dir }
+}
+
 // WithDefaultScope sets the scope granted when an authorization or device
 // request names none (RFC 6749 section 3.3); the default is "write".
 func WithDefaultScope(scope string) Option {

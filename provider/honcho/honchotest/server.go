@@ -89,6 +89,7 @@ type Server struct {
 	now            func() time.Time
 	consent        consentMode
 	grantConfig    map[string]any
+	userHome       string          // "~" of the config_path shown on the consent page; "" shows it as sent
 	configJSON     json.RawMessage // grantConfig, encoded once; nil for none
 	defaultScope   string
 	deviceEnabled  bool
