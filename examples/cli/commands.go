@@ -16,8 +16,8 @@ import (
 // status prints how the profile authenticates to Honcho.
 func (c *cli) status(ctx context.Context, args []string) error {
 	var cf common
-	fs := c.newFlagSet("status")
-	cf.register(fs)
+	fs := c.newFlagSet("status", "show how the profile authenticates to Honcho, from its config (or --store); exits 3 when a sign-in is needed")
+	cf.register(fs, &c.verbose)
 	cf.registerStore(fs, c.env)
 	asJSON := fs.Bool("json", false, "print the status body as JSON")
 	if err := parse(fs, args); err != nil {
@@ -93,8 +93,8 @@ func shortDuration(d time.Duration) string {
 // token prints a fresh access token.
 func (c *cli) token(ctx context.Context, args []string) error {
 	var cf common
-	fs := c.newFlagSet("token")
-	cf.register(fs)
+	fs := c.newFlagSet("token", "print a fresh access token on stdout, refreshing it first if it is about to expire; exits 3 when not signed in")
+	cf.register(fs, &c.verbose)
 	cf.registerStore(fs, c.env)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -111,7 +111,7 @@ func (c *cli) token(ctx context.Context, args []string) error {
 	}
 	tok, err := ts.TokenContext(ctx)
 	if errors.Is(err, oauth.ErrNoGrant) {
-		return fmt.Errorf("not signed in to Honcho with OAuth; run: memconnect login%s", c.profileHint)
+		return &codedError{code: exitReauth, msg: "Not signed in to Honcho with OAuth. Sign in: memconnect login" + c.profileHint}
 	}
 	if err != nil {
 		return err
@@ -127,7 +127,7 @@ func (c *cli) token(ctx context.Context, args []string) error {
 		if rotated {
 			return errors.New("the server issued a new token that had already expired (a negative expires_in); it was stored, but there is no valid token to print; try again, or report it to the server's operator")
 		}
-		return errors.New("the access token has expired and could not be refreshed (see the warning above); try again in a minute")
+		return errors.New("the access token has expired and could not be refreshed; try again in a minute (-v says why)")
 	}
 	_, err = fmt.Fprintln(c.stdout, tok.AccessToken)
 	return err
@@ -136,8 +136,9 @@ func (c *cli) token(ctx context.Context, args []string) error {
 // logout revokes the grant at the server and removes it from the config.
 func (c *cli) logout(ctx context.Context, args []string) error {
 	var cf common
-	fs := c.newFlagSet("logout")
-	cf.register(fs)
+	fs := c.newFlagSet("logout", "revoke the grant at the server and remove it from the config, keeping every other key; not signed in is not an error")
+	cf.register(fs, &c.verbose)
+	cf.registerEndpoints(fs, "token-url", "revocation-url")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func (c *cli) logout(ctx context.Context, args []string) error {
 	}
 	switch {
 	case !res.Removed:
-		return errors.New("not signed in to Honcho with OAuth; nothing to remove")
+		fmt.Fprintln(c.stdout, "Not signed in to Honcho; nothing to remove.")
 	case res.Revoked:
 		fmt.Fprintln(c.stdout, "Signed out of Honcho: the grant was revoked at the server and removed from the config.")
 	case res.RevokeError != "":

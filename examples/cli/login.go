@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -26,8 +28,9 @@ const loginTimeout = 5 * time.Minute
 // redirect, or with the device flow.
 func (c *cli) login(ctx context.Context, args []string) error {
 	var cf common
-	fs := c.newFlagSet("login")
-	cf.register(fs)
+	fs := c.newFlagSet("login", "connect the profile to Honcho: in a browser on this machine, or with --device on any device, then store the grant in the config")
+	cf.register(fs, &c.verbose)
+	cf.registerEndpoints(fs, "authorize-url", "token-url", "device-auth-url", "client-id", "scope")
 	device := fs.Bool("device", false, "sign in on another device with a code (RFC 8628)")
 	noBrowser := fs.Bool("no-browser", false, "print the link without opening a browser")
 	port := fs.Int("port", 8765, "loopback port for the browser's redirect (0: any free port)")
@@ -109,9 +112,9 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		case waitCtx.Err() != nil:
 			return errors.New("timed out waiting for consent; run memconnect login again")
 		case err != nil:
-			return fmt.Errorf("sign-in failed: %w", err)
+			return err // a *flow.Failure says it for a person
 		}
-		return fmt.Errorf("sign-in failed: %s", orElse(done.Detail, string(done.State)))
+		return fmt.Errorf("sign-in did not finish: %s", orElse(done.Detail, string(done.State)))
 	}
 	fmt.Fprintln(c.stdout, "Connected to Honcho.")
 
@@ -120,12 +123,47 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	case tok = <-installed:
 	default:
 	}
-	if name := consentPeerName(tok); name != "" {
-		if err := c.askPeerName(ctx, s, name); err != nil {
-			return err
-		}
+	consent := consentPeerName(tok)
+	if consent == "" {
+		return nil
 	}
-	return nil
+	loc, err := s.location()
+	if err != nil {
+		return err
+	}
+	current := currentPeerName(loc)
+	switch {
+	case c.interactive:
+		return c.askPeerName(ctx, s, loc, orElse(current, consent))
+	case current != "":
+		// Nobody can answer a prompt: the name the user set stays.
+		fmt.Fprintf(c.stdout, "Peer name %q kept.\n", current)
+		return nil
+	}
+	return c.savePeerName(ctx, s, loc, consent)
+}
+
+// currentPeerName is the "peerName" already set in the config, in the host
+// block or at the root; "" for none.
+func currentPeerName(loc provider.GrantLocation) string {
+	b, err := os.ReadFile(loc.WritePath)
+	if err != nil {
+		return ""
+	}
+	var cfg struct {
+		PeerName string                     `json:"peerName"`
+		Hosts    map[string]json.RawMessage `json:"hosts"`
+	}
+	if json.Unmarshal(b, &cfg) != nil {
+		return ""
+	}
+	var host struct {
+		PeerName string `json:"peerName"`
+	}
+	if raw, ok := cfg.Hosts[loc.Host]; ok && json.Unmarshal(raw, &host) == nil && host.PeerName != "" {
+		return host.PeerName
+	}
+	return cfg.PeerName
 }
 
 // consentPeerName is the "peerName" of the config object Honcho returns
@@ -139,22 +177,23 @@ func consentPeerName(tok *oauth2.Token) string {
 	return name
 }
 
-// askPeerName asks for the peer name, offering the one given at consent, and
-// stores the answer as the root "peerName" of the config.
-func (c *cli) askPeerName(ctx context.Context, s *setup, consent string) error {
-	fmt.Fprintf(c.stdout, "Peer name [%s]: ", consent)
+// askPeerName asks a person for the peer name, offering def, and stores the
+// answer as the root "peerName" of the config.
+func (c *cli) askPeerName(ctx context.Context, s *setup, loc provider.GrantLocation, def string) error {
+	fmt.Fprintf(c.stdout, "Peer name [%s]: ", def)
 	line, err := bufio.NewReader(c.stdin).ReadString('\n')
 	if err != nil && line == "" {
 		fmt.Fprintln(c.stdout) // no input: keep the default
 	}
 	name := strings.TrimSpace(line)
 	if name == "" {
-		name = consent
+		name = def
 	}
-	loc, err := s.location()
-	if err != nil {
-		return err
-	}
+	return c.savePeerName(ctx, s, loc, name)
+}
+
+// savePeerName stores name as the root "peerName" of the config.
+func (c *cli) savePeerName(ctx context.Context, s *setup, loc provider.GrantLocation, name string) error {
 	if err := s.conn.Stores().File(loc.WritePath, loc.Layout).MergeConfig(ctx, loc.Host, map[string]any{"peerName": name}); err != nil {
 		return fmt.Errorf("storing the peer name: %w", err)
 	}
@@ -162,24 +201,28 @@ func (c *cli) askPeerName(ctx context.Context, s *setup, consent string) error {
 	return nil
 }
 
-// countdown shows on stderr how long the device code stays valid, once a
-// second, until stop is called or ctx ends.
+// countdown shows on stderr how long the device code stays valid until stop
+// is called or ctx ends: on a terminal it rewrites one line every second,
+// elsewhere (a log) it writes a line a minute.
 func (c *cli) countdown(ctx context.Context, expires time.Time) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	finished := make(chan struct{})
+	every, format := time.Minute, "Waiting for approval (Ctrl-C to cancel)... code expires in %d:%02d\n"
+	if c.stderrTTY {
+		every, format = time.Second, "\rWaiting for approval (Ctrl-C to cancel)... code expires in %d:%02d "
+	}
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			left := time.Until(expires).Round(time.Second)
-			if left < 0 {
-				left = 0
-			}
-			fmt.Fprintf(c.stderr, "\rWaiting for approval (Ctrl-C to cancel)... code expires in %d:%02d ", int(left/time.Minute), int(left%time.Minute/time.Second))
+			left := max(time.Until(expires).Round(time.Second), 0)
+			fmt.Fprintf(c.stderr, format, int(left/time.Minute), int(left%time.Minute/time.Second))
 			select {
 			case <-ctx.Done():
-				fmt.Fprintln(c.stderr)
+				if c.stderrTTY {
+					fmt.Fprintln(c.stderr)
+				}
 				return
 			case <-t.C:
 			}

@@ -2,18 +2,24 @@
 //
 // Usage:
 //
-//	memconnect login  [--profile P | --config FILE] [--host HOST] [--device] [--no-browser] [--port N]
-//	memconnect status [--profile P | --config FILE] [--host HOST] [--json]
-//	memconnect token  [--profile P | --config FILE] [--host HOST]
-//	memconnect logout [--profile P | --config FILE] [--host HOST]
+//	memconnect login  [--profile P | --config FILE] [--host HOST] [--device] [--no-browser] [--port N] [endpoint flags] [-v]
+//	memconnect status [--profile P | --config FILE] [--host HOST] [--json] [--store URL --store-key K] [-v]
+//	memconnect token  [--profile P | --config FILE] [--host HOST] [--store URL --store-key K] [-v]
+//	memconnect logout [--profile P | --config FILE] [--host HOST] [--revocation-url U] [-v]
 //
 // Profiles follow the Hermes layout: the default profile lives in
 // $HERMES_HOME (else ~/.hermes) and profile "work" in its profiles/work. The
 // endpoint flags default to the HONCHO_OAUTH_* environment variables (see
 // [honcho.FromEnv]).
 //
-// Exit status: 0 success, 2 usage error, 3 re-authentication required,
-// 1 anything else.
+// login asks for the peer name only when a person can answer (stdin is a
+// terminal); otherwise it keeps a peer name already set and takes the one
+// given at consent only when none is. Errors are one sentence on stderr;
+// -v adds the log lines and the whole error.
+//
+// Exit status: 0 success (logout when not signed in, too), 1 failure,
+// 2 usage error, 3 not signed in or the sign-in is no longer valid,
+// 130 interrupted.
 //
 // Secrets never reach the output, except the access token that "token"
 // prints on standard output for a script to use.

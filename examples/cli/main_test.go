@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -179,7 +180,7 @@ func TestStatusJSONAndProfiles(t *testing.T) {
 		t.Error("the JSON holds the API key")
 	}
 
-	if r := runCLI(t, e, "status", "--profile", "missing"); r.code != exitFailed || !strings.Contains(r.stderr, "not found") {
+	if r := runCLI(t, e, "status", "--profile", "missing"); r.code != exitFailed || r.stderr != "There is no Hermes profile \"missing\": create it with Hermes first, or check --profile.\n" {
 		t.Errorf("missing profile: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
@@ -304,6 +305,11 @@ func startLogin(ctx context.Context, e env, stdin io.Reader, args ...string) (<-
 	return lines, done, &all
 }
 
+// terminal is a stdin or stderr that says it is a terminal.
+type terminal struct{ io.Reader }
+
+func (terminal) Terminal() bool { return true }
+
 var linkRE = regexp.MustCompile(`https?://\S+`)
 
 // nextLink returns the first URL printed.
@@ -323,6 +329,27 @@ func nextLink(t *testing.T, lines <-chan string) string {
 			t.Fatal("no link printed")
 		}
 	}
+}
+
+// consentLogin runs login with stdin, approves (or denies) at srv's consent
+// page, follows the redirect and returns how login ended.
+func consentLogin(t *testing.T, srv *honchotest.Server, e env, stdin io.Reader, approve bool, args ...string) result {
+	t.Helper()
+	lines, done, _ := startLogin(context.Background(), e, stdin, args...)
+	target, err := srv.Consent(context.Background(), srv.Client(), nextLink(t, lines), approve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(target.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	go func() {
+		for range lines {
+		}
+	}()
+	return waitResult(t, done)
 }
 
 func waitResult(t *testing.T, done <-chan result) result {
@@ -348,26 +375,11 @@ func TestLoginNoBrowser(t *testing.T) {
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
 	testkit.WriteJSON(t, path, map[string]any{"workspace": "mine", "hosts": map[string]any{"other": map[string]any{"apiKey": "keep"}}})
 
-	lines, done, _ := startLogin(context.Background(), e, strings.NewReader("bob\n"), args...)
-	link := nextLink(t, lines)
-	target, err := srv.Consent(context.Background(), srv.Client(), link, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := consentLogin(t, srv, e, terminal{strings.NewReader("bob\n")}, true, args...)
 	q := srv.LastAuthorizeQuery()
 	if q.Get("source") != "hermes-cli" || q.Get("config_path") != "~/.hermes/honcho.json" {
 		t.Errorf("authorize query %v", q)
 	}
-	resp, err := http.Get(target.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	go func() {
-		for range lines {
-		}
-	}()
-	r := waitResult(t, done)
 	if r.code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -395,7 +407,7 @@ func TestLoginNoBrowser(t *testing.T) {
 	}
 
 	// status, then logout revokes at the server and removes the grant.
-	if r := runCLI(t, e, "status", "--token-url", srv.TokenURL()); !strings.Contains(r.stdout, "Auth: OAuth (hermes-agent, token valid 59m)") &&
+	if r := runCLI(t, e, "status"); !strings.Contains(r.stdout, "Auth: OAuth (hermes-agent, token valid 59m)") &&
 		!strings.Contains(r.stdout, "Auth: OAuth (hermes-agent, token valid 1h00m)") {
 		t.Errorf("status after login:\n%s", r.stdout)
 	}
@@ -413,8 +425,8 @@ func TestLoginNoBrowser(t *testing.T) {
 	if cfg["peerName"] != "bob" || testkit.HostBlock(cfg, "other")["apiKey"] != "keep" {
 		t.Errorf("logout lost other keys: %v", cfg)
 	}
-	if r := runCLI(t, e, "logout"); r.code != exitFailed {
-		t.Errorf("second logout: exit %d", r.code)
+	if r := runCLI(t, e, "logout"); r.code != exitOK || r.stdout != "Not signed in to Honcho; nothing to remove.\n" {
+		t.Errorf("second logout: exit %d %q, want 0, saying there was nothing to remove", r.code, r.stdout)
 	}
 }
 
@@ -440,8 +452,8 @@ func TestLoginCancelFreesPort(t *testing.T) {
 		}
 	}()
 	r := waitResult(t, done)
-	if r.code != exitFailed || !strings.Contains(r.stderr, "cancelled") {
-		t.Errorf("exit %d stderr %q", r.code, r.stderr)
+	if r.code != exitInterrupted || !strings.Contains(r.stderr, "cancelled") {
+		t.Errorf("exit %d stderr %q, want %d", r.code, r.stderr, exitInterrupted)
 	}
 	if c, err := net.Dial("tcp", redirect.Host); err == nil {
 		c.Close()
@@ -481,8 +493,9 @@ func TestLoginDevice(t *testing.T) {
 	if !strings.Contains(r.stdout, srv.DeviceVerificationURL()) {
 		t.Errorf("verification link not printed:\n%s", r.stdout)
 	}
-	if !strings.Contains(r.stderr, "code expires in ") {
-		t.Errorf("no countdown on stderr:\n%s", r.stderr)
+	// Not a terminal: a line a minute, never a carriage return.
+	if n := strings.Count(r.stderr, "code expires in "); n != 1 || strings.Contains(r.stderr, "\r") {
+		t.Errorf("countdown on a non-terminal stderr: %d lines, want 1 and no \\r:\n%q", n, r.stderr)
 	}
 	if at, _ := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["apiKey"].(string); !srv.Active(at) {
 		t.Error("no active grant stored")
@@ -626,4 +639,120 @@ func expiredGrant(t *testing.T) (*honchotest.Server, *oauth2.Token, env, string)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
 	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": grantBlock(srv, tok, time.Now().Add(-time.Minute))}})
 	return srv, tok, e, path
+}
+
+// Without a terminal login asks nothing: a peer name the user set stays,
+// and the consent's name is taken only when none is set.
+func TestLoginNonInteractive(t *testing.T) {
+	for _, tt := range []struct {
+		name, set, want string
+	}{
+		{"name set", "carol", "carol"},
+		{"none set", "", "alice"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := honchotest.NewServer(honchotest.WithGrantConfig(map[string]any{"peerName": "alice"}))
+			defer srv.Close()
+			e, args := loginEnv(t, srv)
+			path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
+			cfg := map[string]any{"workspace": "mine"}
+			if tt.set != "" {
+				cfg["peerName"] = tt.set
+			}
+			testkit.WriteJSON(t, path, cfg)
+			r := consentLogin(t, srv, e, strings.NewReader("bob\n"), true, args...)
+			if r.code != exitOK || strings.Contains(r.stdout, "Peer name [") {
+				t.Fatalf("exit %d; want 0 and no prompt:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if got := testkit.ReadJSON(t, path)["peerName"]; got != tt.want {
+				t.Errorf("peerName = %v, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// Errors read as sentences, with no log line before them; -v adds the
+// detail.
+func TestErrorsAsSentences(t *testing.T) {
+	srv := honchotest.NewServer()
+	defer srv.Close()
+	e, args := loginEnv(t, srv)
+	r := consentLogin(t, srv, e, strings.NewReader(""), false, args...)
+	if r.code != exitFailed || !strings.HasSuffix(r.stderr, "\nSign-in was denied.\n") || strings.Contains(r.stderr, "flow:") || strings.Contains(r.stderr, "oauth:") {
+		t.Errorf("denied login: exit %d, stderr:\n%s\nwant 1 and the sentence alone", r.code, r.stderr)
+	}
+	r = consentLogin(t, srv, e, strings.NewReader(""), false, append(args, "-v")...)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "memconnect: flow: access_denied: Sign-in was denied") || !strings.HasSuffix(r.stderr, "\nSign-in was denied.\n") {
+		t.Errorf("denied login with -v: stderr:\n%s\nwant the chain, then the sentence", r.stderr)
+	}
+	// A token that cannot be refreshed says so in one sentence; the
+	// library's warning is behind -v.
+	home := e["HOME"]
+	testkit.WriteJSON(t, filepath.Join(home, ".hermes", "honcho.json"), map[string]any{"hosts": map[string]any{"hermes": map[string]any{
+		"apiKey": "hch-at-x", "oauth": map[string]any{"refreshToken": "hch-rt-x", "expiresAt": time.Now().Add(-time.Hour).Unix(),
+			"clientId": srv.ClientID(), "tokenEndpoint": srv.TokenURL(), "scope": "write"}}}})
+	srv.FailNextTokenRequests(2, http.StatusBadRequest, "temporarily_unavailable")
+	r = runCLI(t, e, "token")
+	if r.code != exitFailed || strings.Count(r.stderr, "\n") != 1 || strings.Contains(r.stderr, "WRN") {
+		t.Errorf("token: exit %d, stderr:\n%s\nwant one sentence", r.code, r.stderr)
+	}
+	if r = runCLI(t, e, "token", "-v"); !strings.Contains(r.stderr, "WRN") {
+		t.Errorf("token -v: stderr:\n%s\nwant the warning", r.stderr)
+	}
+}
+
+// The exit codes are those --help lists.
+func TestExitCodes(t *testing.T) {
+	e := newEnv(t)
+	help := runCLI(t, e, "--help")
+	for _, tt := range []struct {
+		args  []string
+		code  int
+		match string
+	}{
+		{[]string{"token"}, exitReauth, "Not signed in to Honcho with OAuth. Sign in: memconnect login\n"},
+		{[]string{"logout"}, exitOK, ""},
+		{[]string{"status", "--nope"}, exitUsage, "-nope"},
+	} {
+		r := runCLI(t, e, tt.args...)
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.match) {
+			t.Errorf("%v: exit %d %q, want %d and %q", tt.args, r.code, r.stderr, tt.code, tt.match)
+		}
+		if !regexp.MustCompile(fmt.Sprintf(`(?m)^  %d +\S`, tt.code)).MatchString(help.stdout) {
+			t.Errorf("--help does not list exit status %d:\n%s", tt.code, help.stdout)
+		}
+	}
+	if !strings.Contains(help.stdout, "130  interrupted") {
+		t.Errorf("--help does not list 130:\n%s", help.stdout)
+	}
+}
+
+// Each command's -h says what it does and lists only the flags it takes.
+func TestCommandHelp(t *testing.T) {
+	for _, tt := range []struct {
+		cmd         string
+		does        string
+		has, hasNot []string
+	}{
+		{"login", "connect the profile to Honcho", []string{"-device", "-port", "-authorize-url", "-v"}, []string{"-store", "-json", "-revocation-url"}},
+		{"status", "show how the profile authenticates", []string{"-json", "-store"}, []string{"-authorize-url", "-device", "-port"}},
+		{"token", "print a fresh access token", []string{"-store", "-profile"}, []string{"-authorize-url", "-json", "-revocation-url"}},
+		{"logout", "revoke the grant", []string{"-revocation-url"}, []string{"-store", "-device", "-authorize-url"}},
+	} {
+		r := runCLI(t, newEnv(t), tt.cmd, "-h")
+		if r.code != exitOK || !strings.HasPrefix(r.stderr, "usage: memconnect "+tt.cmd) || !strings.Contains(r.stderr, tt.does) {
+			t.Errorf("%s -h: exit %d:\n%s", tt.cmd, r.code, r.stderr)
+		}
+		listed := func(f string) bool { return regexp.MustCompile(`(?m)^  ` + f + `\s`).MatchString(r.stderr) }
+		for _, f := range tt.has {
+			if !listed(f) {
+				t.Errorf("%s -h lacks %s", tt.cmd, f)
+			}
+		}
+		for _, f := range tt.hasNot {
+			if listed(f) {
+				t.Errorf("%s -h lists %s, which it does not use", tt.cmd, f)
+			}
+		}
+	}
 }

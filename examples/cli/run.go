@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect/oauth"
@@ -22,10 +24,11 @@ import (
 
 // Exit statuses.
 const (
-	exitOK     = 0
-	exitFailed = 1
-	exitUsage  = 2
-	exitReauth = 3
+	exitOK          = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitReauth      = 3   // not signed in, or the sign-in is no longer valid
+	exitInterrupted = 130 // Ctrl-C, as a shell reports SIGINT
 )
 
 const usage = `usage: memconnect <command> [flags]
@@ -36,19 +39,23 @@ commands:
   token    print a fresh access token (refreshing it if needed)
   logout   revoke the grant at the server and remove it from the config
 
-common flags:
+every command takes:
   --profile P          Hermes profile ("default"; "work" lives in $HERMES_HOME/profiles/work)
   --config FILE        use this honcho.json instead of the profile's (not with --profile)
   --host HOST          host key in the config (default "hermes" or "hermes_<profile>")
-  --authorize-url, --token-url, --device-auth-url, --revocation-url, --client-id, --scope
-                       override the endpoints (defaults from HONCHO_OAUTH_* variables)
+  -v                   say what happens underneath (log lines on stderr)
 
-status and token also take:
-  --store URL          read the grant from this PostgreSQL (postgres://...), shared by
-                       the server's instances, instead of honcho.json ($MEMCONNECT_STORE)
-  --store-key ID:KEY   the key that seals the tokens there ($MEMCONNECT_STORE_KEY)
+Endpoints come from the HONCHO_OAUTH_* variables; login and logout also take
+them as flags. status and token can read a server's shared PostgreSQL store
+(--store, --store-key). Run "memconnect <command> -h" for the flags of one
+command.
 
-Run "memconnect <command> -h" for the flags of one command.
+exit status:
+  0    done (logout when not signed in, too)
+  1    failed
+  2    usage error
+  3    not signed in, or the sign-in is no longer valid: run memconnect login
+  130  interrupted (Ctrl-C)
 `
 
 // usageError is a mistake on the command line; it exits with status 2.
@@ -62,6 +69,17 @@ type silentExit int
 
 func (e silentExit) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
+// codedError ends the command with its message and exit status.
+type codedError struct {
+	code int
+	msg  string
+}
+
+func (e *codedError) Error() string { return e.msg }
+
+// errInterrupted is a command stopped by Ctrl-C.
+var errInterrupted = errors.New("interrupted")
+
 // cli is one invocation of the command.
 type cli struct {
 	lookupEnv func(string) (string, bool)
@@ -69,10 +87,14 @@ type cli struct {
 	stdout    io.Writer
 	stderr    io.Writer
 
+	interactive bool // stdin is a terminal: a person can answer a prompt
+	stderrTTY   bool // stderr is a terminal: a line can be rewritten in place
+	verbose     bool // -v: log lines and whole error chains on stderr
+
 	profileHint string // " --profile P" for messages, "" for the default profile
 }
 
-// common are the flags every command takes.
+// common are the flags of the commands; each registers the ones it uses.
 type common struct {
 	profile, config, host                            string
 	authorizeURL, tokenURL, deviceAuthURL, revokeURL string
@@ -87,22 +109,41 @@ func (c *common) registerStore(fs *flag.FlagSet, env func(string) string) {
 	fs.StringVar(&c.storeKey, "store-key", env("MEMCONNECT_STORE_KEY"), `key that seals the tokens in --store, "<id>:<base64>", the sealing key first when several (default $MEMCONNECT_STORE_KEY)`)
 }
 
-func (c *common) register(fs *flag.FlagSet) {
+// register adds the flags every command takes.
+func (c *common) register(fs *flag.FlagSet, verbose *bool) {
 	fs.StringVar(&c.profile, "profile", "", "Hermes profile (default: the default profile)")
 	fs.StringVar(&c.config, "config", "", "honcho.json to use instead of the profile's")
 	fs.StringVar(&c.host, "host", "", `host key in the config (default "hermes" or "hermes_<profile>")`)
-	fs.StringVar(&c.authorizeURL, "authorize-url", "", "authorization endpoint (default $HONCHO_OAUTH_AUTHORIZE_URL)")
-	fs.StringVar(&c.tokenURL, "token-url", "", "token endpoint (default $HONCHO_OAUTH_TOKEN_URL)")
-	fs.StringVar(&c.deviceAuthURL, "device-auth-url", "", "device authorization endpoint (default $HONCHO_OAUTH_DEVICE_AUTH_URL)")
-	fs.StringVar(&c.revokeURL, "revocation-url", "", "token revocation endpoint (default $HONCHO_OAUTH_REVOCATION_URL, else discovered)")
-	fs.StringVar(&c.clientID, "client-id", "", "OAuth client id (default $HONCHO_OAUTH_CLIENT_ID, else hermes-agent)")
-	fs.StringVar(&c.scope, "scope", "", "space-separated scopes (default $HONCHO_OAUTH_SCOPE, else write)")
+	fs.BoolVar(verbose, "v", false, "say what happens underneath: log lines and whole errors on stderr")
+}
+
+// registerEndpoints adds the endpoint flags a command uses.
+func (c *common) registerEndpoints(fs *flag.FlagSet, names ...string) {
+	flags := map[string]struct {
+		p     *string
+		usage string
+	}{
+		"authorize-url":   {&c.authorizeURL, "authorization endpoint (default $HONCHO_OAUTH_AUTHORIZE_URL)"},
+		"token-url":       {&c.tokenURL, "token endpoint (default $HONCHO_OAUTH_TOKEN_URL)"},
+		"device-auth-url": {&c.deviceAuthURL, "device authorization endpoint (default $HONCHO_OAUTH_DEVICE_AUTH_URL)"},
+		"revocation-url":  {&c.revokeURL, "token revocation endpoint (default $HONCHO_OAUTH_REVOCATION_URL, else discovered)"},
+		"client-id":       {&c.clientID, "OAuth client id (default $HONCHO_OAUTH_CLIENT_ID, else hermes-agent)"},
+		"scope":           {&c.scope, "space-separated scopes (default $HONCHO_OAUTH_SCOPE, else write)"},
+	}
+	for _, name := range names {
+		f, ok := flags[name]
+		if !ok {
+			panic("cli: no endpoint flag " + name)
+		}
+		fs.StringVar(f.p, name, "", f.usage)
+	}
 }
 
 // run is the whole command: main only supplies the process's arguments,
 // environment, streams and a context cancelled by Ctrl-C.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{lookupEnv: lookupEnv, stdin: stdin, stdout: stdout, stderr: stderr}
+	c := &cli{lookupEnv: lookupEnv, stdin: stdin, stdout: stdout, stderr: stderr,
+		interactive: isTerminal(stdin), stderrTTY: isTerminal(stderr)}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -124,7 +165,22 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		fmt.Fprintf(stderr, "memconnect: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
 	}
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", errInterrupted, err)
+	}
 	return c.exit(err)
+}
+
+// isTerminal reports whether f is a terminal. A test stands one in with a
+// value whose Terminal method says so.
+func isTerminal(f any) bool {
+	switch f := f.(type) {
+	case interface{ Terminal() bool }:
+		return f.Terminal()
+	case *os.File:
+		return isatty.IsTerminal(f.Fd())
+	}
+	return false
 }
 
 // exit reports err on stderr and returns the exit status it calls for.
@@ -140,23 +196,59 @@ func (c *cli) exit(err error) int {
 		return int(silent)
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
+	}
+	if c.verbose {
+		fmt.Fprintf(c.stderr, "memconnect: %v\n", err) // the whole chain
+	}
+	var (
+		coded   *codedError
+		failure *flow.Failure
+	)
+	say := func(code int, format string, args ...any) int {
+		fmt.Fprintf(c.stderr, format+"\n", args...)
+		return code
+	}
+	switch {
+	case errors.Is(err, errInterrupted):
+		return say(exitInterrupted, "%s", sentence(err))
 	case errors.As(err, &ue):
 		if ue.msg != "" {
-			fmt.Fprintf(c.stderr, "memconnect: %s\n", ue.msg)
+			return say(exitUsage, "memconnect: %s", ue.msg)
 		}
 		return exitUsage
+	case errors.As(err, &coded):
+		return say(coded.code, "%s", coded.msg)
 	case errors.Is(err, provider.ErrInvalidProfile):
-		fmt.Fprintf(c.stderr, "memconnect: %v\n", err)
-		return exitUsage
+		return say(exitUsage, "%s", sentence(err))
+	case errors.Is(err, provider.ErrProfileNotFound):
+		return say(exitFailed, "There is no Hermes profile %q: create it with Hermes first, or check --profile.", strings.TrimPrefix(err.Error(), provider.ErrProfileNotFound.Error()+": "))
 	case errors.Is(err, oauth.ErrReauthRequired):
-		fmt.Fprintf(c.stderr, "memconnect: the Honcho sign-in is no longer valid; run: memconnect login%s\n", c.profileHint)
-		return exitReauth
+		return say(exitReauth, "The Honcho sign-in is no longer valid. Sign in again: memconnect login%s", c.profileHint)
 	case errors.Is(err, provider.ErrAPIKeyConnection):
-		fmt.Fprintln(c.stderr, "memconnect: not signed in to Honcho with OAuth (it uses an API key, which logout does not remove); nothing to remove")
-		return exitFailed
+		return say(exitFailed, "This profile connects to Honcho with an API key, which logout does not remove; remove \"apiKey\" from the config to sign out.")
+	case errors.As(err, &failure):
+		return say(exitFailed, "%s", sentence(errors.New(failure.Detail)))
 	}
-	fmt.Fprintf(c.stderr, "memconnect: %v\n", err)
-	return exitFailed
+	return say(exitFailed, "%s", sentence(err))
+}
+
+// sentence words err for a person: the package prefixes of the chain
+// ("oauth: ", "provider: ") dropped, a capital first and a full stop last.
+// -v prints the whole chain besides.
+func sentence(err error) string {
+	s := err.Error()
+	for _, prefix := range []string{"oauth: ", "flow: ", "provider: ", "honcho: ", "pgstore: ", "memconnect: "} {
+		s = strings.ReplaceAll(s, prefix, "")
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "Something went wrong."
+	}
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
+		s += "."
+	}
+	return s
 }
 
 // env returns the value of the environment variable k, or "".
@@ -179,10 +271,15 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// newFlagSet returns a command's flag set writing to stderr.
-func (c *cli) newFlagSet(name string) *flag.FlagSet {
+// newFlagSet returns a command's flag set writing to stderr, whose -h says
+// what the command does before its flags.
+func (c *cli) newFlagSet(name, does string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: memconnect %s [flags]\n\n%s.\n\nflags:\n", name, does)
+		fs.PrintDefaults()
+	}
 	return fs
 }
 
@@ -297,9 +394,13 @@ func (s *setup) location() (provider.GrantLocation, error) {
 	return s.provider.GrantLocation(p)
 }
 
-// logger returns the command's logger: warnings and errors, on stderr.
+// logger returns the command's logger: with -v, everything from debug up on
+// stderr; else nothing, since the command's own message says what matters.
 func (c *cli) logger() zerolog.Logger {
-	return zerolog.New(zerolog.ConsoleWriter{Out: c.stderr, NoColor: true}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	if !c.verbose {
+		return zerolog.Nop()
+	}
+	return zerolog.New(zerolog.ConsoleWriter{Out: c.stderr, NoColor: true}).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 }
 
 // openStore opens a server's shared PostgreSQL store of grants.
