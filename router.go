@@ -20,6 +20,7 @@
 package memconnect
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -107,6 +108,13 @@ type Config struct {
 	// callback completes on whichever instance it lands.
 	FlowStore flow.Store
 
+	// OpenBrowser opens a sign-in page on the person's desktop, for the
+	// Hermes desktop's start route (POST /providers/{provider}/oauth/start),
+	// which expects the server to open it. Only the host knows whether it
+	// runs on that desktop; nil opens nothing, and the answer's
+	// authorize_url is for the client to open.
+	OpenBrowser func(ctx context.Context, url string) error
+
 	// Clock is the clock of every expiry decision: token refreshes, the
 	// status body's expires_in and, for the flow manager New creates, the
 	// state expiry and the reset of finished flows. nil means the time
@@ -151,6 +159,12 @@ const callbackPattern = "/profiles/{profile}/providers/{provider}/callback"
 //	POST   /profiles/{profile}/providers/{provider}/cancel      cancel the pending flow
 //	DELETE /profiles/{profile}/providers/{provider}/connection  disconnect: revoke, remove the grant
 //
+// and, deprecated, the two routes a Hermes desktop calls, in the Python
+// router's shape, so that it works unchanged against a Go backend:
+//
+//	POST   /providers/{provider}/oauth/start?profile=P          start a loopback browser flow; Config.OpenBrowser opens it
+//	GET    /providers/{provider}/oauth/status?profile=P         {"state", "detail", "connected", "auth", "authorize_url"}
+//
 // Every request passes, in this order, the request id, access log, panic
 // recovery, Host guard, Origin guard, session token (not on the callback)
 // and 64 KiB body limit middleware of package middleware. Unknown paths
@@ -194,7 +208,7 @@ func New(cfg Config) (*Router, error) {
 	if conn.Flows == nil {
 		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore, Resume: conn.Resume})
 	}
-	h, err := handlers.New(conn)
+	h, err := handlers.New(conn, handlers.WithOpenBrowser(cfg.OpenBrowser))
 	if err != nil {
 		return nil, fmt.Errorf("memconnect: %w", err)
 	}
@@ -219,6 +233,8 @@ func New(cfg Config) (*Router, error) {
 	r.Get(callbackPattern, h.Callback)
 	r.Post("/profiles/{profile}/providers/{provider}/cancel", h.Cancel)
 	r.Delete("/profiles/{profile}/providers/{provider}/connection", h.Disconnect)
+	r.Post("/providers/{provider}/oauth/start", h.HermesOAuthStart)
+	r.Get("/providers/{provider}/oauth/status", h.HermesOAuthStatus)
 	return &Router{Router: r, conn: conn, ownsFlows: cfg.Flows == nil}, nil
 }
 

@@ -83,8 +83,8 @@ func TestOpenAPIRouteTable(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("route table and openapi.yaml differ:\nrouter: %q\nspec:   %q", got, want)
 	}
-	if len(got) != 6 {
-		t.Errorf("%d routes, want the 6 of the route table", len(got))
+	if len(got) != 8 {
+		t.Errorf("%d routes, want the 8 of the route table", len(got))
 	}
 }
 
@@ -162,6 +162,11 @@ func TestOpenAPIResponses(t *testing.T) {
 	check(e.Do(fixture.Request{Method: "POST", Path: "/profiles/work/providers/honcho/cancel"}), 200)
 	check(e.Do(fixture.Request{Method: "POST", Path: "/profiles/work/providers/honcho/connect", Body: `{"redirect":"loopback"}`}), 202)
 	check(e.Do(fixture.Request{Method: "GET", Path: base + "/callback?state=forged&code=x"}), 400)
+	// The Hermes desktop's routes.
+	check(e.Do(fixture.Request{Method: "GET", Path: "/providers/honcho/oauth/status?profile=current"}), 200)
+	check(e.Do(fixture.Request{Method: "POST", Path: "/providers/honcho/oauth/start?profile=work"}), 200) // joins work's loopback flow
+	check(e.Do(fixture.Request{Method: "POST", Path: "/providers/honcho/oauth/start?profile=hermes-desktop"}), 404)
+	check(e.Do(fixture.Request{Method: "GET", Path: "/providers/honcho/oauth/status?profile=apikey"}), 200)
 
 	// The error cases; the browser flow of default/honcho is pending for
 	// the conflict case.

@@ -15,9 +15,12 @@
 //	GET    .../callback                Handlers.Callback         HTML page for a person
 //	POST   .../cancel                  Handlers.Cancel           200 status body
 //	DELETE .../connection              Handlers.Disconnect       200 what was removed and revoked
+//	POST   /providers/{provider}/oauth/start   Handlers.HermesOAuthStart   200 Hermes status body (deprecated)
+//	GET    /providers/{provider}/oauth/status  Handlers.HermesOAuthStatus  200 Hermes status body (deprecated)
 //
 // where ... is /profiles/{profile}/providers/{provider}; the status body is
-// [provider.StatusReport]. Request bodies are decoded strictly (unknown
+// [provider.StatusReport]. The last two are the routes a Hermes desktop
+// calls, in its Python backend's shape, with the profile in ?profile=. Request bodies are decoded strictly (unknown
 // fields are refused); answers are always JSON without HTML escaping, so
 // URLs keep their "&", whatever the Accept header, except the callback's
 // HTML page.

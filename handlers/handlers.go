@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -26,16 +27,21 @@ import (
 //
 // Handlers is safe for concurrent use by multiple goroutines.
 type Handlers struct {
-	conn *provider.Connector
+	conn        *provider.Connector
+	openBrowser func(context.Context, string) error // nil: the client opens the page
 }
 
 // New returns the handlers of c. c must have a Registry, a Profiles
 // resolver and a flow manager, and must not be changed afterwards.
-func New(c *provider.Connector) (*Handlers, error) {
+func New(c *provider.Connector, opts ...Option) (*Handlers, error) {
 	if c == nil || c.Registry == nil || c.Profiles == nil || c.Flows == nil {
 		return nil, errors.New("handlers: the Connector needs a Registry, a ProfileResolver and a flow manager")
 	}
-	return &Handlers{conn: c}, nil
+	h := &Handlers{conn: c}
+	for _, o := range opts {
+		o(h)
+	}
+	return h, nil
 }
 
 // pathParams returns the {profile} and {provider} path parameters, decoded.

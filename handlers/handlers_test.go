@@ -185,3 +185,39 @@ func TestNotFound(t *testing.T) {
 		}
 	}
 }
+
+// The Hermes status body words every status the way the desktop reads it.
+func TestNewHermesStatus(t *testing.T) {
+	oauth := provider.AuthOAuth
+	tests := []struct {
+		name string
+		rep  provider.StatusReport
+		want hermesStatus
+	}{
+		{"idle", provider.StatusReport{}, hermesStatus{State: "idle", Detail: "Not connected"}},
+		{"pending", provider.StatusReport{Flow: &flow.Flow{State: flow.StatePending, Detail: "Waiting", AuthorizeURL: "https://a/authorize"}},
+			hermesStatus{State: "pending", Detail: "Waiting", AuthorizeURL: "https://a/authorize"}},
+		{"failed", provider.StatusReport{Flow: &flow.Flow{State: flow.StateError, Detail: "Sign-in was denied", AuthorizeURL: "x"}},
+			hermesStatus{State: "error", Detail: "Sign-in was denied"}},
+		{"connected", provider.StatusReport{Connected: true, Auth: oauth, Flow: &flow.Flow{State: flow.StateConnected}},
+			hermesStatus{State: "connected", Detail: "Connected", Connected: true, Auth: &oauth}},
+		{"cancelled, still connected", provider.StatusReport{Connected: true, Auth: oauth, Flow: &flow.Flow{State: flow.StateIdle}},
+			hermesStatus{State: "connected", Detail: "Connected", Connected: true, Auth: &oauth}},
+		{"reauth", provider.StatusReport{Connected: true, Auth: oauth, ReauthRequired: true},
+			hermesStatus{State: "error", Detail: "Sign in again", Connected: true, Auth: &oauth}},
+	}
+	for _, tt := range tests {
+		got := newHermesStatus(tt.rep)
+		gotAuth, wantAuth := "", ""
+		if got.Auth != nil {
+			gotAuth = *got.Auth
+		}
+		if tt.want.Auth != nil {
+			wantAuth = *tt.want.Auth
+		}
+		got.Auth, tt.want.Auth = nil, nil
+		if got != tt.want || gotAuth != wantAuth {
+			t.Errorf("%s: %+v auth %q, want %+v auth %q", tt.name, got, gotAuth, tt.want, wantAuth)
+		}
+	}
+}

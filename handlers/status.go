@@ -33,17 +33,23 @@ func (s *statusResponse) Render(w http.ResponseWriter, r *http.Request) error {
 // Status serves GET /profiles/{profile}/providers/{provider}/status: the
 // profile's connection to the provider and its sign-in flow, if any.
 func (h *Handlers) Status(w http.ResponseWriter, r *http.Request) {
-	profile, prov, err := pathParams(r)
-	if err != nil {
-		RenderError(w, r, err)
-		return
+	if rep, ok := h.status(w, r, pathParams); ok {
+		respond(w, r, &statusResponse{StatusReport: rep})
 	}
-	rep, err := h.conn.Status(r.Context(), profile, prov)
-	if err != nil {
-		RenderError(w, r, err)
-		return
+}
+
+// status returns the status of the profile and provider params reads from
+// r, or answers the error and returns false.
+func (h *Handlers) status(w http.ResponseWriter, r *http.Request, params func(*http.Request) (string, string, error)) (provider.StatusReport, bool) {
+	profile, prov, err := params(r)
+	if err == nil {
+		var rep provider.StatusReport
+		if rep, err = h.conn.Status(r.Context(), profile, prov); err == nil {
+			return rep, true
+		}
 	}
-	respond(w, r, &statusResponse{StatusReport: rep})
+	RenderError(w, r, err)
+	return provider.StatusReport{}, false
 }
 
 // Cancel serves POST /profiles/{profile}/providers/{provider}/cancel: it

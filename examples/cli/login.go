@@ -8,14 +8,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/internal/browser"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
@@ -87,7 +86,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	} else {
 		fmt.Fprintf(c.stdout, "Open this link to connect Honcho:\n\n    %s\n\n", f.AuthorizeURL)
 		if !*noBrowser {
-			if err := openBrowser(f.AuthorizeURL); err != nil {
+			if err := browser.Open(f.AuthorizeURL); err != nil {
 				fmt.Fprintln(c.stderr, "Could not open a browser; open the link yourself.")
 			}
 		}
@@ -229,24 +228,6 @@ func (c *cli) countdown(ctx context.Context, expires time.Time) (stop func()) {
 		}
 	}()
 	return func() { cancel(); <-finished }
-}
-
-// openBrowser asks the desktop to open u, without waiting for the browser.
-func openBrowser(u string) error {
-	var cmd *exec.Cmd
-	switch runtime.GOOS {
-	case "darwin":
-		cmd = exec.Command("open", u)
-	case "windows":
-		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", u)
-	default:
-		cmd = exec.Command("xdg-open", u)
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	go func() { _ = cmd.Wait() }() // reap it
-	return nil
 }
 
 // orElse returns s, or def when s is empty.

@@ -30,6 +30,8 @@
 //	-migrate                 create or upgrade the schema of -store, then exit
 //	-rekey                   seal everything in -store again with the first
 //	                         -store-key, then exit
+//	-open-browser            open sign-in pages in this desktop's browser when a
+//	                         Hermes desktop calls POST /providers/{provider}/oauth/start
 //
 // Without -dev the Honcho endpoints come from the HONCHO_OAUTH_* environment
 // variables (see honcho.FromEnv), else the Honcho cloud.

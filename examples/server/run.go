@@ -21,6 +21,7 @@ import (
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/examples/desktop"
+	"github.com/memconnect/memconnect/internal/browser"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
@@ -47,6 +48,7 @@ type options struct {
 	storeKey     string // "<id>:<base64 of 32 bytes>", comma-separated, the sealing key first
 	migrate      bool
 	rekey        bool
+	openBrowser  bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -62,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.store, "store", os.Getenv("MEMCONNECT_STORE"), "postgres:// URL of a database that instances share for grants and sign-ins (default $MEMCONNECT_STORE; none: honcho.json)")
 	fs.StringVar(&o.storeKey, "store-key", os.Getenv("MEMCONNECT_STORE_KEY"), `key that seals the tokens in -store, "<id>:<32 bytes in base64>"; to replace a key, "<new>,<old>" (default $MEMCONNECT_STORE_KEY)`)
 	fs.BoolVar(&o.migrate, "migrate", false, "create or upgrade the schema of -store, then exit")
+	fs.BoolVar(&o.openBrowser, "open-browser", false, "open sign-in pages in this desktop's browser when a Hermes desktop asks (POST /providers/{provider}/oauth/start)")
 	fs.BoolVar(&o.rekey, "rekey", false, "seal everything in -store again with the first -store-key, then exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -203,6 +206,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if shared != nil {
 		mc.GrantStore, mc.FlowStore = shared, shared.Flows()
+	}
+	if o.openBrowser {
+		mc.OpenBrowser = func(_ context.Context, u string) error { return browser.Open(u) }
 	}
 	memory, err := memconnect.New(mc)
 	if err != nil {
