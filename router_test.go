@@ -509,7 +509,7 @@ func TestCallbackPages(t *testing.T) {
 		{"invalid profile", "/profiles/%3Cscript%3E/providers/honcho/callback?state=" + state, 400, []string{"not valid"}},
 		{"unknown provider", "/profiles/default/providers/%3Cscript%3Ealert(1)%3C%2Fscript%3E/callback", 404, []string{"does not name a profile and provider"}},
 		{"missing profile", "/profiles/nobody/providers/honcho/callback", 404, []string{"not valid"}},
-		{"denied", cb + "?error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&state=" + state, 400, []string{"Sign-in was declined", "connect again"}},
+		{"denied", cb + "?error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&state=" + state, 400, []string{"Sign-in was denied", "connect again"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

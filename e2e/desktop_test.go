@@ -18,6 +18,7 @@ import (
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/examples/desktop"
+	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
@@ -44,7 +45,7 @@ type desktopServer struct {
 // successMessage is what the page of a connected flow says.
 const successMessage = "Connected — you can close this window and return to the app."
 
-func startDesktop(t *testing.T, h *Hydra, home string, callback bool) *desktopServer {
+func startDesktop(t *testing.T, h *Hydra, home string, callback bool, opts ...func(*memconnect.Config)) *desktopServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,6 +69,9 @@ func startDesktop(t *testing.T, h *Hydra, home string, callback bool) *desktopSe
 	if callback {
 		cfg.CallbackBaseURL = base + "/api/memory"
 		ds.CallbackURL = cfg.CallbackBaseURL + "/profiles/default/providers/honcho/callback"
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	router, err := memconnect.New(cfg)
 	if err != nil {
@@ -450,4 +454,50 @@ func redactURL(raw string) string {
 	}
 	u.RawQuery = ""
 	return u.String()
+}
+
+// TestDesktopMessages: the page a person trusts says what is wrong and what
+// to do. Opened without the app's session token it says so (and keeps
+// saying it) instead of quietly offering only Built-in; with the token, a
+// grant the server rejected shows "Sign in again".
+func TestDesktopMessages(t *testing.T) {
+	h := StartHydra(t)
+	home := hermesHome(t)
+	ds := startDesktop(t, h, home, true, func(c *memconnect.Config) { c.SessionToken = "s3cret-session" })
+	h.CreatePublicClient(t, e2eClientID, loopbackRedirect, ds.CallbackURL)
+	conn := newSignInConnector(t, h, home)
+	g := connectWithConnector(t, conn, home)
+	browser := NewBrowser(t)
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(ds.URL+"/"), chromedp.WaitVisible(chromedp.ID("provider-select"))); err != nil {
+		t.Fatal(err)
+	}
+	st := waitPage(t, ctx, "the session-token message", func(st pageState) bool {
+		return strings.Contains(st.Status, "session token") && strings.Contains(st.Status, "Open Memory settings from the app again")
+	})
+	if strings.Contains(st.Status, "Bearer") {
+		t.Errorf("the message speaks to a developer: %q", st.Status)
+	}
+	screenshot(t, ctx, "messages-1-no-session-token.png")
+
+	// The server rejects the grant: revoked at Hydra, then a refresh.
+	if err := oauth.Revoke(ctx, http.DefaultClient, h.RevokeURL, e2eClientID, g.RefreshToken, "refresh_token"); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := conn.TokenSource("default", honcho.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.ForceRefresh(ctx, g.AccessToken); err == nil {
+		t.Fatal("a refresh with a revoked grant succeeded")
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(ds.URL+"/?token=s3cret-session"), chromedp.WaitVisible(chromedp.ID("provider-select"))); err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, ctx, `"Sign in again"`, func(st pageState) bool {
+		return st.Connect == "Sign in again" && st.State == "sign-in expired" && st.Status == ""
+	})
+	screenshot(t, ctx, "messages-2-sign-in-again.png")
 }

@@ -19,7 +19,6 @@
 
   const POLL_MS = 1500;
   const GIVE_UP_MS = 120 * 1000;
-  const ERROR_CLEAR_MS = 8 * 1000;
   const NOTE_CLEAR_MS = 8 * 1000; // "Connected to …" has been announced by then
   const SOURCE = "hermes-desktop";
 
@@ -29,6 +28,7 @@
     unsupported: (name) => `${name} can't be connected from this app.`,
     connect: "Connect",
     reconnect: "Reconnect",
+    signInAgain: "Sign in again",
     connectOAuth: "Connect via OAuth",
     connected: "connected",
     apiKey: "API key set",
@@ -45,6 +45,8 @@
     noStart: "The sign-in couldn't start. Please try again.",
     offline: "Can't reach the memory service. Check that the app is running, then try again.",
     httpError: (code) => `Something went wrong (error ${code}). Please try again.`,
+    unauthorized:
+      "This page can't use the memory service: the app did not give it the right session token. Open Memory settings from the app again.",
     openPage: "Open the sign-in page",
   });
 
@@ -74,6 +76,7 @@
     status: byId("connect-status"),
     stop: byId("stop-waiting"),
     retry: byId("retry-button"),
+    dismiss: byId("dismiss-error"),
     fallback: byId("authorize-fallback"),
     link: byId("authorize-link"),
   });
@@ -137,10 +140,14 @@
     }
     if (!res.ok) {
       const code = data && typeof data.error === "string" ? data.error : "";
+      // The server's 401 speaks to a developer (send a Bearer header); the
+      // person at the page needs to know what to do instead.
       const message =
-        data && typeof data.message === "string" && data.message.trim()
-          ? data.message
-          : TEXT.httpError(res.status);
+        res.status === 401
+          ? TEXT.unauthorized
+          : data && typeof data.message === "string" && data.message.trim()
+            ? data.message
+            : TEXT.httpError(res.status);
       throw new ApiError(res.status, code, message);
     }
     return data;
@@ -195,7 +202,7 @@
     if (s === UNKNOWN) return { label: TEXT.connect };
     if (!s.supported) return null;
     if (s.reauth_required) {
-      return { label: TEXT.reconnect, state: TEXT.expired, tone: "warn", disconnect: s.auth === "oauth" };
+      return { label: TEXT.signInAgain, state: TEXT.expired, tone: "warn", disconnect: s.auth === "oauth" };
     }
     if (s.connected && s.auth === "oauth") {
       return { label: TEXT.reconnect, state: TEXT.connected, tone: "ok", disconnect: true };
@@ -253,6 +260,7 @@
     clearTimer("clear");
     ui.status.textContent = text || "";
     ui.status.setAttribute("data-tone", tone || "");
+    show(ui.dismiss, tone === "error" && !!text);
   }
 
   // Clear message from the live region after ms, unless something newer replaced it.
@@ -265,12 +273,11 @@
     }, ms);
   }
 
-  // Errors are shown for a while and then the pane goes back to its idle
-  // label on its own: never sticky, never a dead end. Errors that have no idle
-  // state to go back to (loading failed) stay until the next action.
-  function showError(message, transient = true) {
+  // An error stays until the person dismisses it or takes the next action
+  // (which clears it), so it can be read at any pace; the buttons beside it
+  // stay, so it is never a dead end.
+  function showError(message) {
     setStatus(message, "error");
-    if (transient) clearLater(message, ERROR_CLEAR_MS);
   }
 
   // ---- status -----------------------------------------------------------
@@ -293,7 +300,7 @@
       }
       st.status = UNKNOWN;
       render("idle");
-      showError(err.message, false);
+      showError(err.message);
       return;
     }
     if (seq !== st.seq) return;
@@ -530,10 +537,10 @@
     await loadStatus(seq);
   }
 
-  function selectProvider(name) {
+  function selectProvider(name, keepMessage = false) {
     const seq = ++st.seq;
     stopWatching();
-    setStatus("");
+    if (!keepMessage) setStatus("");
     st.provider = name;
     st.status = null;
     render("idle");
@@ -548,14 +555,20 @@
     ui.retry.addEventListener("click", () => retry());
     ui.stop.addEventListener("click", () => stopWaiting());
     ui.disconnect.addEventListener("click", () => disconnect());
+    ui.dismiss.addEventListener("click", () => {
+      setStatus("");
+      ui.select.focus();
+    });
 
     const seq = ++st.seq;
     let providers = [];
+    let failed = false;
     try {
       const data = await request("GET", `${config.api}/providers`);
       providers = data && Array.isArray(data.providers) ? data.providers : [];
     } catch (err) {
-      if (seq === st.seq) showError(err.message, false);
+      if (seq === st.seq) showError(err.message);
+      failed = true;
     }
     if (seq !== st.seq) return;
     for (const p of providers) {
@@ -570,7 +583,8 @@
     let wanted = config.provider;
     if (wanted === null) wanted = providers.length && st.names.size ? st.names.keys().next().value : "";
     ui.select.value = st.names.has(wanted) ? wanted : "";
-    await selectProvider(ui.select.value);
+    // Selecting the provider must not wipe why the list could not load.
+    await selectProvider(ui.select.value, failed);
   }
 
   start();

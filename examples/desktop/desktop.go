@@ -24,9 +24,9 @@ import (
 
 // assets is read-only: embed.FS has no methods that change it.
 //
-//go:embed index.html app.js style.css
+//go:embed index.html app.js style.css favicon.svg
 var assets embed.FS
 
-// FS returns the pane's files (index.html, app.js, style.css) as a read-only
+// FS returns the pane's files (index.html, app.js, style.css, favicon.svg) as a read-only
 // file system rooted at the pane, ready for http.FileServerFS.
 func FS() fs.FS { return assets }

@@ -27,7 +27,7 @@ func readAsset(t *testing.T, name string) string {
 }
 
 func TestFSHoldsTheAssets(t *testing.T) {
-	for _, name := range []string{"index.html", "app.js", "style.css"} {
+	for _, name := range []string{"index.html", "app.js", "style.css", "favicon.svg"} {
 		readAsset(t, name)
 	}
 	if err := fs.WalkDir(FS(), ".", func(path string, d fs.DirEntry, err error) error {
@@ -45,7 +45,7 @@ func TestFSHoldsTheAssets(t *testing.T) {
 
 func TestIndexReferencesAssets(t *testing.T) {
 	html := readAsset(t, "index.html")
-	for _, want := range []string{`src="app.js"`, `href="style.css"`} {
+	for _, want := range []string{`src="app.js"`, `href="style.css"`, `rel="icon" href="favicon.svg"`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("index.html does not contain %s", want)
 		}

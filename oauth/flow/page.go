@@ -88,7 +88,7 @@ func CallbackOutcome(f Flow, err error, name string) CallbackPage {
 		Title: "Sign-in failed", Message: fe.Detail + ".", Next: again}
 	switch fe.Code {
 	case CodeAccessDenied:
-		p.Status, p.Title = http.StatusBadRequest, "Sign-in was declined"
+		p.Status, p.Title = http.StatusBadRequest, "Sign-in was denied"
 		p.Message = detailDenied + ": access was not granted, so nothing was connected."
 		p.Next = "If that was a mistake, return to the app and connect again."
 	case CodeAuthorization:

@@ -347,7 +347,7 @@ const scenarios = {
     assert.ok(o.visible("disconnect-button"));
 
     const r = await openPage({ status: { connected: false, auth: "oauth", reauth_required: true } });
-    assert.equal(r.text("connect-button"), "Reconnect");
+    assert.equal(r.text("connect-button"), "Sign in again");
     assert.equal(r.text("connect-state"), "sign-in expired");
   },
 
@@ -451,7 +451,7 @@ const scenarios = {
     assert.equal(p.text("connect-status"), "Waiting for browser consent…");
   },
 
-  async flowErrorClearsItself() {
+  async flowErrorStaysUntilDismissed() {
     const p = await openPage();
     await p.click("connect-button");
     p.srv.status.flow = Object.assign({}, p.srv.status.flow, { state: "error", detail: "You said no to <Honcho>." });
@@ -462,12 +462,40 @@ const scenarios = {
     assert.equal(p.text("connect-button"), "Connect");
     assert.ok(!p.visible("stop-waiting"));
     const polls = p.statusPolls();
-    await p.advance(7_900);
-    assert.equal(p.text("connect-status"), "You said no to <Honcho>.");
-    await p.advance(100);
+    await p.advance(60_000);
+    assert.equal(p.text("connect-status"), "You said no to <Honcho>.", "an error stays to be read");
+    assert.ok(p.visible("dismiss-error"));
+    await p.click("dismiss-error");
     assert.equal(p.text("connect-status"), "");
+    assert.ok(!p.visible("dismiss-error"));
+    assert.equal(p.doc.activeElement, p.$("provider-select"), "focus stays on the pane");
     assert.equal(p.statusPolls(), polls);
     assert.equal(p.events.length, 0);
+  },
+
+  async nextActionClearsError() {
+    const p = await openPage();
+    await p.click("connect-button");
+    p.srv.status.flow = Object.assign({}, p.srv.status.flow, { state: "error", detail: "Sign-in was denied" });
+    await p.advance(1500);
+    assert.equal(p.text("connect-status"), "Sign-in was denied");
+    await p.click("connect-button");
+    assert.equal(p.text("connect-status"), "Waiting for browser consent…");
+    assert.ok(!p.visible("dismiss-error"));
+  },
+
+  async unauthorizedSaysWhatToDo() {
+    // A missing or wrong session token: /providers answers 401. The page
+    // says so and keeps saying it; it does not quietly show only Built-in.
+    const p = await openPage({ setup: (srv) => {
+      srv.override = () => ({ status: 401, body: { error: "unauthorized", message: "This server needs a session token. Send it as \"Authorization: Bearer TOKEN\".", request_id: "r" } });
+    } });
+    assert.match(p.text("connect-status"), /session token/);
+    assert.match(p.text("connect-status"), /Open Memory settings from the app again/);
+    assert.doesNotMatch(p.text("connect-status"), /Bearer/);
+    assert.equal(p.$("connect-status").getAttribute("data-tone"), "error");
+    await p.advance(60_000);
+    assert.match(p.text("connect-status"), /session token/);
   },
 
   async apiErrorMessageShown() {
@@ -482,7 +510,7 @@ const scenarios = {
     assert.ok(p.visible("connect-button"));
     assert.equal(p.opened.length, 0);
     await p.advance(8_000);
-    assert.equal(p.text("connect-status"), "");
+    assert.equal(p.text("connect-status"), "Honcho did not answer. Try again in a minute.");
   },
 
   async networkDown() {
