@@ -200,13 +200,13 @@ func openPage(t *testing.T, ctx context.Context, ds *desktopServer, what string,
 
 // idle is the link of a provider that is not connected.
 func idle(st pageState) bool {
-	return st.Provider == honcho.Name && st.Connect == "Connect" && st.State == "" &&
+	return st.Provider == honcho.Name && st.Connect == "Connect" && st.State == "Sign-in needed" &&
 		!st.Disconnect && !st.StopWaiting && !st.Retry
 }
 
 // connected is the link of a provider connected with OAuth.
 func connected(st pageState) bool {
-	return st.Provider == honcho.Name && st.State == "connected" && st.Connect == "Reconnect" &&
+	return st.Provider == honcho.Name && strings.HasPrefix(st.State, "Connected · token valid") && st.Connect == "Reconnect" &&
 		st.Disconnect && !st.StopWaiting
 }
 
@@ -497,7 +497,7 @@ func TestDesktopMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPage(t, ctx, `"Sign in again"`, func(st pageState) bool {
-		return st.Connect == "Sign in again" && st.State == "sign-in expired" && st.Status == ""
+		return st.Connect == "Sign in again" && st.State == "Sign-in expired" && st.Status == ""
 	})
 	screenshot(t, ctx, "messages-2-sign-in-again.png")
 }

@@ -30,9 +30,13 @@
     reconnect: "Reconnect",
     signInAgain: "Sign in again",
     connectOAuth: "Connect via OAuth",
-    connected: "connected",
-    apiKey: "API key set",
-    expired: "sign-in expired",
+    // The state comes first on the line, then what to do about it.
+    signInNeeded: "Sign-in needed",
+    connected: "Connected",
+    connectedFor: (left) => `Connected · token valid ${left}, renewed on its own`,
+    apiKey: "Connected with an API key",
+    expired: "Sign-in expired",
+    useCode: "Use a code instead",
     opening: "Opening the sign-in page…",
     waiting: "Waiting for browser consent…",
     enterCode: (code) => `Enter the code ${code} on the sign-in page.`,
@@ -73,6 +77,7 @@
     connect: byId("connect-button"),
     state: byId("connect-state"),
     disconnect: byId("disconnect-button"),
+    device: byId("device-button"),
     status: byId("connect-status"),
     stop: byId("stop-waiting"),
     retry: byId("retry-button"),
@@ -87,6 +92,7 @@
   // All mutable state of the pane lives here.
   const st = {
     names: new Map(), // provider name -> display name
+    methods: new Map(), // provider name -> its sign-in methods (browser, device)
     provider: "",
     status: null, // last status body for st.provider; null while loading, UNKNOWN after an error
     mode: "idle", // idle | waiting | gaveup
@@ -179,6 +185,12 @@
     return t ? `${t.expires_at || ""}|${t.scope || ""}|${t.client_id || ""}` : "";
   }
 
+  // "59 min", "2 h 05 min": how long a token stays valid, from expires_in.
+  function duration(seconds) {
+    const m = Math.max(0, Math.floor(seconds / 60));
+    return m < 60 ? `${m} min` : `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
+  }
+
   function show(node, visible) {
     node.hidden = !visible;
   }
@@ -196,19 +208,22 @@
 
   // ---- rendering --------------------------------------------------------
 
-  // The link on the description line for a known status, or null for none.
+  // The state and the buttons of the description line for a known status,
+  // or null for none. device: the provider also signs in with a code.
   function idleLink(s) {
     if (!st.provider || s === null) return null;
     if (s === UNKNOWN) return { label: TEXT.connect };
     if (!s.supported) return null;
+    const device = (st.methods.get(st.provider) || []).includes("device");
     if (s.reauth_required) {
-      return { label: TEXT.signInAgain, state: TEXT.expired, tone: "warn", disconnect: s.auth === "oauth" };
+      return { label: TEXT.signInAgain, state: TEXT.expired, tone: "warn", disconnect: s.auth === "oauth", device };
     }
     if (s.connected && s.auth === "oauth") {
-      return { label: TEXT.reconnect, state: TEXT.connected, tone: "ok", disconnect: true };
+      const left = s.token && typeof s.token.expires_in === "number" ? TEXT.connectedFor(duration(s.token.expires_in)) : TEXT.connected;
+      return { label: TEXT.reconnect, state: left, tone: "ok", disconnect: true };
     }
     if (s.auth === "apikey") return { label: TEXT.connectOAuth, state: TEXT.apiKey, tone: "info" };
-    return { label: TEXT.connect };
+    return { label: TEXT.connect, state: TEXT.signInNeeded, device };
   }
 
   function render(mode) {
@@ -229,6 +244,7 @@
     ui.state.textContent = (link && link.state) || "";
     ui.state.setAttribute("data-tone", (link && link.tone) || "");
     show(ui.disconnect, !!(link && link.disconnect));
+    show(ui.device, !!(link && link.device));
 
     show(ui.stop, mode === "waiting");
     show(ui.retry, mode === "gaveup");
@@ -249,7 +265,7 @@
     }
 
     // Keep keyboard focus on the pane when the focused control just went away.
-    const managed = [ui.connect, ui.disconnect, ui.stop, ui.retry, ui.link];
+    const managed = [ui.connect, ui.disconnect, ui.device, ui.stop, ui.retry, ui.link];
     if (focused && managed.includes(focused) && (focused.hidden || (focused === ui.link && ui.fallback.hidden))) {
       const next = [ui.stop, ui.retry, ui.connect].find((b) => !b.hidden) || ui.select;
       next.focus();
@@ -317,7 +333,9 @@
 
   // ---- the sign-in flow -------------------------------------------------
 
-  async function startConnect() {
+  // startConnect signs in with method: "browser" (the page opens the
+  // sign-in page) or "device" (a code to enter on the sign-in page).
+  async function startConnect(method = "browser") {
     if (st.busy || !st.provider) return;
     const seq = ++st.seq;
     stopWatching();
@@ -328,7 +346,7 @@
     setStatus(TEXT.opening);
     let s;
     try {
-      s = await request("POST", providerPath("connect"), { method: "browser", source: SOURCE });
+      s = await request("POST", providerPath("connect"), { method, source: SOURCE });
     } catch (err) {
       if (seq !== st.seq) return;
       if (err.status === 409) {
@@ -552,6 +570,7 @@
   async function start() {
     ui.select.addEventListener("change", () => selectProvider(ui.select.value));
     ui.connect.addEventListener("click", () => startConnect());
+    ui.device.addEventListener("click", () => startConnect("device"));
     ui.retry.addEventListener("click", () => retry());
     ui.stop.addEventListener("click", () => stopWaiting());
     ui.disconnect.addEventListener("click", () => disconnect());
@@ -575,6 +594,7 @@
       if (!p || typeof p.name !== "string" || p.name === "" || st.names.has(p.name)) continue;
       const label = typeof p.display_name === "string" && p.display_name ? p.display_name : p.name;
       st.names.set(p.name, label);
+      st.methods.set(p.name, Array.isArray(p.auth_methods) ? p.auth_methods : []);
       const option = document.createElement("option");
       option.value = p.name;
       option.textContent = label;

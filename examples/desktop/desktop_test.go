@@ -89,6 +89,7 @@ func TestDOMContract(t *testing.T) {
 		`<button id="stop-waiting" type="button"`,
 		`<button id="retry-button" type="button"`,
 		`<button id="disconnect-button" type="button"`,
+		`<button id="device-button" type="button"`,
 		`<p id="connect-status" role="status" aria-live="polite">`,
 		`<body data-api="/api/memory" data-profile="default">`,
 	} {
@@ -102,7 +103,8 @@ func TestDOMContract(t *testing.T) {
 		t.Error("connect-button and connect-state must sit inside #provider-description")
 	}
 	for _, want := range []string{
-		`"Connect"`, `"Reconnect"`, `"Connect via OAuth"`, `"connected"`, `"API key set"`, `"sign-in expired"`,
+		`"Connect"`, `"Reconnect"`, `"Connect via OAuth"`, `"Connected"`, `"Connected with an API key"`, `"Sign-in expired"`,
+		`"Sign-in needed"`, `"Sign in again"`, `"Use a code instead"`,
 		`"Waiting for browser consent…"`, `"Still waiting? The sign-in window may have been closed."`,
 		`"memconnect:connected"`, `"hermes-desktop"`, `"noopener"`, "Authorization = `Bearer ${", `"/api/memory"`,
 	} {

@@ -276,7 +276,9 @@ const scenarios = {
     ]);
     assert.ok(p.visible("connect-button"));
     assert.equal(p.text("connect-button"), "Connect");
-    assert.ok(!p.visible("connect-state"));
+    assert.equal(p.text("connect-state"), "Sign-in needed", "the state comes first");
+    assert.ok(p.visible("connect-state"));
+    assert.ok(p.visible("device-button"), "the provider lists the device flow");
     assert.ok(!p.visible("disconnect-button"));
     assert.ok(!p.visible("stop-waiting"));
     assert.ok(!p.visible("retry-button"));
@@ -337,18 +339,18 @@ const scenarios = {
   async labels() {
     const a = await openPage({ status: { connected: true, auth: "apikey" } });
     assert.equal(a.text("connect-button"), "Connect via OAuth");
-    assert.equal(a.text("connect-state"), "API key set");
+    assert.equal(a.text("connect-state"), "Connected with an API key");
     assert.ok(a.visible("connect-state"));
     assert.ok(!a.visible("disconnect-button"));
 
     const o = await openPage({ status: { connected: true, auth: "oauth" } });
     assert.equal(o.text("connect-button"), "Reconnect");
-    assert.equal(o.text("connect-state"), "connected");
+    assert.equal(o.text("connect-state"), "Connected");
     assert.ok(o.visible("disconnect-button"));
 
     const r = await openPage({ status: { connected: false, auth: "oauth", reauth_required: true } });
     assert.equal(r.text("connect-button"), "Sign in again");
-    assert.equal(r.text("connect-state"), "sign-in expired");
+    assert.equal(r.text("connect-state"), "Sign-in expired");
   },
 
   async connectFlow() {
@@ -377,7 +379,7 @@ const scenarios = {
     await p.advance(1500);
     assert.equal(p.events.length, 1);
     assert.deepEqual(JSON.parse(JSON.stringify(p.events[0])), { provider: "honcho", profile: "default", flowId: "f1" });
-    assert.equal(p.text("connect-state"), "connected");
+    assert.equal(p.text("connect-state"), "Connected · token valid 1 h 00 min, renewed on its own");
     assert.equal(p.text("connect-button"), "Reconnect");
     assert.ok(p.visible("disconnect-button"));
     assert.ok(!p.visible("stop-waiting"));
@@ -390,7 +392,7 @@ const scenarios = {
     assert.equal(p.statusPolls(), after, "polling stopped");
     assert.equal(p.events.length, 1, "event fired once");
     assert.equal(p.text("connect-status"), "", "the note fades once announced");
-    assert.equal(p.text("connect-state"), "connected", "the state stays");
+    assert.match(p.text("connect-state"), /^Connected · token valid/, "the state stays");
   },
 
   async connectedViaStatusWithoutFlow() {
@@ -400,7 +402,7 @@ const scenarios = {
     p.srv.status.flow = null;
     await p.advance(1500);
     assert.equal(p.events.length, 1);
-    assert.equal(p.text("connect-state"), "connected");
+    assert.match(p.text("connect-state"), /^Connected/);
   },
 
   async reconnectWaitsForNewFlow() {
@@ -555,7 +557,7 @@ const scenarios = {
     assert.ok(p.srv.requests.some((r) => r.method === "DELETE" && r.url.endsWith("/honcho/connection")));
     assert.equal(p.text("connect-button"), "Connect");
     assert.ok(!p.visible("disconnect-button"));
-    assert.ok(!p.visible("connect-state"));
+    assert.equal(p.text("connect-state"), "Sign-in needed");
     assert.equal(p.text("connect-status"), "Disconnected from Honcho.");
     assert.equal(p.doc.activeElement, p.$("connect-button"));
     await p.advance(8_000);
@@ -592,6 +594,32 @@ const scenarios = {
     } });
     assert.equal(p.$("provider-select").options[1].textContent, evil);
     assert.ok(p.text("provider-text").includes(evil));
+  },
+
+  async deviceSignIn() {
+    const p = await openPage({ setup: (srv) => {
+      srv.override = (m, path, body) => {
+        if (m !== "POST" || !path.endsWith("/connect") || !body || body.method !== "device") return undefined;
+        srv.status.flow = Object.assign(srv.pendingFlow(), { method: "device", user_code: "WDJB-MJHT", verification_uri: "https://auth.example.test/device",
+          authorize_url: "https://auth.example.test/device?user_code=WDJB-MJHT", redirect_uri: null });
+        return { status: 202, body: srv.status };
+      };
+    } });
+    await p.click("device-button");
+    const connect = p.srv.requests.find((r) => r.method === "POST" && r.url.endsWith("/connect"));
+    assert.equal(connect.body.method, "device");
+    assert.match(p.text("connect-status"), /WDJB-MJHT/);
+    assert.ok(p.visible("stop-waiting"));
+    assert.ok(p.visible("authorize-fallback"));
+    p.srv.grant();
+    await p.advance(1500);
+    assert.equal(p.events.length, 1);
+    assert.match(p.text("connect-state"), /^Connected/);
+    // A provider without the device flow offers no code.
+    const q = await openPage({ setup: (srv) => {
+      srv.providers = [{ name: "honcho", display_name: "Honcho", auth_methods: ["browser"] }];
+    } });
+    assert.ok(!q.visible("device-button"));
   },
 
   async providerChangeStopsPolling() {
