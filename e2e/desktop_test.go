@@ -235,6 +235,11 @@ func TestDesktopConnectFlow(t *testing.T) {
 		t.Errorf("description = %q", st.Description)
 	}
 	screenshot(t, ctx, "desktop-1-connect.png")
+	// Record what the callback page hands off on the BroadcastChannel.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](
+		`new BroadcastChannel("memconnect").onmessage = (e) => { window.__e2eHandoff = e.data && e.data.outcome; }; true`)); err != nil {
+		t.Fatal(err)
+	}
 
 	// Keep the new window at Hydra's login step until the waiting state
 	// has been seen, so that it is seen for certain.
@@ -310,6 +315,13 @@ func TestDesktopConnectFlow(t *testing.T) {
 		t.Errorf("the provider dropdown is %s when connected, %s before: it must keep its size", st.SelectBox, idleBox)
 	}
 	screenshot(t, ctx, "desktop-4-connected.png")
+	// The callback page's script ran under its policy and told the page.
+	if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__e2eHandoff || ""`)); err != nil || got != "connected" {
+		t.Errorf("handoff on the BroadcastChannel = %q (%v), want \"connected\"", got, err)
+	}
+	if shown, err := chromedp.Run(win, chromedp.Evaluate[bool](`!document.getElementById("close").hidden`)); err != nil || !shown {
+		t.Errorf("the callback page offers no Close button (%v)", err)
+	}
 
 	rep = ds.Status(t)
 	if !rep.Connected || rep.Auth != provider.AuthOAuth || rep.ReauthRequired {

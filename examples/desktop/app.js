@@ -403,10 +403,13 @@
       return;
     }
     if (openWindow && url) {
-      // With "noopener" browsers return null even when the window did open,
-      // so the link to the sign-in page below is always offered as well.
+      // A popup where the browser allows one, else a tab. "noopener": the
+      // sign-in site never gets a handle on this page; the callback page
+      // tells us the outcome on the BroadcastChannel instead. Browsers
+      // return null even when the window did open, so the link to the
+      // sign-in page below is always offered as well.
       try {
-        window.open(url, "_blank", "noopener");
+        window.open(url, "_blank", "noopener,popup,width=520,height=720");
       } catch (_) {
         /* blocked: the link below is the way */
       }
@@ -501,6 +504,28 @@
     setStatus(TEXT.gaveUp, "warn");
   }
 
+  // handoff is the callback page's word that a sign-in ended: look at the
+  // status now instead of at the next poll. Only messages of this origin
+  // count; they carry no secret, and the status says what happened.
+  function handoff(data) {
+    if (!data || data.type !== "memconnect:signin" || !st.flow) return;
+    const seq = st.seq;
+    clearTimer("poll");
+    poll(seq);
+  }
+
+  function listenForHandoff() {
+    try {
+      const channel = new BroadcastChannel("memconnect");
+      channel.addEventListener("message", (e) => handoff(e.data));
+    } catch (_) {
+      /* no BroadcastChannel: the status poll still finds the outcome */
+    }
+    window.addEventListener("message", (e) => {
+      if (e.origin === window.location.origin) handoff(e.data);
+    });
+  }
+
   // ---- actions ----------------------------------------------------------
 
   async function cancelQuietly() {
@@ -568,6 +593,7 @@
   // ---- start ------------------------------------------------------------
 
   async function start() {
+    listenForHandoff();
     ui.select.addEventListener("change", () => selectProvider(ui.select.value));
     ui.connect.addEventListener("click", () => startConnect());
     ui.device.addEventListener("click", () => startConnect("device"));

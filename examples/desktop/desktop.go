@@ -13,8 +13,11 @@
 //	mux.Handle("/", http.FileServerFS(desktop.FS()))
 //
 // The page reads an optional session token from ?token= in its URL and sends
-// it as "Authorization: Bearer". When a sign-in finishes it dispatches one
-// "memconnect:connected" CustomEvent on document.
+// it as "Authorization: Bearer". It opens the sign-in page in a popup (a tab
+// where popups are blocked), learns the outcome at once from the callback
+// page's message on the BroadcastChannel "memconnect" (of its own origin
+// only) and otherwise from its status poll. When a sign-in finishes it
+// dispatches one "memconnect:connected" CustomEvent on document.
 package desktop
 
 import (

@@ -106,7 +106,7 @@ func TestDOMContract(t *testing.T) {
 		`"Connect"`, `"Reconnect"`, `"Connect via OAuth"`, `"Connected"`, `"Connected with an API key"`, `"Sign-in expired"`,
 		`"Sign-in needed"`, `"Sign in again"`, `"Use a code instead"`,
 		`"Waiting for browser consent…"`, `"Still waiting? The sign-in window may have been closed."`,
-		`"memconnect:connected"`, `"hermes-desktop"`, `"noopener"`, "Authorization = `Bearer ${", `"/api/memory"`,
+		`"memconnect:connected"`, `"hermes-desktop"`, `"noopener,popup,width=520,height=720"`, `new BroadcastChannel("memconnect")`, `e.origin === window.location.origin`, "Authorization = `Bearer ${", `"/api/memory"`,
 	} {
 		if !strings.Contains(js, want) {
 			t.Errorf("app.js lacks %s", want)

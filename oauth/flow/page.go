@@ -2,10 +2,34 @@ package flow
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"html/template"
 	"net/http"
 )
+
+// handoffScript tells the page that started the sign-in how it ended, so
+// that it need not wait for its next status poll: a message to the window
+// that opened this one, if any and only if it is of this page's origin, and
+// the same on the BroadcastChannel "memconnect", which reaches the pages of
+// this origin (the Connect page, when the router's callback route is on its
+// server). The message, {"type": "memconnect:signin", "outcome": "connected"
+// or a failure code}, holds no secret. It then offers to close the window.
+// The script is fixed: the page's policy allows it by its hash alone.
+const handoffScript = `(function(){var m=document.querySelector("main"),o=m&&m.getAttribute("data-outcome");if(!o)return;` +
+	`var msg={type:"memconnect:signin",outcome:o};` +
+	`try{if(window.opener&&window.opener!==window)window.opener.postMessage(msg,location.origin)}catch(e){}` +
+	`try{var c=new BroadcastChannel("memconnect");c.postMessage(msg);c.close()}catch(e){}` +
+	`var b=document.getElementById("close");if(b){b.hidden=false;b.addEventListener("click",function(){window.close()})}})();`
+
+// pagePolicy is the callback page's Content-Security-Policy: nothing but its
+// own style and handoffScript.
+var pagePolicy = func() string {
+	sum := sha256.Sum256([]byte(handoffScript))
+	return "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+		"'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}()
 
 // callbackTemplate is the page a person sees at the end of a browser flow,
 // on the loopback listener and on a router's callback route alike.
@@ -20,7 +44,7 @@ var callbackTemplate = template.Must(template.New("callback").Parse(`<!doctype h
 <style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#1b1b1b}h1{font-size:1.5rem}.ref{color:#555;font-size:.875rem}</style>
 </head>
 <body>
-<main>
+<main data-outcome="{{.Outcome}}">
 <h1>{{.Title}}</h1>
 <p role="status">{{.Message}}</p>
 {{- with .Next}}
@@ -29,7 +53,9 @@ var callbackTemplate = template.Must(template.New("callback").Parse(`<!doctype h
 {{- with .Reference}}
 <p class="ref">Reference: <code>{{.}}</code></p>
 {{- end}}
+<p><button id="close" type="button" hidden>Close this window</button></p>
 </main>
+<script>{{.Script}}</script>
 </body>
 </html>
 `))
@@ -116,7 +142,11 @@ func CallbackOutcome(f Flow, err error, name string) CallbackPage {
 // the URL that led here holds the authorization code.
 func (p CallbackPage) Write(w http.ResponseWriter) {
 	var buf bytes.Buffer
-	if err := callbackTemplate.Execute(&buf, p); err != nil {
+	data := struct {
+		CallbackPage
+		Script template.JS
+	}{p, template.JS(handoffScript)}
+	if err := callbackTemplate.Execute(&buf, data); err != nil {
 		// The template and the page's fields are fixed types; this cannot happen.
 		http.Error(w, "Sign-in: the result page could not be shown.", http.StatusInternalServerError)
 		return
@@ -128,7 +158,7 @@ func (p CallbackPage) Write(w http.ResponseWriter) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", pagePolicy)
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(buf.Bytes())
 }

@@ -184,10 +184,23 @@ async function openPage({ status = {}, query = "", bodyAttrs = {}, setup } = {})
   const events = [];
   doc.addEventListener("memconnect:connected", (e) => events.push(e.detail));
   const opened = [];
+  const channels = []; // BroadcastChannel("memconnect") instances of the page
+  const win = new EventTarget();
+  class FakeBroadcastChannel extends EventTarget {
+    constructor(name) {
+      super();
+      this.name = name;
+      channels.push(this);
+    }
+    postMessage() {}
+    close() {}
+  }
 
   const sandbox = {
     document: doc,
-    location: { href: `http://127.0.0.1:8080/${query}`, search: query },
+    location: { href: `http://127.0.0.1:8080/${query}`, search: query, origin: "http://127.0.0.1:8080" },
+    addEventListener: (...a) => win.addEventListener(...a),
+    BroadcastChannel: FakeBroadcastChannel,
     open: (...args) => {
       opened.push(args);
       return null; // what browsers return for "noopener"
@@ -243,6 +256,16 @@ async function openPage({ status = {}, query = "", bodyAttrs = {}, setup } = {})
         best.t.fn();
       }
       clock.now = end;
+      await flush();
+    },
+    // broadcast delivers data as the callback page's BroadcastChannel would.
+    async broadcast(data) {
+      for (const c of channels) if (c.name === "memconnect") c.dispatchEvent(Object.assign(new Event("message"), { data }));
+      await flush();
+    },
+    // message delivers a window message from origin.
+    async message(data, origin) {
+      win.dispatchEvent(Object.assign(new Event("message"), { data, origin }));
       await flush();
     },
     async click(id) {
@@ -360,7 +383,7 @@ const scenarios = {
     assert.equal(post.url, "/api/memory/profiles/default/providers/honcho/connect");
     assert.deepEqual(post.body, { method: "browser", source: "hermes-desktop" });
     assert.equal(post.headers["Content-Type"], "application/json");
-    assert.deepEqual(p.opened, [[p.srv.authorizeURL, "_blank", "noopener"]]);
+    assert.deepEqual(p.opened, [[p.srv.authorizeURL, "_blank", "noopener,popup,width=520,height=720"]]);
     assert.equal(p.text("connect-status"), "Waiting for browser consent…");
     assert.ok(!p.visible("connect-button"));
     assert.ok(p.visible("stop-waiting"));
@@ -620,6 +643,29 @@ const scenarios = {
       srv.providers = [{ name: "honcho", display_name: "Honcho", auth_methods: ["browser"] }];
     } });
     assert.ok(!q.visible("device-button"));
+  },
+
+  async handoffChecksStatusAtOnce() {
+    const p = await openPage();
+    await p.click("connect-button");
+    const polls = p.statusPolls();
+    p.srv.grant();
+    // Another origin's message, or another kind of message, changes nothing.
+    await p.message({ type: "memconnect:signin", outcome: "connected" }, "https://evil.example");
+    await p.broadcast({ type: "something-else" });
+    assert.equal(p.statusPolls(), polls);
+    assert.equal(p.events.length, 0);
+    // The callback page's word: the status is read at once, not at the next poll.
+    await p.broadcast({ type: "memconnect:signin", outcome: "connected" });
+    assert.equal(p.statusPolls(), polls + 1);
+    assert.equal(p.events.length, 1);
+    assert.match(p.text("connect-state"), /^Connected/);
+    // The same from the opener's window message, of this origin.
+    const q = await openPage();
+    await q.click("connect-button");
+    q.srv.grant();
+    await q.message({ type: "memconnect:signin", outcome: "connected" }, "http://127.0.0.1:8080");
+    assert.equal(q.events.length, 1);
   },
 
   async providerChangeStopsPolling() {
