@@ -73,7 +73,10 @@ type keyState struct {
 	mu       sync.Mutex // guards the fields below
 	dead     *deadGrant // non-nil: the server rejected this grant
 	coolTill time.Time  // no refresh attempt before this instant
-	unsaved  *Grant     // a rotation that could not be committed yet
+	// quietTill: no new warning that the store cannot be read before
+	// this instant, so that an outage logs once a cooldown, not per call.
+	quietTill time.Time
+	unsaved   *Grant // a rotation that could not be committed yet
 	// unsavedFrom is the refresh token unsaved replaced; while the store
 	// still holds it, unsaved is the grant to use.
 	unsavedFrom string

@@ -120,8 +120,17 @@ func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
 		// The store cannot be read (a database restarting, say): keep the
 		// token in hand while it is valid, as after a failed refresh.
 		if e := ts.k.cache.Load(); e != nil && ts.gs.now().Before(e.tok.Expiry) {
-			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).
-				Msg("oauth: the grant store cannot be read; keeping the current token, which is still valid")
+			now := ts.gs.now()
+			ts.k.mu.Lock()
+			warn := !now.Before(ts.k.quietTill)
+			if warn {
+				ts.k.quietTill = now.Add(ts.gs.cooldown)
+			}
+			ts.k.mu.Unlock()
+			if warn {
+				ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).
+					Msg("oauth: the grant store cannot be read; keeping the current token, which is still valid")
+			}
 			return e.tok, nil
 		}
 	}

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/internal/testkit/fixture"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -468,16 +470,23 @@ func TestFailOpen(t *testing.T) {
 		}
 		now := time.Now()
 		clock := func() time.Time { return now }
-		gs := oauth.NewGrants(newStore(t, pool, pgstore.Config{}), oauth.WithHTTPClient(srv.Client()), oauth.WithClock(clock))
+		var logs testkit.SyncBuffer
+		gs := oauth.NewGrants(newStore(t, pool, pgstore.Config{}), oauth.WithHTTPClient(srv.Client()), oauth.WithClock(clock),
+			oauth.WithLogger(zerolog.New(&logs)))
 		tok := install(t, gs, srv, "hermes", now.Add(time.Hour))
 		if _, err := gs.TokenSource("hermes").Token(); err != nil {
 			t.Fatal(err)
 		}
 		pool.Close()
 		now = now.Add(time.Hour - time.Minute) // in the refresh window, still valid
-		got, err := gs.TokenSource("hermes").Token()
-		if err != nil || got.AccessToken != tok.AccessToken {
-			t.Fatalf("Token with the database gone = %v; want the token in hand", err)
+		for range 3 {
+			got, err := gs.TokenSource("hermes").Token()
+			if err != nil || got.AccessToken != tok.AccessToken {
+				t.Fatalf("Token with the database gone = %v; want the token in hand", err)
+			}
+		}
+		if n := strings.Count(logs.String(), "cannot be read"); n != 1 {
+			t.Errorf("%d warnings for 3 calls during the outage; want 1:\n%s", n, logs.String())
 		}
 		now = now.Add(2 * time.Minute) // expired
 		if _, err := gs.TokenSource("hermes").Token(); err == nil || !strings.Contains(err.Error(), `"hermes" in PostgreSQL`) {
