@@ -46,7 +46,10 @@ type Metadata struct {
 // publish it), then the OpenID Connect discovery document
 // ("<issuer>/.well-known/openid-configuration"). The first that parses is
 // returned; its issuer must equal the requested one (RFC 8414 section 3.3),
-// else Discover fails rather than trust it. Documents are limited to 1 MiB.
+// else Discover fails rather than trust it. It must name a token endpoint,
+// and every endpoint it names must be an https URL (http on a loopback
+// host only); otherwise Discover fails, naming the document. Documents are
+// limited to 1 MiB.
 //
 // issuer must be an https URL without query or fragment; http is accepted
 // for loopback hosts only (local development and tests). c nil means
@@ -81,9 +84,38 @@ func Discover(ctx context.Context, c *http.Client, issuer string) (*Metadata, er
 		if strings.TrimRight(md.Issuer, "/") != issuer {
 			return nil, fmt.Errorf("oauth: discovery: %s names issuer %q, not %q", loc, md.Issuer, issuer)
 		}
+		if err := md.check(); err != nil {
+			return nil, fmt.Errorf("oauth: discovery: %s: %w", loc, err)
+		}
 		return md, nil
 	}
 	return nil, fmt.Errorf("oauth: discovery for %s: %w", issuer, errors.Join(errs...))
+}
+
+// check reports what makes the metadata unusable: no token endpoint, or an
+// endpoint that is not an https URL (http only on a loopback host).
+func (m *Metadata) check() error {
+	if m.TokenEndpoint == "" {
+		return errors.New("the metadata name no token_endpoint")
+	}
+	for _, ep := range []struct{ name, url string }{
+		{"authorization_endpoint", m.AuthorizationEndpoint},
+		{"token_endpoint", m.TokenEndpoint},
+		{"revocation_endpoint", m.RevocationEndpoint},
+		{"device_authorization_endpoint", m.DeviceAuthorizationEndpoint},
+		{"introspection_endpoint", m.IntrospectionEndpoint},
+		{"registration_endpoint", m.RegistrationEndpoint},
+	} {
+		if ep.url == "" {
+			continue
+		}
+		u, err := url.Parse(ep.url)
+		if err != nil || u.Host == "" || u.Fragment != "" || u.User != nil ||
+			!(u.Scheme == "https" || u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
+			return fmt.Errorf("its %s %q is not an https URL", ep.name, ep.url)
+		}
+	}
+	return nil
 }
 
 // fetchMetadata GETs and decodes one metadata document.

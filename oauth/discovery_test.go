@@ -94,6 +94,19 @@ func TestDiscover(t *testing.T) {
 			"/.well-known/oauth-authorization-server": `{"issuer":"https://evil.example","token_endpoint":"https://evil.example/token"}`,
 		}, "", "names issuer"},
 		{"nothing there", "", map[string]string{}, "", "404"},
+		{"no token endpoint", "", map[string]string{
+			"/.well-known/oauth-authorization-server": `{"issuer":"{issuer}","authorization_endpoint":"{issuer}/auth"}`,
+		}, "", "oauth-authorization-server: the metadata name no token_endpoint"},
+		{"an http endpoint off loopback", "", map[string]string{
+			"/.well-known/oauth-authorization-server": `{"issuer":"{issuer}","token_endpoint":"http://as.example/token"}`,
+		}, "", `its token_endpoint "http://as.example/token" is not an https URL`},
+		{"a relative endpoint", "", map[string]string{
+			"/.well-known/oauth-authorization-server": `{"issuer":"{issuer}","token_endpoint":"{issuer}/t","revocation_endpoint":"/revoke"}`,
+		}, "", `its revocation_endpoint "/revoke" is not an https URL`},
+		{"not JSON anywhere", "", map[string]string{
+			"/.well-known/oauth-authorization-server": `<html>app shell</html>`,
+			"/.well-known/openid-configuration":       `[1, 2`,
+		}, "", "not a metadata document"},
 		{"too large", "", map[string]string{
 			"/.well-known/oauth-authorization-server": `{"issuer":"{issuer}","x":"` + strings.Repeat("a", 1<<20) + `"}`,
 		}, "", "larger than"},
