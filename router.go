@@ -32,6 +32,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/middleware"
 	"github.com/memconnect/memconnect/oauth"
@@ -115,6 +116,13 @@ type Config struct {
 	// authorize_url is for the client to open.
 	OpenBrowser func(ctx context.Context, url string) error
 
+	// Events receives what happens to every connection: flows that start
+	// or end, grants stored, refreshed through the Connector or removed.
+	// The events route streams them, and Go code subscribes with
+	// [Router.Events]. nil means a bus New makes. When you pass Flows,
+	// give it flow.Config{OnChange: bus.PublishFlow} with this bus.
+	Events *events.Bus
+
 	// Clock is the clock of every expiry decision: token refreshes, the
 	// status body's expires_in and, for the flow manager New creates, the
 	// state expiry and the reset of finished flows. nil means the time
@@ -135,6 +143,10 @@ type Router struct {
 // router is: the token source of a profile, status, connect and
 // disconnect for Go code.
 func (r *Router) Connector() *provider.Connector { return r.conn }
+
+// Events returns the bus of the router's events, for Go code that follows
+// a connection as the events route does.
+func (r *Router) Events() *events.Bus { return r.conn.Events }
 
 // Close ends what New created: the flow manager, unless Config.Flows was
 // given, which ends its pending flows and frees their loopback ports. It is
@@ -158,6 +170,7 @@ const callbackPattern = "/profiles/{profile}/providers/{provider}/callback"
 //	GET    /profiles/{profile}/providers/{provider}/callback    OAuth redirect target; HTML
 //	POST   /profiles/{profile}/providers/{provider}/cancel      cancel the pending flow
 //	DELETE /profiles/{profile}/providers/{provider}/connection  disconnect: revoke, remove the grant
+//	GET    /profiles/{profile}/providers/{provider}/events      Server-Sent Events of flows and the connection
 //
 // and, deprecated, the two routes a Hermes desktop calls, in the Python
 // router's shape, so that it works unchanged against a Go backend:
@@ -204,9 +217,14 @@ func New(cfg Config) (*Router, error) {
 		Logger:          cfg.Logger,
 		Now:             now,
 		GrantStore:      cfg.GrantStore,
+		Events:          cfg.Events,
+	}
+	if conn.Events == nil {
+		conn.Events = events.NewBus(0)
 	}
 	if conn.Flows == nil {
-		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore, Resume: conn.Resume})
+		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore,
+			Resume: conn.Resume, OnChange: conn.Events.PublishFlow})
 	}
 	h, err := handlers.New(conn, handlers.WithOpenBrowser(cfg.OpenBrowser))
 	if err != nil {
@@ -233,6 +251,7 @@ func New(cfg Config) (*Router, error) {
 	r.Get(callbackPattern, h.Callback)
 	r.Post("/profiles/{profile}/providers/{provider}/cancel", h.Cancel)
 	r.Delete("/profiles/{profile}/providers/{provider}/connection", h.Disconnect)
+	r.Get("/profiles/{profile}/providers/{provider}/events", h.Events)
 	r.Post("/providers/{provider}/oauth/start", h.HermesOAuthStart)
 	r.Get("/providers/{provider}/oauth/status", h.HermesOAuthStatus)
 	return &Router{Router: r, conn: conn, ownsFlows: cfg.Flows == nil}, nil

@@ -795,8 +795,8 @@ func TestRouterWithoutMount(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(routes) != 8 {
-		t.Errorf("routes = %v, want 8 (6, and the Hermes desktop's 2)", routes)
+	if len(routes) != 9 {
+		t.Errorf("routes = %v, want 9 (7, and the Hermes desktop's 2)", routes)
 	}
 }
 
@@ -1119,5 +1119,127 @@ func TestHermesDesktopRoutesGuarded(t *testing.T) {
 	x := e.Do(fixture.Request{Method: "POST", Path: "/providers/honcho/oauth/start?profile=work"})
 	if st := x.JSON(t); x.Status != 200 || st["state"] != "pending" || st["authorize_url"] == nil {
 		t.Errorf("start = %d %s", x.Status, x.Body)
+	}
+}
+
+// sseEvent is one event read from a stream.
+type sseEvent struct{ id, kind, data string }
+
+// openStream GETs the events of profile/honcho with the session token and
+// lastID (if not ""), and returns the events as they come.
+func openStream(t *testing.T, e *fixture.Env, profile, lastID string) <-chan sseEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.Base+"/profiles/"+profile+"/providers/honcho/events", nil)
+	if e.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.Token)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Fatalf("events = %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	out := make(chan sseEvent, 100)
+	go func() {
+		defer resp.Body.Close()
+		defer close(out)
+		sc := bufio.NewScanner(resp.Body)
+		var ev sseEvent
+		for sc.Scan() {
+			switch line := sc.Text(); {
+			case line == "":
+				if ev.kind != "" {
+					out <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				ev.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				ev.kind = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				ev.data = line[6:]
+			}
+		}
+	}()
+	return out
+}
+
+func nextEvent(t *testing.T, c <-chan sseEvent) sseEvent {
+	t.Helper()
+	select {
+	case ev, ok := <-c:
+		if !ok {
+			t.Fatal("the stream ended")
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+	return sseEvent{}
+}
+
+// The events route streams a connect as it happens: the flow pending, the
+// grant stored, the flow connected; a disconnect; a reconnecting client
+// resumes after the last id it saw. It is guarded like every route, and no
+// event holds a token.
+func TestEventStream(t *testing.T) {
+	e := fixture.NewEnv(t, fixture.WithSessionToken("s3cret"))
+	if x := e.Do(fixture.Request{Method: "GET", Path: "/profiles/work/providers/honcho/events", NoAuth: true}); x.Status != 401 {
+		t.Fatalf("events without the session token = %d", x.Status)
+	}
+	if x := e.Do(fixture.Request{Method: "GET", Path: "/profiles/nobody/providers/honcho/events"}); x.Status != 404 || x.JSON(t)["error"] != "profile_not_found" {
+		t.Fatalf("events of a missing profile = %d %s", x.Status, x.Body)
+	}
+	if x := e.Do(fixture.Request{Method: "GET", Path: "/profiles/work/providers/honcho/events", Header: map[string]string{"Last-Event-ID": "x"}}); x.Status != 400 {
+		t.Fatalf("a bad Last-Event-ID = %d", x.Status)
+	}
+	stream := openStream(t, e, "work", "")
+	rep := e.Connect("work", "honcho", `{"redirect":"loopback"}`)
+	pending := nextEvent(t, stream)
+	if pending.kind != "flow" || !strings.Contains(pending.data, `"state":"pending"`) || !strings.Contains(pending.data, `"id":"`+rep.Flow.ID+`"`) {
+		t.Fatalf("first event = %+v, want the pending flow", pending)
+	}
+	target, err := e.AS.Consent(t.Context(), e.AS.Client(), rep.Flow.AuthorizeURL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(target.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	connected := nextEvent(t, stream)
+	if connected.kind != "connection" || connected.data != `{"connection":"connected"}` {
+		t.Fatalf("second event = %+v, want connected", connected)
+	}
+	done := nextEvent(t, stream)
+	if done.kind != "flow" || !strings.Contains(done.data, `"state":"connected"`) {
+		t.Fatalf("third event = %+v, want the flow connected", done)
+	}
+	// A client that saw the first event resumes after it.
+	resumed := openStream(t, e, "work", pending.id)
+	for _, want := range []sseEvent{connected, done} {
+		if got := nextEvent(t, resumed); got != want {
+			t.Errorf("resumed: %+v, want %+v", got, want)
+		}
+	}
+	if x := e.Do(fixture.Request{Method: "DELETE", Path: "/profiles/work/providers/honcho/connection"}); x.Status != 200 {
+		t.Fatalf("disconnect = %d", x.Status)
+	}
+	if ev := nextEvent(t, stream); ev.data != `{"connection":"disconnected"}` {
+		t.Errorf("after disconnect: %+v", ev)
+	}
+	for _, ev := range []sseEvent{pending, connected, done} {
+		if strings.Contains(ev.data, "hch-at-") || strings.Contains(ev.data, "hch-rt-") || strings.Contains(ev.data, "verifier") {
+			t.Errorf("an event holds a secret: %+v", ev)
+		}
 	}
 }

@@ -44,7 +44,7 @@ func TestOpenAPIIsValid(t *testing.T) {
 		codes = append(codes, c.(string))
 	}
 	want := []string{"conflict", "forbidden", "internal", "invalid_profile", "invalid_request", "method_not_allowed",
-		"not_found", "payload_too_large", "profile_not_found", "unauthorized", "unknown_provider", "unsupported", "upstream_error"}
+		"not_found", "payload_too_large", "profile_not_found", "unauthorized", "unavailable", "unknown_provider", "unsupported", "upstream_error"}
 	slices.Sort(codes)
 	if !slices.Equal(codes, want) {
 		t.Errorf("ErrorCode enum = %v, want %v", codes, want)
@@ -83,8 +83,8 @@ func TestOpenAPIRouteTable(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("route table and openapi.yaml differ:\nrouter: %q\nspec:   %q", got, want)
 	}
-	if len(got) != 8 {
-		t.Errorf("%d routes, want the 8 of the route table", len(got))
+	if len(got) != 9 {
+		t.Errorf("%d routes, want the 9 of the route table", len(got))
 	}
 }
 
@@ -162,6 +162,9 @@ func TestOpenAPIResponses(t *testing.T) {
 	check(e.Do(fixture.Request{Method: "POST", Path: "/profiles/work/providers/honcho/cancel"}), 200)
 	check(e.Do(fixture.Request{Method: "POST", Path: "/profiles/work/providers/honcho/connect", Body: `{"redirect":"loopback"}`}), 202)
 	check(e.Do(fixture.Request{Method: "GET", Path: base + "/callback?state=forged&code=x"}), 400)
+	// The events route's errors (a stream itself never ends to be checked).
+	check(e.Do(fixture.Request{Method: "GET", Path: "/profiles/nobody/providers/honcho/events"}), 404)
+	check(e.Do(fixture.Request{Method: "GET", Path: base + "/events", Header: map[string]string{"Last-Event-ID": "x"}}), 400)
 	// The Hermes desktop's routes.
 	check(e.Do(fixture.Request{Method: "GET", Path: "/providers/honcho/oauth/status?profile=current"}), 200)
 	check(e.Do(fixture.Request{Method: "POST", Path: "/providers/honcho/oauth/start?profile=work"}), 200) // joins work's loopback flow

@@ -15,6 +15,7 @@
 //	GET    .../callback                Handlers.Callback         HTML page for a person
 //	POST   .../cancel                  Handlers.Cancel           200 status body
 //	DELETE .../connection              Handlers.Disconnect       200 what was removed and revoked
+//	GET    .../events                  Handlers.Events           200 Server-Sent Events of the flow and the connection
 //	POST   /providers/{provider}/oauth/start   Handlers.HermesOAuthStart   200 Hermes status body (deprecated)
 //	GET    /providers/{provider}/oauth/status  Handlers.HermesOAuthStatus  200 Hermes status body (deprecated)
 //

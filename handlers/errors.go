@@ -51,6 +51,9 @@ const (
 	CodeMethodNotAllowed Code = "method_not_allowed"
 	// CodePayloadTooLarge (413): the request body exceeds the size limit.
 	CodePayloadTooLarge Code = "payload_too_large"
+	// CodeUnavailable (503): the server cannot take the request now, for
+	// example as many event streams are open as it allows.
+	CodeUnavailable Code = "unavailable"
 )
 
 // codes is the one table of the API's error codes: each code's HTTP status
@@ -71,6 +74,7 @@ var codes = map[Code]struct {
 	CodeConflict:         {http.StatusConflict, "The request conflicts with the current state; reload the status and try again."},
 	CodePayloadTooLarge:  {http.StatusRequestEntityTooLarge, "The request body is too large."},
 	CodeUpstreamError:    {http.StatusBadGateway, "The provider's server did not answer as expected. Try again later."},
+	CodeUnavailable:      {http.StatusServiceUnavailable, "The server is busy. Try again in a moment."},
 	CodeInternal:         {http.StatusInternalServerError, internalMessage},
 }
 

@@ -63,9 +63,15 @@ type SourceOption func(*Source)
 // OnTokenChange registers fn to be called once for every rotation this source
 // made (not for tokens adopted from another holder), after the new token is
 // stored and the locks are released. It lets a long-lived client swap its
-// bearer.
+// bearer. A source given several calls each of them, in order.
 func OnTokenChange(fn func(*oauth2.Token)) SourceOption {
-	return func(ts *Source) { ts.onChange = fn }
+	return func(ts *Source) {
+		if prev := ts.onChange; prev != nil {
+			ts.onChange = func(t *oauth2.Token) { prev(t); fn(t) } // every one is called, in order
+			return
+		}
+		ts.onChange = fn
+	}
 }
 
 // TokenSource returns the token source of key's grant. Sources of the same

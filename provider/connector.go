@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 )
@@ -114,6 +115,10 @@ type Connector struct {
 	// store that several instances share, such as package pgstore's. Such
 	// a Connector knows grants only, no API keys.
 	GrantStore oauth.GrantStore
+	// Events, when not nil, receives a connection event for every grant
+	// this Connector stores (connected), rotates through a TokenSource it
+	// made (refreshed) or removes (disconnected).
+	Events *events.Bus
 
 	storesOnce sync.Once
 	stores     *Stores
@@ -401,7 +406,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 		AuthParams:      params,
 		DeviceSupported: deviceOK,
 		DisplayName:     t.provider.DisplayName(),
-		Complete:        c.installer(ref, ep, req),
+		Complete:        c.installer(t.key, ref, ep, req),
 	}
 	f, err := fm.Start(ctx, fr)
 	switch {
@@ -438,13 +443,13 @@ func (c *Connector) Resume(ctx context.Context, key flow.Key) (func(context.Cont
 	if err != nil {
 		return nil, err
 	}
-	return c.installer(ref, ep, ConnectRequest{}), nil
+	return c.installer(key, ref, ep, ConnectRequest{}), nil
 }
 
 // installer returns the Complete function of a flow: it stores the grant
 // and, in a config file, merges the server's "config" object into it
 // (unless req.TokensOnly).
-func (c *Connector) installer(ref grantRef, ep Endpoints, req ConnectRequest) func(context.Context, *oauth2.Token) error {
+func (c *Connector) installer(key flow.Key, ref grantRef, ep Endpoints, req ConnectRequest) func(context.Context, *oauth2.Token) error {
 	return func(ctx context.Context, tok *oauth2.Token) error {
 		base := oauth.Grant{ClientID: ep.ClientID, TokenEndpoint: ep.TokenURL, Scope: ref.scope, TokenType: "Bearer"}
 		if _, err := ref.grants.Install(ctx, ref.key, tok, base); err != nil {
@@ -457,6 +462,7 @@ func (c *Connector) installer(ref grantRef, ep Endpoints, req ConnectRequest) fu
 				return err
 			}
 		}
+		c.publish(key, events.Connected)
 		if req.OnInstalled != nil {
 			req.OnInstalled(tok)
 		}
@@ -567,7 +573,17 @@ func (c *Connector) TokenSource(profileName, providerName string, opts ...oauth.
 	if err != nil {
 		return nil, err
 	}
+	if c.Events != nil {
+		opts = append(opts, oauth.OnTokenChange(func(*oauth2.Token) { c.publish(t.key, events.Refreshed) }))
+	}
 	return ref.grants.TokenSource(ref.key, opts...), nil
+}
+
+// publish sends a connection event for key, when the Connector has a bus.
+func (c *Connector) publish(key flow.Key, what string) {
+	if c.Events != nil {
+		c.Events.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: what})
+	}
 }
 
 // Disconnect removes the profile's grant for the provider from the file it
@@ -603,6 +619,7 @@ func (c *Connector) Disconnect(ctx context.Context, profileName, providerName st
 	if err != nil {
 		return DisconnectResult{}, err
 	}
+	c.publish(t.key, events.Disconnected)
 	res := DisconnectResult{Removed: true}
 	if g.RefreshToken == "" {
 		return res, nil

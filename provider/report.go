@@ -147,6 +147,11 @@ func (r *StatusReport) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MarshalFlow returns the JSON of f as the status body's "flow" member
+// shows it (null for nil), for answers that carry a flow alone, such as an
+// event stream's flow events.
+func MarshalFlow(f *flow.Flow) ([]byte, error) { return json.Marshal(newFlowJSON(f)) }
+
 // flowJSON is the wire form of a [flow.Flow].
 type flowJSON struct {
 	ID              *string    `json:"id"`

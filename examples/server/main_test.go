@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -25,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/testkit/fixture"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
@@ -319,16 +321,7 @@ func TestServerTimeouts(t *testing.T) {
 // A method chi does not know gets memconnect's JSON 405 under /api/memory,
 // like a known one.
 func TestUnknownMethodJSON405(t *testing.T) {
-	reg, err := provider.NewRegistry(honcho.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	memory, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: provider.HermesProfiles{Root: t.TempDir()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { memory.Close() })
-	h := hostRouter(memory)
+	h := hostRouter(newMemory(t))
 	for _, method := range []string{"PUT", "BREW", "PROPFIND"} {
 		req := httptest.NewRequest(method, "/api/memory/providers", nil)
 		req.Host = "127.0.0.1:8080"
@@ -462,4 +455,63 @@ func TestRunDevExports(t *testing.T) {
 	if want := "<code>" + html.EscapeString(filepath.Join(home, "honcho.json")) + "</code>"; !strings.Contains(page, want) {
 		t.Errorf("the consent page does not name %s:\n%s", want, page)
 	}
+}
+
+// An event stream outlives the server's read and write timeouts: an event
+// raised after both have passed still arrives.
+func TestEventStreamOutlivesTimeouts(t *testing.T) {
+	memory := newMemory(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPServer(hostRouter(memory), timeouts{readHeader: time.Second, read: 100 * time.Millisecond, write: 100 * time.Millisecond, idle: time.Second})
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	base := "http://" + ln.Addr().String() + "/api/memory/profiles/default/providers/honcho"
+	resp, err := http.Get(base + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 10)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	<-time.After(300 * time.Millisecond) // past both timeouts
+	memory.Events().Publish(events.Event{Key: flow.Key{Profile: "default", Provider: "honcho"}, Kind: events.KindConnection, Connection: events.Refreshed})
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the stream ended at the server's timeouts")
+			}
+			if l == `data: {"connection":"refreshed"}` {
+				return
+			}
+		case <-timeout:
+			t.Fatal("no event after the timeouts")
+		}
+	}
+}
+
+// newMemory is a memconnect router over the Honcho provider and an empty
+// Hermes home, closed with the test.
+func newMemory(t *testing.T) *memconnect.Router {
+	t.Helper()
+	reg, err := provider.NewRegistry(honcho.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	memory, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: provider.HermesProfiles{Root: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { memory.Close() })
+	return memory
 }

@@ -56,6 +56,7 @@ func (m *Manager) startDevice(ctx context.Context, f *flowRecord, opts []oauth2.
 	m.wg.Add(1)
 	go m.pollDevice(f, da)
 	m.logFlow(f).Msg("flow: flow started")
+	m.changedLocked(f)
 	return f.snapshotLocked(), nil
 }
 

@@ -119,6 +119,13 @@ type Config struct {
 	// the function Resume returns for the key. Without it such a callback
 	// is [ErrInvalidState], and the Store is not asked.
 	Resume func(ctx context.Context, key Key) (complete func(context.Context, *oauth2.Token) error, err error)
+
+	// OnChange, if not nil, is told every flow of this Manager that starts
+	// (pending) or ends (connected, error, or idle when cancelled), with
+	// the flow as Status reports it: nothing secret. It is called with the
+	// Manager's lock held, so it must return at once and must not call the
+	// Manager; hand the flow to a channel or an event bus.
+	OnChange func(key Key, f Flow)
 }
 
 // Manager runs authorization flows: browser flows with PKCE S256
@@ -150,6 +157,7 @@ type Manager struct {
 	errorReset      time.Duration
 	connectedReset  time.Duration
 	resume          func(context.Context, Key) (func(context.Context, *oauth2.Token) error, error)
+	onChange        func(Key, Flow)
 
 	ctx  context.Context // the manager's lifetime, ended by Close; parent of every flow's
 	stop context.CancelFunc
@@ -205,6 +213,7 @@ func NewManager(c Config) *Manager {
 		errorReset:      positive(c.ErrorReset, DefaultErrorReset),
 		connectedReset:  positive(c.ConnectedReset, DefaultConnectedReset),
 		resume:          c.Resume,
+		onChange:        c.OnChange,
 		flows:           make(map[Key]*flowRecord),
 	}
 	if m.clock == nil {
@@ -291,6 +300,7 @@ func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
 		}
 		m.flows[req.Key] = f
 		m.logFlow(f).Str("redirect", string(f.redirect)).Msg("flow: flow started")
+		m.changedLocked(f)
 		return f.snapshotLocked(), nil
 	}
 	m.flows[req.Key] = f
@@ -659,6 +669,7 @@ func (m *Manager) endLocked(f *flowRecord, state State, detail string, err error
 			m.log.Warn().Str("flow_id", f.id).Err(err).Msg("flow: the pending-flow store could not record the end of a flow")
 		}
 	}
+	m.changedLocked(f)
 	f.stopTimersLocked()
 	f.cancel()
 	close(f.done)
@@ -692,6 +703,13 @@ func (m *Manager) endLocked(f *flowRecord, state State, detail string, err error
 		}
 	}))
 	return true
+}
+
+// changedLocked tells Config.OnChange how f stands.
+func (m *Manager) changedLocked(f *flowRecord) {
+	if m.onChange != nil {
+		m.onChange(f.key, f.snapshotLocked())
+	}
 }
 
 // Wait blocks until key's flow leaves pending, or ctx is done, and returns

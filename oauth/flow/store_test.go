@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,5 +258,25 @@ func TestCallbackPageHandoff(t *testing.T) {
 				t.Errorf("%s: the script lacks %s", tt.name, want)
 			}
 		}
+	}
+}
+
+// OnChange is told each flow that starts and each that ends, with no secret.
+func TestOnChange(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	e := newFlowEnv(t, nil, func(c *flow.Config) {
+		c.OnChange = func(key flow.Key, f flow.Flow) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, key.Profile+" "+string(f.State)+" "+f.Detail)
+		}
+	})
+	e.start(e.request(flowKeyDefault, flow.RedirectCallback))
+	e.m.Cancel(flowKeyDefault)
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(seen) != "[default pending Waiting for browser consent default idle Cancelled]" {
+		t.Errorf("OnChange saw %q", seen)
 	}
 }
