@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ const pageTimeout = 20 * time.Second
 type desktopServer struct {
 	URL         string // http://127.0.0.1:<port>
 	CallbackURL string // the router's callback route for the default profile; "" in loopback mode
+	statusGets  atomic.Int32
 }
 
 // startDesktop starts a desktopServer over the Hermes home with the Honcho
@@ -80,7 +82,12 @@ func startDesktop(t *testing.T, h *Hydra, home string, callback bool, opts ...fu
 	mux := http.NewServeMux()
 	mux.Handle("/api/memory/", http.StripPrefix("/api/memory", router))
 	mux.Handle("/", http.FileServerFS(desktop.FS()))
-	srv := httptest.NewUnstartedServer(mux)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/status") {
+			ds.statusGets.Add(1)
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
@@ -263,6 +270,13 @@ func TestDesktopConnectFlow(t *testing.T) {
 	case <-arrived:
 	case <-ctx.Done():
 		t.Fatal("the new window never reached Hydra's login step")
+	}
+	// The page follows the event stream: it reads no status while it
+	// waits, through what would be two polls.
+	before := ds.statusGets.Load()
+	<-time.After(3500 * time.Millisecond)
+	if n := ds.statusGets.Load() - before; n != 0 {
+		t.Errorf("the page read the status %d times while waiting; want none with the event stream open", n)
 	}
 	rep := ds.Status(t)
 	if rep.Flow == nil || rep.Flow.State != flow.StatePending || rep.Flow.Method != flow.MethodBrowser {

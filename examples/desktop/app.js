@@ -18,6 +18,10 @@
   "use strict";
 
   const POLL_MS = 1500;
+  // With the event stream open the status is read when an event says so;
+  // this slow poll is only a net (a sign-in that ends on another server).
+  const SAFETY_POLL_MS = 15 * 1000;
+  const STREAM_RETRY_MS = 5 * 1000;
   const GIVE_UP_MS = 120 * 1000;
   const NOTE_CLEAR_MS = 8 * 1000; // "Connected to …" has been announced by then
   const SOURCE = "hermes-desktop";
@@ -101,7 +105,8 @@
     flow: null, // the sign-in being watched: {key, id, started, wasSignedIn, tokenMark, url}
     localFlows: 0,
     announced: new Set(), // flow keys that already fired memconnect:connected
-    timers: { poll: 0, giveUp: 0, clear: 0 },
+    timers: { poll: 0, giveUp: 0, clear: 0, stream: 0 },
+    stream: null, // the open event stream: {ctl, live, provider}
   };
 
   // ---- HTTP -------------------------------------------------------------
@@ -423,7 +428,87 @@
 
   function schedulePoll(seq) {
     clearTimer("poll");
-    st.timers.poll = setTimeout(() => poll(seq), POLL_MS);
+    st.timers.poll = setTimeout(() => poll(seq), st.stream && st.stream.live ? SAFETY_POLL_MS : POLL_MS);
+  }
+
+  // ---- the event stream ---------------------------------------------------
+
+  // openStream follows the provider's events (GET .../events, Server-Sent
+  // Events read with fetch, which can send the session token): each event
+  // makes the pane read the status once, instead of polling it. Without a
+  // stream (an old server, a proxy that buffers) the pane polls as before.
+  function openStream() {
+    closeStream();
+    if (!st.provider || typeof AbortController !== "function" || typeof TextDecoder !== "function") return;
+    const provider = st.provider;
+    const stream = { ctl: new AbortController(), live: false, provider };
+    st.stream = stream;
+    const headers = { Accept: "text/event-stream" };
+    if (config.token) headers.Authorization = `Bearer ${config.token}`;
+    (async () => {
+      try {
+        const res = await fetch(providerPath("events"), {
+          headers,
+          signal: stream.ctl.signal,
+          cache: "no-store",
+          credentials: "same-origin",
+        });
+        if (!res.ok || !res.body || typeof res.body.getReader !== "function") {
+          // A server without the route (or that refuses it) will not have
+          // it in five seconds either.
+          stream.final = res.status >= 400 && res.status < 500;
+          return;
+        }
+        stream.live = true;
+        if (st.flow) schedulePoll(st.seq); // now at the slow pace
+        const reader = res.body.getReader();
+        const decoder = new TextDecoder();
+        let buf = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done || st.stream !== stream) break;
+          buf += decoder.decode(value, { stream: true });
+          for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
+            const block = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            if (/^event: (flow|connection|dropped)$/m.test(block)) onStreamEvent();
+          }
+        }
+      } catch (_) {
+        /* aborted, or no stream: polling carries on */
+      }
+      stream.live = false;
+      if (st.stream !== stream) return;
+      st.stream = null;
+      if (st.flow) schedulePoll(st.seq);
+      if (stream.final) return;
+      // Try again later: a restarted server, a dropped slow client.
+      clearTimer("stream");
+      st.timers.stream = setTimeout(() => {
+        st.timers.stream = 0;
+        if (st.provider === provider && !st.stream) openStream();
+      }, STREAM_RETRY_MS);
+    })();
+  }
+
+  function closeStream() {
+    clearTimer("stream");
+    if (st.stream) {
+      st.stream.ctl.abort();
+      st.stream = null;
+    }
+  }
+
+  // onStreamEvent reads the status once: while a sign-in is watched, as its
+  // poll would; otherwise to show a change made elsewhere.
+  function onStreamEvent() {
+    const seq = st.seq;
+    if (st.flow) {
+      clearTimer("poll");
+      poll(seq);
+    } else if (st.mode === "idle" && !st.busy) {
+      loadStatus(seq);
+    }
   }
 
   async function poll(seq) {
@@ -587,6 +672,7 @@
     st.provider = name;
     st.status = null;
     render("idle");
+    openStream();
     return loadStatus(seq);
   }
 

@@ -13,10 +13,12 @@
 //	mux.Handle("/", http.FileServerFS(desktop.FS()))
 //
 // The page reads an optional session token from ?token= in its URL and sends
-// it as "Authorization: Bearer". It opens the sign-in page in a popup (a tab
-// where popups are blocked), learns the outcome at once from the callback
-// page's message on the BroadcastChannel "memconnect" (of its own origin
-// only) and otherwise from its status poll. When a sign-in finishes it
+// it as "Authorization: Bearer". It follows the provider's event stream
+// (GET .../events, read with fetch so that the token goes along) and reads
+// the status when an event says something changed; without a stream it
+// polls. It opens the sign-in page in a popup (a tab where popups are
+// blocked) and also learns the outcome from the callback page's message on
+// the BroadcastChannel "memconnect" (of its own origin only). When a sign-in finishes it
 // dispatches one "memconnect:connected" CustomEvent on document.
 package desktop
 

@@ -123,6 +123,8 @@ function makeServer(initial) {
     authorizeURL: "https://auth.example.test/authorize?client_id=x&state=s",
     override: null, // (method, path, body) => {status, body} | undefined
     down: false,
+    streaming: false, // serve GET .../events as a stream the test pushes to
+    streams: [], // open streams: {push(text), end()}
   };
   srv.pendingFlow = () => ({
     id: `f${++srv.flowSeq}`,
@@ -169,6 +171,34 @@ function makeServer(initial) {
   return srv;
 }
 
+// openFakeStream is an event stream response whose body the test feeds.
+function openFakeStream(srv, signal) {
+  const queue = [];
+  let wake = null;
+  let ended = false;
+  const stream = {
+    push(text) {
+      queue.push(new TextEncoder().encode(text));
+      if (wake) wake();
+    },
+    end() {
+      ended = true;
+      if (wake) wake();
+    },
+  };
+  if (signal) signal.addEventListener("abort", () => stream.end());
+  srv.streams.push(stream);
+  const reader = {
+    async read() {
+      while (!queue.length && !ended) await new Promise((r) => (wake = r));
+      wake = null;
+      if (queue.length) return { value: queue.shift(), done: false };
+      return { value: undefined, done: true };
+    },
+  };
+  return { ok: true, status: 200, body: { getReader: () => reader }, text: async () => "" };
+}
+
 // ---- one page instance ----------------------------------------------------
 
 async function flush() {
@@ -211,6 +241,7 @@ async function openPage({ status = {}, query = "", bodyAttrs = {}, setup } = {})
       srv.requests.push({ method, url, body, headers: opts.headers || {} });
       await null;
       if (srv.down) throw new TypeError("Failed to fetch");
+      if (srv.streaming && method === "GET" && url.endsWith("/events")) return openFakeStream(srv, opts.signal);
       const res = srv.handle(method, url, body);
       const text = JSON.stringify(res.body);
       return { ok: res.status >= 200 && res.status < 300, status: res.status, text: async () => text };
@@ -228,6 +259,8 @@ async function openPage({ status = {}, query = "", bodyAttrs = {}, setup } = {})
     },
     URL,
     URLSearchParams,
+    AbortController,
+    TextDecoder,
     CustomEvent,
     Event,
     console,
@@ -666,6 +699,37 @@ const scenarios = {
     q.srv.grant();
     await q.message({ type: "memconnect:signin", outcome: "connected" }, "http://127.0.0.1:8080");
     assert.equal(q.events.length, 1);
+  },
+
+  async streamReplacesPolling() {
+    const p = await openPage({ setup: (srv) => {
+      srv.streaming = true;
+    } });
+    assert.equal(p.srv.streams.length, 1, "the pane follows the provider's events");
+    await p.click("connect-button");
+    const polls = p.statusPolls();
+    await p.advance(10_000);
+    assert.equal(p.statusPolls(), polls, "no status polling while the stream is open");
+    assert.ok(p.visible("stop-waiting"));
+    p.srv.grant();
+    p.srv.streams[0].push('id: 3\nevent: connection\ndata: {"connection":"connected"}\n\n');
+    await p.advance(0);
+    assert.equal(p.statusPolls(), polls + 1, "the event made the pane read the status once");
+    assert.equal(p.events.length, 1);
+    assert.match(p.text("connect-state"), /^Connected/);
+    // A change made elsewhere shows up too, with no flow being watched.
+    Object.assign(p.srv.status, { connected: false, auth: null, token: null, flow: null });
+    p.srv.streams[0].push('id: 4\nevent: connection\ndata: {"connection":"disconnected"}\n\n');
+    await p.advance(0);
+    assert.equal(p.text("connect-state"), "Sign-in needed");
+    // The stream ends: polling takes over while waiting, and the stream is
+    // opened again.
+    await p.click("connect-button");
+    p.srv.streams[0].end();
+    await p.advance(1500);
+    assert.ok(p.statusPolls() > polls + 2, "polling resumed");
+    await p.advance(5000);
+    assert.equal(p.srv.streams.length, 2, "the stream was opened again");
   },
 
   async providerChangeStopsPolling() {
