@@ -3,6 +3,7 @@ module github.com/memconnect/memconnect
 go 1.26.0
 
 require (
+	github.com/fsnotify/fsnotify v1.10.1
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/go-chi/render v1.0.3
 	github.com/gofrs/flock v0.13.2

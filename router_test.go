@@ -1243,3 +1243,48 @@ func TestEventStream(t *testing.T) {
 		}
 	}
 }
+
+// A grant stored, refreshed and removed by another process sharing the
+// config file shows up on the stream as it happens.
+func TestEventStreamOtherProcess(t *testing.T) {
+	e := fixture.NewEnv(t)
+	stream := openStream(t, e, "work", "")
+	home := filepath.Join(e.Root, "profiles", "work")
+	loc, err := honcho.New().GrantLocation(provider.Profile{Name: "work", Home: home, DefaultHome: e.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other process: its own store over the same file.
+	other := oauth.NewGrants(oauth.NewFileStore(loc.WritePath, loc.Layout), oauth.WithHTTPClient(e.AS.Client()))
+	tok := e.AS.IssueGrant("write")
+	if _, err := other.Install(t.Context(), loc.Host, tok, oauth.Grant{ClientID: e.AS.ClientID(), TokenEndpoint: e.AS.TokenURL(), TokenType: "Bearer"}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, stream); ev.data != `{"connection":"connected"}` {
+		t.Fatalf("after another process stored a grant: %+v", ev)
+	}
+	if _, err := other.TokenSource(loc.Host).ForceRefresh(t.Context(), tok.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, stream); ev.data != `{"connection":"refreshed"}` {
+		t.Fatalf("after another process refreshed: %+v", ev)
+	}
+	// The server rejects the grant when the other process next refreshes.
+	cr, err := oauth.NewFileStore(loc.WritePath, loc.Layout).Credentials(t.Context(), loc.Host)
+	if err != nil || cr.Grant == nil {
+		t.Fatal(err)
+	}
+	e.AS.RevokeGrant(cr.Grant.RefreshToken)
+	if _, err := other.TokenSource(loc.Host).ForceRefresh(t.Context(), cr.Grant.AccessToken); !errors.Is(err, oauth.ErrReauthRequired) {
+		t.Fatalf("refresh of a revoked grant: %v", err)
+	}
+	if ev := nextEvent(t, stream); ev.data != `{"connection":"reauth_required"}` {
+		t.Fatalf("after the server rejected the grant: %+v", ev)
+	}
+	if _, err := other.Remove(t.Context(), loc.Host); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, stream); ev.data != `{"connection":"disconnected"}` {
+		t.Fatalf("after another process removed the grant: %+v", ev)
+	}
+}

@@ -37,6 +37,8 @@ const (
 	Connected    = "connected"    // a grant was stored
 	Refreshed    = "refreshed"    // the grant was rotated
 	Disconnected = "disconnected" // the grant was removed
+	// ReauthRequired: the server rejected the grant (seen by Follow).
+	ReauthRequired = "reauth_required"
 )
 
 // Event is one thing that happened to the connection of Key.

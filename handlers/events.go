@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog/hlog"
+
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
@@ -26,8 +28,10 @@ const HeartbeatInterval = 15 * time.Second
 // client that reconnects with Last-Event-ID gets the events it missed that
 // the server still holds. A client that falls too far behind gets a final
 // "dropped" event and the stream ends: read the status again, then
-// reconnect. No event holds a token. When as many streams are open as the
-// server allows it answers 503 unavailable.
+// reconnect. No event holds a token. Changes made by other processes
+// sharing the config files are streamed too ([provider.Connector.Follow]).
+// When as many streams are open as the server allows it answers 503
+// unavailable.
 func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	// The same answer as status for a profile or provider that is not.
 	rep, ok := h.status(w, r, pathParams)
@@ -57,6 +61,13 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
+	// Changes other processes make show up too, for as long as a stream
+	// of this profile and provider is open.
+	if stop, err := h.conn.Follow(rep.Profile, rep.Provider); err != nil {
+		hlog.FromRequest(r).Warn().Str("error", err.Error()).Msg("events: changes made by other processes will not be streamed")
+	} else {
+		defer stop()
+	}
 
 	rc := http.NewResponseController(w)
 	hdr := w.Header()

@@ -127,6 +127,10 @@ type Connector struct {
 
 	mdMu sync.Mutex // guards md
 	md   map[string]discovered
+
+	followMu  sync.Mutex // guards followers and published
+	followers map[flow.Key]*follower
+	published map[flow.Key]publishedEvent
 }
 
 // ValidateCallbackBaseURL checks a callback base URL and returns it without
@@ -579,11 +583,25 @@ func (c *Connector) TokenSource(profileName, providerName string, opts ...oauth.
 	return ref.grants.TokenSource(ref.key, opts...), nil
 }
 
+// publishedEvent is the last connection event a Connector published for a
+// key, so that Follow does not publish it again when it sees the write.
+type publishedEvent struct {
+	what string
+	at   time.Time
+}
+
 // publish sends a connection event for key, when the Connector has a bus.
 func (c *Connector) publish(key flow.Key, what string) {
-	if c.Events != nil {
-		c.Events.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: what})
+	if c.Events == nil {
+		return
 	}
+	c.followMu.Lock()
+	if c.published == nil {
+		c.published = make(map[flow.Key]publishedEvent)
+	}
+	c.published[key] = publishedEvent{what, time.Now()}
+	c.followMu.Unlock()
+	c.Events.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: what})
 }
 
 // Disconnect removes the profile's grant for the provider from the file it

@@ -1,0 +1,185 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/memconnect/memconnect/events"
+	"github.com/memconnect/memconnect/oauth/flow"
+)
+
+// followDebounce gathers the file events of one write (a temp file, a
+// rename, a directory sync) into one look at the status.
+const followDebounce = 50 * time.Millisecond
+
+// echoWindow: a change this Connector published itself is not published
+// again when its write to the file is seen within this time.
+const echoWindow = 2 * time.Second
+
+// follower watches the config files of one profile and provider.
+type follower struct {
+	refs int
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Follow publishes to c.Events the changes that other processes (the CLI,
+// the Python agent, another server) make to the connection of the profile
+// with the provider: it watches the config files the grant is read from
+// and written to, and on every change compares the status with the one
+// before, publishing connected, refreshed, reauth_required or
+// disconnected. Calls for the same profile and provider share one watch;
+// stop ends the caller's share. With a GrantStore, or without Events,
+// Follow watches nothing (stop does nothing).
+func (c *Connector) Follow(profileName, providerName string) (stop func(), err error) {
+	noop := func() {}
+	if c.Events == nil || c.GrantStore != nil {
+		return noop, nil
+	}
+	t, err := c.resolve(profileName, providerName)
+	if err != nil {
+		return nil, err
+	}
+	if len(t.provider.AuthMethods()) == 0 {
+		return noop, nil
+	}
+	loc, err := t.provider.GrantLocation(t.profile)
+	if err != nil {
+		return nil, err
+	}
+	c.followMu.Lock()
+	defer c.followMu.Unlock()
+	if c.followers == nil {
+		c.followers = make(map[flow.Key]*follower)
+	}
+	f := c.followers[t.key]
+	if f == nil {
+		w, err := fsnotify.NewWatcher()
+		if err != nil {
+			return nil, err
+		}
+		files := map[string]bool{}
+		for _, p := range []string{loc.ReadPath, loc.WritePath} {
+			if p == "" {
+				continue
+			}
+			files[filepath.Clean(p)] = true
+			// The directory: a write replaces the file by a rename.
+			if err := w.Add(filepath.Dir(p)); err != nil {
+				w.Close()
+				return nil, err
+			}
+		}
+		f = &follower{stop: make(chan struct{}), done: make(chan struct{})}
+		c.followers[t.key] = f
+		go c.follow(t, w, files, f)
+	}
+	f.refs++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.followMu.Lock()
+			f.refs--
+			last := f.refs == 0
+			if last {
+				delete(c.followers, t.key)
+			}
+			c.followMu.Unlock()
+			if last {
+				close(f.stop)
+				<-f.done
+			}
+		})
+	}, nil
+}
+
+// snapshot is what Follow compares of two statuses.
+type snapshot struct {
+	connected, reauth bool
+	auth              string
+	grant             [sha256.Size]byte // of the refresh token: a rotation changes it
+}
+
+func (c *Connector) snapshot(t target) (snapshot, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rep, err := c.report(ctx, t)
+	if err != nil {
+		return snapshot{}, false
+	}
+	s := snapshot{connected: rep.Connected, reauth: rep.ReauthRequired, auth: rep.Auth}
+	if ref, err := c.where(t, false); err == nil && ref.file != nil {
+		if cr, err := ref.file.Credentials(ctx, ref.key); err == nil && cr.Grant != nil {
+			s.grant = sha256.Sum256([]byte(cr.Grant.RefreshToken))
+		}
+	}
+	return s, true
+}
+
+// follow is the watch of f, until f.stop.
+func (c *Connector) follow(t target, w *fsnotify.Watcher, files map[string]bool, f *follower) {
+	defer close(f.done)
+	defer w.Close()
+	last, _ := c.snapshot(t)
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	for {
+		select {
+		case <-f.stop:
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if files[filepath.Clean(ev.Name)] {
+				settle.Reset(followDebounce)
+			}
+		case _, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+		case <-settle.C:
+			now, ok := c.snapshot(t)
+			if !ok {
+				continue // a file being replaced, or not valid yet: the next event tells
+			}
+			for _, what := range changes(last, now) {
+				if !c.echo(t.key, what) {
+					c.Events.Publish(events.Event{Key: t.key, Kind: events.KindConnection, Connection: what})
+				}
+			}
+			last = now
+		}
+	}
+}
+
+// changes are the connection events that lead from a to b.
+func changes(a, b snapshot) []string {
+	var out []string
+	switch {
+	case !a.connected && b.connected:
+		out = append(out, events.Connected)
+	case a.connected && !b.connected:
+		out = append(out, events.Disconnected)
+	case a.connected && b.connected && b.auth == AuthOAuth && b.grant != a.grant:
+		out = append(out, events.Refreshed)
+	}
+	if b.reauth && !a.reauth {
+		out = append(out, events.ReauthRequired)
+	}
+	return out
+}
+
+// echo reports whether this Connector published what for key itself
+// within echoWindow, so that its own write is not published twice.
+func (c *Connector) echo(key flow.Key, what string) bool {
+	c.followMu.Lock()
+	defer c.followMu.Unlock()
+	p, ok := c.published[key]
+	return ok && p.what == what && time.Since(p.at) < echoWindow
+}
