@@ -3,8 +3,12 @@ package memconnect_test
 import (
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/testkit/fixture"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
@@ -17,32 +21,7 @@ import (
 // lands on B, C reports it, a refresh that all three
 // want at once happens once, and a disconnect on C is seen by A.
 func TestSeveralInstancesOnPostgres(t *testing.T) {
-	pool := fixture.Postgres(t, false)
-	h := fixture.NewHermes(t)
-	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	type instance struct {
-		r   *memconnect.Router
-		srv *fixture.Server
-	}
-	var in []instance
-	for i := range 3 {
-		st, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: string(rune('a' + i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := fixture.NewServer(t)
-		r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), HTTPClient: h.AS.Client(),
-			GrantStore: st, FlowStore: st.Flows(), CallbackBaseURL: "http://127.0.0.1:9/api/memory"}) // the load balancer
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		srv.Start(fixture.HostRouter(r))
-		in = append(in, instance{r, srv})
-	}
+	pool, h, reg, in := pgInstances(t, 3)
 	a, b, c := in[0], in[1], in[2]
 
 	// A sign-in started on A is reported by C and cancelled from B.
@@ -116,4 +95,91 @@ func TestSeveralInstancesOnPostgres(t *testing.T) {
 	if st, _ := a.r.Connector().Status(t.Context(), "default", "honcho"); st.Connected {
 		t.Errorf("A still reports the profile connected after C disconnected it")
 	}
+}
+
+// An event raised on instance A reaches a stream held on instance B:
+// PostgreSQL notifies B of every grant change A commits.
+func TestEventsAcrossInstances(t *testing.T) {
+	_, h, _, in := pgInstances(t, 2)
+	a, b := in[0].r, in[1].r
+	key := flow.Key{Profile: "default", Provider: "honcho"}
+	sub, err := b.Events().Subscribe(key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	stop, err := b.Connector().Follow("default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	next := func(want string) {
+		t.Helper()
+		select {
+		case ev := <-sub.Events():
+			if ev.Kind != events.KindConnection || ev.Connection != want {
+				t.Fatalf("B saw %+v, want %s", ev, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("B saw nothing, want %s", want)
+		}
+	}
+	rep, err := a.Connector().Connect(t.Context(), "default", "honcho", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consentOn(t, h, in[0].srv, rep.Flow.AuthorizeURL)
+	next(events.Connected)
+	ts, err := a.Connector().TokenSource("default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.ForceRefresh(t.Context(), tok.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	next(events.Refreshed)
+	if _, err := a.Connector().Disconnect(t.Context(), "default", "honcho"); err != nil {
+		t.Fatal(err)
+	}
+	next(events.Disconnected)
+}
+
+// instance is one server of a test's load-balanced deployment.
+type instance struct {
+	r   *memconnect.Router
+	srv *fixture.Server
+}
+
+// pgInstances starts n instances of the Honcho provider over a Hermes home
+// with a development authorization server, sharing one PostgreSQL store,
+// behind a load balancer at 127.0.0.1:9.
+func pgInstances(t *testing.T, n int) (*pgxpool.Pool, *fixture.Hermes, *provider.Registry, []instance) {
+	t.Helper()
+	pool := fixture.Postgres(t, false)
+	h := fixture.NewHermes(t)
+	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []instance
+	for i := range n {
+		st, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: string(rune('a' + i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := fixture.NewServer(t)
+		r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), HTTPClient: h.AS.Client(),
+			GrantStore: st, FlowStore: st.Flows(), CallbackBaseURL: "http://127.0.0.1:9/api/memory"}) // the load balancer
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		srv.Start(fixture.HostRouter(r))
+		in = append(in, instance{r, srv})
+	}
+	return pool, h, reg, in
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/memconnect/memconnect/events"
+	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 )
 
@@ -33,12 +34,19 @@ type follower struct {
 // with the provider: it watches the config files the grant is read from
 // and written to, and on every change compares the status with the one
 // before, publishing connected, refreshed, reauth_required or
-// disconnected. Calls for the same profile and provider share one watch;
-// stop ends the caller's share. With a GrantStore, or without Events,
-// Follow watches nothing (stop does nothing).
+// disconnected. With a GrantStore that can watch its grants (a
+// [GrantWatcher], such as pgstore's, over PostgreSQL's LISTEN/NOTIFY) it
+// follows the changes every instance commits instead. Calls for the same
+// profile and provider share one watch; stop ends the caller's share.
+// Without Events, or with a GrantStore that cannot watch, Follow watches
+// nothing (stop does nothing).
 func (c *Connector) Follow(profileName, providerName string) (stop func(), err error) {
 	noop := func() {}
-	if c.Events == nil || c.GrantStore != nil {
+	if c.Events == nil {
+		return noop, nil
+	}
+	gw, _ := c.GrantStore.(GrantWatcher)
+	if c.GrantStore != nil && gw == nil {
 		return noop, nil
 	}
 	t, err := c.resolve(profileName, providerName)
@@ -58,6 +66,15 @@ func (c *Connector) Follow(profileName, providerName string) (stop func(), err e
 		c.followers = make(map[flow.Key]*follower)
 	}
 	f := c.followers[t.key]
+	if f == nil && gw != nil {
+		changed, stopWatch, err := gw.Watch(context.Background(), t.provider.Name()+"/"+t.profile.Name)
+		if err != nil {
+			return nil, err
+		}
+		f = &follower{stop: make(chan struct{}), done: make(chan struct{})}
+		c.followers[t.key] = f
+		go c.followStore(t, changed, stopWatch, f)
+	}
 	if f == nil {
 		w, err := fsnotify.NewWatcher()
 		if err != nil {
@@ -113,8 +130,16 @@ func (c *Connector) snapshot(t target) (snapshot, bool) {
 		return snapshot{}, false
 	}
 	s := snapshot{connected: rep.Connected, reauth: rep.ReauthRequired, auth: rep.Auth}
-	if ref, err := c.where(t, false); err == nil && ref.file != nil {
-		if cr, err := ref.file.Credentials(ctx, ref.key); err == nil && cr.Grant != nil {
+	ref, err := c.where(t, false)
+	if err != nil {
+		return s, true
+	}
+	var store oauth.GrantStore = c.GrantStore
+	if ref.file != nil {
+		store = ref.file
+	}
+	if store != nil {
+		if cr, err := store.Credentials(ctx, ref.key); err == nil && cr.Grant != nil {
 			s.grant = sha256.Sum256([]byte(cr.Grant.RefreshToken))
 		}
 	}
@@ -144,18 +169,47 @@ func (c *Connector) follow(t target, w *fsnotify.Watcher, files map[string]bool,
 				return
 			}
 		case <-settle.C:
-			now, ok := c.snapshot(t)
-			if !ok {
-				continue // a file being replaced, or not valid yet: the next event tells
-			}
-			for _, what := range changes(last, now) {
-				if !c.echo(t.key, what) {
-					c.Events.Publish(events.Event{Key: t.key, Kind: events.KindConnection, Connection: what})
-				}
-			}
-			last = now
+			c.publishChanges(t, &last)
 		}
 	}
+}
+
+// followStore is the watch of f over a GrantWatcher, until f.stop.
+func (c *Connector) followStore(t target, changed <-chan struct{}, stopWatch func(), f *follower) {
+	defer close(f.done)
+	defer stopWatch()
+	last, _ := c.snapshot(t)
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-changed:
+			c.publishChanges(t, &last)
+		}
+	}
+}
+
+// publishChanges publishes what changed since *last, and keeps the new
+// status in *last.
+func (c *Connector) publishChanges(t target, last *snapshot) {
+	now, ok := c.snapshot(t)
+	if !ok {
+		return // a file being replaced, or not valid yet: the next change tells
+	}
+	for _, what := range changes(*last, now) {
+		if !c.echo(t.key, what) {
+			c.Events.Publish(events.Event{Key: t.key, Kind: events.KindConnection, Connection: what})
+		}
+	}
+	*last = now
+}
+
+// GrantWatcher is a GrantStore that tells of the changes any instance
+// commits to a grant, such as package pgstore's Store; Follow uses it.
+type GrantWatcher interface {
+	// Watch returns a channel that receives a value when key's grant
+	// changed; stop ends the watch.
+	Watch(ctx context.Context, key string) (changed <-chan struct{}, stop func(), err error)
 }
 
 // changes are the connection events that lead from a to b.

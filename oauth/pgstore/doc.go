@@ -39,6 +39,12 @@
 // [Store.Rekey] seals every old value again with the new key, and the old
 // one can go.
 //
+// # Changes
+//
+// Every committed change to a grant is announced with NOTIFY on the channel
+// "memconnect_grants", the payload the grant's key; [Store.Watch] listens,
+// so that an event stream held on one instance shows what another did.
+//
 // # Schema
 //
 // [Migrate] creates and upgrades the schema, explicitly: call it from a

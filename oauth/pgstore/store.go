@@ -51,6 +51,7 @@ type Store struct {
 	owner  string
 	ttl    time.Duration
 	logger zerolog.Logger
+	listen listener // Watch's shared LISTEN connection
 }
 
 var _ oauth.GrantStore = (*Store)(nil)
@@ -249,6 +250,7 @@ WHERE key = $1 AND fence = $2 AND ($3::text IS NULL OR refresh_digest = $3)`,
 	if tag.RowsAffected() != 1 {
 		return fmt.Errorf("%w: %s has another lease or another grant", oauth.ErrStaleGrant, l.s.Describe(l.key))
 	}
+	l.s.notify(ctx, l.key)
 	return nil
 }
 
@@ -256,8 +258,11 @@ WHERE key = $1 AND fence = $2 AND ($3::text IS NULL OR refresh_digest = $3)`,
 func (l *lease) Reject(prev *oauth.Grant, code string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := l.s.pool.Exec(ctx, `UPDATE memconnect_grants SET rejected = $4 WHERE key = $1 AND fence = $2 AND refresh_digest = $3`,
+	tag, err := l.s.pool.Exec(ctx, `UPDATE memconnect_grants SET rejected = $4 WHERE key = $1 AND fence = $2 AND refresh_digest = $3`,
 		l.key, l.fence, digest(prev.RefreshToken), code)
+	if err == nil && tag.RowsAffected() == 1 {
+		l.s.notify(ctx, l.key)
+	}
 	return err
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
+	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
@@ -515,5 +516,31 @@ func TestFlowStoreSweeps(t *testing.T) {
 		if _, ok, err := b.Status(t.Context(), flow.Key{Profile: profile, Provider: "honcho"}); err != nil || ok != want {
 			t.Errorf("flow %q recorded = %v (%v); want %v", profile, ok, err, want)
 		}
+	}
+}
+
+var _ provider.GrantWatcher = (*pgstore.Store)(nil)
+
+// Watch hears the changes another instance commits, through LISTEN/NOTIFY;
+// after the last watch stops, a new one listens again.
+func TestWatch(t *testing.T) {
+	pool := testPool(t, false)
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	a := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "a"}), oauth.WithHTTPClient(srv.Client()))
+	b := newStore(t, pool, pgstore.Config{Owner: "b"})
+	for round := range 2 {
+		changed, stop, err := b.Watch(t.Context(), "hermes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		install(t, a, srv, "hermes", time.Now().Add(time.Hour))
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: no notification of the new grant", round)
+		}
+		stop()
+		stop() // idempotent
 	}
 }
