@@ -1281,10 +1281,50 @@ func TestEventStreamOtherProcess(t *testing.T) {
 	if ev := nextEvent(t, stream); ev.data != `{"connection":"reauth_required"}` {
 		t.Fatalf("after the server rejected the grant: %+v", ev)
 	}
+	// A refresh through this server that fails for a while (the server
+	// unavailable): refresh_failed, and the token in hand is kept.
+	other2 := oauth.NewGrants(oauth.NewFileStore(loc.WritePath, loc.Layout), oauth.WithHTTPClient(e.AS.Client()))
+	tok2 := e.AS.IssueGrant("write")
+	tok2.ExpiresIn = 60 // in the refresh window
+	if _, err := other2.Install(t.Context(), loc.Host, tok2, oauth.Grant{ClientID: e.AS.ClientID(), TokenEndpoint: e.AS.TokenURL(), TokenType: "Bearer"}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, stream); ev.data != `{"connection":"connected"}` {
+		t.Fatalf("after another process stored a new grant: %+v", ev)
+	}
+	e.AS.FailNextTokenRequests(1, http.StatusBadRequest, "temporarily_unavailable")
+	ts, err := e.Router.Connector().TokenSource("work", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ts.Token(); err != nil || got.AccessToken != tok2.AccessToken {
+		t.Fatalf("Token while the server is unavailable = %v", err)
+	}
+	if ev := nextEvent(t, stream); ev.data != `{"connection":"refresh_failed"}` {
+		t.Fatalf("after a failed refresh: %+v", ev)
+	}
 	if _, err := other.Remove(t.Context(), loc.Host); err != nil {
 		t.Fatal(err)
 	}
 	if ev := nextEvent(t, stream); ev.data != `{"connection":"disconnected"}` {
 		t.Fatalf("after another process removed the grant: %+v", ev)
 	}
+}
+
+// Open streams are capped: one too many is a 503 that says why. (That a
+// closed stream frees its place is the bus's test.)
+func TestEventStreamCap(t *testing.T) {
+	e := fixture.NewEnv(t, fixture.WithMaxStreams(1))
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.Base+"/profiles/work/providers/honcho/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first stream: %v %v", resp, err)
+	}
+	x := e.Do(fixture.Request{Method: "GET", Path: "/profiles/default/providers/honcho/events"})
+	if x.Status != 503 || x.JSON(t)["error"] != "unavailable" || !strings.Contains(string(x.Body), "event streams") {
+		t.Fatalf("a stream too many = %d %s", x.Status, x.Body)
+	}
+	cancel()
+	resp.Body.Close()
 }

@@ -37,7 +37,10 @@ const (
 	Connected    = "connected"    // a grant was stored
 	Refreshed    = "refreshed"    // the grant was rotated
 	Disconnected = "disconnected" // the grant was removed
-	// ReauthRequired: the server rejected the grant (seen by Follow).
+	// RefreshFailed: a refresh failed for a reason other than a rejection
+	// (the server down); the current token is kept for now.
+	RefreshFailed = "refresh_failed"
+	// ReauthRequired: the server rejected the grant.
 	ReauthRequired = "reauth_required"
 )
 

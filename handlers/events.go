@@ -23,7 +23,8 @@ const HeartbeatInterval = 15 * time.Second
 // Events serves GET /profiles/{profile}/providers/{provider}/events as
 // Server-Sent Events (text/event-stream): "flow" events with the flow as
 // the status body's "flow" shows it, "connection" events with
-// {"connection": "connected" | "refreshed" | "disconnected"}, and a
+// {"connection": "connected" | "refreshed" | "refresh_failed" |
+// "reauth_required" | "disconnected"}, and a
 // heartbeat comment every [HeartbeatInterval]. Each event has an id; a
 // client that reconnects with Last-Event-ID gets the events it missed that
 // the server still holds. A client that falls too far behind gets a final

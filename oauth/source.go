@@ -53,6 +53,7 @@ type Source struct {
 	key      string
 	k        *keyState
 	onChange func(*oauth2.Token)
+	onFailed func()
 }
 
 var _ oauth2.TokenSource = (*Source)(nil)
@@ -72,6 +73,15 @@ func OnTokenChange(fn func(*oauth2.Token)) SourceOption {
 		}
 		ts.onChange = fn
 	}
+}
+
+// OnRefreshFailed registers fn to be called, on its own goroutine, for
+// every refresh this source attempted that failed for a reason other than
+// a rejection of the grant (the server down, a timeout): the source keeps
+// the current token and waits out the cooldown. It lets a host tell a
+// person that the provider cannot be reached.
+func OnRefreshFailed(fn func()) SourceOption {
+	return func(ts *Source) { ts.onFailed = fn }
 }
 
 // TokenSource returns the token source of key's grant. Sources of the same
@@ -378,6 +388,9 @@ func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool) (*oaut
 	k.coolTill = now.Add(gs.cooldown)
 	k.mu.Unlock()
 	log.Warn().Str("error", describe(err, g)).Dur("retry_in", gs.cooldown).Msg("oauth: token refresh failed; keeping the current token")
+	if ts.onFailed != nil {
+		go ts.onFailed() // not under the locks
+	}
 	if force {
 		return nil, false, fmt.Errorf("oauth: token refresh for %s failed: %s", gs.store.Describe(ts.key), describe(err, g))
 	}

@@ -117,7 +117,8 @@ type Connector struct {
 	GrantStore oauth.GrantStore
 	// Events, when not nil, receives a connection event for every grant
 	// this Connector stores (connected), rotates through a TokenSource it
-	// made (refreshed) or removes (disconnected).
+	// made (refreshed; refresh_failed when the server could not be
+	// reached) or removes (disconnected).
 	Events *events.Bus
 
 	storesOnce sync.Once
@@ -578,7 +579,8 @@ func (c *Connector) TokenSource(profileName, providerName string, opts ...oauth.
 		return nil, err
 	}
 	if c.Events != nil {
-		opts = append(opts, oauth.OnTokenChange(func(*oauth2.Token) { c.publish(t.key, events.Refreshed) }))
+		opts = append(opts, oauth.OnTokenChange(func(*oauth2.Token) { c.publish(t.key, events.Refreshed) }),
+			oauth.OnRefreshFailed(func() { c.publish(t.key, events.RefreshFailed) }))
 	}
 	return ref.grants.TokenSource(ref.key, opts...), nil
 }

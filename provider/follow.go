@@ -220,6 +220,8 @@ func changes(a, b snapshot) []string {
 		out = append(out, events.Connected)
 	case a.connected && !b.connected:
 		out = append(out, events.Disconnected)
+	case a.reauth && !b.reauth && b.connected:
+		out = append(out, events.Connected) // signed in again
 	case a.connected && b.connected && b.auth == AuthOAuth && b.grant != a.grant:
 		out = append(out, events.Refreshed)
 	}
