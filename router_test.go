@@ -24,6 +24,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/internal/testkit/fixture"
 	"github.com/memconnect/memconnect/oauth"
@@ -1327,4 +1328,27 @@ func TestEventStreamCap(t *testing.T) {
 	}
 	cancel()
 	resp.Body.Close()
+}
+
+// A client that falls too far behind gets a final "dropped" event and the
+// stream ends: here one that resumes after more events than a stream may
+// hold.
+func TestEventStreamDropsSlowClient(t *testing.T) {
+	e := fixture.NewEnv(t)
+	key := flow.Key{Profile: "work", Provider: "honcho"}
+	for range events.Buffer + 10 {
+		e.Router.Events().Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: events.Refreshed})
+	}
+	stream := openStream(t, e, "work", "1")
+	n := 0
+	for ev := range stream {
+		if ev.kind == "dropped" {
+			if n != events.Buffer || !strings.Contains(ev.data, "read the status") {
+				t.Errorf("dropped after %d events (%s), want %d", n, ev.data, events.Buffer)
+			}
+			return
+		}
+		n++
+	}
+	t.Fatalf("the stream ended after %d events without saying it dropped the client", n)
 }

@@ -119,6 +119,9 @@ func (b *Bus) PublishFlow(key flow.Key, f flow.Flow) {
 
 // sendLocked queues ev for s, or drops s when it is Buffer events behind.
 func (b *Bus) sendLocked(s *Subscription, ev Event) {
+	if s.dropped {
+		return // its channel is closed
+	}
 	select {
 	case s.c <- ev:
 	default:

@@ -96,3 +96,24 @@ func TestSlowSubscriberDropped(t *testing.T) {
 		t.Errorf("fast got event %d, want %d", ev.ID, events.Buffer+1)
 	}
 }
+
+// A subscriber that resumes after more events than Buffer is dropped at
+// once, with the first Buffer of them to read.
+func TestResumeBeyondBuffer(t *testing.T) {
+	bus := events.NewBus(0)
+	for range events.Buffer + 10 {
+		bus.Publish(connection(work, events.Refreshed))
+	}
+	s, err := bus.Subscribe(work, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range s.Events() {
+		n++
+	}
+	if n != events.Buffer || !s.Dropped() {
+		t.Errorf("got %d events, dropped %v; want %d and dropped", n, s.Dropped(), events.Buffer)
+	}
+	s.Close() // after a drop: harmless
+}
