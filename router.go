@@ -123,6 +123,11 @@ type Config struct {
 	// give it flow.Config{OnChange: bus.PublishFlow} with this bus.
 	Events *events.Bus
 
+	// EventHeartbeat is how often an event stream sends a heartbeat
+	// comment; zero means 15 s. A proxy that closes idle connections
+	// sooner needs a shorter one.
+	EventHeartbeat time.Duration
+
 	// Clock is the clock of every expiry decision: token refreshes, the
 	// status body's expires_in and, for the flow manager New creates, the
 	// state expiry and the reset of finished flows. nil means the time
@@ -226,7 +231,7 @@ func New(cfg Config) (*Router, error) {
 		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore,
 			Resume: conn.Resume, OnChange: conn.Events.PublishFlow})
 	}
-	h, err := handlers.New(conn, handlers.WithOpenBrowser(cfg.OpenBrowser))
+	h, err := handlers.New(conn, handlers.WithOpenBrowser(cfg.OpenBrowser), handlers.WithHeartbeat(cfg.EventHeartbeat))
 	if err != nil {
 		return nil, fmt.Errorf("memconnect: %w", err)
 	}

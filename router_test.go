@@ -1352,3 +1352,23 @@ func TestEventStreamDropsSlowClient(t *testing.T) {
 	}
 	t.Fatalf("the stream ended after %d events without saying it dropped the client", n)
 }
+
+// An idle stream sends a heartbeat comment, as often as configured.
+func TestEventStreamHeartbeat(t *testing.T) {
+	e := fixture.NewEnv(t, fixture.WithEventHeartbeat(20*time.Millisecond))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.Base+"/profiles/work/providers/honcho/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if sc.Text() == ": heartbeat" {
+			return
+		}
+	}
+	t.Fatalf("no heartbeat before the stream ended: %v", sc.Err())
+}

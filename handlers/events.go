@@ -17,15 +17,27 @@ import (
 )
 
 // HeartbeatInterval is how often an idle event stream sends a comment, so
-// that proxies and clients see it alive.
+// that proxies and clients see it alive, unless [WithHeartbeat] says
+// otherwise.
 const HeartbeatInterval = 15 * time.Second
+
+// WithHeartbeat sets how often an event stream sends a heartbeat comment;
+// zero or less means [HeartbeatInterval]. A proxy that closes idle
+// connections sooner than 15 s needs a shorter one.
+func WithHeartbeat(d time.Duration) Option {
+	return func(h *Handlers) {
+		if d > 0 {
+			h.heartbeat = d
+		}
+	}
+}
 
 // Events serves GET /profiles/{profile}/providers/{provider}/events as
 // Server-Sent Events (text/event-stream): "flow" events with the flow as
 // the status body's "flow" shows it, "connection" events with
 // {"connection": "connected" | "refreshed" | "refresh_failed" |
 // "reauth_required" | "disconnected"}, and a
-// heartbeat comment every [HeartbeatInterval]. Each event has an id; a
+// heartbeat comment every [HeartbeatInterval] (see [WithHeartbeat]). Each event has an id; a
 // client that reconnects with Last-Event-ID gets the events it missed that
 // the server still holds. A client that falls too far behind gets a final
 // "dropped" event and the stream ends: read the status again, then
@@ -78,7 +90,7 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	// A stream outlives the server's write timeout: each write gets its own.
 	send := func(text string) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(HeartbeatInterval))
+		_ = rc.SetWriteDeadline(time.Now().Add(max(h.heartbeat, 5*time.Second)))
 		if _, err := fmt.Fprint(w, text); err != nil {
 			return false
 		}
@@ -87,7 +99,7 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	if !send(": memconnect events\n\n") {
 		return
 	}
-	heartbeat := time.NewTicker(HeartbeatInterval)
+	heartbeat := time.NewTicker(h.heartbeat)
 	defer heartbeat.Stop()
 	for {
 		select {

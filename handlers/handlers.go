@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/render"
@@ -29,6 +30,7 @@ import (
 type Handlers struct {
 	conn        *provider.Connector
 	openBrowser func(context.Context, string) error // nil: the client opens the page
+	heartbeat   time.Duration                       // of event streams
 }
 
 // New returns the handlers of c. c must have a Registry, a Profiles
@@ -37,7 +39,7 @@ func New(c *provider.Connector, opts ...Option) (*Handlers, error) {
 	if c == nil || c.Registry == nil || c.Profiles == nil || c.Flows == nil {
 		return nil, errors.New("handlers: the Connector needs a Registry, a ProfileResolver and a flow manager")
 	}
-	h := &Handlers{conn: c}
+	h := &Handlers{conn: c, heartbeat: HeartbeatInterval}
 	for _, o := range opts {
 		o(h)
 	}
