@@ -508,6 +508,7 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 		ReauthRequired: st.ReauthRequired,
 		Token:          newTokenReport(st.Token, c.now()),
 		APIKeyHint:     st.APIKeyHint,
+		Account:        st.Account,
 	}, nil
 }
 

@@ -109,6 +109,10 @@ type Status struct {
 	// APIKeySource says where the API key came from: "host", "root" or
 	// "env".
 	APIKeySource string
+	// Account names the connected account the way a person knows it (for
+	// Honcho, the peer name), or "" when the provider knows none. Never a
+	// secret.
+	Account string
 }
 
 // TokenInfo describes an OAuth grant without its secrets.

@@ -47,6 +47,8 @@ type StatusReport struct {
 	Flow *flow.Flow
 	// APIKeyHint is [Status.APIKeyHint]; not part of the JSON.
 	APIKeyHint string
+	// Account is [Status.Account]; "account" in the JSON, left out when "".
+	Account string
 }
 
 // TokenReport describes an OAuth grant at the time of a [StatusReport].
@@ -84,6 +86,7 @@ type statusJSON struct {
 	ReauthRequired bool       `json:"reauth_required"`
 	Token          *tokenJSON `json:"token"`
 	Flow           *flowJSON  `json:"flow"`
+	Account        string     `json:"account,omitempty"`
 }
 
 // tokenJSON is the wire form of [TokenReport].
@@ -103,6 +106,7 @@ func (r StatusReport) MarshalJSON() ([]byte, error) {
 		Connected:      r.Connected,
 		ReauthRequired: r.ReauthRequired,
 		Flow:           newFlowJSON(r.Flow),
+		Account:        r.Account,
 	}
 	if r.Auth != "" {
 		w.Auth = &r.Auth
@@ -133,6 +137,7 @@ func (r *StatusReport) UnmarshalJSON(b []byte) error {
 		Connected:      w.Connected,
 		ReauthRequired: w.ReauthRequired,
 		Flow:           w.Flow.flow(),
+		Account:        w.Account,
 	}
 	if w.Auth != nil {
 		r.Auth = *w.Auth

@@ -36,8 +36,8 @@
     connectOAuth: "Connect via OAuth",
     // The state comes first on the line, then what to do about it.
     signInNeeded: "Sign-in needed",
-    connected: "Connected",
-    connectedFor: (left) => `Connected · token valid ${left}, renewed on its own`,
+    connectedFor: (who, left) => `Connected${who ? ` as ${who}` : ""} · token valid ${left}, renewed on its own`,
+    connectedAs: (who) => (who ? `Connected as ${who}` : "Connected"),
     apiKey: "Connected with an API key",
     expired: "Sign-in expired",
     useCode: "Use a code instead",
@@ -224,7 +224,9 @@
       return { label: TEXT.signInAgain, state: TEXT.expired, tone: "warn", disconnect: s.auth === "oauth", device };
     }
     if (s.connected && s.auth === "oauth") {
-      const left = s.token && typeof s.token.expires_in === "number" ? TEXT.connectedFor(duration(s.token.expires_in)) : TEXT.connected;
+      const who = typeof s.account === "string" ? s.account : "";
+      const left =
+        s.token && typeof s.token.expires_in === "number" ? TEXT.connectedFor(who, duration(s.token.expires_in)) : TEXT.connectedAs(who);
       return { label: TEXT.reconnect, state: left, tone: "ok", disconnect: true };
     }
     if (s.auth === "apikey") return { label: TEXT.connectOAuth, state: TEXT.apiKey, tone: "info" };

@@ -47,6 +47,9 @@ type Provider struct {
 	host          string // override of the host key for every profile
 	envAPIKey     string // HONCHO_API_KEY; a secret, never logged
 
+	peerMu sync.Mutex           // guards peers
+	peers  map[string]peerCache // the peer name of each config file, by path
+
 	chainMu sync.Mutex // guards chains
 	chains  map[provider.Profile]grantChain
 }

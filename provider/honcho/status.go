@@ -2,6 +2,10 @@ package honcho
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"time"
+
 	"github.com/memconnect/memconnect/oauth"
 
 	"github.com/memconnect/memconnect/provider"
@@ -46,7 +50,61 @@ func (p *Provider) Status(ctx context.Context, prof provider.Profile, stores *pr
 		st.Connected, st.Auth = true, provider.AuthAPIKey
 		st.APIKeySource, st.APIKeyHint = "env", keyHint(p.envAPIKey)
 	}
+	if st.Connected {
+		st.Account = p.peerName(read, host)
+	}
 	return st, nil
+}
+
+// peerName is the "peerName" of the config at path, in the host block or at
+// the root: the name the person gave at consent, or set themselves; "" for
+// none or an unreadable file. A file that has not changed since the last
+// look is answered from memory after one stat.
+func (p *Provider) peerName(path, host string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	p.peerMu.Lock()
+	if c, ok := p.peers[path]; ok && c.size == fi.Size() && c.mod.Equal(fi.ModTime()) {
+		p.peerMu.Unlock()
+		return c.byHost(host)
+	}
+	p.peerMu.Unlock()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	c := peerCache{size: fi.Size(), mod: fi.ModTime()}
+	if json.Unmarshal(b, &c.cfg) != nil {
+		return ""
+	}
+	p.peerMu.Lock()
+	if p.peers == nil {
+		p.peers = make(map[string]peerCache)
+	}
+	p.peers[path] = c
+	p.peerMu.Unlock()
+	return c.byHost(host)
+}
+
+// peerCache is what peerName read of one file.
+type peerCache struct {
+	size int64
+	mod  time.Time
+	cfg  struct {
+		PeerName string `json:"peerName"`
+		Hosts    map[string]struct {
+			PeerName string `json:"peerName"`
+		} `json:"hosts"`
+	}
+}
+
+func (c peerCache) byHost(host string) string {
+	if n := c.cfg.Hosts[host].PeerName; n != "" {
+		return n
+	}
+	return c.cfg.PeerName
 }
 
 // keyHint returns "…" and the last four characters of key, or "" when the

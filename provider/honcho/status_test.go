@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,6 +51,23 @@ func TestStatus(t *testing.T) {
 			profile: "work",
 			want: provider.Status{Supported: true, Connected: true, Auth: "oauth",
 				Token: &provider.TokenInfo{ClientID: "hermes-agent", Scope: "write", ExpiresAt: exp}},
+		},
+		{
+			name:   "the peer name names the account: the host's before the root's",
+			config: map[string]any{"peerName": "root-name", "hosts": map[string]any{"hermes": withPeer(grant, "alice")}},
+			want: provider.Status{Supported: true, Connected: true, Auth: "oauth", Account: "alice",
+				Token: &provider.TokenInfo{ClientID: "hermes-agent", Scope: "write", ExpiresAt: exp}},
+		},
+		{
+			name:   "the root's peer name",
+			config: map[string]any{"peerName": "bob", "hosts": map[string]any{"hermes": grant}},
+			want: provider.Status{Supported: true, Connected: true, Auth: "oauth", Account: "bob",
+				Token: &provider.TokenInfo{ClientID: "hermes-agent", Scope: "write", ExpiresAt: exp}},
+		},
+		{
+			name:   "no account when not connected",
+			config: map[string]any{"peerName": "bob"},
+			want:   provider.Status{Supported: true},
 		},
 		{
 			name:   "host api key",
@@ -170,5 +188,27 @@ func TestStatusBrokenConfig(t *testing.T) {
 	var ce *oauth.ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("error = %v, want a ConfigError", err)
+	}
+}
+
+// withPeer is host block b with a peerName.
+func withPeer(b map[string]any, name string) map[string]any {
+	out := maps.Clone(b)
+	out["peerName"] = name
+	return out
+}
+
+// A peer name changed in the file is seen at the next status.
+func TestStatusAccountFollowsTheFile(t *testing.T) {
+	root := t.TempDir()
+	path := filepath.Join(root, "honcho.json")
+	p := honcho.New()
+	prof := provider.Profile{Name: "default", Home: root, DefaultHome: root}
+	for _, name := range []string{"alice", "alice-the-second"} {
+		testkit.WriteJSON(t, path, map[string]any{"peerName": name, "hosts": map[string]any{"hermes": map[string]any{"apiKey": "key-0123456789abc"}}})
+		st, err := p.Status(context.Background(), prof, provider.NewStores())
+		if err != nil || st.Account != name {
+			t.Fatalf("Account = %q, %v; want %q", st.Account, err, name)
+		}
 	}
 }

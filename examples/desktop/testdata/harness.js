@@ -402,6 +402,8 @@ const scenarios = {
     const o = await openPage({ status: { connected: true, auth: "oauth" } });
     assert.equal(o.text("connect-button"), "Reconnect");
     assert.equal(o.text("connect-state"), "Connected");
+    const named = await openPage({ status: { connected: true, auth: "oauth", account: "<alice>", token: { expires_in: 3540 } } });
+    assert.equal(named.text("connect-state"), "Connected as <alice> · token valid 59 min, renewed on its own");
     assert.ok(o.visible("disconnect-button"));
 
     const r = await openPage({ status: { connected: false, auth: "oauth", reauth_required: true } });
