@@ -1205,7 +1205,8 @@ func TestEventStream(t *testing.T) {
 	stream := openStream(t, e, "work", "")
 	rep := e.Connect("work", "honcho", `{"redirect":"loopback"}`)
 	pending := nextEvent(t, stream)
-	if pending.kind != "flow" || !strings.Contains(pending.data, `"state":"pending"`) || !strings.Contains(pending.data, `"id":"`+rep.Flow.ID+`"`) {
+	if pending.kind != "flow" || !strings.Contains(pending.data, `"state":"pending"`) || !strings.Contains(pending.data, `"id":"`+rep.Flow.ID+`"`) ||
+		!strings.Contains(pending.data, `"authorize_url":"`+rep.Flow.AuthorizeURL+`"`) {
 		t.Fatalf("first event = %+v, want the pending flow", pending)
 	}
 	target, err := e.AS.Consent(t.Context(), e.AS.Client(), rep.Flow.AuthorizeURL, true)

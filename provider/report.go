@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -155,7 +156,17 @@ func (r *StatusReport) UnmarshalJSON(b []byte) error {
 // MarshalFlow returns the JSON of f as the status body's "flow" member
 // shows it (null for nil), for answers that carry a flow alone, such as an
 // event stream's flow events.
-func MarshalFlow(f *flow.Flow) ([]byte, error) { return json.Marshal(newFlowJSON(f)) }
+// URLs keep their "&": the JSON is not HTML-escaped, as no answer of the
+// API is.
+func MarshalFlow(f *flow.Flow) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(newFlowJSON(f)); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
 
 // flowJSON is the wire form of a [flow.Flow].
 type flowJSON struct {
