@@ -67,7 +67,10 @@ func (c *Connector) Follow(profileName, providerName string) (stop func(), err e
 	}
 	f := c.followers[t.key]
 	if f == nil && gw != nil {
-		changed, stopWatch, err := gw.Watch(context.Background(), t.provider.Name()+"/"+t.profile.Name)
+		// Bounded: the lock is held, and Watch may wait for a connection.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		changed, stopWatch, err := gw.Watch(ctx, t.provider.Name()+"/"+t.profile.Name)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
