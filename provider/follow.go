@@ -76,7 +76,10 @@ func (c *Connector) Follow(profileName, providerName string) (stop func(), err e
 		}
 		f = &follower{stop: make(chan struct{}), done: make(chan struct{})}
 		c.followers[t.key] = f
-		go c.followStore(t, changed, stopWatch, f)
+		// The status to compare with is taken once the watch is on and
+		// before Follow returns, so that no change after it is missed.
+		last, _ := c.snapshot(t)
+		go c.followStore(t, changed, stopWatch, f, last)
 	}
 	if f == nil {
 		w, err := fsnotify.NewWatcher()
@@ -97,7 +100,8 @@ func (c *Connector) Follow(profileName, providerName string) (stop func(), err e
 		}
 		f = &follower{stop: make(chan struct{}), done: make(chan struct{})}
 		c.followers[t.key] = f
-		go c.follow(t, w, files, f)
+		last, _ := c.snapshot(t)
+		go c.follow(t, w, files, f, last)
 	}
 	f.refs++
 	var once sync.Once
@@ -150,10 +154,9 @@ func (c *Connector) snapshot(t target) (snapshot, bool) {
 }
 
 // follow is the watch of f, until f.stop.
-func (c *Connector) follow(t target, w *fsnotify.Watcher, files map[string]bool, f *follower) {
+func (c *Connector) follow(t target, w *fsnotify.Watcher, files map[string]bool, f *follower, last snapshot) {
 	defer close(f.done)
 	defer w.Close()
-	last, _ := c.snapshot(t)
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
 	for {
@@ -178,10 +181,9 @@ func (c *Connector) follow(t target, w *fsnotify.Watcher, files map[string]bool,
 }
 
 // followStore is the watch of f over a GrantWatcher, until f.stop.
-func (c *Connector) followStore(t target, changed <-chan struct{}, stopWatch func(), f *follower) {
+func (c *Connector) followStore(t target, changed <-chan struct{}, stopWatch func(), f *follower, last snapshot) {
 	defer close(f.done)
 	defer stopWatch()
-	last, _ := c.snapshot(t)
 	for {
 		select {
 		case <-f.stop:
