@@ -1373,3 +1373,20 @@ func TestEventStreamHeartbeat(t *testing.T) {
 	}
 	t.Fatalf("no heartbeat before the stream ended: %v", sc.Err())
 }
+
+// A host hook that fails with the URL in its error does not put the URL's
+// state into the log.
+func TestHermesOpenBrowserErrorLogged(t *testing.T) {
+	e := fixture.NewEnv(t, fixture.WithOpenBrowser(func(_ context.Context, u string) error {
+		return fmt.Errorf("cannot open %s", u)
+	}))
+	x := e.Do(fixture.Request{Method: "POST", Path: "/providers/honcho/oauth/start?profile=work"})
+	st := x.JSON(t)
+	if x.Status != 200 || !strings.Contains(fmt.Sprint(st["detail"]), "yourself") {
+		t.Fatalf("start = %d %s", x.Status, x.Body)
+	}
+	state := mustQuery(t, fmt.Sprint(st["authorize_url"])).Get("state")
+	if logs := e.Logs.String(); !strings.Contains(logs, "could not open the sign-in page") || strings.Contains(logs, state) {
+		t.Errorf("the log lacks the warning or holds the state:\n%s", logs)
+	}
+}

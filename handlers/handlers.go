@@ -56,21 +56,35 @@ func New(c *provider.Connector, opts ...Option) (*Handlers, error) {
 // decoded here, once. Otherwise they are already decoded and are taken as
 // they are, so "%2561" is never decoded twice into "a".
 func pathParams(r *http.Request) (profile, providerName string, err error) {
-	profile, providerName = chi.URLParam(r, "profile"), chi.URLParam(r, "provider")
+	profile = chi.URLParam(r, "profile")
 	if r.URL.RawPath != "" {
 		p, err := url.PathUnescape(profile)
 		if err != nil {
 			return "", "", provider.ValidateProfileName("%")
 		}
 		profile = p
-		if providerName, err = url.PathUnescape(providerName); err != nil {
-			return "", "", Errorf(CodeUnknownProvider, "There is no provider with this name. GET /providers lists the providers.")
-		}
 	}
 	if err := provider.ValidateProfileName(profile); err != nil {
 		return "", "", err
 	}
+	if providerName, err = providerParam(r); err != nil {
+		return "", "", err
+	}
 	return profile, providerName, nil
+}
+
+// providerParam returns the {provider} path parameter, decoded once as
+// pathParams decodes it.
+func providerParam(r *http.Request) (string, error) {
+	name := chi.URLParam(r, "provider")
+	if r.URL.RawPath == "" {
+		return name, nil
+	}
+	name, err := url.PathUnescape(name)
+	if err != nil {
+		return "", Errorf(CodeUnknownProvider, "There is no provider with this name. GET /providers lists the providers.")
+	}
+	return name, nil
 }
 
 // respond renders v as the JSON answer: v's Render method runs first and

@@ -3,9 +3,8 @@ package handlers
 import (
 	"context"
 	"net/http"
-	"net/url"
+	"strings"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/render"
 	"github.com/rs/zerolog/hlog"
 
@@ -83,11 +82,8 @@ func hermesParams(r *http.Request) (profile, providerName string, err error) {
 	if err := provider.ValidateProfileName(profile); err != nil {
 		return "", "", err
 	}
-	providerName = chi.URLParam(r, "provider")
-	if r.URL.RawPath != "" {
-		if providerName, err = url.PathUnescape(providerName); err != nil {
-			return "", "", Errorf(CodeUnknownProvider, "There is no provider with this name. GET /providers lists the providers.")
-		}
+	if providerName, err = providerParam(r); err != nil {
+		return "", "", err
 	}
 	return profile, providerName, nil
 }
@@ -114,7 +110,9 @@ func (h *Handlers) HermesOAuthStart(w http.ResponseWriter, r *http.Request) {
 	s := newHermesStatus(rep)
 	if h.openBrowser != nil && s.AuthorizeURL != "" {
 		if err := h.openBrowser(r.Context(), s.AuthorizeURL); err != nil {
-			hlog.FromRequest(r).Warn().Str("error", err.Error()).Msg("the host could not open the sign-in page")
+			// The hook's error may quote the URL, whose state is a secret.
+			msg := strings.ReplaceAll(err.Error(), s.AuthorizeURL, "<authorize_url>")
+			hlog.FromRequest(r).Warn().Str("error", msg).Msg("the host could not open the sign-in page")
 			s.Detail = "Open the sign-in page yourself: the browser could not be opened"
 		}
 	}
