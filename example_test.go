@@ -60,7 +60,7 @@ func ExampleNew() {
 		fmt.Printf("%d %s", resp.StatusCode, body)
 	}
 	// Output:
-	// 200 {"providers":[{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device"]}]}
+	// 200 {"providers":[{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device","apikey"]}]}
 	// 200 {"provider":"honcho","profile":"default","supported":true,"connected":false,"auth":null,"reauth_required":false,"token":null,"flow":null}
 }
 

@@ -108,8 +108,8 @@ func TestListProviders(t *testing.T) {
 	}
 	want := `{"providers":[` +
 		`{"name":"boom","display_name":"Boom","auth_methods":[]},` +
-		`{"name":"broken","display_name":"Honcho","auth_methods":["browser","device"]},` +
-		`{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device"]},` +
+		`{"name":"broken","display_name":"Honcho","auth_methods":["browser","device","apikey"]},` +
+		`{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device","apikey"]},` +
 		`{"name":"nooauth","display_name":"Nooauth","auth_methods":[]}]}` + "\n"
 	if string(x.Body) != want {
 		t.Errorf("body =\n%s\nwant\n%s", x.Body, want)

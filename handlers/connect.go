@@ -13,12 +13,16 @@ import (
 // an empty body is the same as {}:
 //
 //	{"method": "browser", "source": "hermes-desktop", "redirect": "loopback"}
+//	{"method": "apikey", "api_key": "…"}
 //
 // Unknown fields are refused with 400 invalid_request.
 type connectRequest struct {
-	// Method is "browser" (the default: authorization code with PKCE) or
-	// "device" (RFC 8628).
+	// Method is "browser" (the default: authorization code with PKCE),
+	// "device" (RFC 8628) or "apikey".
 	Method string `json:"method"`
+	// APIKey is the key of the "apikey" method, required with it and
+	// refused with the others. It is never echoed, logged or returned.
+	APIKey string `json:"api_key"`
 	// Source names the surface that starts the flow, such as
 	// "hermes-desktop"; it is passed to the consent page. At most 64
 	// letters, digits, '.', '_' or '-'.
@@ -51,10 +55,20 @@ func (c *connectRequest) UnmarshalJSON(data []byte) error {
 
 // Bind implements [render.Binder]: it validates the fields.
 func (c *connectRequest) Bind(r *http.Request) error {
-	switch flow.Method(c.Method) {
-	case "", flow.MethodBrowser, flow.MethodDevice:
+	switch provider.AuthMethod(c.Method) {
+	case "", provider.AuthBrowser, provider.AuthDevice:
+		if c.APIKey != "" {
+			return Errorf(CodeInvalidRequest, "The field \"api_key\" goes with the method \"apikey\" only.")
+		}
+	case provider.AuthKey:
+		if c.APIKey == "" {
+			return Errorf(CodeInvalidRequest, "The method \"apikey\" needs the field \"api_key\": the key to store.")
+		}
+		if c.Redirect != "" || c.Source != "" {
+			return Errorf(CodeInvalidRequest, "The fields \"redirect\" and \"source\" apply to the browser and device methods only; leave them out for \"apikey\".")
+		}
 	default:
-		return Errorf(CodeInvalidRequest, "The field \"method\" must be \"browser\" or \"device\".")
+		return Errorf(CodeInvalidRequest, "The field \"method\" must be \"browser\", \"device\" or \"apikey\".")
 	}
 	switch flow.RedirectMode(c.Redirect) {
 	case "", flow.RedirectLoopback, flow.RedirectCallback:
@@ -93,6 +107,10 @@ func validSource(s string) bool {
 // flow flow.user_code and flow.verification_uri say what to enter where.
 // The flow then completes in the background; poll GET status.
 //
+// The "apikey" method stores the key at once and answers 200 with the
+// status (auth "apikey"); a key the provider's server refuses, or a
+// malformed one, is 400 invalid_request.
+//
 // A flow of another method or redirect mode that is pending is a 409
 // conflict (cancel it first); a provider without OAuth, or without the
 // method, is 404 unsupported; a device flow the provider's server refuses
@@ -106,6 +124,15 @@ func (h *Handlers) Connect(w http.ResponseWriter, r *http.Request) {
 	var body connectRequest
 	if err := bind(r, &body); err != nil {
 		RenderError(w, r, err)
+		return
+	}
+	if provider.AuthMethod(body.Method) == provider.AuthKey {
+		rep, err := h.conn.ConnectAPIKey(r.Context(), profile, prov, body.APIKey)
+		if err != nil {
+			RenderError(w, r, err)
+			return
+		}
+		respond(w, r, &statusResponse{StatusReport: rep, HTTPStatusCode: http.StatusOK})
 		return
 	}
 	req := provider.ConnectRequest{Method: flow.Method(body.Method), Source: body.Source, Redirect: flow.RedirectMode(body.Redirect)}

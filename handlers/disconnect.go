@@ -36,12 +36,14 @@ func (d *disconnectResponse) Render(w http.ResponseWriter, r *http.Request) erro
 // It removes the profile's grant from the config file, keeping every other
 // key and host, and revokes the refresh token at the provider's server when
 // it can (best effort: a failed revocation is reported in revoke_error and
-// the grant stays removed). It answers 200 with a [disconnectResponse].
+// the grant stays removed). A profile that connects with its own API key
+// has that key removed instead. It answers 200 with a [disconnectResponse].
 //
-// With no grant to remove it answers 200 with "removed": false, so that a
+// With nothing to remove it answers 200 with "removed": false, so that a
 // repeated request (a double click, two windows) is not an error; but when
-// the profile connects with an API key, which this route does not remove,
-// it answers 409 conflict saying so. A provider without OAuth is 404
+// the profile connects with an API key it does not own (the file's root
+// key, or the environment's), which this route does not remove, it answers
+// 409 conflict saying so. A provider without sign-in methods is 404
 // unsupported.
 func (h *Handlers) Disconnect(w http.ResponseWriter, r *http.Request) {
 	profile, prov, err := pathParams(r)

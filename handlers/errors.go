@@ -175,6 +175,7 @@ func Wrap(code Code, err error, message string) *Error {
 //	oauth.ErrReauthRequired                               conflict 409 (connect again)
 //	oauth.ErrNoGrant                                      conflict 409 (nothing to remove)
 //	provider.ErrAPIKeyConnection                          conflict 409 (remove the key instead)
+//	*provider.APIKeyError                                 invalid_request 400 with its Reason
 //	provider.ErrNoCallbackURL                             invalid_request 400
 //	flow.ErrInvalidState                                  invalid_request 400
 //	flow.ErrClosed                                        internal 500 (shutting down)
@@ -249,7 +250,10 @@ func lowerError(err error) *Error {
 	case errors.Is(err, oauth.ErrNoGrant):
 		return Wrap(CodeConflict, err, "This profile has no sign-in for this provider.")
 	case errors.Is(err, provider.ErrAPIKeyConnection):
-		return Wrap(CodeConflict, err, "This profile connects to the provider with an API key, not a sign-in, and disconnecting does not remove API keys. Remove the key from the provider's config file instead.")
+		return Wrap(CodeConflict, err, "This profile uses an API key that is set for every profile of the provider's config file, or in the environment, so disconnecting cannot remove it. Remove the key there.")
+	case isType[*provider.APIKeyError](err):
+		ke, _ := errors.AsType[*provider.APIKeyError](err)
+		return Wrap(CodeInvalidRequest, err, "The API key was not stored: "+ke.Reason+".")
 	case errors.Is(err, provider.ErrNoCallbackURL):
 		return Wrap(CodeInvalidRequest, err, "This server has no callback URL configured, so \"redirect\" cannot be \"callback\"; use \"loopback\" or leave it out.")
 	case errors.Is(err, flow.ErrInvalidState):

@@ -45,7 +45,7 @@ func (h *Handlers) ListProviders(w http.ResponseWriter, r *http.Request) {
 	list := h.conn.Registry.List()
 	resp := &providersResponse{Providers: make([]providerInfo, 0, len(list))}
 	for _, p := range list {
-		methods := append([]provider.AuthMethod{}, p.AuthMethods()...)
+		methods := append([]provider.AuthMethod{}, h.conn.Methods(p)...)
 		resp.Providers = append(resp.Providers, providerInfo{
 			Name:        p.Name(),
 			DisplayName: p.DisplayName(),

@@ -166,13 +166,18 @@ func (gs *Grants) Remove(ctx context.Context, key string) (*Grant, error) {
 	if err := lg.Commit(c.Grant, nil); err != nil {
 		return nil, err
 	}
-	k := gs.key(key)
+	gs.key(key).forget()
+	gs.logger.Info().Str("grant", gs.store.Describe(key)).Msg("oauth: grant removed")
+	return c.Grant, nil
+}
+
+// forget clears what the process knew of k's grant: its cached access
+// token, and its dead, unsaved and cooling-down state.
+func (k *keyState) forget() {
 	k.cache.Store(nil)
 	k.mu.Lock()
 	k.dead, k.unsaved, k.unsavedFrom, k.coolTill = nil, nil, "", time.Time{}
 	k.mu.Unlock()
-	gs.logger.Info().Str("grant", gs.store.Describe(key)).Msg("oauth: grant removed")
-	return c.Grant, nil
 }
 
 // lock takes k's in-process lock (when k is not nil) and then the store's

@@ -32,13 +32,41 @@ var (
 	ErrConflict = errors.New("provider: conflict")
 
 	// ErrAPIKeyConnection reports a disconnect of a profile that connects
-	// with an API key, which disconnecting does not remove.
-	ErrAPIKeyConnection = errors.New("provider: the profile connects with an API key, which disconnect does not remove")
+	// with an API key it does not own: one set for every host of the file
+	// or in the environment, which disconnecting does not remove.
+	ErrAPIKeyConnection = errors.New("provider: the profile connects with an API key that disconnect does not remove")
+
+	// ErrAPIKeyRejected reports an API key that is not usable: malformed,
+	// or refused by the provider's server. Errors that report it are
+	// [*APIKeyError] values.
+	ErrAPIKeyRejected = errors.New("provider: API key rejected")
 
 	// ErrNoCallbackURL reports a browser flow that asks for the callback
 	// redirect mode of a Connector without a callback base URL.
 	ErrNoCallbackURL = errors.New("provider: no callback base URL is configured, so the callback redirect mode is not available")
 )
+
+// APIKeyError reports an API key that was not stored. Reason says why, for
+// a person, and never holds the key.
+type APIKeyError struct {
+	Reason string
+	Err    error // the cause, if any
+}
+
+func (e *APIKeyError) Error() string { return "provider: API key rejected: " + e.Reason }
+
+// Is reports [ErrAPIKeyRejected].
+func (e *APIKeyError) Is(target error) bool { return target == ErrAPIKeyRejected }
+
+func (e *APIKeyError) Unwrap() error { return e.Err }
+
+// keyError turns an [*oauth.InvalidAPIKeyError] into an [*APIKeyError].
+func keyError(err error) error {
+	if ie, ok := errors.AsType[*oauth.InvalidAPIKeyError](err); ok {
+		return &APIKeyError{Reason: ie.Reason, Err: err}
+	}
+	return err
+}
 
 // ConnectRequest is how a caller wants a flow started by [Connector.Connect].
 // Its zero value asks for the default: a browser flow, redirected to the
@@ -66,8 +94,8 @@ type ConnectRequest struct {
 
 // DisconnectResult is what [Connector.Disconnect] did.
 type DisconnectResult struct {
-	// Removed reports that a grant was removed; false when there was none
-	// (disconnecting is idempotent).
+	// Removed reports that a grant, or the profile's own API key, was
+	// removed; false when there was none (disconnecting is idempotent).
 	Removed bool
 	// Revoked reports that the server accepted the revocation of the
 	// refresh token (RFC 7009).
@@ -286,7 +314,7 @@ func (c *Connector) oauthTarget(profileName, providerName string) (target, error
 
 // needOAuth reports [ErrUnsupported] for a provider without OAuth.
 func (t target) needOAuth() error {
-	if len(t.provider.AuthMethods()) == 0 {
+	if !SupportsOAuth(t.provider) {
 		return fmt.Errorf("%w: %s does not support OAuth", ErrUnsupported, t.provider.DisplayName())
 	}
 	return nil
@@ -518,7 +546,7 @@ func (c *Connector) status(ctx context.Context, t target) (Status, error) {
 	if c.GrantStore == nil {
 		return t.provider.Status(ctx, t.profile, c.Stores())
 	}
-	st := Status{Supported: len(t.provider.AuthMethods()) > 0}
+	st := Status{Supported: SupportsOAuth(t.provider)}
 	ref, err := c.where(t, false)
 	if err != nil {
 		return Status{}, err
@@ -607,20 +635,85 @@ func (c *Connector) publish(key flow.Key, what string) {
 	c.Events.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: what})
 }
 
-// Disconnect removes the profile's grant for the provider from the file it
-// is read from, keeping every other key and host, and then revokes the
-// refresh token at the authorization server (RFC 7009) when a revocation
-// endpoint is known from the provider's endpoints or from discovery
-// (RFC 8414). Revocation is best effort: a failure is logged at warning
-// level and reported in the result, and the grant stays removed.
+// Methods returns the sign-in methods this Connector offers for p: p's
+// methods, without [AuthKey] when the Connector keeps grants in a
+// GrantStore (which holds no API keys).
+func (c *Connector) Methods(p Provider) []AuthMethod {
+	ms := slices.Clone(p.AuthMethods())
+	if c.GrantStore != nil {
+		ms = slices.DeleteFunc(ms, func(m AuthMethod) bool { return m == AuthKey })
+	}
+	return ms
+}
+
+// ConnectAPIKey connects the profile to the provider with an API key: it
+// stores key where the provider's agent reads it (the profile's
+// [GrantLocation], in place of any grant, which is then revoked as
+// [Connector.Disconnect] does) and reports the resulting status. A pending
+// flow of the profile is cancelled first, so that it cannot overwrite the
+// key when it completes.
 //
-// With no grant to remove, Disconnect succeeds with Removed false, so a
+// The key is checked first: a malformed key, or one the provider's server
+// refuses ([KeyChecker]), fails with [ErrAPIKeyRejected]. A provider
+// without [AuthKey], or a Connector with a GrantStore (which keeps OAuth
+// grants only), fails with [ErrUnsupported]. The key never appears in an
+// error or a log line.
+func (c *Connector) ConnectAPIKey(ctx context.Context, profileName, providerName, key string) (StatusReport, error) {
+	t, err := c.resolve(profileName, providerName)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	if !slices.Contains(t.provider.AuthMethods(), AuthKey) {
+		return StatusReport{}, fmt.Errorf("%w: %s does not accept an API key", ErrUnsupported, t.provider.DisplayName())
+	}
+	if c.GrantStore != nil {
+		return StatusReport{}, fmt.Errorf("%w: this server keeps sign-ins in a shared store, which holds OAuth grants only, not API keys", ErrUnsupported)
+	}
+	if err := oauth.CheckAPIKey(key); err != nil {
+		return StatusReport{}, keyError(err)
+	}
+	if kc, ok := t.provider.(KeyChecker); ok {
+		if err := kc.CheckAPIKey(ctx, t.profile, key); err != nil {
+			return StatusReport{}, err
+		}
+	}
+	if c.Flows != nil {
+		c.Flows.Cancel(t.key)
+	}
+	ref, err := c.where(t, true)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	replaced, err := ref.grants.SetAPIKey(ctx, ref.key, key)
+	if err != nil {
+		return StatusReport{}, keyError(err)
+	}
+	c.publish(t.key, events.Connected)
+	if replaced != nil {
+		c.revoke(ctx, t, replaced)
+	}
+	return c.report(ctx, t)
+}
+
+// Disconnect removes the profile's credentials for the provider from the
+// file they are read from, keeping every other key and host: its grant,
+// or else its own API key. A removed grant's refresh token is then revoked
+// at the authorization server (RFC 7009) when a revocation endpoint is
+// known from the provider's endpoints or from discovery (RFC 8414).
+// Revocation is best effort: a failure is logged at warning level and
+// reported in the result, and the grant stays removed.
+//
+// With nothing to remove, Disconnect succeeds with Removed false, so a
 // repeated request is not an error; but a profile that connects with an
-// API key, which this does not remove, fails with [ErrAPIKeyConnection].
+// API key it does not own (set for every host of the file, or in the
+// environment) fails with [ErrAPIKeyConnection].
 func (c *Connector) Disconnect(ctx context.Context, profileName, providerName string) (DisconnectResult, error) {
-	t, err := c.oauthTarget(profileName, providerName)
+	t, err := c.resolve(profileName, providerName)
 	if err != nil {
 		return DisconnectResult{}, err
+	}
+	if len(t.provider.AuthMethods()) == 0 {
+		return DisconnectResult{}, fmt.Errorf("%w: %s cannot be connected here", ErrUnsupported, t.provider.DisplayName())
 	}
 	ref, err := c.where(t, false)
 	if err != nil {
@@ -628,37 +721,59 @@ func (c *Connector) Disconnect(ctx context.Context, profileName, providerName st
 	}
 	g, err := ref.grants.Remove(ctx, ref.key)
 	if errors.Is(err, oauth.ErrNoGrant) {
-		rep, serr := c.report(ctx, t)
-		if serr != nil {
-			return DisconnectResult{}, serr
-		}
-		if rep.Connected && rep.Auth == AuthAPIKey {
-			return DisconnectResult{}, fmt.Errorf("%w: %s", ErrAPIKeyConnection, t.provider.DisplayName())
-		}
-		return DisconnectResult{}, nil
+		return c.disconnectKey(ctx, t, ref)
 	}
 	if err != nil {
 		return DisconnectResult{}, err
 	}
 	c.publish(t.key, events.Disconnected)
+	return c.revoke(ctx, t, g), nil
+}
+
+// disconnectKey is Disconnect of a profile without a grant: it removes the
+// profile's own API key, if it has one.
+func (c *Connector) disconnectKey(ctx context.Context, t target, ref grantRef) (DisconnectResult, error) {
+	st, err := c.status(ctx, t)
+	if err != nil || !st.Connected || st.Auth != AuthAPIKey {
+		return DisconnectResult{}, err
+	}
+	if st.APIKeySource == "host" && ref.file != nil {
+		removed, err := ref.grants.RemoveAPIKey(ctx, ref.key)
+		if err != nil || removed {
+			if removed {
+				c.publish(t.key, events.Disconnected)
+			}
+			return DisconnectResult{Removed: removed}, err
+		}
+	}
+	where := "for every profile of the configuration file"
+	if st.APIKeySource == "env" {
+		where = "in the environment"
+	}
+	return DisconnectResult{}, fmt.Errorf("%w: %s: the key is set %s; remove it there", ErrAPIKeyConnection, t.provider.DisplayName(), where)
+}
+
+// revoke revokes g's refresh token, best effort (see Disconnect), and
+// returns the result of the removal of g.
+func (c *Connector) revoke(ctx context.Context, t target, g *oauth.Grant) DisconnectResult {
 	res := DisconnectResult{Removed: true}
 	if g.RefreshToken == "" {
-		return res, nil
+		return res
 	}
 	log := c.Logger.With().Str("provider", t.provider.Name()).Str("profile", t.profile.Name).Logger()
 	endpoint := c.revocationEndpoint(ctx, t)
 	if endpoint == "" {
 		log.Info().Msg("grant removed; no revocation endpoint is known, so the refresh token was not revoked")
-		return res, nil
+		return res
 	}
 	if err := oauth.Revoke(ctx, c.httpClient(), endpoint, g.ClientID, g.RefreshToken, "refresh_token"); err != nil {
 		log.Warn().Err(err).Str("endpoint", endpoint).Msg("grant removed, but revoking the refresh token failed")
 		res.RevokeError = err.Error()
-		return res, nil
+		return res
 	}
 	log.Info().Msg("grant removed and refresh token revoked")
 	res.Revoked = true
-	return res, nil
+	return res
 }
 
 // revocationEndpoint returns the provider's revocation endpoint, discovering

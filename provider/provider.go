@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/memconnect/memconnect/oauth"
@@ -18,7 +19,21 @@ const (
 	AuthBrowser AuthMethod = "browser"
 	// AuthDevice is the device authorization grant (RFC 8628).
 	AuthDevice AuthMethod = "device"
+	// AuthKey is an API key that the person pastes; it is stored where
+	// the provider's agent reads it, in the profile's [GrantLocation],
+	// and checked first when the provider is a [KeyChecker].
+	AuthKey AuthMethod = "apikey"
 )
+
+// KeyChecker is a [Provider] with a cheap check of an API key, such as one
+// authenticated request. [Connector.ConnectAPIKey] calls it before storing
+// a key.
+type KeyChecker interface {
+	// CheckAPIKey returns an [*APIKeyError] when the provider's server
+	// refuses key, nil when it accepts it, and another
+	// error when it could not tell. Errors never hold the key.
+	CheckAPIKey(ctx context.Context, p Profile, key string) error
+}
 
 // The values of [Status.Auth].
 const (
@@ -35,9 +50,10 @@ type Provider interface {
 	Name() string
 	// DisplayName is the provider's name for people ("Honcho").
 	DisplayName() string
-	// AuthMethods lists the OAuth methods the provider supports, in order
-	// of preference. An empty list means the provider does not support
-	// OAuth.
+	// AuthMethods lists the sign-in methods the provider supports, in
+	// order of preference: the OAuth methods [AuthBrowser] and
+	// [AuthDevice], and [AuthKey]. A provider without the OAuth methods
+	// does not support OAuth.
 	AuthMethods() []AuthMethod
 	// Endpoints returns the OAuth endpoints and client for profile p.
 	Endpoints(ctx context.Context, p Profile) (Endpoints, error)
@@ -48,6 +64,11 @@ type Provider interface {
 	// files through stores, so that every reader shares one
 	// [oauth.FileStore] per file.
 	Status(ctx context.Context, p Profile, stores *Stores) (Status, error)
+}
+
+// SupportsOAuth reports whether p lists an OAuth method.
+func SupportsOAuth(p Provider) bool {
+	return slices.Contains(p.AuthMethods(), AuthBrowser) || slices.Contains(p.AuthMethods(), AuthDevice)
 }
 
 // Endpoints are a provider's OAuth endpoints and client registration for

@@ -134,7 +134,7 @@ func TestRunDev(t *testing.T) {
 		{"/api/hello", 200, `"hello":"world"`},
 		{"/", 200, "<html"},
 		{"/app.js", 200, "memconnect"},
-		{"/api/memory/providers", 200, `{"providers":[{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device"]}]}`},
+		{"/api/memory/providers", 200, `{"providers":[{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device","apikey"]}]}`},
 		{"/api/memory/profiles/default/providers/honcho/status", 200, `"connected":false`},
 		{"/api/memory/nope", 404, `"error":"not_found"`},
 	}

@@ -146,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		honchoOpts = append(honchoOpts, honcho.WithUserHome(userHome))
 	}
 	if o.dev {
-		asOpts := []honchotest.Option{honchotest.WithGrantConfig(map[string]any{"peerName": "you", "workspace": "hermes"})}
+		asOpts := []honchotest.Option{honchotest.WithGrantConfig(map[string]any{"peerName": "you", "workspace": "hermes"}), honchotest.WithAPIKey(devAPIKey)}
 		if userHome != "" {
 			// The consent page then names the file really written, in
 			// the temporary home, not a "~/.hermes/honcho.json" that
@@ -162,6 +162,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			honcho.WithDeviceAuthURL(as.DeviceAuthURL()),
 			honcho.WithRevocationURL(as.RevocationURL()),
 			honcho.WithIssuer(as.URL),
+			honcho.WithAPIKeyCheckURL(as.WhoAmIURL(), client),
 		)
 	} else {
 		envOpts, err := honcho.FromEnv(os.LookupEnv)
@@ -347,6 +348,10 @@ func displayAddr(a net.Addr) string {
 
 // printBanner says what runs where, what to open and which curl to try.
 // It never prints the session token.
+// devAPIKey is the one API key the development server accepts. It guards
+// nothing: the development server runs on loopback and holds no data.
+const devAPIKey = "hch-v2-dev-0123456789abcdef"
+
 func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *honchotest.Server) {
 	mode := "Honcho"
 	if o.dev {
@@ -361,6 +366,7 @@ func printBanner(w io.Writer, o options, origin, home string, tempHome bool, cal
 	fmt.Fprintf(w, "Hermes home: %s%s\n", home, note)
 	if as != nil {
 		fmt.Fprintf(w, "development authorization server: %s (consent page to click; device codes at %s)\n", as.URL, as.DeviceVerificationURL())
+		fmt.Fprintf(w, "development API key (accepted by the apikey method): %s\n", devAPIKey)
 	}
 	if callbackBase != "" {
 		fmt.Fprintf(w, "browser sign-ins return to: %s/profiles/{profile}/providers/{provider}/callback\n", callbackBase)

@@ -118,7 +118,7 @@ func TestProviderBasics(t *testing.T) {
 	if p.Name() != "honcho" || p.DisplayName() != "Honcho" {
 		t.Errorf("Name %q DisplayName %q", p.Name(), p.DisplayName())
 	}
-	if got := p.AuthMethods(); !slices.Equal(got, []provider.AuthMethod{provider.AuthBrowser, provider.AuthDevice}) {
+	if got := p.AuthMethods(); !slices.Equal(got, []provider.AuthMethod{provider.AuthBrowser, provider.AuthDevice, provider.AuthKey}) {
 		t.Errorf("AuthMethods = %v", got)
 	}
 	dir := t.TempDir()

@@ -1,6 +1,7 @@
 package honcho
 
 import (
+	"net/http"
 	"slices"
 	"sync"
 
@@ -46,6 +47,9 @@ type Provider struct {
 	configFile    string // override of the file for every profile
 	host          string // override of the host key for every profile
 	envAPIKey     string // HONCHO_API_KEY; a secret, never logged
+
+	keyCheckURL    string       // "" = API keys are stored unchecked
+	keyCheckClient *http.Client // nil = http.DefaultClient
 
 	peerMu sync.Mutex           // guards peers
 	peers  map[string]peerCache // the peer name of each config file, by path
@@ -128,10 +132,11 @@ func (p *Provider) Name() string { return Name }
 // DisplayName implements [provider.Provider]; it returns "Honcho".
 func (p *Provider) DisplayName() string { return "Honcho" }
 
-// AuthMethods implements [provider.Provider]: the browser flow with PKCE
-// and the device flow.
+// AuthMethods implements [provider.Provider]: the browser flow with PKCE,
+// the device flow, and an API key (stored as the host block's "apiKey",
+// with no "oauth" block).
 func (p *Provider) AuthMethods() []provider.AuthMethod {
-	return []provider.AuthMethod{provider.AuthBrowser, provider.AuthDevice}
+	return []provider.AuthMethod{provider.AuthBrowser, provider.AuthDevice, provider.AuthKey}
 }
 
 // VerdictKey is the member of a host block that records a grant the

@@ -143,3 +143,15 @@ func WithDeviceCodeTTL(d time.Duration) Option {
 		}
 	}
 }
+
+// WithAPIKey makes key an API key that the protected resource
+// ([Server.WhoAmIURL]) accepts as a Bearer token, as Honcho's API accepts
+// its keys. Given more than once, every key is accepted.
+func WithAPIKey(key string) Option {
+	return func(s *Server) {
+		if s.apiKeys == nil {
+			s.apiKeys = make(map[string]bool)
+		}
+		s.apiKeys[key] = true
+	}
+}

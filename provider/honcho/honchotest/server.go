@@ -95,6 +95,7 @@ type Server struct {
 	deviceEnabled  bool
 	deviceInterval int
 	deviceTTL      time.Duration
+	apiKeys        map[string]bool // accepted by the protected resource
 
 	mu            sync.Mutex // guards the fields below
 	stats         Stats
@@ -462,6 +463,10 @@ func (s *Server) handleWhoAmI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok = strings.TrimSpace(tok)
+	if s.apiKeys[tok] {
+		writeJSON(w, http.StatusOK, map[string]any{"api_key": true})
+		return
+	}
 	s.mu.Lock()
 	rec := s.tokens[tok]
 	ok = rec != nil && rec.kind == accessToken && s.activeLocked(rec, s.now())

@@ -1,0 +1,173 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+)
+
+// KeyStore is a [GrantStore] that can also hold a plain API key for a key,
+// in place of an OAuth grant. [*FileStore] is one: the key goes where the
+// layout keeps the access token, with no grant fields beside it, which is
+// where an agent that reads the file looks for an API key.
+type KeyStore interface {
+	GrantStore
+	// SetAPIKey stores apiKey as key's credentials, removing key's grant,
+	// under the store's lock, and returns the grant it removed (nil for
+	// none), so that the caller can revoke it.
+	SetAPIKey(ctx context.Context, key, apiKey string) (replaced *Grant, err error)
+	// RemoveAPIKey removes key's own API key under the store's lock and
+	// reports whether there was one. A grant, and an API key that key
+	// only inherits (a file's root key), are left alone.
+	RemoveAPIKey(ctx context.Context, key string) (removed bool, err error)
+}
+
+var _ KeyStore = (*FileStore)(nil)
+
+// ErrNoKeyStore is returned by [Grants.SetAPIKey] and [Grants.RemoveAPIKey]
+// when the store cannot hold API keys.
+var ErrNoKeyStore = errors.New("oauth: this store keeps OAuth grants only, not API keys")
+
+// InvalidAPIKeyError reports an API key that cannot be stored. Reason is
+// for a person and never holds the key.
+type InvalidAPIKeyError struct {
+	Reason string
+}
+
+func (e *InvalidAPIKeyError) Error() string { return "oauth: invalid API key: " + e.Reason }
+
+// maxAPIKeyLen bounds an API key.
+const maxAPIKeyLen = 4096
+
+// CheckAPIKey reports what makes s unusable as an API key: empty, longer
+// than 4096 bytes, or holding white space or control characters (a key
+// pasted with its line break or a second word). The error never holds the
+// key; it is an [*InvalidAPIKeyError].
+func CheckAPIKey(s string) error {
+	switch {
+	case s == "":
+		return &InvalidAPIKeyError{"the key is empty"}
+	case len(s) > maxAPIKeyLen:
+		return &InvalidAPIKeyError{fmt.Sprintf("the key is longer than %d bytes", maxAPIKeyLen)}
+	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar }) >= 0:
+		return &InvalidAPIKeyError{"the key holds white space or control characters; paste the key alone"}
+	}
+	return nil
+}
+
+// SetAPIKey implements [KeyStore]. A key that [CheckAPIKey] refuses, or
+// that starts with the layout's access-token prefix (the file would read it
+// back as an OAuth access token), is an [*InvalidAPIKeyError].
+func (s *FileStore) SetAPIKey(ctx context.Context, key, apiKey string) (*Grant, error) {
+	if err := CheckAPIKey(apiKey); err != nil {
+		return nil, err
+	}
+	if p := s.layout.AccessTokenPrefix; p != "" && strings.HasPrefix(apiKey, p) {
+		return nil, &InvalidAPIKeyError{fmt.Sprintf("the key starts with %q, the prefix of an OAuth access token, not of an API key", p)}
+	}
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	c, _, err := s.read(key, true)
+	if err != nil {
+		return nil, err
+	}
+	err = s.updateLocked(key, func(root *object) (bool, error) {
+		s.removeGrant(root, key)
+		section, block := s.block(root, key)
+		block.setValue(s.layout.AccessToken, apiKey)
+		section.setChild(key, block)
+		root.setChild(s.layout.Section, section)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.Grant, nil
+}
+
+// RemoveAPIKey implements [KeyStore].
+func (s *FileStore) RemoveAPIKey(ctx context.Context, key string) (bool, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	c, _, err := s.read(key, true)
+	if err != nil || c.Grant != nil || c.APIKeySource != "host" {
+		return false, err
+	}
+	err = s.updateLocked(key, func(root *object) (bool, error) {
+		section, block := s.block(root, key)
+		block.delete(s.layout.AccessToken)
+		section.setChild(key, block)
+		root.setChild(s.layout.Section, section)
+		return true, nil
+	})
+	return err == nil, err
+}
+
+// SetAPIKey stores apiKey as key's credentials in place of its grant (see
+// [KeyStore]) and forgets what this process knew of the grant: its cached
+// access token and its dead or cooling-down state. It returns the grant it
+// replaced, nil for none, so that the caller can revoke it. It fails with
+// [ErrNoKeyStore] when the store cannot hold API keys.
+func (gs *Grants) SetAPIKey(ctx context.Context, key, apiKey string) (*Grant, error) {
+	ks, ok := gs.store.(KeyStore)
+	if !ok {
+		return nil, ErrNoKeyStore
+	}
+	var replaced *Grant
+	err := gs.forgetting(ctx, key, func() (err error) {
+		replaced, err = ks.SetAPIKey(ctx, key, apiKey)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	gs.logger.Info().Str("grant", gs.store.Describe(key)).Bool("replaced_grant", replaced != nil).Msg("oauth: API key stored")
+	return replaced, nil
+}
+
+// RemoveAPIKey removes key's own API key (see [KeyStore]) and reports
+// whether there was one. It fails with [ErrNoKeyStore] when the store
+// cannot hold API keys.
+func (gs *Grants) RemoveAPIKey(ctx context.Context, key string) (bool, error) {
+	ks, ok := gs.store.(KeyStore)
+	if !ok {
+		return false, ErrNoKeyStore
+	}
+	var removed bool
+	err := gs.forgetting(ctx, key, func() (err error) {
+		removed, err = ks.RemoveAPIKey(ctx, key)
+		return err
+	})
+	if err == nil && removed {
+		gs.logger.Info().Str("grant", gs.store.Describe(key)).Msg("oauth: API key removed")
+	}
+	return removed, err
+}
+
+// forgetting runs write under key's in-process refresh lock, so that no
+// refresh of this process is in flight, and then clears what the process
+// knew of key's grant.
+func (gs *Grants) forgetting(ctx context.Context, key string, write func() error) error {
+	k := gs.key(key)
+	wctx, cancel := context.WithTimeout(ctx, gs.lockTimeout)
+	defer cancel()
+	select {
+	case k.sem <- struct{}{}:
+	case <-wctx.Done():
+		return fmt.Errorf("oauth: wait for the refresh lock of %s: %w", gs.store.Describe(key), wctx.Err())
+	}
+	defer func() { <-k.sem }()
+	if err := write(); err != nil {
+		return err
+	}
+	k.forget()
+	return nil
+}
