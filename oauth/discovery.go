@@ -2,10 +2,8 @@ package oauth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,6 +36,10 @@ type Metadata struct {
 	CodeChallengeMethodsSupported          []string `json:"code_challenge_methods_supported,omitempty"`
 	TokenEndpointAuthMethodsSupported      []string `json:"token_endpoint_auth_methods_supported,omitempty"`
 	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	// ClientIDMetadataDocumentSupported announces that a client may use
+	// the URL of its metadata document as its client_id (OAuth Client ID
+	// Metadata Document, as the MCP specification uses it).
+	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
 }
 
 // Discover fetches the metadata of issuer: first the RFC 8414 document
@@ -110,8 +112,7 @@ func (m *Metadata) check() error {
 			continue
 		}
 		u, err := url.Parse(ep.url)
-		if err != nil || u.Host == "" || u.Fragment != "" || u.User != nil ||
-			!(u.Scheme == "https" || u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
+		if err != nil || u.Fragment != "" || !secureURL(u) {
 			return fmt.Errorf("its %s %q is not an https URL", ep.name, ep.url)
 		}
 	}
@@ -120,30 +121,9 @@ func (m *Metadata) check() error {
 
 // fetchMetadata GETs and decodes one metadata document.
 func fetchMetadata(ctx context.Context, c *http.Client, loc string) (*Metadata, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-		return nil, fmt.Errorf("%s: %s", loc, resp.Status)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", loc, err)
-	}
-	if len(body) > maxMetadataBytes {
-		return nil, fmt.Errorf("%s: document larger than %d bytes", loc, maxMetadataBytes)
-	}
 	var md Metadata
-	if err := json.Unmarshal(body, &md); err != nil {
-		return nil, fmt.Errorf("%s: not a metadata document: %w", loc, err)
+	if err := getJSON(ctx, c, loc, &md); err != nil {
+		return nil, err
 	}
 	return &md, nil
 }

@@ -475,6 +475,11 @@ func (s *FileStore) putGrant(root *object, key string, g *Grant) {
 	fields.setValue("tokenEndpoint", g.TokenEndpoint)
 	fields.setValue("scope", g.Scope)
 	fields.setValue("tokenType", g.TokenType)
+	if g.Resource != "" {
+		fields.setValue("resource", g.Resource)
+	} else {
+		fields.delete("resource")
+	}
 	block.setChild(s.layout.Fields, fields)
 	section.setChild(key, block)
 	root.setChild(s.layout.Section, section)

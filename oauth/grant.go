@@ -50,6 +50,9 @@ type Grant struct {
 	TokenEndpoint string    `json:"token_endpoint"`
 	Scope         string    `json:"scope"`
 	TokenType     string    `json:"token_type"`
+	// Resource is the protected resource the grant is for (RFC 8707),
+	// sent with every refresh; "" for none.
+	Resource string `json:"resource,omitempty"`
 }
 
 // token returns the access token as an [oauth2.Token]. The refresh token is

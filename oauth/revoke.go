@@ -74,15 +74,22 @@ func Revoke(ctx context.Context, c *http.Client, endpoint, clientID, token, toke
 		return nil
 	}
 	re := &RevokeError{StatusCode: resp.StatusCode}
+	re.ErrorCode, re.ErrorDescription = errorBody(body)
+	re.ErrorCode = strings.ReplaceAll(re.ErrorCode, token, "[redacted]")
+	re.ErrorDescription = strings.ReplaceAll(re.ErrorDescription, token, "[redacted]")
+	return re
+}
+
+// errorBody reads an OAuth error answer's "error" and "error_description"
+// (RFC 6749 section 5.2), as printable text of bounded length; empty when
+// the body is not such JSON.
+func errorBody(body []byte) (code, description string) {
 	var e struct {
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
 	}
-	if json.Unmarshal(body, &e) == nil {
-		re.ErrorCode = wire.Printable(e.Error, 64)
-		re.ErrorDescription = wire.Printable(e.ErrorDescription, 200)
+	if json.Unmarshal(body, &e) != nil {
+		return "", ""
 	}
-	re.ErrorCode = strings.ReplaceAll(re.ErrorCode, token, "[redacted]")
-	re.ErrorDescription = strings.ReplaceAll(re.ErrorDescription, token, "[redacted]")
-	return re
+	return wire.Printable(e.Error, 64), wire.Printable(e.ErrorDescription, 200)
 }

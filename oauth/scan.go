@@ -279,6 +279,8 @@ func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey, rejected str
 			g.TokenEndpoint = stringValue(v)
 		case keyIs(k, "scope"):
 			g.Scope = stringValue(v)
+		case keyIs(k, "resource"):
+			g.Resource = stringValue(v)
 		case keyIs(k, "tokenType"):
 			if t := stringValue(v); t != "" {
 				g.TokenType = t

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptrace"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -398,7 +399,8 @@ func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool) (*oaut
 }
 
 // exchange spends g's refresh token through x/oauth2 as a public client
-// (client_id in the form, no secret). Each attempt has its own deadline
+// (client_id in the form, no secret), with the grant's resource (RFC 8707)
+// when it has one. Each attempt has its own deadline
 // within the overall budget; the caller's context is deliberately not used,
 // so a cancelled request cannot lose a rotation the server already made.
 //
@@ -421,6 +423,9 @@ func (ts *Source) exchange(g *Grant, answered func(body []byte, contentType stri
 	for attempt := 1; ; attempt++ {
 		var sent atomic.Bool
 		capture := &tokenresp.Capture{OnSuccess: answered}
+		if g.Resource != "" {
+			capture.Params = url.Values{"resource": {g.Resource}}
+		}
 		actx, acancel := context.WithTimeout(context.WithValue(budget, oauth2.HTTPClient, capture.Client(gs.client)), gs.attemptTimeout)
 		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
 			WroteRequest: func(i httptrace.WroteRequestInfo) {

@@ -278,6 +278,24 @@ func (c *Connector) endpoints(ctx context.Context, t target, device bool) (Endpo
 	return ep, md.SupportsDeviceFlow(), nil
 }
 
+// connectEndpoints is endpoints for a new flow: a [Registrar] is asked for
+// a client registered for the redirect URIs this Connector uses.
+func (c *Connector) connectEndpoints(ctx context.Context, t target, device bool) (Endpoints, bool, error) {
+	r, ok := t.provider.(Registrar)
+	if !ok {
+		return c.endpoints(ctx, t, device)
+	}
+	var uris []string
+	if cb := c.callbackURL(t); cb != "" {
+		uris = append(uris, cb)
+	}
+	if c.Flows != nil {
+		uris = append(uris, c.Flows.LoopbackRedirectURI())
+	}
+	ep, err := r.Client(ctx, t.profile, uris, c.Stores())
+	return ep, false, err
+}
+
 // target is a resolved (profile, provider) pair.
 type target struct {
 	profile  Profile
@@ -400,7 +418,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	if !slices.Contains(t.provider.AuthMethods(), AuthMethod(req.Method)) {
 		return StatusReport{}, fmt.Errorf("%w: %s does not support the %s flow", ErrUnsupported, t.provider.DisplayName(), quoteShort(string(req.Method)))
 	}
-	ep, deviceOK, err := c.endpoints(ctx, t, req.Method == flow.MethodDevice)
+	ep, deviceOK, err := c.connectEndpoints(ctx, t, req.Method == flow.MethodDevice)
 	if err != nil {
 		return StatusReport{}, err
 	}
@@ -421,6 +439,19 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	if req.Source != "" {
 		params.Set("source", req.Source)
 	}
+	var tokenParams url.Values
+	if ep.Resource != "" {
+		params.Set("resource", ep.Resource)
+		tokenParams = url.Values{"resource": {ep.Resource}}
+	}
+	var rejected func()
+	if r, ok := t.provider.(Registrar); ok {
+		rejected = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			r.ClientRejected(ctx, t.profile, ep.ClientID, c.Stores())
+		}
+	}
 	fr := flow.Request{
 		Key:         t.key,
 		Method:      req.Method,
@@ -437,6 +468,8 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 			Scopes: slices.Clone(ep.Scopes),
 		},
 		AuthParams:      params,
+		TokenParams:     tokenParams,
+		ClientRejected:  rejected,
 		DeviceSupported: deviceOK,
 		DisplayName:     t.provider.DisplayName(),
 		Complete:        c.installer(t.key, ref, ep, req),
@@ -484,7 +517,7 @@ func (c *Connector) Resume(ctx context.Context, key flow.Key) (func(context.Cont
 // (unless req.TokensOnly).
 func (c *Connector) installer(key flow.Key, ref grantRef, ep Endpoints, req ConnectRequest) func(context.Context, *oauth2.Token) error {
 	return func(ctx context.Context, tok *oauth2.Token) error {
-		base := oauth.Grant{ClientID: ep.ClientID, TokenEndpoint: ep.TokenURL, Scope: ref.scope, TokenType: "Bearer"}
+		base := oauth.Grant{ClientID: ep.ClientID, TokenEndpoint: ep.TokenURL, Scope: ref.scope, TokenType: "Bearer", Resource: ep.Resource}
 		if _, err := ref.grants.Install(ctx, ref.key, tok, base); err != nil {
 			return err
 		}

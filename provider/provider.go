@@ -94,6 +94,25 @@ type Endpoints struct {
 	// AuthParams are extra parameters of the authorization request that
 	// the provider's consent page reads, such as Honcho's "config_path".
 	AuthParams url.Values
+	// Resource is the protected resource the tokens are for: sent as the
+	// resource indicator (RFC 8707) with the authorization request, the
+	// code exchange and every refresh. "" sends none.
+	Resource string
+}
+
+// Registrar is a [Provider] whose OAuth client is obtained at connect
+// time, such as by dynamic client registration (RFC 7591), for the
+// redirect URIs the Connector uses. [Connector.Connect] asks it for the
+// endpoints in place of [Provider.Endpoints].
+type Registrar interface {
+	// Client returns profile p's endpoints with a client registered for
+	// every URI of redirectURIs, registering one when the stored client
+	// does not cover them or was rejected.
+	Client(ctx context.Context, p Profile, redirectURIs []string, stores *Stores) (Endpoints, error)
+	// ClientRejected reports that the authorization server answered
+	// invalid_client for clientID, so that the next Client registers
+	// again.
+	ClientRejected(ctx context.Context, p Profile, clientID string, stores *Stores)
 }
 
 // GrantLocation says where a profile's grant lives.

@@ -47,6 +47,10 @@ type Capture struct {
 	// Content-Type, in the goroutine of the request, before the body is
 	// returned: the first moment the answer is known.
 	OnSuccess func(body []byte, contentType string)
+	// Params, if not empty, are added to the form body of every request:
+	// parameters x/oauth2 cannot send itself, such as a refresh's RFC 8707
+	// "resource".
+	Params url.Values
 
 	mu   sync.Mutex // guards last
 	last *Response
@@ -77,6 +81,12 @@ func (cp *Capture) RoundTrip(req *http.Request) (*http.Response, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
+	if len(cp.Params) > 0 && req.Body != nil {
+		var err error
+		if req, err = withParams(req, cp.Params); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := base.RoundTrip(req)
 	if err != nil {
 		return resp, err
@@ -97,6 +107,29 @@ func (cp *Capture) RoundTrip(req *http.Request) (*http.Response, error) {
 		cp.mu.Unlock()
 	}
 	return resp, nil
+}
+
+// withParams returns a copy of the form request req with params added to
+// its body.
+func withParams(req *http.Request, params url.Values) (*http.Request, error) {
+	b, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("tokenresp: the request body is not a form: %w", err)
+	}
+	for k, vs := range params {
+		form[k] = append(form[k], vs...)
+	}
+	body := []byte(form.Encode())
+	r := req.Clone(req.Context())
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return r, nil
 }
 
 // Last returns the last 2xx answer, or nil.

@@ -66,12 +66,13 @@ func (m *Manager) startDevice(ctx context.Context, f *flowRecord, opts []oauth2.
 func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 	defer m.wg.Done()
 	capture := &tokenresp.Capture{}
-	tok, err := f.cfg.DeviceAccessToken(context.WithValue(f.ctx, oauth2.HTTPClient, capture.Client(m.client)), da)
+	tok, err := f.cfg.DeviceAccessToken(context.WithValue(f.ctx, oauth2.HTTPClient, capture.Client(m.client)), da, f.tokenOpts...)
 	tok, err = m.kept(f.id, capture, tok, err)
 	if err != nil {
 		if f.ctx.Err() != nil {
 			return // cancelled or closed: the flow has ended already
 		}
+		f.clientRejected(err)
 		_, _ = m.fail(f, deviceError(err))
 		return
 	}

@@ -8,10 +8,11 @@ import (
 	"net/url"
 	"strings"
 
+	"golang.org/x/oauth2"
+
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
-	"golang.org/x/oauth2"
 )
 
 // A browser sign-in through the loopback listener. The in-process server

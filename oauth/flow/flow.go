@@ -88,6 +88,20 @@ type Request struct {
 	// scope, state, code_challenge, code_challenge_method) are refused.
 	AuthParams url.Values
 
+	// TokenParams are extra parameters of the flow's token requests (the
+	// code exchange, the device polling), such as the resource indicator
+	// of RFC 8707. Parameters with an empty value are left out; the ones
+	// the protocol owns (AuthParams' list, and grant_type, code,
+	// code_verifier, device_code, refresh_token) are refused.
+	TokenParams url.Values
+
+	// ClientRejected, if not nil, is called once when the token endpoint
+	// answers the code exchange or the device polling with invalid_client
+	// or unauthorized_client: the client is not (or no longer) registered,
+	// and a provider that registered it dynamically can register again. It
+	// runs before the flow ends, so it should be quick (a file write).
+	ClientRejected func()
+
 	// DeviceSupported reports whether the authorization server supports the
 	// device flow. Set it from the server's metadata (RFC 8414), for example
 	// with [github.com/memconnect/memconnect/oauth.Metadata.SupportsDeviceFlow], or from what

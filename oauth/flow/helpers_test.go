@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
-	"golang.org/x/oauth2"
 )
 
 // completer counts Complete calls and records the tokens.

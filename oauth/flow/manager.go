@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -177,7 +178,12 @@ type flowRecord struct {
 	redirect RedirectMode
 	cfg      oauth2.Config
 	complete func(context.Context, *oauth2.Token) error
-	name     string // the provider's display name, for the result page
+	// tokenOpts are the TokenParams of the request; rejected its
+	// ClientRejected.
+	tokenParams url.Values
+	tokenOpts   []oauth2.AuthCodeOption
+	rejected    func()
+	name        string // the provider's display name, for the result page
 
 	ctx    context.Context // ends when the flow leaves pending
 	cancel context.CancelFunc
@@ -275,19 +281,22 @@ func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
 	}
 	fctx, cancel := context.WithCancel(m.ctx)
 	f := &flowRecord{
-		id:       rand.Text(),
-		key:      req.Key,
-		method:   req.Method,
-		redirect: req.Redirect,
-		cfg:      req.Config,
-		complete: req.Complete,
-		name:     req.DisplayName,
-		ctx:      fctx,
-		cancel:   cancel,
-		ready:    make(chan struct{}),
-		done:     make(chan struct{}),
-		state:    StatePending,
-		detail:   detailStarting,
+		id:          rand.Text(),
+		key:         req.Key,
+		method:      req.Method,
+		redirect:    req.Redirect,
+		cfg:         req.Config,
+		complete:    req.Complete,
+		tokenParams: req.TokenParams,
+		tokenOpts:   tokenOptions(req.TokenParams),
+		rejected:    req.ClientRejected,
+		name:        req.DisplayName,
+		ctx:         fctx,
+		cancel:      cancel,
+		ready:       make(chan struct{}),
+		done:        make(chan struct{}),
+		state:       StatePending,
+		detail:      detailStarting,
 	}
 	f.cfg.Endpoint.AuthStyle = oauth2.AuthStyleInParams
 
@@ -354,7 +363,7 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 	opts = append(opts, oauth2.S256ChallengeOption(verifier))
 	f.authorizeURL = f.cfg.AuthCodeURL(secret, opts...)
 	f.detail = detailWaitingBrowser
-	p := Pending{Key: f.key, ID: f.id, State: secret, Verifier: verifier, ExpiresAt: f.expiresAt, Config: f.cfg, Flow: f.snapshotLocked()}
+	p := Pending{Key: f.key, ID: f.id, State: secret, Verifier: verifier, ExpiresAt: f.expiresAt, Config: f.cfg, TokenParams: f.tokenParams, Flow: f.snapshotLocked()}
 	if err := m.store.Put(m.ctx, p); err != nil {
 		f.stopTimersLocked()
 		if lb := f.loopback; lb != nil {
@@ -364,6 +373,22 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 		return fmt.Errorf("flow: keep the pending flow: %w", err)
 	}
 	return nil
+}
+
+// LoopbackRedirectURI is the redirect URI of a loopback flow when the
+// listener gets its first address: "http://<LoopbackAddr>/callback". When
+// that port is taken the listener takes another, which servers that follow
+// RFC 8252 section 7.3 (any port for a loopback IP) still accept; a client
+// registers this URI. With port 0 (any port) the URI names none:
+// "http://127.0.0.1/callback".
+func (m *Manager) LoopbackRedirectURI() string {
+	if host, port, err := net.SplitHostPort(m.loopbackAddr); err == nil && port == "0" {
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		return "http://" + host + "/callback"
+	}
+	return "http://" + m.loopbackAddr + "/callback"
 }
 
 // Status returns a snapshot of key's flow; State is [StateIdle] when there
@@ -513,9 +538,10 @@ func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values) (Fl
 	capture := &tokenresp.Capture{}
 	ctx, cancel := context.WithTimeout(context.WithValue(f.ctx, oauth2.HTTPClient, capture.Client(m.client)), exchangeTimeout)
 	defer cancel()
-	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(p.Verifier))
+	tok, err := cfg.Exchange(ctx, code, append(f.tokenOpts, oauth2.VerifierOption(p.Verifier))...)
 	tok, err = m.kept(f.id, capture, tok, err)
 	if err != nil {
+		f.clientRejected(err)
 		return m.fail(f, tokenError(CodeExchange, detailExchange, err))
 	}
 	return m.install(f, tok)
@@ -569,7 +595,8 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values) (Flow, er
 		return end(&Failure{Code: CodeComplete, Detail: detailComplete, Err: err})
 	}
 	capture := &tokenresp.Capture{}
-	tok, err := p.Config.Exchange(context.WithValue(ctx, oauth2.HTTPClient, capture.Client(m.client)), code, oauth2.VerifierOption(p.Verifier))
+	tok, err := p.Config.Exchange(context.WithValue(ctx, oauth2.HTTPClient, capture.Client(m.client)), code,
+		append(tokenOptions(p.TokenParams), oauth2.VerifierOption(p.Verifier))...)
 	tok, err = m.kept(p.ID, capture, tok, err)
 	if err != nil {
 		return end(tokenError(CodeExchange, detailExchange, err))
@@ -827,6 +854,13 @@ func prepareRequest(req Request) (Request, []oauth2.AuthCodeOption, error) {
 		return invalid("unknown method %q", req.Method)
 	}
 
+	for k := range req.TokenParams {
+		switch k {
+		case "client_id", "redirect_uri", "response_type", "scope", "state", "code_challenge", "code_challenge_method",
+			"grant_type", "code", "code_verifier", "device_code", "refresh_token":
+			return invalid("token parameter %q is set by the flow", k)
+		}
+	}
 	var opts []oauth2.AuthCodeOption
 	for _, k := range slices.Sorted(maps.Keys(req.AuthParams)) {
 		switch k {
@@ -838,6 +872,28 @@ func prepareRequest(req Request) (Request, []oauth2.AuthCodeOption, error) {
 		}
 	}
 	return req, opts, nil
+}
+
+// tokenOptions turns a request's TokenParams into options of the token
+// requests, leaving out empty values.
+func tokenOptions(params url.Values) []oauth2.AuthCodeOption {
+	var opts []oauth2.AuthCodeOption
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		if v := params.Get(k); v != "" {
+			opts = append(opts, oauth2.SetAuthURLParam(k, v))
+		}
+	}
+	return opts
+}
+
+// clientRejected calls f's ClientRejected hook, before the flow ends, when
+// err is the token endpoint's invalid_client or unauthorized_client.
+func (f *flowRecord) clientRejected(err error) {
+	re, ok := errors.AsType[*oauth2.RetrieveError](err)
+	if !ok || f.rejected == nil || (re.ErrorCode != "invalid_client" && re.ErrorCode != "unauthorized_client") {
+		return
+	}
+	f.rejected()
 }
 
 // newStateParam returns a state parameter: 256 random bits, base64url

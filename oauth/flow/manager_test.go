@@ -14,12 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+	"golang.org/x/oauth2"
+
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
-	"github.com/rs/zerolog"
-	"golang.org/x/oauth2"
 )
 
 // The whole browser flow through the loopback listener, a real consent page,

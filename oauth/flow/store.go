@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"crypto/subtle"
+	"net/url"
 	"sync"
 	"time"
 
@@ -24,6 +25,9 @@ type Pending struct {
 	// what another instance needs to exchange the code. A public client
 	// has no secret in it.
 	Config oauth2.Config
+	// TokenParams are the extra parameters of the code exchange
+	// ([Request.TokenParams]).
+	TokenParams url.Values
 	// Flow is the flow as [Manager.Status] reports it while it is pending.
 	Flow Flow
 }

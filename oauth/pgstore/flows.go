@@ -29,13 +29,16 @@ type flowConfig struct {
 	DeviceAuthURL string   `json:"device_auth_url,omitempty"`
 	RedirectURL   string   `json:"redirect_url"`
 	Scopes        []string `json:"scopes,omitempty"`
+	// TokenParams are the code exchange's extra parameters (RFC 8707
+	// resource): no secret.
+	TokenParams map[string][]string `json:"token_params,omitempty"`
 }
 
 func flowKey(k flow.Key) string { return k.Profile + "\x00" + k.Provider }
 
 func (f flows) Put(ctx context.Context, p flow.Pending) error {
 	cfg, err := json.Marshal(flowConfig{ClientID: p.Config.ClientID, AuthURL: p.Config.Endpoint.AuthURL, TokenURL: p.Config.Endpoint.TokenURL,
-		DeviceAuthURL: p.Config.Endpoint.DeviceAuthURL, RedirectURL: p.Config.RedirectURL, Scopes: p.Config.Scopes})
+		DeviceAuthURL: p.Config.Endpoint.DeviceAuthURL, RedirectURL: p.Config.RedirectURL, Scopes: p.Config.Scopes, TokenParams: p.TokenParams})
 	if err != nil {
 		return err
 	}
@@ -94,7 +97,7 @@ RETURNING o.id, o.verifier, o.config, o.flow, o.expires_at`, key.Profile, key.Pr
 	if err := json.Unmarshal(snap, &fj); err != nil {
 		return flow.Pending{}, fmt.Errorf("pgstore: the pending flow: %w", err)
 	}
-	return flow.Pending{Key: key, ID: id, State: state, Verifier: v, ExpiresAt: expires, Flow: fj.flow(), Config: oauth2.Config{
+	return flow.Pending{Key: key, ID: id, State: state, Verifier: v, ExpiresAt: expires, Flow: fj.flow(), TokenParams: c.TokenParams, Config: oauth2.Config{
 		ClientID:    c.ClientID,
 		Endpoint:    oauth2.Endpoint{AuthURL: c.AuthURL, TokenURL: c.TokenURL, DeviceAuthURL: c.DeviceAuthURL, AuthStyle: oauth2.AuthStyleInParams},
 		RedirectURL: c.RedirectURL,

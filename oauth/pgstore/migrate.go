@@ -45,10 +45,13 @@ CREATE TABLE memconnect_flows (
 );
 CREATE INDEX memconnect_flows_expires ON memconnect_flows (expires_at);
 `,
+	2: `
+ALTER TABLE memconnect_grants ADD COLUMN resource text;  -- RFC 8707 resource indicator, sent with each refresh
+`,
 }
 
 // SchemaVersion is the schema version this package needs.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Migrate brings the schema to [SchemaVersion], one step a version, each in
 // a transaction, and records the version. It never runs by itself: call it

@@ -93,7 +93,7 @@ func digest(token string) string {
 // aad binds a sealed value to its table, row and column.
 func aad(table, key, column string) string { return table + "\x00" + key + "\x00" + column }
 
-const grantColumns = `access_token, refresh_token, refresh_digest, expires_at, client_id, token_endpoint, scope, token_type, rejected`
+const grantColumns = `access_token, refresh_token, refresh_digest, expires_at, client_id, token_endpoint, scope, token_type, rejected, resource`
 
 // Credentials implements [oauth.GrantStore]. A key without a grant is the
 // zero Credentials.
@@ -105,17 +105,18 @@ func (s *Store) read(ctx context.Context, q querier, key string) (oauth.Credenti
 	var (
 		access, refresh                                         []byte
 		rdigest, clientID, endpoint, scope, tokenType, rejected *string
+		resource                                                *string
 		expires                                                 *time.Time
 	)
 	err := q.QueryRow(ctx, `SELECT `+grantColumns+` FROM memconnect_grants WHERE key = $1`, key).
-		Scan(&access, &refresh, &rdigest, &expires, &clientID, &endpoint, &scope, &tokenType, &rejected)
+		Scan(&access, &refresh, &rdigest, &expires, &clientID, &endpoint, &scope, &tokenType, &rejected, &resource)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && len(refresh) == 0) {
 		return oauth.Credentials{}, nil
 	}
 	if err != nil {
 		return oauth.Credentials{}, fmt.Errorf("pgstore: read %s: %w", s.Describe(key), err)
 	}
-	g := &oauth.Grant{ClientID: str(clientID), TokenEndpoint: str(endpoint), Scope: str(scope), TokenType: str(tokenType)}
+	g := &oauth.Grant{ClientID: str(clientID), TokenEndpoint: str(endpoint), Scope: str(scope), TokenType: str(tokenType), Resource: str(resource)}
 	if expires != nil {
 		g.Expiry = *expires
 	}
@@ -229,6 +230,7 @@ func (l *lease) Commit(prev, next *oauth.Grant) error {
 	var (
 		access, refresh                             []byte
 		rdigest, client, endpoint, scope, tokenType *string
+		resource                                    *string
 		expires                                     *time.Time
 	)
 	if next != nil {
@@ -236,14 +238,17 @@ func (l *lease) Commit(prev, next *oauth.Grant) error {
 		refresh = l.s.seal.seal(next.RefreshToken, aad("grants", l.key, "refresh_token"))
 		d := digest(next.RefreshToken)
 		rdigest, client, endpoint, scope, tokenType = &d, &next.ClientID, &next.TokenEndpoint, &next.Scope, &next.TokenType
+		if next.Resource != "" {
+			resource = &next.Resource
+		}
 		expires = &next.Expiry
 	}
 	tag, err := l.s.pool.Exec(ctx, `
 UPDATE memconnect_grants SET access_token = $4, refresh_token = $5, refresh_digest = $6, expires_at = $7,
-	client_id = $8, token_endpoint = $9, scope = $10, token_type = $11, rejected = NULL,
+	client_id = $8, token_endpoint = $9, scope = $10, token_type = $11, resource = $12, rejected = NULL,
 	journal = NULL, journal_from = NULL, journal_type = NULL, journal_at = NULL, updated_at = now()
 WHERE key = $1 AND fence = $2 AND ($3::text IS NULL OR refresh_digest = $3)`,
-		l.key, l.fence, prevDigest, access, refresh, rdigest, expires, client, endpoint, scope, tokenType)
+		l.key, l.fence, prevDigest, access, refresh, rdigest, expires, client, endpoint, scope, tokenType, resource)
 	if err != nil {
 		return fmt.Errorf("pgstore: store %s: %w", l.s.Describe(l.key), err)
 	}

@@ -544,3 +544,23 @@ func TestWatch(t *testing.T) {
 		stop() // idempotent
 	}
 }
+
+// A grant's resource (RFC 8707) is kept, and sent with the refresh, which
+// a server that requires it refuses without.
+func TestResourceKept(t *testing.T) {
+	const resource = "https://memory.example/mcp"
+	srv := honchotest.NewServer(honchotest.WithResource(resource))
+	defer srv.Close()
+	s := newStore(t, testPool(t, false), pgstore.Config{})
+	gs := oauth.NewGrants(s, oauth.WithHTTPClient(srv.Client()))
+	tok := srv.IssueGrant("write")
+	if _, err := gs.Install(t.Context(), "mcp/default", tok, oauth.Grant{ClientID: srv.ClientID(), TokenEndpoint: srv.TokenURL(), Resource: resource}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Credentials(t.Context(), "mcp/default"); err != nil || c.Grant.Resource != resource {
+		t.Fatalf("stored grant = %+v, %v; want resource %s", c.Grant, err, resource)
+	}
+	if _, err := gs.TokenSource("mcp/default").ForceRefresh(t.Context(), tok.AccessToken); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+}

@@ -44,7 +44,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirectURI := q.Get("redirect_uri")
-	if len(q["redirect_uri"]) > 1 || !validRedirectURI(redirectURI) {
+	if len(q["redirect_uri"]) > 1 || !validRedirectURI(redirectURI) || !s.redirectRegistered(clientID, redirectURI) {
 		s.errorPage(w, http.StatusBadRequest, "Invalid return address",
 			"The application's return address (redirect_uri) is not an http loopback address (127.0.0.1, [::1] or localhost), so it cannot be sent back.")
 		return
@@ -60,6 +60,10 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt := q.Get("response_type"); rt != "code" {
 		fail("unsupported_response_type", "response_type must be code")
+		return
+	}
+	if s.resource != "" && (len(q["resource"]) != 1 || q.Get("resource") != s.resource) {
+		fail("invalid_target", "resource must be "+s.resource)
 		return
 	}
 	if len(state) < 8 {

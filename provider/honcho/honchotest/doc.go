@@ -16,7 +16,10 @@
 //   - token revocation (RFC 7009), token introspection (RFC 7662) and
 //     authorization server metadata (RFC 8414);
 //   - a protected resource, GET /api/whoami, that accepts Bearer access tokens
-//     (RFC 6750).
+//     (RFC 6750), and API keys given with [WithAPIKey];
+//   - optionally, dynamic client registration (RFC 7591,
+//     [WithDynamicRegistration]) and resource indicators required on every
+//     request (RFC 8707, [WithResource]).
 //
 // Tests drive it with golang.org/x/oauth2 ([Server.OAuth2Config] returns a
 // ready [oauth2.Config]), approve consent with [Server.Consent] or

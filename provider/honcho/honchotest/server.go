@@ -96,6 +96,12 @@ type Server struct {
 	deviceInterval int
 	deviceTTL      time.Duration
 	apiKeys        map[string]bool // accepted by the protected resource
+	dcr            bool            // dynamic client registration enabled
+	resource       string          // RFC 8707 resource required; "" for none
+
+	regMu      sync.Mutex          // guards dynamic and registered
+	dynamic    map[string][]string // dynamically registered clients: their redirect URIs
+	registered int
 
 	mu            sync.Mutex // guards the fields below
 	stats         Stats
@@ -212,6 +218,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /oauth/revoke", s.handleRevoke)
 	mux.HandleFunc("POST /oauth/introspect", s.handleIntrospect)
 	mux.HandleFunc("GET /api/whoami", s.handleWhoAmI)
+	if s.dcr {
+		mux.HandleFunc("POST /oauth/register", s.handleRegister)
+	}
 	if s.deviceEnabled {
 		mux.HandleFunc("POST /oauth/device_authorization", s.handleDeviceAuthorization)
 		mux.HandleFunc("GET /device", s.handleDevicePage)
@@ -377,7 +386,11 @@ func (s *Server) revokeLocked(g *grant) bool {
 }
 
 func (s *Server) isClient(id string) bool {
-	return id != "" && slices.Contains(s.clientIDs, id)
+	if id != "" && slices.Contains(s.clientIDs, id) {
+		return true
+	}
+	_, ok := s.dynamicClient(id)
+	return ok
 }
 
 func (s *Server) scopeOrDefault(scope string) string {
@@ -429,6 +442,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 		RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
 		ScopesSupported                   []string `json:"scopes_supported,omitempty"`
+		RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
 	}
 	m := metadata{
 		Issuer:                            s.URL,
@@ -441,6 +455,9 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		TokenEndpointAuthMethodsSupported: []string{"none"},
 		RevocationEndpointAuthMethods:     []string{"none"},
+	}
+	if s.dcr {
+		m.RegistrationEndpoint = s.RegistrationURL()
 	}
 	if s.deviceEnabled {
 		m.DeviceAuthorizationEndpoint = s.DeviceAuthURL()

@@ -125,6 +125,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if oe == nil && s.resource != "" && (len(form["resource"]) != 1 || form.Get("resource") != s.resource) {
+		oe = s.errInvalidTarget()
+	}
 	var resp *tokenResponse
 	if oe == nil {
 		switch gt := form.Get("grant_type"); gt {

@@ -1,0 +1,128 @@
+package oauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+)
+
+// ClientMetadata is a client's registration request (RFC 7591 section 2).
+type ClientMetadata struct {
+	RedirectURIs            []string `json:"redirect_uris"`
+	ClientName              string   `json:"client_name,omitempty"`
+	ClientURI               string   `json:"client_uri,omitempty"`
+	GrantTypes              []string `json:"grant_types,omitempty"`
+	ResponseTypes           []string `json:"response_types,omitempty"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
+	Scope                   string   `json:"scope,omitempty"`
+	SoftwareID              string   `json:"software_id,omitempty"`
+	SoftwareVersion         string   `json:"software_version,omitempty"`
+}
+
+// ClientInformation is a registered client (RFC 7591 section 3.2.1), as
+// much of it as a public client keeps: no secret, no registration access
+// token.
+type ClientInformation struct {
+	ClientID                string   `json:"client_id"`
+	ClientIDIssuedAt        int64    `json:"client_id_issued_at,omitempty"`
+	RedirectURIs            []string `json:"redirect_uris,omitempty"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
+	GrantTypes              []string `json:"grant_types,omitempty"`
+	Scope                   string   `json:"scope,omitempty"`
+}
+
+// RegistrationError is a registration the server refused (RFC 7591
+// section 3.2.2). It never holds a secret.
+type RegistrationError struct {
+	Endpoint         string
+	StatusCode       int
+	ErrorCode        string // such as invalid_redirect_uri or invalid_client_metadata
+	ErrorDescription string
+}
+
+func (e *RegistrationError) Error() string {
+	s := fmt.Sprintf("oauth: client registration at %s failed: %d", e.Endpoint, e.StatusCode)
+	if e.ErrorCode != "" {
+		s += " " + e.ErrorCode
+	}
+	if e.ErrorDescription != "" {
+		s += ": " + e.ErrorDescription
+	}
+	return s
+}
+
+// Register registers a client at the registration endpoint (RFC 7591
+// section 3.1) and returns what the server issued. It registers a public
+// client: md.TokenEndpointAuthMethod empty means "none", and a server that
+// registers anything else (a client with a secret) is refused, since a
+// public client keeps no secret. Redirect URIs are required, and the
+// server must have registered every one asked for. Errors name the
+// endpoint; a refusal is a [*RegistrationError]. c nil means
+// [http.DefaultClient].
+func Register(ctx context.Context, c *http.Client, endpoint string, md ClientMetadata) (*ClientInformation, error) {
+	if u, err := url.Parse(endpoint); err != nil || !secureURL(u) {
+		return nil, fmt.Errorf("oauth: client registration: endpoint %q is not an https URL", endpoint)
+	}
+	if len(md.RedirectURIs) == 0 {
+		return nil, errors.New("oauth: client registration: no redirect URI")
+	}
+	if md.TokenEndpointAuthMethod == "" {
+		md.TokenEndpointAuthMethod = "none"
+	}
+	if c == nil {
+		c = http.DefaultClient
+	}
+	body, err := json.Marshal(md)
+	if err != nil {
+		return nil, fmt.Errorf("oauth: client registration: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("oauth: client registration: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("oauth: client registration: %w", err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("oauth: client registration at %s: %w", endpoint, err)
+	}
+	if len(answer) > maxMetadataBytes {
+		return nil, fmt.Errorf("oauth: client registration at %s: answer larger than %d bytes", endpoint, maxMetadataBytes)
+	}
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		re := &RegistrationError{Endpoint: endpoint, StatusCode: resp.StatusCode}
+		re.ErrorCode, re.ErrorDescription = errorBody(answer)
+		return nil, re
+	}
+	var ci ClientInformation
+	if err := json.Unmarshal(answer, &ci); err != nil {
+		return nil, fmt.Errorf("oauth: client registration at %s: the answer is not client information: %w", endpoint, err)
+	}
+	switch {
+	case ci.ClientID == "":
+		return nil, fmt.Errorf("oauth: client registration at %s: the answer names no client_id", endpoint)
+	case ci.TokenEndpointAuthMethod != "" && ci.TokenEndpointAuthMethod != md.TokenEndpointAuthMethod:
+		return nil, fmt.Errorf("oauth: client registration at %s: the server registered token_endpoint_auth_method %q, not %q; memconnect signs in as a public client",
+			endpoint, ci.TokenEndpointAuthMethod, md.TokenEndpointAuthMethod)
+	}
+	if len(ci.RedirectURIs) == 0 {
+		ci.RedirectURIs = slices.Clone(md.RedirectURIs)
+	}
+	for _, r := range md.RedirectURIs {
+		if !slices.Contains(ci.RedirectURIs, r) {
+			return nil, fmt.Errorf("oauth: client registration at %s: the server did not register the redirect URI %q", endpoint, r)
+		}
+	}
+	return &ci, nil
+}

@@ -1,0 +1,34 @@
+package oauth_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
+)
+
+// A grant's resource (RFC 8707) is kept in the file, and sent with the
+// refresh, which a server that requires it refuses without.
+func TestFileGrantResource(t *testing.T) {
+	const resource = "https://memory.example/mcp"
+	ctx := context.Background()
+	srv := honchotest.NewServer(honchotest.WithResource(resource))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "memconnect.json")
+	layout := oauth.FileLayout{Section: "servers", AccessToken: "token", Fields: "oauth"}
+	gs := oauth.NewGrants(oauth.NewFileStore(path, layout), oauth.WithHTTPClient(srv.Client()))
+	tok := srv.IssueGrant("write")
+	if _, err := gs.Install(ctx, "mem", tok, oauth.Grant{ClientID: srv.ClientID(), TokenEndpoint: srv.TokenURL(), Resource: resource}); err != nil {
+		t.Fatal(err)
+	}
+	o := testkit.ReadJSON(t, path)["servers"].(map[string]any)["mem"].(map[string]any)["oauth"].(map[string]any)
+	if o["resource"] != resource {
+		t.Errorf("stored oauth block = %v, want resource %s", o, resource)
+	}
+	if _, err := gs.TokenSource("mem").ForceRefresh(ctx, tok.AccessToken); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+}

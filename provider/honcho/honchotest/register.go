@@ -1,0 +1,124 @@
+package honchotest
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+)
+
+// WithDynamicRegistration enables dynamic client registration (RFC 7591)
+// at [Server.RegistrationURL], announced in the metadata. A registered
+// client is a public client ("none") whose redirect URIs are the ones it
+// registered; a loopback redirect URI matches on any port (RFC 8252
+// section 7.3).
+func WithDynamicRegistration() Option {
+	return func(s *Server) { s.dcr = true }
+}
+
+// WithResource makes the server a resource-indicator server (RFC 8707) for
+// the resource uri: every authorization request and token request (code,
+// refresh and device grants) must carry resource=uri, else it is refused
+// with invalid_target.
+func WithResource(uri string) Option {
+	return func(s *Server) { s.resource = uri }
+}
+
+// RegistrationURL is the dynamic client registration endpoint.
+func (s *Server) RegistrationURL() string { return s.URL + "/oauth/register" }
+
+// Registrations is the number of clients registered dynamically so far.
+func (s *Server) Registrations() int {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	return s.registered
+}
+
+// ForgetClients drops every dynamically registered client, as a server
+// that lost or expired its registrations does: their requests then get
+// invalid_client, and their grants stop refreshing.
+func (s *Server) ForgetClients() {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	s.dynamic = nil
+}
+
+// dynamicClient reports whether id is a registered dynamic client, and its
+// redirect URIs.
+func (s *Server) dynamicClient(id string) ([]string, bool) {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	uris, ok := s.dynamic[id]
+	return uris, ok
+}
+
+// redirectRegistered reports whether redirectURI is one of a dynamic
+// client's registered URIs, any port matching for a loopback URI
+// (RFC 8252 section 7.3). Clients of [WithClientID] may use any loopback
+// redirect URI.
+func (s *Server) redirectRegistered(clientID, redirectURI string) bool {
+	uris, ok := s.dynamicClient(clientID)
+	if !ok {
+		return true
+	}
+	want, err := url.Parse(redirectURI)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(uris, func(r string) bool {
+		u, err := url.Parse(r)
+		return err == nil && u.Scheme == want.Scheme && u.Hostname() == want.Hostname() && u.Path == want.Path && u.RawQuery == want.RawQuery
+	})
+}
+
+// handleRegister is the registration endpoint (RFC 7591 section 3).
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var md struct {
+		RedirectURIs            []string `json:"redirect_uris"`
+		ClientName              string   `json:"client_name"`
+		TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+		GrantTypes              []string `json:"grant_types"`
+		Scope                   string   `json:"scope"`
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxForm))
+	if err != nil || json.Unmarshal(body, &md) != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "the body is not a JSON client metadata object"})
+		return
+	}
+	if len(md.RedirectURIs) == 0 || slices.ContainsFunc(md.RedirectURIs, func(u string) bool { return !validRedirectURI(u) }) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_redirect_uri", "error_description": "redirect_uris must be http loopback addresses"})
+		return
+	}
+	if md.TokenEndpointAuthMethod == "" {
+		md.TokenEndpointAuthMethod = "none"
+	}
+	if md.TokenEndpointAuthMethod != "none" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "only public clients (none) are registered here"})
+		return
+	}
+	id := "dyn-" + randomString()
+	s.regMu.Lock()
+	if s.dynamic == nil {
+		s.dynamic = make(map[string][]string)
+	}
+	s.dynamic[id] = slices.Clone(md.RedirectURIs)
+	s.registered++
+	s.regMu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"client_id":                  id,
+		"client_id_issued_at":        s.now().Unix(),
+		"client_name":                md.ClientName,
+		"redirect_uris":              md.RedirectURIs,
+		"token_endpoint_auth_method": "none",
+		"grant_types":                []string{"authorization_code", "refresh_token"},
+		"response_types":             []string{"code"},
+		"scope":                      md.Scope,
+	})
+}
+
+// errInvalidTarget is the answer to a request without the server's
+// resource (RFC 8707 section 2).
+func (s *Server) errInvalidTarget() *oauthError {
+	return &oauthError{http.StatusBadRequest, "invalid_target", "resource must be " + s.resource}
+}

@@ -1,0 +1,231 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
+)
+
+// discovery is what the server and its authorization server said.
+type discovery struct {
+	resource string
+	md       *oauth.Metadata
+	scopes   []string
+}
+
+// discover returns the server's metadata, reusing a lookup made within
+// discoveryTTL. A failed lookup is not cached.
+func (p *Provider) discover(ctx context.Context) (*discovery, error) {
+	now := p.now()
+	p.mu.Lock()
+	if p.disc != nil && now.Sub(p.discAt) < discoveryTTL {
+		d := p.disc
+		p.mu.Unlock()
+		return d, nil
+	}
+	p.mu.Unlock()
+	rmd, ch, err := oauth.DiscoverResource(ctx, p.client, p.serverURL)
+	if err != nil {
+		return nil, fmt.Errorf("mcp: %s: %w", p.display, err)
+	}
+	md, err := oauth.Discover(ctx, p.client, rmd.AuthorizationServers[0])
+	if err != nil {
+		return nil, fmt.Errorf("mcp: %s: %w", p.display, err)
+	}
+	if md.AuthorizationEndpoint == "" {
+		return nil, fmt.Errorf("mcp: %s: the metadata of %s name no authorization_endpoint", p.display, md.Issuer)
+	}
+	d := &discovery{resource: rmd.Resource, md: md}
+	switch {
+	case len(p.scopes) > 0:
+		d.scopes = slices.Clone(p.scopes)
+	case ch.Scope != "":
+		d.scopes = strings.Fields(ch.Scope)
+	default:
+		d.scopes = slices.Clone(rmd.ScopesSupported)
+	}
+	if len(p.scopes) == 0 && slices.Contains(md.ScopesSupported, "offline_access") && !slices.Contains(d.scopes, "offline_access") {
+		d.scopes = append(d.scopes, "offline_access")
+	}
+	p.mu.Lock()
+	p.disc, p.discAt = d, now
+	p.mu.Unlock()
+	return d, nil
+}
+
+// registration is a dynamically registered client, as the grant file
+// keeps it.
+type registration struct {
+	ClientID     string   `json:"client_id"`
+	RedirectURIs []string `json:"redirect_uris"`
+	Issuer       string   `json:"issuer"`
+	RegisteredAt int64    `json:"registered_at"`
+}
+
+// covers reports whether r is a client of issuer registered for every URI
+// of uris.
+func (r *registration) covers(issuer string, uris []string) bool {
+	return r != nil && r.ClientID != "" && r.Issuer == issuer &&
+		!slices.ContainsFunc(uris, func(u string) bool { return !slices.Contains(r.RedirectURIs, u) })
+}
+
+// endpoints is what a client of d uses.
+func (p *Provider) endpoints(d *discovery, clientID string) provider.Endpoints {
+	return provider.Endpoints{
+		AuthorizeURL:  d.md.AuthorizationEndpoint,
+		TokenURL:      d.md.TokenEndpoint,
+		RevocationURL: d.md.RevocationEndpoint,
+		Issuer:        d.md.Issuer,
+		ClientID:      clientID,
+		Scopes:        slices.Clone(d.scopes),
+		Resource:      d.resource,
+	}
+}
+
+// Endpoints implements [provider.Provider]: the discovered endpoints with
+// the pre-registered client, or else the registered one, without
+// registering (an empty ClientID when there is none yet).
+func (p *Provider) Endpoints(ctx context.Context, prof provider.Profile) (provider.Endpoints, error) {
+	d, err := p.discover(ctx)
+	if err != nil {
+		return provider.Endpoints{}, err
+	}
+	if p.clientID != "" {
+		return p.endpoints(d, p.clientID), nil
+	}
+	reg, err := p.registration(prof)
+	if err != nil {
+		return provider.Endpoints{}, err
+	}
+	var id string
+	if reg != nil && reg.Issuer == d.md.Issuer {
+		id = reg.ClientID
+	}
+	return p.endpoints(d, id), nil
+}
+
+// Client implements [provider.Registrar]. Without a pre-registered client
+// it registers one (RFC 7591) when the grant file holds none for this
+// authorization server and every URI of redirectURIs, or when the server
+// rejected the one it holds (invalid_client at a refresh); the new
+// registration is written to the grant file.
+func (p *Provider) Client(ctx context.Context, prof provider.Profile, redirectURIs []string, stores *provider.Stores) (provider.Endpoints, error) {
+	d, err := p.discover(ctx)
+	if err != nil {
+		return provider.Endpoints{}, err
+	}
+	if p.clientID != "" {
+		return p.endpoints(d, p.clientID), nil
+	}
+	p.regMu.Lock()
+	defer p.regMu.Unlock()
+	reg, err := p.registration(prof)
+	if err != nil {
+		return provider.Endpoints{}, err
+	}
+	if reg.covers(d.md.Issuer, redirectURIs) && !p.rejected(ctx, prof, stores, reg.ClientID) {
+		return p.endpoints(d, reg.ClientID), nil
+	}
+	if d.md.RegistrationEndpoint == "" {
+		return provider.Endpoints{}, fmt.Errorf("mcp: %s: the authorization server %s %w", p.display, d.md.Issuer, errNoClient)
+	}
+	ci, err := oauth.Register(ctx, p.client, d.md.RegistrationEndpoint, oauth.ClientMetadata{
+		RedirectURIs:  redirectURIs,
+		ClientName:    p.clientName,
+		GrantTypes:    []string{"authorization_code", "refresh_token"},
+		ResponseTypes: []string{"code"},
+		Scope:         strings.Join(d.scopes, " "),
+	})
+	if err != nil {
+		return provider.Endpoints{}, fmt.Errorf("mcp: %s: %w", p.display, err)
+	}
+	reg = &registration{ClientID: ci.ClientID, RedirectURIs: ci.RedirectURIs, Issuer: d.md.Issuer, RegisteredAt: p.now().Unix()}
+	if err := p.saveRegistration(ctx, prof, stores, reg); err != nil {
+		return provider.Endpoints{}, err
+	}
+	return p.endpoints(d, reg.ClientID), nil
+}
+
+// rejected reports whether the profile's grant was rejected with
+// invalid_client or unauthorized_client while it belonged to clientID.
+func (p *Provider) rejected(ctx context.Context, prof provider.Profile, stores *provider.Stores, clientID string) bool {
+	loc, err := p.GrantLocation(prof)
+	if err != nil {
+		return false
+	}
+	c, err := stores.File(loc.ReadPath, loc.Layout).Credentials(ctx, loc.Host)
+	return err == nil && c.Grant != nil && c.Grant.ClientID == clientID &&
+		(c.Rejected == "invalid_client" || c.Rejected == "unauthorized_client")
+}
+
+// ClientRejected implements [provider.Registrar]: it forgets the stored
+// registration when it is clientID's.
+func (p *Provider) ClientRejected(ctx context.Context, prof provider.Profile, clientID string, stores *provider.Stores) {
+	if p.clientID != "" {
+		return
+	}
+	p.regMu.Lock()
+	defer p.regMu.Unlock()
+	if reg, err := p.registration(prof); err != nil || reg == nil || reg.ClientID != clientID {
+		return
+	}
+	_ = p.saveRegistration(ctx, prof, stores, nil)
+}
+
+// registration reads the profile's stored registration; nil for none.
+func (p *Provider) registration(prof provider.Profile) (*registration, error) {
+	loc, err := p.GrantLocation(prof)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(loc.ReadPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mcp: read %s: %w", loc.ReadPath, err)
+	}
+	var f struct {
+		Servers map[string]struct {
+			Registration *registration `json:"registration"`
+		} `json:"servers"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, &oauth.ConfigError{Path: loc.ReadPath, Err: err}
+	}
+	return f.Servers[p.name].Registration, nil
+}
+
+// saveRegistration writes reg (nil: none) into the profile's grant file,
+// keeping everything else.
+func (p *Provider) saveRegistration(ctx context.Context, prof provider.Profile, stores *provider.Stores, reg *registration) error {
+	loc, err := p.GrantLocation(prof)
+	if err != nil {
+		return err
+	}
+	var v any
+	if reg != nil {
+		b, err := json.Marshal(reg)
+		if err != nil {
+			return err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		v = m
+	}
+	patch := map[string]any{"servers": map[string]any{p.name: map[string]any{"registration": v}}}
+	if err := stores.File(loc.WritePath, loc.Layout).MergeConfig(ctx, p.name, patch); err != nil {
+		return fmt.Errorf("mcp: %s: store the client registration: %w", p.display, err)
+	}
+	return nil
+}

@@ -1,0 +1,214 @@
+package mcp_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
+	"github.com/memconnect/memconnect/provider/mcp"
+)
+
+// chain is a Connector for one generic provider of an oauthtest server,
+// with the default profile's home in a temporary directory and the
+// callback route at a fixed (never dialled) loopback base URL.
+type chain struct {
+	srv  *oauthtest.Server
+	conn *provider.Connector
+	home string
+	file string // the default profile's grant file
+}
+
+func newChain(t *testing.T, srvOpts []oauthtest.Option, opts ...mcp.Option) *chain {
+	t.Helper()
+	srv := oauthtest.NewServer(srvOpts...)
+	t.Cleanup(srv.Close)
+	p, err := mcp.New("memdev", "Dev memory", srv.URL, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := provider.NewRegistry(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	fm := flow.NewManager(flow.Config{LoopbackAddr: "127.0.0.1:0"})
+	t.Cleanup(func() { fm.Close() })
+	conn := &provider.Connector{
+		Registry:        reg,
+		Profiles:        provider.HermesProfiles{Root: home},
+		Flows:           fm,
+		CallbackBaseURL: "http://127.0.0.1:9/api/memory",
+	}
+	return &chain{srv: srv, conn: conn, home: home, file: filepath.Join(home, mcp.FileName)}
+}
+
+// signIn connects the default profile through the callback route and
+// returns the authorization request's query.
+func (c *chain) signIn(t *testing.T) map[string][]string {
+	t.Helper()
+	ctx := context.Background()
+	rep, err := c.conn.Connect(ctx, "default", "memdev", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := c.srv.AS.Consent(ctx, nil, rep.Flow.AuthorizeURL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := c.srv.AS.LastAuthorizeQuery()
+	fl, err := c.conn.Callback(ctx, "default", "memdev", target.Query())
+	if err != nil || fl.State != flow.StateConnected {
+		t.Fatalf("callback: %+v, %v; want connected", fl, err)
+	}
+	return q
+}
+
+// TestGenericChain runs the whole chain: the 401 challenge, RFC 9728,
+// RFC 8414, dynamic registration, PKCE with resource, the grant in the
+// provider-neutral file, a refresh with resource, a call to the resource,
+// and re-registration once the server forgot the client.
+func TestGenericChain(t *testing.T) {
+	ctx := context.Background()
+	c := newChain(t, nil)
+	testkit.WriteJSON(t, c.file, map[string]any{"servers": map[string]any{"other": map[string]any{"token": "their-key"}}, "mine": true})
+
+	q := c.signIn(t)
+	if got := q["resource"]; len(got) != 1 || got[0] != c.srv.URL {
+		t.Errorf("authorize resource = %v, want [%s]", got, c.srv.URL)
+	}
+	if q["code_challenge_method"][0] != "S256" || !strings.HasPrefix(q["client_id"][0], "dyn-") || q["scope"][0] != oauthtest.DefaultScope {
+		t.Errorf("authorize query = %v, want PKCE S256, a registered client and scope %q from the challenge", q, oauthtest.DefaultScope)
+	}
+	if n := c.srv.AS.Registrations(); n != 1 {
+		t.Errorf("registrations = %d, want 1", n)
+	}
+
+	fi, err := os.Stat(c.file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("grant file mode = %v, %v; want 0600", fi.Mode(), err)
+	}
+	cfg := testkit.ReadJSON(t, c.file)
+	block := cfg["servers"].(map[string]any)["memdev"].(map[string]any)
+	o, _ := block["oauth"].(map[string]any)
+	reg, _ := block["registration"].(map[string]any)
+	if o == nil || o["resource"] != c.srv.URL || reg == nil || reg["client_id"] != q["client_id"][0] || !strings.HasPrefix(block["token"].(string), "mcp-at-") {
+		t.Errorf("grant file block = %v, want the grant with its resource and the registration", block)
+	}
+	if cfg["mine"] != true || cfg["servers"].(map[string]any)["other"] == nil {
+		t.Errorf("grant file lost other members: %v", cfg)
+	}
+
+	rep, err := c.conn.Status(ctx, "default", "memdev")
+	if err != nil || !rep.Connected || rep.Auth != provider.AuthOAuth {
+		t.Fatalf("status = %+v, %v; want connected with OAuth", rep, err)
+	}
+
+	// A refresh carries the resource (the server refuses one without it).
+	ts, err := c.conn.TokenSource("default", "memdev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := c.srv.AS.Stats().TokenRequests
+	if err := forceRefresh(ctx, ts); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if c.srv.AS.Stats().TokenRequests != before+1 {
+		t.Errorf("token requests %d -> %d, want one refresh", before, c.srv.AS.Stats().TokenRequests)
+	}
+	hc := &http.Client{Transport: &oauth.Transport{Source: ts}}
+	if status, _, err := oauth.Probe(ctx, hc, c.srv.URL, ""); err != nil || status != http.StatusOK {
+		t.Errorf("resource call with the refreshed token = %d, %v; want 200", status, err)
+	}
+
+	// The server forgets its clients: the refresh fails with
+	// invalid_client, and the next sign-in registers again.
+	c.srv.AS.ForgetClients()
+	if err := forceRefresh(ctx, ts); err == nil {
+		t.Fatal("refresh with a forgotten client succeeded")
+	}
+	q2 := c.signIn(t)
+	if n := c.srv.AS.Registrations(); n != 2 || q2["client_id"][0] == q["client_id"][0] {
+		t.Errorf("after invalid_client: registrations = %d, client %s (was %s); want a new registration", n, q2["client_id"][0], q["client_id"][0])
+	}
+
+	// Disconnect revokes and keeps the rest of the file.
+	res, err := c.conn.Disconnect(ctx, "default", "memdev")
+	if err != nil || !res.Removed || !res.Revoked {
+		t.Errorf("disconnect = %+v, %v; want removed and revoked", res, err)
+	}
+	if cfg := testkit.ReadJSON(t, c.file); cfg["mine"] != true {
+		t.Errorf("disconnect lost other members: %v", cfg)
+	}
+}
+
+// TestRegistrationReused: a second sign-in reuses the stored client.
+func TestRegistrationReused(t *testing.T) {
+	c := newChain(t, []oauthtest.Option{oauthtest.WithoutChallengeMetadata()})
+	q1 := c.signIn(t)
+	q2 := c.signIn(t)
+	if n := c.srv.AS.Registrations(); n != 1 || q1["client_id"][0] != q2["client_id"][0] {
+		t.Errorf("registrations = %d, clients %s and %s; want one client reused", n, q1["client_id"][0], q2["client_id"][0])
+	}
+}
+
+// TestInvalidClientAtExchange: a code exchange answered invalid_client
+// drops the registration, so that the next sign-in registers again.
+func TestInvalidClientAtExchange(t *testing.T) {
+	ctx := context.Background()
+	c := newChain(t, nil)
+	rep, err := c.conn.Connect(ctx, "default", "memdev", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := c.srv.AS.Consent(ctx, nil, rep.Flow.AuthorizeURL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.srv.AS.ForgetClients()
+	if fl, _ := c.conn.Callback(ctx, "default", "memdev", target.Query()); fl.State != flow.StateError {
+		t.Fatalf("callback with a forgotten client: %+v, want an error", fl)
+	}
+	if r := registration(t, c.file); r != nil {
+		t.Fatalf("registration after invalid_client = %v, want none", r)
+	}
+	c.signIn(t)
+	if n := c.srv.AS.Registrations(); n != 2 {
+		t.Errorf("registrations = %d, want 2", n)
+	}
+}
+
+// forceRefresh spends the grant's refresh token now.
+func forceRefresh(ctx context.Context, ts *oauth.Source) error {
+	tok, err := ts.TokenContext(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = ts.ForceRefresh(ctx, tok.AccessToken)
+	return err
+}
+
+func registration(t *testing.T, path string) any {
+	t.Helper()
+	cfg := testkit.ReadJSON(t, path)
+	s, _ := cfg["servers"].(map[string]any)
+	b, _ := s["memdev"].(map[string]any)
+	return b["registration"]
+}
+
+// TestPreRegisteredClient: a configured client id is used as it is.
+func TestPreRegisteredClient(t *testing.T) {
+	c := newChain(t, []oauthtest.Option{oauthtest.WithAuthServer(honchotest.WithClientID("pre-registered"))}, mcp.WithClientID("pre-registered"))
+	q := c.signIn(t)
+	if q["client_id"][0] != "pre-registered" || c.srv.AS.Registrations() != 0 {
+		t.Errorf("client %s, %d registrations; want the pre-registered one", q["client_id"][0], c.srv.AS.Registrations())
+	}
+}
