@@ -134,7 +134,9 @@ func TestRunDev(t *testing.T) {
 		{"/api/hello", 200, `"hello":"world"`},
 		{"/", 200, "<html"},
 		{"/app.js", 200, "memconnect"},
-		{"/api/memory/providers", 200, `{"providers":[{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device","apikey"]}]}`},
+		{"/api/memory/providers", 200, `{"providers":[{"name":"devmemory","display_name":"Development memory (MCP)","auth_methods":["browser","apikey"]},` +
+			`{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device","apikey"]},` +
+			`{"name":"supermemory","display_name":"Supermemory","auth_methods":["browser","apikey"]}]}`},
 		{"/api/memory/profiles/default/providers/honcho/status", 200, `"connected":false`},
 		{"/api/memory/nope", 404, `"error":"not_found"`},
 	}
@@ -156,8 +158,14 @@ func TestRunDev(t *testing.T) {
 // (or examples/curl.md) does: connect, open authorize_url, click Approve,
 // follow the redirect to the callback; then disconnect.
 func TestRunDevSignIn(t *testing.T) {
+	for _, p := range []struct{ name, display string }{{"honcho", "Honcho"}, {"devmemory", "Development memory (MCP)"}} {
+		t.Run(p.name, func(t *testing.T) { testRunDevSignIn(t, p.name, p.display) })
+	}
+}
+
+func testRunDevSignIn(t *testing.T, name, display string) {
 	base, stop := server(t, "-dev", "-addr", "127.0.0.1:0", "-session-token", "tok-0123456789")
-	api := base + "/api/memory/profiles/default/providers/honcho"
+	api := base + "/api/memory/profiles/default/providers/" + name
 	auth := []string{"Authorization", "Bearer tok-0123456789"}
 
 	if status, _, _ := get(t, api+"/status"); status != 401 {
@@ -204,7 +212,7 @@ func TestRunDevSignIn(t *testing.T) {
 		t.Fatalf("decision = %d Location %q", resp.StatusCode, loc)
 	}
 	// The browser follows the redirect, without the session token.
-	if status, _, page := get(t, loc); status != 200 || !strings.Contains(page, "Connected to Honcho") {
+	if status, _, page := get(t, loc); status != 200 || !strings.Contains(page, "Connected to "+html.EscapeString(display)) {
 		t.Fatalf("callback = %d\n%s", status, page)
 	}
 	if status, _, body := get(t, api+"/status", auth...); status != 200 || !strings.Contains(body, `"connected":true,"auth":"oauth"`) {
@@ -283,6 +291,43 @@ func TestRunFlags(t *testing.T) {
 	err = run(t.Context(), []string{"-dev", "-addr", "127.0.0.1:0", "-callback-base-url", "ftp://x"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "CallbackBaseURL") {
 		t.Errorf("bad -callback-base-url: %v", err)
+	}
+	for _, bad := range []struct{ value, want string }{
+		{"zep", "want NAME=URL"},
+		{"Zep Cloud=https://mcp.example.com/mcp", "provider name"},
+		{"zep=http://mcp.example.com/mcp", "not an https URL"},
+		{"honcho=https://mcp.example.com/mcp", "-provider"},
+	} {
+		var stderr bytes.Buffer
+		err := run(t.Context(), []string{"-dev", "-addr", "127.0.0.1:0", "-provider", bad.value}, io.Discard, &stderr)
+		if err == nil || !strings.Contains(err.Error()+stderr.String(), bad.want) {
+			t.Errorf("-provider %s: %v %s, want an error with %q", bad.value, err, stderr.String(), bad.want)
+		}
+	}
+}
+
+// TestRunProviderFlag: -provider adds a generic provider, listed with its
+// methods, and an API key for it lands in the profile's memconnect.json.
+func TestRunProviderFlag(t *testing.T) {
+	home := t.TempDir()
+	base, _ := server(t, "-dev", "-addr", "127.0.0.1:0", "-home", home, "-provider", "zep=https://mcp.example.com/mcp")
+	if status, _, body := get(t, base+"/api/memory/providers"); status != 200 || !strings.Contains(body, `{"name":"zep","display_name":"zep","auth_methods":["browser","apikey"]}`) {
+		t.Errorf("providers = %d %s, want zep listed", status, body)
+	}
+	// The development MCP server takes the development API key.
+	resp, err := http.Post(base+"/api/memory/profiles/default/providers/devmemory/connect", "application/json",
+		strings.NewReader(`{"method":"apikey","api_key":"`+devAPIKey+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"auth":"apikey"`) || strings.Contains(string(body), devAPIKey) {
+		t.Errorf("connect with the key = %d %s", resp.StatusCode, body)
+	}
+	b, err := os.ReadFile(filepath.Join(home, "memconnect.json"))
+	if err != nil || !strings.Contains(string(b), `"token": "`+devAPIKey+`"`) {
+		t.Errorf("memconnect.json = %s, %v; want the key", b, err)
 	}
 }
 

@@ -23,10 +23,12 @@ import (
 	"github.com/memconnect/memconnect/examples/desktop"
 	"github.com/memconnect/memconnect/internal/browser"
 	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
+	"github.com/memconnect/memconnect/provider/mcp"
 )
 
 // errUsage reports a command line the flag package already complained about.
@@ -49,7 +51,11 @@ type options struct {
 	migrate      bool
 	rekey        bool
 	openBrowser  bool
+	providers    []namedURL // -provider, in order
 }
+
+// namedURL is one -provider NAME=URL.
+type namedURL struct{ name, url string }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -66,6 +72,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.migrate, "migrate", false, "create or upgrade the schema of -store, then exit")
 	fs.BoolVar(&o.openBrowser, "open-browser", false, "open sign-in pages in this desktop's browser when a Hermes desktop asks (POST /providers/{provider}/oauth/start)")
 	fs.BoolVar(&o.rekey, "rekey", false, "seal everything in -store again with the first -store-key, then exit")
+	fs.Func("provider", "add an MCP-style memory server as provider NAME, signed in through its OAuth discovery: NAME=URL (repeatable)", func(v string) error {
+		name, u, ok := strings.Cut(v, "=")
+		if !ok || name == "" || u == "" {
+			return fmt.Errorf("want NAME=URL, such as zep=https://mcp.example.com/mcp")
+		}
+		o.providers = append(o.providers, namedURL{name, u})
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -174,9 +188,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			honchoOpts = append(honchoOpts, honcho.WithUserHome(userHome))
 		}
 	}
-	registry, err := provider.NewRegistry(honcho.New(honchoOpts...))
+	providers := []provider.Provider{honcho.New(honchoOpts...), mcp.Supermemory()}
+	var dev *oauthtest.Server
+	if o.dev {
+		// A memory server behind the MCP authorization model, to try the
+		// generic provider offline (dynamic registration, resource
+		// indicators); it also takes the development API key.
+		dev = oauthtest.NewServer(oauthtest.WithAuthServer(honchotest.WithAPIKey(devAPIKey)))
+		defer dev.Close()
+		p, err := mcp.New("devmemory", "Development memory (MCP)", dev.URL, mcp.WithAPIKeys())
+		if err != nil {
+			return err
+		}
+		providers = append(providers, p)
+	}
+	for _, nu := range o.providers {
+		p, err := mcp.New(nu.name, nu.name, nu.url, mcp.WithAPIKeys())
+		if err != nil {
+			return fmt.Errorf("-provider %s=%s: %w", nu.name, nu.url, err)
+		}
+		providers = append(providers, p)
+	}
+	registry, err := provider.NewRegistry(providers...)
 	if err != nil {
-		return err
+		return fmt.Errorf("-provider: %w", err)
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
@@ -222,7 +257,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	printBanner(stdout, o, origin, home, tempHome, callbackBase, as)
+	printBanner(stdout, o, origin, home, tempHome, callbackBase, as, dev)
 
 	select {
 	case err := <-served:
@@ -352,7 +387,7 @@ func displayAddr(a net.Addr) string {
 // nothing: the development server runs on loopback and holds no data.
 const devAPIKey = "hch-v2-dev-0123456789abcdef"
 
-func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *honchotest.Server) {
+func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *honchotest.Server, dev *oauthtest.Server) {
 	mode := "Honcho"
 	if o.dev {
 		mode = "development mode"
@@ -367,6 +402,9 @@ func printBanner(w io.Writer, o options, origin, home string, tempHome bool, cal
 	if as != nil {
 		fmt.Fprintf(w, "development authorization server: %s (consent page to click; device codes at %s)\n", as.URL, as.DeviceVerificationURL())
 		fmt.Fprintf(w, "development API key (accepted by the apikey method): %s\n", devAPIKey)
+	}
+	if dev != nil {
+		fmt.Fprintf(w, "development MCP memory server: %s (provider devmemory: discovery, dynamic registration, resource indicators)\n", dev.URL)
 	}
 	if callbackBase != "" {
 		fmt.Fprintf(w, "browser sign-ins return to: %s/profiles/{profile}/providers/{provider}/callback\n", callbackBase)

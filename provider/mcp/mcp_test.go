@@ -2,6 +2,7 @@ package mcp_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -210,5 +211,72 @@ func TestPreRegisteredClient(t *testing.T) {
 	q := c.signIn(t)
 	if q["client_id"][0] != "pre-registered" || c.srv.AS.Registrations() != 0 {
 		t.Errorf("client %s, %d registrations; want the pre-registered one", q["client_id"][0], c.srv.AS.Registrations())
+	}
+}
+
+// TestAPIKey: a key the server accepts is stored as the server's token,
+// one it refuses is a clear error that never holds it.
+func TestAPIKey(t *testing.T) {
+	ctx := context.Background()
+	const good = "mem-key-0123456789"
+	c := newChain(t, []oauthtest.Option{oauthtest.WithAuthServer(honchotest.WithAPIKey(good))}, mcp.WithAPIKeys())
+	_, err := c.conn.ConnectAPIKey(ctx, "default", "memdev", "mem-key-wrong")
+	if ke, ok := errors.AsType[*provider.APIKeyError](err); !ok || !strings.Contains(ke.Reason, "Dev memory refused the key (HTTP 401)") || strings.Contains(err.Error(), "mem-key-wrong") {
+		t.Fatalf("a refused key: %v, want an APIKeyError saying so", err)
+	}
+	rep, err := c.conn.ConnectAPIKey(ctx, "default", "memdev", good)
+	if err != nil || !rep.Connected || rep.Auth != provider.AuthAPIKey {
+		t.Fatalf("ConnectAPIKey = %+v, %v", rep, err)
+	}
+	if tok := testkit.ReadJSON(t, c.file)["servers"].(map[string]any)["memdev"].(map[string]any)["token"]; tok != good {
+		t.Errorf("stored token = %v, want the key", tok)
+	}
+	res, err := c.conn.Disconnect(ctx, "default", "memdev")
+	if err != nil || !res.Removed {
+		t.Errorf("disconnect = %+v, %v; want the key removed", res, err)
+	}
+}
+
+func TestNew(t *testing.T) {
+	for _, tt := range []struct{ name, url, want string }{
+		{"ok", "https://mcp.example.com/mcp", ""},
+		{"loopback-http", "http://127.0.0.1:9/mcp", ""},
+		{"Bad", "https://mcp.example.com/mcp", "provider name"},
+		{"plain-http", "http://mcp.example.com/mcp", "not an https URL"},
+		{"query", "https://mcp.example.com/mcp?x=1", "not an https URL"},
+		{"relative", "/mcp", "not an https URL"},
+	} {
+		_, err := mcp.New(tt.name, "", tt.url)
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("New(%q, %q) = %v, want %q", tt.name, tt.url, err, tt.want)
+		}
+	}
+	if p := mcp.Supermemory(); p.Name() != "supermemory" || p.ServerURL() != mcp.SupermemoryURL {
+		t.Errorf("Supermemory() = %s %s", p.Name(), p.ServerURL())
+	}
+}
+
+// TestBadServer: discovery failures reach Connect as errors naming the
+// URL, and nothing is written.
+func TestBadServer(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		md   func(map[string]any)
+		want string
+	}{
+		{"resource of another origin", func(m map[string]any) { m["resource"] = "https://evil.example/mcp" }, "which is not"},
+		{"no authorization server", func(m map[string]any) { delete(m, "authorization_servers") }, "no authorization_servers"},
+		{"http authorization server", func(m map[string]any) { m["authorization_servers"] = []string{"http://as.example"} }, "not an https URL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newChain(t, []oauthtest.Option{oauthtest.WithMetadata(tt.md)})
+			_, err := c.conn.Connect(context.Background(), "default", "memdev", provider.ConnectRequest{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "http") {
+				t.Fatalf("Connect = %v, want an error with %q naming a URL", err, tt.want)
+			}
+			if _, err := os.Stat(c.file); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the grant file was written: %v", err)
+			}
+		})
 	}
 }
