@@ -11,12 +11,13 @@ import (
 
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/honcho"
 )
 
-// status prints how the profile authenticates to Honcho.
+// status prints how the profile authenticates to the provider.
 func (c *cli) status(ctx context.Context, args []string) error {
 	var cf common
-	fs := c.newFlagSet("status", "show how the profile authenticates to Honcho, from its config (or --store); exits 3 when a sign-in is needed")
+	fs := c.newFlagSet("status", "show how the profile authenticates to a memory provider, from its config (or --store); exits 3 when a sign-in is needed")
 	cf.register(fs, &c.verbose)
 	cf.registerStore(fs, c.env)
 	asJSON := fs.Bool("json", false, "print the status body as JSON")
@@ -28,7 +29,7 @@ func (c *cli) status(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
-	rep, err := s.conn.Status(ctx, s.profile, providerName)
+	rep, err := s.conn.Status(ctx, s.profile, s.name)
 	if err != nil {
 		return err
 	}
@@ -43,7 +44,7 @@ func (c *cli) status(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "Honcho, profile %s: %s (host %s)\n", rep.Profile, loc.ReadPath, loc.Host)
+		fmt.Fprintf(c.stdout, "%s, profile %s: %s (%s %s)\n", c.displayName(), rep.Profile, loc.ReadPath, keyWord(s.provider), loc.Host)
 		fmt.Fprintln(c.stdout, c.authLine(rep))
 	}
 	if rep.ReauthRequired {
@@ -105,13 +106,13 @@ func (c *cli) token(ctx context.Context, args []string) error {
 	}
 	defer s.close()
 	rotated := false
-	ts, err := s.conn.TokenSource(s.profile, providerName, oauth.OnTokenChange(func(*oauth2.Token) { rotated = true }))
+	ts, err := s.conn.TokenSource(s.profile, s.name, oauth.OnTokenChange(func(*oauth2.Token) { rotated = true }))
 	if err != nil {
 		return err
 	}
 	tok, err := ts.TokenContext(ctx)
 	if errors.Is(err, oauth.ErrNoGrant) {
-		return &codedError{code: exitReauth, msg: "Not signed in to Honcho with OAuth. Sign in: memconnect login" + c.profileHint}
+		return &codedError{code: exitReauth, msg: fmt.Sprintf("Not signed in to %s with OAuth. Sign in: memconnect login%s", c.displayName(), c.profileHint)}
 	}
 	if err != nil {
 		return err
@@ -133,6 +134,14 @@ func (c *cli) token(ctx context.Context, args []string) error {
 	return err
 }
 
+// keyWord names what a provider's grant is keyed by in its file.
+func keyWord(p provider.Provider) string {
+	if p.Name() == honcho.Name {
+		return "host"
+	}
+	return "server"
+}
+
 // logout revokes the grant at the server and removes it from the config.
 func (c *cli) logout(ctx context.Context, args []string) error {
 	var cf common
@@ -147,19 +156,19 @@ func (c *cli) logout(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
-	res, err := s.conn.Disconnect(ctx, s.profile, providerName)
+	res, err := s.conn.Disconnect(ctx, s.profile, s.name)
 	if err != nil {
 		return err
 	}
 	switch {
 	case !res.Removed:
-		fmt.Fprintln(c.stdout, "Not signed in to Honcho; nothing to remove.")
+		fmt.Fprintf(c.stdout, "Not signed in to %s; nothing to remove.\n", c.displayName())
 	case res.Revoked:
-		fmt.Fprintln(c.stdout, "Signed out of Honcho: the grant was revoked at the server and removed from the config.")
+		fmt.Fprintf(c.stdout, "Signed out of %s: the grant was revoked at the server and removed from the config.\n", c.displayName())
 	case res.RevokeError != "":
-		fmt.Fprintf(c.stdout, "Signed out of Honcho: the grant was removed from the config, but the server did not revoke it (%s).\n", res.RevokeError)
+		fmt.Fprintf(c.stdout, "Signed out of %s: the grant was removed from the config, but the server did not revoke it (%s).\n", c.displayName(), res.RevokeError)
 	default:
-		fmt.Fprintln(c.stdout, "Signed out of Honcho: the grant was removed from the config (the server offers no revocation).")
+		fmt.Fprintf(c.stdout, "Signed out of %s: the grant (or API key) was removed from the config.\n", c.displayName())
 	}
 	return nil
 }

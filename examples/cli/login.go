@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -23,18 +24,25 @@ import (
 // loginTimeout bounds the wait for consent in a browser.
 const loginTimeout = 5 * time.Minute
 
-// login connects the profile to Honcho with a browser flow over a loopback
-// redirect, or with the device flow.
+// login connects the profile to the provider with a browser flow over a
+// loopback redirect, with the device flow, or with an API key.
 func (c *cli) login(ctx context.Context, args []string) error {
 	var cf common
-	fs := c.newFlagSet("login", "connect the profile to Honcho: in a browser on this machine, or with --device on any device, then store the grant in the config")
+	fs := c.newFlagSet("login", "connect the profile to a memory provider: in a browser on this machine, with --device on any device, or with --api-key and the key on stdin, then store the grant in the config")
 	cf.register(fs, &c.verbose)
 	cf.registerEndpoints(fs, "authorize-url", "token-url", "device-auth-url", "client-id", "scope")
 	device := fs.Bool("device", false, "sign in on another device with a code (RFC 8628)")
 	noBrowser := fs.Bool("no-browser", false, "print the link without opening a browser")
 	port := fs.Int("port", 8765, "loopback port for the browser's redirect (0: any free port)")
+	apiKey := fs.Bool("api-key", false, "store an API key instead of signing in: the key is read from stdin (asked for, without echo, on a terminal), never from the command line")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *apiKey {
+		if *device {
+			return &usageError{msg: "login: use either --api-key or --device"}
+		}
+		return c.loginAPIKey(ctx, &cf)
 	}
 	if *port < 0 || *port > 65535 {
 		return &usageError{msg: fmt.Sprintf("login: --port %d is not a port", *port)}
@@ -66,7 +74,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	if *device {
 		req.Method, req.Redirect = flow.MethodDevice, ""
 	}
-	rep, err := s.conn.Connect(ctx, s.profile, providerName, req)
+	rep, err := s.conn.Connect(ctx, s.profile, s.name, req)
 	if err != nil {
 		return err
 	}
@@ -76,7 +84,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	f := *rep.Flow
 	timeout := loginTimeout
 	if *device {
-		fmt.Fprintf(c.stdout, "To connect Honcho, open\n\n    %s\n\nand enter the code\n\n    %s\n\n", orElse(f.VerificationURI, f.AuthorizeURL), f.UserCode)
+		fmt.Fprintf(c.stdout, "To connect %s, open\n\n    %s\n\nand enter the code\n\n    %s\n\n", c.displayName(), orElse(f.VerificationURI, f.AuthorizeURL), f.UserCode)
 		if f.AuthorizeURL != "" && f.AuthorizeURL != f.VerificationURI {
 			fmt.Fprintf(c.stdout, "or open this link, which fills the code in:\n\n    %s\n\n", f.AuthorizeURL)
 		}
@@ -84,7 +92,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 			timeout = time.Until(f.ExpiresAt) + 5*time.Second
 		}
 	} else {
-		fmt.Fprintf(c.stdout, "Open this link to connect Honcho:\n\n    %s\n\n", f.AuthorizeURL)
+		fmt.Fprintf(c.stdout, "Open this link to connect %s:\n\n    %s\n\n", c.displayName(), f.AuthorizeURL)
 		if !*noBrowser {
 			if err := browser.Open(f.AuthorizeURL); err != nil {
 				fmt.Fprintln(c.stderr, "Could not open a browser; open the link yourself.")
@@ -100,11 +108,11 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	} else {
 		fmt.Fprintln(c.stderr, "Waiting for consent in the browser (Ctrl-C to cancel)...")
 	}
-	done, err := s.conn.Wait(waitCtx, s.profile, providerName)
+	done, err := s.conn.Wait(waitCtx, s.profile, s.name)
 	stopCountdown()
 	if err != nil || done.State != flow.StateConnected {
 		// Free the loopback port and end device polling whatever happened.
-		_, _ = s.conn.Cancel(context.WithoutCancel(ctx), s.profile, providerName)
+		_, _ = s.conn.Cancel(context.WithoutCancel(ctx), s.profile, s.name)
 		switch {
 		case ctx.Err() != nil:
 			return errors.New("sign-in cancelled")
@@ -115,7 +123,10 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		}
 		return fmt.Errorf("sign-in did not finish: %s", orElse(done.Detail, string(done.State)))
 	}
-	fmt.Fprintln(c.stdout, "Connected to Honcho.")
+	fmt.Fprintf(c.stdout, "Connected to %s.\n", c.displayName())
+	if s.name != honcho.Name {
+		return nil // the peer name is Honcho's
+	}
 
 	var tok *oauth2.Token
 	select {
@@ -140,6 +151,40 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		return nil
 	}
 	return c.savePeerName(ctx, s, loc, consent)
+}
+
+// loginAPIKey reads an API key from stdin and stores it for the profile.
+func (c *cli) loginAPIKey(ctx context.Context, cf *common) error {
+	s, err := c.setup(cf, nil)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	var key string
+	if c.interactive {
+		key, err = readSecret(c.stdin, func() { fmt.Fprintf(c.stderr, "API key for %s (not shown): ", c.displayName()) })
+		fmt.Fprintln(c.stderr)
+	} else {
+		var b []byte
+		b, err = io.ReadAll(io.LimitReader(c.stdin, 64<<10))
+		key = string(b)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the API key: %w", err)
+	}
+	key = strings.TrimRight(key, "\r\n")
+	if key == "" {
+		return &usageError{msg: "login --api-key: no key on stdin; pipe it in, such as: memconnect login --api-key < key.txt"}
+	}
+	if _, err := s.conn.ConnectAPIKey(ctx, s.profile, s.name, key); err != nil {
+		return err
+	}
+	loc, err := s.location()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Connected to %s with an API key, stored in %s.\n", c.displayName(), honcho.DisplayPath(loc.WritePath, s.home))
+	return nil
 }
 
 // currentPeerName is the "peerName" already set in the config, in the host

@@ -1,11 +1,17 @@
-// Command memconnect signs a Hermes profile in to Honcho from a terminal.
+// Command memconnect signs a Hermes profile in to a memory provider (Honcho
+// by default) from a terminal.
 //
 // Usage:
 //
-//	memconnect login  [--profile P | --config FILE] [--host HOST] [--device] [--no-browser] [--port N] [endpoint flags] [-v]
-//	memconnect status [--profile P | --config FILE] [--host HOST] [--json] [--store URL --store-key K] [-v]
-//	memconnect token  [--profile P | --config FILE] [--host HOST] [--store URL --store-key K] [-v]
-//	memconnect logout [--profile P | --config FILE] [--host HOST] [--revocation-url U] [-v]
+//	memconnect login  [--provider NAME] [--profile P | --config FILE] [--host HOST] [--device | --api-key] [--no-browser] [--port N] [endpoint flags] [-v]
+//	memconnect status [--provider NAME] [--profile P | --config FILE] [--host HOST] [--json] [--store URL --store-key K] [-v]
+//	memconnect token  [--provider NAME] [--profile P | --config FILE] [--host HOST] [--store URL --store-key K] [-v]
+//	memconnect logout [--provider NAME] [--profile P | --config FILE] [--host HOST] [--revocation-url U] [-v]
+//
+// --provider is honcho (the default), supermemory, or NAME=URL for any
+// server behind the MCP authorization model; the grants of those live in
+// the profile's memconnect.json. login --api-key reads the key from stdin
+// (on a terminal it asks, without echo), never from the command line.
 //
 // Profiles follow the Hermes layout: the default profile lives in
 // $HERMES_HOME (else ~/.hermes) and profile "work" in its profiles/work. The

@@ -266,14 +266,14 @@ func TestStatusReauthLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := s.conn.TokenSource(s.profile, providerName)
+	ts, err := s.conn.TokenSource(s.profile, s.name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ts.TokenContext(context.Background()); err == nil {
 		t.Fatal("refresh of a revoked grant succeeded")
 	}
-	rep, err := s.conn.Status(context.Background(), s.profile, providerName)
+	rep, err := s.conn.Status(context.Background(), s.profile, s.name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -734,7 +734,7 @@ func TestCommandHelp(t *testing.T) {
 		does        string
 		has, hasNot []string
 	}{
-		{"login", "connect the profile to Honcho", []string{"-device", "-port", "-authorize-url", "-v"}, []string{"-store", "-json", "-revocation-url"}},
+		{"login", "connect the profile to a memory provider", []string{"-device", "-port", "-authorize-url", "-api-key", "-provider", "-v"}, []string{"-store", "-json", "-revocation-url"}},
 		{"status", "show how the profile authenticates", []string{"-json", "-store"}, []string{"-authorize-url", "-device", "-port"}},
 		{"token", "print a fresh access token", []string{"-store", "-profile"}, []string{"-authorize-url", "-json", "-revocation-url"}},
 		{"logout", "revoke the grant", []string{"-revocation-url"}, []string{"-store", "-device", "-authorize-url"}},

@@ -136,3 +136,31 @@ func TestPseudoTerminal(t *testing.T) {
 	waitFor(t, termOut, &onTerm, "\rWaiting for approval (Ctrl-C to cancel)... code expires in 4:")
 	stop()
 }
+
+// On a terminal login --api-key asks for the key and does not echo it.
+func TestPseudoTerminalAPIKey(t *testing.T) {
+	term, master, termOut := openPTY(t)
+	e := newEnv(t)
+	done := make(chan int, 1)
+	var stdout testkit.SyncBuffer
+	go func() {
+		done <- run(context.Background(), []string{"login", "--api-key"}, e.lookup, term, &stdout, term)
+	}()
+	var onTerm strings.Builder
+	waitFor(t, termOut, &onTerm, "API key for Honcho (not shown): ")
+	if _, err := master.WriteString("hch-v2-typed-key\n"); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), onTerm.String())
+	}
+	// The line break login writes after the answer ends what the terminal
+	// showed; an echo of the key would come before it.
+	waitFor(t, termOut, &onTerm, "(not shown): \r\n")
+	if strings.Contains(onTerm.String(), "typed-key") {
+		t.Errorf("the terminal echoed the key:\n%q", onTerm.String())
+	}
+	if b := testkit.HostBlock(testkit.ReadJSON(t, filepath.Join(e["HOME"], ".hermes", "honcho.json")), "hermes"); b["apiKey"] != "hch-v2-typed-key" {
+		t.Errorf("host block = %v", b)
+	}
+}

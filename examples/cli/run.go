@@ -20,6 +20,7 @@ import (
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
+	"github.com/memconnect/memconnect/provider/mcp"
 )
 
 // Exit statuses.
@@ -34,15 +35,18 @@ const (
 const usage = `usage: memconnect <command> [flags]
 
 commands:
-  login    connect Honcho in a browser (or --device on another device)
-  status   show how the profile authenticates to Honcho (--json for the status body)
+  login    connect a memory provider in a browser (or --device on another
+           device, or --api-key with the key on stdin)
+  status   show how the profile authenticates (--json for the status body)
   token    print a fresh access token (refreshing it if needed)
-  logout   revoke the grant at the server and remove it from the config
+  logout   revoke the grant at the server and remove it (or the API key)
 
 every command takes:
+  --provider NAME      honcho (the default), supermemory, or NAME=URL for any
+                       server behind the MCP authorization model
   --profile P          Hermes profile ("default"; "work" lives in $HERMES_HOME/profiles/work)
-  --config FILE        use this honcho.json instead of the profile's (not with --profile)
-  --host HOST          host key in the config (default "hermes" or "hermes_<profile>")
+  --config FILE        Honcho: use this honcho.json instead of the profile's (not with --profile)
+  --host HOST          Honcho: host key in the config (default "hermes" or "hermes_<profile>")
   -v                   say what happens underneath (log lines on stderr)
 
 Endpoints come from the HONCHO_OAUTH_* variables; login and logout also take
@@ -91,11 +95,16 @@ type cli struct {
 	stderrTTY   bool // stderr is a terminal: a line can be rewritten in place
 	verbose     bool // -v: log lines and whole error chains on stderr
 
-	profileHint string // " --profile P" for messages, "" for the default profile
+	profileHint string // " --profile P" (and " --provider NAME") for messages, "" for the defaults
+	display     string // the provider's name for people; "" until setup
 }
+
+// displayName is the provider's name for messages.
+func (c *cli) displayName() string { return orElse(c.display, "Honcho") }
 
 // common are the flags of the commands; each registers the ones it uses.
 type common struct {
+	provider                                         string // "" = honcho; a name, or NAME=URL
 	profile, config, host                            string
 	authorizeURL, tokenURL, deviceAuthURL, revokeURL string
 	clientID, scope                                  string
@@ -111,6 +120,7 @@ func (c *common) registerStore(fs *flag.FlagSet, env func(string) string) {
 
 // register adds the flags every command takes.
 func (c *common) register(fs *flag.FlagSet, verbose *bool) {
+	fs.StringVar(&c.provider, "provider", "", `memory provider: honcho (default), supermemory, or NAME=URL for any MCP-style server`)
 	fs.StringVar(&c.profile, "profile", "", "Hermes profile (default: the default profile)")
 	fs.StringVar(&c.config, "config", "", "honcho.json to use instead of the profile's")
 	fs.StringVar(&c.host, "host", "", `host key in the config (default "hermes" or "hermes_<profile>")`)
@@ -223,9 +233,12 @@ func (c *cli) exit(err error) int {
 	case errors.Is(err, provider.ErrProfileNotFound):
 		return say(exitFailed, "There is no Hermes profile %q: create it with Hermes first, or check --profile.", strings.TrimPrefix(err.Error(), provider.ErrProfileNotFound.Error()+": "))
 	case errors.Is(err, oauth.ErrReauthRequired):
-		return say(exitReauth, "The Honcho sign-in is no longer valid. Sign in again: memconnect login%s", c.profileHint)
+		return say(exitReauth, "The %s sign-in is no longer valid. Sign in again: memconnect login%s", c.displayName(), c.profileHint)
 	case errors.Is(err, provider.ErrAPIKeyConnection):
-		return say(exitFailed, "This profile connects to Honcho with an API key, which logout does not remove; remove \"apiKey\" from the config to sign out.")
+		return say(exitFailed, "This profile connects to %s with an API key set for every profile of the config, or in the environment, which logout does not remove; remove it there to sign out.", c.displayName())
+	case errors.Is(err, provider.ErrAPIKeyRejected):
+		ke, _ := errors.AsType[*provider.APIKeyError](err)
+		return say(exitFailed, "The API key was not stored: %s.", ke.Reason)
 	case errors.As(err, &failure):
 		return say(exitFailed, "%s", sentence(errors.New(failure.Detail)))
 	}
@@ -287,13 +300,31 @@ func (c *cli) newFlagSet(name, does string) *flag.FlagSet {
 type setup struct {
 	close    func() // releases the store's connections
 	conn     *provider.Connector
-	provider *honcho.Provider
+	provider provider.Provider
+	name     string // the provider's name
 	profile  string // as given; "default" when none was
 	home     string // the user's home, for display paths
 }
 
-// providerName is the one provider this command serves.
-const providerName = honcho.Name
+// chooseProvider returns the provider --provider names, given the Honcho
+// provider the other flags configured.
+func chooseProvider(flag string, hp *honcho.Provider) (provider.Provider, error) {
+	switch flag {
+	case "", honcho.Name:
+		return hp, nil
+	case "supermemory":
+		return mcp.Supermemory(), nil
+	}
+	name, u, ok := strings.Cut(flag, "=")
+	if !ok {
+		return nil, &usageError{msg: fmt.Sprintf("--provider %q: use honcho, supermemory, or NAME=URL for another server", flag)}
+	}
+	p, err := mcp.New(name, name, u, mcp.WithAPIKeys())
+	if err != nil {
+		return nil, &usageError{msg: "--provider: " + strings.TrimPrefix(err.Error(), "mcp: ")}
+	}
+	return p, nil
+}
 
 // setup builds the provider and service for the common flags. flows may be
 // nil for commands that start no flow.
@@ -308,8 +339,14 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 	if err := provider.ValidateProfileName(profile); err != nil {
 		return nil, err
 	}
+	if cf.provider != "" && cf.provider != honcho.Name {
+		c.profileHint = " --provider " + cf.provider
+		if cf.config != "" || cf.host != "" {
+			return nil, &usageError{msg: "--config and --host apply to Honcho only"}
+		}
+	}
 	if profile != provider.DefaultProfile && profile != "current" {
-		c.profileHint = " --profile " + profile
+		c.profileHint += " --profile " + profile
 	}
 	opts, err := honcho.FromEnv(c.lookupEnv)
 	if err != nil {
@@ -338,8 +375,12 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 	if cf.scope != "" {
 		opts = append(opts, honcho.WithScopes(strings.Fields(cf.scope)...))
 	}
-	hp := honcho.New(opts...)
-	reg, err := provider.NewRegistry(hp)
+	pv, err := chooseProvider(cf.provider, honcho.New(opts...))
+	if err != nil {
+		return nil, err
+	}
+	c.display = pv.DisplayName()
+	reg, err := provider.NewRegistry(pv)
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +412,8 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 	return &setup{
 		close:    closeStore,
 		conn:     conn,
-		provider: hp,
+		provider: pv,
+		name:     pv.Name(),
 		profile:  profile,
 		home:     home,
 	}, nil
