@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -530,4 +531,58 @@ func TestDesktopMessages(t *testing.T) {
 		return st.Connect == "Sign in again" && st.State == "Sign-in expired" && st.Status == ""
 	})
 	screenshot(t, ctx, "messages-2-sign-in-again.png")
+}
+
+// TestDesktopAPIKey: "Use an API key" opens the key field; the key typed
+// there is stored as the host block's apiKey (no oauth block), the page
+// says so without showing it, and Disconnect removes it.
+func TestDesktopAPIKey(t *testing.T) {
+	h := StartHydra(t)
+	home := hermesHome(t)
+	ds := startDesktop(t, h, home, true)
+	browser := NewBrowser(t)
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+	openPage(t, ctx, ds, `"Connect"`, idle)
+
+	const key = "hch-v2-e2e-key-0123456789"
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("key-button")),
+		chromedp.WaitVisible(chromedp.ID("key-input")),
+		chromedp.SendKeys(chromedp.ID("key-input"), key),
+	); err != nil {
+		t.Fatalf("type the key: %v", err)
+	}
+	screenshot(t, ctx, "apikey-1-field.png")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("key-save"))); err != nil {
+		t.Fatalf("click Save key: %v", err)
+	}
+	st := waitPage(t, ctx, "connected with an API key", func(st pageState) bool {
+		return st.State == "Connected with an API key" && st.Status == "Connected to Honcho with an API key." && st.Disconnect
+	})
+	if st.Connected != 1 {
+		t.Errorf("memconnect:connected fired %d times, want 1", st.Connected)
+	}
+	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML + document.getElementById("key-input").value`))
+	if err != nil || strings.Contains(html, key) {
+		t.Errorf("the page still holds the key (%v)", err)
+	}
+	screenshot(t, ctx, "apikey-2-connected.png")
+	if rep := ds.Status(t); !rep.Connected || rep.Auth != "apikey" {
+		t.Errorf("status: connected=%v auth=%q, want apikey", rep.Connected, rep.Auth)
+	}
+	b, err := os.ReadFile(configPath(home))
+	if err != nil || !strings.Contains(string(b), `"apiKey": "`+key+`"`) || strings.Contains(string(b), `"oauth"`) {
+		t.Errorf("honcho.json = %s (%v), want the key and no oauth block", b, err)
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("disconnect-button"))); err != nil {
+		t.Fatalf("click Disconnect: %v", err)
+	}
+	waitPage(t, ctx, "Connect after Disconnect", func(st pageState) bool {
+		return idle(st) && st.Status == "Disconnected from Honcho."
+	})
+	if b, _ := os.ReadFile(configPath(home)); strings.Contains(string(b), key) {
+		t.Errorf("the key is still in honcho.json: %s", b)
+	}
 }

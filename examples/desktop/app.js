@@ -56,6 +56,13 @@
     unauthorized:
       "This page can't use the memory service: the app did not give it the right session token. Open Memory settings from the app again.",
     openPage: "Open the sign-in page",
+    useKey: "Use an API key",
+    enterKey: "Enter an API key",
+    changeKey: "Change the key",
+    keyLabel: (name) => `API key for ${name}`,
+    keyEmpty: "Paste the API key first.",
+    keyChecking: "Checking the key…",
+    keySaved: (name) => `Connected to ${name} with an API key.`,
   });
 
   const body = document.body;
@@ -82,6 +89,12 @@
     state: byId("connect-state"),
     disconnect: byId("disconnect-button"),
     device: byId("device-button"),
+    key: byId("key-button"),
+    keyRow: byId("key-row"),
+    keyLabel: byId("key-label"),
+    keyInput: byId("key-input"),
+    keySave: byId("key-save"),
+    keyCancel: byId("key-cancel"),
     status: byId("connect-status"),
     stop: byId("stop-waiting"),
     retry: byId("retry-button"),
@@ -96,7 +109,8 @@
   // All mutable state of the pane lives here.
   const st = {
     names: new Map(), // provider name -> display name
-    methods: new Map(), // provider name -> its sign-in methods (browser, device)
+    methods: new Map(), // provider name -> its sign-in methods (browser, device, apikey)
+    keyOpen: false, // the API key field is shown
     provider: "",
     status: null, // last status body for st.provider; null while loading, UNKNOWN after an error
     mode: "idle", // idle | waiting | gaveup
@@ -213,15 +227,34 @@
 
   // ---- rendering --------------------------------------------------------
 
+  function methods() {
+    return st.methods.get(st.provider) || [];
+  }
+
+  // keyOnly: the provider signs in with an API key and no OAuth.
+  function keyOnly() {
+    const m = methods();
+    return m.includes("apikey") && !m.includes("browser") && !m.includes("device");
+  }
+
   // The state and the buttons of the description line for a known status,
-  // or null for none. device: the provider also signs in with a code.
+  // or null for none. device: the provider also signs in with a code; key:
+  // with an API key. For a key-only provider the main button opens the key
+  // field.
   function idleLink(s) {
     if (!st.provider || s === null) return null;
-    if (s === UNKNOWN) return { label: TEXT.connect };
+    const key = methods().includes("apikey");
+    if (keyOnly()) {
+      if (s !== UNKNOWN && s.connected && s.auth === "apikey") {
+        return { label: TEXT.changeKey, state: TEXT.apiKey, tone: "info", disconnect: true };
+      }
+      return { label: TEXT.enterKey, state: s === UNKNOWN ? "" : TEXT.signInNeeded };
+    }
+    if (s === UNKNOWN) return { label: TEXT.connect, key };
     if (!s.supported) return null;
-    const device = (st.methods.get(st.provider) || []).includes("device");
+    const device = methods().includes("device");
     if (s.reauth_required) {
-      return { label: TEXT.signInAgain, state: TEXT.expired, tone: "warn", disconnect: s.auth === "oauth", device };
+      return { label: TEXT.signInAgain, state: TEXT.expired, tone: "warn", disconnect: s.auth === "oauth", device, key };
     }
     if (s.connected && s.auth === "oauth") {
       const who = typeof s.account === "string" ? s.account : "";
@@ -229,8 +262,8 @@
         s.token && typeof s.token.expires_in === "number" ? TEXT.connectedFor(who, duration(s.token.expires_in)) : TEXT.connectedAs(who);
       return { label: TEXT.reconnect, state: left, tone: "ok", disconnect: true };
     }
-    if (s.auth === "apikey") return { label: TEXT.connectOAuth, state: TEXT.apiKey, tone: "info" };
-    return { label: TEXT.connect, state: TEXT.signInNeeded, device };
+    if (s.auth === "apikey") return { label: TEXT.connectOAuth, state: TEXT.apiKey, tone: "info", disconnect: true, key };
+    return { label: TEXT.connect, state: TEXT.signInNeeded, device, key };
   }
 
   function render(mode) {
@@ -240,7 +273,7 @@
     const s = st.status;
     ui.text.textContent = !st.provider
       ? TEXT.builtIn
-      : s && s !== UNKNOWN && !s.supported
+      : s && s !== UNKNOWN && !s.supported && !keyOnly()
         ? TEXT.unsupported(displayName())
         : TEXT.provider(displayName());
 
@@ -252,6 +285,11 @@
     ui.state.setAttribute("data-tone", (link && link.tone) || "");
     show(ui.disconnect, !!(link && link.disconnect));
     show(ui.device, !!(link && link.device));
+    const keyField = mode === "idle" && st.keyOpen && !!st.provider;
+    show(ui.key, !!(link && link.key) && !keyField);
+    ui.key.textContent = s && s !== UNKNOWN && s.auth === "apikey" ? TEXT.changeKey : TEXT.useKey;
+    show(ui.keyRow, keyField);
+    if (keyField) ui.keyLabel.textContent = TEXT.keyLabel(displayName());
 
     show(ui.stop, mode === "waiting");
     show(ui.retry, mode === "gaveup");
@@ -272,7 +310,7 @@
     }
 
     // Keep keyboard focus on the pane when the focused control just went away.
-    const managed = [ui.connect, ui.disconnect, ui.device, ui.stop, ui.retry, ui.link];
+    const managed = [ui.connect, ui.disconnect, ui.device, ui.key, ui.keyInput, ui.keySave, ui.keyCancel, ui.stop, ui.retry, ui.link];
     if (focused && managed.includes(focused) && (focused.hidden || (focused === ui.link && ui.fallback.hidden))) {
       const next = [ui.stop, ui.retry, ui.connect].find((b) => !b.hidden) || ui.select;
       next.focus();
@@ -346,6 +384,8 @@
     if (st.busy || !st.provider) return;
     const seq = ++st.seq;
     stopWatching();
+    st.keyOpen = false;
+    ui.keyInput.value = "";
     const before = st.status;
     st.busy = true;
     ui.connect.setAttribute("aria-disabled", "true");
@@ -667,9 +707,67 @@
     await loadStatus(seq);
   }
 
+  // ---- API keys ---------------------------------------------------------
+
+  function openKey() {
+    st.keyOpen = true;
+    setStatus("");
+    render("idle");
+    ui.keyInput.focus();
+  }
+
+  function closeKey() {
+    st.keyOpen = false;
+    ui.keyInput.value = "";
+    render("idle");
+  }
+
+  // saveKey sends the key to connect; the answer is the new status. The
+  // key leaves the field once stored; a refused one stays to be corrected.
+  async function saveKey() {
+    if (st.busy || !st.provider) return;
+    const key = ui.keyInput.value.trim();
+    if (!key) {
+      showError(TEXT.keyEmpty);
+      ui.keyInput.focus();
+      return;
+    }
+    const seq = ++st.seq;
+    stopWatching();
+    st.busy = true;
+    ui.keySave.setAttribute("aria-disabled", "true");
+    setStatus(TEXT.keyChecking, "waiting");
+    let s;
+    try {
+      s = await request("POST", providerPath("connect"), { method: "apikey", api_key: key });
+    } catch (err) {
+      if (seq === st.seq) {
+        showError(err.message);
+        ui.keyInput.focus();
+      }
+      return;
+    } finally {
+      st.busy = false;
+      ui.keySave.removeAttribute("aria-disabled");
+    }
+    if (seq !== st.seq) return;
+    st.keyOpen = false;
+    ui.keyInput.value = "";
+    st.status = s;
+    render("idle");
+    const note = TEXT.keySaved(displayName());
+    setStatus(note, "ok");
+    clearLater(note, NOTE_CLEAR_MS);
+    document.dispatchEvent(
+      new CustomEvent("memconnect:connected", { detail: { provider: st.provider, profile: config.profile, flowId: null } }),
+    );
+  }
+
   function selectProvider(name, keepMessage = false) {
     const seq = ++st.seq;
     stopWatching();
+    st.keyOpen = false;
+    ui.keyInput.value = "";
     if (!keepMessage) setStatus("");
     st.provider = name;
     st.status = null;
@@ -683,7 +781,14 @@
   async function start() {
     listenForHandoff();
     ui.select.addEventListener("change", () => selectProvider(ui.select.value));
-    ui.connect.addEventListener("click", () => startConnect());
+    ui.connect.addEventListener("click", () => (keyOnly() ? openKey() : startConnect()));
+    ui.key.addEventListener("click", () => openKey());
+    ui.keySave.addEventListener("click", () => saveKey());
+    ui.keyCancel.addEventListener("click", () => closeKey());
+    ui.keyInput.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") saveKey();
+      if (e.key === "Escape") closeKey();
+    });
     ui.device.addEventListener("click", () => startConnect("device"));
     ui.retry.addEventListener("click", () => retry());
     ui.stop.addEventListener("click", () => stopWaiting());

@@ -154,6 +154,13 @@ function makeServer(initial) {
     const [, , prov, what] = m;
     if (prov !== "honcho") return { status: 404, body: { error: "unknown_provider", message: "Unknown provider.", request_id: "r" } };
     if (method === "GET" && what === "status") return { status: 200, body: srv.status };
+    if (method === "POST" && what === "connect" && body && body.method === "apikey") {
+      if (body.api_key !== "good-key") {
+        return { status: 400, body: { error: "invalid_request", message: "The API key was not stored: Honcho refused the key (HTTP 401).", request_id: "r" } };
+      }
+      Object.assign(srv.status, { connected: true, auth: "apikey", token: null, reauth_required: false, flow: null });
+      return { status: 200, body: srv.status };
+    }
     if (method === "POST" && what === "connect") {
       srv.status.flow = srv.pendingFlow();
       return { status: 202, body: srv.status };
@@ -392,12 +399,70 @@ const scenarios = {
     assert.equal(q.text("connect-status"), "");
   },
 
+  async apiKeySignIn() {
+    const p = await openPage({ setup: (srv) => (srv.providers[0].auth_methods = ["browser", "device", "apikey"]) });
+    assert.ok(p.visible("key-button"));
+    assert.ok(!p.visible("key-row"));
+    await p.click("key-button");
+    assert.ok(p.visible("key-row"));
+    assert.equal(p.doc.activeElement, p.$("key-input"));
+    assert.equal(p.text("key-label"), "API key for Honcho");
+    await p.click("key-save");
+    assert.equal(p.text("connect-status"), "Paste the API key first.");
+
+    p.$("key-input").value = "wrong-key";
+    await p.click("key-save");
+    assert.equal(p.text("connect-status"), "The API key was not stored: Honcho refused the key (HTTP 401).");
+    assert.ok(p.visible("key-row"), "a refused key stays to be corrected");
+    assert.equal(p.doc.activeElement, p.$("key-input"));
+
+    p.$("key-input").value = "  good-key ";
+    await p.click("key-save");
+    const sent = p.srv.requests.filter((r) => r.method === "POST" && r.url.endsWith("/connect")).pop();
+    assert.deepEqual(sent.body, { method: "apikey", api_key: "good-key" });
+    assert.ok(!p.visible("key-row"));
+    assert.equal(p.$("key-input").value, "", "the key leaves the field once stored");
+    assert.equal(p.text("connect-status"), "Connected to Honcho with an API key.");
+    assert.equal(p.text("connect-state"), "Connected with an API key");
+    assert.ok(p.visible("disconnect-button"));
+    assert.equal(p.text("key-button"), "Change the key");
+    assert.equal(p.events.length, 1);
+    assert.equal(p.opened.length, 0, "no sign-in window for a key");
+  },
+
+  async apiKeyCancel() {
+    const p = await openPage({ setup: (srv) => (srv.providers[0].auth_methods = ["browser", "apikey"]) });
+    await p.click("key-button");
+    p.$("key-input").value = "half-typed";
+    await p.click("key-cancel");
+    assert.ok(!p.visible("key-row"));
+    assert.ok(p.visible("key-button"));
+    assert.equal(p.$("key-input").value, "");
+  },
+
+  async keyOnlyProvider() {
+    const p = await openPage({
+      status: { supported: false },
+      setup: (srv) => (srv.providers[0].auth_methods = ["apikey"]),
+    });
+    assert.equal(p.text("connect-button"), "Enter an API key");
+    assert.ok(!p.visible("key-button"));
+    assert.equal(p.text("provider-text"), "Store your assistant's memory in Honcho.");
+    await p.click("connect-button");
+    assert.ok(p.visible("key-row"));
+    p.$("key-input").value = "good-key";
+    p.$("key-input").dispatchEvent(Object.assign(new Event("keydown"), { key: "Enter" }));
+    await p.advance(0);
+    assert.equal(p.text("connect-button"), "Change the key");
+    assert.equal(p.opened.length, 0);
+  },
+
   async labels() {
     const a = await openPage({ status: { connected: true, auth: "apikey" } });
     assert.equal(a.text("connect-button"), "Connect via OAuth");
     assert.equal(a.text("connect-state"), "Connected with an API key");
     assert.ok(a.visible("connect-state"));
-    assert.ok(!a.visible("disconnect-button"));
+    assert.ok(a.visible("disconnect-button")); // removes the profile's own key
 
     const o = await openPage({ status: { connected: true, auth: "oauth" } });
     assert.equal(o.text("connect-button"), "Reconnect");
