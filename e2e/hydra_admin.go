@@ -48,10 +48,20 @@ func (h *Hydra) CreatePublicClient(t testing.TB, id string, redirectURIs ...stri
 // client. An inactive token has an empty clientID.
 func (h *Hydra) Introspect(t testing.TB, token string) (active bool, clientID string) {
 	t.Helper()
-	form := url.Values{"token": {token}}
-	req, err := http.NewRequest(http.MethodPost, h.AdminURL+"/admin/oauth2/introspect", strings.NewReader(form.Encode()))
+	active, clientID, err := h.introspect(context.Background(), token)
 	if err != nil {
 		t.Fatalf("e2e: introspect: %v", err)
+	}
+	return active, clientID
+}
+
+// introspect is Introspect reporting its error: for a resource server's
+// handler, which must not fail a test from its goroutine.
+func (h *Hydra) introspect(ctx context.Context, token string) (active bool, clientID string, err error) {
+	form := url.Values{"token": {token}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.AdminURL+"/admin/oauth2/introspect", strings.NewReader(form.Encode()))
+	if err != nil {
+		return false, "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -60,9 +70,9 @@ func (h *Hydra) Introspect(t testing.TB, token string) (active bool, clientID st
 		ClientID string `json:"client_id"`
 	}
 	if err := doJSON(h.admin, req, &got, http.StatusOK); err != nil {
-		t.Fatalf("e2e: introspect: %v", err)
+		return false, "", err
 	}
-	return got.Active, got.ClientID
+	return got.Active, got.ClientID, nil
 }
 
 // adminJSON sends in as a JSON body (none when nil) and decodes the answer
