@@ -164,7 +164,10 @@ func (r *Router) Close() error {
 }
 
 // Route patterns used outside the route table.
-const callbackPattern = "/profiles/{profile}/providers/{provider}/callback"
+const (
+	callbackPattern       = "/profiles/{profile}/providers/{provider}/callback"
+	clientMetadataPattern = "/profiles/{profile}/providers/{provider}/client-metadata"
+)
 
 // New returns the memconnect router. Its route table, relative to where the
 // host mounts it (r.Mount("/api/memory", router)):
@@ -176,6 +179,7 @@ const callbackPattern = "/profiles/{profile}/providers/{provider}/callback"
 //	POST   /profiles/{profile}/providers/{provider}/cancel      cancel the pending flow
 //	DELETE /profiles/{profile}/providers/{provider}/connection  disconnect: revoke, remove the grant
 //	GET    /profiles/{profile}/providers/{provider}/events      Server-Sent Events of flows and the connection
+//	GET    /profiles/{profile}/providers/{provider}/client-metadata  Client ID Metadata Document (MCP-style providers)
 //
 // and, deprecated, the two routes a Hermes desktop calls, in the Python
 // router's shape, so that it works unchanged against a Go backend:
@@ -184,7 +188,9 @@ const callbackPattern = "/profiles/{profile}/providers/{provider}/callback"
 //	GET    /providers/{provider}/oauth/status?profile=P         {"state", "detail", "connected", "auth", "authorize_url"}
 //
 // Every request passes, in this order, the request id, access log, panic
-// recovery, Host guard, Origin guard, session token (not on the callback)
+// recovery, Host guard, Origin guard, session token (not on the callback
+// and the client metadata document, which a browser and an authorization
+// server fetch without it)
 // and 64 KiB body limit middleware of package middleware. Unknown paths
 // and methods get JSON errors "not_found" (404) and "method_not_allowed"
 // (405, with an Allow header).
@@ -244,7 +250,7 @@ func New(cfg Config) (*Router, error) {
 		middleware.Recoverer,
 		middleware.HostGuard(hosts),
 		middleware.OriginGuard(cfg.AllowedOrigins, hosts),
-		middleware.SessionToken(cfg.SessionToken, isRoute(r, http.MethodGet, callbackPattern)),
+		middleware.SessionToken(cfg.SessionToken, isRoute(r, http.MethodGet, callbackPattern, clientMetadataPattern)),
 		middleware.BodyLimit(middleware.DefaultBodyLimit),
 	)
 	r.NotFound(handlers.NotFound)
@@ -257,6 +263,7 @@ func New(cfg Config) (*Router, error) {
 	r.Post("/profiles/{profile}/providers/{provider}/cancel", h.Cancel)
 	r.Delete("/profiles/{profile}/providers/{provider}/connection", h.Disconnect)
 	r.Get("/profiles/{profile}/providers/{provider}/events", h.Events)
+	r.Get(clientMetadataPattern, h.ClientMetadata)
 	r.Post("/providers/{provider}/oauth/start", h.HermesOAuthStart)
 	r.Get("/providers/{provider}/oauth/status", h.HermesOAuthStatus)
 	return &Router{Router: r, conn: conn, ownsFlows: cfg.Flows == nil}, nil
@@ -283,9 +290,9 @@ func allowedHosts(hosts []string, callbackBase string) []string {
 // isRoute returns a predicate reporting whether a request is routed by r to
 // the route pattern with the given method. It asks r itself, so it agrees
 // with the routing exactly; it may be called only once r's routes are set.
-func isRoute(r chi.Routes, method, pattern string) func(*http.Request) bool {
+func isRoute(r chi.Routes, method string, patterns ...string) func(*http.Request) bool {
 	return func(req *http.Request) bool {
-		return req.Method == method && r.Find(chi.NewRouteContext(), method, handlers.RoutePath(req)) == pattern
+		return req.Method == method && slices.Contains(patterns, r.Find(chi.NewRouteContext(), method, handlers.RoutePath(req)))
 	}
 }
 

@@ -796,8 +796,8 @@ func TestRouterWithoutMount(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(routes) != 9 {
-		t.Errorf("routes = %v, want 9 (7, and the Hermes desktop's 2)", routes)
+	if len(routes) != 10 {
+		t.Errorf("routes = %v, want 10 (8, and the Hermes desktop's 2)", routes)
 	}
 }
 
@@ -986,8 +986,8 @@ func TestCallbackOnAnotherInstance(t *testing.T) {
 		srv := fixture.NewServer(t)
 		var r *memconnect.Router
 		flows := flow.NewManager(flow.Config{Store: store, HTTPClient: h.AS.Client(), LoopbackAddr: "127.0.0.1:0",
-			Resume: func(ctx context.Context, key flow.Key) (func(context.Context, *oauth2.Token) error, error) {
-				return r.Connector().Resume(ctx, key)
+			Resume: func(ctx context.Context, key flow.Key, cfg oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
+				return r.Connector().Resume(ctx, key, cfg)
 			}})
 		t.Cleanup(func() { flows.Close() })
 		r, err = memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), Flows: flows, HTTPClient: h.AS.Client(),

@@ -11,11 +11,12 @@
 //
 //	GET    /providers                  Handlers.ListProviders    200 providers and their sign-in methods
 //	GET    .../status                  Handlers.Status           200 status body
-//	POST   .../connect                 Handlers.Connect          202 status body
+//	POST   .../connect                 Handlers.Connect          202 status body (200 for an API key)
 //	GET    .../callback                Handlers.Callback         HTML page for a person
 //	POST   .../cancel                  Handlers.Cancel           200 status body
 //	DELETE .../connection              Handlers.Disconnect       200 what was removed and revoked
 //	GET    .../events                  Handlers.Events           200 Server-Sent Events of the flow and the connection
+//	GET    .../client-metadata         Handlers.ClientMetadata   200 Client ID Metadata Document
 //	POST   /providers/{provider}/oauth/start   Handlers.HermesOAuthStart   200 Hermes status body (deprecated)
 //	GET    /providers/{provider}/oauth/status  Handlers.HermesOAuthStatus  200 Hermes status body (deprecated)
 //

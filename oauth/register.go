@@ -25,6 +25,15 @@ type ClientMetadata struct {
 	SoftwareVersion         string   `json:"software_version,omitempty"`
 }
 
+// ClientMetadataDocument is a Client ID Metadata Document: a client's
+// metadata served at an https URL that is also its client_id, which an
+// authorization server that announces client_id_metadata_document_supported
+// fetches instead of a registration (as the MCP specification uses it).
+type ClientMetadataDocument struct {
+	ClientID string `json:"client_id"`
+	ClientMetadata
+}
+
 // ClientInformation is a registered client (RFC 7591 section 3.2.1), as
 // much of it as a public client keeps: no secret, no registration access
 // token.

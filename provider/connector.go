@@ -279,21 +279,56 @@ func (c *Connector) endpoints(ctx context.Context, t target, device bool) (Endpo
 }
 
 // connectEndpoints is endpoints for a new flow: a [Registrar] is asked for
-// a client registered for the redirect URIs this Connector uses.
+// a client for the redirect URIs this Connector uses.
 func (c *Connector) connectEndpoints(ctx context.Context, t target, device bool) (Endpoints, bool, error) {
 	r, ok := t.provider.(Registrar)
 	if !ok {
 		return c.endpoints(ctx, t, device)
 	}
-	var uris []string
+	ep, err := r.Client(ctx, t.profile, c.clientRequest(t), c.Stores())
+	return ep, false, err
+}
+
+// clientRequest is what t's client is obtained for.
+func (c *Connector) clientRequest(t target) ClientRequest {
+	var req ClientRequest
 	if cb := c.callbackURL(t); cb != "" {
-		uris = append(uris, cb)
+		req.RedirectURIs = append(req.RedirectURIs, cb)
+		if strings.HasPrefix(cb, "https://") {
+			req.MetadataURL = strings.TrimSuffix(cb, "/callback") + "/client-metadata"
+		}
 	}
 	if c.Flows != nil {
-		uris = append(uris, c.Flows.LoopbackRedirectURI())
+		req.RedirectURIs = append(req.RedirectURIs, c.Flows.LoopbackRedirectURI())
 	}
-	ep, err := r.Client(ctx, t.profile, uris, c.Stores())
-	return ep, false, err
+	return req
+}
+
+// ClientMetadata returns the Client ID Metadata Document of the profile
+// for the provider: a public client whose client_id is the URL the host
+// serves it at (CallbackBaseURL + "/profiles/{profile}/providers/{provider}/client-metadata")
+// and whose redirect URIs are the callback route and the loopback
+// listener. Only a [Registrar] has one, and only with an https callback
+// base URL; else it fails with [ErrUnsupported].
+func (c *Connector) ClientMetadata(profileName, providerName string) (oauth.ClientMetadataDocument, error) {
+	t, err := c.resolve(profileName, providerName)
+	if err != nil {
+		return oauth.ClientMetadataDocument{}, err
+	}
+	req := c.clientRequest(t)
+	if _, ok := t.provider.(Registrar); !ok || req.MetadataURL == "" {
+		return oauth.ClientMetadataDocument{}, fmt.Errorf("%w: %s has no client metadata document here (it needs an https callback base URL)", ErrUnsupported, t.provider.DisplayName())
+	}
+	return oauth.ClientMetadataDocument{
+		ClientID: req.MetadataURL,
+		ClientMetadata: oauth.ClientMetadata{
+			RedirectURIs:            req.RedirectURIs,
+			ClientName:              "memconnect",
+			GrantTypes:              []string{"authorization_code", "refresh_token"},
+			ResponseTypes:           []string{"code"},
+			TokenEndpointAuthMethod: "none",
+		},
+	}, nil
 }
 
 // target is a resolved (profile, provider) pair.
@@ -493,10 +528,13 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 
 // Resume returns how to store the grant of a browser flow for key that
 // another instance started and this one completes: what [Connector.Connect]
-// would have given the flow, with the server's config merged. Pass it as
-// [flow.Config.Resume] of a flow manager that shares its Store with other
-// instances (memconnect.New does so for the manager it makes).
-func (c *Connector) Resume(ctx context.Context, key flow.Key) (func(context.Context, *oauth2.Token) error, error) {
+// would have given the flow, with the server's config merged, for the
+// client and token endpoint of cfg, the flow's configuration as the
+// starting instance recorded it (a client registered there may be unknown
+// here). Pass it as [flow.Config.Resume] of a flow manager that shares its
+// Store with other instances (memconnect.New does so for the manager it
+// makes).
+func (c *Connector) Resume(ctx context.Context, key flow.Key, cfg oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
 	t, err := c.oauthTarget(key.Profile, key.Provider)
 	if err != nil {
 		return nil, err
@@ -504,6 +542,9 @@ func (c *Connector) Resume(ctx context.Context, key flow.Key) (func(context.Cont
 	ep, _, err := c.endpoints(ctx, t, false)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.ClientID != "" {
+		ep.ClientID, ep.TokenURL = cfg.ClientID, cfg.Endpoint.TokenURL
 	}
 	ref, err := c.where(t, true)
 	if err != nil {

@@ -100,15 +100,29 @@ type Endpoints struct {
 	Resource string
 }
 
+// ClientRequest is what a [Registrar] obtains a client for.
+type ClientRequest struct {
+	// RedirectURIs are the redirect URIs the Connector uses for the
+	// profile: its callback route, when it has a callback base URL, and
+	// its loopback listener.
+	RedirectURIs []string
+	// MetadataURL is the https URL where the host serves the profile's
+	// Client ID Metadata Document ([Connector.ClientMetadata]); "" when
+	// the callback base URL is not https.
+	MetadataURL string
+}
+
 // Registrar is a [Provider] whose OAuth client is obtained at connect
 // time, such as by dynamic client registration (RFC 7591), for the
 // redirect URIs the Connector uses. [Connector.Connect] asks it for the
 // endpoints in place of [Provider.Endpoints].
 type Registrar interface {
-	// Client returns profile p's endpoints with a client registered for
-	// every URI of redirectURIs, registering one when the stored client
-	// does not cover them or was rejected.
-	Client(ctx context.Context, p Profile, redirectURIs []string, stores *Stores) (Endpoints, error)
+	// Client returns profile p's endpoints with a client for req: a
+	// client registered for every URI of req.RedirectURIs (registering
+	// one when the stored client does not cover them or was rejected), or
+	// req.MetadataURL as the client_id where the authorization server
+	// takes Client ID Metadata Documents.
+	Client(ctx context.Context, p Profile, req ClientRequest, stores *Stores) (Endpoints, error)
 	// ClientRejected reports that the authorization server answered
 	// invalid_client for clientID, so that the next Client registers
 	// again.

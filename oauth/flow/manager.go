@@ -117,9 +117,10 @@ type Config struct {
 	// Resume, if not nil, completes browser flows that another instance
 	// started: a callback whose key has no flow here claims the state from
 	// the (shared) Store, exchanges the code, and stores the grant with
-	// the function Resume returns for the key. Without it such a callback
-	// is [ErrInvalidState], and the Store is not asked.
-	Resume func(ctx context.Context, key Key) (complete func(context.Context, *oauth2.Token) error, err error)
+	// the function Resume returns for the key and the flow's client and
+	// endpoints (cfg, as the starting instance recorded them). Without it
+	// such a callback is [ErrInvalidState], and the Store is not asked.
+	Resume func(ctx context.Context, key Key, cfg oauth2.Config) (complete func(context.Context, *oauth2.Token) error, err error)
 
 	// OnChange, if not nil, is told every flow of this Manager that starts
 	// (pending) or ends (connected, error, or idle when cancelled), with
@@ -157,7 +158,7 @@ type Manager struct {
 	loopbackTimeout time.Duration
 	errorReset      time.Duration
 	connectedReset  time.Duration
-	resume          func(context.Context, Key) (func(context.Context, *oauth2.Token) error, error)
+	resume          func(context.Context, Key, oauth2.Config) (func(context.Context, *oauth2.Token) error, error)
 	onChange        func(Key, Flow)
 
 	ctx  context.Context // the manager's lifetime, ended by Close; parent of every flow's
@@ -590,7 +591,7 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values) (Flow, er
 	}
 	ctx, cancel := context.WithTimeout(m.ctx, exchangeTimeout)
 	defer cancel()
-	complete, err := m.resume(ctx, key)
+	complete, err := m.resume(ctx, key, p.Config)
 	if err != nil {
 		return end(&Failure{Code: CodeComplete, Detail: detailComplete, Err: err})
 	}

@@ -100,7 +100,7 @@ func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 	other := &completer{}
 	var resumed []flow.Key
 	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
-		Resume: func(_ context.Context, key flow.Key) (func(context.Context, *oauth2.Token) error, error) {
+		Resume: func(_ context.Context, key flow.Key, _ oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
 			resumed = append(resumed, key)
 			return other.Complete, nil
 		}})
@@ -139,7 +139,7 @@ func TestStatusAndCancelFromAnotherInstance(t *testing.T) {
 	a := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
 	other := &completer{}
 	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
-		Resume: func(context.Context, flow.Key) (func(context.Context, *oauth2.Token) error, error) {
+		Resume: func(context.Context, flow.Key, oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
 			return other.Complete, nil
 		}})
 	t.Cleanup(func() { b.Close() })

@@ -112,12 +112,15 @@ func (p *Provider) Endpoints(ctx context.Context, prof provider.Profile) (provid
 	return p.endpoints(d, id), nil
 }
 
-// Client implements [provider.Registrar]. Without a pre-registered client
-// it registers one (RFC 7591) when the grant file holds none for this
-// authorization server and every URI of redirectURIs, or when the server
-// rejected the one it holds (invalid_client at a refresh); the new
-// registration is written to the grant file.
-func (p *Provider) Client(ctx context.Context, prof provider.Profile, redirectURIs []string, stores *provider.Stores) (provider.Endpoints, error) {
+// Client implements [provider.Registrar], in the order of the MCP
+// specification: a pre-registered client; else req.MetadataURL as the
+// client_id when the authorization server announces
+// client_id_metadata_document_supported; else a registration (RFC 7591),
+// made when the grant file holds none for this authorization server and
+// every URI of req.RedirectURIs, or when the server rejected the one it
+// holds (invalid_client at a refresh). A new registration is written to
+// the grant file.
+func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provider.ClientRequest, stores *provider.Stores) (provider.Endpoints, error) {
 	d, err := p.discover(ctx)
 	if err != nil {
 		return provider.Endpoints{}, err
@@ -125,6 +128,10 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, redirectUR
 	if p.clientID != "" {
 		return p.endpoints(d, p.clientID), nil
 	}
+	if req.MetadataURL != "" && d.md.ClientIDMetadataDocumentSupported {
+		return p.endpoints(d, req.MetadataURL), nil
+	}
+	redirectURIs := req.RedirectURIs
 	p.regMu.Lock()
 	defer p.regMu.Unlock()
 	reg, err := p.registration(prof)

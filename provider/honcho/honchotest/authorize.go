@@ -44,7 +44,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirectURI := q.Get("redirect_uri")
-	if len(q["redirect_uri"]) > 1 || !validRedirectURI(redirectURI) || !s.redirectRegistered(clientID, redirectURI) {
+	if len(q["redirect_uri"]) > 1 || !s.redirectOK(clientID, redirectURI) {
 		s.errorPage(w, http.StatusBadRequest, "Invalid return address",
 			"The application's return address (redirect_uri) is not an http loopback address (127.0.0.1, [::1] or localhost), so it cannot be sent back.")
 		return

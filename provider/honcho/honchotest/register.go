@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 )
 
 // WithDynamicRegistration enables dynamic client registration (RFC 7591)
@@ -23,6 +24,58 @@ func WithDynamicRegistration() Option {
 // with invalid_target.
 func WithResource(uri string) Option {
 	return func(s *Server) { s.resource = uri }
+}
+
+// WithClientIDMetadataDocuments makes the server take Client ID Metadata
+// Documents, as announced in its metadata
+// (client_id_metadata_document_supported): a client_id that is an https
+// URL names the client whose metadata document c fetches from it; its
+// client_id must be that URL, and its redirect_uris are the client's.
+// Documents are fetched once and kept.
+func WithClientIDMetadataDocuments(c *http.Client) Option {
+	return func(s *Server) { s.cimd = c }
+}
+
+// DocumentsFetched is the number of Client ID Metadata Documents fetched.
+func (s *Server) DocumentsFetched() int {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	return len(s.docs)
+}
+
+// documentedClient fetches (once) the Client ID Metadata Document at id and
+// returns its redirect URIs.
+func (s *Server) documentedClient(id string) ([]string, bool) {
+	if s.cimd == nil || !strings.HasPrefix(id, "https://") {
+		return nil, false
+	}
+	s.regMu.Lock()
+	uris, ok := s.docs[id]
+	s.regMu.Unlock()
+	if ok {
+		return uris, true
+	}
+	resp, err := s.cimd.Get(id)
+	if err != nil {
+		return nil, false
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		ClientID     string   `json:"client_id"`
+		RedirectURIs []string `json:"redirect_uris"`
+		AuthMethod   string   `json:"token_endpoint_auth_method"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&doc) != nil ||
+		doc.ClientID != id || len(doc.RedirectURIs) == 0 || doc.AuthMethod != "none" {
+		return nil, false
+	}
+	s.regMu.Lock()
+	if s.docs == nil {
+		s.docs = make(map[string][]string)
+	}
+	s.docs[id] = doc.RedirectURIs
+	s.regMu.Unlock()
+	return doc.RedirectURIs, true
 }
 
 // RegistrationURL is the dynamic client registration endpoint.
@@ -53,14 +106,17 @@ func (s *Server) dynamicClient(id string) ([]string, bool) {
 	return uris, ok
 }
 
-// redirectRegistered reports whether redirectURI is one of a dynamic
-// client's registered URIs, any port matching for a loopback URI
-// (RFC 8252 section 7.3). Clients of [WithClientID] may use any loopback
-// redirect URI.
-func (s *Server) redirectRegistered(clientID, redirectURI string) bool {
+// redirectOK reports whether redirectURI is one of the URIs a dynamic or
+// documented client registered, any port matching for a loopback URI
+// (RFC 8252 section 7.3). Clients of [WithClientID] may use any http
+// loopback redirect URI.
+func (s *Server) redirectOK(clientID, redirectURI string) bool {
 	uris, ok := s.dynamicClient(clientID)
 	if !ok {
-		return true
+		uris, ok = s.documentedClient(clientID)
+	}
+	if !ok {
+		return validRedirectURI(redirectURI)
 	}
 	want, err := url.Parse(redirectURI)
 	if err != nil {

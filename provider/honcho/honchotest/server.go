@@ -99,9 +99,12 @@ type Server struct {
 	dcr            bool            // dynamic client registration enabled
 	resource       string          // RFC 8707 resource required; "" for none
 
-	regMu      sync.Mutex          // guards dynamic and registered
+	cimd *http.Client // fetches Client ID Metadata Documents; nil: not taken
+
+	regMu      sync.Mutex          // guards dynamic, registered and docs
 	dynamic    map[string][]string // dynamically registered clients: their redirect URIs
 	registered int
+	docs       map[string][]string // documented clients: their redirect URIs
 
 	mu            sync.Mutex // guards the fields below
 	stats         Stats
@@ -389,7 +392,10 @@ func (s *Server) isClient(id string) bool {
 	if id != "" && slices.Contains(s.clientIDs, id) {
 		return true
 	}
-	_, ok := s.dynamicClient(id)
+	if _, ok := s.dynamicClient(id); ok {
+		return true
+	}
+	_, ok := s.documentedClient(id)
 	return ok
 }
 
@@ -443,6 +449,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
 		ScopesSupported                   []string `json:"scopes_supported,omitempty"`
 		RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
+		ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported,omitempty"`
 	}
 	m := metadata{
 		Issuer:                            s.URL,
@@ -459,6 +466,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	if s.dcr {
 		m.RegistrationEndpoint = s.RegistrationURL()
 	}
+	m.ClientIDMetadataDocumentSupported = s.cimd != nil
 	if s.deviceEnabled {
 		m.DeviceAuthorizationEndpoint = s.DeviceAuthURL()
 		m.GrantTypesSupported = append(m.GrantTypesSupported, DeviceCodeGrantType)

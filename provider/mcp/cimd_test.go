@@ -1,0 +1,98 @@
+package mcp_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
+	"github.com/memconnect/memconnect/provider/mcp"
+)
+
+// TestClientIDMetadataDocument: with an https callback base URL and an
+// authorization server that takes Client ID Metadata Documents, the client
+// is the document the router serves (without the session token): no
+// registration.
+func TestClientIDMetadataDocument(t *testing.T) {
+	ctx := context.Background()
+	mux := http.NewServeMux()
+	host := httptest.NewTLSServer(mux)
+	defer host.Close()
+	srv := oauthtest.NewServer(oauthtest.WithAuthServer(honchotest.WithClientIDMetadataDocuments(host.Client())))
+	defer srv.Close()
+	p, err := mcp.New("memdev", "Dev memory", srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := provider.NewRegistry(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := memconnect.New(memconnect.Config{
+		Registry: reg, Profiles: provider.HermesProfiles{Root: t.TempDir()},
+		CallbackBaseURL: host.URL + "/api/memory", SessionToken: "session-0123456789",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	mux.Handle("/api/memory/", http.StripPrefix("/api/memory", r))
+	docURL := host.URL + "/api/memory/profiles/default/providers/memdev/client-metadata"
+
+	resp, err := host.Client().Get(docURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc oauth.ClientMetadataDocument
+	err = json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || doc.ClientID != docURL || doc.TokenEndpointAuthMethod != "none" ||
+		len(doc.RedirectURIs) == 0 || doc.RedirectURIs[0] != strings.TrimSuffix(docURL, "/client-metadata")+"/callback" {
+		t.Fatalf("document = %d %+v (%v)", resp.StatusCode, doc, err)
+	}
+
+	rep, err := r.Connector().Connect(ctx, "default", "memdev", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := srv.AS.Consent(ctx, nil, rep.Flow.AuthorizeURL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.AS.LastAuthorizeQuery().Get("client_id"); got != docURL {
+		t.Errorf("client_id = %q, want the document's URL", got)
+	}
+	cb, err := host.Client().Get(target.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb.Body.Close()
+	st, err := r.Connector().Status(ctx, "default", "memdev")
+	if err != nil || !st.Connected || st.Token == nil || st.Token.ClientID != docURL {
+		t.Fatalf("status = %+v, %v; want connected with the document's client", st, err)
+	}
+	if srv.AS.Registrations() != 0 || srv.AS.DocumentsFetched() != 1 {
+		t.Errorf("registrations %d, documents fetched %d; want 0 and 1", srv.AS.Registrations(), srv.AS.DocumentsFetched())
+	}
+}
+
+// TestNoDocumentWithoutHTTPS: a plain-http callback base URL serves no
+// document (404 unsupported), and a server that takes documents gets a
+// registration instead.
+func TestNoDocumentWithoutHTTPS(t *testing.T) {
+	c := newChain(t, []oauthtest.Option{oauthtest.WithAuthServer(honchotest.WithClientIDMetadataDocuments(http.DefaultClient))})
+	if _, err := c.conn.ClientMetadata("default", "memdev"); err == nil || !strings.Contains(err.Error(), "https callback base URL") {
+		t.Errorf("ClientMetadata = %v, want unsupported", err)
+	}
+	c.signIn(t)
+	if c.srv.AS.Registrations() != 1 {
+		t.Errorf("registrations = %d, want 1", c.srv.AS.Registrations())
+	}
+}
