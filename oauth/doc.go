@@ -79,7 +79,16 @@
 //
 // # Standards helpers
 //
-// [Discover] reads authorization server metadata (RFC 8414) and [Revoke]
-// revokes a token (RFC 7009). The authorization flows that obtain a grant
-// are in package [github.com/memconnect/memconnect/oauth/flow].
+// [Discover] reads authorization server metadata (RFC 8414, with OpenID
+// discovery as the fallback), [DiscoverResource] a protected resource's
+// metadata (RFC 9728) from its 401 challenge ([ParseChallenge]) or its
+// well-known URL, [Register] registers a public client (RFC 7591), and
+// [Revoke] revokes a token (RFC 7009). Every document is bounded to 1 MiB
+// and every URL must be https (http on a loopback host only); errors name
+// the URL at fault. A grant with a [Grant.Resource] sends it as the resource
+// indicator (RFC 8707) with every refresh. The authorization flows that
+// obtain a grant are in package [github.com/memconnect/memconnect/oauth/flow].
+//
+// A [FileStore] also holds plain API keys ([KeyStore]): [Grants.SetAPIKey]
+// stores one in place of a grant, where the layout keeps the access token.
 package oauth
