@@ -1,6 +1,9 @@
 package memconnect_test
 
 import (
+	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -182,4 +185,29 @@ func pgInstances(t *testing.T, n int) (*pgxpool.Pool, *fixture.Hermes, *provider
 		in = append(in, instance{r, srv})
 	}
 	return pool, h, reg, in
+}
+
+// A server that keeps grants in PostgreSQL offers no API-key sign-in: GET
+// /providers leaves the method out, and connect with it is unsupported.
+func TestNoAPIKeysWithAGrantStore(t *testing.T) {
+	_, _, _, in := pgInstances(t, 1)
+	base := in[0].srv.Base
+	resp, err := http.Get(base + "/providers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"auth_methods":["browser","device"]`) {
+		t.Errorf("providers = %s, want honcho without apikey", b)
+	}
+	resp, err = http.Post(base+"/profiles/default/providers/honcho/connect", "application/json", strings.NewReader(`{"method":"apikey","api_key":"k-0123456789"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), `"error":"unsupported"`) {
+		t.Errorf("connect with a key = %d %s, want 404 unsupported", resp.StatusCode, b)
+	}
 }

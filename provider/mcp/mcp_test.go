@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -273,6 +274,41 @@ func TestBadServer(t *testing.T) {
 			_, err := c.conn.Connect(context.Background(), "default", "memdev", provider.ConnectRequest{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "http") {
 				t.Fatalf("Connect = %v, want an error with %q naming a URL", err, tt.want)
+			}
+			if _, err := os.Stat(c.file); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the grant file was written: %v", err)
+			}
+		})
+	}
+}
+
+// TestBadAuthorizationServer: metadata of the authorization server that
+// cannot be used is a clear error naming the URL, and nothing is written.
+func TestBadAuthorizationServer(t *testing.T) {
+	for _, tt := range []struct {
+		name, md, want string
+	}{
+		{"no authorization endpoint", `{"issuer":"{as}","token_endpoint":"{as}/token"}`, "no authorization_endpoint"},
+		{"no token endpoint", `{"issuer":"{as}","authorization_endpoint":"{as}/authorize"}`, "no token_endpoint"},
+		{"issuer mismatch", `{"issuer":"https://evil.example","authorization_endpoint":"{as}/authorize","token_endpoint":"{as}/token"}`, "names issuer"},
+		{"plain-http endpoint", `{"issuer":"{as}","authorization_endpoint":"http://as.example/authorize","token_endpoint":"{as}/token"}`, "is not an https URL"},
+		{"not JSON", `<html>`, "not a metadata document"},
+		{"oversized", `{"issuer":"` + strings.Repeat("x", 1<<20) + `"}`, "larger than"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var as *httptest.Server
+			as = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/.well-known/oauth-authorization-server" {
+					http.NotFound(w, r)
+					return
+				}
+				_, _ = w.Write([]byte(strings.ReplaceAll(tt.md, "{as}", as.URL)))
+			}))
+			defer as.Close()
+			c := newChain(t, []oauthtest.Option{oauthtest.WithMetadata(func(m map[string]any) { m["authorization_servers"] = []string{as.URL} })})
+			_, err := c.conn.Connect(context.Background(), "default", "memdev", provider.ConnectRequest{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), as.URL) {
+				t.Fatalf("Connect = %v, want an error with %q naming %s", err, tt.want, as.URL)
 			}
 			if _, err := os.Stat(c.file); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the grant file was written: %v", err)
