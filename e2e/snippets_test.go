@@ -33,6 +33,7 @@ import (
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
+	"github.com/memconnect/memconnect/provider/mcp"
 	"github.com/memconnect/memconnect/examples/desktop"
 )
 
@@ -40,6 +41,7 @@ func snippet(
 	logger zerolog.Logger, hermesHome string, r chi.Router, mux *http.ServeMux,
 	registry *provider.Registry, memory *memconnect.Router, cfg memconnect.Config,
 	hosts, origins []string, token string, isCallback func(*http.Request) bool,
+	opts []honcho.Option,
 ) error {
 `
 

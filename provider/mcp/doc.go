@@ -52,5 +52,8 @@
 // [Supermemory] is a preset. A host adds its own server with [New]:
 //
 //	zep, err := mcp.New("zep", "Zep", "https://mcp.example.com/mcp", mcp.WithAPIKeys())
+//	if err != nil {
+//		return err
+//	}
 //	registry, err := provider.NewRegistry(honcho.New(), mcp.Supermemory(), zep)
 package mcp
