@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 	"github.com/memconnect/memconnect/provider/mcp"
@@ -155,4 +157,52 @@ func TestGenericProviderOnHydra(t *testing.T) {
 		return st.Provider == "hydramem" && st.Connect == "Connect" && st.Status == "Disconnected from Hydra memory."
 	})
 	assertActive(t, h, "access token after Disconnect", tok.AccessToken, false)
+}
+
+// TestGenericProviderLoopbackPortMoves: the loopback redirect registered is
+// the listener's first port; when that port is taken the listener takes
+// another, and Hydra still accepts it (RFC 8252 section 7.3: any port for a
+// loopback IP), so the sign-in completes without registering again.
+func TestGenericProviderLoopbackPortMoves(t *testing.T) {
+	h := startHydraDCR(t)
+	rs := resourceServer(t, h)
+	home := hermesHome(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	client := &http.Client{Timeout: 10 * time.Second}
+	mem, err := mcp.New("hydramem", "Hydra memory", rs.URL+"/mcp", mcp.WithHTTPClient(client))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := provider.NewRegistry(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows := flow.NewManager(flow.Config{LoopbackAddr: taken.Addr().String()})
+	t.Cleanup(func() { flows.Close() })
+	conn := &provider.Connector{Registry: reg, Profiles: provider.HermesProfiles{Root: home}, Flows: flows, HTTPClient: client}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	rep, err := conn.Connect(ctx, "default", "hydramem", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := "http://" + taken.Addr().String() + "/callback"
+	if rep.Flow == nil || rep.Flow.RedirectURI == registered {
+		t.Fatalf("flow = %+v, want a loopback redirect on another port than the taken %s", rep.Flow, registered)
+	}
+	if q := authorize(t, rep.Flow.AuthorizeURL); q.Get("code") == "" {
+		t.Fatalf("Hydra refused the moved loopback port: error=%q %q", q.Get("error"), q.Get("error_description"))
+	}
+	if f, err := conn.Wait(ctx, "default", "hydramem"); err != nil || f.State != flow.StateConnected {
+		t.Fatalf("wait: %+v, %v; want connected", f, err)
+	}
+	cfg := testkit.ReadJSON(t, home+"/"+mcp.FileName)
+	uris := cfg["servers"].(map[string]any)["hydramem"].(map[string]any)["registration"].(map[string]any)["redirect_uris"].([]any)
+	if len(uris) != 1 || uris[0] != registered {
+		t.Errorf("registered redirect URIs = %v, want [%s]", uris, registered)
+	}
 }

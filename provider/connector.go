@@ -285,8 +285,30 @@ func (c *Connector) connectEndpoints(ctx context.Context, t target, device bool)
 	if !ok {
 		return c.endpoints(ctx, t, device)
 	}
-	ep, err := r.Client(ctx, t.profile, c.clientRequest(t), c.Stores())
+	req := c.clientRequest(t)
+	req.RejectedClientID = c.rejectedClient(ctx, t)
+	ep, err := r.Client(ctx, t.profile, req, c.Stores())
 	return ep, false, err
+}
+
+// rejectedClient is the client of t's grant when the authorization server
+// rejected the grant for its client (invalid_client, unauthorized_client),
+// else "".
+func (c *Connector) rejectedClient(ctx context.Context, t target) string {
+	ref, err := c.where(t, false)
+	if err != nil {
+		return ""
+	}
+	var creds oauth.Credentials
+	if c.GrantStore != nil {
+		creds, err = c.GrantStore.Credentials(ctx, ref.key)
+	} else {
+		creds, err = ref.file.Credentials(ctx, ref.key)
+	}
+	if err != nil || creds.Grant == nil || (creds.Rejected != "invalid_client" && creds.Rejected != "unauthorized_client") {
+		return ""
+	}
+	return creds.Grant.ClientID
 }
 
 // clientRequest is what t's client is obtained for.

@@ -110,6 +110,11 @@ type ClientRequest struct {
 	// Client ID Metadata Document ([Connector.ClientMetadata]); "" when
 	// the callback base URL is not https.
 	MetadataURL string
+	// RejectedClientID is the client for which the authorization server
+	// rejected the profile's grant with invalid_client or
+	// unauthorized_client, as the grant store recorded it: a client to
+	// register again. "" for none.
+	RejectedClientID string
 }
 
 // Registrar is a [Provider] whose OAuth client is obtained at connect

@@ -118,8 +118,8 @@ func (p *Provider) Endpoints(ctx context.Context, prof provider.Profile) (provid
 // client_id_metadata_document_supported; else a registration (RFC 7591),
 // made when the grant file holds none for this authorization server and
 // every URI of req.RedirectURIs, or when the server rejected the one it
-// holds (invalid_client at a refresh). A new registration is written to
-// the grant file.
+// holds (req.RejectedClientID: invalid_client at a refresh). A new
+// registration is written to the grant file.
 func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provider.ClientRequest, stores *provider.Stores) (provider.Endpoints, error) {
 	d, err := p.discover(ctx)
 	if err != nil {
@@ -138,7 +138,7 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provid
 	if err != nil {
 		return provider.Endpoints{}, err
 	}
-	if reg.covers(d.md.Issuer, redirectURIs) && !p.rejected(ctx, prof, stores, reg.ClientID) {
+	if reg.covers(d.md.Issuer, redirectURIs) && reg.ClientID != req.RejectedClientID {
 		return p.endpoints(d, reg.ClientID), nil
 	}
 	if d.md.RegistrationEndpoint == "" {
@@ -159,18 +159,6 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provid
 		return provider.Endpoints{}, err
 	}
 	return p.endpoints(d, reg.ClientID), nil
-}
-
-// rejected reports whether the profile's grant was rejected with
-// invalid_client or unauthorized_client while it belonged to clientID.
-func (p *Provider) rejected(ctx context.Context, prof provider.Profile, stores *provider.Stores, clientID string) bool {
-	loc, err := p.GrantLocation(prof)
-	if err != nil {
-		return false
-	}
-	c, err := stores.File(loc.ReadPath, loc.Layout).Credentials(ctx, loc.Host)
-	return err == nil && c.Grant != nil && c.Grant.ClientID == clientID &&
-		(c.Rejected == "invalid_client" || c.Rejected == "unauthorized_client")
 }
 
 // ClientRejected implements [provider.Registrar]: it forgets the stored
