@@ -64,6 +64,10 @@ func bearerParams(h string) (map[string]string, bool) {
 		tok := rest[:i]
 		rest = strings.TrimLeft(rest[i:], " \t")
 		if tok == "" {
+			// A separator or a stray '=' where a name belongs: skip it.
+			if rest != "" {
+				rest = rest[1:]
+			}
 			rest = strings.TrimLeft(rest, ", \t")
 			continue
 		}

@@ -165,3 +165,20 @@ func TestRegister(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseChallenge: any header value parses without a panic, and a
+// parsed challenge's parameters come from the value.
+func FuzzParseChallenge(f *testing.F) {
+	for _, s := range []string{`Bearer resource_metadata="https://r/x", scope="a b"`, `Basic realm="x", Bearer`, `Bearer scope="a\"`, `=,=, Bearer ==`, `Bearer a="`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		ch, ok := oauth.ParseChallenge([]string{h})
+		if !ok && ch != (oauth.Challenge{}) {
+			t.Errorf("no challenge, but %+v", ch)
+		}
+		if len(ch.Scope) > len(h) || len(ch.ResourceMetadata) > len(h) {
+			t.Errorf("parameters longer than the header: %+v", ch)
+		}
+	})
+}
