@@ -266,6 +266,17 @@ func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
 	}
 
 	m.mu.Lock()
+	local := m.flows[req.Key]
+	sync := local != nil && local.state == StatePending && local.method == MethodBrowser
+	m.mu.Unlock()
+	if sync {
+		// A browser flow of this Manager that another instance sharing the
+		// Store completed or cancelled ends here first: joining it would
+		// hand out a link whose state is spent.
+		m.Status(req.Key)
+	}
+
+	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return Flow{State: StateIdle}, ErrClosed

@@ -129,6 +129,12 @@ func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 	if _, err := b.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
 		t.Errorf("replayed callback: %v, want ErrInvalidState", err)
 	}
+	// A new sign-in on A is a new flow, not A's copy of the one that
+	// completed on B (its state is spent: its link would be a dead end).
+	again := a.start(a.request(flowKeyDefault, flow.RedirectCallback))
+	if again.ID == f.ID || again.State != flow.StatePending || again.AuthorizeURL == f.AuthorizeURL {
+		t.Errorf("Start after the flow completed elsewhere = %+v, want a new pending flow", again)
+	}
 }
 
 // Every instance sharing the store reports and cancels every flow: B sees

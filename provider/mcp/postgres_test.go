@@ -1,0 +1,82 @@
+package mcp_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/oauth/pgstore"
+	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/mcp"
+)
+
+// TestOnPostgres: two instances keep a generic provider's grants and
+// flows in one PostgreSQL. A sign-in started on A completes on B with A's
+// registered client; B refreshes with the resource; once the server forgets
+// the client, the rejection recorded in the database makes A register
+// again.
+func TestOnPostgres(t *testing.T) {
+	pool := fixture.Postgres(t, false) // skips without a database
+	ctx := context.Background()
+	srv := oauthtest.NewServer()
+	t.Cleanup(srv.Close)
+	home := t.TempDir()
+	instance := func(owner string) *provider.Connector {
+		st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := mcp.New("memdev", "Dev memory", srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, err := provider.NewRegistry(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &provider.Connector{Registry: reg, Profiles: provider.HermesProfiles{Root: home}, GrantStore: st,
+			CallbackBaseURL: "http://127.0.0.1:9/api/memory"}
+		c.Flows = flow.NewManager(flow.Config{Store: st.Flows(), LoopbackAddr: "127.0.0.1:0", Resume: c.Resume})
+		t.Cleanup(func() { c.Flows.Close() })
+		return c
+	}
+	a, b := instance("a"), instance("b")
+
+	signIn := func() string {
+		t.Helper()
+		rep, err := a.Connect(ctx, "default", "memdev", provider.ConnectRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		target, err := srv.AS.Consent(ctx, nil, rep.Flow.AuthorizeURL, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fl, err := b.Callback(ctx, "default", "memdev", target.Query()); err != nil || fl.State != flow.StateConnected {
+			t.Fatalf("callback on B: %+v, %v", fl, err)
+		}
+		return srv.AS.LastAuthorizeQuery().Get("client_id")
+	}
+	client := signIn()
+	st, err := b.Status(ctx, "default", "memdev")
+	if err != nil || !st.Connected || st.Token == nil || st.Token.ClientID != client {
+		t.Fatalf("status on B = %+v, %v; want connected with %s", st, err, client)
+	}
+	ts, err := b.TokenSource("default", "memdev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := forceRefresh(ctx, ts); err != nil {
+		t.Fatalf("refresh on B (the server requires the resource): %v", err)
+	}
+
+	srv.AS.ForgetClients()
+	if err := forceRefresh(ctx, ts); err == nil {
+		t.Fatal("refresh with a forgotten client succeeded")
+	}
+	if again := signIn(); again == client || srv.AS.Registrations() != 2 {
+		t.Errorf("after invalid_client: client %s (was %s), %d registrations; want a new one", again, client, srv.AS.Registrations())
+	}
+}
