@@ -13,7 +13,6 @@ import (
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
-	"github.com/memconnect/memconnect/provider/mcp"
 )
 
 // TestClientIDMetadataDocument: with an https callback base URL and an
@@ -27,14 +26,7 @@ func TestClientIDMetadataDocument(t *testing.T) {
 	defer host.Close()
 	srv := oauthtest.NewServer(oauthtest.WithAuthServer(honchotest.WithClientIDMetadataDocuments(host.Client())))
 	defer srv.Close()
-	p, err := mcp.New("memdev", "Dev memory", srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := provider.NewRegistry(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := registry(t, srv.URL)
 	r, err := memconnect.New(memconnect.Config{
 		Registry: reg, Profiles: provider.HermesProfiles{Root: t.TempDir()},
 		CallbackBaseURL: host.URL + "/api/memory", SessionToken: "session-0123456789",

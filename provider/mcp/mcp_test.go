@@ -33,14 +33,7 @@ func newChain(t *testing.T, srvOpts []oauthtest.Option, opts ...mcp.Option) *cha
 	t.Helper()
 	srv := oauthtest.NewServer(srvOpts...)
 	t.Cleanup(srv.Close)
-	p, err := mcp.New("memdev", "Dev memory", srv.URL, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := provider.NewRegistry(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := registry(t, srv.URL, opts...)
 	home := t.TempDir()
 	fm := flow.NewManager(flow.Config{LoopbackAddr: "127.0.0.1:0"})
 	t.Cleanup(func() { fm.Close() })
@@ -51,6 +44,21 @@ func newChain(t *testing.T, srvOpts []oauthtest.Option, opts ...mcp.Option) *cha
 		CallbackBaseURL: "http://127.0.0.1:9/api/memory",
 	}
 	return &chain{srv: srv, conn: conn, home: home, file: filepath.Join(home, mcp.FileName)}
+}
+
+// registry holds the provider "memdev" ("Dev memory") of the server at
+// url.
+func registry(t *testing.T, url string, opts ...mcp.Option) *provider.Registry {
+	t.Helper()
+	p, err := mcp.New("memdev", "Dev memory", url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := provider.NewRegistry(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
 }
 
 // signIn connects the default profile through the callback route and

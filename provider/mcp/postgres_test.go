@@ -9,7 +9,6 @@ import (
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
-	"github.com/memconnect/memconnect/provider/mcp"
 )
 
 // TestOnPostgres: two instances keep a generic provider's grants and
@@ -28,15 +27,7 @@ func TestOnPostgres(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := mcp.New("memdev", "Dev memory", srv.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		reg, err := provider.NewRegistry(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := &provider.Connector{Registry: reg, Profiles: provider.HermesProfiles{Root: home}, GrantStore: st,
+		c := &provider.Connector{Registry: registry(t, srv.URL), Profiles: provider.HermesProfiles{Root: home}, GrantStore: st,
 			CallbackBaseURL: "http://127.0.0.1:9/api/memory"}
 		c.Flows = flow.NewManager(flow.Config{Store: st.Flows(), LoopbackAddr: "127.0.0.1:0", Resume: c.Resume})
 		t.Cleanup(func() { c.Flows.Close() })
