@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/memconnect/memconnect/internal/wire"
 )
@@ -235,6 +236,10 @@ func resolveTarget(path string) (string, error) {
 // a temp file in the same directory, mode 0600, written, fsynced, renamed over
 // the target, then the directory fsynced. The temp file is removed on every
 // failure path, so a crash leaves either the old bytes or the new ones.
+// staleTempAge is how old a temp file of the config must be to be taken
+// for one a dead writer left: far longer than any write takes.
+const staleTempAge = time.Minute
+
 func writeFileAtomic(path string, data []byte) (err error) {
 	target, err := resolveTarget(path)
 	if err != nil {
@@ -244,11 +249,16 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("oauth: write config: %w", err)
 	}
-	// Callers hold the file lock, so any temp file of ours still here was
-	// left by a process that died mid-write.
+	// Callers hold the file lock, so a temp file of ours still here was
+	// left by a process that died mid-write; but only an old one is taken
+	// for that. A fresh one belongs to a writer at work: one that holds a
+	// lock file deleted since (two holders at once), whose rename must not
+	// fail.
 	if stale, _ := filepath.Glob(filepath.Join(dir, "."+filepath.Base(target)+".tmp-*")); len(stale) > 0 {
 		for _, p := range stale {
-			os.Remove(p)
+			if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > staleTempAge {
+				os.Remove(p)
+			}
 		}
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")

@@ -368,17 +368,29 @@ func TestSymlinkStaysALink(t *testing.T) {
 	}
 }
 
+// A temp file a dead writer left is removed by the next write; a fresh
+// one, of a writer at work (two holders, after the lock file was deleted),
+// is left for its rename.
 func TestStaleTempFilesRemoved(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "honcho.json")
 	stale := filepath.Join(dir, ".honcho.json.tmp-123")
+	fresh := filepath.Join(dir, ".honcho.json.tmp-456")
 	testkit.WriteFile(t, stale, "half a write")
+	testkit.WriteFile(t, fresh, "a write under way")
+	old := time.Now().Add(-2 * staleTempAge)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
 	s := newTestStore(path)
 	if err := s.file.MergeConfig(context.Background(), "hermes", map[string]any{"workspace": "w"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale temp file kept: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh temp file of another writer was removed: %v", err)
 	}
 }
 
