@@ -7,7 +7,7 @@ import (
 
 	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
 )
 
 // A grant's resource (RFC 8707) is kept in the file, and sent with the
@@ -15,7 +15,7 @@ import (
 func TestFileGrantResource(t *testing.T) {
 	const resource = "https://memory.example/mcp"
 	ctx := context.Background()
-	srv := honchotest.NewServer(honchotest.WithResource(resource))
+	srv := oauthtest.NewServer(oauthtest.WithResource(resource))
 	defer srv.Close()
 	path := filepath.Join(t.TempDir(), "memconnect.json")
 	layout := oauth.FileLayout{Section: "servers", AccessToken: "token", Fields: "oauth"}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // runWithStdin runs the command to completion with stdin.
@@ -23,7 +22,7 @@ func runWithStdin(t *testing.T, e env, stdin string, args ...string) result {
 // with the server, stores it and never prints it; logout removes it.
 func TestLoginAPIKey(t *testing.T) {
 	const good = "mem-key-0123456789"
-	srv := oauthtest.NewServer(oauthtest.WithAuthServer(honchotest.WithAPIKey(good)))
+	srv := oauthtest.NewMCPServer(oauthtest.WithAuthServer(oauthtest.WithAPIKey(good)))
 	defer srv.Close()
 	e := newEnv(t)
 	prov := "memdev=" + srv.URL
@@ -83,7 +82,7 @@ func TestLoginAPIKeyHoncho(t *testing.T) {
 // TestLoginGenericProvider signs in to an MCP-style server with
 // --provider NAME=URL: discovery, registration, consent, then a token.
 func TestLoginGenericProvider(t *testing.T) {
-	srv := oauthtest.NewServer()
+	srv := oauthtest.NewMCPServer()
 	defer srv.Close()
 	e := newEnv(t)
 	prov := "memdev=" + srv.URL

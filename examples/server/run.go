@@ -189,12 +189,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	providers := []provider.Provider{honcho.New(honchoOpts...), mcp.Supermemory()}
-	var dev *oauthtest.Server
+	var dev *oauthtest.MCPServer
 	if o.dev {
 		// A memory server behind the MCP authorization model, to try the
 		// generic provider offline (dynamic registration, resource
 		// indicators); it also takes the development API key.
-		dev = oauthtest.NewServer(oauthtest.WithAuthServer(honchotest.WithAPIKey(devAPIKey)))
+		dev = oauthtest.NewMCPServer(oauthtest.WithAuthServer(oauthtest.WithAPIKey(devAPIKey)))
 		defer dev.Close()
 		p, err := mcp.New("devmemory", "Development memory (MCP)", dev.URL, mcp.WithAPIKeys())
 		if err != nil {
@@ -387,7 +387,7 @@ func displayAddr(a net.Addr) string {
 // nothing: the development server runs on loopback and holds no data.
 const devAPIKey = "hch-v2-dev-0123456789abcdef"
 
-func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *honchotest.Server, dev *oauthtest.Server) {
+func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *honchotest.Server, dev *oauthtest.MCPServer) {
 	mode := "Honcho"
 	if o.dev {
 		mode = "development mode"

@@ -20,6 +20,7 @@ import (
 	"github.com/memconnect/memconnect/internal/testkit/fixture"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
@@ -549,7 +550,7 @@ func TestWatch(t *testing.T) {
 // a server that requires it refuses without.
 func TestResourceKept(t *testing.T) {
 	const resource = "https://memory.example/mcp"
-	srv := honchotest.NewServer(honchotest.WithResource(resource))
+	srv := oauthtest.NewServer(oauthtest.WithResource(resource))
 	defer srv.Close()
 	s := newStore(t, testPool(t, false), pgstore.Config{})
 	gs := oauth.NewGrants(s, oauth.WithHTTPClient(srv.Client()))

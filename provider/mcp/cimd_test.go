@@ -12,7 +12,6 @@ import (
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // TestClientIDMetadataDocument: with an https callback base URL and an
@@ -24,7 +23,7 @@ func TestClientIDMetadataDocument(t *testing.T) {
 	mux := http.NewServeMux()
 	host := httptest.NewTLSServer(mux)
 	defer host.Close()
-	srv := oauthtest.NewServer(oauthtest.WithAuthServer(honchotest.WithClientIDMetadataDocuments(host.Client())))
+	srv := oauthtest.NewMCPServer(oauthtest.WithAuthServer(oauthtest.WithClientIDMetadataDocuments(host.Client())))
 	defer srv.Close()
 	reg := registry(t, srv.URL)
 	r, err := memconnect.New(memconnect.Config{
@@ -79,7 +78,7 @@ func TestClientIDMetadataDocument(t *testing.T) {
 // document (404 unsupported), and a server that takes documents gets a
 // registration instead.
 func TestNoDocumentWithoutHTTPS(t *testing.T) {
-	c := newChain(t, []oauthtest.Option{oauthtest.WithAuthServer(honchotest.WithClientIDMetadataDocuments(http.DefaultClient))})
+	c := newChain(t, []oauthtest.MCPOption{oauthtest.WithAuthServer(oauthtest.WithClientIDMetadataDocuments(http.DefaultClient))})
 	if _, err := c.conn.ClientMetadata("default", "memdev"); err == nil || !strings.Contains(err.Error(), "https callback base URL") {
 		t.Errorf("ClientMetadata = %v, want unsupported", err)
 	}

@@ -19,7 +19,7 @@ import (
 func TestOnPostgres(t *testing.T) {
 	pool := fixture.Postgres(t, false) // skips without a database
 	ctx := context.Background()
-	srv := oauthtest.NewServer()
+	srv := oauthtest.NewMCPServer()
 	t.Cleanup(srv.Close)
 	home := t.TempDir()
 	instance := func(owner string) *provider.Connector {

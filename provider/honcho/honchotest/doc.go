@@ -1,32 +1,9 @@
-// Package honchotest is an in-process OAuth 2.1 authorization server that
-// behaves like Honcho's, for tests and for local development, built on
-// [net/http/httptest]. Its defaults are Honcho's: the public client
-// "hermes-agent", the scope "write", "hch-at-" and "hch-rt-" token prefixes,
-// and a consent page that shows the config_path the client sends.
+// Package honchotest is an in-process authorization server in Honcho's
+// likeness, for tests and for local development: package oauthtest's
+// [oauthtest.Server] with Honcho's defaults, the public client
+// "hermes-agent", the scope "write", "hch-at-" and "hch-rt-" token
+// prefixes, and a consent page that shows the config_path the client sends
+// (and the "config" Honcho returns with a grant, [WithGrantConfig]).
 //
-// A [Server] speaks just enough of the protocol family to exercise a real
-// client end to end, offline:
-//
-//   - the authorization code grant with mandatory PKCE S256 (RFC 6749, RFC 7636,
-//     OAuth 2.1) and an accessible HTML consent page a person can use, for public
-//     clients on loopback redirect URIs (RFC 8252);
-//   - refresh token rotation with reuse detection: presenting a superseded
-//     refresh token revokes the whole grant (OAuth 2.1, RFC 9700);
-//   - the device authorization grant (RFC 8628);
-//   - token revocation (RFC 7009), token introspection (RFC 7662) and
-//     authorization server metadata (RFC 8414);
-//   - a protected resource, GET /api/whoami, that accepts Bearer access tokens
-//     (RFC 6750), and API keys given with [WithAPIKey];
-//   - optionally, dynamic client registration (RFC 7591,
-//     [WithDynamicRegistration]) and resource indicators required on every
-//     request (RFC 8707, [WithResource]).
-//
-// Tests drive it with golang.org/x/oauth2 ([Server.OAuth2Config] returns a
-// ready [oauth2.Config]), approve consent with [Server.Consent] or
-// [Server.ApproveDevice], inject faults with [Server.SetTokenHook] and
-// [Server.FailNextTokenRequests], move time with [WithClock], and check what
-// happened with [Server.Stats], [Server.Active] and [Server.LastAuthorizeQuery].
-//
-// Tokens are opaque random strings with configurable prefixes. The server
-// never logs anything, so tokens never reach a log.
+// See package oauthtest for what the server speaks and how tests drive it.
 package honchotest

@@ -1,4 +1,4 @@
-package honchotest
+package oauthtest
 
 import (
 	"bytes"
@@ -121,7 +121,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		if !s.isClient(form.Get("client_id")) {
 			oe = errInvalidClient()
 			if _, _, basic := r.BasicAuth(); basic {
-				w.Header().Set("WWW-Authenticate", `Basic realm="honchotest"`)
+				w.Header().Set("WWW-Authenticate", `Basic realm="`+s.name+`"`)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package honchotest
+package oauthtest
 
 import (
 	"crypto/rand"
@@ -13,12 +13,12 @@ import (
 var (
 	// ErrUnknownUserCode means no device authorization has this user code,
 	// or the device flow is disabled.
-	ErrUnknownUserCode = errors.New("honchotest: unknown user code")
+	ErrUnknownUserCode = errors.New("oauthtest: unknown user code")
 	// ErrUserCodeExpired means the device authorization expired.
-	ErrUserCodeExpired = errors.New("honchotest: user code expired")
+	ErrUserCodeExpired = errors.New("oauthtest: user code expired")
 	// ErrUserCodeDecided means the device authorization was already
 	// approved or denied.
-	ErrUserCodeDecided = errors.New("honchotest: user code already approved or denied")
+	ErrUserCodeDecided = errors.New("oauthtest: user code already approved or denied")
 )
 
 type deviceStatus int

@@ -1,4 +1,4 @@
-package honchotest
+package oauthtest
 
 import "time"
 
@@ -8,7 +8,7 @@ type Option func(*Server)
 
 // WithClientID registers id as a public client (token_endpoint_auth_method
 // "none": the client_id travels in the form, no secret). Without this option
-// the only client is "hermes-agent". Given more than once, every id is
+// the only client is [DefaultClientID] (or [WithDefaultClientID]'s). Given more than once, every id is
 // registered and the first is the primary one ([Server.ClientID]). Requests
 // naming any other client id get invalid_client. An empty id is ignored.
 func WithClientID(id string) Option {
@@ -24,14 +24,29 @@ func WithClientID(id string) Option {
 	}
 }
 
+// WithDefaultClientID sets the client registered when [WithClientID] is
+// not given ([DefaultClientID] otherwise). A server in a provider's
+// likeness gives its own client this way, before the caller's options.
+func WithDefaultClientID(id string) Option {
+	return func(s *Server) {
+		if !s.clientIDsSet && id != "" {
+			s.clientIDs = []string{id}
+		}
+	}
+}
+
+// WithName names the server on its pages and in its challenges' realm
+// ("oauthtest" otherwise).
+func WithName(name string) Option { return func(s *Server) { s.name = name } }
+
 // WithAccessTokenPrefix sets the prefix of every access token; the default is
-// "hch-at-", as Honcho issues.
+// [DefaultAccessTokenPrefix].
 func WithAccessTokenPrefix(p string) Option {
 	return func(s *Server) { s.accessPrefix = p }
 }
 
 // WithRefreshTokenPrefix sets the prefix of every refresh token; the default
-// is "hch-rt-", as Honcho issues.
+// is [DefaultRefreshTokenPrefix].
 func WithRefreshTokenPrefix(p string) Option {
 	return func(s *Server) { s.refreshPrefix = p }
 }
@@ -92,8 +107,8 @@ func WithAutoDeny() Option {
 
 // WithGrantConfig sets a JSON object returned as "config" in the token
 // response of the authorization code and device grants (not of refreshes).
-// Honcho returns its default client configuration this way, for example
-// {"peerName":"alice","workspace":"hermes"}. The map is encoded once by
+// Honcho, for one, returns its default client configuration this way, for
+// example {"peerName":"alice","workspace":"hermes"}. The map is encoded once by
 // [NewServer], which panics if it cannot be encoded as JSON; later changes to
 // the map have no effect. A nil map means no "config" field.
 func WithGrantConfig(cfg map[string]any) Option {
@@ -145,8 +160,8 @@ func WithDeviceCodeTTL(d time.Duration) Option {
 }
 
 // WithAPIKey makes key an API key that the protected resource
-// ([Server.WhoAmIURL]) accepts as a Bearer token, as Honcho's API accepts
-// its keys. Given more than once, every key is accepted.
+// ([Server.WhoAmIURL]) accepts as a Bearer token, as a provider's API
+// accepts its keys. Given more than once, every key is accepted.
 func WithAPIKey(key string) Option {
 	return func(s *Server) {
 		if s.apiKeys == nil {

@@ -1,4 +1,4 @@
-package honchotest
+package oauthtest
 
 import (
 	"errors"
@@ -260,7 +260,7 @@ func TestRefreshErrors(t *testing.T) {
 		},
 		{
 			name:       "unknown token",
-			form:       func(string) url.Values { return refreshForm(DefaultClientID, "hch-rt-unknown") },
+			form:       func(string) url.Values { return refreshForm(DefaultClientID, "test-rt-unknown") },
 			wantStatus: http.StatusBadRequest, wantError: "invalid_grant",
 		},
 		{

@@ -1,13 +1,3 @@
-// Package oauthtest is an in-process memory server behind the MCP
-// authorization model, for tests and local development: a protected
-// resource that answers 401 with a Bearer challenge naming its protected
-// resource metadata (RFC 9728), and an authorization server (a
-// [honchotest.Server]) with metadata (RFC 8414), dynamic client
-// registration (RFC 7591), PKCE, refresh token rotation and resource
-// indicators required on every request (RFC 8707).
-//
-// Both listen on 127.0.0.1 on their own ports (two origins, as in
-// production). The server never logs anything.
 package oauthtest
 
 import (
@@ -16,17 +6,20 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
-// DefaultScope is the scope the resource asks for.
-const DefaultScope = "memory"
+// MCPScope is the scope an [MCPServer]'s resource asks for.
+const MCPScope = "memory"
 
-// Server is a protected resource and its authorization server.
-type Server struct {
+// MCPServer is a memory server behind the MCP authorization model: a
+// protected resource that answers 401 with a Bearer challenge naming its
+// protected resource metadata (RFC 9728), and its authorization server (a
+// [Server]) with dynamic client registration (RFC 7591) and resource
+// indicators required on every request (RFC 8707). The two listen on
+// 127.0.0.1 on their own ports: two origins, as in production.
+type MCPServer struct {
 	// AS is the authorization server.
-	AS *honchotest.Server
+	AS *Server
 	// URL is the protected resource, the MCP endpoint
 	// (http://127.0.0.1:port/mcp): the URL a provider is configured with.
 	URL string
@@ -35,70 +28,70 @@ type Server struct {
 	challenge bool
 	scope     string
 	mdHook    func(map[string]any)
-	asOpts    []honchotest.Option
+	asOpts    []Option
 
 	mu    sync.Mutex // guards calls
 	calls int
 }
 
-// Option configures a [Server].
-type Option func(*Server)
+// MCPOption configures an [MCPServer].
+type MCPOption func(*MCPServer)
 
 // WithoutChallengeMetadata leaves resource_metadata out of the 401
 // challenge, so a client must find the metadata at the well-known URL.
-func WithoutChallengeMetadata() Option { return func(s *Server) { s.challenge = false } }
+func WithoutChallengeMetadata() MCPOption { return func(s *MCPServer) { s.challenge = false } }
 
 // WithMetadata lets f change the protected resource metadata document
 // before it is served (to serve bad metadata).
-func WithMetadata(f func(md map[string]any)) Option { return func(s *Server) { s.mdHook = f } }
+func WithMetadata(f func(md map[string]any)) MCPOption { return func(s *MCPServer) { s.mdHook = f } }
 
 // WithAuthServer adds options of the authorization server.
-func WithAuthServer(opts ...honchotest.Option) Option {
-	return func(s *Server) { s.asOpts = append(s.asOpts, opts...) }
+func WithAuthServer(opts ...Option) MCPOption {
+	return func(s *MCPServer) { s.asOpts = append(s.asOpts, opts...) }
 }
 
-// NewServer starts a Server configured by opts; close it with
-// [Server.Close].
-func NewServer(opts ...Option) *Server {
-	s := &Server{challenge: true, scope: DefaultScope}
+// NewMCPServer starts an MCPServer configured by opts; close it with
+// [MCPServer.Close].
+func NewMCPServer(opts ...MCPOption) *MCPServer {
+	s := &MCPServer{challenge: true, scope: MCPScope}
 	for _, o := range opts {
 		o(s)
 	}
 	mux := http.NewServeMux()
 	s.rs = httptest.NewServer(mux)
 	s.URL = s.rs.URL + "/mcp"
-	asOpts := append([]honchotest.Option{
-		honchotest.WithDynamicRegistration(),
-		honchotest.WithResource(s.URL),
-		honchotest.WithDefaultScope(s.scope),
-		honchotest.WithAccessTokenPrefix("mcp-at-"),
-		honchotest.WithRefreshTokenPrefix("mcp-rt-"),
+	asOpts := append([]Option{
+		WithDynamicRegistration(),
+		WithResource(s.URL),
+		WithDefaultScope(s.scope),
+		WithAccessTokenPrefix("mcp-at-"),
+		WithRefreshTokenPrefix("mcp-rt-"),
 	}, s.asOpts...)
-	s.AS = honchotest.NewServer(asOpts...)
+	s.AS = NewServer(asOpts...)
 	mux.HandleFunc("/mcp", s.handleResource)
-	mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", s.handleMetadata)
+	mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", s.handleResourceMetadata)
 	return s
 }
 
 // MetadataURL is the protected resource metadata document.
-func (s *Server) MetadataURL() string {
+func (s *MCPServer) MetadataURL() string {
 	return s.rs.URL + "/.well-known/oauth-protected-resource/mcp"
 }
 
 // Close stops both servers.
-func (s *Server) Close() {
+func (s *MCPServer) Close() {
 	s.rs.Close()
 	s.AS.Close()
 }
 
 // Calls counts the resource requests answered 200.
-func (s *Server) Calls() int {
+func (s *MCPServer) Calls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls
 }
 
-func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+func (s *MCPServer) handleResourceMetadata(w http.ResponseWriter, r *http.Request) {
 	md := map[string]any{
 		"resource":                 s.URL,
 		"authorization_servers":    []string{s.AS.URL},
@@ -116,7 +109,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 // handleResource answers an MCP request: 200 with an empty JSON-RPC result
 // for an active access token (or an API key the authorization server
 // knows), else 401 with the Bearer challenge.
-func (s *Server) handleResource(w http.ResponseWriter, r *http.Request) {
+func (s *MCPServer) handleResource(w http.ResponseWriter, r *http.Request) {
 	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !strings.EqualFold(scheme, "Bearer") || !s.valid(r, strings.TrimSpace(tok)) {
 		ch := `Bearer scope="` + s.scope + `"`
@@ -141,7 +134,7 @@ func (s *Server) handleResource(w http.ResponseWriter, r *http.Request) {
 
 // valid asks the authorization server's protected resource whether tok is
 // an active access token or a known API key.
-func (s *Server) valid(r *http.Request, tok string) bool {
+func (s *MCPServer) valid(r *http.Request, tok string) bool {
 	if tok == "" {
 		return false
 	}

@@ -1,4 +1,4 @@
-package honchotest
+package oauthtest
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package honchotest
+package oauthtest
 
 import (
 	"encoding/json"
@@ -120,7 +120,7 @@ func TestWhoAmI(t *testing.T) {
 		{"refresh token", "Bearer " + live.RefreshToken, http.StatusUnauthorized, "invalid_token"},
 		{"expired", "Bearer " + old.AccessToken, http.StatusUnauthorized, "invalid_token"},
 		{"revoked", "Bearer " + revoked.AccessToken, http.StatusUnauthorized, "invalid_token"},
-		{"unknown", "Bearer hch-at-nope", http.StatusUnauthorized, "invalid_token"},
+		{"unknown", "Bearer test-at-nope", http.StatusUnauthorized, "invalid_token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

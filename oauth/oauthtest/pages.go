@@ -1,4 +1,4 @@
-package honchotest
+package oauthtest
 
 import (
 	"bytes"
@@ -43,12 +43,12 @@ var (
 
 // mustPage wraps body in the common page layout; the page's data has a Title.
 func mustPage(name, body string) *template.Template {
-	return template.Must(template.New(name).Parse(`<!doctype html>
+	return template.Must(template.New(name).Funcs(template.FuncMap{"serverName": func() string { return "oauthtest" }}).Parse(`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}} – honchotest</title>
+<title>{{.Title}} – {{serverName}}</title>
 <style>
 body{font:16px/1.5 system-ui,sans-serif;margin:0;padding:2rem;color:#111;background:#fafafa}
 main{max-width:32rem;margin:auto;background:#fff;border:1px solid #ccc;border-radius:8px;padding:1.5rem}
@@ -61,7 +61,7 @@ dt{font-weight:600}.error{color:#b00020}.note{color:#555;font-size:.875rem}
 </head>
 <body>
 <main>` + body + `
-<p class="note">Development authorization server (honchotest). Nothing here is real.</p>
+<p class="note">Development authorization server ({{serverName}}). Nothing here is real.</p>
 </main>
 </body>
 </html>
@@ -95,8 +95,13 @@ type errorData struct {
 // renderPage answers status with the page t rendered with data.
 func (s *Server) renderPage(w http.ResponseWriter, status int, t *template.Template, data any) {
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, data); err != nil {
-		http.Error(w, "honchotest: cannot render page", http.StatusInternalServerError)
+	t, err := t.Clone()
+	if err == nil {
+		t.Funcs(template.FuncMap{"serverName": func() string { return s.name }})
+		err = t.Execute(&buf, data)
+	}
+	if err != nil {
+		http.Error(w, s.name+": cannot render page", http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()

@@ -1,4 +1,4 @@
-package honchotest
+package oauthtest
 
 import (
 	"context"
@@ -33,22 +33,22 @@ func (s *Server) Consent(ctx context.Context, c *http.Client, authorizeURL strin
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authorizeURL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("honchotest: consent: %w", err)
+		return nil, fmt.Errorf("oauthtest: consent: %w", err)
 	}
 	resp, err := nc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("honchotest: consent: %w", err)
+		return nil, fmt.Errorf("oauthtest: consent: %w", err)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	if err != nil {
-		return nil, fmt.Errorf("honchotest: consent: reading the page: %w", err)
+		return nil, fmt.Errorf("oauthtest: consent: reading the page: %w", err)
 	}
 	if isRedirect(resp.StatusCode) {
 		return location(resp)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("honchotest: consent: authorization request answered %s: %s", resp.Status, pageText(body))
+		return nil, fmt.Errorf("oauthtest: consent: authorization request answered %s: %s", resp.Status, pageText(body))
 	}
 
 	action, fields, err := consentForm(string(body), approve)
@@ -57,24 +57,24 @@ func (s *Server) Consent(ctx context.Context, c *http.Client, authorizeURL strin
 	}
 	target, err := resp.Request.URL.Parse(action)
 	if err != nil {
-		return nil, fmt.Errorf("honchotest: consent: form action: %w", err)
+		return nil, fmt.Errorf("oauthtest: consent: form action: %w", err)
 	}
 	req, err = http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(fields.Encode()))
 	if err != nil {
-		return nil, fmt.Errorf("honchotest: consent: %w", err)
+		return nil, fmt.Errorf("oauthtest: consent: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err = nc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("honchotest: consent: %w", err)
+		return nil, fmt.Errorf("oauthtest: consent: %w", err)
 	}
 	body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	if err != nil {
-		return nil, fmt.Errorf("honchotest: consent: reading the answer: %w", err)
+		return nil, fmt.Errorf("oauthtest: consent: reading the answer: %w", err)
 	}
 	if !isRedirect(resp.StatusCode) {
-		return nil, fmt.Errorf("honchotest: consent: decision answered %s: %s", resp.Status, pageText(body))
+		return nil, fmt.Errorf("oauthtest: consent: decision answered %s: %s", resp.Status, pageText(body))
 	}
 	return location(resp)
 }
@@ -115,7 +115,7 @@ func consentForm(page string, approve bool) (action string, fields url.Values, e
 			return fa["action"], fields, nil
 		}
 	}
-	return "", nil, fmt.Errorf("honchotest: consent: no form with a %q button on the page", label)
+	return "", nil, fmt.Errorf("oauthtest: consent: no form with a %q button on the page", label)
 }
 
 // attrs parses double-quoted attributes, unescaping their values.
@@ -154,9 +154,9 @@ func location(resp *http.Response) (*url.URL, error) {
 	u, err := resp.Location()
 	if err != nil {
 		if errors.Is(err, http.ErrNoLocation) {
-			return nil, fmt.Errorf("honchotest: consent: %s without a Location", resp.Status)
+			return nil, fmt.Errorf("oauthtest: consent: %s without a Location", resp.Status)
 		}
-		return nil, fmt.Errorf("honchotest: consent: %w", err)
+		return nil, fmt.Errorf("oauthtest: consent: %w", err)
 	}
 	return u, nil
 }

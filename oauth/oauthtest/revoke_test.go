@@ -1,4 +1,4 @@
-package honchotest
+package oauthtest
 
 import (
 	"github.com/memconnect/memconnect/internal/testkit"
@@ -49,7 +49,7 @@ func TestRevocation(t *testing.T) {
 		{
 			name: "unknown token",
 			form: func(*oauth2.Token, *oauth2.Token) url.Values {
-				return url.Values{"client_id": {DefaultClientID}, "token": {"hch-rt-unknown"}}
+				return url.Values{"client_id": {DefaultClientID}, "token": {"test-rt-unknown"}}
 			},
 			wantStatus: http.StatusOK,
 		},
@@ -132,7 +132,7 @@ func TestIntrospection(t *testing.T) {
 		{"refresh token of an expired access token", expiring.RefreshToken, true, "refresh_token", "write", 0},
 		{"revoked access token", revoked.AccessToken, false, "", "", 0},
 		{"revoked refresh token", revoked.RefreshToken, false, "", "", 0},
-		{"unknown", "hch-at-nope", false, "", "", 0},
+		{"unknown", "test-at-nope", false, "", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package honchotest
+package oauthtest
 
 import (
 	"context"
@@ -20,11 +20,11 @@ import (
 // Defaults for a [Server] built without options.
 const (
 	// DefaultClientID is the registered public client; see [WithClientID].
-	DefaultClientID = "hermes-agent"
+	DefaultClientID = "test-client"
 	// DefaultAccessTokenPrefix starts every access token; see [WithAccessTokenPrefix].
-	DefaultAccessTokenPrefix = "hch-at-"
+	DefaultAccessTokenPrefix = "test-at-"
 	// DefaultRefreshTokenPrefix starts every refresh token; see [WithRefreshTokenPrefix].
-	DefaultRefreshTokenPrefix = "hch-rt-"
+	DefaultRefreshTokenPrefix = "test-rt-"
 	// DefaultAccessTokenTTL is the access token lifetime; see [WithAccessTokenTTL].
 	DefaultAccessTokenTTL = time.Hour
 	// DefaultScope is granted when a request names none; see [WithDefaultScope].
@@ -80,6 +80,7 @@ type Server struct {
 	stopReqs context.CancelFunc // ends every request's context, on Close
 
 	// Configuration, set by the options and fixed once NewServer returns.
+	name           string // on pages and in challenges
 	clientIDs      []string
 	clientIDsSet   bool
 	accessPrefix   string
@@ -176,6 +177,7 @@ type tokenRecord struct {
 // encoded as JSON.
 func NewServer(opts ...Option) *Server {
 	s := &Server{
+		name:           "oauthtest",
 		clientIDs:      []string{DefaultClientID},
 		accessPrefix:   DefaultAccessTokenPrefix,
 		refreshPrefix:  DefaultRefreshTokenPrefix,
@@ -197,7 +199,7 @@ func NewServer(opts ...Option) *Server {
 	if s.grantConfig != nil {
 		b, err := json.Marshal(s.grantConfig)
 		if err != nil {
-			panic(fmt.Sprintf("honchotest: WithGrantConfig: %v", err))
+			panic(fmt.Sprintf("oauthtest: WithGrantConfig: %v", err))
 		}
 		s.configJSON = b
 	}
@@ -480,7 +482,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 // handleWhoAmI is the protected resource: it accepts an active Bearer access
 // token (RFC 6750 section 2.1).
 func (s *Server) handleWhoAmI(w http.ResponseWriter, r *http.Request) {
-	const challenge = `Bearer realm="honchotest"`
+	challenge := `Bearer realm="` + s.name + `"`
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 		w.Header().Set("WWW-Authenticate", challenge)
