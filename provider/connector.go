@@ -527,6 +527,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 		AuthParams:      params,
 		TokenParams:     tokenParams,
 		ClientRejected:  rejected,
+		Unanswered:      rejected,
 		DeviceSupported: deviceOK,
 		DisplayName:     t.provider.DisplayName(),
 		Complete:        c.installer(t.key, ref, ep, req),

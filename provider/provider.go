@@ -129,8 +129,9 @@ type Registrar interface {
 	// takes Client ID Metadata Documents.
 	Client(ctx context.Context, p Profile, req ClientRequest, stores *Stores) (Endpoints, error)
 	// ClientRejected reports that the authorization server answered
-	// invalid_client for clientID, so that the next Client registers
-	// again.
+	// invalid_client for clientID, or that a browser sign-in with it ended
+	// without an answer (a server shows a person an unknown client instead
+	// of redirecting), so that the next Client registers again.
 	ClientRejected(ctx context.Context, p Profile, clientID string, stores *Stores)
 }
 

@@ -102,6 +102,14 @@ type Request struct {
 	// runs before the flow ends, so it should be quick (a file write).
 	ClientRejected func()
 
+	// Unanswered, if not nil, is called once when a browser flow ends
+	// without an authorization response: cancelled here, or expired while
+	// waiting (not when the Manager closes). An authorization server shows
+	// a person an unknown client_id instead of redirecting, so a provider
+	// that registered its client dynamically can register again. It runs
+	// after the flow ended, outside the Manager's lock.
+	Unanswered func()
+
 	// DeviceSupported reports whether the authorization server supports the
 	// device flow. Set it from the server's metadata (RFC 8414), for example
 	// with [github.com/memconnect/memconnect/oauth.Metadata.SupportsDeviceFlow], or from what

@@ -184,6 +184,7 @@ type flowRecord struct {
 	tokenParams url.Values
 	tokenOpts   []oauth2.AuthCodeOption
 	rejected    func()
+	unanswered  func() // Request.Unanswered
 	name        string // the provider's display name, for the result page
 
 	ctx    context.Context // ends when the flow leaves pending
@@ -302,6 +303,7 @@ func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
 		tokenParams: req.TokenParams,
 		tokenOpts:   tokenOptions(req.TokenParams),
 		rejected:    req.ClientRejected,
+		unanswered:  req.Unanswered,
 		name:        req.DisplayName,
 		ctx:         fctx,
 		cancel:      cancel,
@@ -457,11 +459,13 @@ func (m *Manager) Cancel(key Key) bool {
 	m.mu.Lock()
 	f := m.flows[key]
 	if f != nil {
-		defer m.mu.Unlock()
 		if f.state != StatePending || f.completing {
+			m.mu.Unlock()
 			return false
 		}
 		m.endLocked(f, StateIdle, detailCancelled, ErrCancelled)
+		m.mu.Unlock()
+		f.unansweredHook()
 		return true
 	}
 	m.mu.Unlock()
@@ -684,9 +688,18 @@ func (m *Manager) fail(f *flowRecord, fe *Failure) (Flow, error) {
 // completed; the state and loopback timers call it.
 func (m *Manager) expire(f *flowRecord, fe *Failure) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if f.state == StatePending && !f.completing {
-		m.endLocked(f, StateError, fe.Detail, fe)
+	ended := f.state == StatePending && !f.completing && m.endLocked(f, StateError, fe.Detail, fe)
+	m.mu.Unlock()
+	if ended {
+		f.unansweredHook()
+	}
+}
+
+// unansweredHook calls a browser flow's Unanswered hook; the flow has
+// ended without an authorization response.
+func (f *flowRecord) unansweredHook() {
+	if f.method == MethodBrowser && f.unanswered != nil {
+		f.unanswered()
 	}
 }
 

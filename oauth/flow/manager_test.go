@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -754,3 +755,44 @@ func itoa(i int) string { return strconv.Itoa(i) }
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// Unanswered runs when a browser flow ends without an authorization
+// response (cancelled, expired), not when it completes or the Manager
+// closes.
+func TestUnanswered(t *testing.T) {
+	e := newFlowEnv(t, nil, nil)
+	var calls atomic.Int32
+	req := func() flow.Request {
+		r := e.request(flowKeyDefault, flow.RedirectCallback)
+		r.Unanswered = func() { calls.Add(1) }
+		return r
+	}
+	e.start(req())
+	e.m.Cancel(flowKeyDefault)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("after Cancel: %d calls, want 1", n)
+	}
+	e.m.Cancel(flowKeyDefault) // nothing pending: no second call
+	f := e.start(req())
+	if _, err := e.m.Callback(context.Background(), flowKeyDefault, e.consent(f, true).Query()); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("after a completed flow: %d calls, want still 1", n)
+	}
+	e.clock.Advance(flow.DefaultConnectedReset)
+	e.start(req())
+	e.clock.Advance(flow.StateTTL)
+	if _, err := e.m.Wait(context.Background(), flowKeyDefault); flowCode(err) != flow.CodeExpired {
+		t.Fatalf("Wait = %v, want expired", err)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("after an expired flow: %d calls, want 2", n)
+	}
+	e.clock.Advance(flow.DefaultErrorReset)
+	e.start(req())
+	e.m.Close()
+	if n := calls.Load(); n != 2 {
+		t.Errorf("after Close: %d calls, want still 2", n)
+	}
+}

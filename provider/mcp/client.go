@@ -162,7 +162,8 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provid
 }
 
 // ClientRejected implements [provider.Registrar]: it forgets the stored
-// registration when it is clientID's.
+// registration when it is clientID's (a pre-registered client or a
+// metadata document URL is never forgotten).
 func (p *Provider) ClientRejected(ctx context.Context, prof provider.Profile, clientID string, stores *provider.Stores) {
 	if p.clientID != "" {
 		return

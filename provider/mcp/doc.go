@@ -18,8 +18,10 @@
 //     http://127.0.0.1:8765/callback; servers that follow RFC 8252 section
 //     7.3 accept the loopback URI on any port). The registration is kept
 //     in the grant file and registered again when the redirect URIs
-//     change, the authorization server changes, or the server answers
-//     invalid_client (at the code exchange, or at a refresh);
+//     change, the authorization server changes, the server answers
+//     invalid_client (at the code exchange, or at a refresh), or a sign-in
+//     ends unanswered (cancelled or expired: a server that forgot the
+//     client shows the person an error page instead of redirecting);
 //  4. the scopes: [WithScopes], else the challenge's scope, else the
 //     metadata's scopes_supported, plus offline_access when the
 //     authorization server offers it (so that it issues a refresh token).

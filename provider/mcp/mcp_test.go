@@ -323,3 +323,31 @@ func TestBadAuthorizationServer(t *testing.T) {
 		})
 	}
 }
+
+// TestForgottenClientAtTheAuthorizePage: a server that forgot the client
+// shows the person an error page instead of redirecting; the person
+// cancels (or the sign-in expires), and the next sign-in registers again
+// instead of sending them to the same page.
+func TestForgottenClientAtTheAuthorizePage(t *testing.T) {
+	ctx := context.Background()
+	c := newChain(t, nil)
+	first := c.signIn(t)
+	if _, err := c.conn.Disconnect(ctx, "default", "memdev"); err != nil {
+		t.Fatal(err)
+	}
+	c.srv.AS.ForgetClients()
+	rep, err := c.conn.Connect(ctx, "default", "memdev", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.srv.AS.Consent(ctx, nil, rep.Flow.AuthorizeURL, true); err == nil || !strings.Contains(err.Error(), "Unknown application") {
+		t.Fatalf("consent with a forgotten client: %v, want the server's unknown-application page", err)
+	}
+	if _, err := c.conn.Cancel(ctx, "default", "memdev"); err != nil {
+		t.Fatal(err)
+	}
+	again := c.signIn(t)
+	if again["client_id"][0] == first["client_id"][0] || c.srv.AS.Registrations() != 2 {
+		t.Errorf("client %s (was %s), %d registrations; want a new registration", again["client_id"][0], first["client_id"][0], c.srv.AS.Registrations())
+	}
+}
