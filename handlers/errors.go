@@ -222,7 +222,7 @@ func toError(err error) *Error {
 // configMessage is what a client sees for an [*oauth.ConfigError]. It names
 // no path: an HTTP client must not learn the server's directory layout; the
 // log has the full path.
-const configMessage = "The Honcho config file could not be read, or it is not valid JSON. " +
+const configMessage = "The memory provider's config file could not be read, or it is not valid JSON. " +
 	"It was left untouched: fix or move it, then try again. The server log names the file."
 
 // lowerError maps the sentinel and typed errors of packages oauth and
