@@ -62,8 +62,7 @@ func Discover(ctx context.Context, c *http.Client, issuer string) (*Metadata, er
 	}
 	issuer = strings.TrimRight(issuer, "/")
 	u, err := url.Parse(issuer)
-	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
-		!(u.Scheme == "https" || u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
+	if err != nil || !secureURL(u) || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("oauth: discovery: issuer %q is not an https URL", issuer)
 	}
 	root := u.Scheme + "://" + u.Host

@@ -128,9 +128,9 @@ func DiscoverResource(ctx context.Context, c *http.Client, resourceURL string) (
 	if c == nil {
 		c = http.DefaultClient
 	}
-	u, err := url.Parse(resourceURL)
-	if err != nil || !secureURL(u) || u.RawQuery != "" || u.Fragment != "" {
-		return nil, Challenge{}, fmt.Errorf("oauth: resource discovery: %q is not an https URL without query or fragment", resourceURL)
+	u, err := parseResourceURL(resourceURL)
+	if err != nil {
+		return nil, Challenge{}, fmt.Errorf("oauth: resource discovery: %w", err)
 	}
 	_, ch, _ := Probe(ctx, c, resourceURL, "")
 	if ctx.Err() != nil {
@@ -250,6 +250,23 @@ func getJSON(ctx context.Context, c *http.Client, loc string, v any) error {
 		return fmt.Errorf("%s: not a metadata document: %w", loc, err)
 	}
 	return nil
+}
+
+// CheckResourceURL reports what makes raw unusable as a protected
+// resource's URL for [DiscoverResource]: it must be an https URL (http on a
+// loopback host only) with a host, without user information, query or
+// fragment. The error quotes raw.
+func CheckResourceURL(raw string) error {
+	_, err := parseResourceURL(raw)
+	return err
+}
+
+func parseResourceURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || !secureURL(u) || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return nil, fmt.Errorf("%q is not an https URL without query or fragment", raw)
+	}
+	return u, nil
 }
 
 // secureURL reports whether u is an absolute https URL with a host and no

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -96,10 +94,8 @@ func New(name, displayName, serverURL string, opts ...Option) (*Provider, error)
 	if !nameRE.MatchString(name) {
 		return nil, fmt.Errorf("mcp: provider name %q: use at most 32 lower-case letters, digits, '-' or '_'", name)
 	}
-	u, err := url.Parse(serverURL)
-	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
-		!(u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())) {
-		return nil, fmt.Errorf("mcp: provider %s: server URL %q is not an https URL without query or fragment", name, serverURL)
+	if err := oauth.CheckResourceURL(serverURL); err != nil {
+		return nil, fmt.Errorf("mcp: provider %s: server URL %w", name, err)
 	}
 	if displayName == "" {
 		displayName = name
@@ -197,14 +193,6 @@ func (p *Provider) CheckAPIKey(ctx context.Context, _ provider.Profile, key stri
 		return &provider.APIKeyError{Reason: fmt.Sprintf("%s refused the key (HTTP %d); copy it again from %s", p.display, status, p.display)}
 	}
 	return nil
-}
-
-// isLoopback reports whether host is "localhost" or a loopback IP.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	return host == "::1" || strings.HasPrefix(host, "127.")
 }
 
 // errNoClient reports a server without a way to get a client.
