@@ -72,22 +72,18 @@ func (s *FileStore) SetAPIKey(ctx context.Context, key, apiKey string) (*Grant, 
 		return nil, err
 	}
 	defer unlock()
-	c, _, err := s.read(key, true)
-	if err != nil {
-		return nil, err
-	}
+	var replaced *Grant
 	err = s.updateLocked(key, func(root *object) (bool, error) {
+		_, block := s.block(root, key)
+		replaced, _, _, _ = scanBlock(block.compact(), &s.layout)
 		s.removeGrant(root, key)
-		section, block := s.block(root, key)
-		block.setValue(s.layout.AccessToken, apiKey)
-		section.setChild(key, block)
-		root.setChild(s.layout.Section, section)
+		s.editBlock(root, key, func(b *object) { b.setValue(s.layout.AccessToken, apiKey) })
 		return true, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return c.Grant, nil
+	return replaced, nil
 }
 
 // RemoveAPIKey implements [KeyStore].
@@ -97,18 +93,17 @@ func (s *FileStore) RemoveAPIKey(ctx context.Context, key string) (bool, error) 
 		return false, err
 	}
 	defer unlock()
-	c, _, err := s.read(key, true)
-	if err != nil || c.Grant != nil || c.APIKeySource != "host" {
-		return false, err
-	}
+	removed := false
 	err = s.updateLocked(key, func(root *object) (bool, error) {
-		section, block := s.block(root, key)
-		block.delete(s.layout.AccessToken)
-		section.setChild(key, block)
-		root.setChild(s.layout.Section, section)
+		_, block := s.block(root, key)
+		if g, apiKey, _, _ := scanBlock(block.compact(), &s.layout); g != nil || apiKey == "" {
+			return false, nil // a grant, or no key of its own
+		}
+		s.editBlock(root, key, func(b *object) { b.delete(s.layout.AccessToken) })
+		removed = true
 		return true, nil
 	})
-	return err == nil, err
+	return removed, err
 }
 
 // SetAPIKey stores apiKey as key's credentials in place of its grant (see

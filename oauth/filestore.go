@@ -409,13 +409,10 @@ func (l *fileLock) Reject(prev *Grant, code string) error {
 		if err := l.holds(root, prev); err != nil {
 			return false, err
 		}
-		section, block := s.block(root, l.key)
 		v := newObject()
 		v.setValue("refreshTokenSha256", tokenDigest(prev.RefreshToken))
 		v.setValue("error", code)
-		block.setChild(s.layout.Verdict, v)
-		section.setChild(l.key, block)
-		root.setChild(s.layout.Section, section)
+		s.editBlock(root, l.key, func(block *object) { block.setChild(s.layout.Verdict, v) })
 		return true, nil
 	})
 }
@@ -488,12 +485,20 @@ func (s *FileStore) putGrant(root *object, key string, g *Grant) {
 // removeGrant removes key's access token and grant fields, keeping every
 // other member.
 func (s *FileStore) removeGrant(root *object, key string) {
+	s.editBlock(root, key, func(block *object) {
+		block.delete(s.layout.AccessToken)
+		block.delete(s.layout.Fields)
+		if s.layout.Verdict != "" {
+			block.delete(s.layout.Verdict)
+		}
+	})
+}
+
+// editBlock runs edit on key's object in root and puts it back, making the
+// section and the object when absent.
+func (s *FileStore) editBlock(root *object, key string, edit func(block *object)) {
 	section, block := s.block(root, key)
-	block.delete(s.layout.AccessToken)
-	block.delete(s.layout.Fields)
-	if s.layout.Verdict != "" {
-		block.delete(s.layout.Verdict)
-	}
+	edit(block)
 	section.setChild(key, block)
 	root.setChild(s.layout.Section, section)
 }
