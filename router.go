@@ -92,10 +92,21 @@ type Config struct {
 	// loopback redirect URIs are IP literals (http://127.0.0.1:...).
 	CallbackBaseURL string
 
+	// ConnectTimeout bounds a connect request's work with the provider's
+	// servers (discovery, registration, a device authorization): past it
+	// the request answers 502 upstream_error naming the server and the
+	// step. Zero means [provider.DefaultConnectTimeout] (20 s), well under
+	// the 30 s write timeout examples/server sets; keep it under yours.
+	// Each step has its own deadline as well ([oauth.StepTimeout]).
+	ConnectTimeout time.Duration
+
 	// HTTPClient makes every request to a provider's server: refreshes,
 	// revocation, metadata discovery and, for the flow manager New
 	// creates, the code exchange and the device flow. nil means
-	// http.DefaultClient, and a client with a 30 s timeout for flows.
+	// http.DefaultClient, and a client with a 30 s timeout for flows. It
+	// is used as given but for redirects: a request that carries a secret
+	// follows none, and a metadata request only to the same https origin
+	// (applied to a copy; the client itself is not changed).
 	HTTPClient *http.Client
 
 	// GrantStore, when not nil, keeps every profile's grants instead of
@@ -229,6 +240,7 @@ func New(cfg Config) (*Router, error) {
 		Now:             now,
 		GrantStore:      cfg.GrantStore,
 		Events:          cfg.Events,
+		ConnectTimeout:  cfg.ConnectTimeout,
 	}
 	if conn.Events == nil {
 		conn.Events = events.NewBus(0)

@@ -14,6 +14,8 @@ import (
 
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog"
+
+	"github.com/memconnect/memconnect/oauth"
 )
 
 // secret stands for a token value that must never reach a client.
@@ -140,6 +142,10 @@ func TestToError(t *testing.T) {
 			CodeInternal, "Something went wrong on our side.", plain},
 		{"unknown code", &Error{Code: "teapot", Message: "I am a teapot."},
 			CodeInternal, "Something went wrong on our side.", nil},
+		{"upstream timeout", fmt.Errorf("mcp: Dev: %w", &oauth.UpstreamError{Step: oauth.StepProbe, URL: "https://mem.example/mcp", Err: context.DeadlineExceeded}),
+			CodeUpstreamError, "The server https://mem.example/mcp failed at the probe step: the server did not answer in time.", context.DeadlineExceeded},
+		{"upstream rule", &oauth.UpstreamError{Step: oauth.StepServerMetadata, URL: "https://as.example/.well-known/x", Err: errors.New(`the document names issuer "https://evil.example", not "https://as.example"`)},
+			CodeUpstreamError, `failed at the server metadata step: the document names issuer "https://evil.example"`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -110,9 +111,11 @@ func safeMethod(m string) bool {
 //     "tauri://localhost").
 //
 // "Origin: null" (sandboxed frames, file: pages, some redirects) is refused
-// too. A request without an Origin header passes: curl and the CLI send
-// none, and browsers send one with every cross-origin state-changing
-// request. Safe methods always pass.
+// too, and so is a request without an Origin header whose
+// Sec-Fetch-Site header says "cross-site" (Fetch Metadata). Any other
+// request without an Origin header passes: curl and the CLI send none, and
+// browsers send one with every cross-origin state-changing request. Safe
+// methods always pass.
 func OriginGuard(allowedOrigins []string, allowedHosts []string) func(http.Handler) http.Handler {
 	hosts, _ := newHostSet(allowedHosts)
 	origins := make(map[string]struct{}, len(allowedOrigins))
@@ -138,7 +141,19 @@ func OriginGuard(allowedOrigins []string, allowedHosts []string) func(http.Handl
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			values := r.Header.Values("Origin")
-			if safeMethod(r.Method) || len(values) == 0 {
+			if safeMethod(r.Method) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if len(values) == 0 {
+				// Fetch metadata: a browser that sends no Origin still
+				// says where the request comes from.
+				if strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site") {
+					handlers.RenderError(w, r, handlers.Wrap(handlers.CodeForbidden,
+						errors.New("middleware: a cross-site request (Sec-Fetch-Site) without an Origin header"),
+						"This server does not accept "+r.Method+" requests from web pages of other sites."))
+					return
+				}
 				next.ServeHTTP(w, r)
 				return
 			}

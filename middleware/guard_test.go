@@ -119,3 +119,35 @@ func TestOriginGuard(t *testing.T) {
 		})
 	}
 }
+
+// TestOriginGuardFetchMetadata: a state-changing request without an Origin
+// header that a browser marks cross-site (Sec-Fetch-Site) is refused like
+// a foreign Origin.
+func TestOriginGuardFetchMetadata(t *testing.T) {
+	tests := []struct {
+		method, site string
+		pass         bool
+	}{
+		{http.MethodPost, "cross-site", false},
+		{http.MethodDelete, "Cross-Site", false},
+		{http.MethodGet, "cross-site", true},
+		{http.MethodPost, "same-origin", true},
+		{http.MethodPost, "none", true},
+		{http.MethodPost, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.site, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, "/profiles/default/providers/honcho/connect", nil)
+			if tt.site != "" {
+				r.Header.Set("Sec-Fetch-Site", tt.site)
+			}
+			rec := httptest.NewRecorder()
+			middleware.OriginGuard(nil, nil)(okHandler).ServeHTTP(rec, r)
+			if tt.pass {
+				checkOK(t, rec)
+				return
+			}
+			checkError(t, rec, http.StatusForbidden, handlers.CodeForbidden)
+		})
+	}
+}

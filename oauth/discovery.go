@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/internal/outbound"
 )
 
 // grantTypeDeviceCode is the grant type of the device flow (RFC 8628
@@ -55,11 +56,11 @@ type Metadata struct {
 //
 // issuer must be an https URL without query or fragment; http is accepted
 // for loopback hosts only (local development and tests). c nil means
-// [http.DefaultClient].
+// [http.DefaultClient]; a redirect is followed only to the same https
+// origin, three at most. Each document has [StepTimeout] (a shorter
+// deadline of ctx wins). A server at fault is an [*UpstreamError].
 func Discover(ctx context.Context, c *http.Client, issuer string) (*Metadata, error) {
-	if c == nil {
-		c = http.DefaultClient
-	}
+	c = outbound.Metadata(c)
 	issuer = strings.TrimRight(issuer, "/")
 	u, err := url.Parse(issuer)
 	if err != nil || !secureURL(u) || u.RawQuery != "" || u.Fragment != "" {
@@ -76,21 +77,21 @@ func Discover(ctx context.Context, c *http.Client, issuer string) (*Metadata, er
 	for _, loc := range candidates {
 		md, err := fetchMetadata(ctx, c, loc)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("oauth: discovery for %s: %w", issuer, ctx.Err())
+			if ctx.Err() != nil || outbound.TimedOut(err) {
+				return nil, upstream(StepServerMetadata, loc, err)
 			}
 			errs = append(errs, err)
 			continue
 		}
 		if strings.TrimRight(md.Issuer, "/") != issuer {
-			return nil, fmt.Errorf("oauth: discovery: %s names issuer %q, not %q", loc, md.Issuer, issuer)
+			return nil, upstream(StepServerMetadata, loc, fmt.Errorf("the document names issuer %q, not %q (RFC 8414 section 3.3)", md.Issuer, issuer))
 		}
 		if err := md.check(); err != nil {
-			return nil, fmt.Errorf("oauth: discovery: %s: %w", loc, err)
+			return nil, upstream(StepServerMetadata, loc, err)
 		}
 		return md, nil
 	}
-	return nil, fmt.Errorf("oauth: discovery for %s: %w", issuer, errors.Join(errs...))
+	return nil, upstream(StepServerMetadata, issuer, fmt.Errorf("found no metadata document (RFC 8414 or OpenID discovery): %w", joinCauses(errs)))
 }
 
 // check reports what makes the metadata unusable: no token endpoint, or an
@@ -159,13 +160,4 @@ func (m *Metadata) Fill(e *oauth2.Endpoint, revocation *string) {
 	if revocation != nil && *revocation == "" {
 		*revocation = m.RevocationEndpoint
 	}
-}
-
-// isLoopbackHost reports whether host is "localhost" or a loopback IP.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -10,6 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/memconnect/memconnect/internal/outbound"
 )
 
 // ClientMetadata is a client's registration request (RFC 7591 section 2).
@@ -72,8 +77,11 @@ func (e *RegistrationError) Error() string {
 // registers anything else (a client with a secret) is refused, since a
 // public client keeps no secret. Redirect URIs are required, and the
 // server must have registered every one asked for. Errors name the
-// endpoint; a refusal is a [*RegistrationError]. c nil means
-// [http.DefaultClient].
+// endpoint: a server at fault is an [*UpstreamError], a refusal one that
+// wraps a [*RegistrationError], and a client_id that is missing, not a
+// string, blank, over 255 bytes or holding control or bidi characters is
+// refused. The request has [StepTimeout] (a shorter deadline of ctx wins)
+// and follows no redirect. c nil means [http.DefaultClient].
 func Register(ctx context.Context, c *http.Client, endpoint string, md ClientMetadata) (*ClientInformation, error) {
 	if u, err := url.Parse(endpoint); err != nil || !secureURL(u) {
 		return nil, fmt.Errorf("oauth: client registration: endpoint %q is not an https URL", endpoint)
@@ -84,9 +92,9 @@ func Register(ctx context.Context, c *http.Client, endpoint string, md ClientMet
 	if md.TokenEndpointAuthMethod == "" {
 		md.TokenEndpointAuthMethod = "none"
 	}
-	if c == nil {
-		c = http.DefaultClient
-	}
+	c = outbound.Secret(c)
+	ctx, cancel := outbound.Step(ctx)
+	defer cancel()
 	body, err := json.Marshal(md)
 	if err != nil {
 		return nil, fmt.Errorf("oauth: client registration: %w", err)
@@ -99,39 +107,76 @@ func Register(ctx context.Context, c *http.Client, endpoint string, md ClientMet
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("oauth: client registration: %w", err)
+		return nil, upstream(StepRegistration, endpoint, err)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("oauth: client registration at %s: %w", endpoint, err)
+		return nil, upstream(StepRegistration, endpoint, err)
 	}
 	if len(answer) > maxMetadataBytes {
-		return nil, fmt.Errorf("oauth: client registration at %s: answer larger than %d bytes", endpoint, maxMetadataBytes)
+		return nil, upstream(StepRegistration, endpoint, fmt.Errorf("the answer is larger than %d bytes", maxMetadataBytes))
 	}
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		re := &RegistrationError{Endpoint: endpoint, StatusCode: resp.StatusCode}
 		re.ErrorCode, re.ErrorDescription = errorBody(answer)
-		return nil, re
+		return nil, upstream(StepRegistration, endpoint, re)
+	}
+	var raw struct {
+		ClientID json.RawMessage `json:"client_id"`
 	}
 	var ci ClientInformation
-	if err := json.Unmarshal(answer, &ci); err != nil {
-		return nil, fmt.Errorf("oauth: client registration at %s: the answer is not client information: %w", endpoint, err)
+	if err := json.Unmarshal(answer, &raw); err != nil {
+		return nil, upstream(StepRegistration, endpoint, fmt.Errorf("the answer is not client information: %w", err))
 	}
-	switch {
-	case ci.ClientID == "":
-		return nil, fmt.Errorf("oauth: client registration at %s: the answer names no client_id", endpoint)
-	case ci.TokenEndpointAuthMethod != "" && ci.TokenEndpointAuthMethod != md.TokenEndpointAuthMethod:
-		return nil, fmt.Errorf("oauth: client registration at %s: the server registered token_endpoint_auth_method %q, not %q; memconnect signs in as a public client",
-			endpoint, ci.TokenEndpointAuthMethod, md.TokenEndpointAuthMethod)
+	if err := checkClientID(raw.ClientID); err != nil {
+		return nil, upstream(StepRegistration, endpoint, err)
+	}
+	if err := json.Unmarshal(answer, &ci); err != nil {
+		return nil, upstream(StepRegistration, endpoint, fmt.Errorf("the answer is not client information: %w", err))
+	}
+	if ci.TokenEndpointAuthMethod != "" && ci.TokenEndpointAuthMethod != md.TokenEndpointAuthMethod {
+		return nil, upstream(StepRegistration, endpoint, fmt.Errorf("the server registered token_endpoint_auth_method %q, not %q; memconnect signs in as a public client",
+			ci.TokenEndpointAuthMethod, md.TokenEndpointAuthMethod))
 	}
 	if len(ci.RedirectURIs) == 0 {
 		ci.RedirectURIs = slices.Clone(md.RedirectURIs)
 	}
 	for _, r := range md.RedirectURIs {
 		if !slices.Contains(ci.RedirectURIs, r) {
-			return nil, fmt.Errorf("oauth: client registration at %s: the server did not register the redirect URI %q", endpoint, r)
+			return nil, upstream(StepRegistration, endpoint, fmt.Errorf("the server did not register the redirect URI %q", r))
 		}
 	}
 	return &ci, nil
+}
+
+// maxClientIDLen bounds a registered client_id.
+const maxClientIDLen = 255
+
+// checkClientID reports what makes a registration answer's client_id
+// unusable: missing, not a string, empty or blank, longer than
+// maxClientIDLen bytes, or holding a control, format (bidi) or
+// non-character code point.
+func checkClientID(raw json.RawMessage) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return errors.New("the answer names no client_id")
+	}
+	var id string
+	if err := json.Unmarshal(raw, &id); err != nil {
+		return errors.New("the answer's client_id is not a string")
+	}
+	switch {
+	case strings.TrimSpace(id) == "":
+		return errors.New("the answer's client_id is empty")
+	case len(id) > maxClientIDLen:
+		return fmt.Errorf("the answer's client_id is longer than %d bytes", maxClientIDLen)
+	case !utf8.ValidString(id):
+		return errors.New("the answer's client_id is not valid UTF-8")
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
+			return fmt.Errorf("the answer's client_id holds the character %U, which a client id may not", r)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/memconnect/memconnect/internal/outbound"
 )
 
 // ResourceMetadata is OAuth 2.0 protected resource metadata (RFC 9728
@@ -122,19 +125,19 @@ func bearerParams(h string) (map[string]string, bool) {
 // resource must be resourceURL or a prefix of it on the same origin (RFC
 // 9728 section 3.3 asks for identity; servers that name their origin are
 // accepted, never another origin). Every URL must be https (http on a
-// loopback host only). Errors name the URL at fault. c nil means
-// [http.DefaultClient].
+// loopback host only). A server at fault is an [*UpstreamError] naming
+// the URL and the step; each request has [StepTimeout] (a shorter deadline
+// of ctx wins), and a redirect is followed only to the same https origin,
+// three at most. c nil means [http.DefaultClient].
 func DiscoverResource(ctx context.Context, c *http.Client, resourceURL string) (*ResourceMetadata, Challenge, error) {
-	if c == nil {
-		c = http.DefaultClient
-	}
+	c = outbound.Metadata(c)
 	u, err := parseResourceURL(resourceURL)
 	if err != nil {
 		return nil, Challenge{}, fmt.Errorf("oauth: resource discovery: %w", err)
 	}
-	_, ch, _ := Probe(ctx, c, resourceURL, "")
-	if ctx.Err() != nil {
-		return nil, Challenge{}, fmt.Errorf("oauth: resource discovery for %s: %w", resourceURL, ctx.Err())
+	_, ch, err := Probe(ctx, c, resourceURL, "")
+	if ctx.Err() != nil || outbound.TimedOut(err) {
+		return nil, Challenge{}, upstream(StepProbe, resourceURL, cmp.Or(err, ctx.Err()))
 	}
 	var candidates []string
 	if ch.ResourceMetadata != "" {
@@ -151,22 +154,22 @@ func DiscoverResource(ctx context.Context, c *http.Client, resourceURL string) (
 	for _, loc := range candidates {
 		lu, err := url.Parse(loc)
 		if err != nil || !secureURL(lu) {
-			return nil, ch, fmt.Errorf("oauth: resource discovery: the challenge of %s names resource_metadata %q, not an https URL", resourceURL, loc)
+			return nil, ch, upstream(StepProbe, resourceURL, fmt.Errorf("the challenge names resource_metadata %q, not an https URL", loc))
 		}
 		var md ResourceMetadata
 		if err := getJSON(ctx, c, loc, &md); err != nil {
-			if ctx.Err() != nil {
-				return nil, ch, fmt.Errorf("oauth: resource discovery for %s: %w", resourceURL, ctx.Err())
+			if ctx.Err() != nil || outbound.TimedOut(err) {
+				return nil, ch, upstream(StepResourceMetadata, loc, err)
 			}
 			errs = append(errs, err)
 			continue
 		}
 		if err := md.check(u); err != nil {
-			return nil, ch, fmt.Errorf("oauth: resource discovery: %s: %w", loc, err)
+			return nil, ch, upstream(StepResourceMetadata, loc, err)
 		}
 		return &md, ch, nil
 	}
-	return nil, ch, fmt.Errorf("oauth: resource discovery for %s found no protected resource metadata (RFC 9728): %w", resourceURL, errors.Join(errs...))
+	return nil, ch, upstream(StepResourceMetadata, resourceURL, fmt.Errorf("found no protected resource metadata (RFC 9728): %w", joinCauses(errs)))
 }
 
 // check reports what makes the metadata unusable for the resource at u.
@@ -196,11 +199,13 @@ func (m *ResourceMetadata) check(u *url.URL) error {
 // Probe sends the resource at resourceURL an MCP initialize request, with
 // token as its Bearer token when not empty, and returns the answer's
 // status and, for a 401, its Bearer challenge. The body is not read
-// beyond 4 KiB. c nil means [http.DefaultClient].
+// beyond 4 KiB. The request has [StepTimeout] (a shorter deadline of ctx
+// wins) and follows no redirect: the token goes to resourceURL only. c nil
+// means [http.DefaultClient].
 func Probe(ctx context.Context, c *http.Client, resourceURL, token string) (status int, ch Challenge, err error) {
-	if c == nil {
-		c = http.DefaultClient
-	}
+	c = outbound.Secret(c) // the token, when there is one, goes to resourceURL only
+	ctx, cancel := outbound.Step(ctx)
+	defer cancel()
 	body := []byte(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"memconnect","version":"1"}}}`)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, resourceURL, bytes.NewReader(body))
 	if err != nil {
@@ -223,8 +228,11 @@ func Probe(ctx context.Context, c *http.Client, resourceURL, token string) (stat
 	return resp.StatusCode, ch, nil
 }
 
-// getJSON GETs one JSON document of at most 1 MiB into v.
+// getJSON GETs one JSON document of at most 1 MiB into v, within
+// [StepTimeout] (body included).
 func getJSON(ctx context.Context, c *http.Client, loc string, v any) error {
+	ctx, cancel := outbound.Step(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
 	if err != nil {
 		return err
@@ -272,5 +280,5 @@ func parseResourceURL(raw string) (*url.URL, error) {
 // secureURL reports whether u is an absolute https URL with a host and no
 // user information, or http on a loopback host.
 func secureURL(u *url.URL) bool {
-	return u.Host != "" && u.User == nil && (u.Scheme == "https" || u.Scheme == "http" && isLoopbackHost(u.Hostname()))
+	return u.Host != "" && u.User == nil && outbound.Secure(u)
 }

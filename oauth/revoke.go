@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/memconnect/memconnect/internal/outbound"
 	"github.com/memconnect/memconnect/internal/wire"
 )
 
@@ -40,7 +41,11 @@ func (e *RevokeError) Error() string {
 // authenticates. Revoking a refresh token revokes the grant's access tokens
 // too. A 2xx answer is success — the server answers 200 also for a token it
 // does not know (section 2.2). Failures are a [*RevokeError] or a transport
-// error; neither holds the token. c nil means [http.DefaultClient].
+// error; neither holds the token. Every failure to reach the server, a
+// refusal included, is an [*UpstreamError] (a refusal wraps a
+// [*RevokeError]). The request has [StepTimeout] (a shorter deadline of
+// ctx wins) and follows no redirect: the token goes to endpoint only. c
+// nil means [http.DefaultClient].
 func Revoke(ctx context.Context, c *http.Client, endpoint, clientID, token, tokenTypeHint string) error {
 	if endpoint == "" {
 		return ErrNoRevocationEndpoint
@@ -48,9 +53,9 @@ func Revoke(ctx context.Context, c *http.Client, endpoint, clientID, token, toke
 	if token == "" {
 		return errors.New("oauth: revoke: no token")
 	}
-	if c == nil {
-		c = http.DefaultClient
-	}
+	c = outbound.Secret(c)
+	ctx, cancel := outbound.Step(ctx)
+	defer cancel()
 	form := url.Values{"token": {token}}
 	if tokenTypeHint != "" {
 		form.Set("token_type_hint", tokenTypeHint)
@@ -66,7 +71,7 @@ func Revoke(ctx context.Context, c *http.Client, endpoint, clientID, token, toke
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
-		return fmt.Errorf("oauth: revoke: %w", err) // *url.Error names the endpoint, not the body
+		return upstream(StepRevocation, endpoint, err) // *url.Error names the endpoint, not the body
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -77,7 +82,7 @@ func Revoke(ctx context.Context, c *http.Client, endpoint, clientID, token, toke
 	re.ErrorCode, re.ErrorDescription = errorBody(body)
 	re.ErrorCode = strings.ReplaceAll(re.ErrorCode, token, "[redacted]")
 	re.ErrorDescription = strings.ReplaceAll(re.ErrorDescription, token, "[redacted]")
-	return re
+	return upstream(StepRevocation, endpoint, re)
 }
 
 // errorBody reads an OAuth error answer's "error" and "error_description"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -319,6 +320,9 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 		return ts.failed(lg, g, err, force)
 	}
 	ng := grantFromToken(fresh, gs.now(), g)
+	if added := addedScopes(g.Scope, ng.Scope); len(added) > 0 {
+		log.Warn().Strs("added_scopes", added).Msg("oauth: the refreshed grant has a wider scope than the grant it replaces; stored as the server answered")
+	}
 	if gs.lateJournal && late.body != nil {
 		journal(late.body, late.ct)
 	}
@@ -497,6 +501,18 @@ func describe(err error, grants ...*Grant) string {
 		return "token endpoint did not answer in time"
 	}
 	return redact(err.Error(), grants...)
+}
+
+// addedScopes returns the scopes of next that prev does not have.
+func addedScopes(prev, next string) []string {
+	have := strings.Fields(prev)
+	var added []string
+	for _, sc := range strings.Fields(next) {
+		if !slices.Contains(have, sc) && !slices.Contains(added, sc) {
+			added = append(added, sc)
+		}
+	}
+	return added
 }
 
 // redact replaces every token of grants found in s.

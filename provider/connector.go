@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,6 +107,10 @@ type DisconnectResult struct {
 	RevokeError string
 }
 
+// DefaultConnectTimeout is [Connector.ConnectTimeout]'s default: well
+// under the write timeout of a server that answers connect requests.
+const DefaultConnectTimeout = 20 * time.Second
+
 // Connector connects profiles to providers: the use cases that the HTTP
 // handlers and the command-line client share. It resolves names, decides
 // every default of a connect request, builds the OAuth configuration from a
@@ -148,6 +153,10 @@ type Connector struct {
 	// made (refreshed; refresh_failed when the server could not be
 	// reached) or removes (disconnected).
 	Events *events.Bus
+	// ConnectTimeout bounds the work of [Connector.Connect] with the
+	// provider's servers; zero means [DefaultConnectTimeout]. Each step
+	// has its own deadline as well ([oauth.StepTimeout]).
+	ConnectTimeout time.Duration
 
 	storesOnce sync.Once
 	stores     *Stores
@@ -443,8 +452,12 @@ func (c *Connector) callbackURL(t target) string {
 // without a callback base URL, and with [ErrConflict] (wrapping
 // [flow.ErrConflict]) when a flow of another method or redirect mode is
 // pending. A device flow that the authorization server refuses to start
-// fails with a [*flow.Failure].
+// fails with a [*flow.Failure]. A server that does not answer within
+// ConnectTimeout, or answers what the rules refuse, fails with an
+// [*oauth.UpstreamError] naming it and the step.
 func (c *Connector) Connect(ctx context.Context, profileName, providerName string, req ConnectRequest) (StatusReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.ConnectTimeout, DefaultConnectTimeout))
+	defer cancel()
 	t, fm, err := c.flowTarget(profileName, providerName)
 	if err == nil {
 		err = t.needOAuth()

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/internal/outbound"
 )
 
 // MaxBody bounds a token response body; a larger one is cut there.
@@ -64,15 +66,13 @@ type Response struct {
 }
 
 // Client returns a client like c (nil: [http.DefaultClient]) whose
-// transport is cp over c's.
+// transport is cp over c's, and which follows no redirect: a token
+// request carries a secret (a code and its verifier, a refresh token).
 func (cp *Capture) Client(c *http.Client) *http.Client {
-	if c == nil {
-		c = http.DefaultClient
-	}
-	cc := *c
-	cp.Base = c.Transport
+	cc := outbound.Secret(c)
+	cp.Base = cc.Transport
 	cc.Transport = cp
-	return &cc
+	return cc
 }
 
 // RoundTrip implements [http.RoundTripper].

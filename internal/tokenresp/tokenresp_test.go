@@ -4,7 +4,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -88,5 +90,34 @@ func TestCapture(t *testing.T) {
 	}
 	if last := cp.Last(); last == nil || string(last.Body) != `{"access_token":"a","expires_in":"soon"}` {
 		t.Errorf("Last = %+v", last)
+	}
+}
+
+// TestClientFollowsNoRedirect: a token request (a code exchange, a device
+// poll, a refresh) is never sent on to the origin a redirect names, and the
+// client it was made from is left as it was.
+func TestClientFollowsNoRedirect(t *testing.T) {
+	var stolen atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { stolen.Add(1) }))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/token", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	host := &http.Client{}
+	c := (&Capture{}).Client(host)
+	resp, err := c.PostForm(srv.URL+"/token", url.Values{"code": {"secret-code"}, "code_verifier": {"secret-verifier"}})
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("a redirect was followed: %s", resp.Status)
+	}
+	if !strings.Contains(err.Error(), "never follows a redirect") {
+		t.Errorf("err = %v; want the rule named", err)
+	}
+	if stolen.Load() != 0 {
+		t.Errorf("the other origin received the request")
+	}
+	if host.CheckRedirect != nil || host.Transport != nil {
+		t.Errorf("the host's client was changed")
 	}
 }

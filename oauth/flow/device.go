@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/internal/outbound"
 	"github.com/memconnect/memconnect/internal/tokenresp"
 )
 
@@ -16,7 +17,7 @@ import (
 // answered, polls the token endpoint in a goroutine owned by the manager.
 // f is registered and pending; concurrent Starts wait for f.ready.
 func (m *Manager) startDevice(ctx context.Context, f *flowRecord, opts []oauth2.AuthCodeOption) (Flow, error) {
-	actx, stop := context.WithCancel(context.WithValue(ctx, oauth2.HTTPClient, m.client))
+	actx, stop := context.WithTimeout(context.WithValue(ctx, oauth2.HTTPClient, outbound.Secret(m.client)), outbound.StepTimeout)
 	defer stop()
 	defer context.AfterFunc(f.ctx, stop)() // Cancel and Close abort the request
 	da, err := f.cfg.DeviceAuth(actx, opts...)

@@ -42,7 +42,7 @@ func (f flows) Put(ctx context.Context, p flow.Pending) error {
 	if err != nil {
 		return err
 	}
-	snap, err := json.Marshal(newFlowJSON(p.Flow))
+	snap, err := json.Marshal(f.newFlowJSON(p.Key, p.Flow))
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ RETURNING o.id, o.verifier, o.config, o.flow, o.expires_at`, key.Profile, key.Pr
 	if err := json.Unmarshal(snap, &fj); err != nil {
 		return flow.Pending{}, fmt.Errorf("pgstore: the pending flow: %w", err)
 	}
-	return flow.Pending{Key: key, ID: id, State: state, Verifier: v, ExpiresAt: expires, Flow: fj.flow(), TokenParams: c.TokenParams, Config: oauth2.Config{
+	return flow.Pending{Key: key, ID: id, State: state, Verifier: v, ExpiresAt: expires, Flow: f.flow(key, fj), TokenParams: c.TokenParams, Config: oauth2.Config{
 		ClientID:    c.ClientID,
 		Endpoint:    oauth2.Endpoint{AuthURL: c.AuthURL, TokenURL: c.TokenURL, DeviceAuthURL: c.DeviceAuthURL, AuthStyle: oauth2.AuthStyleInParams},
 		RedirectURL: c.RedirectURL,
@@ -106,7 +106,7 @@ RETURNING o.id, o.verifier, o.config, o.flow, o.expires_at`, key.Profile, key.Pr
 }
 
 func (f flows) Finish(ctx context.Context, key flow.Key, id string, fl flow.Flow) (bool, error) {
-	snap, err := json.Marshal(newFlowJSON(fl))
+	snap, err := json.Marshal(f.newFlowJSON(key, fl))
 	if err != nil {
 		return false, err
 	}
@@ -136,30 +136,46 @@ func (f flows) Status(ctx context.Context, key flow.Key) (flow.Flow, bool, error
 	if err := json.Unmarshal(snap, &fj); err != nil {
 		return flow.Flow{}, false, fmt.Errorf("pgstore: read a flow: %w", err)
 	}
-	return fj.flow(), true, nil
+	return f.flow(key, fj), true, nil
 }
 
-// flowJSON is a flow.Flow as the flow column keeps it.
+// flowJSON is a flow.Flow as the flow column keeps it. The authorize URL
+// holds the OAuth state, so it is kept sealed, never in the clear.
 type flowJSON struct {
 	ID              string    `json:"id"`
 	State           string    `json:"state"`
 	Method          string    `json:"method"`
 	Detail          string    `json:"detail,omitempty"`
-	AuthorizeURL    string    `json:"authorize_url,omitempty"`
+	AuthorizeURL    string    `json:"authorize_url,omitempty"` // in rows of earlier versions only
+	SealedURL       []byte    `json:"authorize_url_sealed,omitempty"`
 	RedirectURI     string    `json:"redirect_uri,omitempty"`
 	UserCode        string    `json:"user_code,omitempty"`
 	VerificationURI string    `json:"verification_uri,omitempty"`
 	ExpiresAt       time.Time `json:"expires_at"`
 }
 
-func newFlowJSON(f flow.Flow) flowJSON {
-	return flowJSON{ID: f.ID, State: string(f.State), Method: string(f.Method), Detail: f.Detail, AuthorizeURL: f.AuthorizeURL,
-		RedirectURI: f.RedirectURI, UserCode: f.UserCode, VerificationURI: f.VerificationURI, ExpiresAt: f.ExpiresAt}
+// urlAAD binds a flow's sealed authorize URL to its row and flow.
+func urlAAD(key flow.Key, id string) string { return aad("flows", flowKey(key), id+"/authorize_url") }
+
+func (f flows) newFlowJSON(key flow.Key, fl flow.Flow) flowJSON {
+	j := flowJSON{ID: fl.ID, State: string(fl.State), Method: string(fl.Method), Detail: fl.Detail,
+		RedirectURI: fl.RedirectURI, UserCode: fl.UserCode, VerificationURI: fl.VerificationURI, ExpiresAt: fl.ExpiresAt}
+	if fl.AuthorizeURL != "" {
+		j.SealedURL = f.s.seal.seal(fl.AuthorizeURL, urlAAD(key, fl.ID))
+	}
+	return j
 }
 
-func (j flowJSON) flow() flow.Flow {
-	return flow.Flow{ID: j.ID, State: flow.State(j.State), Method: flow.Method(j.Method), Detail: j.Detail, AuthorizeURL: j.AuthorizeURL,
+func (f flows) flow(key flow.Key, j flowJSON) flow.Flow {
+	fl := flow.Flow{ID: j.ID, State: flow.State(j.State), Method: flow.Method(j.Method), Detail: j.Detail, AuthorizeURL: j.AuthorizeURL,
 		RedirectURI: j.RedirectURI, UserCode: j.UserCode, VerificationURI: j.VerificationURI, ExpiresAt: j.ExpiresAt}
+	if len(j.SealedURL) > 0 {
+		// A URL sealed with a key since removed (Rekey leaves the URLs of
+		// flows, which live ten minutes) is left out: it is not needed to
+		// complete the flow, only to show it again.
+		fl.AuthorizeURL, _ = f.s.seal.open(j.SealedURL, urlAAD(key, j.ID))
+	}
+	return fl
 }
 
 func (f flows) Delete(ctx context.Context, key flow.Key, id string) error {

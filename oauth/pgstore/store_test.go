@@ -294,6 +294,10 @@ func TestFlowStore(t *testing.T) {
 	if err := pool.QueryRow(t.Context(), `SELECT verifier FROM memconnect_flows`).Scan(&raw); err != nil || bytes.Contains(raw, []byte(p.Verifier)) {
 		t.Fatalf("verifier at rest: %v (clear: %v)", err, bytes.Contains(raw, []byte(p.Verifier)))
 	}
+	// The authorize URL holds the state: sealed too.
+	if err := pool.QueryRow(t.Context(), `SELECT flow::text FROM memconnect_flows`).Scan(&raw); err != nil || bytes.Contains(raw, []byte("state=x")) {
+		t.Fatalf("flow at rest: %v (state in the clear: %s)", err, raw)
+	}
 	if got, ok, err := b.Status(t.Context(), key); err != nil || !ok || got.ID != "f1" || got.State != flow.StatePending || got.AuthorizeURL != pending.AuthorizeURL {
 		t.Fatalf("status on b = %+v, %v, %v", got, ok, err)
 	}

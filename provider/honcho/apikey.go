@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/memconnect/memconnect/internal/outbound"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -28,16 +29,14 @@ func (p *Provider) CheckAPIKey(ctx context.Context, _ provider.Profile, key stri
 	if p.keyCheckURL == "" {
 		return nil
 	}
+	ctx, cancel := outbound.Step(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.keyCheckURL, nil)
 	if err != nil {
 		return fmt.Errorf("honcho: API key check URL %q: %w", p.keyCheckURL, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
-	c := p.keyCheckClient
-	if c == nil {
-		c = http.DefaultClient
-	}
-	resp, err := c.Do(req)
+	resp, err := outbound.Secret(p.keyCheckClient).Do(req) // the key goes to the check URL only
 	if err != nil {
 		return fmt.Errorf("honcho: the API key could not be checked at %s: %w", p.keyCheckURL, err)
 	}

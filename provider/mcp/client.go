@@ -41,7 +41,8 @@ func (p *Provider) discover(ctx context.Context) (*discovery, error) {
 		return nil, fmt.Errorf("mcp: %s: %w", p.display, err)
 	}
 	if md.AuthorizationEndpoint == "" {
-		return nil, fmt.Errorf("mcp: %s: the metadata of %s name no authorization_endpoint", p.display, md.Issuer)
+		return nil, fmt.Errorf("mcp: %s: %w", p.display, &oauth.UpstreamError{Step: oauth.StepServerMetadata, URL: md.Issuer,
+			Err: errors.New("the metadata name no authorization_endpoint")})
 	}
 	d := &discovery{resource: rmd.Resource, md: md}
 	switch {
@@ -132,8 +133,6 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provid
 		return p.endpoints(d, req.MetadataURL), nil
 	}
 	redirectURIs := req.RedirectURIs
-	p.regMu.Lock()
-	defer p.regMu.Unlock()
 	reg, err := p.registration(prof)
 	if err != nil {
 		return provider.Endpoints{}, err
@@ -142,23 +141,70 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provid
 		return p.endpoints(d, reg.ClientID), nil
 	}
 	if d.md.RegistrationEndpoint == "" {
-		return provider.Endpoints{}, fmt.Errorf("mcp: %s: the authorization server %s %w", p.display, d.md.Issuer, errNoClient)
+		return provider.Endpoints{}, fmt.Errorf("mcp: %s: %w", p.display, &oauth.UpstreamError{Step: oauth.StepRegistration, URL: d.md.Issuer, Err: errNoClient})
 	}
-	ci, err := oauth.Register(ctx, p.client, d.md.RegistrationEndpoint, oauth.ClientMetadata{
-		RedirectURIs:  redirectURIs,
-		ClientName:    p.clientName,
-		GrantTypes:    []string{"authorization_code", "refresh_token"},
-		ResponseTypes: []string{"code"},
-		Scope:         strings.Join(d.scopes, " "),
-	})
-	if err != nil {
+	if reg, err = p.register(ctx, d, redirectURIs, req.RejectedClientID); err != nil {
 		return provider.Endpoints{}, fmt.Errorf("mcp: %s: %w", p.display, err)
 	}
-	reg = &registration{ClientID: ci.ClientID, RedirectURIs: ci.RedirectURIs, Issuer: d.md.Issuer, RegisteredAt: p.now().Unix()}
-	if err := p.saveRegistration(ctx, prof, stores, reg); err != nil {
+	p.regMu.Lock()
+	err = p.saveRegistration(ctx, prof, stores, reg)
+	p.regMu.Unlock()
+	if err != nil {
 		return provider.Endpoints{}, err
 	}
 	return p.endpoints(d, reg.ClientID), nil
+}
+
+// registerCall is one registration under way, which every sign-in that
+// needs the same client waits for.
+type registerCall struct {
+	done chan struct{} // closed when reg and err are set
+	reg  *registration
+	err  error
+}
+
+// register registers a client of d's authorization server for
+// redirectURIs. Concurrent calls for the same server, redirect URIs and
+// rejected client share one request, made with its own [oauth.StepTimeout]
+// and no lock held; each caller waits for it only until its own ctx ends.
+func (p *Provider) register(ctx context.Context, d *discovery, redirectURIs []string, rejected string) (*registration, error) {
+	key := d.md.Issuer + "\x00" + strings.Join(redirectURIs, " ") + "\x00" + rejected
+	p.mu.Lock()
+	call, ok := p.registering[key]
+	if !ok {
+		call = &registerCall{done: make(chan struct{})}
+		if p.registering == nil {
+			p.registering = make(map[string]*registerCall)
+		}
+		p.registering[key] = call
+		go func() {
+			// Not the first caller's context: the others share the answer.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), oauth.StepTimeout)
+			defer cancel()
+			ci, err := oauth.Register(rctx, p.client, d.md.RegistrationEndpoint, oauth.ClientMetadata{
+				RedirectURIs:  redirectURIs,
+				ClientName:    p.clientName,
+				GrantTypes:    []string{"authorization_code", "refresh_token"},
+				ResponseTypes: []string{"code"},
+				Scope:         strings.Join(d.scopes, " "),
+			})
+			if err == nil {
+				call.reg = &registration{ClientID: ci.ClientID, RedirectURIs: ci.RedirectURIs, Issuer: d.md.Issuer, RegisteredAt: p.now().Unix()}
+			}
+			call.err = err
+			p.mu.Lock()
+			delete(p.registering, key)
+			p.mu.Unlock()
+			close(call.done)
+		}()
+	}
+	p.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.reg, call.err
+	case <-ctx.Done():
+		return nil, &oauth.UpstreamError{Step: oauth.StepRegistration, URL: d.md.RegistrationEndpoint, Err: ctx.Err()}
+	}
 }
 
 // ClientRejected implements [provider.Registrar]: it forgets the stored

@@ -37,11 +37,15 @@ type Provider struct {
 	oauth, apiKeys           bool
 	now                      func() time.Time
 
-	mu     sync.Mutex // guards disc and discAt
+	mu     sync.Mutex // guards disc, discAt and registering
 	disc   *discovery
 	discAt time.Time
+	// registering holds the registrations under way, by what they are
+	// for, so that concurrent sign-ins share one without waiting on a
+	// lock held across the network.
+	registering map[string]*registerCall
 
-	regMu sync.Mutex // one registration at a time in this process
+	regMu sync.Mutex // guards a profile file's registration member across its read and write; never held across a request
 }
 
 var (
@@ -196,4 +200,4 @@ func (p *Provider) CheckAPIKey(ctx context.Context, _ provider.Profile, key stri
 }
 
 // errNoClient reports a server without a way to get a client.
-var errNoClient = errors.New("offers no dynamic client registration (RFC 7591); configure a client id registered with it")
+var errNoClient = errors.New("the authorization server offers no dynamic client registration (RFC 7591); configure a client id registered with it")

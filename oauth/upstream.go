@@ -1,0 +1,104 @@
+package oauth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/memconnect/memconnect/internal/outbound"
+	"github.com/memconnect/memconnect/internal/wire"
+)
+
+// Steps of a sign-in, a refresh or a disconnect that reach a server, as an
+// [*UpstreamError] names them.
+const (
+	StepProbe               = "probe"
+	StepResourceMetadata    = "resource metadata"
+	StepServerMetadata      = "server metadata"
+	StepRegistration        = "registration"
+	StepDeviceAuthorization = "device authorization"
+	StepToken               = "token"
+	StepRevocation          = "revocation"
+	StepKeyCheck            = "key check"
+)
+
+// StepTimeout bounds one step that reaches a server, reading of the answer
+// included, when the caller's context allows longer. A refresh has its own
+// bounds (see the package documentation).
+const StepTimeout = outbound.StepTimeout
+
+// UpstreamError reports a server that failed one step: it did not answer
+// in time, answered with a redirect that is not followed, or answered what
+// the step's rules refuse (metadata naming another issuer, a registration
+// refused). URL names the server's URL at fault; the error never holds a
+// secret.
+type UpstreamError struct {
+	Step string // one of the Step constants
+	URL  string
+	Err  error
+}
+
+func (e *UpstreamError) Error() string {
+	return fmt.Sprintf("oauth: %s at %s: %s", e.Step, e.URL, e.Reason())
+}
+
+func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// Timeout reports whether the server did not answer in time.
+func (e *UpstreamError) Timeout() bool { return outbound.TimedOut(e.Err) }
+
+// Reason says what went wrong, for a person: printable, at most a few
+// hundred characters, without the package prefixes of the cause.
+func (e *UpstreamError) Reason() string {
+	if e.Timeout() {
+		return "the server did not answer in time"
+	}
+	var re *outbound.RedirectError
+	if errors.As(e.Err, &re) {
+		return re.Error()
+	}
+	if e.Err == nil {
+		return "failed"
+	}
+	return wire.Printable(trimPrefixes(e.Err.Error()), 300)
+}
+
+// trimPrefixes drops the package prefixes ("oauth: ") that begin s.
+func trimPrefixes(s string) string {
+	for {
+		i := strings.Index(s, ": ")
+		if i <= 0 || i > 8 || strings.IndexFunc(s[:i], func(r rune) bool { return r < 'a' || r > 'z' }) >= 0 {
+			return s
+		}
+		s = s[i+2:]
+	}
+}
+
+// upstream wraps err, when not nil and not already an [*UpstreamError], as
+// step's failure at url.
+func upstream(step, url string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*UpstreamError](err); ok {
+		return err
+	}
+	return &UpstreamError{Step: step, URL: url, Err: err}
+}
+
+// joinCauses joins errs on one line, as a person reads a message.
+func joinCauses(errs []error) error {
+	parts := make([]string, 0, len(errs))
+	for _, e := range errs {
+		parts = append(parts, e.Error())
+	}
+	return &joined{msg: strings.Join(parts, "; "), errs: errs}
+}
+
+type joined struct {
+	msg  string
+	errs []error
+}
+
+func (j *joined) Error() string   { return j.msg }
+func (j *joined) Unwrap() []error { return j.errs }
