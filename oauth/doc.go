@@ -13,6 +13,7 @@
 // [Source] is its [golang.org/x/oauth2.TokenSource] for one key:
 //
 //  1. While the cached access token is more than [RefreshSkew] from expiry
+//     (or half its lifetime, for a token that lives less than twice that)
 //     it is returned with no lock, no store access and no allocation.
 //  2. Otherwise the source takes the in-process lock of the key and the
 //     store's lock ([GrantStore.Lock]), both with a deadline, re-reads the

@@ -8,7 +8,9 @@ import (
 )
 
 // RefreshSkew is how long before its expiry an access token is refreshed, so
-// that a request in flight never races the expiry boundary.
+// that a request in flight never races the expiry boundary; a token that
+// lives less than twice as long is refreshed when half its lifetime is
+// left.
 const RefreshSkew = 120 * time.Second
 
 // defaultExpiresIn is assumed when a token response has no expires_in, so that
@@ -59,12 +61,6 @@ type Grant struct {
 // left out on purpose: it is spent only under the locks.
 func (g *Grant) token() *oauth2.Token {
 	return &oauth2.Token{AccessToken: g.AccessToken, TokenType: g.TokenType, Expiry: g.Expiry}
-}
-
-// needsRefresh reports whether the access token is within [RefreshSkew] of
-// its expiry at now.
-func (g *Grant) needsRefresh(now time.Time) bool {
-	return !now.Before(g.Expiry.Add(-RefreshSkew))
 }
 
 // Credentials is what a store holds for one key: an OAuth grant, or else a

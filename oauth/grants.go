@@ -77,6 +77,11 @@ type keyState struct {
 	// this instant, so that an outage logs once a cooldown, not per call.
 	quietTill time.Time
 	unsaved   *Grant // a rotation that could not be committed yet
+	// lifeOf and life are the access token this process saw first and
+	// its lifetime then (its expiry less that instant): the refresh skew
+	// of a short-lived token is half of it.
+	lifeOf string
+	life   time.Duration
 	// unsavedFrom is the refresh token unsaved replaced; while the store
 	// still holds it, unsaved is the grant to use.
 	unsavedFrom string
@@ -222,7 +227,28 @@ func (gs *Grants) adopted(k *keyState, g *Grant) *oauth2.Token {
 	if pending {
 		k.cache.Store(nil)
 	} else {
-		k.cache.Store(&cacheEntry{tok: tok, refreshAt: g.Expiry.Add(-RefreshSkew)})
+		k.cache.Store(&cacheEntry{tok: tok, refreshAt: g.Expiry.Add(-k.skew(g, gs.now()))})
 	}
 	return tok
+}
+
+// skew returns how long before g's expiry its access token is refreshed:
+// [RefreshSkew], or half the token's lifetime when that is shorter, so
+// that a token that lives a minute is used for half a minute instead of
+// being refreshed on every call. The lifetime is the expiry less the
+// instant this process first saw the token (the file format has no issue
+// time): exact for a rotation this process made, and never longer than
+// the truth for one it adopted.
+func (k *keyState) skew(g *Grant, now time.Time) time.Duration {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.lifeOf != g.AccessToken {
+		k.lifeOf, k.life = g.AccessToken, g.Expiry.Sub(now)
+	}
+	return min(RefreshSkew, max(k.life/2, 0))
+}
+
+// due reports whether g's access token is within its skew of expiry.
+func (k *keyState) due(g *Grant, now time.Time) bool {
+	return !now.Before(g.Expiry.Add(-k.skew(g, now)))
 }

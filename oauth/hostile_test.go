@@ -277,3 +277,30 @@ func TestWiderScopeWarned(t *testing.T) {
 		t.Errorf("log = %s; want a warning naming the added scope", log)
 	}
 }
+
+// TestShortLivedTokensCached: with access tokens that live 60 s, six
+// callers over 100 s of their clock cause a refresh every half lifetime,
+// not one on every call (a 120 s skew would make every token due at once).
+func TestShortLivedTokensCached(t *testing.T) {
+	clock := testkit.NewClock()
+	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"hch-at-%d","refresh_token":"hch-rt-%d","expires_in":60,"token_type":"Bearer"}`, n, n)
+	})
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now().Add(60*time.Second)))
+	s := fastStore(path, clock, nil)
+	for range 100 {
+		for range 6 {
+			tok, err := s.TokenSource("hermes").Token()
+			if err != nil || !clock.Now().Before(tok.Expiry) {
+				t.Fatalf("Token = %v, %v; want a valid token", tok, err)
+			}
+		}
+		clock.Advance(time.Second)
+	}
+	// Due at 30 s, then every 30 s: 3 refreshes in 100 s.
+	if n := ep.calls.Load(); n < 2 || n > 4 {
+		t.Errorf("%d refreshes in 100 s of 60 s tokens; want about 3", n)
+	}
+}

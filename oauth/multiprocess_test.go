@@ -116,7 +116,7 @@ func TestMultiProcessRotation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	srv := honchotest.NewServer(honchotest.WithAccessTokenTTL(RefreshSkew + time.Second))
+	srv := honchotest.NewServer(honchotest.WithAccessTokenTTL(time.Second)) // due after half a second
 	defer srv.Close()
 	grant := srv.IssueGrant("write")
 	dir := t.TempDir()

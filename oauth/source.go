@@ -40,7 +40,8 @@ func isRejection(code string) bool {
 }
 
 // Source is an [oauth2.TokenSource] for one key's grant in a [Grants]. Its
-// hot path, a cached access token more than [RefreshSkew] from expiry,
+// hot path, a cached access token more than its skew ([RefreshSkew], or
+// half a shorter lifetime) from expiry,
 // takes no lock, reads no store and allocates nothing; everything else
 // follows the refresh protocol of the package documentation.
 //
@@ -103,7 +104,8 @@ func (ts *Source) Token() (*oauth2.Token, error) {
 }
 
 // TokenContext returns a valid access token, refreshing it under both locks if
-// it is within [RefreshSkew] of expiry. ctx bounds only the wait for locks.
+// it is within its skew ([RefreshSkew], or half a shorter lifetime) of
+// expiry. ctx bounds only the wait for locks.
 func (ts *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	if e := ts.k.cache.Load(); e != nil && ts.gs.now().Before(e.refreshAt) {
 		return e.tok, nil
@@ -162,7 +164,7 @@ func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
 		return nil, ts.reauthError(c.Rejected) // another holder met the rejection
 	}
 	now := ts.gs.now()
-	if !g.needsRefresh(now) {
+	if !ts.k.due(g, now) {
 		return ts.gs.adopted(ts.k, g), nil
 	}
 	if now.Before(coolTill) {
@@ -275,7 +277,7 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 		if g.AccessToken != failedAccessToken {
 			return gs.adopted(k, g), false, nil // another holder already rotated
 		}
-	} else if !g.needsRefresh(now) {
+	} else if !k.due(g, now) {
 		return gs.adopted(k, g), false, nil
 	}
 	if now.Before(coolTill) {

@@ -81,24 +81,31 @@ func TestParseCredentials(t *testing.T) {
 	}
 }
 
-func TestNeedsRefresh(t *testing.T) {
+func TestRefreshSkew(t *testing.T) {
 	exp := time.Unix(1767225600, 0)
 	tests := []struct {
-		name string
-		now  time.Time
-		want bool
+		name      string
+		firstSeen time.Time // when the process first saw the token
+		now       time.Time
+		want      bool
 	}{
-		{"well before", exp.Add(-time.Hour), false},
-		{"one second before the skew", exp.Add(-RefreshSkew - time.Second), false},
-		{"at the skew boundary", exp.Add(-RefreshSkew), true},
-		{"inside the skew", exp.Add(-time.Minute), true},
-		{"expired", exp.Add(time.Minute), true},
+		{"well before", exp.Add(-time.Hour), exp.Add(-time.Hour), false},
+		{"one second before the skew", exp.Add(-time.Hour), exp.Add(-RefreshSkew - time.Second), false},
+		{"at the skew boundary", exp.Add(-time.Hour), exp.Add(-RefreshSkew), true},
+		{"inside the skew", exp.Add(-time.Hour), exp.Add(-time.Minute), true},
+		{"expired", exp.Add(-time.Hour), exp.Add(time.Minute), true},
+		{"60 s token, fresh", exp.Add(-time.Minute), exp.Add(-time.Minute), false},
+		{"60 s token, 31 s left", exp.Add(-time.Minute), exp.Add(-31 * time.Second), false},
+		{"60 s token, half its life left", exp.Add(-time.Minute), exp.Add(-30 * time.Second), true},
+		{"first seen expired", exp.Add(time.Second), exp.Add(time.Second), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := &Grant{Expiry: exp}
-			if got := g.needsRefresh(tt.now); got != tt.want {
-				t.Errorf("needsRefresh = %v, want %v", got, tt.want)
+			g := &Grant{AccessToken: "hch-at-x", Expiry: exp}
+			k := &keyState{}
+			k.due(g, tt.firstSeen)
+			if got := k.due(g, tt.now); got != tt.want {
+				t.Errorf("due = %v, want %v", got, tt.want)
 			}
 		})
 	}
