@@ -9,8 +9,8 @@ import (
 
 // RefreshSkew is how long before its expiry an access token is refreshed, so
 // that a request in flight never races the expiry boundary; a token that
-// lives less than twice as long is refreshed when half its lifetime is
-// left.
+// lives less than twice as long, as far as the process has seen, is
+// refreshed when half its lifetime is left.
 const RefreshSkew = 120 * time.Second
 
 // defaultExpiresIn is assumed when a token response has no expires_in, so that

@@ -77,9 +77,9 @@ type keyState struct {
 	// this instant, so that an outage logs once a cooldown, not per call.
 	quietTill time.Time
 	unsaved   *Grant // a rotation that could not be committed yet
-	// lifeOf and life are the access token this process saw first and
-	// its lifetime then (its expiry less that instant): the refresh skew
-	// of a short-lived token is half of it.
+	// lifeOf is the access token this process saw last, and life its
+	// lifetime as far as this process knows (0: unknown). The refresh
+	// skew of a short-lived token is half of it.
 	lifeOf string
 	life   time.Duration
 	// unsavedFrom is the refresh token unsaved replaced; while the store
@@ -235,17 +235,26 @@ func (gs *Grants) adopted(k *keyState, g *Grant) *oauth2.Token {
 // skew returns how long before g's expiry its access token is refreshed:
 // [RefreshSkew], or half the token's lifetime when that is shorter, so
 // that a token that lives a minute is used for half a minute instead of
-// being refreshed on every call. The lifetime is the expiry less the
-// instant this process first saw the token (the file format has no issue
-// time): exact for a rotation this process made, and never longer than
-// the truth for one it adopted.
+// being refreshed on every call.
+//
+// The file format has no issue time, so the lifetime is what this process
+// saw: a token that replaced one it knew (its own rotation, or another
+// holder's) lives from the instant it was first seen, which is exact for
+// its own and never longer than the truth for another's. The first token
+// a process sees of a key has an unknown lifetime, and the full skew.
 func (k *keyState) skew(g *Grant, now time.Time) time.Duration {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.lifeOf != g.AccessToken {
-		k.lifeOf, k.life = g.AccessToken, g.Expiry.Sub(now)
+		if k.lifeOf != "" {
+			k.life = g.Expiry.Sub(now)
+		}
+		k.lifeOf = g.AccessToken
 	}
-	return min(RefreshSkew, max(k.life/2, 0))
+	if k.life <= 0 {
+		return RefreshSkew
+	}
+	return min(RefreshSkew, k.life/2)
 }
 
 // due reports whether g's access token is within its skew of expiry.

@@ -116,7 +116,7 @@ func TestMultiProcessRotation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	srv := honchotest.NewServer(honchotest.WithAccessTokenTTL(time.Second)) // due after half a second
+	srv := honchotest.NewServer(honchotest.WithAccessTokenTTL(3 * time.Second)) // due every 1.5 s (half the lifetime)
 	defer srv.Close()
 	grant := srv.IssueGrant("write")
 	dir := t.TempDir()
