@@ -60,7 +60,7 @@ func TestSeveralInstancesOnPostgres(t *testing.T) {
 	var wg sync.WaitGroup
 	tokens := make(chan string, 24)
 	for i := range 3 {
-		st, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: string(rune('x' + i))})
+		st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: string(rune('x' + i))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +170,7 @@ func pgInstances(t *testing.T, n int) (*pgxpool.Pool, *fixture.Hermes, *provider
 	}
 	var in []instance
 	for i := range n {
-		st, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: string(rune('a' + i))})
+		st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: string(rune('a' + i))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -198,7 +198,7 @@ func TestInstancesOnPostgres(t *testing.T) {
 	connectors := func() []*provider.Connector {
 		var conns []*provider.Connector
 		for i := range 3 {
-			st, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{key}, Owner: fmt.Sprint("r", i)})
+			st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{key}, Owner: fmt.Sprint("r", i)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -243,7 +243,7 @@ func TestInstancesOnPostgres(t *testing.T) {
 		t.Errorf("%d refresh-token grants for %d rotations; want one each, and about 20", got, want)
 	}
 	grant := func() (string, string) {
-		st, _ := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{key}})
+		st, _ := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{key}})
 		cr, err := st.Credentials(t.Context(), "honcho/default")
 		if err != nil || cr.Grant == nil {
 			t.Fatalf("no grant in the store: %v", err)
@@ -316,7 +316,7 @@ func runLeaseHolder() int {
 		return 1
 	}
 	key, _ := pgstore.ParseKey(storeKey)
-	st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: []pgstore.Key{key}, Owner: "doomed", LeaseTTL: 2 * time.Second})
+	st, err := pgstore.New(ctx, pool, pgstore.Config{SpillDir: os.TempDir(), Keys: []pgstore.Key{key}, Owner: "doomed", LeaseTTL: 2 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

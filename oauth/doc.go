@@ -46,6 +46,13 @@
 //
 // Token values never appear in logs, errors or panics.
 //
+// A store can refuse a spend while another holder's spend of the same
+// token has not finished ([ErrRotationInFlight]): nothing is spent, the
+// current token is kept while it is valid, and an error says so after.
+// A rotation that cannot be committed is never dropped: it is kept in
+// memory and, where the store's record of the answer succeeded, outlives
+// the process; [Source.Sync] says which.
+//
 // What no client can close is a process killed while its refresh request is
 // in flight: the server may rotate and the answer is gone. A server-side
 // grace period for the superseded token (Ory Hydra's rotation_grace_period)

@@ -35,6 +35,13 @@ var (
 	// the grant without taking the lock.
 	ErrStaleGrant = errors.New("oauth: the stored grant changed under the lock")
 
+	// ErrRotationInFlight is returned by [LockedGrant.Prepare] when
+	// another holder has begun to spend the refresh token and has not
+	// finished: it may be at the server (a holder paused past its lease),
+	// so the token is not spent again. [Grants] then adopts what the store
+	// holds by now, or keeps the current token while it is valid.
+	ErrRotationInFlight = errors.New("oauth: another holder's refresh of this grant has not finished")
+
 	// ErrNoRevocationEndpoint is returned by [Revoke] when the server has
 	// no revocation endpoint to call.
 	ErrNoRevocationEndpoint = errors.New("oauth: no revocation endpoint")

@@ -77,11 +77,15 @@ type keyState struct {
 	// this instant, so that an outage logs once a cooldown, not per call.
 	quietTill time.Time
 	unsaved   *Grant // a rotation that could not be committed yet
+	// unsavedKept: the store's record of unsaved's answer succeeded, so
+	// the answer outlives this process (the next holder commits it).
+	unsavedKept bool
 	// lifeOf is the access token this process saw last, and life its
 	// lifetime as far as this process knows (0: unknown). The refresh
 	// skew of a short-lived token is half of it.
-	lifeOf string
-	life   time.Duration
+	lifeOf  string
+	lifeEnd time.Time // lifeOf's expiry
+	life    time.Duration
 	// unsavedFrom is the refresh token unsaved replaced; while the store
 	// still holds it, unsaved is the grant to use.
 	unsavedFrom string
@@ -241,15 +245,19 @@ func (gs *Grants) adopted(k *keyState, g *Grant) *oauth2.Token {
 // saw: a token that replaced one it knew (its own rotation, or another
 // holder's) lives from the instant it was first seen, which is exact for
 // its own and never longer than the truth for another's. The first token
-// a process sees of a key has an unknown lifetime, and the full skew.
+// a process sees of a key has an unknown lifetime, and the full skew; so
+// does one older than a token seen already (a stale read).
 func (k *keyState) skew(g *Grant, now time.Time) time.Duration {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.lifeOf != g.AccessToken {
-		if k.lifeOf != "" {
-			k.life = g.Expiry.Sub(now)
-		}
-		k.lifeOf = g.AccessToken
+	switch {
+	case g.AccessToken == k.lifeOf:
+	case k.lifeOf == "":
+		k.lifeOf, k.lifeEnd = g.AccessToken, g.Expiry
+	case !g.Expiry.Before(k.lifeEnd): // newer, or of the same second
+		k.lifeOf, k.lifeEnd, k.life = g.AccessToken, g.Expiry, g.Expiry.Sub(now)
+	default:
+		return RefreshSkew // an older token than one seen already: a stale read
 	}
 	if k.life <= 0 {
 		return RefreshSkew

@@ -289,6 +289,9 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 	}
 
 	record, err := lg.Prepare(g)
+	if errors.Is(err, ErrRotationInFlight) {
+		return ts.inFlight(lg, g, err, force)
+	}
 	if err != nil {
 		// Nothing was spent. Keep the current token while it is valid and
 		// try again after the cooldown; the error names the directory.
@@ -302,10 +305,13 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 		return nil, false, err
 	}
 	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
+	kept := false
 	journal := func(body []byte, contentType string) {
 		if jerr := record(body, contentType); jerr != nil {
 			log.Warn().Str("error", redact(jerr.Error(), g)).Msg("oauth: could not write the rotation journal")
+			return
 		}
+		kept = true
 	}
 	var late struct {
 		body []byte
@@ -328,14 +334,23 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 	if gs.lateJournal && late.body != nil {
 		journal(late.body, late.ct)
 	}
-	if werr := lg.Commit(g, ng); werr != nil {
-		// The old refresh token is spent: keep the new grant in memory (it
-		// is in the journal too) and commit it on the next call rather
-		// than lose the rotation.
+	if werr := lg.Commit(g, ng); errors.Is(werr, ErrStaleGrant) {
+		// Another holder wrote the grant meanwhile (this one paused past
+		// its lease): it may have committed this very answer from the
+		// journal; anything else means this answer is not the grant.
+		if c, err := lg.Credentials(); err != nil || c.Grant == nil || c.Grant.RefreshToken != ng.RefreshToken {
+			log.Error().Str("error", redact(werr.Error(), g, ng)).Msg("oauth: the grant changed while this refresh was at the server; its answer was not stored")
+			k.cache.Store(nil)
+			return nil, false, fmt.Errorf("oauth: the grant of %s changed while this process's refresh was at the server, so its answer could not be stored; try again", gs.store.Describe(ts.key))
+		}
+	} else if werr != nil {
+		// The old refresh token is spent: keep the new grant in memory
+		// (and, where record succeeded, in the store's journal) and
+		// commit it on the next call rather than lose the rotation.
 		k.mu.Lock()
-		k.unsaved, k.unsavedFrom = ng, g.RefreshToken
+		k.unsaved, k.unsavedFrom, k.unsavedKept = ng, g.RefreshToken, kept
 		k.mu.Unlock()
-		log.Error().Str("error", redact(werr.Error(), g, ng)).Msg("oauth: rotated token could not be stored; kept in memory, will retry")
+		log.Error().Str("error", redact(werr.Error(), g, ng)).Bool("answer_kept", kept).Msg("oauth: rotated token could not be stored; kept in memory, will retry")
 	}
 	tok = gs.adopted(k, ng)
 	log.Info().Time("expires_at", ng.Expiry).Msg("oauth: token refreshed")
@@ -367,6 +382,26 @@ func (ts *Source) saveUnsaved(lg LockedGrant, stored, unsaved *Grant) *Grant {
 	k.mu.Unlock()
 	log.Info().Msg("oauth: rotated token stored after an earlier failure")
 	return unsaved
+}
+
+// inFlight handles a Prepare that found another holder's spend of g's
+// refresh token unfinished: nothing was spent. It adopts what the store
+// holds by now; else it keeps the current token while it is valid (and
+// waits out the cooldown), else it reports the error.
+func (ts *Source) inFlight(lg LockedGrant, g *Grant, err error, force bool) (*oauth2.Token, bool, error) {
+	gs, k := ts.gs, ts.k
+	if g2, gerr := ts.grant(lg.Credentials()); gerr == nil && g2.RefreshToken != g.RefreshToken {
+		return gs.adopted(k, g2), false, nil
+	}
+	now := gs.now()
+	k.mu.Lock()
+	k.coolTill = now.Add(gs.cooldown)
+	k.mu.Unlock()
+	gs.logger.Warn().Str("grant", gs.store.Describe(ts.key)).Str("error", redact(err.Error(), g)).Msg("oauth: token not refreshed: another holder's refresh has not finished")
+	if !force && now.Before(g.Expiry) {
+		return g.token(), false, nil
+	}
+	return nil, false, fmt.Errorf("oauth: token for %s: %w", gs.store.Describe(ts.key), err)
 }
 
 // failed handles a failed exchange: a rejected grant is adopted from the
@@ -555,13 +590,16 @@ func (ts *Source) Sync(ctx context.Context) error {
 		}
 	}
 	k.mu.Lock()
-	still := k.unsaved != nil
+	still, kept := k.unsaved != nil, k.unsavedKept
 	k.mu.Unlock()
 	if !still {
 		return nil
 	}
 	if err == nil {
-		err = errors.New("the file could not be written")
+		err = errors.New("the store did not take it")
 	}
-	return fmt.Errorf("oauth: the refreshed grant of %s is not stored yet (%s); the store keeps the server's answer for the next run", ts.gs.store.Describe(ts.key), redact(err.Error(), unsaved))
+	if kept {
+		return fmt.Errorf("oauth: the refreshed grant of %s is not stored yet (%s); the server's answer is kept, and the next run stores it", ts.gs.store.Describe(ts.key), redact(err.Error(), unsaved))
+	}
+	return fmt.Errorf("oauth: the refreshed grant of %s could not be stored (%s), and only this process held the server's answer: the next sign-in may be needed", ts.gs.store.Describe(ts.key), redact(err.Error(), unsaved))
 }

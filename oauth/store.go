@@ -39,7 +39,10 @@ type LockedGrant interface {
 	// token endpoint's successful answer (the raw body and its content
 	// type) the moment it arrives, before anything else is done with it,
 	// so that a holder killed before Commit leaves the rotation to the
-	// next. When Prepare fails no token is spent.
+	// next; record returning nil means the answer is kept durably until
+	// Commit. When Prepare fails no token is spent; it fails with
+	// [ErrRotationInFlight] when another holder's spend of prev's token
+	// has not finished.
 	Prepare(prev *Grant) (record func(body []byte, contentType string) error, err error)
 
 	// Commit stores next as the grant, provided the store still holds

@@ -605,7 +605,7 @@ func TestStoreFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	st, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{k}})
+	st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{k}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -403,7 +403,10 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 		if cf.config != "" {
 			return nil, &usageError{msg: "use either --store or --config, not both"}
 		}
-		st, closeFn, err := openStore(cf.store, cf.storeKey)
+		// The spill directory examples/server uses, so that an answer one
+		// kept is committed by the other.
+		spillDir := filepath.Join(profiles.(provider.HermesProfiles).Root, "memconnect-spill")
+		st, closeFn, err := openStore(cf.store, cf.storeKey, spillDir)
 		if err != nil {
 			return nil, err
 		}
@@ -446,7 +449,7 @@ func (c *cli) logger() zerolog.Logger {
 }
 
 // openStore opens a server's shared PostgreSQL store of grants.
-func openStore(url, key string) (*pgstore.Store, func(), error) {
+func openStore(url, key, spillDir string) (*pgstore.Store, func(), error) {
 	if key == "" {
 		return nil, nil, &usageError{msg: "--store needs --store-key (or MEMCONNECT_STORE_KEY): the tokens there are sealed"}
 	}
@@ -460,7 +463,7 @@ func openStore(url, key string) (*pgstore.Store, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("--store: %w", err)
 	}
-	st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: keys})
+	st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: keys, SpillDir: spillDir})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -417,7 +417,7 @@ func TestRunStore(t *testing.T) {
 	defer pool.Close()
 	k1, k2 := fixture.PostgresKey("k1"), fixture.PostgresKey("k2")
 	sealed := func(k pgstore.Key) *pgstore.Store {
-		st, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{k}})
+		st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{k}})
 		if err != nil {
 			t.Fatal(err)
 		}

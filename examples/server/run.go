@@ -109,20 +109,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly}).
 		With().Timestamp().Logger()
-	shared, closeStore, err := openStore(ctx, o, logger, stdout)
-	if err != nil || o.migrate {
-		return err
-	}
-	defer closeStore()
-	if o.rekey {
-		n, err := shared.Rekey(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "key %q now seals every value in -store (%d sealed again); the other keys can go\n", strings.SplitN(strings.TrimSpace(o.storeKey), ":", 2)[0], n)
-		return nil
-	}
-
 	// Where profiles live. A temporary home is laid out like a user's:
 	// <tmp>/.hermes, with <tmp> as the user home the consent page's
 	// "~/.hermes/honcho.json" is relative to.
@@ -148,6 +134,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return err
+	}
+
+	shared, closeStore, err := openStore(ctx, o, filepath.Join(home, spillDirName), logger, stdout)
+	if err != nil || o.migrate {
+		return err
+	}
+	defer closeStore()
+	if o.rekey {
+		n, err := shared.Rekey(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "key %q now seals every value in -store (%d sealed again); the other keys can go\n", strings.SplitN(strings.TrimSpace(o.storeKey), ":", 2)[0], n)
+		return nil
 	}
 
 	// The Honcho provider, pointed at the development server or the real one.
@@ -283,7 +283,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // schema up to date and says so; otherwise it opens the store, which
 // needs the -store-key. Without -store it returns nil: grants stay in
 // honcho.json.
-func openStore(ctx context.Context, o options, logger zerolog.Logger, stdout io.Writer) (*pgstore.Store, func(), error) {
+// spillDirName is the directory, in the Hermes home, where the PostgreSQL
+// store keeps a token answer the database could not take.
+const spillDirName = "memconnect-spill"
+
+func openStore(ctx context.Context, o options, spillDir string, logger zerolog.Logger, stdout io.Writer) (*pgstore.Store, func(), error) {
 	if o.store == "" {
 		return nil, func() {}, nil
 	}
@@ -308,7 +312,7 @@ func openStore(ctx context.Context, o options, logger zerolog.Logger, stdout io.
 		pool.Close()
 		return nil, nil, fmt.Errorf("-store-key: %w", err)
 	}
-	st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: keys, Logger: logger})
+	st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: keys, Logger: logger, SpillDir: spillDir})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -26,7 +26,7 @@ func BenchmarkPostgres(b *testing.B) {
 	pool := fixture.Postgres(b, false)
 	srv := honchotest.NewServer()
 	b.Cleanup(srv.Close)
-	st, err := pgstore.New(context.Background(), pool, pgstore.Config{Keys: []pgstore.Key{fixture.PostgresKey("k1")}})
+	st, err := pgstore.New(context.Background(), pool, pgstore.Config{SpillDir: b.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func BenchmarkPostgres(b *testing.B) {
 			before := srv.Stats().Refreshes
 			var wg sync.WaitGroup
 			for i := range 3 {
-				s, err := pgstore.New(context.Background(), pool, pgstore.Config{Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: fmt.Sprint(i)})
+				s, err := pgstore.New(context.Background(), pool, pgstore.Config{SpillDir: b.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: fmt.Sprint(i)})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -11,16 +11,36 @@
 // fence number that grows with every lease. Under the lease the holder
 // re-reads the row and adopts a grant another instance already rotated.
 // Before it spends the refresh token it renews the lease for longer than a
-// whole refresh, and spends nothing if the lease is no longer its own. It
-// records the server's answer in the row the moment it arrives, and commits
-// with a compare-and-swap on the fence and on the old refresh token. So:
+// whole refresh and records, under the fence, that the token is being spent;
+// it spends nothing if the lease is no longer its own, or if the spill
+// directory ([Config.SpillDir]) does not take a file. It records the
+// server's answer in the row the moment it arrives, and commits with a
+// compare-and-swap on the old refresh token. So:
 //
 //   - one refresh-token spend per rotation, across any number of instances;
-//   - a holder whose lease lapsed (it paused, then woke) never commits, and
-//     never starts a spend: it re-reads and adopts;
+//   - a holder that finds another holder's spend of the same token
+//     unfinished never spends it again: it waits for the outcome
+//     ([Config.SpendWait]), commits an answer that holder recorded, and
+//     otherwise keeps the current token while it is valid, then reports
+//     that the refresh has not finished;
+//   - a holder paused past its lease while its request was at the server
+//     (a stop signal, a long GC or VM pause) still commits its answer when
+//     it wakes, as long as the row holds the token it spent: the swap is on
+//     the token, not on the lease that passed;
+//   - an answer the database cannot take (it went away while the answer
+//     was in flight) is kept in the spill directory, sealed with the
+//     store's key, and committed by the next holder on this machine once
+//     the database is back: this process on a later call, or the next one;
 //   - no lock is held across the token endpoint's call without a lease; a
 //     holder that crashed blocks the others only until its lease ends, and
 //     the next holder commits an answer it had recorded.
+//
+// What no store can protect is a holder killed while its request is at the
+// server: the server may rotate, and its answer is gone. Its recorded spend
+// then blocks the grant's refresh until [Config.AbandonAfter] (10 minutes)
+// has passed; the next holder then spends the token, and the server either
+// rotates it (the request never arrived) or rejects the grant, which then
+// needs a new sign-in, as it would have anyway.
 //
 // A rejection (invalid_grant) is recorded on the row, bound to the refresh
 // token, so that every instance reports that a sign-in is needed.

@@ -48,10 +48,18 @@ CREATE INDEX memconnect_flows_expires ON memconnect_flows (expires_at);
 	2: `
 ALTER TABLE memconnect_grants ADD COLUMN resource text;  -- RFC 8707 resource indicator, sent with each refresh
 `,
+	3: `
+-- A spend of journal_from's refresh token in flight: begun under the lease
+-- spend_fence, by spend_owner, at spend_at. Nobody spends that token again
+-- while it may be at the server.
+ALTER TABLE memconnect_grants ADD COLUMN spend_fence bigint;
+ALTER TABLE memconnect_grants ADD COLUMN spend_owner text;
+ALTER TABLE memconnect_grants ADD COLUMN spend_at timestamptz;
+`,
 }
 
 // SchemaVersion is the schema version this package needs.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Migrate brings the schema to [SchemaVersion], one step a version, each in
 // a transaction, and records the version. It never runs by itself: call it

@@ -38,7 +38,30 @@ type Config struct {
 	// Logger receives what the store repairs (a journalled rotation
 	// finished). It never receives a secret. The zero value discards.
 	Logger zerolog.Logger
+	// SpillDir is a directory on this machine where a token endpoint's
+	// answer is kept, sealed with Keys, when the database cannot take it
+	// (it went away while the answer was in flight), until a holder of
+	// the grant commits it: this process, or the next one on this machine
+	// that uses the grant. A refresh is made only when the directory takes
+	// a new file. Processes of one machine that share grants should share
+	// it. Required.
+	SpillDir string
+	// SpendWait is how long a holder that finds another holder's spend of
+	// the refresh token unfinished waits for its outcome before it keeps
+	// the current token; zero means the smaller of 20 s and half LeaseTTL.
+	SpendWait time.Duration
+	// AbandonAfter is how old an unfinished spend must be before a holder
+	// takes its holder for gone and spends the token itself; zero means
+	// [DefaultAbandonAfter]. A holder paused longer than this that then
+	// wakes with an answer finds the grant moved on.
+	AbandonAfter time.Duration
 }
+
+// DefaultAbandonAfter is [Config.AbandonAfter]'s default.
+const DefaultAbandonAfter = 10 * time.Minute
+
+// ErrNoSpillDir is returned by [New] without [Config.SpillDir].
+var ErrNoSpillDir = errors.New("pgstore: Config.SpillDir is required: a local directory where an answer the database cannot take is kept")
 
 // Store keeps grants and pending sign-in flows in PostgreSQL, so that any
 // number of instances share them. It implements [oauth.GrantStore];
@@ -46,29 +69,43 @@ type Config struct {
 //
 // A Store is safe for concurrent use by multiple goroutines.
 type Store struct {
-	pool   *pgxpool.Pool
-	seal   *sealer
-	owner  string
-	ttl    time.Duration
-	logger zerolog.Logger
-	listen listener // Watch's shared LISTEN connection
+	pool      *pgxpool.Pool
+	seal      *sealer
+	owner     string
+	ttl       time.Duration
+	spendWait time.Duration
+	abandon   time.Duration
+	spill     *spill
+	logger    zerolog.Logger
+	listen    listener // Watch's shared LISTEN connection
 }
 
 var _ oauth.GrantStore = (*Store)(nil)
 
-// New returns the store over pool. It fails without a key, and when the
-// schema is not the one this package needs ([Migrate] brings it there).
+// New returns the store over pool. It fails without a key or a spill
+// directory, and when the schema is not the one this package needs
+// ([Migrate] brings it there).
 func New(ctx context.Context, pool *pgxpool.Pool, c Config) (*Store, error) {
 	seal, err := newSealer(c.Keys)
 	if err != nil {
 		return nil, err
 	}
+	if c.SpillDir == "" {
+		return nil, ErrNoSpillDir
+	}
 	if err := checkSchema(ctx, pool); err != nil {
 		return nil, err
 	}
-	s := &Store{pool: pool, seal: seal, owner: c.Owner, ttl: c.LeaseTTL, logger: c.Logger}
+	s := &Store{pool: pool, seal: seal, owner: c.Owner, ttl: c.LeaseTTL, spendWait: c.SpendWait, abandon: c.AbandonAfter,
+		spill: &spill{dir: c.SpillDir, seal: seal}, logger: c.Logger}
 	if s.ttl <= 0 {
 		s.ttl = DefaultLeaseTTL
+	}
+	if s.spendWait <= 0 {
+		s.spendWait = min(20*time.Second, s.ttl/2)
+	}
+	if s.abandon <= 0 {
+		s.abandon = DefaultAbandonAfter
 	}
 	if s.owner == "" {
 		host, _ := os.Hostname()
@@ -161,6 +198,10 @@ RETURNING fence`, key, s.owner, s.ttl.Milliseconds()).Scan(&fence)
 				l.Unlock()
 				return nil, err
 			}
+			if err := l.recoverSpill(ctx); err != nil {
+				l.Unlock()
+				return nil, err
+			}
 			return l, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -191,30 +232,118 @@ func (l *lease) Credentials() (oauth.Credentials, error) {
 	return l.s.read(ctx, l.s.pool, l.key)
 }
 
-// Prepare renews the lease for a whole refresh, and fails, so that nothing
-// is spent, when the lease is no longer this holder's: a holder that
-// paused past its lease never spends a token another may be spending.
+// Prepare renews the lease for a whole refresh and records, under the
+// fence, that prev's refresh token is being spent; it fails, so that
+// nothing is spent, when the lease is no longer this holder's, when the
+// spill directory does not take a file, or, with [oauth.ErrRotationInFlight],
+// when another holder's spend of the same token has not finished (it may
+// be at the server). It waits up to SpendWait for that spend to end, and
+// commits an answer that holder recorded meanwhile.
+//
+// The returned record keeps the answer in the row, or, when the database
+// cannot take it, in the spill directory.
 func (l *lease) Prepare(prev *oauth.Grant) (func(body []byte, contentType string) error, error) {
+	if err := l.s.spill.check(); err != nil {
+		return nil, err
+	}
+	from := digest(prev.RefreshToken)
+	deadline := time.Now().Add(l.s.spendWait)
+	wait := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		tag, err := l.s.pool.Exec(ctx, `
+UPDATE memconnect_grants SET lease_until = now() + $4::bigint * interval '1 millisecond',
+	journal = NULL, journal_type = NULL, journal_at = NULL,
+	journal_from = $5, spend_fence = $2, spend_owner = $3, spend_at = now()
+WHERE key = $1 AND fence = $2 AND lease_owner = $3 AND lease_until > now() AND refresh_digest = $5
+	AND (journal_from IS DISTINCT FROM $5 OR spend_fence IS NULL OR spend_fence = $2
+		OR spend_at < now() - $6::bigint * interval '1 millisecond')`,
+			l.key, l.fence, l.s.owner, l.s.ttl.Milliseconds(), from, l.s.abandon.Milliseconds())
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("pgstore: renew the lease on %s: %w", l.s.Describe(l.key), err)
+		}
+		if tag.RowsAffected() == 1 {
+			cancel()
+			l.from = from
+			return l.record, nil
+		}
+		st, err := l.spendState(ctx)
+		if err == nil && st.answered && st.journalFrom == from {
+			// The other holder's answer arrived: commit it for them.
+			err = l.recoverJournal(ctx)
+			if err == nil {
+				err = fmt.Errorf("%w: another holder's answer was committed", oauth.ErrRotationInFlight)
+			}
+		}
+		cancel()
+		inFlight := st.journalFrom == from
+		switch {
+		case err != nil:
+			return nil, err
+		case st.refreshDigest != from:
+			return nil, fmt.Errorf("%w: %s holds another grant by now", oauth.ErrRotationInFlight, l.s.Describe(l.key))
+		case inFlight && (!st.leased || time.Now().After(deadline)):
+			return nil, fmt.Errorf("%w: the refresh of %s that %s began at %s has not finished, and the token is not spent again while it may be at the server",
+				oauth.ErrRotationInFlight, l.s.Describe(l.key), st.owner, st.at.UTC().Format(time.RFC3339))
+		case !st.leased:
+			return nil, fmt.Errorf("pgstore: the lease on %s ended before the refresh; nothing was spent", l.s.Describe(l.key))
+		}
+		t := time.NewTimer(wait)
+		<-t.C
+		wait = min(2*wait, 250*time.Millisecond)
+	}
+}
+
+// spendState is what a Prepare that could not record its spend found.
+type spendState struct {
+	leased        bool // the lease is still this holder's
+	refreshDigest string
+	journalFrom   string
+	answered      bool // a journal answer is recorded
+	owner         string
+	at            time.Time
+}
+
+func (l *lease) spendState(ctx context.Context) (spendState, error) {
+	var (
+		st                   spendState
+		rdigest, from, owner *string
+		at                   *time.Time
+	)
+	err := l.s.pool.QueryRow(ctx, `
+SELECT fence = $2 AND lease_owner = $3 AND lease_until > now(), refresh_digest, journal_from, journal IS NOT NULL, spend_owner, spend_at
+FROM memconnect_grants WHERE key = $1`, l.key, l.fence, l.s.owner).Scan(&st.leased, &rdigest, &from, &st.answered, &owner, &at)
+	if err != nil {
+		return st, fmt.Errorf("pgstore: read the lease on %s: %w", l.s.Describe(l.key), err)
+	}
+	st.refreshDigest, st.journalFrom, st.owner = str(rdigest), str(from), str(owner)
+	if at != nil {
+		st.at = *at
+	}
+	return st, nil
+}
+
+// record keeps the token endpoint's answer of this holder's spend: in the
+// row, bound to the spend; when the database does not take it, in the
+// spill directory.
+func (l *lease) record(body []byte, contentType string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	tag, err := l.s.pool.Exec(ctx, `
-UPDATE memconnect_grants SET lease_until = now() + $4::bigint * interval '1 millisecond', journal = NULL, journal_from = NULL
-WHERE key = $1 AND fence = $2 AND lease_owner = $3 AND lease_until > now()`, l.key, l.fence, l.s.owner, l.s.ttl.Milliseconds())
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: renew the lease on %s: %w", l.s.Describe(l.key), err)
+UPDATE memconnect_grants SET journal = $3, journal_type = $5, journal_at = now()
+WHERE key = $1 AND spend_fence = $2 AND journal_from = $4 AND refresh_digest = $4`,
+		l.key, l.fence, l.s.seal.seal(string(body), aad("grants", l.key, "journal")), l.from, contentType)
+	if err == nil && tag.RowsAffected() == 1 {
+		return nil
 	}
-	if tag.RowsAffected() != 1 {
-		return nil, fmt.Errorf("pgstore: the lease on %s ended before the refresh; nothing was spent", l.s.Describe(l.key))
+	serr := l.s.spill.put(spilled{Key: l.key, From: l.from, Body: string(body), ContentType: contentType, Received: time.Now()})
+	if serr != nil {
+		return errors.Join(err, serr)
 	}
-	l.from = digest(prev.RefreshToken)
-	return func(body []byte, contentType string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err := l.s.pool.Exec(ctx, `
-UPDATE memconnect_grants SET journal = $3, journal_from = $4, journal_type = $5, journal_at = now()
-WHERE key = $1 AND fence = $2`, l.key, l.fence, l.s.seal.seal(string(body), aad("grants", l.key, "journal")), l.from, contentType)
-		return err
-	}, nil
+	l.s.logger.Warn().Str("grant", l.s.Describe(l.key)).Str("dir", l.s.spill.dir).
+		Msg("pgstore: the database did not take the token endpoint's answer; kept in the spill directory")
+	return nil
 }
 
 // Commit implements [oauth.LockedGrant]: a compare-and-swap on the fence
@@ -243,17 +372,26 @@ func (l *lease) Commit(prev, next *oauth.Grant) error {
 		}
 		expires = &next.Expiry
 	}
+	// Under this lease; or, for the holder whose spend of prev's token is
+	// recorded, after its lease ended (it paused at the server): the
+	// compare-and-swap on the refresh token is what keeps a rotation from
+	// being lost or applied twice.
 	tag, err := l.s.pool.Exec(ctx, `
 UPDATE memconnect_grants SET access_token = $4, refresh_token = $5, refresh_digest = $6, expires_at = $7,
 	client_id = $8, token_endpoint = $9, scope = $10, token_type = $11, resource = $12, rejected = NULL,
-	journal = NULL, journal_from = NULL, journal_type = NULL, journal_at = NULL, updated_at = now()
-WHERE key = $1 AND fence = $2 AND ($3::text IS NULL OR refresh_digest = $3)`,
+	journal = NULL, journal_from = NULL, journal_type = NULL, journal_at = NULL,
+	spend_fence = NULL, spend_owner = NULL, spend_at = NULL, updated_at = now()
+WHERE key = $1 AND ($3::text IS NULL AND fence = $2
+	OR refresh_digest = $3 AND (fence = $2 OR spend_fence = $2 AND journal_from = $3))`,
 		l.key, l.fence, prevDigest, access, refresh, rdigest, expires, client, endpoint, scope, tokenType, resource)
 	if err != nil {
 		return fmt.Errorf("pgstore: store %s: %w", l.s.Describe(l.key), err)
 	}
 	if tag.RowsAffected() != 1 {
 		return fmt.Errorf("%w: %s has another lease or another grant", oauth.ErrStaleGrant, l.s.Describe(l.key))
+	}
+	if prevDigest != nil {
+		l.s.spill.forget(l.key, *prevDigest)
 	}
 	l.s.notify(ctx, l.key)
 	return nil
@@ -296,7 +434,8 @@ FROM memconnect_grants WHERE key = $1`, l.key).Scan(&sealed, &from, &ctype, &at,
 		return nil
 	}
 	clear := func() error {
-		_, err := l.s.pool.Exec(ctx, `UPDATE memconnect_grants SET journal = NULL, journal_from = NULL WHERE key = $1 AND fence = $2`, l.key, l.fence)
+		_, err := l.s.pool.Exec(ctx, `UPDATE memconnect_grants SET journal = NULL, journal_from = NULL, spend_fence = NULL, spend_owner = NULL, spend_at = NULL
+WHERE key = $1 AND fence = $2`, l.key, l.fence)
 		return err
 	}
 	if str(from) == "" || str(from) != str(rdigest) || at == nil {
@@ -320,5 +459,47 @@ FROM memconnect_grants WHERE key = $1`, l.key).Scan(&sealed, &from, &ctype, &at,
 		return err
 	}
 	l.s.logger.Info().Str("grant", l.s.Describe(l.key)).Msg("pgstore: finished a rotation another holder left in the journal")
+	return nil
+}
+
+// recoverSpill commits the answers this machine kept for the grant while
+// the database was away, in the order they rotate it, and removes them;
+// one that no longer applies (the grant moved on) is removed too.
+func (l *lease) recoverSpill(ctx context.Context) error {
+	kept, err := l.s.spill.list(l.key)
+	if err != nil || len(kept) == 0 {
+		return err
+	}
+	for progress := true; progress; {
+		progress = false
+		cur, err := l.s.read(ctx, l.s.pool, l.key)
+		if err != nil {
+			return err
+		}
+		if cur.Grant == nil {
+			break
+		}
+		d := digest(cur.Grant.RefreshToken)
+		for i, e := range kept {
+			if e.From != d {
+				continue
+			}
+			tok, _, err := tokenresp.Parse([]byte(e.Body), e.ContentType, e.Received)
+			if err != nil {
+				l.s.logger.Warn().Str("grant", l.s.Describe(l.key)).Str("error", err.Error()).Msg("pgstore: a kept answer without a grant was dropped")
+			} else if err := l.Commit(cur.Grant, cur.Grant.Rotated(tok, e.Received)); err != nil {
+				return err
+			} else {
+				l.s.logger.Info().Str("grant", l.s.Describe(l.key)).Msg("pgstore: stored a rotation this machine kept while the database was away")
+			}
+			l.s.spill.remove(e)
+			kept = append(kept[:i], kept[i+1:]...)
+			progress = true
+			break
+		}
+	}
+	for _, e := range kept {
+		l.s.spill.remove(e) // the grant moved on without it
+	}
 	return nil
 }

@@ -35,6 +35,9 @@ func newStore(t *testing.T, pool *pgxpool.Pool, c pgstore.Config) *pgstore.Store
 	if c.Keys == nil {
 		c.Keys = []pgstore.Key{testKey("k1")}
 	}
+	if c.SpillDir == "" {
+		c.SpillDir = t.TempDir()
+	}
 	s, err := pgstore.New(t.Context(), pool, c)
 	if err != nil {
 		t.Fatal(err)
@@ -44,13 +47,16 @@ func newStore(t *testing.T, pool *pgxpool.Pool, c pgstore.Config) *pgstore.Store
 
 func TestMigrateAndKeys(t *testing.T) {
 	pool := testPool(t, true)
-	if _, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{testKey("k1")}}); err == nil || !strings.Contains(err.Error(), "migration") {
+	if _, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{testKey("k1")}, SpillDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "migration") {
 		t.Fatalf("New before the migration: %v, want an error saying to migrate", err)
 	}
 	for range 2 { // idempotent
 		if err := pgstore.Migrate(t.Context(), pool); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := pgstore.New(t.Context(), pool, pgstore.Config{Keys: []pgstore.Key{testKey("k1")}}); !errors.Is(err, pgstore.ErrNoSpillDir) {
+		t.Fatalf("New without a spill directory: %v, want ErrNoSpillDir", err)
 	}
 	if _, err := pgstore.New(t.Context(), pool, pgstore.Config{}); !errors.Is(err, pgstore.ErrNoKey) {
 		t.Fatalf("New without a key: %v, want ErrNoKey", err)

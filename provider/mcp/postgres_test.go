@@ -23,7 +23,7 @@ func TestOnPostgres(t *testing.T) {
 	t.Cleanup(srv.Close)
 	home := t.TempDir()
 	instance := func(owner string) *provider.Connector {
-		st, err := pgstore.New(ctx, pool, pgstore.Config{Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: owner})
+		st, err := pgstore.New(ctx, pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: owner})
 		if err != nil {
 			t.Fatal(err)
 		}

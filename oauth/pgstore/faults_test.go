@@ -1,0 +1,209 @@
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/pgstore"
+)
+
+// strictServer is a token endpoint that rotates refresh tokens and counts
+// replays: a refresh token spent twice, as a server that revokes the grant
+// then would see it.
+type strictServer struct {
+	*httptest.Server
+	mu      sync.Mutex // guards the fields below
+	spent   map[string]bool
+	issued  int
+	replays int
+	// onRefresh, if not nil, runs before a refresh is answered.
+	onRefresh func()
+}
+
+func newStrictServer(t *testing.T) *strictServer {
+	s := &strictServer{spent: make(map[string]bool)}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		rt := r.PostForm.Get("refresh_token")
+		s.mu.Lock()
+		if s.spent[rt] {
+			s.replays++
+			s.mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"invalid_grant"}`)
+			return
+		}
+		s.spent[rt] = true
+		s.issued++
+		n := s.issued
+		hook := s.onRefresh
+		s.mu.Unlock()
+		if hook != nil {
+			hook()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"at-%d","refresh_token":"rt-%d","expires_in":3600,"token_type":"Bearer"}`, n, n)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *strictServer) stats() (issued, replays int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issued, s.replays
+}
+
+// installPlain stores a grant of refresh token rt at srv, expiring at exp.
+func installPlain(t *testing.T, gs *oauth.Grants, srv *strictServer, key, at, rt string, exp time.Time) {
+	t.Helper()
+	tok := &oauth2.Token{AccessToken: at, RefreshToken: rt, Expiry: exp}
+	if _, err := gs.Install(t.Context(), key, tok, oauth.Grant{ClientID: "c", TokenEndpoint: srv.URL, TokenType: "Bearer"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPausedHolderNeverCausesAReplay: holder A spends the refresh token and
+// pauses at the server past its lease. B, which takes the lease meanwhile,
+// finds the spend unfinished and does not spend again: it keeps the
+// current token while that is valid, and errs when it is not. A, woken,
+// commits its answer though its lease passed, and everyone adopts it.
+func TestPausedHolderNeverCausesAReplay(t *testing.T) {
+	pool := testPool(t, false)
+	srv := newStrictServer(t)
+	paused, wake := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(wake) })
+	t.Cleanup(release) // before the server closes
+	var once sync.Once
+	srv.onRefresh = func() {
+		once.Do(func() {
+			close(paused)
+			<-wake // A is paused while its request is at the server
+		})
+	}
+	short := func(owner string) pgstore.Config {
+		return pgstore.Config{Owner: owner, LeaseTTL: 300 * time.Millisecond, SpendWait: 200 * time.Millisecond}
+	}
+	a := oauth.NewGrants(newStore(t, pool, short("a")))
+	installPlain(t, a, srv, "k", "at-0", "rt-0", time.Now().Add(time.Minute))
+
+	type result struct {
+		tok *oauth2.Token
+		err error
+	}
+	aDone := make(chan result, 1)
+	go func() {
+		tok, err := a.TokenSource("k").Token()
+		aDone <- result{tok, err}
+	}()
+	<-paused
+	// Until A's lease has passed.
+	for {
+		var over bool
+		if err := pool.QueryRow(t.Context(), `SELECT lease_until < now() FROM memconnect_grants WHERE key = 'k'`).Scan(&over); err != nil {
+			t.Fatal(err)
+		}
+		if over {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	b := oauth.NewGrants(newStore(t, pool, short("b")))
+	tok, err := b.TokenSource("k").Token()
+	if err != nil || tok.AccessToken != "at-0" {
+		t.Fatalf("B: %v, %v; want the current token, still valid", tok, err)
+	}
+	// A token that can no longer be kept is an error, not a second spend.
+	b2 := oauth.NewGrants(newStore(t, pool, short("b2")))
+	if _, err := b2.TokenSource("k").ForceRefresh(t.Context(), "at-0"); err == nil || !strings.Contains(err.Error(), "has not finished") {
+		t.Fatalf("B's forced refresh: %v; want an error saying another refresh has not finished", err)
+	}
+	if issued, replays := srv.stats(); issued != 1 || replays != 0 {
+		t.Fatalf("server: %d refreshes, %d replays while A was paused; want 1 and 0", issued, replays)
+	}
+
+	release()
+	r := <-aDone
+	if r.err != nil || r.tok.AccessToken != "at-1" {
+		t.Fatalf("A, woken: %v, %v; want its rotation, committed", r.tok, r.err)
+	}
+	c := oauth.NewGrants(newStore(t, pool, short("c")))
+	if tok, err := c.TokenSource("k").Token(); err != nil || tok.AccessToken != "at-1" {
+		t.Fatalf("C: %v, %v; want A's rotation", tok, err)
+	}
+	if issued, replays := srv.stats(); issued != 1 || replays != 0 {
+		t.Errorf("server: %d refreshes, %d replays; want 1 and 0", issued, replays)
+	}
+}
+
+// TestAnswerSurvivesADatabaseOutage: the database goes away while the
+// token endpoint's answer is in flight. The answer is kept in the spill
+// directory, Sync says so truthfully, and the next process commits it when
+// the database is back: no replay, no rotation lost.
+func TestAnswerSurvivesADatabaseOutage(t *testing.T) {
+	raw := fixture.PostgresURL(t, false)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := fixture.NewProxy(t, u.Host)
+	pool, err := pgxpool.New(t.Context(), proxy.URL(t, raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	srv := newStrictServer(t)
+	spill := t.TempDir()
+	log := &testkit.SyncBuffer{}
+	a := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "a", SpillDir: spill, LeaseTTL: 500 * time.Millisecond, Logger: zerolog.New(log)}), oauth.WithLogger(zerolog.New(log).With().Timestamp().Logger()))
+	t.Cleanup(func() { t.Log(log.String()) })
+	installPlain(t, a, srv, "k", "at-0", "rt-0", time.Now().Add(time.Minute))
+	srv.mu.Lock()
+	srv.onRefresh = proxy.Cut // the database goes away while the answer is in flight
+	srv.mu.Unlock()
+
+	ts := a.TokenSource("k")
+	tok, err := ts.Token()
+	if err != nil || tok.AccessToken != "at-1" {
+		t.Fatalf("Token: %v, %v; want the rotation, held while the database is away", tok, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if err := ts.Sync(ctx); err == nil || !strings.Contains(err.Error(), "answer is kept") {
+		t.Fatalf("Sync: %v; want an error saying the answer is kept", err)
+	}
+	files, _ := os.ReadDir(spill)
+	if len(files) != 1 {
+		t.Fatalf("spill directory holds %d files; want the one answer", len(files))
+	}
+
+	proxy.Restore()
+	next := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "next", SpillDir: spill}))
+	got, err := next.TokenSource("k").Token()
+	if err != nil || got.AccessToken != "at-1" {
+		t.Fatalf("next process: %v, %v; want the kept rotation", got, err)
+	}
+	if issued, replays := srv.stats(); issued != 1 || replays != 0 {
+		t.Errorf("server: %d refreshes, %d replays; want 1 and 0", issued, replays)
+	}
+	if files, _ := os.ReadDir(spill); len(files) != 0 {
+		t.Errorf("the spill directory still holds %d files after the commit", len(files))
+	}
+}
