@@ -207,3 +207,52 @@ func TestAnswerSurvivesADatabaseOutage(t *testing.T) {
 		t.Errorf("the spill directory still holds %d files after the commit", len(files))
 	}
 }
+
+// TestWatchSurvivesADatabaseRestart: the LISTEN connection breaks; it is
+// taken again, every open watch hears of it (a change may have come while
+// nobody listened), and later changes are heard as before.
+func TestWatchSurvivesADatabaseRestart(t *testing.T) {
+	raw := fixture.PostgresURL(t, false)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := fixture.NewProxy(t, u.Host)
+	proxied, err := pgxpool.New(t.Context(), proxy.URL(t, raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxied.Close)
+	direct, err := pgxpool.New(t.Context(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(direct.Close)
+	srv := newStrictServer(t)
+	watcher := newStore(t, proxied, pgstore.Config{Owner: "watcher"})
+	other := oauth.NewGrants(newStore(t, direct, pgstore.Config{Owner: "other"}))
+
+	changed, stop, err := watcher.Watch(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	heard := func(what string) {
+		t.Helper()
+		select {
+		case <-changed:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the watch did not hear %s", what)
+		}
+	}
+	installPlain(t, other, srv, "k", "at-0", "rt-0", time.Now().Add(time.Hour))
+	heard("a change before the restart")
+
+	proxy.Cut() // the database restarts
+	installPlain(t, other, srv, "k", "at-1", "rt-1", time.Now().Add(time.Hour))
+	proxy.Restore()
+	heard("the change made while it listened to nothing")
+
+	installPlain(t, other, srv, "k", "at-2", "rt-2", time.Now().Add(time.Hour))
+	heard("a change after the restart")
+}

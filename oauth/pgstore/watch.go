@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // channel is the PostgreSQL notification channel of grant changes; the
@@ -31,57 +33,22 @@ type listener struct {
 // removal), as PostgreSQL notifies it; stop ends the watch. Every Watch of
 // a Store shares one connection, taken from the pool for as long as a
 // watch is open. Notifications are a hint: a burst may arrive as one.
+//
+// When the connection breaks (the database restarts), it is taken again
+// with backoff and listens again, and then every open watch receives a
+// value, since a change may have been committed while nobody listened.
 func (s *Store) Watch(ctx context.Context, key string) (changed <-chan struct{}, stop func(), err error) {
 	l := &s.listen
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cancel == nil {
-		lctx, cancel := context.WithCancel(context.Background())
-		conn, err := s.pool.Acquire(ctx)
+		conn, err := s.listenConn(ctx)
 		if err != nil {
-			cancel()
 			return nil, nil, err
 		}
-		if _, err := conn.Exec(ctx, `LISTEN `+channel); err != nil {
-			conn.Release()
-			cancel()
-			return nil, nil, err
-		}
+		lctx, cancel := context.WithCancel(context.Background())
 		l.cancel, l.done = cancel, make(chan struct{})
-		go func(done chan struct{}) {
-			defer close(done)
-			defer func() {
-				// The connection goes back to the pool listening to
-				// nothing.
-				uctx, ucancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer ucancel()
-				if _, err := conn.Exec(uctx, `UNLISTEN `+channel); err != nil {
-					conn.Conn().Close(uctx)
-				}
-				conn.Release()
-			}()
-			for {
-				n, err := conn.Conn().WaitForNotification(lctx)
-				if err != nil {
-					// Stopped, or the connection broke: the next Watch
-					// listens again.
-					l.mu.Lock()
-					if l.done == done {
-						l.cancel, l.done = nil, nil
-					}
-					l.mu.Unlock()
-					return
-				}
-				l.mu.Lock()
-				for c := range l.subs[n.Payload] {
-					select {
-					case c <- struct{}{}:
-					default: // one pending hint is enough
-					}
-				}
-				l.mu.Unlock()
-			}
-		}(l.done)
+		go s.listenLoop(lctx, conn, l.done)
 	}
 	if l.subs == nil {
 		l.subs = make(map[string]map[chan struct{}]struct{})
@@ -112,4 +79,92 @@ func (s *Store) Watch(ctx context.Context, key string) (changed <-chan struct{},
 			}
 		})
 	}, nil
+}
+
+// listenConn takes a connection from the pool and listens on it.
+func (s *Store) listenConn(ctx context.Context) (*pgxpool.Conn, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, `LISTEN `+channel); err != nil {
+		conn.Release()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// Backoff of the LISTEN connection's reconnection.
+const (
+	relistenFirst = 100 * time.Millisecond
+	relistenMax   = 5 * time.Second
+)
+
+// listenLoop hands each notification on conn to the watches of its key,
+// until ctx ends; a broken connection is replaced, with backoff.
+func (s *Store) listenLoop(ctx context.Context, conn *pgxpool.Conn, done chan struct{}) {
+	l := &s.listen
+	defer close(done)
+	defer func() {
+		if conn == nil {
+			return
+		}
+		// The connection goes back to the pool listening to nothing.
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, `UNLISTEN `+channel); err != nil {
+			conn.Conn().Close(uctx)
+		}
+		conn.Release()
+	}()
+	wait := relistenFirst
+	for {
+		if conn == nil {
+			var err error
+			if conn, err = s.listenConn(ctx); err != nil {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				wait = min(2*wait, relistenMax)
+				continue
+			}
+			wait = relistenFirst
+			s.logger.Info().Msg("pgstore: listening for changes again")
+			l.mu.Lock()
+			for _, subs := range l.subs {
+				hint(subs) // a change may have come while nobody listened
+			}
+			l.mu.Unlock()
+		}
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.logger.Warn().Str("error", err.Error()).Msg("pgstore: the connection listening for changes broke; taking another")
+			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			conn.Conn().Close(cctx)
+			cancel()
+			conn.Release()
+			conn = nil
+			continue
+		}
+		l.mu.Lock()
+		hint(l.subs[n.Payload])
+		l.mu.Unlock()
+	}
+}
+
+// hint sends each channel of subs a value, unless one is pending already.
+func hint(subs map[chan struct{}]struct{}) {
+	for c := range subs {
+		select {
+		case c <- struct{}{}:
+		default: // one pending hint is enough
+		}
+	}
 }
