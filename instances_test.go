@@ -3,6 +3,7 @@ package memconnect_test
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -210,4 +211,97 @@ func TestNoAPIKeysWithAGrantStore(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), `"error":"unsupported"`) {
 		t.Errorf("connect with a key = %d %s, want 404 unsupported", resp.StatusCode, b)
 	}
+}
+
+// TestEventsSurviveADatabaseRestart: B's database connections break (the
+// database restarts) while B holds a stream; a change A commits meanwhile
+// is published on B once B listens again, and later ones too.
+func TestEventsSurviveADatabaseRestart(t *testing.T) {
+	raw := fixture.PostgresURL(t, false)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := fixture.NewProxy(t, u.Host)
+	h := fixture.NewHermes(t)
+	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []instance
+	for i, dsn := range []string{raw, proxy.URL(t, raw)} {
+		pool, err := pgxpool.New(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: string(rune('a' + i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), HTTPClient: h.AS.Client(),
+			GrantStore: st, FlowStore: st.Flows(), CallbackBaseURL: "http://127.0.0.1:9/api/memory"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		in = append(in, instance{r: r})
+	}
+	a, b := in[0].r, in[1].r
+	key := flow.Key{Profile: "default", Provider: "honcho"}
+	sub, err := b.Events().Subscribe(key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	stop, err := b.Connector().Follow("default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	next := func(want string) {
+		t.Helper()
+		for {
+			select {
+			case ev := <-sub.Events():
+				if ev.Kind == events.KindConnection && ev.Connection == want {
+					return
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("B saw no %s", want)
+			}
+		}
+	}
+	rep, err := a.Connector().Connect(t.Context(), "default", "honcho", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := h.AS.Consent(t.Context(), h.AS.Client(), rep.Flow.AuthorizeURL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Connector().Callback(t.Context(), "default", "honcho", target.Query()); err != nil {
+		t.Fatal(err)
+	}
+	next(events.Connected)
+
+	proxy.Cut() // B's database restarts
+	ts, err := a.Connector().TokenSource("default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.ForceRefresh(t.Context(), tok.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Restore()
+	next(events.Refreshed) // committed while B listened to nothing
+
+	if _, err := a.Connector().Disconnect(t.Context(), "default", "honcho"); err != nil {
+		t.Fatal(err)
+	}
+	next(events.Disconnected)
 }
