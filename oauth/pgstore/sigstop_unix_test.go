@@ -75,12 +75,13 @@ func TestStoppedProcessNeverReplays(t *testing.T) {
 	out := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = out, out
 	stopped := make(chan struct{})
+	started := make(chan *os.Process, 1)
 	var once sync.Once
 	srv.mu.Lock()
 	srv.onRefresh = func() {
 		once.Do(func() {
 			// The request is here; stop its sender before it reads the answer.
-			_ = cmd.Process.Signal(syscall.SIGSTOP)
+			_ = (<-started).Signal(syscall.SIGSTOP)
 			close(stopped)
 		})
 	}
@@ -88,6 +89,7 @@ func TestStoppedProcessNeverReplays(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	started <- cmd.Process
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGCONT)
 		_ = cmd.Process.Kill()
