@@ -262,3 +262,27 @@ func TestDeviceStartConcurrentAndCancel(t *testing.T) {
 		t.Errorf("a cancelled device flow redeemed its code")
 	}
 }
+
+// TestDeviceAuthorizationFollowsNoRedirect: a device authorization
+// endpoint that redirects to another origin fails the start, and the
+// other origin receives nothing.
+func TestDeviceAuthorizationFollowsNoRedirect(t *testing.T) {
+	t.Parallel()
+	var stolen atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { stolen.Add(1) }))
+	defer other.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/device", http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	e := newFlowEnv(t, nil, nil)
+	req := e.deviceRequest(t, flowKeyDefault)
+	req.Config.Endpoint.DeviceAuthURL = redirect.URL + "/device"
+	f, err := e.m.Start(context.Background(), req)
+	if err == nil || f.State != flow.StateError {
+		t.Fatalf("Start = %+v, %v; want the start refused", f, err)
+	}
+	if n := stolen.Load(); n != 0 {
+		t.Errorf("the other origin received %d requests", n)
+	}
+}
