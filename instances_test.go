@@ -106,28 +106,7 @@ func TestSeveralInstancesOnPostgres(t *testing.T) {
 func TestEventsAcrossInstances(t *testing.T) {
 	_, h, _, in := pgInstances(t, 2)
 	a, b := in[0].r, in[1].r
-	key := flow.Key{Profile: "default", Provider: "honcho"}
-	sub, err := b.Events().Subscribe(key, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	stop, err := b.Connector().Follow("default", "honcho")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	next := func(want string) {
-		t.Helper()
-		select {
-		case ev := <-sub.Events():
-			if ev.Kind != events.KindConnection || ev.Connection != want {
-				t.Fatalf("B saw %+v, want %s", ev, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("B saw nothing, want %s", want)
-		}
-	}
+	next := followDefault(t, b, true)
 	rep, err := a.Connector().Connect(t.Context(), "default", "honcho", provider.ConnectRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +131,40 @@ func TestEventsAcrossInstances(t *testing.T) {
 	next(events.Disconnected)
 }
 
+// followDefault follows r's default profile's Honcho connection and
+// returns a func that waits for the connection event want: the next event,
+// or, not strict, the next of that kind.
+func followDefault(t *testing.T, r *memconnect.Router, strict bool) func(want string) {
+	t.Helper()
+	key := flow.Key{Profile: "default", Provider: "honcho"}
+	sub, err := r.Events().Subscribe(key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	stop, err := r.Connector().Follow("default", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return func(want string) {
+		t.Helper()
+		for {
+			select {
+			case ev := <-sub.Events():
+				if ev.Kind == events.KindConnection && ev.Connection == want {
+					return
+				}
+				if strict {
+					t.Fatalf("saw %+v, want %s", ev, want)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("saw no %s", want)
+			}
+		}
+	}
+}
+
 // instance is one server of a test's load-balanced deployment.
 type instance struct {
 	r   *memconnect.Router
@@ -169,8 +182,20 @@ func pgInstances(t *testing.T, n int) (*pgxpool.Pool, *fixture.Hermes, *provider
 	if err != nil {
 		t.Fatal(err)
 	}
+	pools := make([]*pgxpool.Pool, n)
+	for i := range pools {
+		pools[i] = pool
+	}
+	in := instancesOn(t, h, reg, pools...)
+	return pool, h, reg, in
+}
+
+// instancesOn starts an instance of reg over h's profiles for each pool,
+// each with its own store, behind a load balancer at 127.0.0.1:9.
+func instancesOn(t *testing.T, h *fixture.Hermes, reg *provider.Registry, pools ...*pgxpool.Pool) []instance {
+	t.Helper()
 	var in []instance
-	for i := range n {
+	for i, pool := range pools {
 		st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: string(rune('a' + i))})
 		if err != nil {
 			t.Fatal(err)
@@ -185,7 +210,7 @@ func pgInstances(t *testing.T, n int) (*pgxpool.Pool, *fixture.Hermes, *provider
 		srv.Start(fixture.HostRouter(r))
 		in = append(in, instance{r, srv})
 	}
-	return pool, h, reg, in
+	return in
 }
 
 // A server that keeps grants in PostgreSQL offers no API-key sign-in: GET
@@ -228,50 +253,18 @@ func TestEventsSurviveADatabaseRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var in []instance
-	for i, dsn := range []string{raw, proxy.URL(t, raw)} {
+	var pools []*pgxpool.Pool
+	for _, dsn := range []string{raw, proxy.URL(t, raw)} {
 		pool, err := pgxpool.New(t.Context(), dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
-		st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: string(rune('a' + i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), HTTPClient: h.AS.Client(),
-			GrantStore: st, FlowStore: st.Flows(), CallbackBaseURL: "http://127.0.0.1:9/api/memory"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		in = append(in, instance{r: r})
+		pools = append(pools, pool)
 	}
+	in := instancesOn(t, h, reg, pools...)
 	a, b := in[0].r, in[1].r
-	key := flow.Key{Profile: "default", Provider: "honcho"}
-	sub, err := b.Events().Subscribe(key, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	stop, err := b.Connector().Follow("default", "honcho")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	next := func(want string) {
-		t.Helper()
-		for {
-			select {
-			case ev := <-sub.Events():
-				if ev.Kind == events.KindConnection && ev.Connection == want {
-					return
-				}
-			case <-time.After(20 * time.Second):
-				t.Fatalf("B saw no %s", want)
-			}
-		}
-	}
+	next := followDefault(t, b, false)
 	rep, err := a.Connector().Connect(t.Context(), "default", "honcho", provider.ConnectRequest{})
 	if err != nil {
 		t.Fatal(err)
