@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -303,5 +304,37 @@ func TestShortLivedTokensCached(t *testing.T) {
 	// every 30 s: 4 refreshes in 100 s.
 	if n := ep.calls.Load(); n < 3 || n > 5 {
 		t.Errorf("%d refreshes in 100 s of 60 s tokens; want about 4", n)
+	}
+}
+
+// TestLoopbackClientsRegisterAsNative: a client whose redirect URIs are
+// all loopback registers with application_type "native", so that the
+// server accepts any loopback port; one with a web redirect does not.
+func TestLoopbackClientsRegisterAsNative(t *testing.T) {
+	for _, tt := range []struct {
+		uris []string
+		want string
+	}{
+		{[]string{"http://127.0.0.1:8765/callback"}, "native"},
+		{[]string{"http://127.0.0.1:8765/callback", "http://[::1]:9/cb"}, "native"},
+		{[]string{"https://memory.example/api/memory/callback", "http://127.0.0.1:8765/callback"}, ""},
+	} {
+		t.Run(strings.Join(tt.uris, " "), func(t *testing.T) {
+			var got map[string]any
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_ = json.NewDecoder(r.Body).Decode(&got)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusCreated)
+				uris, _ := json.Marshal(tt.uris)
+				fmt.Fprintf(w, `{"client_id":"c1","redirect_uris":%s}`, uris)
+			}))
+			defer srv.Close()
+			if _, err := Register(context.Background(), nil, srv.URL, ClientMetadata{RedirectURIs: tt.uris}); err != nil {
+				t.Fatal(err)
+			}
+			if at, _ := got["application_type"].(string); at != tt.want {
+				t.Errorf("application_type = %q, want %q", at, tt.want)
+			}
+		})
 	}
 }

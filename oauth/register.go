@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -28,6 +29,10 @@ type ClientMetadata struct {
 	Scope                   string   `json:"scope,omitempty"`
 	SoftwareID              string   `json:"software_id,omitempty"`
 	SoftwareVersion         string   `json:"software_version,omitempty"`
+	// ApplicationType is "native" or "web" (OpenID Connect Dynamic Client
+	// Registration section 2); [Register] sets "native" when it is empty
+	// and every redirect URI is an http loopback URI.
+	ApplicationType string `json:"application_type,omitempty"`
 }
 
 // ClientMetadataDocument is a Client ID Metadata Document: a client's
@@ -72,7 +77,8 @@ func (e *RegistrationError) Error() string {
 }
 
 // Register registers a client at the registration endpoint (RFC 7591
-// section 3.1) and returns what the server issued. It registers a public
+// section 3.1) and returns what the server issued. A client whose redirect
+// URIs are all loopback is registered as a native application. It registers a public
 // client: md.TokenEndpointAuthMethod empty means "none", and a server that
 // registers anything else (a client with a secret) is refused, since a
 // public client keeps no secret. Redirect URIs are required, and the
@@ -91,6 +97,12 @@ func Register(ctx context.Context, c *http.Client, endpoint string, md ClientMet
 	}
 	if md.TokenEndpointAuthMethod == "" {
 		md.TokenEndpointAuthMethod = "none"
+	}
+	if md.ApplicationType == "" && !slices.ContainsFunc(md.RedirectURIs, func(r string) bool { return !loopbackRedirect(r) }) {
+		// A native client, so that the server accepts the loopback
+		// redirect on any port (RFC 8252 section 7.3), as a fallback
+		// port needs.
+		md.ApplicationType = "native"
 	}
 	c = outbound.Secret(c)
 	ctx, cancel := outbound.Step(ctx)
@@ -148,6 +160,17 @@ func Register(ctx context.Context, c *http.Client, endpoint string, md ClientMet
 		}
 	}
 	return &ci, nil
+}
+
+// loopbackRedirect reports whether r is an http URI of a loopback IP
+// literal (RFC 8252 section 7.3).
+func loopbackRedirect(r string) bool {
+	u, err := url.Parse(r)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }
 
 // maxClientIDLen bounds a registered client_id.

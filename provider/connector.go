@@ -509,6 +509,12 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	if req.Source != "" {
 		params.Set("source", req.Source)
 	}
+	if slices.Contains(ep.Scopes, "offline_access") && !params.Has("prompt") {
+		// OpenID Connect Core section 11: a provider grants offline_access
+		// (a refresh token) only with prompt=consent; without it, a
+		// certified provider drops the scope.
+		params.Set("prompt", "consent")
+	}
 	var tokenParams url.Values
 	if ep.Resource != "" {
 		params.Set("resource", ep.Resource)

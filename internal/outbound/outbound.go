@@ -6,8 +6,9 @@
 // token, an API key, a registration) never follows a redirect: a server
 // that answers 307 would otherwise receive the same body at whatever
 // origin it names. A metadata GET follows at most [MaxRedirects], each to
-// the same origin over https (http on a loopback host). The rules are put
-// on a copy of the caller's client, never on the client itself.
+// the same origin over https (http on a loopback host). The rules, and a
+// User-Agent naming the module, are put on a copy of the caller's client,
+// never on the client itself.
 package outbound
 
 import (
@@ -17,7 +18,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -77,7 +80,42 @@ func copyOf(c *http.Client) *http.Client {
 		c = http.DefaultClient
 	}
 	cc := *c
+	if _, ok := cc.Transport.(*agent); !ok {
+		cc.Transport = &agent{base: c.Transport}
+	}
 	return &cc
+}
+
+// UserAgent is the User-Agent of every outbound request that does not set
+// one: the module and its version, as the build records it ("devel" in
+// the module's own builds). Some servers sit behind firewalls that refuse
+// Go's default.
+var UserAgent = sync.OnceValue(func() string {
+	const module = "github.com/memconnect/memconnect"
+	version := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range append([]*debug.Module{&bi.Main}, bi.Deps...) {
+			if m.Path == module && m.Version != "" && m.Version != "(devel)" {
+				version = m.Version
+			}
+		}
+	}
+	return "memconnect/" + version + " (+https://" + module + ")"
+})
+
+// agent sets [UserAgent] on requests without one.
+type agent struct{ base http.RoundTripper }
+
+func (a *agent) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := a.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("User-Agent", UserAgent())
+	}
+	return base.RoundTrip(req)
 }
 
 // Step returns ctx bounded to [StepTimeout] (a shorter deadline of ctx

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -349,5 +350,33 @@ func TestForgottenClientAtTheAuthorizePage(t *testing.T) {
 	again := c.signIn(t)
 	if again["client_id"][0] == first["client_id"][0] || c.srv.AS.Registrations() != 2 {
 		t.Errorf("client %s (was %s), %d registrations; want a new registration", again["client_id"][0], first["client_id"][0], c.srv.AS.Registrations())
+	}
+}
+
+// TestOfflineAccessAsksForConsent: a sign-in that asks for offline_access
+// sends prompt=consent (OpenID Connect Core section 11), and one that does
+// not, does not.
+func TestOfflineAccessAsksForConsent(t *testing.T) {
+	for _, tt := range []struct {
+		scopes []string
+		prompt string
+	}{
+		{[]string{"memory", "offline_access"}, "consent"},
+		{[]string{"memory"}, ""},
+	} {
+		t.Run(strings.Join(tt.scopes, "+"), func(t *testing.T) {
+			c := newChain(t, nil, mcp.WithScopes(tt.scopes...))
+			rep, err := c.conn.Connect(context.Background(), "default", "memdev", provider.ConnectRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := url.Parse(rep.Flow.AuthorizeURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := u.Query().Get("prompt"); got != tt.prompt {
+				t.Errorf("prompt = %q, want %q (authorize URL %s)", got, tt.prompt, rep.Flow.AuthorizeURL)
+			}
+		})
 	}
 }
