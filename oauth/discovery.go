@@ -41,6 +41,9 @@ type Metadata struct {
 	// the URL of its metadata document as its client_id (OAuth Client ID
 	// Metadata Document, as the MCP specification uses it).
 	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
+	// AuthorizationResponseIssParameterSupported announces that every
+	// authorization response carries "iss" (RFC 9207 section 3).
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
 }
 
 // Discover fetches the metadata of issuer: first the RFC 8414 document

@@ -281,6 +281,9 @@ func (c *Connector) endpoints(ctx context.Context, t target, device bool) (Endpo
 		return ep, false, nil
 	}
 	md := c.metadata(ctx, ep.Issuer)
+	if md != nil && md.AuthorizationResponseIssParameterSupported {
+		ep.IssuerInResponse = true
+	}
 	e := oauth2.Endpoint{AuthURL: ep.AuthorizeURL, TokenURL: ep.TokenURL, DeviceAuthURL: ep.DeviceAuthURL}
 	md.Fill(&e, &ep.RevocationURL)
 	ep.AuthorizeURL, ep.TokenURL, ep.DeviceAuthURL = e.AuthURL, e.TokenURL, e.DeviceAuthURL
@@ -548,6 +551,8 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 		ClientRejected:  rejected,
 		Unanswered:      rejected,
 		DeviceSupported: deviceOK,
+		Issuer:          ep.Issuer,
+		IssuerRequired:  ep.IssuerInResponse,
 		DisplayName:     t.provider.DisplayName(),
 		Complete:        c.installer(t.key, ref, ep, req),
 	}

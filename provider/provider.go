@@ -85,8 +85,13 @@ type Endpoints struct {
 	// when unknown, in which case it may be discovered from Issuer.
 	RevocationURL string
 	// Issuer is the authorization server's issuer identifier, used for
-	// metadata discovery (RFC 8414); empty when unknown.
+	// metadata discovery (RFC 8414) and to check the authorization
+	// response's "iss" (RFC 9207); empty when unknown.
 	Issuer string
+	// IssuerInResponse reports that the server's metadata announce an
+	// "iss" in every authorization response, so that one without it is
+	// refused (RFC 9207).
+	IssuerInResponse bool
 	// ClientID is the registered public client's identifier.
 	ClientID string
 	// Scopes are the scopes requested.

@@ -117,6 +117,16 @@ type Request struct {
 	// [MethodDevice] request is refused with [ErrDeviceUnsupported].
 	DeviceSupported bool
 
+	// Issuer is the authorization server's issuer identifier, which the
+	// authorization response's "iss" parameter must equal when it has one
+	// (RFC 9207); "" when unknown, when a present "iss" is not checked.
+	Issuer string
+
+	// IssuerRequired reports that the server's metadata announce
+	// authorization_response_iss_parameter_supported: a response without
+	// "iss" is then refused (RFC 9207 section 2.4).
+	IssuerRequired bool
+
 	// DisplayName names the provider on the loopback listener's result page
 	// ("Connected to Honcho"); "" leaves it out.
 	DisplayName string

@@ -64,6 +64,7 @@ const (
 	detailTimedOut       = "Sign-in timed out waiting for the browser; start again"
 	detailClosed         = "The application is shutting down"
 	detailNoCode         = "The authorization server sent no authorization code; start again"
+	detailIssuer         = "The sign-in answer did not come from the authorization server it was sent to (RFC 9207), so it was not used; start again"
 	detailDenied         = "Sign-in was denied"
 	detailDeviceExpired  = "The code expired before it was approved"
 	detailRateLimited    = "Too many sign-in attempts; wait a minute and try again"
@@ -186,6 +187,8 @@ type flowRecord struct {
 	rejected    func()
 	unanswered  func() // Request.Unanswered
 	name        string // the provider's display name, for the result page
+	issuer      string // Request.Issuer
+	issRequired bool   // Request.IssuerRequired
 
 	ctx    context.Context // ends when the flow leaves pending
 	cancel context.CancelFunc
@@ -305,6 +308,8 @@ func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
 		rejected:    req.ClientRejected,
 		unanswered:  req.Unanswered,
 		name:        req.DisplayName,
+		issuer:      req.Issuer,
+		issRequired: req.IssuerRequired,
 		ctx:         fctx,
 		cancel:      cancel,
 		ready:       make(chan struct{}),
@@ -377,7 +382,8 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 	opts = append(opts, oauth2.S256ChallengeOption(verifier))
 	f.authorizeURL = f.cfg.AuthCodeURL(secret, opts...)
 	f.detail = detailWaitingBrowser
-	p := Pending{Key: f.key, ID: f.id, State: secret, Verifier: verifier, ExpiresAt: f.expiresAt, Config: f.cfg, TokenParams: f.tokenParams, Flow: f.snapshotLocked()}
+	p := Pending{Key: f.key, ID: f.id, State: secret, Verifier: verifier, ExpiresAt: f.expiresAt, Config: f.cfg, TokenParams: f.tokenParams,
+		Issuer: f.issuer, IssuerRequired: f.issRequired, Flow: f.snapshotLocked()}
 	if err := m.store.Put(m.ctx, p); err != nil {
 		f.stopTimersLocked()
 		if lb := f.loopback; lb != nil {
@@ -544,6 +550,9 @@ func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values) (Fl
 	cfg := f.cfg
 	m.mu.Unlock()
 
+	if fe := checkIssuer(q, f.issuer, f.issRequired); fe != nil {
+		return m.fail(f, fe)
+	}
 	if e := q.Get("error"); e != "" {
 		return m.fail(f, authorizationError(e, q.Get("error_description")))
 	}
@@ -597,6 +606,9 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values) (Flow, er
 		end(fe)
 		return f, fmt.Errorf("%w: expired", ErrInvalidState)
 	}
+	if fe := checkIssuer(q, p.Issuer, p.IssuerRequired); fe != nil {
+		return end(fe)
+	}
 	if e := q.Get("error"); e != "" {
 		return end(authorizationError(e, q.Get("error_description")))
 	}
@@ -622,6 +634,21 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values) (Flow, er
 	}
 	f.State = StateConnected
 	return end(&Failure{Detail: detailConnected})
+}
+
+// checkIssuer checks the authorization response's "iss" parameter (RFC
+// 9207 section 2.4): when present it must be issuer, exactly (when issuer
+// is known), and when required it must be present, once. A response that
+// fails is an authorization server mix-up, and its code is not used.
+func checkIssuer(q url.Values, issuer string, required bool) *Failure {
+	iss, present := q["iss"]
+	switch {
+	case !present && !required:
+		return nil
+	case !present, len(iss) != 1, issuer != "" && iss[0] != issuer:
+		return &Failure{Code: CodeAuthorization, Detail: detailIssuer}
+	}
+	return nil
 }
 
 // kept returns the token of a successful answer that capture saw, whatever

@@ -796,3 +796,50 @@ func TestUnanswered(t *testing.T) {
 		t.Errorf("after Close: %d calls, want still 2", n)
 	}
 }
+
+// TestAuthorizationResponseIssuer: the authorization response's iss is
+// checked (RFC 9207): a different one, or none when the metadata announce
+// one, ends the flow before the code is exchanged; the right one, or none
+// when none is announced, completes it.
+func TestAuthorizationResponseIssuer(t *testing.T) {
+	const issuer = "https://as.example"
+	for _, tt := range []struct {
+		name     string
+		required bool
+		iss      []string // nil: no iss parameter
+		ok       bool
+	}{
+		{"right", true, []string{issuer}, true},
+		{"absent, not announced", false, nil, true},
+		{"absent, announced", true, nil, false},
+		{"another", false, []string{"https://evil.example"}, false},
+		{"twice", false, []string{issuer, issuer}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newFlowEnv(t, nil, nil)
+			req := e.request(flowKeyDefault, flow.RedirectCallback)
+			req.Issuer, req.IssuerRequired = issuer, tt.required
+			f := e.start(req)
+			q := e.consent(f, true).Query()
+			if tt.iss != nil {
+				q["iss"] = tt.iss
+			}
+			got, err := e.m.Callback(context.Background(), flowKeyDefault, q)
+			if tt.ok {
+				if err != nil || got.State != flow.StateConnected {
+					t.Fatalf("Callback = %+v, %v; want connected", got, err)
+				}
+				return
+			}
+			if err == nil || got.State != flow.StateError || !strings.Contains(got.Detail, "RFC 9207") {
+				t.Fatalf("Callback = %+v, %v; want the response refused", got, err)
+			}
+			if n := e.done.Calls(); n != 0 {
+				t.Errorf("Complete called %d times; want none", n)
+			}
+			if st := e.srv.Stats(); st.AuthorizationCodes != 0 {
+				t.Errorf("the code was exchanged: %+v", st)
+			}
+		})
+	}
+}

@@ -28,6 +28,10 @@ type Pending struct {
 	// TokenParams are the extra parameters of the code exchange
 	// ([Request.TokenParams]).
 	TokenParams url.Values
+	// Issuer and IssuerRequired are the request's, for the check of the
+	// authorization response's "iss" (RFC 9207) on any instance.
+	Issuer         string
+	IssuerRequired bool
 	// Flow is the flow as [Manager.Status] reports it while it is pending.
 	Flow Flow
 }

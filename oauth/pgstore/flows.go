@@ -32,13 +32,18 @@ type flowConfig struct {
 	// TokenParams are the code exchange's extra parameters (RFC 8707
 	// resource): no secret.
 	TokenParams map[string][]string `json:"token_params,omitempty"`
+	// Issuer and IssuerRequired check the authorization response's iss
+	// (RFC 9207).
+	Issuer         string `json:"issuer,omitempty"`
+	IssuerRequired bool   `json:"issuer_required,omitempty"`
 }
 
 func flowKey(k flow.Key) string { return k.Profile + "\x00" + k.Provider }
 
 func (f flows) Put(ctx context.Context, p flow.Pending) error {
 	cfg, err := json.Marshal(flowConfig{ClientID: p.Config.ClientID, AuthURL: p.Config.Endpoint.AuthURL, TokenURL: p.Config.Endpoint.TokenURL,
-		DeviceAuthURL: p.Config.Endpoint.DeviceAuthURL, RedirectURL: p.Config.RedirectURL, Scopes: p.Config.Scopes, TokenParams: p.TokenParams})
+		DeviceAuthURL: p.Config.Endpoint.DeviceAuthURL, RedirectURL: p.Config.RedirectURL, Scopes: p.Config.Scopes, TokenParams: p.TokenParams,
+		Issuer: p.Issuer, IssuerRequired: p.IssuerRequired})
 	if err != nil {
 		return err
 	}
@@ -97,12 +102,13 @@ RETURNING o.id, o.verifier, o.config, o.flow, o.expires_at`, key.Profile, key.Pr
 	if err := json.Unmarshal(snap, &fj); err != nil {
 		return flow.Pending{}, fmt.Errorf("pgstore: the pending flow: %w", err)
 	}
-	return flow.Pending{Key: key, ID: id, State: state, Verifier: v, ExpiresAt: expires, Flow: f.flow(key, fj), TokenParams: c.TokenParams, Config: oauth2.Config{
-		ClientID:    c.ClientID,
-		Endpoint:    oauth2.Endpoint{AuthURL: c.AuthURL, TokenURL: c.TokenURL, DeviceAuthURL: c.DeviceAuthURL, AuthStyle: oauth2.AuthStyleInParams},
-		RedirectURL: c.RedirectURL,
-		Scopes:      c.Scopes,
-	}}, nil
+	return flow.Pending{Key: key, ID: id, State: state, Verifier: v, ExpiresAt: expires, Flow: f.flow(key, fj), TokenParams: c.TokenParams,
+		Issuer: c.Issuer, IssuerRequired: c.IssuerRequired, Config: oauth2.Config{
+			ClientID:    c.ClientID,
+			Endpoint:    oauth2.Endpoint{AuthURL: c.AuthURL, TokenURL: c.TokenURL, DeviceAuthURL: c.DeviceAuthURL, AuthStyle: oauth2.AuthStyleInParams},
+			RedirectURL: c.RedirectURL,
+			Scopes:      c.Scopes,
+		}}, nil
 }
 
 func (f flows) Finish(ctx context.Context, key flow.Key, id string, fl flow.Flow) (bool, error) {

@@ -292,6 +292,7 @@ func TestFlowStore(t *testing.T) {
 	expires := time.Now().Add(10 * time.Minute).Truncate(time.Second)
 	pending := flow.Flow{ID: "f1", State: flow.StatePending, Method: flow.MethodBrowser, AuthorizeURL: "https://a/authorize?state=x", ExpiresAt: expires}
 	p := flow.Pending{Key: key, ID: "f1", State: "the-state", Verifier: "the-verifier-0123456789", ExpiresAt: expires, Flow: pending,
+		Issuer: "https://a", IssuerRequired: true,
 		Config: oauth2.Config{ClientID: "c", RedirectURL: "http://127.0.0.1:9/cb", Endpoint: oauth2.Endpoint{AuthURL: "https://a/authorize", TokenURL: "https://a/token"}}}
 	if err := a.Put(t.Context(), p); err != nil {
 		t.Fatal(err)
@@ -317,7 +318,8 @@ func TestFlowStore(t *testing.T) {
 			got, err := st.Claim(t.Context(), key, "the-state")
 			if err == nil {
 				won.Add(1)
-				if got.Verifier != p.Verifier || got.ID != "f1" || got.Config.RedirectURL != p.Config.RedirectURL || !got.ExpiresAt.Equal(p.ExpiresAt) || got.Flow.AuthorizeURL != pending.AuthorizeURL {
+				if got.Verifier != p.Verifier || got.ID != "f1" || got.Config.RedirectURL != p.Config.RedirectURL || !got.ExpiresAt.Equal(p.ExpiresAt) || got.Flow.AuthorizeURL != pending.AuthorizeURL ||
+					got.Issuer != p.Issuer || !got.IssuerRequired {
 					t.Errorf("claimed %+v", got)
 				}
 			} else if !errors.Is(err, flow.ErrInvalidState) {

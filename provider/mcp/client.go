@@ -86,8 +86,10 @@ func (p *Provider) endpoints(d *discovery, clientID string) provider.Endpoints {
 		RevocationURL: d.md.RevocationEndpoint,
 		Issuer:        d.md.Issuer,
 		ClientID:      clientID,
-		Scopes:        slices.Clone(d.scopes),
-		Resource:      d.resource,
+		// RFC 9207.
+		IssuerInResponse: d.md.AuthorizationResponseIssParameterSupported,
+		Scopes:           slices.Clone(d.scopes),
+		Resource:         d.resource,
 	}
 }
 
