@@ -137,7 +137,7 @@ func (c *common) registerEndpoints(fs *flag.FlagSet, names ...string) {
 		"token-url":       {&c.tokenURL, "token endpoint (default $HONCHO_OAUTH_TOKEN_URL)"},
 		"device-auth-url": {&c.deviceAuthURL, "device authorization endpoint (default $HONCHO_OAUTH_DEVICE_AUTH_URL)"},
 		"revocation-url":  {&c.revokeURL, "token revocation endpoint (default $HONCHO_OAUTH_REVOCATION_URL, else discovered)"},
-		"client-id":       {&c.clientID, "OAuth client id (default $HONCHO_OAUTH_CLIENT_ID, else hermes-agent)"},
+		"client-id":       {&c.clientID, "OAuth client id registered with the provider's authorization server (Honcho: default $HONCHO_OAUTH_CLIENT_ID, else hermes-agent; others: default a dynamic registration)"},
 		"scope":           {&c.scope, "space-separated scopes (default $HONCHO_OAUTH_SCOPE, else write)"},
 	}
 	for _, name := range names {
@@ -308,18 +308,24 @@ type setup struct {
 
 // chooseProvider returns the provider --provider names, given the Honcho
 // provider the other flags configured.
-func chooseProvider(flag string, hp *honcho.Provider) (provider.Provider, error) {
+// A clientID, when not empty, is the client registered beforehand with the
+// provider's authorization server (Honcho's is set by the caller).
+func chooseProvider(flag string, hp *honcho.Provider, clientID string) (provider.Provider, error) {
+	var opts []mcp.Option
+	if clientID != "" {
+		opts = append(opts, mcp.WithClientID(clientID))
+	}
 	switch flag {
 	case "", honcho.Name:
 		return hp, nil
 	case "supermemory":
-		return mcp.Supermemory(), nil
+		return mcp.Supermemory(opts...), nil
 	}
 	name, u, ok := strings.Cut(flag, "=")
 	if !ok {
 		return nil, &usageError{msg: fmt.Sprintf("--provider %q: use honcho, supermemory, or NAME=URL for another server", flag)}
 	}
-	p, err := mcp.New(name, name, u, mcp.WithAPIKeys())
+	p, err := mcp.New(name, name, u, append([]mcp.Option{mcp.WithAPIKeys()}, opts...)...)
 	if err != nil {
 		return nil, &usageError{msg: "--provider: " + strings.TrimPrefix(err.Error(), "mcp: ")}
 	}
@@ -375,7 +381,7 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 	if cf.scope != "" {
 		opts = append(opts, honcho.WithScopes(strings.Fields(cf.scope)...))
 	}
-	pv, err := chooseProvider(cf.provider, honcho.New(opts...))
+	pv, err := chooseProvider(cf.provider, honcho.New(opts...), cf.clientID)
 	if err != nil {
 		return nil, err
 	}

@@ -560,3 +560,30 @@ func newMemory(t *testing.T) *memconnect.Router {
 	t.Cleanup(func() { memory.Close() })
 	return memory
 }
+
+// TestRunClientIDFlag: -client-id gives a provider a client registered
+// beforehand, used instead of a dynamic registration; a name that matches
+// no provider, or a value without an ID, is refused.
+func TestRunClientIDFlag(t *testing.T) {
+	base, _ := server(t, "-dev", "-addr", "127.0.0.1:0", "-client-id", "devmemory=pre-registered")
+	resp, err := http.Post(base+"/api/memory/profiles/default/providers/devmemory/connect", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), "client_id=pre-registered") {
+		t.Errorf("connect = %d %s; want a flow with the client pre-registered", resp.StatusCode, body)
+	}
+	for _, bad := range []struct{ value, want string }{
+		{"devmemory", "want NAME=ID"},
+		{"devmemory= ", "want NAME=ID"},
+		{"nope=x", `no provider "nope"`},
+	} {
+		var stderr bytes.Buffer
+		err := run(t.Context(), []string{"-dev", "-addr", "127.0.0.1:0", "-client-id", bad.value}, io.Discard, &stderr)
+		if err == nil || !strings.Contains(err.Error()+stderr.String(), bad.want) {
+			t.Errorf("-client-id %s: %v %s, want an error with %q", bad.value, err, stderr.String(), bad.want)
+		}
+	}
+}

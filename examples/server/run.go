@@ -51,7 +51,8 @@ type options struct {
 	migrate      bool
 	rekey        bool
 	openBrowser  bool
-	providers    []namedURL // -provider, in order
+	providers    []namedURL        // -provider, in order
+	clientIDs    map[string]string // -client-id, by provider name
 }
 
 // namedURL is one -provider NAME=URL.
@@ -78,6 +79,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return fmt.Errorf("want NAME=URL, such as zep=https://mcp.example.com/mcp")
 		}
 		o.providers = append(o.providers, namedURL{name, u})
+		return nil
+	})
+	fs.Func("client-id", "use the client NAME's authorization server registered beforehand instead of registering one: NAME=ID (repeatable; NAME is honcho, supermemory, devmemory or a -provider NAME)", func(v string) error {
+		name, id, ok := strings.Cut(v, "=")
+		if !ok || name == "" || strings.TrimSpace(id) == "" {
+			return fmt.Errorf("want NAME=ID, such as zep=memconnect-desktop")
+		}
+		if o.clientIDs == nil {
+			o.clientIDs = make(map[string]string)
+		}
+		o.clientIDs[name] = id
 		return nil
 	})
 	if err := fs.Parse(args); err != nil {
@@ -188,7 +200,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			honchoOpts = append(honchoOpts, honcho.WithUserHome(userHome))
 		}
 	}
-	providers := []provider.Provider{honcho.New(honchoOpts...), mcp.Supermemory()}
+	// -client-id: a client registered beforehand, for any provider.
+	used := make(map[string]bool)
+	mcpOpts := func(name string, opts ...mcp.Option) []mcp.Option {
+		if id, ok := o.clientIDs[name]; ok {
+			used[name] = true
+			opts = append(opts, mcp.WithClientID(id))
+		}
+		return opts
+	}
+	if id, ok := o.clientIDs[honcho.Name]; ok {
+		used[honcho.Name] = true
+		honchoOpts = append(honchoOpts, honcho.WithClientID(id))
+	}
+	providers := []provider.Provider{honcho.New(honchoOpts...), mcp.Supermemory(mcpOpts("supermemory")...)}
 	var dev *oauthtest.MCPServer
 	if o.dev {
 		// A memory server behind the MCP authorization model, to try the
@@ -196,18 +221,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// indicators); it also takes the development API key.
 		dev = oauthtest.NewMCPServer(oauthtest.WithAuthServer(oauthtest.WithAPIKey(devAPIKey)))
 		defer dev.Close()
-		p, err := mcp.New("devmemory", "Development memory (MCP)", dev.URL, mcp.WithAPIKeys())
+		p, err := mcp.New("devmemory", "Development memory (MCP)", dev.URL, mcpOpts("devmemory", mcp.WithAPIKeys())...)
 		if err != nil {
 			return err
 		}
 		providers = append(providers, p)
 	}
 	for _, nu := range o.providers {
-		p, err := mcp.New(nu.name, nu.name, nu.url, mcp.WithAPIKeys())
+		p, err := mcp.New(nu.name, nu.name, nu.url, mcpOpts(nu.name, mcp.WithAPIKeys())...)
 		if err != nil {
 			return fmt.Errorf("-provider %s=%s: %w", nu.name, nu.url, err)
 		}
 		providers = append(providers, p)
+	}
+	for name := range o.clientIDs {
+		if !used[name] {
+			return fmt.Errorf("-client-id %s=...: there is no provider %q (honcho, supermemory, devmemory with -dev, or one added with -provider)", name, name)
+		}
 	}
 	registry, err := provider.NewRegistry(providers...)
 	if err != nil {
