@@ -560,3 +560,27 @@ func TestConnectorDefaultRedirect(t *testing.T) {
 		t.Fatalf("Connect with a base URL = %+v, %v; want redirect %s", rep.Flow, err, want)
 	}
 }
+
+// TestConnectorForeignTokenPrefix: a server whose access tokens lack the
+// hch-at- prefix ends the sign-in with words that say so and name the
+// setting to change, and nothing is stored.
+func TestConnectorForeignTokenPrefix(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, []honchotest.Option{honchotest.WithAccessTokenPrefix("other-at-")}, nil)
+	f.conn.CallbackBaseURL = "http://127.0.0.1:9/api/memory"
+	rep, err := f.conn.Connect(ctx, "default", "honcho", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := f.srv.Consent(ctx, f.srv.Client(), rep.Flow.AuthorizeURL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, err := f.conn.Callback(ctx, "default", "honcho", target.Query())
+	if err == nil || fl.State != flow.StateError || !strings.Contains(fl.Detail, `"hch-at-"`) || !strings.Contains(fl.Detail, "HONCHO_OAUTH_TOKEN_PREFIX") {
+		t.Fatalf("Callback = %+v, %v; want an error naming the prefix and the setting", fl, err)
+	}
+	if st, err := f.conn.Status(ctx, "default", "honcho"); err != nil || st.Connected {
+		t.Errorf("Status = %+v, %v; want not connected", st, err)
+	}
+}

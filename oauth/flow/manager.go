@@ -630,7 +630,7 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values) (Flow, er
 		return end(tokenError(CodeExchange, detailExchange, err))
 	}
 	if err := callComplete(ctx, complete, tok); err != nil {
-		return end(&Failure{Code: CodeComplete, Detail: detailComplete, Err: err})
+		return end(completeFailure(err))
 	}
 	f.State = StateConnected
 	return end(&Failure{Detail: detailConnected})
@@ -679,7 +679,7 @@ func (m *Manager) install(f *flowRecord, tok *oauth2.Token) (Flow, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, exchangeTimeout)
 	defer cancel()
 	if err := callComplete(ctx, f.complete, tok); err != nil {
-		return m.fail(f, &Failure{Code: CodeComplete, Detail: detailComplete, Err: err})
+		return m.fail(f, completeFailure(err))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -687,6 +687,18 @@ func (m *Manager) install(f *flowRecord, tok *oauth2.Token) (Flow, error) {
 		return f.snapshotLocked(), f.err
 	}
 	return f.snapshotLocked(), nil
+}
+
+// completeFailure is the failure of a Complete that returned err: its own
+// words when err says what a person can do (it has a Detail method), else
+// the general ones.
+func completeFailure(err error) *Failure {
+	detail := detailComplete
+	var d interface{ Detail() string }
+	if errors.As(err, &d) {
+		detail = d.Detail()
+	}
+	return &Failure{Code: CodeComplete, Detail: detail, Err: err}
 }
 
 // callComplete calls complete, turning a panic into an error so that the

@@ -126,7 +126,7 @@ func TestProviderBasics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := oauth.FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: "hch-at-", DefaultScope: "write", RootAPIKey: true, Verdict: "oauthRejected"}
+	want := oauth.FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: "hch-at-", PrefixSetting: "HONCHO_OAUTH_TOKEN_PREFIX (honcho.WithAccessTokenPrefix in Go)", DefaultScope: "write", RootAPIKey: true, Verdict: "oauthRejected"}
 	if loc.Layout != want {
 		t.Errorf("Layout = %+v, want %+v", loc.Layout, want)
 	}

@@ -155,6 +155,7 @@ func (p *Provider) layout() oauth.FileLayout {
 		AccessToken:       "apiKey",
 		Fields:            "oauth",
 		AccessTokenPrefix: p.prefix,
+		PrefixSetting:     EnvTokenPrefix + " (honcho.WithAccessTokenPrefix in Go)",
 		DefaultScope:      DefaultScope,
 		RootAPIKey:        true,
 		Verdict:           VerdictKey,
