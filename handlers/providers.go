@@ -44,8 +44,9 @@ func (p *providersResponse) Render(w http.ResponseWriter, r *http.Request) error
 func (h *Handlers) ListProviders(w http.ResponseWriter, r *http.Request) {
 	list := h.conn.Registry.List()
 	resp := &providersResponse{Providers: make([]providerInfo, 0, len(list))}
-	for _, p := range list {
-		methods := append([]provider.AuthMethod{}, h.conn.Methods(p)...)
+	all := h.conn.MethodsContext(r.Context(), list)
+	for i, p := range list {
+		methods := append([]provider.AuthMethod{}, all[i]...)
 		resp.Providers = append(resp.Providers, providerInfo{
 			Name:        p.Name(),
 			DisplayName: p.DisplayName(),

@@ -300,7 +300,7 @@ func (c *Connector) connectEndpoints(ctx context.Context, t target, device bool)
 	req := c.clientRequest(t)
 	req.RejectedClientID = c.rejectedClient(ctx, t)
 	ep, err := r.Client(ctx, t.profile, req, c.Stores())
-	return ep, false, err
+	return ep, ep.DeviceAuthURL != "", err
 }
 
 // rejectedClient is the client of t's grant when the authorization server
@@ -488,7 +488,11 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 			}
 		}
 	}
-	if !slices.Contains(t.provider.AuthMethods(), AuthMethod(req.Method)) {
+	methods := t.provider.AuthMethods()
+	if md, ok := t.provider.(MethodDiscoverer); ok && req.Method == flow.MethodDevice {
+		methods = md.DiscoverMethods(ctx) // the device flow is what the server announces
+	}
+	if !slices.Contains(methods, AuthMethod(req.Method)) {
 		return StatusReport{}, fmt.Errorf("%w: %s does not support the %s flow", ErrUnsupported, t.provider.DisplayName(), quoteShort(string(req.Method)))
 	}
 	ep, deviceOK, err := c.connectEndpoints(ctx, t, req.Method == flow.MethodDevice)
@@ -512,7 +516,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	if req.Source != "" {
 		params.Set("source", req.Source)
 	}
-	if slices.Contains(ep.Scopes, "offline_access") && !params.Has("prompt") {
+	if req.Method == flow.MethodBrowser && slices.Contains(ep.Scopes, "offline_access") && !params.Has("prompt") {
 		// OpenID Connect Core section 11: a provider grants offline_access
 		// (a refresh token) only with prompt=consent; without it, a
 		// certified provider drops the scope.
@@ -760,7 +764,37 @@ func (c *Connector) publish(key flow.Key, what string) {
 // methods, without [AuthKey] when the Connector keeps grants in a
 // GrantStore (which holds no API keys).
 func (c *Connector) Methods(p Provider) []AuthMethod {
-	ms := slices.Clone(p.AuthMethods())
+	return c.withoutStoreless(slices.Clone(p.AuthMethods()))
+}
+
+// methodsWait bounds how long [Connector.MethodsContext] asks a provider's
+// servers.
+const methodsWait = 3 * time.Second
+
+// MethodsContext is [Connector.Methods] with what the providers' servers
+// announce (a [MethodDiscoverer]): each is asked at most once every few
+// minutes, all at once, within ctx and at most a few seconds; a provider
+// whose servers do not answer lists the methods known without them.
+func (c *Connector) MethodsContext(ctx context.Context, ps []Provider) [][]AuthMethod {
+	out := make([][]AuthMethod, len(ps))
+	ctx, cancel := context.WithTimeout(ctx, methodsWait)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		md, ok := p.(MethodDiscoverer)
+		if !ok {
+			out[i] = c.Methods(p)
+			continue
+		}
+		wg.Go(func() { out[i] = c.withoutStoreless(md.DiscoverMethods(ctx)) })
+	}
+	wg.Wait()
+	return out
+}
+
+// withoutStoreless drops from ms what this Connector cannot offer: API
+// keys with a GrantStore.
+func (c *Connector) withoutStoreless(ms []AuthMethod) []AuthMethod {
 	if c.GrantStore != nil {
 		ms = slices.DeleteFunc(ms, func(m AuthMethod) bool { return m == AuthKey })
 	}

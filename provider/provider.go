@@ -105,6 +105,13 @@ type Endpoints struct {
 	Resource string
 }
 
+// MethodDiscoverer is a [Provider] whose sign-in methods depend on what its
+// servers announce (the device flow, say): DiscoverMethods returns them,
+// asking the servers within ctx when it does not know yet.
+type MethodDiscoverer interface {
+	DiscoverMethods(ctx context.Context) []AuthMethod
+}
+
 // ClientRequest is what a [Registrar] obtains a client for.
 type ClientRequest struct {
 	// RedirectURIs are the redirect URIs the Connector uses for the

@@ -28,6 +28,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
@@ -467,6 +468,26 @@ func TestLoginDevice(t *testing.T) {
 	e, args := loginEnv(t, srv)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
 	lines, done, _ := startLogin(context.Background(), e, strings.NewReader(""), append(args, "--device")...)
+	r := approveDeviceLogin(t, srv, lines, done)
+	if r.code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, srv.DeviceVerificationURL()) {
+		t.Errorf("verification link not printed:\n%s", r.stdout)
+	}
+	// Not a terminal: a line a minute, never a carriage return.
+	if n := strings.Count(r.stderr, "code expires in "); n != 1 || strings.Contains(r.stderr, "\r") {
+		t.Errorf("countdown on a non-terminal stderr: %d lines, want 1 and no \\r:\n%q", n, r.stderr)
+	}
+	if at, _ := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["apiKey"].(string); !srv.Active(at) {
+		t.Error("no active grant stored")
+	}
+}
+
+// approveDeviceLogin approves the user code a device login prints, at srv,
+// and returns the login's result.
+func approveDeviceLogin(t *testing.T, srv *oauthtest.Server, lines <-chan string, done <-chan result) result {
+	t.Helper()
 	var code string
 	timeout := time.After(10 * time.Second)
 	for code == "" {
@@ -486,19 +507,24 @@ func TestLoginDevice(t *testing.T) {
 		for range lines {
 		}
 	}()
-	r := waitResult(t, done)
+	return waitResult(t, done)
+}
+
+// TestLoginDeviceMCP: login --device works for an MCP-style provider whose
+// authorization server announces the device flow, with the resource
+// indicator (the fake refuses a token request without it).
+func TestLoginDeviceMCP(t *testing.T) {
+	srv := oauthtest.NewMCPServer()
+	defer srv.Close()
+	e := newEnv(t)
+	lines, done, _ := startLogin(context.Background(), e, strings.NewReader(""), "--no-browser", "--device", "--provider", "devmem="+srv.URL)
+	r := approveDeviceLogin(t, srv.AS, lines, done)
 	if r.code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stdout, srv.DeviceVerificationURL()) {
-		t.Errorf("verification link not printed:\n%s", r.stdout)
-	}
-	// Not a terminal: a line a minute, never a carriage return.
-	if n := strings.Count(r.stderr, "code expires in "); n != 1 || strings.Contains(r.stderr, "\r") {
-		t.Errorf("countdown on a non-terminal stderr: %d lines, want 1 and no \\r:\n%q", n, r.stderr)
-	}
-	if at, _ := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["apiKey"].(string); !srv.Active(at) {
-		t.Error("no active grant stored")
+	block := testkit.ReadJSON(t, filepath.Join(e["HOME"], ".hermes", "memconnect.json"))["servers"].(map[string]any)["devmem"].(map[string]any)
+	if o, _ := block["oauth"].(map[string]any); o == nil || o["resource"] != srv.URL {
+		t.Errorf("grant = %v; want it with its resource", block)
 	}
 }
 

@@ -32,13 +32,19 @@ func (p *Provider) discover(ctx context.Context) (*discovery, error) {
 		return d, nil
 	}
 	p.mu.Unlock()
+	failed := func(err error) (*discovery, error) {
+		p.mu.Lock()
+		p.failedAt = now
+		p.mu.Unlock()
+		return nil, fmt.Errorf("mcp: %s: %w", p.display, err)
+	}
 	rmd, ch, err := oauth.DiscoverResource(ctx, p.client, p.serverURL)
 	if err != nil {
-		return nil, fmt.Errorf("mcp: %s: %w", p.display, err)
+		return failed(err)
 	}
 	md, err := oauth.Discover(ctx, p.client, rmd.AuthorizationServers[0])
 	if err != nil {
-		return nil, fmt.Errorf("mcp: %s: %w", p.display, err)
+		return failed(err)
 	}
 	if md.AuthorizationEndpoint == "" {
 		return nil, fmt.Errorf("mcp: %s: %w", p.display, &oauth.UpstreamError{Step: oauth.StepServerMetadata, URL: md.Issuer,
@@ -83,6 +89,7 @@ func (p *Provider) endpoints(d *discovery, clientID string) provider.Endpoints {
 	return provider.Endpoints{
 		AuthorizeURL:  d.md.AuthorizationEndpoint,
 		TokenURL:      d.md.TokenEndpoint,
+		DeviceAuthURL: deviceURL(d.md),
 		RevocationURL: d.md.RevocationEndpoint,
 		Issuer:        d.md.Issuer,
 		ClientID:      clientID,
@@ -91,6 +98,15 @@ func (p *Provider) endpoints(d *discovery, clientID string) provider.Endpoints {
 		Scopes:           slices.Clone(d.scopes),
 		Resource:         d.resource,
 	}
+}
+
+// deviceURL is md's device authorization endpoint when md announce the
+// device flow, else "".
+func deviceURL(md *oauth.Metadata) string {
+	if md.SupportsDeviceFlow() {
+		return md.DeviceAuthorizationEndpoint
+	}
+	return ""
 }
 
 // Endpoints implements [provider.Provider]: the discovered endpoints with

@@ -37,9 +37,10 @@ type Provider struct {
 	oauth, apiKeys           bool
 	now                      func() time.Time
 
-	mu     sync.Mutex // guards disc, discAt and registering
-	disc   *discovery
-	discAt time.Time
+	mu       sync.Mutex // guards disc, discAt, failedAt and registering
+	disc     *discovery
+	discAt   time.Time
+	failedAt time.Time // the last discovery that failed
 	// registering holds the registrations under way, by what they are
 	// for, so that concurrent sign-ins share one without waiting on a
 	// lock held across the network.
@@ -49,7 +50,8 @@ type Provider struct {
 }
 
 var (
-	_ provider.Provider   = (*Provider)(nil)
+	_ provider.Provider         = (*Provider)(nil)
+	_ provider.MethodDiscoverer = (*Provider)(nil)
 	_ provider.Registrar  = (*Provider)(nil)
 	_ provider.KeyChecker = (*Provider)(nil)
 )
@@ -136,14 +138,50 @@ func (p *Provider) ServerURL() string { return p.serverURL }
 // AuthMethods implements [provider.Provider]: the browser flow unless
 // [WithoutOAuth], and [provider.AuthKey] with [WithAPIKeys].
 func (p *Provider) AuthMethods() []provider.AuthMethod {
+	p.mu.Lock()
+	d := p.disc
+	p.mu.Unlock()
+	return p.methods(d)
+}
+
+// methods are the sign-in methods with the discovery d (nil: none yet):
+// the device flow when the authorization server announces it (RFC 8628).
+func (p *Provider) methods(d *discovery) []provider.AuthMethod {
 	var ms []provider.AuthMethod
 	if p.oauth {
 		ms = append(ms, provider.AuthBrowser)
+		if d != nil && d.md.SupportsDeviceFlow() {
+			ms = append(ms, provider.AuthDevice)
+		}
 	}
 	if p.apiKeys {
 		ms = append(ms, provider.AuthKey)
 	}
 	return ms
+}
+
+// methodsRetry is how long after a failed discovery DiscoverMethods does
+// not ask again (a sign-in still does).
+const methodsRetry = time.Minute
+
+// DiscoverMethods implements [provider.MethodDiscoverer]: the methods
+// with the server's discovery, made within ctx or taken from the last
+// one; without it, the methods known without the network.
+func (p *Provider) DiscoverMethods(ctx context.Context) []provider.AuthMethod {
+	if !p.oauth {
+		return p.methods(nil)
+	}
+	p.mu.Lock()
+	recent := p.disc == nil && p.now().Sub(p.failedAt) < methodsRetry
+	p.mu.Unlock()
+	if recent {
+		return p.methods(nil) // a server that just failed is not asked on every listing
+	}
+	d, err := p.discover(ctx)
+	if err != nil {
+		return p.AuthMethods()
+	}
+	return p.methods(d)
 }
 
 // layout is where the grant file keeps a server's grant.

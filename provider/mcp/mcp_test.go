@@ -8,8 +8,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/oauth"
@@ -378,5 +380,37 @@ func TestOfflineAccessAsksForConsent(t *testing.T) {
 				t.Errorf("prompt = %q, want %q (authorize URL %s)", got, tt.prompt, rep.Flow.AuthorizeURL)
 			}
 		})
+	}
+}
+
+// TestDeviceFlow: an MCP-style server whose authorization server announces
+// the device flow lists it, and a device sign-in runs with the resource
+// indicator (the fake refuses a token request without it).
+func TestDeviceFlow(t *testing.T) {
+	ctx := context.Background()
+	c := newChain(t, nil)
+	p, _ := c.conn.Registry.Lookup("memdev")
+	if got := c.conn.MethodsContext(ctx, []provider.Provider{p})[0]; !slices.Contains(got, provider.AuthDevice) {
+		t.Fatalf("methods = %v; want the device flow listed", got)
+	}
+	rep, err := c.conn.Connect(ctx, "default", "memdev", provider.ConnectRequest{Method: flow.MethodDevice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Flow == nil || rep.Flow.Method != flow.MethodDevice || rep.Flow.UserCode == "" {
+		t.Fatalf("Connect = %+v; want a pending device flow", rep.Flow)
+	}
+	if err := c.srv.AS.ApproveDevice(rep.Flow.UserCode); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	fl, err := c.conn.Wait(wctx, "default", "memdev")
+	if err != nil || fl.State != flow.StateConnected {
+		t.Fatalf("Wait = %+v, %v; want connected", fl, err)
+	}
+	block := testkit.ReadJSON(t, c.file)["servers"].(map[string]any)["memdev"].(map[string]any)
+	if o, _ := block["oauth"].(map[string]any); o == nil || o["resource"] != c.srv.URL {
+		t.Errorf("grant = %v; want it with its resource", block)
 	}
 }
