@@ -52,8 +52,8 @@ type Provider struct {
 var (
 	_ provider.Provider         = (*Provider)(nil)
 	_ provider.MethodDiscoverer = (*Provider)(nil)
-	_ provider.Registrar  = (*Provider)(nil)
-	_ provider.KeyChecker = (*Provider)(nil)
+	_ provider.Registrar        = (*Provider)(nil)
+	_ provider.KeyChecker       = (*Provider)(nil)
 )
 
 // Option configures a [Provider].
