@@ -75,13 +75,37 @@ type registration struct {
 	RedirectURIs []string `json:"redirect_uris"`
 	Issuer       string   `json:"issuer"`
 	RegisteredAt int64    `json:"registered_at"`
+	// GrantTypes are the grant types it was registered for; none recorded
+	// means the authorization code and refresh token grants.
+	GrantTypes []string `json:"grant_types,omitempty"`
 }
 
-// covers reports whether r is a client of issuer registered for every URI
-// of uris.
-func (r *registration) covers(issuer string, uris []string) bool {
-	return r != nil && r.ClientID != "" && r.Issuer == issuer &&
-		!slices.ContainsFunc(uris, func(u string) bool { return !slices.Contains(r.RedirectURIs, u) })
+// grantTypes are the grant types a client of d registers for: the device
+// flow's too when the server announces it (RFC 8628), so that a device
+// sign-in is not refused as unauthorized_client.
+func grantTypes(d *discovery) []string {
+	gts := []string{"authorization_code", "refresh_token"}
+	if d.md.SupportsDeviceFlow() {
+		gts = append(gts, deviceGrantType)
+	}
+	return gts
+}
+
+// deviceGrantType is the device flow's grant type (RFC 8628 section 3.4).
+const deviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
+
+// covers reports whether r is a client of d's issuer registered for every
+// URI of uris and every grant type a client of d needs.
+func (r *registration) covers(d *discovery, uris []string) bool {
+	if r == nil || r.ClientID == "" || r.Issuer != d.md.Issuer ||
+		slices.ContainsFunc(uris, func(u string) bool { return !slices.Contains(r.RedirectURIs, u) }) {
+		return false
+	}
+	have := r.GrantTypes
+	if len(have) == 0 {
+		have = []string{"authorization_code", "refresh_token"}
+	}
+	return !slices.ContainsFunc(grantTypes(d), func(g string) bool { return !slices.Contains(have, g) })
 }
 
 // endpoints is what a client of d uses.
@@ -155,7 +179,7 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provid
 	if err != nil {
 		return provider.Endpoints{}, err
 	}
-	if reg.covers(d.md.Issuer, redirectURIs) && reg.ClientID != req.RejectedClientID {
+	if reg.covers(d, redirectURIs) && reg.ClientID != req.RejectedClientID {
 		return p.endpoints(d, reg.ClientID), nil
 	}
 	if d.md.RegistrationEndpoint == "" {
@@ -202,12 +226,13 @@ func (p *Provider) register(ctx context.Context, d *discovery, redirectURIs []st
 			ci, err := oauth.Register(rctx, p.client, d.md.RegistrationEndpoint, oauth.ClientMetadata{
 				RedirectURIs:  redirectURIs,
 				ClientName:    p.clientName,
-				GrantTypes:    []string{"authorization_code", "refresh_token"},
+				GrantTypes:    grantTypes(d),
 				ResponseTypes: []string{"code"},
 				Scope:         strings.Join(d.scopes, " "),
 			})
 			if err == nil {
-				call.reg = &registration{ClientID: ci.ClientID, RedirectURIs: ci.RedirectURIs, Issuer: d.md.Issuer, RegisteredAt: p.now().Unix()}
+				call.reg = &registration{ClientID: ci.ClientID, RedirectURIs: ci.RedirectURIs, Issuer: d.md.Issuer, RegisteredAt: p.now().Unix(),
+					GrantTypes: grantTypes(d)}
 			}
 			call.err = err
 			p.mu.Lock()
