@@ -117,6 +117,9 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		case ctx.Err() != nil:
 			return errors.New("sign-in cancelled")
 		case waitCtx.Err() != nil:
+			if f.RedirectURI != "" {
+				return fmt.Errorf("no sign-in answer came back to %s in time; if the browser shows an error from the authorization server (it may not accept that redirect URI or the client), that is the cause; run memconnect login again", f.RedirectURI)
+			}
 			return errors.New("timed out waiting for consent; run memconnect login again")
 		case err != nil:
 			return err // a *flow.Failure says it for a person

@@ -61,7 +61,7 @@ const (
 	detailConnected      = "Connected"
 	detailCancelled      = "Cancelled"
 	detailStateExpired   = "The sign-in link expired before it was used; start again"
-	detailTimedOut       = "Sign-in timed out waiting for the browser; start again"
+	detailTimedOut       = "Sign-in timed out: no answer came back. If the authorization server showed an error page instead (a redirect URI or client it does not accept is the likely cause), that page says why; start again"
 	detailClosed         = "The application is shutting down"
 	detailNoCode         = "The authorization server sent no authorization code; start again"
 	detailIssuer         = "The sign-in answer did not come from the authorization server it was sent to (RFC 9207), so it was not used; start again"

@@ -348,8 +348,8 @@ func TestLoopbackTimeout(t *testing.T) {
 	if got.State != flow.StateError || flowCode(err) != flow.CodeTimedOut {
 		t.Fatalf("after the loopback timeout: %q, %v; want error %q", got.State, err, flow.CodeTimedOut)
 	}
-	if !strings.Contains(got.Detail, "timed out") {
-		t.Errorf("Detail = %q, want it to say timed out", got.Detail)
+	if !strings.Contains(got.Detail, "timed out") || !strings.Contains(got.Detail, "redirect URI") {
+		t.Errorf("Detail = %q, want it to say timed out and name the likely cause", got.Detail)
 	}
 	u, _ := url.Parse(f.RedirectURI)
 	ln, err := net.Listen("tcp", u.Host)
