@@ -3,7 +3,12 @@ package oauth
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/memconnect/memconnect/internal/outbound"
 	"github.com/memconnect/memconnect/internal/wire"
@@ -60,7 +65,28 @@ func (e *UpstreamError) Reason() string {
 	if e.Err == nil {
 		return "failed"
 	}
-	return wire.Printable(trimPrefixes(e.Err.Error()), 300)
+	return wire.Printable(trimPrefixes(plainCause(e.Err)), 300)
+}
+
+// plainCause words a transport failure as a person reads it ("it refused
+// the connection") instead of Go's chain ("Get \"...\": dial tcp ...");
+// any other error is left as it is.
+func plainCause(err error) string {
+	var dns *net.DNSError
+	var ue *url.Error
+	switch {
+	case errors.As(err, &dns):
+		return fmt.Sprintf("the host name %q could not be resolved", dns.Name)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the server refused the connection"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the server closed the connection"
+	case outbound.TimedOut(err):
+		return "the server did not answer in time"
+	case errors.As(err, &ue):
+		return ue.Err.Error() // without the method and URL, said already
+	}
+	return err.Error()
 }
 
 // trimPrefixes drops the package prefixes ("oauth: ") that begin s.
@@ -86,11 +112,14 @@ func upstream(step, url string, err error) error {
 	return &UpstreamError{Step: step, URL: url, Err: err}
 }
 
-// joinCauses joins errs on one line, as a person reads a message.
+// joinCauses joins errs on one line, as a person reads a message, each in
+// plain words and each said once.
 func joinCauses(errs []error) error {
 	parts := make([]string, 0, len(errs))
 	for _, e := range errs {
-		parts = append(parts, e.Error())
+		if p := plainCause(e); !slices.Contains(parts, p) {
+			parts = append(parts, p)
+		}
 	}
 	return &joined{msg: strings.Join(parts, "; "), errs: errs}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net"
+	"strings"
 	"testing"
 
 	"github.com/memconnect/memconnect/oauth/oauthtest"
@@ -25,6 +27,29 @@ func TestClientIDForAnyProvider(t *testing.T) {
 		}
 		if n := srv.AS.Registrations(); n != 0 {
 			t.Errorf("%s: %d registrations; want none", flag, n)
+		}
+	}
+}
+
+// TestUpstreamErrorIsOneSentence: a server that cannot be reached is one
+// sentence naming it, the step and the cause in plain words: no Go error
+// chain, no package name.
+func TestUpstreamErrorIsOneSentence(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	r := runCLI(t, newEnv(t), "login", "--no-browser", "--provider", "x=http://"+addr+"/mcp")
+	msg := strings.TrimSpace(r.stderr)
+	if r.code != exitFailed || !strings.HasPrefix(msg, "The server http://"+addr+"/mcp failed at the") ||
+		!strings.HasSuffix(msg, "refused the connection.") || strings.Contains(msg, "\n") {
+		t.Fatalf("exit %d, stderr %q; want one sentence naming the server, the step and the cause", r.code, r.stderr)
+	}
+	for _, chain := range []string{"dial tcp", "Get \"", "mcp: ", "oauth: "} {
+		if strings.Contains(msg, chain) {
+			t.Errorf("stderr %q holds %q", msg, chain)
 		}
 	}
 }

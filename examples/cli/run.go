@@ -241,8 +241,17 @@ func (c *cli) exit(err error) int {
 		return say(exitFailed, "The API key was not stored: %s.", ke.Reason)
 	case errors.As(err, &failure):
 		return say(exitFailed, "%s", sentence(errors.New(failure.Detail)))
+	case isUpstream(err):
+		ue, _ := errors.AsType[*oauth.UpstreamError](err)
+		return say(exitFailed, "%s", sentence(fmt.Errorf("the server %s failed at the %s step: %s", ue.URL, ue.Step, ue.Reason())))
 	}
 	return say(exitFailed, "%s", sentence(err))
+}
+
+// isUpstream reports whether err's chain holds an [*oauth.UpstreamError].
+func isUpstream(err error) bool {
+	_, ok := errors.AsType[*oauth.UpstreamError](err)
+	return ok
 }
 
 // sentence words err for a person: the package prefixes of the chain
