@@ -492,7 +492,11 @@ func (s *FileStore) putGrant(root *object, key string, g *Grant) {
 	}
 	fields := block.childOrNew(s.layout.Fields)
 	block.setValue(s.layout.AccessToken, g.AccessToken)
-	fields.setValue("refreshToken", g.RefreshToken)
+	if g.RefreshToken != "" {
+		fields.setValue("refreshToken", g.RefreshToken)
+	} else {
+		fields.delete("refreshToken") // a grant that ends with its access token
+	}
 	fields.setValue("expiresAt", g.Expiry.Unix())
 	fields.setValue("clientId", g.ClientID)
 	fields.setValue("tokenEndpoint", g.TokenEndpoint)

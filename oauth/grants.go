@@ -127,13 +127,13 @@ func (gs *Grants) ReauthRequired(key string) bool {
 // Install stores a grant fresh from a token response (an authorization code
 // or device grant) as key's grant, replacing any other; base supplies what
 // the response leaves out (client id, token endpoint, scope, token type).
-// It returns the stored grant.
+// It returns the stored grant. A response without a refresh token (RFC 6749
+// section 5.1 makes it optional) is a grant that ends with its access
+// token: it is never refreshed, and past its expiry calls fail with
+// [ErrReauthRequired] without a network call.
 func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, base Grant) (*Grant, error) {
 	if tok == nil || tok.AccessToken == "" {
 		return nil, errors.New("oauth: token response has no access token")
-	}
-	if tok.RefreshToken == "" {
-		return nil, errors.New("oauth: the authorization server issued no refresh token, so the sign-in cannot be kept fresh (Ory Hydra issues one only for the offline_access scope)")
 	}
 	if base.ClientID == "" || base.TokenEndpoint == "" {
 		return nil, errors.New("oauth: install grant: client id and token endpoint are required")
@@ -228,10 +228,14 @@ func (gs *Grants) adopted(k *keyState, g *Grant) *oauth2.Token {
 	k.dead, k.coolTill = nil, time.Time{}
 	pending := k.unsaved != nil
 	k.mu.Unlock()
+	refreshAt := g.Expiry // a grant without a refresh token is used to its end
+	if g.RefreshToken != "" {
+		refreshAt = g.Expiry.Add(-k.skew(g, gs.now()))
+	}
 	if pending {
 		k.cache.Store(nil)
 	} else {
-		k.cache.Store(&cacheEntry{tok: tok, refreshAt: g.Expiry.Add(-k.skew(g, gs.now()))})
+		k.cache.Store(&cacheEntry{tok: tok, refreshAt: refreshAt})
 	}
 	return tok
 }

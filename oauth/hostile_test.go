@@ -8,11 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/internal/outbound"
 	"github.com/memconnect/memconnect/internal/testkit"
@@ -336,5 +339,40 @@ func TestLoopbackClientsRegisterAsNative(t *testing.T) {
 				t.Errorf("application_type = %q, want %q", at, tt.want)
 			}
 		})
+	}
+}
+
+// TestGrantWithoutRefreshToken: a token response without a refresh token
+// (RFC 6749 section 5.1) is stored as a grant that ends with its access
+// token: served until it expires, then ErrReauthRequired, with no request
+// to the token endpoint at any point.
+func TestGrantWithoutRefreshToken(t *testing.T) {
+	clock := testkit.NewClock()
+	ep := newFakeTokenEndpoint(t, rotating)
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	s := fastStore(path, clock, nil)
+	tok := &oauth2.Token{AccessToken: "hch-at-short", ExpiresIn: 600}
+	if _, err := s.Install(context.Background(), "hermes", tok, Grant{ClientID: "c", TokenEndpoint: ep.URL, TokenType: "Bearer"}); err != nil {
+		t.Fatalf("Install: %v", err)
+	}
+	if data, err := os.ReadFile(path); err != nil || strings.Contains(string(data), "refreshToken") {
+		t.Errorf("the file names a refresh token (%v):\n%s", err, data)
+	}
+	ts := s.TokenSource("hermes")
+	clock.Advance(590 * time.Second) // inside any skew: still served
+	if got, err := ts.Token(); err != nil || got.AccessToken != "hch-at-short" {
+		t.Fatalf("Token before expiry = %v, %v; want the token", got, err)
+	}
+	clock.Advance(20 * time.Second)
+	_, err := ts.Token()
+	var re *ReauthError
+	if !errors.Is(err, ErrReauthRequired) || !errors.As(err, &re) || re.Code != CodeExpired || !strings.Contains(err.Error(), "no refresh token") {
+		t.Fatalf("Token after expiry: %v; want ErrReauthRequired saying the grant has no refresh token", err)
+	}
+	if _, err := ts.ForceRefresh(context.Background(), "hch-at-short"); !errors.Is(err, ErrReauthRequired) {
+		t.Errorf("ForceRefresh: %v; want ErrReauthRequired", err)
+	}
+	if n := ep.calls.Load(); n != 0 {
+		t.Errorf("the token endpoint was called %d times", n)
 	}
 }

@@ -288,7 +288,7 @@ func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey, rejected str
 		}
 		return true
 	})
-	if g.RefreshToken == "" || g.TokenEndpoint == "" || g.ClientID == "" {
+	if g.TokenEndpoint == "" || g.ClientID == "" {
 		return nil, access, "", false
 	}
 	g.Expiry = time.Unix(exp, 0)

@@ -24,8 +24,15 @@ type ReauthError struct {
 }
 
 func (e *ReauthError) Error() string {
+	if e.Code == CodeExpired {
+		return fmt.Sprintf("oauth: the grant of %s has no refresh token and its access token expired; sign in again", e.Grant)
+	}
 	return fmt.Sprintf("oauth: the authorization server rejected the grant of %s (%s); sign in again", e.Grant, e.Code)
 }
+
+// CodeExpired is the [ReauthError] code of a grant without a refresh token
+// whose access token expired: it ended, nobody rejected it.
+const CodeExpired = "expired"
 
 // Is reports whether target is [ErrReauthRequired].
 func (e *ReauthError) Is(target error) bool { return target == ErrReauthRequired }
@@ -164,8 +171,12 @@ func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
 		return nil, ts.reauthError(c.Rejected) // another holder met the rejection
 	}
 	now := ts.gs.now()
-	if !ts.k.due(g, now) {
+	if !ts.k.due(g, now) || g.RefreshToken == "" && now.Before(g.Expiry) {
 		return ts.gs.adopted(ts.k, g), nil
+	}
+	if g.RefreshToken == "" {
+		ts.k.cache.Store(nil)
+		return nil, ts.reauthError(CodeExpired) // nothing to refresh with: no network call
 	}
 	if now.Before(coolTill) {
 		return g.token(), nil // fail open until the cooldown ends
@@ -279,6 +290,14 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 		}
 	} else if !k.due(g, now) {
 		return gs.adopted(k, g), false, nil
+	}
+	if g.RefreshToken == "" {
+		// A grant without a refresh token ends with its access token.
+		if !force && now.Before(g.Expiry) {
+			return gs.adopted(k, g), false, nil
+		}
+		k.cache.Store(nil)
+		return nil, false, ts.reauthError(CodeExpired)
 	}
 	if now.Before(coolTill) {
 		if force {

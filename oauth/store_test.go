@@ -38,7 +38,7 @@ func TestParseCredentials(t *testing.T) {
 		{name: "byte order mark", data: "\ufeff" + withExp("1767225600"), prefix: "hch-at-", grant: true, expiry: 1767225600, scope: "write"},
 		{name: "wrong prefix is an API key", data: withExp("1"), prefix: "ory_at_", apiKey: "hch-at-a", source: "host"},
 		{name: "empty prefix accepts any", data: strings.Replace(withExp("5"), "hch-at-a", "ory_at_x", 1), prefix: "", grant: true, expiry: 5, scope: "write"},
-		{name: "missing refreshToken", data: strings.Replace(withExp("1"), `"refreshToken":"hch-rt-r",`, "", 1), prefix: "hch-at-", apiKey: "hch-at-a", source: "host"},
+		{name: "missing refreshToken is a grant that ends", data: strings.Replace(withExp("1"), `"refreshToken":"hch-rt-r",`, "", 1), prefix: "hch-at-", grant: true, expiry: 1, scope: "write"},
 		{name: "missing tokenEndpoint", data: strings.Replace(withExp("1"), `,"tokenEndpoint":"https://t.example/token"`, "", 1), prefix: "hch-at-", apiKey: "hch-at-a", source: "host"},
 		{name: "missing clientId", data: strings.Replace(withExp("1"), `"clientId":"hermes-agent",`, "", 1), prefix: "hch-at-", apiKey: "hch-at-a", source: "host"},
 		{name: "oauth not an object", data: `{"hosts":{"hermes":{"apiKey":"hch-at-a","oauth":"x"}}}`, prefix: "hch-at-", apiKey: "hch-at-a", source: "host"},
@@ -224,7 +224,6 @@ func TestInstallGrantRejects(t *testing.T) {
 	}{
 		{"no token", nil, opts, "no access token"},
 		{"wrong prefix", &oauth2.Token{AccessToken: "ory_at_x", RefreshToken: "r"}, opts, "prefix"},
-		{"no refresh token", &oauth2.Token{AccessToken: "hch-at-x"}, opts, "no refresh token"},
 		{"no client", &oauth2.Token{AccessToken: "hch-at-x", RefreshToken: "r"}, installOptions{}, "client id"},
 	}
 	for _, tt := range tests {

@@ -652,6 +652,10 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 	if err != nil {
 		return StatusReport{}, err
 	}
+	now := c.now()
+	if tk := st.Token; tk != nil && !tk.Refreshable && !now.Before(tk.ExpiresAt) {
+		st.ReauthRequired = true // a grant without a refresh token ends with its access token
+	}
 	return StatusReport{
 		Provider:       t.provider.Name(),
 		Profile:        t.profile.Name,
@@ -659,7 +663,7 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 		Connected:      st.Connected,
 		Auth:           st.Auth,
 		ReauthRequired: st.ReauthRequired,
-		Token:          newTokenReport(st.Token, c.now()),
+		Token:          newTokenReport(st.Token, now),
 		APIKeyHint:     st.APIKeyHint,
 		Account:        st.Account,
 	}, nil
@@ -683,7 +687,7 @@ func (c *Connector) status(ctx context.Context, t target) (Status, error) {
 	g := creds.Grant
 	st.Connected, st.Auth = true, AuthOAuth
 	st.ReauthRequired = creds.Rejected != "" || ref.grants.ReauthRequired(ref.key)
-	st.Token = &TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry}
+	st.Token = &TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != ""}
 	return st, nil
 }
 
@@ -912,7 +916,11 @@ func (c *Connector) disconnectKey(ctx context.Context, t target, ref grantRef) (
 // returns the result of the removal of g.
 func (c *Connector) revoke(ctx context.Context, t target, g *oauth.Grant) DisconnectResult {
 	res := DisconnectResult{Removed: true}
-	if g.RefreshToken == "" {
+	token, hint := g.RefreshToken, "refresh_token"
+	if token == "" {
+		token, hint = g.AccessToken, "access_token" // a grant without a refresh token
+	}
+	if token == "" {
 		return res
 	}
 	log := c.Logger.With().Str("provider", t.provider.Name()).Str("profile", t.profile.Name).Logger()
@@ -921,7 +929,7 @@ func (c *Connector) revoke(ctx context.Context, t target, g *oauth.Grant) Discon
 		log.Info().Msg("grant removed; no revocation endpoint is known, so the refresh token was not revoked")
 		return res
 	}
-	if err := oauth.Revoke(ctx, c.httpClient(), endpoint, g.ClientID, g.RefreshToken, "refresh_token"); err != nil {
+	if err := oauth.Revoke(ctx, c.httpClient(), endpoint, g.ClientID, token, hint); err != nil {
 		log.Warn().Err(err).Str("endpoint", endpoint).Msg("grant removed, but revoking the refresh token failed")
 		res.RevokeError = err.Error()
 		return res

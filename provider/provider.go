@@ -195,4 +195,7 @@ type TokenInfo struct {
 	Scope string
 	// ExpiresAt is when the current access token expires.
 	ExpiresAt time.Time
+	// Refreshable reports that the grant has a refresh token; one without
+	// (RFC 6749 section 5.1 makes it optional) ends at ExpiresAt.
+	Refreshable bool
 }

@@ -17,7 +17,8 @@ import (
 //	{"provider": "honcho", "profile": "default", "supported": true,
 //	 "connected": true, "auth": "oauth", "reauth_required": false,
 //	 "token": {"client_id": "hermes-agent", "scope": "write",
-//	           "expires_at": "2026-11-28T22:00:00Z", "expires_in": 3412},
+//	           "expires_at": "2026-11-28T22:00:00Z", "expires_in": 3412,
+//	           "refreshable": true},
 //	 "flow": {"id": "...", "state": "pending", "method": "browser",
 //	          "detail": "Waiting for browser consent",
 //	          "authorize_url": "https://...", "redirect_uri": "http://127.0.0.1:8765/callback",
@@ -63,6 +64,9 @@ type TokenReport struct {
 	// ExpiresIn is the whole seconds from the report's time to ExpiresAt,
 	// never negative.
 	ExpiresIn int64
+	// Refreshable reports that the grant renews itself; false for one
+	// issued without a refresh token, which ends at ExpiresAt.
+	Refreshable bool
 }
 
 // newTokenReport describes t as seen at now.
@@ -74,7 +78,7 @@ func newTokenReport(t *TokenInfo, now time.Time) *TokenReport {
 	if in < 0 || t.ExpiresAt.IsZero() {
 		in = 0
 	}
-	return &TokenReport{ClientID: t.ClientID, Scope: t.Scope, ExpiresAt: t.ExpiresAt, ExpiresIn: in}
+	return &TokenReport{ClientID: t.ClientID, Scope: t.Scope, ExpiresAt: t.ExpiresAt, ExpiresIn: in, Refreshable: t.Refreshable}
 }
 
 // statusJSON is the wire form of [StatusReport].
@@ -96,6 +100,8 @@ type tokenJSON struct {
 	Scope     string `json:"scope"`
 	ExpiresAt string `json:"expires_at"`
 	ExpiresIn int64  `json:"expires_in"`
+	// Refreshable is false for a grant without a refresh token.
+	Refreshable bool `json:"refreshable"`
 }
 
 // MarshalJSON implements [json.Marshaler].
@@ -114,10 +120,11 @@ func (r StatusReport) MarshalJSON() ([]byte, error) {
 	}
 	if t := r.Token; t != nil {
 		w.Token = &tokenJSON{
-			ClientID:  t.ClientID,
-			Scope:     t.Scope,
-			ExpiresAt: t.ExpiresAt.UTC().Truncate(time.Second).Format(time.RFC3339),
-			ExpiresIn: t.ExpiresIn,
+			ClientID:    t.ClientID,
+			Scope:       t.Scope,
+			ExpiresAt:   t.ExpiresAt.UTC().Truncate(time.Second).Format(time.RFC3339),
+			ExpiresIn:   t.ExpiresIn,
+			Refreshable: t.Refreshable,
 		}
 	}
 	// Without HTML escaping: the flow's authorize_url must keep its "&" so
@@ -148,7 +155,7 @@ func (r *StatusReport) UnmarshalJSON(b []byte) error {
 		if err != nil {
 			return fmt.Errorf("provider: token.expires_at: %w", err)
 		}
-		r.Token = &TokenReport{ClientID: t.ClientID, Scope: t.Scope, ExpiresAt: at, ExpiresIn: t.ExpiresIn}
+		r.Token = &TokenReport{ClientID: t.ClientID, Scope: t.Scope, ExpiresAt: at, ExpiresIn: t.ExpiresIn, Refreshable: t.Refreshable}
 	}
 	return nil
 }

@@ -36,12 +36,12 @@ func TestStatusReportJSON(t *testing.T) {
 			name: "oauth with a pending flow, times in UTC seconds",
 			rep: provider.StatusReport{
 				Provider: "honcho", Profile: "default", Supported: true, Connected: true, Auth: "oauth",
-				Token: &provider.TokenReport{ClientID: "hermes-agent", Scope: "write", ExpiresAt: exp.In(time.FixedZone("x", 3600)), ExpiresIn: 3412},
+				Token: &provider.TokenReport{ClientID: "hermes-agent", Scope: "write", ExpiresAt: exp.In(time.FixedZone("x", 3600)), ExpiresIn: 3412, Refreshable: true},
 				Flow: &flow.Flow{ID: "f1", State: flow.StatePending, Method: flow.MethodBrowser, Detail: "Waiting for browser consent",
 					AuthorizeURL: "https://a/authorize", RedirectURI: "http://127.0.0.1:8765/callback", ExpiresAt: exp.Add(500).In(time.FixedZone("y", -7200))},
 			},
 			want: `{"provider":"honcho","profile":"default","supported":true,"connected":true,"auth":"oauth","reauth_required":false,` +
-				`"token":{"client_id":"hermes-agent","scope":"write","expires_at":"2026-11-28T22:00:00Z","expires_in":3412},` +
+				`"token":{"client_id":"hermes-agent","scope":"write","expires_at":"2026-11-28T22:00:00Z","expires_in":3412,"refreshable":true},` +
 				`"flow":{"id":"f1","state":"pending","method":"browser","detail":"Waiting for browser consent","authorize_url":"https://a/authorize",` +
 				`"redirect_uri":"http://127.0.0.1:8765/callback","user_code":null,"verification_uri":null,"expires_at":"2026-11-28T22:00:00Z"}}`,
 		},

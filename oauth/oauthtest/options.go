@@ -62,6 +62,11 @@ func WithAccessTokenTTL(d time.Duration) Option {
 	}
 }
 
+// WithoutRefreshTokens makes the server issue no refresh tokens, as RFC
+// 6749 section 5.1 allows (the MCP TypeScript SDK's example server does
+// so): a grant ends with its access token.
+func WithoutRefreshTokens() Option { return func(s *Server) { s.noRefresh = true } }
+
 // WithRefreshTokenTTL sets the lifetime of refresh tokens. By default refresh
 // tokens never expire; they end only by rotation or revocation. An expired
 // refresh token is answered with invalid_grant. Non-positive durations mean

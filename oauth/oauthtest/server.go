@@ -87,6 +87,7 @@ type Server struct {
 	refreshPrefix  string
 	accessTTL      time.Duration
 	refreshTTL     time.Duration // 0: never expires
+	noRefresh      bool          // WithoutRefreshTokens
 	now            func() time.Time
 	consent        consentMode
 	grantConfig    map[string]any

@@ -19,7 +19,7 @@ type tokenResponse struct {
 	AccessToken  string          `json:"access_token"`
 	TokenType    string          `json:"token_type"`
 	ExpiresIn    int64           `json:"expires_in"`
-	RefreshToken string          `json:"refresh_token"`
+	RefreshToken string          `json:"refresh_token,omitempty"`
 	Scope        string          `json:"scope"`
 	Config       json.RawMessage `json:"config,omitempty"`
 }
@@ -269,6 +269,10 @@ func (s *Server) issueLocked(g *grant, scope string, now time.Time, withConfig b
 		ExpiresIn:    expiresIn(s.accessTTL),
 		RefreshToken: rt,
 		Scope:        scope,
+	}
+	if s.noRefresh {
+		delete(s.tokens, rt)
+		resp.RefreshToken = ""
 	}
 	if withConfig {
 		resp.Config = s.configJSON

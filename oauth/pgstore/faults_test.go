@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -255,4 +256,33 @@ func TestWatchSurvivesADatabaseRestart(t *testing.T) {
 
 	installPlain(t, other, srv, "k", "at-2", "rt-2", time.Now().Add(time.Hour))
 	heard("a change after the restart")
+}
+
+// TestGrantWithoutRefreshTokenInPostgres: a grant issued without a refresh
+// token is kept, served, and once expired reported as needing a sign-in,
+// with no request to the server; removing it works as for any grant.
+func TestGrantWithoutRefreshTokenInPostgres(t *testing.T) {
+	pool := testPool(t, false)
+	srv := newStrictServer(t)
+	gs := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "a"}))
+	tok := &oauth2.Token{AccessToken: "at-only", Expiry: time.Now().Add(time.Hour)}
+	if _, err := gs.Install(t.Context(), "k", tok, oauth.Grant{ClientID: "c", TokenEndpoint: srv.URL, TokenType: "Bearer"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := gs.TokenSource("k").Token(); err != nil || got.AccessToken != "at-only" {
+		t.Fatalf("Token = %v, %v; want the token", got, err)
+	}
+	if _, err := pool.Exec(t.Context(), `UPDATE memconnect_grants SET expires_at = now() - interval '1 minute'`); err != nil {
+		t.Fatal(err)
+	}
+	other := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "b"}))
+	if _, err := other.TokenSource("k").Token(); !errors.Is(err, oauth.ErrReauthRequired) {
+		t.Fatalf("Token after expiry: %v; want ErrReauthRequired", err)
+	}
+	if issued, _ := srv.stats(); issued != 0 {
+		t.Errorf("the token endpoint was asked %d times", issued)
+	}
+	if g, err := other.Remove(t.Context(), "k"); err != nil || g.AccessToken != "at-only" {
+		t.Fatalf("Remove = %+v, %v", g, err)
+	}
 }

@@ -147,7 +147,7 @@ func (s *Store) read(ctx context.Context, q querier, key string) (oauth.Credenti
 	)
 	err := q.QueryRow(ctx, `SELECT `+grantColumns+` FROM memconnect_grants WHERE key = $1`, key).
 		Scan(&access, &refresh, &rdigest, &expires, &clientID, &endpoint, &scope, &tokenType, &rejected, &resource)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && len(refresh) == 0) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && len(access) == 0) {
 		return oauth.Credentials{}, nil
 	}
 	if err != nil {

@@ -414,3 +414,24 @@ func TestDeviceFlow(t *testing.T) {
 		t.Errorf("grant = %v; want it with its resource", block)
 	}
 }
+
+// TestGrantWithoutRefreshToken: a server that issues no refresh token (the
+// MCP TypeScript SDK's example does not) is connected all the same; status
+// says the grant cannot be renewed, and once it expires that a sign-in is
+// needed.
+func TestGrantWithoutRefreshToken(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	c := newChain(t, []oauthtest.MCPOption{oauthtest.WithAuthServer(oauthtest.WithoutRefreshTokens())})
+	c.conn.Now = func() time.Time { return now }
+	c.signIn(t)
+	rep, err := c.conn.Status(ctx, "default", "memdev")
+	if err != nil || !rep.Connected || rep.Token == nil || rep.Token.Refreshable || rep.ReauthRequired {
+		t.Fatalf("status = %+v (token %+v), %v; want connected, not refreshable", rep, rep.Token, err)
+	}
+	now = rep.Token.ExpiresAt.Add(time.Second)
+	rep, err = c.conn.Status(ctx, "default", "memdev")
+	if err != nil || !rep.ReauthRequired {
+		t.Fatalf("status after expiry = %+v, %v; want reauth_required", rep, err)
+	}
+}
