@@ -656,6 +656,9 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 	if tk := st.Token; tk != nil && !tk.Refreshable && !now.Before(tk.ExpiresAt) {
 		st.ReauthRequired = true // a grant without a refresh token ends with its access token
 	}
+	if ic, ok := t.provider.(IssuerChecker); ok && st.Token != nil && ic.Moved(st.Token.TokenEndpoint) {
+		st.ReauthRequired = true // its issuer is not the provider's any more
+	}
 	return StatusReport{
 		Provider:       t.provider.Name(),
 		Profile:        t.profile.Name,
@@ -687,7 +690,7 @@ func (c *Connector) status(ctx context.Context, t target) (Status, error) {
 	g := creds.Grant
 	st.Connected, st.Auth = true, AuthOAuth
 	st.ReauthRequired = creds.Rejected != "" || ref.grants.ReauthRequired(ref.key)
-	st.Token = &TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != ""}
+	st.Token = &TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != "", TokenEndpoint: g.TokenEndpoint}
 	return st, nil
 }
 

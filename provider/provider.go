@@ -105,6 +105,16 @@ type Endpoints struct {
 	Resource string
 }
 
+// IssuerChecker is a [Provider] that can tell a grant its servers no
+// longer stand behind: Moved reports whether a grant refreshed at
+// tokenEndpoint belongs to an authorization server other than the one its
+// servers name now (from what it discovered last; no request is made). A
+// refresh token goes only to the issuer that granted it, so such a grant
+// needs a new sign-in, never a refresh elsewhere.
+type IssuerChecker interface {
+	Moved(tokenEndpoint string) bool
+}
+
 // MethodDiscoverer is a [Provider] whose sign-in methods depend on what its
 // servers announce (the device flow, say): DiscoverMethods returns them,
 // asking the servers within ctx when it does not know yet.
@@ -198,4 +208,6 @@ type TokenInfo struct {
 	// Refreshable reports that the grant has a refresh token; one without
 	// (RFC 6749 section 5.1 makes it optional) ends at ExpiresAt.
 	Refreshable bool
+	// TokenEndpoint is where the grant is refreshed: its issuer's.
+	TokenEndpoint string
 }

@@ -52,6 +52,7 @@ type Provider struct {
 var (
 	_ provider.Provider         = (*Provider)(nil)
 	_ provider.MethodDiscoverer = (*Provider)(nil)
+	_ provider.IssuerChecker    = (*Provider)(nil)
 	_ provider.Registrar        = (*Provider)(nil)
 	_ provider.KeyChecker       = (*Provider)(nil)
 )
@@ -215,11 +216,20 @@ func (p *Provider) Status(ctx context.Context, prof provider.Profile, stores *pr
 		g := c.Grant
 		st.Connected, st.Auth = true, provider.AuthOAuth
 		st.ReauthRequired = c.Rejected != "" || stores.Grants(loc.ReadPath, loc.Layout).ReauthRequired(loc.Host)
-		st.Token = &provider.TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != ""}
+		st.Token = &provider.TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != "", TokenEndpoint: g.TokenEndpoint}
 	case c.APIKey != "":
 		st.Connected, st.Auth, st.APIKeySource = true, provider.AuthAPIKey, c.APIKeySource
 	}
 	return st, nil
+}
+
+// Moved implements [provider.IssuerChecker]: the last discovery names an
+// authorization server whose token endpoint is not tokenEndpoint.
+func (p *Provider) Moved(tokenEndpoint string) bool {
+	p.mu.Lock()
+	d := p.disc
+	p.mu.Unlock()
+	return d != nil && tokenEndpoint != "" && d.md.TokenEndpoint != tokenEndpoint
 }
 
 // CheckAPIKey implements [provider.KeyChecker]: it sends the server one

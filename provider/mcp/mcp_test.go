@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -433,5 +434,36 @@ func TestGrantWithoutRefreshToken(t *testing.T) {
 	rep, err = c.conn.Status(ctx, "default", "memdev")
 	if err != nil || !rep.ReauthRequired {
 		t.Fatalf("status after expiry = %+v, %v; want reauth_required", rep, err)
+	}
+}
+
+// TestIssuerMoved: a server whose metadata now name another authorization
+// server makes the grant of the first one need a new sign-in (its refresh
+// token goes to no other issuer).
+func TestIssuerMoved(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	var other string // when set, the authorization server the metadata name
+	var mu sync.Mutex
+	c := newChain(t, []oauthtest.MCPOption{oauthtest.WithMetadata(func(m map[string]any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if other != "" {
+			m["authorization_servers"] = []string{other}
+		}
+	})}, mcp.WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now }))
+	c.signIn(t)
+	if rep, err := c.conn.Status(ctx, "default", "memdev"); err != nil || rep.ReauthRequired {
+		t.Fatalf("status = %+v, %v; want connected", rep, err)
+	}
+	as2 := oauthtest.NewServer()
+	t.Cleanup(as2.Close)
+	mu.Lock()
+	other, now = as2.URL, now.Add(time.Hour) // past the discovery's reuse
+	mu.Unlock()
+	p, _ := c.conn.Registry.Lookup("memdev")
+	c.conn.MethodsContext(ctx, []provider.Provider{p}) // discovers again
+	if rep, err := c.conn.Status(ctx, "default", "memdev"); err != nil || !rep.ReauthRequired {
+		t.Fatalf("status after the move = %+v, %v; want reauth_required", rep, err)
 	}
 }
