@@ -3,8 +3,10 @@ package mcp_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -87,3 +89,59 @@ func TestNoDocumentWithoutHTTPS(t *testing.T) {
 		t.Errorf("registrations = %d, want 1", c.srv.AS.Registrations())
 	}
 }
+
+// TestRefusedDocumentRemembered: an authorization server that announces
+// metadata documents but does not take ours (it cannot fetch it, and shows
+// the person an error instead of redirecting) is remembered: the next
+// sign-in registers a client instead of offering the document again.
+func TestRefusedDocumentRemembered(t *testing.T) {
+	ctx := context.Background()
+	mux := http.NewServeMux()
+	host := httptest.NewTLSServer(mux)
+	defer host.Close()
+	cannotFetch := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, errors.New("unreachable") })}
+	srv := oauthtest.NewMCPServer(oauthtest.WithAuthServer(oauthtest.WithClientIDMetadataDocuments(cannotFetch)))
+	defer srv.Close()
+	r, err := memconnect.New(memconnect.Config{Registry: registry(t, srv.URL), Profiles: provider.HermesProfiles{Root: t.TempDir()},
+		CallbackBaseURL: host.URL + "/api/memory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	mux.Handle("/api/memory/", http.StripPrefix("/api/memory", r))
+	docURL := host.URL + "/api/memory/profiles/default/providers/memdev/client-metadata"
+
+	rep, err := r.Connector().Connect(ctx, "default", "memdev", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustClientID(t, rep.Flow.AuthorizeURL); got != docURL {
+		t.Fatalf("first sign-in's client_id = %q; want the document's URL", got)
+	}
+	if _, err := srv.AS.Consent(ctx, nil, rep.Flow.AuthorizeURL, true); err == nil {
+		t.Fatal("the server took a document it could not fetch")
+	}
+	if _, err := r.Connector().Cancel(ctx, "default", "memdev"); err != nil { // the person gives up
+		t.Fatal(err)
+	}
+	// The next sign-in registers (the fake takes loopback redirect URIs
+	// only, so it refuses this https one: the registration was tried).
+	_, err = r.Connector().Connect(ctx, "default", "memdev", provider.ConnectRequest{})
+	var ue *oauth.UpstreamError
+	if !errors.As(err, &ue) || ue.Step != oauth.StepRegistration {
+		t.Errorf("second sign-in: %v; want a registration instead of the document", err)
+	}
+}
+
+func mustClientID(t *testing.T, authorizeURL string) string {
+	t.Helper()
+	u, err := url.Parse(authorizeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query().Get("client_id")
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

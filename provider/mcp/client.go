@@ -158,7 +158,8 @@ func (p *Provider) Endpoints(ctx context.Context, prof provider.Profile) (provid
 // Client implements [provider.Registrar], in the order of the MCP
 // specification: a pre-registered client; else req.MetadataURL as the
 // client_id when the authorization server announces
-// client_id_metadata_document_supported; else a registration (RFC 7591),
+// client_id_metadata_document_supported and has not refused it before
+// (see ClientRejected); else a registration (RFC 7591),
 // made when the grant file holds none for this authorization server and
 // every URI of req.RedirectURIs, or when the server rejected the one it
 // holds (req.RejectedClientID: invalid_client at a refresh). A new
@@ -171,7 +172,8 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provid
 	if p.clientID != "" {
 		return p.endpoints(d, p.clientID), nil
 	}
-	if req.MetadataURL != "" && d.md.ClientIDMetadataDocumentSupported {
+	if req.MetadataURL != "" && d.md.ClientIDMetadataDocumentSupported && req.RejectedClientID != req.MetadataURL &&
+		!p.documentRefused(prof, d.md.Issuer) {
 		return p.endpoints(d, req.MetadataURL), nil
 	}
 	redirectURIs := req.RedirectURIs
@@ -251,10 +253,21 @@ func (p *Provider) register(ctx context.Context, d *discovery, redirectURIs []st
 }
 
 // ClientRejected implements [provider.Registrar]: it forgets the stored
-// registration when it is clientID's (a pre-registered client or a
-// metadata document URL is never forgotten).
+// registration when it is clientID's, and records a refused metadata
+// document (clientID is its https URL) so that the next sign-in goes
+// straight to a registration. A pre-registered client is never forgotten.
 func (p *Provider) ClientRejected(ctx context.Context, prof provider.Profile, clientID string, stores *provider.Stores) {
 	if p.clientID != "" {
+		return
+	}
+	if strings.HasPrefix(clientID, "https://") {
+		// A metadata document's URL: the server did not take it. Remember
+		// that, so that the next sign-in registers instead.
+		if d, err := p.discover(ctx); err == nil {
+			p.regMu.Lock()
+			_ = p.saveMember(ctx, prof, stores, "documentRefused", &refusal{Issuer: d.md.Issuer, At: p.now().Unix()})
+			p.regMu.Unlock()
+		}
 		return
 	}
 	p.regMu.Lock()
@@ -267,50 +280,80 @@ func (p *Provider) ClientRejected(ctx context.Context, prof provider.Profile, cl
 
 // registration reads the profile's stored registration; nil for none.
 func (p *Provider) registration(prof provider.Profile) (*registration, error) {
+	var reg *registration
+	err := p.readMember(prof, "registration", &reg)
+	return reg, err
+}
+
+// refusal records an authorization server that did not take the client's
+// metadata document: the next sign-in registers instead.
+type refusal struct {
+	Issuer string `json:"issuer"`
+	At     int64  `json:"at"`
+}
+
+// documentRefused reports whether the profile's grant file records that
+// issuer refused the client's metadata document.
+func (p *Provider) documentRefused(prof provider.Profile, issuer string) bool {
+	var r *refusal
+	return p.readMember(prof, "documentRefused", &r) == nil && r != nil && r.Issuer == issuer
+}
+
+// readMember decodes the member name of the server's object in the
+// profile's grant file into v; a file or member that is missing leaves v
+// as it is.
+func (p *Provider) readMember(prof provider.Profile, name string, v any) error {
 	loc, err := p.GrantLocation(prof)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	data, err := os.ReadFile(loc.ReadPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mcp: read %s: %w", loc.ReadPath, err)
+		return fmt.Errorf("mcp: read %s: %w", loc.ReadPath, err)
 	}
 	var f struct {
-		Servers map[string]struct {
-			Registration *registration `json:"registration"`
-		} `json:"servers"`
+		Servers map[string]map[string]json.RawMessage `json:"servers"`
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, &oauth.ConfigError{Path: loc.ReadPath, Err: err}
+		return &oauth.ConfigError{Path: loc.ReadPath, Err: err}
 	}
-	return f.Servers[p.name].Registration, nil
+	raw, ok := f.Servers[p.name][name]
+	if !ok {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return &oauth.ConfigError{Path: loc.ReadPath, Err: err}
+	}
+	return nil
 }
 
 // saveRegistration writes reg (nil: none) into the profile's grant file,
 // keeping everything else.
 func (p *Provider) saveRegistration(ctx context.Context, prof provider.Profile, stores *provider.Stores, reg *registration) error {
+	if err := p.saveMember(ctx, prof, stores, "registration", reg); err != nil {
+		return fmt.Errorf("mcp: %s: store the client registration: %w", p.display, err)
+	}
+	return nil
+}
+
+// saveMember writes v (a nil pointer: none) as the member name of the
+// server's object in the profile's grant file, keeping everything else.
+func (p *Provider) saveMember(ctx context.Context, prof provider.Profile, stores *provider.Stores, name string, v any) error {
 	loc, err := p.GrantLocation(prof)
 	if err != nil {
 		return err
 	}
-	var v any
-	if reg != nil {
-		b, err := json.Marshal(reg)
-		if err != nil {
-			return err
-		}
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			return err
-		}
-		v = m
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
 	}
-	patch := map[string]any{"servers": map[string]any{p.name: map[string]any{"registration": v}}}
-	if err := stores.File(loc.WritePath, loc.Layout).MergeConfig(ctx, p.name, patch); err != nil {
-		return fmt.Errorf("mcp: %s: store the client registration: %w", p.display, err)
+	var m any // a map, or nil for null
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
 	}
-	return nil
+	patch := map[string]any{"servers": map[string]any{p.name: map[string]any{name: m}}}
+	return stores.File(loc.WritePath, loc.Layout).MergeConfig(ctx, p.name, patch)
 }
