@@ -77,6 +77,9 @@ type keyState struct {
 	// this instant, so that an outage logs once a cooldown, not per call.
 	quietTill time.Time
 	unsaved   *Grant // a rotation that could not be committed yet
+	// needs are the scopes a resource asked for (403 insufficient_scope)
+	// since the grant was installed.
+	needs []string
 	// unsavedKept: the store's record of unsaved's answer succeeded, so
 	// the answer outlives this process (the next holder commits it).
 	unsavedKept bool
@@ -149,7 +152,7 @@ func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, ba
 		return nil, err
 	}
 	k.mu.Lock()
-	k.unsaved, k.unsavedFrom = nil, ""
+	k.unsaved, k.unsavedFrom, k.needs = nil, "", nil
 	k.mu.Unlock()
 	gs.adopted(k, g)
 	gs.logger.Info().Str("grant", gs.store.Describe(key)).Time("expires_at", g.Expiry).Msg("oauth: grant installed")
@@ -185,7 +188,7 @@ func (gs *Grants) Remove(ctx context.Context, key string) (*Grant, error) {
 func (k *keyState) forget() {
 	k.cache.Store(nil)
 	k.mu.Lock()
-	k.dead, k.unsaved, k.unsavedFrom, k.coolTill = nil, nil, "", time.Time{}
+	k.dead, k.unsaved, k.unsavedFrom, k.coolTill, k.needs = nil, nil, "", time.Time{}, nil
 	k.mu.Unlock()
 }
 

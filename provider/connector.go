@@ -499,6 +499,13 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	if err != nil {
 		return StatusReport{}, err
 	}
+	if needs := c.needsScopes(t); len(needs) > 0 {
+		// Step-up: what the grant had and what a resource asked for.
+		if st, err := c.status(ctx, t); err == nil && st.Token != nil {
+			ep.Scopes = union(ep.Scopes, strings.Fields(st.Token.Scope))
+		}
+		ep.Scopes = union(ep.Scopes, needs)
+	}
 	if req.Method == flow.MethodDevice && (!deviceOK || ep.DeviceAuthURL == "") {
 		return StatusReport{}, fmt.Errorf("%w: %s does not announce the device flow in its metadata (RFC 8414)", ErrUnsupported, t.provider.DisplayName())
 	}
@@ -659,6 +666,10 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 	if ic, ok := t.provider.(IssuerChecker); ok && st.Token != nil && ic.Moved(st.Token.TokenEndpoint) {
 		st.ReauthRequired = true // its issuer is not the provider's any more
 	}
+	var needs []string
+	if st.Auth == AuthOAuth {
+		needs = c.needsScopes(t)
+	}
 	return StatusReport{
 		Provider:       t.provider.Name(),
 		Profile:        t.profile.Name,
@@ -669,7 +680,29 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 		Token:          newTokenReport(st.Token, now),
 		APIKeyHint:     st.APIKeyHint,
 		Account:        st.Account,
+		NeedsScopes:    needs,
 	}, nil
+}
+
+// union is a with the members of b it lacks appended.
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// needsScopes are the scopes a resource asked t's grant for and it lacks
+// (a 403 insufficient_scope through a Transport of this Connector).
+func (c *Connector) needsScopes(t target) []string {
+	ref, err := c.where(t, false)
+	if err != nil {
+		return nil
+	}
+	return ref.grants.NeedsScopes(ref.key)
 }
 
 // status is the provider's status of t, or with a GrantStore what the store

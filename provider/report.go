@@ -51,6 +51,10 @@ type StatusReport struct {
 	APIKeyHint string
 	// Account is [Status.Account]; "account" in the JSON, left out when "".
 	Account string
+	// NeedsScopes are the scopes a resource asked for (403
+	// insufficient_scope) that the grant lacks; "needs_scopes" in the
+	// JSON, left out when none. The next Connect asks for them.
+	NeedsScopes []string
 }
 
 // TokenReport describes an OAuth grant at the time of a [StatusReport].
@@ -92,6 +96,7 @@ type statusJSON struct {
 	Token          *tokenJSON `json:"token"`
 	Flow           *flowJSON  `json:"flow"`
 	Account        string     `json:"account,omitempty"`
+	NeedsScopes    []string   `json:"needs_scopes,omitempty"`
 }
 
 // tokenJSON is the wire form of [TokenReport].
@@ -114,6 +119,7 @@ func (r StatusReport) MarshalJSON() ([]byte, error) {
 		ReauthRequired: r.ReauthRequired,
 		Flow:           newFlowJSON(r.Flow),
 		Account:        r.Account,
+		NeedsScopes:    r.NeedsScopes,
 	}
 	if r.Auth != "" {
 		w.Auth = &r.Auth
@@ -146,6 +152,7 @@ func (r *StatusReport) UnmarshalJSON(b []byte) error {
 		ReauthRequired: w.ReauthRequired,
 		Flow:           w.Flow.flow(),
 		Account:        w.Account,
+		NeedsScopes:    w.NeedsScopes,
 	}
 	if w.Auth != nil {
 		r.Auth = *w.Auth

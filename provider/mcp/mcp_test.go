@@ -467,3 +467,52 @@ func TestIssuerMoved(t *testing.T) {
 		t.Fatalf("status after the move = %+v, %v; want reauth_required", rep, err)
 	}
 }
+
+// TestStepUp: a resource that answers 403 insufficient_scope through
+// oauth.Transport is an *oauth.InsufficientScopeError with the scopes it
+// asks for; status shows them, and the next sign-in asks for what the grant
+// had and what is needed.
+func TestStepUp(t *testing.T) {
+	ctx := context.Background()
+	c := newChain(t, nil)
+	c.signIn(t)
+	ts, err := c.conn.TokenSource("default", "memdev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="memory.write admin"`)
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	defer res.Close()
+	client := &http.Client{Transport: &oauth.Transport{Source: ts}}
+	_, err = client.Get(res.URL + "/tools")
+	var ise *oauth.InsufficientScopeError
+	if !errors.As(err, &ise) || strings.Join(ise.Scopes, " ") != "memory.write admin" {
+		t.Fatalf("request: %v; want an *InsufficientScopeError with the scopes asked for", err)
+	}
+	rep, err := c.conn.Status(ctx, "default", "memdev")
+	if err != nil || strings.Join(rep.NeedsScopes, " ") != "memory.write admin" {
+		t.Fatalf("status = %+v, %v; want needs_scopes", rep, err)
+	}
+	granted := rep.Token.Scope
+	rep, err = c.conn.Connect(ctx, "default", "memdev", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := strings.Fields(mustQueryScope(t, rep.Flow.AuthorizeURL))
+	for _, want := range append(strings.Fields(granted), "memory.write", "admin") {
+		if !slices.Contains(asked, want) {
+			t.Errorf("the sign-in asks for %v; want %q among them", asked, want)
+		}
+	}
+}
+
+func mustQueryScope(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query().Get("scope")
+}
