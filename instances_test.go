@@ -113,7 +113,19 @@ func TestEventsAcrossInstances(t *testing.T) {
 	}
 	consentOn(t, h, in[0].srv, rep.Flow.AuthorizeURL)
 	next(events.Connected)
-	ts, err := a.Connector().TokenSource("default", "honcho")
+	forceRefresh(t, a, "default", "honcho")
+	next(events.Refreshed)
+	if _, err := a.Connector().Disconnect(t.Context(), "default", "honcho"); err != nil {
+		t.Fatal(err)
+	}
+	next(events.Disconnected)
+}
+
+// forceRefresh rotates the grant of the profile's provider through r, as a
+// caller whose token was answered 401 does.
+func forceRefresh(t *testing.T, r *memconnect.Router, profile, prov string) {
+	t.Helper()
+	ts, err := r.Connector().TokenSource(profile, prov)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,11 +136,6 @@ func TestEventsAcrossInstances(t *testing.T) {
 	if _, err := ts.ForceRefresh(t.Context(), tok.AccessToken); err != nil {
 		t.Fatal(err)
 	}
-	next(events.Refreshed)
-	if _, err := a.Connector().Disconnect(t.Context(), "default", "honcho"); err != nil {
-		t.Fatal(err)
-	}
-	next(events.Disconnected)
 }
 
 // followDefault follows r's default profile's Honcho connection and
@@ -269,27 +276,11 @@ func TestEventsSurviveADatabaseRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target, err := h.AS.Consent(t.Context(), h.AS.Client(), rep.Flow.AuthorizeURL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Connector().Callback(t.Context(), "default", "honcho", target.Query()); err != nil {
-		t.Fatal(err)
-	}
+	consentOn(t, h, in[0].srv, rep.Flow.AuthorizeURL)
 	next(events.Connected)
 
 	proxy.Cut() // B's database restarts
-	ts, err := a.Connector().TokenSource("default", "honcho")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := ts.Token()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ts.ForceRefresh(t.Context(), tok.AccessToken); err != nil {
-		t.Fatal(err)
-	}
+	forceRefresh(t, a, "default", "honcho")
 	proxy.Restore()
 	next(events.Refreshed) // committed while B listened to nothing
 
