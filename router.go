@@ -65,6 +65,18 @@ type Config struct {
 	// codes, state, verifiers and the session token are never logged.
 	Logger zerolog.Logger
 
+	// Authorize, when not nil, decides per request who may act for a
+	// profile: it is called on every profile-scoped route (status,
+	// connect, cancel, disconnect, events, the callback, the Hermes
+	// routes) after the path is validated and before any work, with the
+	// request and what it does. An error answers 403 forbidden, or 401
+	// unauthorized when it matches handlers.ErrUnauthenticated; nothing is
+	// started, read or written then. On the callback it sees the person
+	// finishing a sign-in (the host's login cookie reaches it). GET
+	// /providers is not profile-scoped and does not call it. nil allows
+	// every request that passed the other guards.
+	Authorize handlers.AuthorizeFunc
+
 	// SessionToken, when not empty, must be sent as
 	// "Authorization: Bearer <token>" with every request but the OAuth
 	// callback, which a browser reaches by redirect without it.
@@ -249,7 +261,8 @@ func New(cfg Config) (*Router, error) {
 		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore,
 			Resume: conn.Resume, OnChange: conn.Events.PublishFlow})
 	}
-	h, err := handlers.New(conn, handlers.WithOpenBrowser(cfg.OpenBrowser), handlers.WithHeartbeat(cfg.EventHeartbeat))
+	h, err := handlers.New(conn, handlers.WithOpenBrowser(cfg.OpenBrowser), handlers.WithHeartbeat(cfg.EventHeartbeat),
+		handlers.WithAuthorize(cfg.Authorize))
 	if err != nil {
 		return nil, fmt.Errorf("memconnect: %w", err)
 	}

@@ -32,7 +32,7 @@ import (
 // parameter is what authenticates the request.
 func (h *Handlers) Callback(w http.ResponseWriter, r *http.Request) {
 	var page flow.CallbackPage
-	profile, prov, err := pathParams(r)
+	profile, prov, err := h.access(r, pathParams, ActionCallback)
 	if err == nil {
 		var f flow.Flow
 		f, err = h.conn.Callback(r.Context(), profile, prov, r.URL.Query())

@@ -116,7 +116,7 @@ func validSource(s string) bool {
 // method, is 404 unsupported; a device flow the provider's server refuses
 // to start is 502 upstream_error.
 func (h *Handlers) Connect(w http.ResponseWriter, r *http.Request) {
-	profile, prov, err := pathParams(r)
+	profile, prov, err := h.access(r, pathParams, ActionConnect)
 	if err != nil {
 		RenderError(w, r, err)
 		return

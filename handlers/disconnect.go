@@ -46,7 +46,7 @@ func (d *disconnectResponse) Render(w http.ResponseWriter, r *http.Request) erro
 // 409 conflict saying so. A provider without sign-in methods is 404
 // unsupported.
 func (h *Handlers) Disconnect(w http.ResponseWriter, r *http.Request) {
-	profile, prov, err := pathParams(r)
+	profile, prov, err := h.access(r, pathParams, ActionDisconnect)
 	if err != nil {
 		RenderError(w, r, err)
 		return

@@ -47,7 +47,7 @@ func WithHeartbeat(d time.Duration) Option {
 // unavailable.
 func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	// The same answer as status for a profile or provider that is not.
-	rep, ok := h.status(w, r, pathParams)
+	rep, ok := h.status(w, r, pathParams, ActionEvents)
 	if !ok {
 		return
 	}

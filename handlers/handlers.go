@@ -31,6 +31,7 @@ type Handlers struct {
 	conn        *provider.Connector
 	openBrowser func(context.Context, string) error // nil: the client opens the page
 	heartbeat   time.Duration                       // of event streams
+	authorize   AuthorizeFunc                       // nil: every request may
 }
 
 // New returns the handlers of c. c must have a Registry, a Profiles

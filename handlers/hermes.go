@@ -95,7 +95,7 @@ func hermesParams(r *http.Request) (profile, providerName string, err error) {
 // status body. Deprecated: it exists so that a Hermes desktop works
 // unchanged; new clients use POST connect.
 func (h *Handlers) HermesOAuthStart(w http.ResponseWriter, r *http.Request) {
-	profile, prov, err := hermesParams(r)
+	profile, prov, err := h.access(r, hermesParams, ActionConnect)
 	if err != nil {
 		RenderError(w, r, err)
 		return
@@ -123,7 +123,7 @@ func (h *Handlers) HermesOAuthStart(w http.ResponseWriter, r *http.Request) {
 // the route the Hermes desktop polls: the Hermes status body. Deprecated:
 // new clients use GET status.
 func (h *Handlers) HermesOAuthStatus(w http.ResponseWriter, r *http.Request) {
-	if rep, ok := h.status(w, r, hermesParams); ok {
+	if rep, ok := h.status(w, r, hermesParams, ActionStatus); ok {
 		respond(w, r, newHermesStatus(rep))
 	}
 }

@@ -33,15 +33,15 @@ func (s *statusResponse) Render(w http.ResponseWriter, r *http.Request) error {
 // Status serves GET /profiles/{profile}/providers/{provider}/status: the
 // profile's connection to the provider and its sign-in flow, if any.
 func (h *Handlers) Status(w http.ResponseWriter, r *http.Request) {
-	if rep, ok := h.status(w, r, pathParams); ok {
+	if rep, ok := h.status(w, r, pathParams, ActionStatus); ok {
 		respond(w, r, &statusResponse{StatusReport: rep})
 	}
 }
 
 // status returns the status of the profile and provider params reads from
 // r, or answers the error and returns false.
-func (h *Handlers) status(w http.ResponseWriter, r *http.Request, params func(*http.Request) (string, string, error)) (provider.StatusReport, bool) {
-	profile, prov, err := params(r)
+func (h *Handlers) status(w http.ResponseWriter, r *http.Request, params func(*http.Request) (string, string, error), action Action) (provider.StatusReport, bool) {
+	profile, prov, err := h.access(r, params, action)
 	if err == nil {
 		var rep provider.StatusReport
 		if rep, err = h.conn.Status(r.Context(), profile, prov); err == nil {
@@ -58,7 +58,7 @@ func (h *Handlers) status(w http.ResponseWriter, r *http.Request, params func(*h
 // the request is idempotent. A flow whose callback already arrived can no
 // longer be cancelled; the status then shows how it ends.
 func (h *Handlers) Cancel(w http.ResponseWriter, r *http.Request) {
-	profile, prov, err := pathParams(r)
+	profile, prov, err := h.access(r, pathParams, ActionCancel)
 	if err != nil {
 		RenderError(w, r, err)
 		return

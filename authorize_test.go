@@ -1,0 +1,179 @@
+package memconnect_test
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/pgstore"
+	"github.com/memconnect/memconnect/provider"
+)
+
+// hookRecorder is an authorization hook that refuses the profiles in deny
+// (403), answers 401 to a request with "X-Anonymous", and records what it
+// was asked.
+type hookRecorder struct {
+	deny []string
+	mu   sync.Mutex // guards seen
+	seen []handlers.Access
+}
+
+func (h *hookRecorder) authorize(r *http.Request, a handlers.Access) error {
+	h.mu.Lock()
+	h.seen = append(h.seen, a)
+	h.mu.Unlock()
+	if r.Header.Get("X-Anonymous") != "" {
+		return handlers.ErrUnauthenticated
+	}
+	if slices.Contains(h.deny, a.Profile) {
+		return errors.New("not this person's profile")
+	}
+	return nil
+}
+
+func (h *hookRecorder) calls() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.seen)
+}
+
+func (h *hookRecorder) last() handlers.Access {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.seen) == 0 {
+		return handlers.Access{}
+	}
+	return h.seen[len(h.seen)-1]
+}
+
+// TestAuthorizeHook: every profile-scoped route asks the hook, with its
+// action, before any work; a refusal is 403 (401 when the hook says the
+// request names nobody) and starts, reads and writes nothing; GET
+// /providers does not ask it.
+func TestAuthorizeHook(t *testing.T) {
+	hook := &hookRecorder{deny: []string{"work", "apikey"}}
+	e := fixture.NewEnv(t, fixture.WithCallback(), fixture.WithAuthorize(hook.authorize))
+	route := func(profile, rest string) string { return "/profiles/" + profile + "/providers/honcho" + rest }
+
+	allowed := []struct {
+		method, path string
+		action       handlers.Action
+		profile      string
+	}{
+		{"GET", route("current", "/status"), handlers.ActionStatus, "default"},
+		{"POST", route("default", "/connect"), handlers.ActionConnect, "default"},
+		{"POST", route("default", "/cancel"), handlers.ActionCancel, "default"},
+		{"GET", route("default", "/callback?state=unknown&code=x"), handlers.ActionCallback, "default"},
+		{"DELETE", route("default", "/connection"), handlers.ActionDisconnect, "default"},
+		{"GET", "/providers/honcho/oauth/status?profile=current", handlers.ActionStatus, "default"},
+	}
+	for _, tt := range allowed {
+		x := e.Do(fixture.Request{Method: tt.method, Path: tt.path})
+		if got := hook.last(); got != (handlers.Access{Profile: tt.profile, Provider: "honcho", Action: tt.action}) || x.Status == 403 {
+			t.Errorf("%s %s: %d, hook saw %+v; want %s of %s allowed", tt.method, tt.path, x.Status, got, tt.action, tt.profile)
+		}
+	}
+
+	apikeyFile := filepath.Join(e.Root, "profiles", "apikey", "honcho.json")
+	before, err := os.ReadFile(apikeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := []struct {
+		method, path string
+		action       handlers.Action
+		html         bool
+	}{
+		{"GET", route("work", "/status"), handlers.ActionStatus, false},
+		{"POST", route("work", "/connect"), handlers.ActionConnect, false},
+		{"POST", route("work", "/cancel"), handlers.ActionCancel, false},
+		{"DELETE", route("apikey", "/connection"), handlers.ActionDisconnect, false},
+		{"GET", route("work", "/events"), handlers.ActionEvents, false},
+		{"GET", route("work", "/callback?state=s&code=c"), handlers.ActionCallback, true},
+		{"POST", "/providers/honcho/oauth/start?profile=work", handlers.ActionConnect, false},
+		{"GET", "/providers/honcho/oauth/status?profile=work", handlers.ActionStatus, false},
+	}
+	for _, tt := range refused {
+		x := e.Do(fixture.Request{Method: tt.method, Path: tt.path})
+		if x.Status != http.StatusForbidden || hook.last().Action != tt.action {
+			t.Errorf("%s %s: %d %s, hook saw %+v; want 403 after a %s check", tt.method, tt.path, x.Status, x.Body, hook.last(), tt.action)
+		}
+		if !tt.html && !bytes.Contains(x.Body, []byte(`"error":"forbidden"`)) {
+			t.Errorf("%s %s: body %s; want the forbidden error", tt.method, tt.path, x.Body)
+		}
+		if bytes.Contains(x.Body, []byte("not this person's profile")) {
+			t.Errorf("%s %s: the hook's error reached the client: %s", tt.method, tt.path, x.Body)
+		}
+	}
+	// Nothing was started or written for the refused requests.
+	if f := e.Flows.Status(flow.Key{Profile: "work", Provider: "honcho"}); f.ID != "" {
+		t.Errorf("a refused connect started a flow: %+v", f)
+	}
+	if after, err := os.ReadFile(apikeyFile); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("a refused disconnect changed %s: %s", apikeyFile, after)
+	}
+
+	x := e.Do(fixture.Request{Method: "GET", Path: route("default", "/status"), Header: map[string]string{"X-Anonymous": "1"}})
+	if x.Status != http.StatusUnauthorized || !bytes.Contains(x.Body, []byte(`"error":"unauthorized"`)) {
+		t.Errorf("anonymous status: %d %s; want 401 unauthorized", x.Status, x.Body)
+	}
+
+	n := hook.calls()
+	if x := e.Do(fixture.Request{Method: "GET", Path: "/providers"}); x.Status != 200 || hook.calls() != n {
+		t.Errorf("GET /providers: %d, hook called %d times; want 200 without the hook", x.Status, hook.calls()-n)
+	}
+}
+
+// TestAuthorizeHookOnPostgres: with the PostgreSQL stores, a refused
+// connect records no pending flow and a refused disconnect keeps the grant.
+func TestAuthorizeHookOnPostgres(t *testing.T) {
+	pool, h, reg, in := pgInstances(t, 1)
+	rep, err := in[0].r.Connector().Connect(t.Context(), "default", "honcho", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consentOn(t, h, in[0].srv, rep.Flow.AuthorizeURL) // a grant for default
+	st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deny := func(*http.Request, handlers.Access) error { return errors.New("no") }
+	r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), HTTPClient: h.AS.Client(),
+		GrantStore: st, FlowStore: st.Flows(), Authorize: deny})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	srv := fixture.NewServer(t)
+	srv.Start(fixture.HostRouter(r))
+	for _, rq := range []struct{ method, path string }{
+		{"POST", "/profiles/work/providers/honcho/connect"},
+		{"DELETE", "/profiles/default/providers/honcho/connection"},
+	} {
+		req, _ := http.NewRequest(rq.method, srv.Base+rq.path, nil)
+		resp, err := srv.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s %s = %d; want 403", rq.method, rq.path, resp.StatusCode)
+		}
+	}
+	var flows int
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM memconnect_flows WHERE profile = 'work'`).Scan(&flows); err != nil || flows != 0 {
+		t.Errorf("pending flows of work: %d, %v; want none", flows, err)
+	}
+	if c, err := st.Credentials(t.Context(), "honcho/default"); err != nil || c.Grant == nil {
+		t.Errorf("the grant after a refused disconnect: %+v, %v; want it kept", c, err)
+	}
+}
