@@ -7,11 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/testkit"
 	"github.com/memconnect/memconnect/internal/testkit/fixture"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
@@ -175,5 +178,71 @@ func TestAuthorizeHookOnPostgres(t *testing.T) {
 	}
 	if c, err := st.Credentials(t.Context(), "honcho/default"); err != nil || c.Grant == nil {
 		t.Errorf("the grant after a refused disconnect: %+v, %v; want it kept", c, err)
+	}
+}
+
+// TestConnectSessions: a connect session is the bearer credential for its
+// profile's routes (and GET /providers) only: another profile or provider
+// is 403, an expired session 401 saying so, a forged one 401; another
+// instance with the same keys accepts it, and after a key rotation too;
+// the static token still works for every profile; no log holds a session.
+func TestConnectSessions(t *testing.T) {
+	const static = "host-token-0123456789"
+	k1, k2 := bytes.Repeat([]byte("1"), 32), bytes.Repeat([]byte("2"), 32)
+	clock := testkit.NewClock()
+	e := fixture.NewEnv(t, fixture.WithSessionToken(static), fixture.WithSessionKeys(k1), fixture.WithClock(clock))
+	tok, exp, err := e.Router.MintConnectSession("default", []string{"honcho"}, 15*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(clock.Now().Add(15 * time.Minute).Truncate(time.Second)) {
+		t.Errorf("expires %v", exp)
+	}
+	as := func(token string) map[string]string { return map[string]string{"Authorization": "Bearer " + token} }
+	tests := []struct {
+		name   string
+		token  string
+		path   string
+		status int
+		has    string
+	}{
+		{"own profile", tok, "/profiles/default/providers/honcho/status", 200, `"profile":"default"`},
+		{"current is default", tok, "/profiles/current/providers/honcho/status", 200, `"profile":"default"`},
+		{"providers list", tok, "/providers", 200, `"honcho"`},
+		{"another profile", tok, "/profiles/work/providers/honcho/status", 403, "another profile"},
+		{"another provider", tok, "/profiles/default/providers/nooauth/status", 403, "other providers"},
+		{"forged", tok[:len(tok)-3] + "abc", "/profiles/default/providers/honcho/status", 401, "not valid"},
+		{"the host's token", static, "/profiles/work/providers/honcho/status", 200, `"profile":"work"`},
+	}
+	for _, tt := range tests {
+		x := e.Do(fixture.Request{Method: "GET", Path: tt.path, Header: as(tt.token), NoAuth: true})
+		if x.Status != tt.status || !bytes.Contains(x.Body, []byte(tt.has)) {
+			t.Errorf("%s: %d %s; want %d with %q", tt.name, x.Status, x.Body, tt.status, tt.has)
+		}
+	}
+
+	// Another instance with the same keys, the newer first: accepted.
+	other := fixture.NewEnv(t, fixture.WithSessionToken(static), fixture.WithSessionKeys(k2, k1), fixture.WithClock(clock))
+	if x := other.Do(fixture.Request{Method: "GET", Path: "/profiles/default/providers/honcho/status", Header: as(tok), NoAuth: true}); x.Status != 200 {
+		t.Errorf("on another instance after a rotation: %d %s; want 200", x.Status, x.Body)
+	}
+	// Without the old key: refused.
+	third := fixture.NewEnv(t, fixture.WithSessionToken(static), fixture.WithSessionKeys(k2), fixture.WithClock(clock))
+	if x := third.Do(fixture.Request{Method: "GET", Path: "/profiles/default/providers/honcho/status", Header: as(tok), NoAuth: true}); x.Status != 401 {
+		t.Errorf("without the signing key: %d %s; want 401", x.Status, x.Body)
+	}
+
+	clock.Advance(16 * time.Minute)
+	x := e.Do(fixture.Request{Method: "GET", Path: "/profiles/default/providers/honcho/status", Header: as(tok), NoAuth: true})
+	if x.Status != 401 || !bytes.Contains(x.Body, []byte("expired")) {
+		t.Errorf("expired: %d %s; want 401 saying it expired", x.Status, x.Body)
+	}
+	if _, _, err := e.Router.MintConnectSession("default", nil, 5*time.Hour); err == nil {
+		t.Error("a session longer than the maximum was minted")
+	}
+	for _, logs := range []string{e.Logs.String(), other.Logs.String()} {
+		if strings.Contains(logs, tok) || strings.Contains(logs, strings.SplitN(tok, ".", 3)[2]) {
+			t.Error("a log holds the connect session")
+		}
 	}
 }

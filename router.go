@@ -34,6 +34,7 @@ import (
 
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/connsession"
 	"github.com/memconnect/memconnect/middleware"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -76,6 +77,16 @@ type Config struct {
 	// /providers is not profile-scoped and does not call it. nil allows
 	// every request that passed the other guards.
 	Authorize handlers.AuthorizeFunc
+
+	// SessionKeys, when not empty, let the router accept connect sessions
+	// ([Router.MintConnectSession]): short-lived bearer tokens for one
+	// profile, signed with the first key (HMAC-SHA256) and verified with
+	// any, without a database. Instances given the same keys accept each
+	// other's sessions; to replace a key, put the new one first and keep
+	// the old one until its sessions have expired. Each key is at least
+	// 32 bytes. Set SessionToken too, or requests without a credential
+	// pass as before.
+	SessionKeys [][]byte
 
 	// SessionToken, when not empty, must be sent as
 	// "Authorization: Bearer <token>" with every request but the OAuth
@@ -165,6 +176,53 @@ type Router struct {
 	chi.Router
 	conn      *provider.Connector
 	ownsFlows bool
+	sessions  *connsession.Keys // nil without Config.SessionKeys
+	now       func() time.Time
+}
+
+// Connect sessions' lifetimes.
+const (
+	// DefaultConnectSessionTTL is a connect session's lifetime unless the
+	// host asks for another.
+	DefaultConnectSessionTTL = 30 * time.Minute
+	// MaxConnectSessionTTL is the longest lifetime a connect session may
+	// be given.
+	MaxConnectSessionTTL = 4 * time.Hour
+)
+
+// ErrNoSessionKeys is returned by [Router.MintConnectSession] on a router
+// without Config.SessionKeys.
+var ErrNoSessionKeys = errors.New("memconnect: no session keys are configured (Config.SessionKeys)")
+
+// MintConnectSession returns a connect session for profile: an opaque
+// bearer token the router accepts for that profile's routes only (and GET
+// /providers), and for the providers named (every one when none are),
+// until it expires after ttl (zero: [DefaultConnectSessionTTL]; at most
+// [MaxConnectSessionTTL]). A host's backend hands it to a browser, such
+// as the Connect page's URL fragment. It is never logged.
+func (r *Router) MintConnectSession(profile string, providers []string, ttl time.Duration) (token string, expires time.Time, err error) {
+	if r.sessions == nil {
+		return "", time.Time{}, ErrNoSessionKeys
+	}
+	if err := provider.ValidateProfileName(profile); err != nil {
+		return "", time.Time{}, err
+	}
+	if profile == "current" {
+		profile = provider.DefaultProfile
+	}
+	for _, p := range providers {
+		if _, ok := r.conn.Registry.Lookup(p); !ok {
+			return "", time.Time{}, fmt.Errorf("%w: %q", provider.ErrUnknownProvider, p)
+		}
+	}
+	if ttl == 0 {
+		ttl = DefaultConnectSessionTTL
+	}
+	if ttl < 0 || ttl > MaxConnectSessionTTL {
+		return "", time.Time{}, fmt.Errorf("memconnect: a connect session lasts at most %s, not %s", MaxConnectSessionTTL, ttl)
+	}
+	expires = r.now().Add(ttl).Truncate(time.Second)
+	return r.sessions.Mint(connsession.Claims{Profile: profile, Providers: providers, Expires: expires.Unix()}), expires, nil
 }
 
 // Connector returns the use-case layer behind the routes, configured as the
@@ -267,6 +325,27 @@ func New(cfg Config) (*Router, error) {
 		return nil, fmt.Errorf("memconnect: %w", err)
 	}
 	hosts := allowedHosts(cfg.AllowedHosts, callbackBase)
+	clock := now
+	if clock == nil {
+		clock = time.Now
+	}
+	var sessions *connsession.Keys
+	sessionOpts := []middleware.SessionOption{}
+	if len(cfg.SessionKeys) > 0 {
+		if sessions, err = connsession.New(cfg.SessionKeys); err != nil {
+			return nil, fmt.Errorf("memconnect: Config.SessionKeys: %w", err)
+		}
+		sessionOpts = append(sessionOpts, middleware.WithConnectSessions(func(tok string) (handlers.ConnectSession, bool, error) {
+			if !connsession.Is(tok) {
+				return handlers.ConnectSession{}, false, nil
+			}
+			c, err := sessions.Verify(tok, clock())
+			if errors.Is(err, connsession.ErrExpired) {
+				err = fmt.Errorf("%w: %w", middleware.ErrSessionExpired, err)
+			}
+			return handlers.ConnectSession{Profile: c.Profile, Providers: c.Providers}, true, err
+		}))
+	}
 
 	r := chi.NewRouter()
 	r.Use(
@@ -275,7 +354,7 @@ func New(cfg Config) (*Router, error) {
 		middleware.Recoverer,
 		middleware.HostGuard(hosts),
 		middleware.OriginGuard(cfg.AllowedOrigins, hosts),
-		middleware.SessionToken(cfg.SessionToken, isRoute(r, http.MethodGet, callbackPattern, clientMetadataPattern)),
+		middleware.SessionToken(cfg.SessionToken, isRoute(r, http.MethodGet, callbackPattern, clientMetadataPattern), sessionOpts...),
 		middleware.BodyLimit(middleware.DefaultBodyLimit),
 	)
 	r.NotFound(handlers.NotFound)
@@ -291,7 +370,7 @@ func New(cfg Config) (*Router, error) {
 	r.Get(clientMetadataPattern, h.ClientMetadata)
 	r.Post("/providers/{provider}/oauth/start", h.HermesOAuthStart)
 	r.Get("/providers/{provider}/oauth/status", h.HermesOAuthStatus)
-	return &Router{Router: r, conn: conn, ownsFlows: cfg.Flows == nil}, nil
+	return &Router{Router: r, conn: conn, ownsFlows: cfg.Flows == nil, sessions: sessions, now: clock}, nil
 }
 
 // allowedHosts returns the hosts the guards allow: hosts, or the loopback

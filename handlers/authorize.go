@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/memconnect/memconnect/provider"
 )
@@ -52,12 +54,23 @@ func WithAuthorize(f AuthorizeFunc) Option {
 // authorization hook whether r may do action with them.
 func (h *Handlers) access(r *http.Request, params func(*http.Request) (string, string, error), action Action) (profile, prov string, err error) {
 	profile, prov, err = params(r)
-	if err != nil || h.authorize == nil {
-		return profile, prov, err
+	if err != nil {
+		return "", "", err
 	}
 	canonical := profile
 	if canonical == "current" {
 		canonical = provider.DefaultProfile
+	}
+	if cs, ok := ConnectSessionFrom(r.Context()); ok {
+		if cs.Profile != canonical {
+			return "", "", Errorf(CodeForbidden, "This connect session is for another profile.")
+		}
+		if len(cs.Providers) > 0 && !slices.Contains(cs.Providers, prov) {
+			return "", "", Errorf(CodeForbidden, "This connect session is for other providers.")
+		}
+	}
+	if h.authorize == nil {
+		return profile, prov, nil
 	}
 	if err := h.authorize(r, Access{Profile: canonical, Provider: prov, Action: action}); err != nil {
 		if errors.Is(err, ErrUnauthenticated) {
@@ -66,4 +79,27 @@ func (h *Handlers) access(r *http.Request, params func(*http.Request) (string, s
 		return "", "", Wrap(CodeForbidden, err, "You may not do this for this profile.")
 	}
 	return profile, prov, nil
+}
+
+// ConnectSession is what a connect session lets a request do: act for one
+// profile, and for the providers named (all when none are).
+type ConnectSession struct {
+	Profile   string
+	Providers []string
+}
+
+type connectSessionKey struct{}
+
+// WithConnectSession returns ctx carrying the connect session the request
+// was authenticated with (the session-token middleware sets it); the
+// profile-scoped routes then refuse any other profile or provider with 403.
+func WithConnectSession(ctx context.Context, s ConnectSession) context.Context {
+	return context.WithValue(ctx, connectSessionKey{}, s)
+}
+
+// ConnectSessionFrom returns the connect session of ctx, if the request
+// was authenticated with one.
+func ConnectSessionFrom(ctx context.Context) (ConnectSession, bool) {
+	s, ok := ctx.Value(connectSessionKey{}).(ConnectSession)
+	return s, ok
 }

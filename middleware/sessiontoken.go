@@ -22,8 +22,12 @@ import (
 // either. A request without a valid token gets 401 "unauthorized" with a
 // WWW-Authenticate: Bearer challenge (with error="invalid_token" when a
 // wrong token was sent, RFC 6750, section 3.1). The token is never logged.
-func SessionToken(token string, exempt func(*http.Request) bool) func(http.Handler) http.Handler {
-	if token == "" {
+func SessionToken(token string, exempt func(*http.Request) bool, opts ...SessionOption) func(http.Handler) http.Handler {
+	var o sessionOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if token == "" && o.verify == nil {
 		return func(next http.Handler) http.Handler { return next }
 	}
 	want := sha256.Sum256([]byte(token))
@@ -34,6 +38,21 @@ func SessionToken(token string, exempt func(*http.Request) bool) func(http.Handl
 				return
 			}
 			got, sent := bearerToken(r)
+			if sent && o.verify != nil {
+				if s, ok, err := o.verify(got); ok {
+					if err != nil {
+						w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+						handlers.RenderError(w, r, handlers.Wrap(handlers.CodeUnauthorized, err, sessionMessage(err)))
+						return
+					}
+					next.ServeHTTP(w, r.WithContext(handlers.WithConnectSession(r.Context(), s)))
+					return
+				}
+			}
+			if token == "" {
+				next.ServeHTTP(w, r) // no session token: the host guards nothing else
+				return
+			}
 			if sent {
 				sum := sha256.Sum256([]byte(got))
 				if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
@@ -51,6 +70,34 @@ func SessionToken(token string, exempt func(*http.Request) bool) func(http.Handl
 				"This server needs a session token. Send it as \"Authorization: Bearer TOKEN\"."))
 		})
 	}
+}
+
+// SessionOption configures [SessionToken].
+type SessionOption func(*sessionOptions)
+
+type sessionOptions struct {
+	verify func(token string) (handlers.ConnectSession, bool, error)
+}
+
+// ErrSessionExpired is what a connect-session verifier returns, or wraps,
+// for a session that has expired: the answer says so.
+var ErrSessionExpired = errors.New("middleware: the connect session has expired")
+
+// WithConnectSessions makes [SessionToken] accept connect sessions besides
+// the session token: verify reports whether token has the form of a
+// session (ok), and if so the session or why it is not valid. A valid
+// session is put in the request's context
+// ([handlers.WithConnectSession]), where the profile-scoped routes hold
+// the request to its profile; an expired or forged one gets 401.
+func WithConnectSessions(verify func(token string) (s handlers.ConnectSession, ok bool, err error)) SessionOption {
+	return func(o *sessionOptions) { o.verify = verify }
+}
+
+func sessionMessage(err error) string {
+	if errors.Is(err, ErrSessionExpired) {
+		return "This connect session has expired. Ask the app for a new one."
+	}
+	return "This connect session is not valid. Ask the app for a new one."
 }
 
 // bearerToken returns the credentials of an "Authorization: Bearer" header

@@ -11,6 +11,9 @@
  *         data-provider="honcho" data-token="...">   (all optional)
  *   ?token=... in the page URL wins over data-token; it is sent as
  *   "Authorization: Bearer ...".
+ *   #session=...&profile=... in the page URL (a connect session the host's
+ *   backend minted for one profile) wins over both, and is removed from
+ *   the address bar at once; profile there wins over data-profile.
  *   document receives exactly one "memconnect:connected" CustomEvent per
  *   finished sign-in, detail {provider, profile, flowId}.
  */
@@ -65,11 +68,19 @@
     keySaved: (name) => `Connected to ${name} with an API key.`,
   });
 
+  // A connect session handed in the fragment: taken, then removed from the
+  // address bar (and so from history and bookmarks) before anything else.
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  if (fragment.has("session")) {
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+
   const body = document.body;
   const config = Object.freeze({
     api: (body.getAttribute("data-api") || "/api/memory").replace(/\/+$/, ""),
-    profile: body.getAttribute("data-profile") || "default",
+    profile: fragment.get("profile") || body.getAttribute("data-profile") || "default",
     token:
+      fragment.get("session") ||
       new URLSearchParams(window.location.search).get("token") ||
       body.getAttribute("data-token") ||
       "",

@@ -366,7 +366,7 @@ func TestServerTimeouts(t *testing.T) {
 // A method chi does not know gets memconnect's JSON 405 under /api/memory,
 // like a known one.
 func TestUnknownMethodJSON405(t *testing.T) {
-	h := hostRouter(newMemory(t))
+	h := hostRouter(newMemory(t), nil)
 	for _, method := range []string{"PUT", "BREW", "PROPFIND"} {
 		req := httptest.NewRequest(method, "/api/memory/providers", nil)
 		req.Host = "127.0.0.1:8080"
@@ -510,7 +510,7 @@ func TestEventStreamOutlivesTimeouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newHTTPServer(hostRouter(memory), timeouts{readHeader: time.Second, read: 100 * time.Millisecond, write: 100 * time.Millisecond, idle: time.Second})
+	srv := newHTTPServer(hostRouter(memory, nil), timeouts{readHeader: time.Second, read: 100 * time.Millisecond, write: 100 * time.Millisecond, idle: time.Second})
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	base := "http://" + ln.Addr().String() + "/api/memory/profiles/default/providers/honcho"
@@ -585,5 +585,45 @@ func TestRunClientIDFlag(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error()+stderr.String(), bad.want) {
 			t.Errorf("-client-id %s: %v %s, want an error with %q", bad.value, err, stderr.String(), bad.want)
 		}
+	}
+}
+
+// TestConnectSessionRoute: with -session-key, the host's own route mints a
+// connect session (guarded by -session-token), which the API accepts for
+// that profile only.
+func TestConnectSessionRoute(t *testing.T) {
+	const token = "host-session-token-0123"
+	base, _ := server(t, "-dev", "-addr", "127.0.0.1:0", "-session-token", token, "-session-key", strings.Repeat("k", 32))
+	mint := func(auth, body string) (int, map[string]string) {
+		req, _ := http.NewRequest("POST", base+"/admin/connect-sessions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if status, _ := mint("wrong", `{"profile":"default"}`); status != http.StatusUnauthorized {
+		t.Errorf("mint without the session token = %d; want 401", status)
+	}
+	if status, _ := mint(token, `{"profile":"default","ttl":"forever"}`); status != http.StatusBadRequest {
+		t.Errorf("mint with a bad ttl = %d; want 400", status)
+	}
+	status, out := mint(token, `{"profile":"default","providers":["honcho"],"ttl":"15m"}`)
+	if status != 200 || out["token"] == "" || out["expires_at"] == "" {
+		t.Fatalf("mint = %d %v", status, out)
+	}
+	if status, _, body := get(t, base+"/api/memory/profiles/default/providers/honcho/status", "Authorization", "Bearer "+out["token"]); status != 200 {
+		t.Errorf("status with the session = %d %s; want 200", status, body)
+	}
+	if status, _, body := get(t, base+"/api/memory/profiles/work/providers/honcho/status", "Authorization", "Bearer "+out["token"]); status != 403 {
+		t.Errorf("another profile with the session = %d %s; want 403", status, body)
+	}
+	var stderr bytes.Buffer
+	if err := run(t.Context(), []string{"-dev", "-addr", "127.0.0.1:0", "-session-key", strings.Repeat("k", 32)}, io.Discard, &stderr); err == nil || !strings.Contains(err.Error(), "-session-token") {
+		t.Errorf("-session-key without -session-token: %v; want an error naming -session-token", err)
 	}
 }

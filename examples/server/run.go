@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +47,7 @@ type options struct {
 	dev          bool
 	home         string
 	sessionToken string
+	sessionKeys  [][]byte // -session-key, newest first
 	callbackBase string
 	allowedHosts string
 	store        string // a postgres:// URL; "" keeps grants in honcho.json
@@ -66,6 +70,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.dev, "dev", false, "run a development authorization server and a temporary Hermes home")
 	fs.StringVar(&o.home, "home", "", "Hermes home (default: temporary with -dev, else $HERMES_HOME, else ~/.hermes)")
 	fs.StringVar(&o.sessionToken, "session-token", "", `require "Authorization: Bearer <token>" on the API (not on the callback)`)
+	fs.Func("session-key", "keys that sign connect sessions, comma-separated, newest first, each at least 32 characters; enables POST /admin/connect-sessions (needs -session-token)", func(v string) error {
+		for k := range strings.SplitSeq(v, ",") {
+			if k = strings.TrimSpace(k); len(k) < 32 {
+				return fmt.Errorf("each key is at least 32 characters")
+			}
+			o.sessionKeys = append(o.sessionKeys, []byte(k))
+		}
+		return nil
+	})
 	fs.StringVar(&o.callbackBase, "callback-base-url", "", "URL where the API is reachable, for the callback redirect mode (default with -dev: http://<addr>/api/memory)")
 	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", "comma-separated host names the API answers (default: localhost, 127.0.0.1, ::1)")
 	fs.StringVar(&o.store, "store", os.Getenv("MEMCONNECT_STORE"), "postgres:// URL of a database that instances share for grants and sign-ins (default $MEMCONNECT_STORE; none: honcho.json)")
@@ -261,11 +274,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			hosts = append(hosts, h)
 		}
 	}
+	if len(o.sessionKeys) > 0 && o.sessionToken == "" {
+		ln.Close()
+		return errors.New("-session-key needs -session-token: it guards the route that mints connect sessions, and without it every request passes")
+	}
 	mc := memconnect.Config{
 		Registry:        registry,
 		Profiles:        provider.HermesProfiles{Root: home},
 		Logger:          logger,
 		SessionToken:    o.sessionToken,
+		SessionKeys:     o.sessionKeys,
 		AllowedHosts:    hosts,
 		CallbackBaseURL: callbackBase,
 		HTTPClient:      client,
@@ -283,7 +301,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer memory.Close() // after the HTTP server's shutdown: ends pending flows, frees their ports
 
-	srv := newHTTPServer(hostRouter(memory), defaultTimeouts)
+	var admin http.Handler
+	if len(o.sessionKeys) > 0 {
+		admin = connectSessions(memory, o.sessionToken)
+	}
+	srv := newHTTPServer(hostRouter(memory, admin), defaultTimeouts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -376,8 +398,11 @@ func newHTTPServer(h http.Handler, t timeouts) *http.Server {
 
 // hostRouter is the existing web server's route table: its own routes, the
 // memconnect API at /api/memory and the desktop Connect page at /.
-func hostRouter(memory http.Handler) http.Handler {
+func hostRouter(memory, admin http.Handler) http.Handler {
 	r := chi.NewRouter()
+	if admin != nil {
+		r.Post("/admin/connect-sessions", admin.ServeHTTP)
+	}
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -491,4 +516,54 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// connectSessions is the example host's own route, outside the mount and
+// guarded by its session token: POST /admin/connect-sessions with
+// {"profile": "work", "providers": ["honcho"], "ttl": "15m"} (providers
+// and ttl optional) answers {"token": "...", "expires_at": "..."}, a
+// connect session to hand a browser (the Connect page takes it as
+// /#session=TOKEN).
+func connectSessions(memory *memconnect.Router, token string) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	fail := func(w http.ResponseWriter, status int, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": http.StatusText(status), "message": msg})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := sha256.Sum256([]byte(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			fail(w, http.StatusUnauthorized, "Send the server's session token as \"Authorization: Bearer TOKEN\".")
+			return
+		}
+		var req struct {
+			Profile   string   `json:"profile"`
+			Providers []string `json:"providers"`
+			TTL       string   `json:"ttl"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || req.Profile == "" {
+			fail(w, http.StatusBadRequest, `The body is {"profile": "work", "providers": ["honcho"], "ttl": "15m"}; profile is required.`)
+			return
+		}
+		var ttl time.Duration
+		if req.TTL != "" {
+			d, err := time.ParseDuration(req.TTL)
+			if err != nil {
+				fail(w, http.StatusBadRequest, `"ttl" is a duration such as "15m".`)
+				return
+			}
+			ttl = d
+		}
+		tok, exp, err := memory.MintConnectSession(req.Profile, req.Providers, ttl)
+		if err != nil {
+			fail(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(map[string]string{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339)})
+	})
 }

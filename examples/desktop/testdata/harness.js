@@ -212,7 +212,7 @@ async function flush() {
   for (let i = 0; i < 30; i++) await new Promise((r) => setImmediate(r));
 }
 
-async function openPage({ status = {}, query = "", bodyAttrs = {}, setup } = {}) {
+async function openPage({ status = {}, query = "", hash = "", bodyAttrs = {}, setup } = {}) {
   const doc = new Doc();
   for (const [k, v] of Object.entries(bodyAttrs)) doc.body.setAttribute(k, v);
   const srv = makeServer(status);
@@ -221,6 +221,7 @@ async function openPage({ status = {}, query = "", bodyAttrs = {}, setup } = {})
   const events = [];
   doc.addEventListener("memconnect:connected", (e) => events.push(e.detail));
   const opened = [];
+  const replaced = []; // URLs history.replaceState was given
   const channels = []; // BroadcastChannel("memconnect") instances of the page
   const win = new EventTarget();
   class FakeBroadcastChannel extends EventTarget {
@@ -235,7 +236,14 @@ async function openPage({ status = {}, query = "", bodyAttrs = {}, setup } = {})
 
   const sandbox = {
     document: doc,
-    location: { href: `http://127.0.0.1:8080/${query}`, search: query, origin: "http://127.0.0.1:8080" },
+    location: { href: `http://127.0.0.1:8080/${query}${hash}`, pathname: "/", search: query, hash, origin: "http://127.0.0.1:8080" },
+    history: {
+      replaceState: (state, title, url) => {
+        replaced.push(url);
+        sandbox.location.href = `http://127.0.0.1:8080${url}`;
+        sandbox.location.hash = "";
+      },
+    },
     addEventListener: (...a) => win.addEventListener(...a),
     BroadcastChannel: FakeBroadcastChannel,
     open: (...args) => {
@@ -283,6 +291,7 @@ async function openPage({ status = {}, query = "", bodyAttrs = {}, setup } = {})
     srv,
     events,
     opened,
+    replaced,
     $,
     async advance(ms) {
       const end = clock.now + ms;
@@ -351,6 +360,14 @@ const scenarios = {
     const st = p.srv.requests.find((r) => r.url === STATUS);
     assert.ok(st, "status was fetched");
     assert.equal(st.headers.Authorization, "Bearer s3cret");
+  },
+
+  async connectSessionFromFragment() {
+    const p = await openPage({ query: "?token=host", hash: "#session=mcs1.abc.def&profile=work" });
+    assert.deepEqual(p.replaced, ["/?token=host"], "the session left the address bar at once");
+    const st = p.srv.requests.find((r) => r.url === "/api/memory/profiles/work/providers/honcho/status");
+    assert.ok(st, "the session's profile is the one shown");
+    for (const r of p.srv.requests) assert.equal(r.headers.Authorization, "Bearer mcs1.abc.def");
   },
 
   async noTokenNoHeader() {
