@@ -2,6 +2,7 @@ package memconnect_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -243,6 +244,97 @@ func TestConnectSessions(t *testing.T) {
 	for _, logs := range []string{e.Logs.String(), other.Logs.String()} {
 		if strings.Contains(logs, tok) || strings.Contains(logs, strings.SplitN(tok, ".", 3)[2]) {
 			t.Error("a log holds the connect session")
+		}
+	}
+}
+
+// TestCallbackBoundToTheBrowser: a sign-in started from a web page sets a
+// cookie scoped to the callback; the callback without it (the link opened
+// by someone else) exchanges no code and says the sign-in was started
+// elsewhere; with it the sign-in completes. A curl-started one needs none.
+func TestCallbackBoundToTheBrowser(t *testing.T) {
+	e := fixture.NewEnv(t, fixture.WithCallback())
+	connect := func() (*http.Cookie, string) {
+		x := e.Do(fixture.Request{Method: "POST", Path: "/profiles/default/providers/honcho/connect",
+			Header: map[string]string{"Origin": strings.TrimSuffix(e.Base, "/api/memory"), "Sec-Fetch-Site": "same-origin"}})
+		if x.Status != http.StatusAccepted {
+			t.Fatalf("connect = %d %s", x.Status, x.Body)
+		}
+		var rep provider.StatusReport
+		if err := json.Unmarshal(x.Body, &rep); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range (&http.Response{Header: x.Header}).Cookies() {
+			if c.Name == "memconnect_flow" {
+				return c, rep.Flow.AuthorizeURL
+			}
+		}
+		t.Fatalf("connect from a page set no binding cookie: %v", x.Header)
+		return nil, ""
+	}
+	cookie, link := connect()
+	if cookie.Path != "/api/memory/profiles/default/providers/honcho/callback" || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode {
+		t.Errorf("cookie = %+v; want HttpOnly, SameSite=Lax, scoped to the callback", cookie)
+	}
+	target, err := e.AS.Consent(t.Context(), e.AS.Client(), link, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := strings.TrimPrefix(target.String(), e.Base)
+	x := e.Do(fixture.Request{Method: "GET", Path: cb}) // another browser: no cookie
+	callbackHTML(t, x, http.StatusForbidden, "started in another browser")
+	if st := e.Status("default", "honcho"); st.Connected || e.AS.Stats().AuthorizationCodes != 0 {
+		t.Fatalf("status = %+v, server %+v; want nothing exchanged or stored", st, e.AS.Stats())
+	}
+
+	cookie, link = connect()
+	if target, err = e.AS.Consent(t.Context(), e.AS.Client(), link, true); err != nil {
+		t.Fatal(err)
+	}
+	x = e.Do(fixture.Request{Method: "GET", Path: strings.TrimPrefix(target.String(), e.Base),
+		Header: map[string]string{"Cookie": cookie.Name + "=" + cookie.Value}})
+	callbackHTML(t, x, http.StatusOK, "Connected to Honcho")
+}
+
+// TestCallbackBindingAcrossInstances: the binding is kept with the pending
+// flow in PostgreSQL, so the callback on another instance needs the cookie
+// too, and completes with it.
+func TestCallbackBindingAcrossInstances(t *testing.T) {
+	_, h, _, in := pgInstances(t, 2)
+	a, b := in[0].srv, in[1].srv
+	for _, withCookie := range []bool{false, true} {
+		req, _ := http.NewRequest("POST", a.Base+"/profiles/default/providers/honcho/connect", nil)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		resp, err := a.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep provider.StatusReport
+		_ = json.NewDecoder(resp.Body).Decode(&rep)
+		resp.Body.Close()
+		cookies := resp.Cookies()
+		if len(cookies) != 1 || rep.Flow == nil {
+			t.Fatalf("connect on A: %d cookies, flow %+v", len(cookies), rep.Flow)
+		}
+		back, err := h.AS.Consent(t.Context(), h.AS.Client(), rep.Flow.AuthorizeURL, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cb, _ := http.NewRequest("GET", b.Base+strings.TrimPrefix(back.Path, fixture.Prefix)+"?"+back.RawQuery, nil)
+		if withCookie {
+			cb.AddCookie(cookies[0])
+		}
+		resp, err = b.Client.Do(cb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := http.StatusForbidden
+		if withCookie {
+			want = http.StatusOK
+		}
+		if resp.StatusCode != want {
+			t.Errorf("callback on B, cookie %v: %d; want %d", withCookie, resp.StatusCode, want)
 		}
 	}
 }

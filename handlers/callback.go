@@ -35,7 +35,8 @@ func (h *Handlers) Callback(w http.ResponseWriter, r *http.Request) {
 	profile, prov, err := h.access(r, pathParams, ActionCallback)
 	if err == nil {
 		var f flow.Flow
-		f, err = h.conn.Callback(r.Context(), profile, prov, r.URL.Query())
+		f, err = h.conn.CallbackBound(r.Context(), profile, prov, r.URL.Query(), browserNonce(r))
+		clearBrowserBinding(w, r)
 		name := prov
 		if p, ok := h.conn.Registry.Lookup(prov); ok {
 			name = p.DisplayName()

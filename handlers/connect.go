@@ -136,6 +136,9 @@ func (h *Handlers) Connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := provider.ConnectRequest{Method: flow.Method(body.Method), Source: body.Source, Redirect: flow.RedirectMode(body.Redirect)}
+	if req.Method != flow.MethodDevice && req.Redirect != flow.RedirectLoopback && startedByBrowser(r) {
+		req.Binding = bindBrowser(w, r)
+	}
 	rep, err := h.conn.Connect(r.Context(), profile, prov, req)
 	if err != nil {
 		RenderError(w, r, err)

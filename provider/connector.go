@@ -86,6 +86,10 @@ type ConnectRequest struct {
 	// authorization server's "config" into the configuration file (the
 	// command-line client asks for the consent values itself).
 	TokensOnly bool
+	// Binding binds a browser flow in the callback redirect mode to the
+	// browser that started it ([flow.Request.Binding]): the hex SHA-256
+	// of a nonce that browser holds; "" for none (curl, the CLI).
+	Binding string
 	// OnInstalled, if not nil, is called with the token response after
 	// the grant is stored and before the flow becomes connected; the
 	// server's "config" arrives this way ([oauth2.Token.Extra]). It must
@@ -564,6 +568,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 		DeviceSupported: deviceOK,
 		Issuer:          ep.Issuer,
 		IssuerRequired:  ep.IssuerInResponse,
+		Binding:         bindingFor(req),
 		DisplayName:     t.provider.DisplayName(),
 		Complete:        c.installer(t.key, ref, ep, req),
 	}
@@ -743,11 +748,27 @@ func (c *Connector) Cancel(ctx context.Context, profileName, providerName string
 // callback route, with the query of the authorization response. A query
 // with no or an unknown state changes nothing.
 func (c *Connector) Callback(ctx context.Context, profileName, providerName string, query url.Values) (flow.Flow, error) {
+	return c.CallbackBound(ctx, profileName, providerName, query, "")
+}
+
+// CallbackBound is [Connector.Callback] for a request that presents the
+// browser nonce of [ConnectRequest.Binding] ("" for none).
+func (c *Connector) CallbackBound(ctx context.Context, profileName, providerName string, query url.Values, nonce string) (flow.Flow, error) {
 	t, fm, err := c.flowTarget(profileName, providerName)
 	if err != nil {
 		return flow.Flow{}, err
 	}
-	return fm.Callback(ctx, t.key, query)
+	return fm.CallbackBound(ctx, t.key, query, nonce)
+}
+
+// bindingFor is the browser binding of req's flow: only a browser flow
+// redirected to the callback route is bound (the loopback listener and the
+// device flow are not reached by that browser's cookies).
+func bindingFor(req ConnectRequest) string {
+	if req.Method != flow.MethodBrowser || req.Redirect != flow.RedirectCallback {
+		return ""
+	}
+	return req.Binding
 }
 
 // Wait blocks until the profile's flow for the provider leaves the pending

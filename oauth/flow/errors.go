@@ -44,6 +44,7 @@ const (
 	CodeStart         = "start_failed"        // the device authorization request failed
 	CodeDevice        = "device_failed"       // device polling failed otherwise
 	CodeClosed        = "closed"              // the manager was closed while the flow was pending
+	CodeOtherBrowser  = "other_browser"       // the callback came without the cookie of the browser that started the flow
 )
 
 // Failure is how a flow ended in [StateError] state. It is returned by

@@ -117,6 +117,13 @@ type Request struct {
 	// [MethodDevice] request is refused with [ErrDeviceUnsupported].
 	DeviceSupported bool
 
+	// Binding, when not empty, binds a browser flow to the browser that
+	// started it: the hex SHA-256 of a nonce that browser holds (a cookie).
+	// A callback must present the nonce ([Manager.CallbackBound]); one
+	// without it ends the flow with [CodeOtherBrowser] and exchanges no
+	// code, so a link sent to someone else cannot link their account.
+	Binding string
+
 	// Issuer is the authorization server's issuer identifier, which the
 	// authorization response's "iss" parameter must equal when it has one
 	// (RFC 9207); "" when unknown, when a present "iss" is not checked.

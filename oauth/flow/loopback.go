@@ -76,7 +76,7 @@ func (m *Manager) loopbackHandler(f *flowRecord) http.Handler {
 			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 			return
 		}
-		flow, err := m.completeCallback(f.key, f, r.URL.Query())
+		flow, err := m.completeCallback(f.key, f, r.URL.Query(), "")
 		CallbackOutcome(flow, err, f.name).Write(w)
 	})
 }

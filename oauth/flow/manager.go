@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -189,6 +192,7 @@ type flowRecord struct {
 	name        string // the provider's display name, for the result page
 	issuer      string // Request.Issuer
 	issRequired bool   // Request.IssuerRequired
+	binding     string // Request.Binding
 
 	ctx    context.Context // ends when the flow leaves pending
 	cancel context.CancelFunc
@@ -310,6 +314,7 @@ func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
 		name:        req.DisplayName,
 		issuer:      req.Issuer,
 		issRequired: req.IssuerRequired,
+		binding:     req.Binding,
 		ctx:         fctx,
 		cancel:      cancel,
 		ready:       make(chan struct{}),
@@ -383,7 +388,7 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 	f.authorizeURL = f.cfg.AuthCodeURL(secret, opts...)
 	f.detail = detailWaitingBrowser
 	p := Pending{Key: f.key, ID: f.id, State: secret, Verifier: verifier, ExpiresAt: f.expiresAt, Config: f.cfg, TokenParams: f.tokenParams,
-		Issuer: f.issuer, IssuerRequired: f.issRequired, Flow: f.snapshotLocked()}
+		Issuer: f.issuer, IssuerRequired: f.issRequired, Binding: f.binding, Flow: f.snapshotLocked()}
 	if err := m.store.Put(m.ctx, p); err != nil {
 		f.stopTimersLocked()
 		if lb := f.loopback; lb != nil {
@@ -504,20 +509,42 @@ func (m *Manager) Cancel(key Key) bool {
 // used for the exchange, which belongs to the flow (Cancel and Close end
 // it), so a browser that goes away does not abandon a spent code.
 func (m *Manager) Callback(ctx context.Context, key Key, q url.Values) (Flow, error) {
-	_ = ctx
-	return m.completeCallback(key, nil, q)
+	return m.CallbackBound(ctx, key, q, "")
 }
+
+// CallbackBound is [Manager.Callback] for a request that presents nonce,
+// the browser binding of the flow it completes ([Request.Binding]); "" for
+// none. A flow bound to another nonce ends with [CodeOtherBrowser] and its
+// code is not exchanged.
+func (m *Manager) CallbackBound(ctx context.Context, key Key, q url.Values, nonce string) (Flow, error) {
+	_ = ctx
+	return m.completeCallback(key, nil, q, nonce)
+}
+
+// boundTo reports whether nonce is the browser binding binding asks for
+// (always, when binding is "").
+func boundTo(binding, nonce string) bool {
+	if binding == "" {
+		return true
+	}
+	sum := sha256.Sum256([]byte(nonce))
+	return nonce != "" && subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(binding)) == 1
+}
+
+// detailOtherBrowser is the detail of a flow completed from a browser
+// other than the one that started it.
+const detailOtherBrowser = "This sign-in was started in another browser, so it was not completed here; start it again from this browser"
 
 // completeCallback is the one completion code of browser flows. owner is
 // the flow whose loopback listener received the callback, or nil for
 // [Manager.Callback].
-func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values) (Flow, error) {
+func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values, nonce string) (Flow, error) {
 	got := q.Get("state")
 	m.mu.Lock()
 	f := m.flows[key]
 	if f == nil && owner == nil && m.resume != nil && !m.closed && got != "" && len(q["state"]) == 1 {
 		m.mu.Unlock()
-		return m.completeResumed(key, got, q)
+		return m.completeResumed(key, got, q, nonce)
 	}
 	if f == nil || (owner != nil && f != owner) || f.method != MethodBrowser ||
 		f.state != StatePending || f.completing || got == "" || len(q["state"]) != 1 {
@@ -550,6 +577,9 @@ func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values) (Fl
 	cfg := f.cfg
 	m.mu.Unlock()
 
+	if !boundTo(f.binding, nonce) {
+		return m.fail(f, &Failure{Code: CodeOtherBrowser, Detail: detailOtherBrowser})
+	}
 	if fe := checkIssuer(q, f.issuer, f.issRequired); fe != nil {
 		return m.fail(f, fe)
 	}
@@ -576,7 +606,7 @@ func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values) (Fl
 // its record in the shared Store: the same steps as completeCallback, with
 // no flow of this Manager to report them in. The result is returned, and
 // logged; the starting instance reports its flow as it knows it.
-func (m *Manager) completeResumed(key Key, state string, q url.Values) (Flow, error) {
+func (m *Manager) completeResumed(key Key, state string, q url.Values, nonce string) (Flow, error) {
 	p, err := m.store.Claim(m.ctx, key, state)
 	if err != nil {
 		if !errors.Is(err, ErrInvalidState) {
@@ -605,6 +635,9 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values) (Flow, er
 		fe := &Failure{Code: CodeExpired, Detail: detailStateExpired}
 		end(fe)
 		return f, fmt.Errorf("%w: expired", ErrInvalidState)
+	}
+	if !boundTo(p.Binding, nonce) {
+		return end(&Failure{Code: CodeOtherBrowser, Detail: detailOtherBrowser})
 	}
 	if fe := checkIssuer(q, p.Issuer, p.IssuerRequired); fe != nil {
 		return end(fe)

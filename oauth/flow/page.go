@@ -119,6 +119,9 @@ func CallbackOutcome(f Flow, err error, name string) CallbackPage {
 		p.Next = "If that was a mistake, return to the app and connect again."
 	case CodeAuthorization:
 		p.Status = http.StatusBadRequest
+	case CodeOtherBrowser:
+		p.Status, p.Title = http.StatusForbidden, "This sign-in was started in another browser"
+		p.Next = "Return to the app in this browser and connect again: the sign-in completes only in the browser that started it."
 	case CodeExpired, CodeTimedOut:
 		p.Status, p.Title = http.StatusBadRequest, "Sign-in expired"
 	case CodeRateLimited:

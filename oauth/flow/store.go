@@ -28,6 +28,8 @@ type Pending struct {
 	// TokenParams are the extra parameters of the code exchange
 	// ([Request.TokenParams]).
 	TokenParams url.Values
+	// Binding is the request's browser binding (a digest, no secret).
+	Binding string
 	// Issuer and IssuerRequired are the request's, for the check of the
 	// authorization response's "iss" (RFC 9207) on any instance.
 	Issuer         string

@@ -36,6 +36,8 @@ type flowConfig struct {
 	// (RFC 9207).
 	Issuer         string `json:"issuer,omitempty"`
 	IssuerRequired bool   `json:"issuer_required,omitempty"`
+	// Binding is the digest of the starting browser's nonce: no secret.
+	Binding string `json:"binding,omitempty"`
 }
 
 func flowKey(k flow.Key) string { return k.Profile + "\x00" + k.Provider }
@@ -43,7 +45,7 @@ func flowKey(k flow.Key) string { return k.Profile + "\x00" + k.Provider }
 func (f flows) Put(ctx context.Context, p flow.Pending) error {
 	cfg, err := json.Marshal(flowConfig{ClientID: p.Config.ClientID, AuthURL: p.Config.Endpoint.AuthURL, TokenURL: p.Config.Endpoint.TokenURL,
 		DeviceAuthURL: p.Config.Endpoint.DeviceAuthURL, RedirectURL: p.Config.RedirectURL, Scopes: p.Config.Scopes, TokenParams: p.TokenParams,
-		Issuer: p.Issuer, IssuerRequired: p.IssuerRequired})
+		Issuer: p.Issuer, IssuerRequired: p.IssuerRequired, Binding: p.Binding})
 	if err != nil {
 		return err
 	}
@@ -103,7 +105,7 @@ RETURNING o.id, o.verifier, o.config, o.flow, o.expires_at`, key.Profile, key.Pr
 		return flow.Pending{}, fmt.Errorf("pgstore: the pending flow: %w", err)
 	}
 	return flow.Pending{Key: key, ID: id, State: state, Verifier: v, ExpiresAt: expires, Flow: f.flow(key, fj), TokenParams: c.TokenParams,
-		Issuer: c.Issuer, IssuerRequired: c.IssuerRequired, Config: oauth2.Config{
+		Issuer: c.Issuer, IssuerRequired: c.IssuerRequired, Binding: c.Binding, Config: oauth2.Config{
 			ClientID:    c.ClientID,
 			Endpoint:    oauth2.Endpoint{AuthURL: c.AuthURL, TokenURL: c.TokenURL, DeviceAuthURL: c.DeviceAuthURL, AuthStyle: oauth2.AuthStyleInParams},
 			RedirectURL: c.RedirectURL,
