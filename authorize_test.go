@@ -338,3 +338,65 @@ func TestCallbackBindingAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectionsList: GET /connections lists what the router can see,
+// filtered and paged, asks the hook with the list action, and refuses a
+// connect session; over PostgreSQL it lists the store's grants.
+func TestConnectionsList(t *testing.T) {
+	hook := &hookRecorder{}
+	k := bytes.Repeat([]byte("k"), 32)
+	e := fixture.NewEnv(t, fixture.WithAuthorize(hook.authorize), fixture.WithSessionKeys(k))
+	// The Env's provider "boom" panics on status (a provider bug): honcho only.
+	list := func(query string) (int, map[string]any) {
+		x := e.Do(fixture.Request{Method: "GET", Path: "/connections?provider=honcho&" + strings.TrimPrefix(query, "?")})
+		var body map[string]any
+		_ = json.Unmarshal(x.Body, &body)
+		return x.Status, body
+	}
+	names := func(body map[string]any) []string {
+		var out []string
+		for _, c := range body["connections"].([]any) {
+			m := c.(map[string]any)
+			out = append(out, m["profile"].(string)+"/"+m["provider"].(string)+":"+m["auth"].(string))
+		}
+		return out
+	}
+	status, body := list("")
+	if want := []string{"apikey/honcho:apikey", "rootkey/honcho:apikey"}; status != 200 || !slices.Equal(names(body), want) || body["next"] != nil {
+		t.Fatalf("GET /connections = %d %v; want %v", status, body, want)
+	}
+	if a := hook.last(); a.Action != handlers.ActionList {
+		t.Errorf("hook saw %+v; want the list action", a)
+	}
+	status, body = list("?limit=1")
+	if status != 200 || len(names(body)) != 1 || body["next"] != "apikey/honcho" {
+		t.Fatalf("first page = %d %v; want one and a cursor", status, body)
+	}
+	if _, body = list("?limit=1&after=apikey/honcho"); !slices.Equal(names(body), []string{"rootkey/honcho:apikey"}) {
+		t.Errorf("second page = %v", body)
+	}
+	if _, body = list("?profile=apikey&provider=honcho"); len(names(body)) != 1 {
+		t.Errorf("filtered = %v", body)
+	}
+	if status, _ := list("?limit=0"); status != 400 {
+		t.Errorf("limit=0 = %d; want 400", status)
+	}
+	tok, _, err := e.Router.MintConnectSession("default", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := e.Do(fixture.Request{Method: "GET", Path: "/connections", Header: map[string]string{"Authorization": "Bearer " + tok}, NoAuth: true}); x.Status != 403 {
+		t.Errorf("with a connect session = %d %s; want 403", x.Status, x.Body)
+	}
+
+	_, h, _, in := pgInstances(t, 1)
+	rep, err := in[0].r.Connector().Connect(t.Context(), "default", "honcho", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consentOn(t, h, in[0].srv, rep.Flow.AuthorizeURL)
+	conns, next, err := in[0].r.Connector().Connections(t.Context(), provider.ConnectionFilter{})
+	if err != nil || next != "" || len(conns) != 1 || conns[0].Profile != "default" || conns[0].Auth != provider.AuthOAuth || conns[0].Token == nil {
+		t.Fatalf("over PostgreSQL: %+v, %q, %v; want the one grant", conns, next, err)
+	}
+}

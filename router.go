@@ -254,6 +254,7 @@ const (
 // host mounts it (r.Mount("/api/memory", router)):
 //
 //	GET    /providers                                           registered providers
+//	GET    /connections                                         the host's list of connections
 //	GET    /profiles/{profile}/providers/{provider}/status      connection and flow status
 //	POST   /profiles/{profile}/providers/{provider}/connect     start a browser or device flow (202)
 //	GET    /profiles/{profile}/providers/{provider}/callback    OAuth redirect target; HTML
@@ -361,6 +362,7 @@ func New(cfg Config) (*Router, error) {
 	r.MethodNotAllowed(withAllow(r, handlers.MethodNotAllowed))
 
 	r.Get("/providers", h.ListProviders)
+	r.Get("/connections", h.Connections)
 	r.Get("/profiles/{profile}/providers/{provider}/status", h.Status)
 	r.Post("/profiles/{profile}/providers/{provider}/connect", h.Connect)
 	r.Get(callbackPattern, h.Callback)

@@ -83,8 +83,8 @@ func TestOpenAPIRouteTable(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("route table and openapi.yaml differ:\nrouter: %q\nspec:   %q", got, want)
 	}
-	if len(got) != 10 {
-		t.Errorf("%d routes, want the 10 of the route table", len(got))
+	if len(got) != 11 {
+		t.Errorf("%d routes, want the 11 of the route table", len(got))
 	}
 }
 

@@ -73,12 +73,17 @@ func (h *Handlers) access(r *http.Request, params func(*http.Request) (string, s
 		return profile, prov, nil
 	}
 	if err := h.authorize(r, Access{Profile: canonical, Provider: prov, Action: action}); err != nil {
-		if errors.Is(err, ErrUnauthenticated) {
-			return "", "", Wrap(CodeUnauthorized, err, "This request does not say who makes it: sign in to the app first.")
-		}
-		return "", "", Wrap(CodeForbidden, err, "You may not do this for this profile.")
+		return "", "", refusal(err)
 	}
 	return profile, prov, nil
+}
+
+// refusal is the answer to a request the authorization hook refused.
+func refusal(err error) error {
+	if errors.Is(err, ErrUnauthenticated) {
+		return Wrap(CodeUnauthorized, err, "This request does not say who makes it: sign in to the app first.")
+	}
+	return Wrap(CodeForbidden, err, "You may not do this for this profile.")
 }
 
 // ConnectSession is what a connect session lets a request do: act for one

@@ -244,6 +244,8 @@ func lowerError(err error) *Error {
 		return Wrap(CodeProfileNotFound, err, "There is no profile with this name. Use \"default\", or create the profile first.")
 	case errors.Is(err, provider.ErrUnknownProvider):
 		return Wrap(CodeUnknownProvider, err, "There is no provider with this name. GET /providers lists the providers.")
+	case errors.Is(err, provider.ErrNoListing):
+		return Wrap(CodeUnsupported, err, "This server cannot list its connections: its profiles (or its grant store) cannot be enumerated.")
 	case errors.Is(err, provider.ErrUnsupported), errors.Is(err, flow.ErrDeviceUnsupported):
 		return Wrap(CodeUnsupported, err, "The provider does not support this: it cannot be connected from here, or not with this sign-in method.")
 	case errors.Is(err, provider.ErrConflict), errors.Is(err, flow.ErrConflict):

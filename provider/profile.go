@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 )
 
@@ -95,6 +96,36 @@ func (h HermesProfiles) Resolve(name string) (Profile, error) {
 		return Profile{}, fmt.Errorf("provider: profile %s: %w", name, err)
 	}
 	return Profile{Name: name, Home: home, DefaultHome: root}, nil
+}
+
+// ProfileLister is a [ProfileResolver] that can name every profile, for
+// [Connector.Connections] over config files.
+type ProfileLister interface {
+	// ProfileNames returns the names of every profile, sorted, the
+	// default one as "default".
+	ProfileNames() ([]string, error)
+}
+
+var _ ProfileLister = HermesProfiles{}
+
+// ProfileNames implements [ProfileLister]: "default" and every directory
+// under Root/profiles whose name is a valid profile name.
+func (h HermesProfiles) ProfileNames() ([]string, error) {
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	names := []string{DefaultProfile}
+	entries, err := os.ReadDir(filepath.Join(filepath.Clean(h.Root), "profiles"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("provider: list the profiles: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && ValidateProfileName(e.Name()) == nil && e.Name() != DefaultProfile && e.Name() != "current" {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // ValidateProfileName reports whether name is a well-formed profile name:

@@ -173,6 +173,21 @@ func str(p *string) string {
 	return *p
 }
 
+// GrantKeys returns the keys that hold a grant, sorted, after the key
+// after ("" for the first), at most limit: the host's list of connections
+// (it implements provider.GrantLister).
+func (s *Store) GrantKeys(ctx context.Context, after string, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key FROM memconnect_grants WHERE access_token IS NOT NULL AND key > $1 ORDER BY key LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: list the grants: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: list the grants: %w", err)
+	}
+	return keys, nil
+}
+
 // querier is a pool or a transaction.
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row

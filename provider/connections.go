@@ -1,0 +1,137 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/memconnect/memconnect/oauth"
+)
+
+// Connection is one profile's connection to one provider, as the host's
+// list of connections shows it ([Connector.Connections]).
+type Connection struct {
+	Profile        string
+	Provider       string
+	Auth           string // [AuthOAuth] or [AuthAPIKey]
+	ReauthRequired bool
+	// Token is the grant's description; nil for an API key.
+	Token *TokenReport
+}
+
+// ConnectionFilter narrows [Connector.Connections]: a profile, a provider
+// (empty: all), and a page: the connections after After ("profile/provider"),
+// at most Limit of them.
+type ConnectionFilter struct {
+	Profile, Provider string
+	After             string
+	Limit             int
+}
+
+// GrantLister is a [oauth.GrantStore] that can list the keys it holds
+// grants for, such as package pgstore's.
+type GrantLister interface {
+	// GrantKeys returns the keys with a grant, sorted, after the key after
+	// (all when ""), at most limit.
+	GrantKeys(ctx context.Context, after string, limit int) ([]string, error)
+}
+
+// ErrNoListing reports a Connector that cannot enumerate its connections:
+// its profiles cannot be listed ([ProfileLister]) or its GrantStore not
+// ([GrantLister]).
+var ErrNoListing = errors.New("provider: the connections cannot be listed here")
+
+// MaxConnectionsPage bounds one page of [Connector.Connections].
+const MaxConnectionsPage = 500
+
+// Connections returns the connections the Connector can see, sorted by
+// profile then provider, and the cursor of the next page ("" when this is
+// the last): with a GrantStore, every grant it holds; otherwise every
+// connected provider of every profile the resolver lists. It reads no
+// token and holds no secret.
+func (c *Connector) Connections(ctx context.Context, f ConnectionFilter) ([]Connection, string, error) {
+	if f.Limit <= 0 || f.Limit > MaxConnectionsPage {
+		f.Limit = MaxConnectionsPage
+	}
+	if f.Provider != "" {
+		if _, ok := c.Registry.Lookup(f.Provider); !ok {
+			return nil, "", fmt.Errorf("%w: %s", ErrUnknownProvider, quoteShort(f.Provider))
+		}
+	}
+	if f.Profile != "" {
+		if err := ValidateProfileName(f.Profile); err != nil {
+			return nil, "", err
+		}
+		if f.Profile == "current" {
+			f.Profile = DefaultProfile
+		}
+	}
+	var pairs [][2]string // profile, provider
+	switch lister := c.Profiles.(ProfileLister); {
+	case c.GrantStore != nil:
+		gl, ok := c.GrantStore.(GrantLister)
+		if !ok {
+			return nil, "", ErrNoListing
+		}
+		// Keys are "<provider>/<profile>": list them all, sort by profile.
+		for after := ""; ; {
+			keys, err := gl.GrantKeys(ctx, after, MaxConnectionsPage)
+			if err != nil {
+				return nil, "", err
+			}
+			for _, k := range keys {
+				prov, prof, ok := strings.Cut(k, "/")
+				if ok {
+					pairs = append(pairs, [2]string{prof, prov})
+				}
+			}
+			if len(keys) < MaxConnectionsPage {
+				break
+			}
+			after = keys[len(keys)-1]
+		}
+	case lister != nil:
+		names, err := lister.ProfileNames()
+		if err != nil {
+			return nil, "", err
+		}
+		for _, prof := range names {
+			for _, p := range c.Registry.List() {
+				pairs = append(pairs, [2]string{prof, p.Name()})
+			}
+		}
+	default:
+		return nil, "", ErrNoListing
+	}
+	slices.SortFunc(pairs, func(a, b [2]string) int { return strings.Compare(a[0]+"/"+a[1], b[0]+"/"+b[1]) })
+	var out []Connection
+	for _, pr := range pairs {
+		if (f.Profile != "" && pr[0] != f.Profile) || (f.Provider != "" && pr[1] != f.Provider) ||
+			(f.After != "" && pr[0]+"/"+pr[1] <= f.After) {
+			continue
+		}
+		if len(out) == f.Limit {
+			last := out[len(out)-1]
+			return out, last.Profile + "/" + last.Provider, nil
+		}
+		rep, err := c.Status(ctx, pr[0], pr[1])
+		if errors.Is(err, ErrProfileNotFound) || errors.Is(err, ErrUnknownProvider) {
+			continue // gone meanwhile, or a provider no longer registered
+		}
+		if _, bad := errors.AsType[*oauth.ConfigError](err); bad {
+			c.Logger.Warn().Str("profile", pr[0]).Str("provider", pr[1]).Err(err).Msg("connections: a config file cannot be read; left out")
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if !rep.Connected {
+			continue
+		}
+		out = append(out, Connection{Profile: rep.Profile, Provider: rep.Provider, Auth: rep.Auth,
+			ReauthRequired: rep.ReauthRequired, Token: rep.Token})
+	}
+	return out, "", nil
+}
