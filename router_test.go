@@ -796,8 +796,8 @@ func TestRouterWithoutMount(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(routes) != 10 {
-		t.Errorf("routes = %v, want 10 (8, and the Hermes desktop's 2)", routes)
+	if len(routes) != 11 {
+		t.Errorf("routes = %v, want 11 (9, and the Hermes desktop's 2)", routes)
 	}
 }
 
