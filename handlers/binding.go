@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -29,25 +30,29 @@ func startedByBrowser(r *http.Request) bool {
 	return r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != ""
 }
 
-// callbackPath is the callback route's path of the connect request r.
-func callbackPath(r *http.Request) string {
-	return strings.TrimSuffix(r.URL.Path, "/connect") + "/callback"
-}
-
-// bindBrowser sets the binding cookie on w (keeping the nonce the browser
-// already holds, so that it can join its own pending flow) and returns the
-// nonce's digest for the flow.
-func bindBrowser(w http.ResponseWriter, r *http.Request) string {
-	nonce := browserNonce(r)
-	if len(nonce) != 43 {
+// bindingDigest makes *nonce a fresh one unless it holds one already (the
+// browser joins its own pending flow) and returns its digest for the flow.
+func bindingDigest(nonce *string) string {
+	if len(*nonce) != 43 {
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
-		nonce = base64.RawURLEncoding.EncodeToString(b)
+		*nonce = base64.RawURLEncoding.EncodeToString(b)
 	}
-	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: nonce, Path: callbackPath(r), HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil, MaxAge: 3600})
-	sum := sha256.Sum256([]byte(nonce))
+	sum := sha256.Sum256([]byte(*nonce))
 	return hex.EncodeToString(sum[:])
+}
+
+// setBindingCookie sets the binding cookie for the callback at
+// redirectURI: scoped to its path (the host's mount included, whatever it
+// strips before the router sees the request), Secure on https. A flow
+// redirected elsewhere (a loopback listener) gets none.
+func setBindingCookie(w http.ResponseWriter, redirectURI, nonce string) {
+	u, err := url.Parse(redirectURI)
+	if err != nil || !strings.HasSuffix(u.Path, "/callback") || (u.Scheme != "http" && u.Scheme != "https") {
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: nonce, Path: u.Path, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: u.Scheme == "https", MaxAge: 3600})
 }
 
 // browserNonce is the binding cookie's value, "" for none.
@@ -64,6 +69,10 @@ func clearBrowserBinding(w http.ResponseWriter, r *http.Request) {
 	if browserNonce(r) == "" {
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: "", Path: r.URL.Path, HttpOnly: true,
+	path := r.URL.Path
+	if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+		path = u.Path // as the browser asked, before a host stripped a prefix
+	}
+	http.SetCookie(w, &http.Cookie{Name: bindingCookie, Value: "", Path: path, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil, MaxAge: -1})
 }

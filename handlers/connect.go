@@ -136,13 +136,18 @@ func (h *Handlers) Connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := provider.ConnectRequest{Method: flow.Method(body.Method), Source: body.Source, Redirect: flow.RedirectMode(body.Redirect)}
+	var nonce string
 	if req.Method != flow.MethodDevice && req.Redirect != flow.RedirectLoopback && startedByBrowser(r) {
-		req.Binding = bindBrowser(w, r)
+		nonce = browserNonce(r)
+		req.Binding = bindingDigest(&nonce)
 	}
 	rep, err := h.conn.Connect(r.Context(), profile, prov, req)
 	if err != nil {
 		RenderError(w, r, err)
 		return
+	}
+	if nonce != "" && rep.Flow != nil {
+		setBindingCookie(w, rep.Flow.RedirectURI, nonce)
 	}
 	respond(w, r, &statusResponse{StatusReport: rep, HTTPStatusCode: http.StatusAccepted})
 }
