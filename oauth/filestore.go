@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,27 +55,6 @@ type FileLayout struct {
 	// a fingerprint of the refresh token and never the token. "" keeps
 	// the verdict in the memory of each process only.
 	Verdict string
-}
-
-// PrefixError reports a sign-in whose access token lacks the prefix that
-// marks an OAuth access token in the file's layout: the grant is not
-// stored, since every reader would take it for a plain API key.
-type PrefixError struct {
-	Prefix  string
-	Setting string // what changes the prefix; "" when unnamed
-}
-
-func (e *PrefixError) Error() string {
-	return fmt.Sprintf("oauth: the access token does not start with the prefix %q that marks a grant in the config file (set by %s)", e.Prefix, cmp.Or(e.Setting, "the file's layout"))
-}
-
-// Detail says what happened and what to change, for a person.
-func (e *PrefixError) Detail() string {
-	s := fmt.Sprintf("Signed in, but the server's access tokens do not start with %q, which marks a sign-in in the config file, so it was not saved", e.Prefix)
-	if e.Setting != "" {
-		s += fmt.Sprintf("; set %s to the server's prefix (empty for none) and sign in again", e.Setting)
-	}
-	return s
 }
 
 // ConfigError reports a config file that exists but cannot be used: it is not

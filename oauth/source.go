@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http/httptrace"
 	"net/url"
-	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,27 +13,6 @@ import (
 
 	"github.com/memconnect/memconnect/internal/tokenresp"
 )
-
-// ReauthError is the error for a grant the server rejected. It matches
-// [ErrReauthRequired].
-type ReauthError struct {
-	Grant string // the grant, as its store describes it
-	Code  string // the OAuth error code the server answered, e.g. "invalid_grant"
-}
-
-func (e *ReauthError) Error() string {
-	if e.Code == CodeExpired {
-		return fmt.Sprintf("oauth: the grant of %s has no refresh token and its access token expired; sign in again", e.Grant)
-	}
-	return fmt.Sprintf("oauth: the authorization server rejected the grant of %s (%s); sign in again", e.Grant, e.Code)
-}
-
-// CodeExpired is the [ReauthError] code of a grant without a refresh token
-// whose access token expired: it ended, nobody rejected it.
-const CodeExpired = "expired"
-
-// Is reports whether target is [ErrReauthRequired].
-func (e *ReauthError) Is(target error) bool { return target == ErrReauthRequired }
 
 // errLockWait marks a refresh that could not take the locks in time.
 var errLockWait = errors.New("oauth: the refresh lock is busy")
@@ -537,53 +514,6 @@ func retryable(err error, sent bool) bool {
 		return sc >= 500 || sc == 429
 	}
 	return !sent
-}
-
-// describe words a refresh error for a log line or an error message without
-// any token value: the server's body is never included.
-func describe(err error, grants ...*Grant) string {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		status := 0
-		if re.Response != nil {
-			status = re.Response.StatusCode
-		}
-		if re.ErrorCode != "" {
-			return fmt.Sprintf("token endpoint answered %d %s", status, re.ErrorCode)
-		}
-		return fmt.Sprintf("token endpoint answered %d", status)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "token endpoint did not answer in time"
-	}
-	return redact(err.Error(), grants...)
-}
-
-// addedScopes returns the scopes of next that prev does not have.
-func addedScopes(prev, next string) []string {
-	have := strings.Fields(prev)
-	var added []string
-	for _, sc := range strings.Fields(next) {
-		if !slices.Contains(have, sc) && !slices.Contains(added, sc) {
-			added = append(added, sc)
-		}
-	}
-	return added
-}
-
-// redact replaces every token of grants found in s.
-func redact(s string, grants ...*Grant) string {
-	for _, g := range grants {
-		if g == nil {
-			continue
-		}
-		for _, t := range []string{g.AccessToken, g.RefreshToken} {
-			if t != "" {
-				s = strings.ReplaceAll(s, t, "[redacted]")
-			}
-		}
-	}
-	return s
 }
 
 // Sync stores a rotation this source made but could not write yet (it is
