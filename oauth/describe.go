@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/internal/outbound"
 )
 
 // describe words a refresh error for a log line or an error message without
@@ -40,6 +43,24 @@ func addedScopes(prev, next string) []string {
 		}
 	}
 	return added
+}
+
+// unspent reports whether a failed exchange provably left the refresh token
+// unspent: the server answered (an error, or a redirect that was not
+// followed), or the connection was never made.
+func unspent(err error) bool {
+	var re *oauth2.RetrieveError
+	var rd *outbound.RedirectError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &re):
+		return re.Response != nil
+	case errors.As(err, &rd):
+		return true
+	case errors.As(err, &op):
+		return op.Op == "dial"
+	}
+	return false
 }
 
 // redact replaces every token of grants found in s.

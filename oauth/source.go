@@ -321,6 +321,11 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 		journal(body, contentType)
 	})
 	if err != nil {
+		if sa, ok := lg.(SpendAbandoner); ok && unspent(err) {
+			if aerr := sa.Abandon(g); aerr != nil {
+				log.Warn().Str("error", redact(aerr.Error(), g)).Msg("oauth: could not withdraw the record of a spend that did not happen")
+			}
+		}
 		return ts.failed(lg, g, err, force)
 	}
 	ng := grantFromToken(fresh, gs.now(), g)

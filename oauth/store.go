@@ -26,6 +26,15 @@ type GrantStore interface {
 	Describe(key string) string
 }
 
+// SpendAbandoner is a [LockedGrant] whose Prepare records a spend in
+// flight for other holders (as package pgstore's does). Abandon withdraws
+// that record when the spend provably did not rotate the token: the server
+// answered with an error, or the request was never sent. Otherwise other
+// holders would wait for a spend that is over.
+type SpendAbandoner interface {
+	Abandon(prev *Grant) error
+}
+
 // LockedGrant is one grant held under its store's lock. It is used by one
 // goroutine at a time, and not after Unlock.
 type LockedGrant interface {

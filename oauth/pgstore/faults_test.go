@@ -34,6 +34,8 @@ type strictServer struct {
 	replays int
 	// onRefresh, if not nil, runs before a refresh is answered.
 	onRefresh func()
+	// unavailable answers this many refreshes 503, spending nothing.
+	unavailable int
 }
 
 func newStrictServer(t *testing.T) *strictServer {
@@ -42,6 +44,14 @@ func newStrictServer(t *testing.T) *strictServer {
 		_ = r.ParseForm()
 		rt := r.PostForm.Get("refresh_token")
 		s.mu.Lock()
+		if s.unavailable > 0 {
+			s.unavailable--
+			s.mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"error":"temporarily_unavailable"}`)
+			return
+		}
 		if s.spent[rt] {
 			s.replays++
 			s.mu.Unlock()
@@ -284,5 +294,31 @@ func TestGrantWithoutRefreshTokenInPostgres(t *testing.T) {
 	}
 	if g, err := other.Remove(t.Context(), "k"); err != nil || g.AccessToken != "at-only" {
 		t.Fatalf("Remove = %+v, %v", g, err)
+	}
+}
+
+// TestFailedSpendDoesNotBlockOthers: a refresh the server answered with an
+// error spent nothing, so its record is withdrawn and the next holder
+// refreshes at once instead of waiting for a spend that is over.
+func TestFailedSpendDoesNotBlockOthers(t *testing.T) {
+	pool := testPool(t, false)
+	srv := newStrictServer(t)
+	cfg := func(owner string) pgstore.Config {
+		return pgstore.Config{Owner: owner, SpendWait: 100 * time.Millisecond}
+	}
+	a := oauth.NewGrants(newStore(t, pool, cfg("a")))
+	installPlain(t, a, srv, "k", "at-0", "rt-0", time.Now().Add(time.Minute))
+	srv.mu.Lock()
+	srv.unavailable = 2 // the attempt and its one retry
+	srv.mu.Unlock()
+	if tok, err := a.TokenSource("k").Token(); err != nil || tok.AccessToken != "at-0" {
+		t.Fatalf("A during the outage: %v, %v; want the current token", tok, err)
+	}
+	b := oauth.NewGrants(newStore(t, pool, cfg("b")))
+	if tok, err := b.TokenSource("k").Token(); err != nil || tok.AccessToken != "at-1" {
+		t.Fatalf("B after the outage: %v, %v; want a fresh rotation", tok, err)
+	}
+	if issued, replays := srv.stats(); issued != 1 || replays != 0 {
+		t.Errorf("server: %d rotations, %d replays; want 1 and 0", issued, replays)
 	}
 }

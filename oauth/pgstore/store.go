@@ -412,6 +412,20 @@ WHERE key = $1 AND ($3::text IS NULL AND fence = $2
 	return nil
 }
 
+// Abandon implements [oauth.SpendAbandoner]: it withdraws this holder's
+// record of a spend that did not happen (the server answered with an error,
+// or was never reached), so that the next holder need not wait for it.
+func (l *lease) Abandon(prev *oauth.Grant) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := l.s.pool.Exec(ctx, `
+UPDATE memconnect_grants SET journal_from = NULL, spend_fence = NULL, spend_owner = NULL, spend_at = NULL
+WHERE key = $1 AND spend_fence = $2 AND journal_from = $3 AND journal IS NULL`, l.key, l.fence, digest(prev.RefreshToken))
+	return err
+}
+
+var _ oauth.SpendAbandoner = (*lease)(nil)
+
 // Reject implements [oauth.LockedGrant].
 func (l *lease) Reject(prev *oauth.Grant, code string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
