@@ -26,9 +26,12 @@ import (
 //	{"hosts": {"<key>": {"apiKey": "<access token>",
 //	                     "oauth": {"refreshToken": "...", "expiresAt": 1767225600,
 //	                               "clientId": "...", "tokenEndpoint": "https://...",
-//	                               "scope": "...", "tokenType": "Bearer"}}}}
+//	                               "scope": "...", "tokenType": "Bearer",
+//	                               "obtainedAt": 1767222000}}}}
 //
-// for Section "hosts", AccessToken "apiKey" and Fields "oauth". A key's
+// for Section "hosts", AccessToken "apiKey" and Fields "oauth". obtainedAt
+// (when the tokens were issued) is written by this package only; a grant
+// without it, as the Python agent writes one, is read as well. A key's
 // object holds a grant when its access token has the AccessTokenPrefix and
 // its fields name a refresh token, a token endpoint and a client id;
 // otherwise a non-empty access-token member is a plain API key.
@@ -476,6 +479,11 @@ func (s *FileStore) putGrant(root *object, key string, g *Grant) {
 		fields.delete("refreshToken") // a grant that ends with its access token
 	}
 	fields.setValue("expiresAt", g.Expiry.Unix())
+	if !g.Obtained.IsZero() {
+		fields.setValue("obtainedAt", g.Obtained.Unix())
+	} else {
+		fields.delete("obtainedAt")
+	}
 	fields.setValue("clientId", g.ClientID)
 	fields.setValue("tokenEndpoint", g.TokenEndpoint)
 	fields.setValue("scope", g.Scope)

@@ -62,6 +62,20 @@ type Grant struct {
 	// Resource is the protected resource the grant is for (RFC 8707),
 	// sent with every refresh; "" for none.
 	Resource string `json:"resource,omitempty"`
+	// Obtained is when the server issued these tokens (whole seconds): the
+	// sign-in or the last rotation. Zero when unknown, as for a grant
+	// another program wrote; see [Grant.ObtainedOrEstimate].
+	Obtained time.Time `json:"obtained_at,omitzero"`
+}
+
+// ObtainedOrEstimate is g.Obtained, or when that is unknown an estimate:
+// an hour (the lifetime assumed for a token without expires_in) before
+// the access token's expiry.
+func (g *Grant) ObtainedOrEstimate() time.Time {
+	if !g.Obtained.IsZero() {
+		return g.Obtained
+	}
+	return g.Expiry.Add(-defaultExpiresIn)
 }
 
 // token returns the access token as an [oauth2.Token]. The refresh token is
@@ -104,6 +118,7 @@ func grantFromToken(tok *oauth2.Token, now time.Time, base *Grant) *Grant {
 		g.Expiry = now.Add(defaultExpiresIn)
 	}
 	g.Expiry = g.Expiry.Truncate(time.Second)
+	g.Obtained = now.Truncate(time.Second)
 	if sc, ok := tok.Extra("scope").(string); ok && sc != "" {
 		g.Scope = sc
 	}

@@ -92,6 +92,12 @@ type keyState struct {
 	// unsavedFrom is the refresh token unsaved replaced; while the store
 	// still holds it, unsaved is the grant to use.
 	unsavedFrom string
+	// health is what the refreshes of this process came to.
+	health Health
+
+	// used is when a token of this key was last asked for (unix seconds,
+	// updated at most once a minute so the hot path stays cheap).
+	used atomic.Int64
 }
 
 // cacheEntry is an access token and the instant it must be refreshed.
@@ -153,6 +159,7 @@ func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, ba
 	}
 	k.mu.Lock()
 	k.unsaved, k.unsavedFrom, k.needs = nil, "", nil
+	k.health = Health{}
 	k.mu.Unlock()
 	gs.adopted(k, g)
 	gs.logger.Info().Str("grant", gs.store.Describe(key)).Time("expires_at", g.Expiry).Msg("oauth: grant installed")
@@ -189,6 +196,7 @@ func (k *keyState) forget() {
 	k.cache.Store(nil)
 	k.mu.Lock()
 	k.dead, k.unsaved, k.unsavedFrom, k.coolTill, k.needs = nil, nil, "", time.Time{}, nil
+	k.health = Health{}
 	k.mu.Unlock()
 }
 

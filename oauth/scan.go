@@ -266,13 +266,15 @@ func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey, rejected str
 		return nil, access, "", false
 	}
 	g = &Grant{AccessToken: access, Scope: layout.DefaultScope, TokenType: "Bearer"}
-	var exp int64
+	var exp, obtained int64
 	eachMember(fields, func(k, v []byte) bool {
 		switch {
 		case keyIs(k, "refreshToken"):
 			g.RefreshToken = stringValue(v)
 		case keyIs(k, "expiresAt"):
 			exp = secondsValue(v)
+		case keyIs(k, "obtainedAt"):
+			obtained = secondsValue(v)
 		case keyIs(k, "clientId"):
 			g.ClientID = stringValue(v)
 		case keyIs(k, "tokenEndpoint"):
@@ -292,6 +294,9 @@ func scanBlock(block []byte, layout *FileLayout) (g *Grant, apiKey, rejected str
 		return nil, access, "", false
 	}
 	g.Expiry = time.Unix(exp, 0)
+	if obtained > 0 {
+		g.Obtained = time.Unix(obtained, 0)
+	}
 	if len(verdict) > 0 && verdict[0] == '{' {
 		var digest, code string
 		eachMember(verdict, func(k, v []byte) bool {

@@ -36,11 +36,12 @@ func isRejection(code string) bool {
 // keeps a caller's context: contexts bound only the wait for locks, and an
 // exchange once started runs to completion so a rotation is never lost.
 type Source struct {
-	gs       *Grants
-	key      string
-	k        *keyState
-	onChange func(*oauth2.Token)
-	onFailed func()
+	gs        *Grants
+	key       string
+	k         *keyState
+	onChange  func(*oauth2.Token)
+	onFailed  func()
+	onRefresh func(RefreshReport)
 }
 
 var _ oauth2.TokenSource = (*Source)(nil)
@@ -91,9 +92,12 @@ func (ts *Source) Token() (*oauth2.Token, error) {
 // it is within its skew ([RefreshSkew], or half a shorter lifetime) of
 // expiry. ctx bounds only the wait for locks.
 func (ts *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
-	if e := ts.k.cache.Load(); e != nil && ts.gs.now().Before(e.refreshAt) {
+	now := ts.gs.now()
+	if e := ts.k.cache.Load(); e != nil && now.Before(e.refreshAt) {
+		ts.k.touch(now)
 		return e.tok, nil
 	}
+	ts.k.touch(now)
 	return ts.slow(ctx)
 }
 
@@ -106,7 +110,8 @@ func (ts *Source) ForceRefresh(ctx context.Context, failedAccessToken string) (*
 	if err := ts.checkDead(ctx); err != nil {
 		return nil, err
 	}
-	return ts.refresh(ctx, failedAccessToken, true, nil)
+	tok, _, err := ts.refresh(ctx, refreshReq{force: true, failed: failedAccessToken}, nil)
+	return tok, err
 }
 
 func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
@@ -117,7 +122,8 @@ func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
 	coolTill, unsaved := ts.k.coolTill, ts.k.unsaved != nil
 	ts.k.mu.Unlock()
 	if unsaved {
-		return ts.refresh(ctx, "", false, nil) // commit the pending rotation first
+		tok, _, err := ts.refresh(ctx, refreshReq{}, nil) // commit the pending rotation first
+		return tok, err
 	}
 	c, err := ts.gs.store.Credentials(ctx, ts.key)
 	if err != nil && ctx.Err() == nil {
@@ -158,7 +164,8 @@ func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
 	if now.Before(coolTill) {
 		return g.token(), nil // fail open until the cooldown ends
 	}
-	return ts.refresh(ctx, "", false, g)
+	tok, _, err := ts.refresh(ctx, refreshReq{}, g)
+	return tok, err
 }
 
 // grant returns the grant of c, or an error wrapping [ErrNoGrant].
@@ -198,57 +205,86 @@ func (ts *Source) reauthError(code string) error {
 	return &ReauthError{Grant: ts.gs.store.Describe(ts.key), Code: code}
 }
 
-// refresh runs steps 2-5 of the protocol under both locks. With force it
-// treats failedAccessToken as rejected regardless of its expiry. current,
+// refreshReq is what a refresh is asked to do.
+type refreshReq struct {
+	// force treats failed, an access token a resource refused, as
+	// rejected regardless of its expiry.
+	force  bool
+	failed string
+	// keep, when not nil, is the keeper's policy: it says when the grant
+	// is due besides its skew.
+	keep *KeepPolicy
+}
+
+// outcome is what one refresh under the locks came to, for the
+// OnRefresh report and the key's health.
+type outcome struct {
+	kind     Outcome // "" when nothing was attempted (a cooldown)
+	msg      string  // a safe description of a failure
+	took     time.Duration
+	lockWait time.Duration
+}
+
+// refresh runs steps 2-5 of the protocol under both locks, as req asks. current,
 // if not nil, is the grant an unlocked read found: it is returned, while
 // still valid, when the locks cannot be had in time (fail open).
 //
 // The work runs in its own goroutine: a caller whose context ends stops
 // waiting, but an exchange already under way still completes and is
 // persisted (and reported to OnTokenChange), so the rotation is not lost.
-func (ts *Source) refresh(ctx context.Context, failedAccessToken string, force bool, current *Grant) (*oauth2.Token, error) {
+func (ts *Source) refresh(ctx context.Context, req refreshReq, current *Grant) (*oauth2.Token, outcome, error) {
 	type result struct {
 		tok *oauth2.Token
+		out outcome
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		tok, rotated, err := ts.refreshLocked(ctx, failedAccessToken, force)
-		if err == nil && rotated && ts.onChange != nil {
+		tok, out, err := ts.refreshLocked(ctx, req)
+		ts.report(out)
+		if err == nil && out.kind == OutcomeRefreshed && ts.onChange != nil {
 			ts.onChange(tok)
 		}
-		done <- result{tok, err}
+		done <- result{tok, out, err}
 	}()
 	select {
 	case r := <-done:
 		if errors.Is(r.err, errLockWait) && current != nil && ts.gs.now().Before(current.Expiry) {
 			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", r.err.Error()).
 				Msg("oauth: the refresh lock is busy; keeping the current token, which is still valid")
-			return current.token(), nil
+			return current.token(), r.out, nil
 		}
-		return r.tok, r.err
+		return r.tok, r.out, r.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("oauth: token for %s: %w", ts.gs.store.Describe(ts.key), ctx.Err())
+		return nil, outcome{}, fmt.Errorf("oauth: token for %s: %w", ts.gs.store.Describe(ts.key), ctx.Err())
 	}
 }
 
-func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, force bool) (tok *oauth2.Token, rotated bool, err error) {
+func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth2.Token, out outcome, err error) {
 	gs, k := ts.gs, ts.k
+	force, failedAccessToken := req.force, req.failed
+	began := time.Now()
 	lg, unlock, err := gs.lock(ctx, k, ts.key)
+	out.lockWait = time.Since(began)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: %w", errLockWait, err)
+		out.kind, out.msg = OutcomeFailed, "the refresh lock is busy"
+		return nil, out, fmt.Errorf("%w: %w", errLockWait, err)
 	}
 	defer unlock()
+	adopt := func(g *Grant) (*oauth2.Token, outcome, error) {
+		out.kind = OutcomeAdopted
+		return gs.adopted(k, g), out, nil
+	}
 
 	c, err := lg.Credentials()
 	g, err := ts.grant(c, err)
 	if err != nil {
 		k.cache.Store(nil)
-		return nil, false, err
+		return nil, out, err
 	}
 	if c.Rejected != "" {
 		k.cache.Store(nil)
-		return nil, false, ts.reauthError(c.Rejected)
+		return nil, out, ts.reauthError(c.Rejected)
 	}
 	k.mu.Lock()
 	dead, coolTill, unsaved := k.dead, k.coolTill, k.unsaved
@@ -258,35 +294,40 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 		g = ts.saveUnsaved(lg, g, unsaved)
 	}
 	if dead != nil && dead.refreshToken == g.RefreshToken {
-		return nil, false, ts.reauthError(dead.code)
+		return nil, out, ts.reauthError(dead.code)
 	}
 	now := gs.now()
-	if force {
+	switch {
+	case force:
 		if g.AccessToken != failedAccessToken {
-			return gs.adopted(k, g), false, nil // another holder already rotated
+			return adopt(g) // another holder already rotated
 		}
-	} else if !k.due(g, now) {
-		return gs.adopted(k, g), false, nil
+	case req.keep != nil:
+		if !req.keep.due(g, now) {
+			return adopt(g)
+		}
+	case !k.due(g, now):
+		return adopt(g)
 	}
 	if g.RefreshToken == "" {
 		// A grant without a refresh token ends with its access token.
 		if !force && now.Before(g.Expiry) {
-			return gs.adopted(k, g), false, nil
+			return adopt(g)
 		}
 		k.cache.Store(nil)
-		return nil, false, ts.reauthError(CodeExpired)
+		return nil, out, ts.reauthError(CodeExpired)
 	}
 	if now.Before(coolTill) {
 		if force {
-			return nil, false, fmt.Errorf("oauth: token refresh for %s is paused after a failure; try again in %s",
+			return nil, out, fmt.Errorf("oauth: token refresh for %s is paused after a failure; try again in %s",
 				gs.store.Describe(ts.key), coolTill.Sub(now).Round(time.Second))
 		}
-		return g.token(), false, nil
+		return g.token(), out, nil
 	}
 
 	record, err := lg.Prepare(g)
 	if errors.Is(err, ErrRotationInFlight) {
-		return ts.inFlight(lg, g, err, force)
+		return ts.inFlight(lg, g, err, force, out)
 	}
 	if err != nil {
 		// Nothing was spent. Keep the current token while it is valid and
@@ -295,10 +336,11 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 		k.coolTill = now.Add(gs.cooldown)
 		k.mu.Unlock()
 		gs.logger.Error().Str("grant", gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: token not refreshed")
+		out.kind, out.msg = OutcomeFailed, redact(err.Error(), g)
 		if !force && now.Before(g.Expiry) {
-			return g.token(), false, nil
+			return g.token(), out, nil
 		}
-		return nil, false, err
+		return nil, out, err
 	}
 	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
 	kept := false
@@ -313,6 +355,7 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 		body []byte
 		ct   string
 	}
+	sent := time.Now()
 	fresh, err := ts.exchange(g, func(body []byte, contentType string) {
 		if gs.lateJournal {
 			late.body, late.ct = body, contentType
@@ -326,8 +369,10 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 				log.Warn().Str("error", redact(aerr.Error(), g)).Msg("oauth: could not withdraw the record of a spend that did not happen")
 			}
 		}
-		return ts.failed(lg, g, err, force)
+		out.took = time.Since(sent)
+		return ts.failed(lg, g, err, force, out)
 	}
+	out.took = time.Since(sent)
 	ng := grantFromToken(fresh, gs.now(), g)
 	if added := addedScopes(g.Scope, ng.Scope); len(added) > 0 {
 		log.Warn().Strs("added_scopes", added).Msg("oauth: the refreshed grant has a wider scope than the grant it replaces; stored as the server answered")
@@ -342,7 +387,8 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 		if c, err := lg.Credentials(); err != nil || c.Grant == nil || c.Grant.RefreshToken != ng.RefreshToken {
 			log.Error().Str("error", redact(werr.Error(), g, ng)).Msg("oauth: the grant changed while this refresh was at the server; its answer was not stored")
 			k.cache.Store(nil)
-			return nil, false, fmt.Errorf("oauth: the grant of %s changed while this process's refresh was at the server, so its answer could not be stored; try again", gs.store.Describe(ts.key))
+			out.kind, out.msg = OutcomeFailed, "the grant changed while this refresh was at the server"
+			return nil, out, fmt.Errorf("oauth: the grant of %s changed while this process's refresh was at the server, so its answer could not be stored; try again", gs.store.Describe(ts.key))
 		}
 	} else if werr != nil {
 		// The old refresh token is spent: keep the new grant in memory
@@ -355,7 +401,8 @@ func (ts *Source) refreshLocked(ctx context.Context, failedAccessToken string, f
 	}
 	tok = gs.adopted(k, ng)
 	log.Info().Time("expires_at", ng.Expiry).Msg("oauth: token refreshed")
-	return tok, true, nil
+	out.kind = OutcomeRefreshed
+	return tok, out, nil
 }
 
 // saveUnsaved commits a rotation that an earlier commit failed to store,
@@ -389,32 +436,35 @@ func (ts *Source) saveUnsaved(lg LockedGrant, stored, unsaved *Grant) *Grant {
 // refresh token unfinished: nothing was spent. It adopts what the store
 // holds by now; else it keeps the current token while it is valid (and
 // waits out the cooldown), else it reports the error.
-func (ts *Source) inFlight(lg LockedGrant, g *Grant, err error, force bool) (*oauth2.Token, bool, error) {
+func (ts *Source) inFlight(lg LockedGrant, g *Grant, err error, force bool, out outcome) (*oauth2.Token, outcome, error) {
 	gs, k := ts.gs, ts.k
 	if g2, gerr := ts.grant(lg.Credentials()); gerr == nil && g2.RefreshToken != g.RefreshToken {
-		return gs.adopted(k, g2), false, nil
+		out.kind = OutcomeAdopted
+		return gs.adopted(k, g2), out, nil
 	}
+	out.kind, out.msg = OutcomeFailed, "another holder's refresh has not finished"
 	now := gs.now()
 	k.mu.Lock()
 	k.coolTill = now.Add(gs.cooldown)
 	k.mu.Unlock()
 	gs.logger.Warn().Str("grant", gs.store.Describe(ts.key)).Str("error", redact(err.Error(), g)).Msg("oauth: token not refreshed: another holder's refresh has not finished")
 	if !force && now.Before(g.Expiry) {
-		return g.token(), false, nil
+		return g.token(), out, nil
 	}
-	return nil, false, fmt.Errorf("oauth: token for %s: %w", gs.store.Describe(ts.key), err)
+	return nil, out, fmt.Errorf("oauth: token for %s: %w", gs.store.Describe(ts.key), err)
 }
 
 // failed handles a failed exchange: a rejected grant is adopted from the
 // store or marked dead; anything else fails open and starts the cooldown.
-func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool) (*oauth2.Token, bool, error) {
+func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool, out outcome) (*oauth2.Token, outcome, error) {
 	gs, k := ts.gs, ts.k
 	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && isRejection(re.ErrorCode) {
 		if g2, gerr := ts.grant(lg.Credentials()); gerr == nil && g2.RefreshToken != g.RefreshToken {
 			log.Info().Msg("oauth: lost a refresh race; adopting the token another holder stored")
-			return gs.adopted(k, g2), false, nil
+			out.kind = OutcomeAdopted
+			return gs.adopted(k, g2), out, nil
 		}
 		k.cache.Store(nil)
 		k.mu.Lock()
@@ -424,7 +474,8 @@ func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool) (*oaut
 			log.Warn().Str("error", redact(rerr.Error(), g)).Msg("oauth: could not record the rejection for other processes")
 		}
 		log.Warn().Str("error", describe(err, g)).Msg("oauth: grant rejected by the authorization server; sign-in required")
-		return nil, false, ts.reauthError(re.ErrorCode)
+		out.kind, out.msg = OutcomeRejected, describe(err, g)
+		return nil, out, ts.reauthError(re.ErrorCode)
 	}
 	now := gs.now()
 	k.mu.Lock()
@@ -434,10 +485,11 @@ func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool) (*oaut
 	if ts.onFailed != nil {
 		go ts.onFailed() // not under the locks
 	}
+	out.kind, out.msg = OutcomeFailed, describe(err, g)
 	if force {
-		return nil, false, fmt.Errorf("oauth: token refresh for %s failed: %s", gs.store.Describe(ts.key), describe(err, g))
+		return nil, out, fmt.Errorf("oauth: token refresh for %s failed: %s", gs.store.Describe(ts.key), describe(err, g))
 	}
-	return g.token(), false, nil
+	return g.token(), out, nil
 }
 
 // exchange spends g's refresh token through x/oauth2 as a public client

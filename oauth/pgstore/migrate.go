@@ -56,10 +56,21 @@ ALTER TABLE memconnect_grants ADD COLUMN spend_fence bigint;
 ALTER TABLE memconnect_grants ADD COLUMN spend_owner text;
 ALTER TABLE memconnect_grants ADD COLUMN spend_at timestamptz;
 `,
+	4: `
+-- When the server issued the grant's tokens (for grants of earlier
+-- versions estimated as an hour before expires_at), and which keeper
+-- claimed the grant for a keep-alive refresh until when: one instance a
+-- grant at a time.
+ALTER TABLE memconnect_grants ADD COLUMN obtained_at timestamptz;
+UPDATE memconnect_grants SET obtained_at = expires_at - interval '1 hour' WHERE expires_at IS NOT NULL;
+ALTER TABLE memconnect_grants ADD COLUMN keep_owner text;
+ALTER TABLE memconnect_grants ADD COLUMN keep_until timestamptz;
+CREATE INDEX memconnect_grants_obtained ON memconnect_grants (obtained_at);
+`,
 }
 
 // SchemaVersion is the schema version this package needs.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // Migrate brings the schema to [SchemaVersion], one step a version, each in
 // a transaction, and records the version. It never runs by itself: call it

@@ -130,7 +130,7 @@ func digest(token string) string {
 // aad binds a sealed value to its table, row and column.
 func aad(table, key, column string) string { return table + "\x00" + key + "\x00" + column }
 
-const grantColumns = `access_token, refresh_token, refresh_digest, expires_at, client_id, token_endpoint, scope, token_type, rejected, resource`
+const grantColumns = `access_token, refresh_token, refresh_digest, expires_at, client_id, token_endpoint, scope, token_type, rejected, resource, obtained_at`
 
 // Credentials implements [oauth.GrantStore]. A key without a grant is the
 // zero Credentials.
@@ -143,10 +143,10 @@ func (s *Store) read(ctx context.Context, q querier, key string) (oauth.Credenti
 		access, refresh                                         []byte
 		rdigest, clientID, endpoint, scope, tokenType, rejected *string
 		resource                                                *string
-		expires                                                 *time.Time
+		expires, obtained                                       *time.Time
 	)
 	err := q.QueryRow(ctx, `SELECT `+grantColumns+` FROM memconnect_grants WHERE key = $1`, key).
-		Scan(&access, &refresh, &rdigest, &expires, &clientID, &endpoint, &scope, &tokenType, &rejected, &resource)
+		Scan(&access, &refresh, &rdigest, &expires, &clientID, &endpoint, &scope, &tokenType, &rejected, &resource, &obtained)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && len(access) == 0) {
 		return oauth.Credentials{}, nil
 	}
@@ -156,6 +156,9 @@ func (s *Store) read(ctx context.Context, q querier, key string) (oauth.Credenti
 	g := &oauth.Grant{ClientID: str(clientID), TokenEndpoint: str(endpoint), Scope: str(scope), TokenType: str(tokenType), Resource: str(resource)}
 	if expires != nil {
 		g.Expiry = *expires
+	}
+	if obtained != nil {
+		g.Obtained = *obtained
 	}
 	if g.AccessToken, err = s.seal.open(access, aad("grants", key, "access_token")); err != nil {
 		return oauth.Credentials{}, fmt.Errorf("%w (%s)", err, s.Describe(key))
@@ -375,7 +378,7 @@ func (l *lease) Commit(prev, next *oauth.Grant) error {
 		access, refresh                             []byte
 		rdigest, client, endpoint, scope, tokenType *string
 		resource                                    *string
-		expires                                     *time.Time
+		expires, obtained                           *time.Time
 	)
 	if next != nil {
 		access = l.s.seal.seal(next.AccessToken, aad("grants", l.key, "access_token"))
@@ -386,6 +389,8 @@ func (l *lease) Commit(prev, next *oauth.Grant) error {
 			resource = &next.Resource
 		}
 		expires = &next.Expiry
+		ob := next.ObtainedOrEstimate()
+		obtained = &ob
 	}
 	// Under this lease; or, for the holder whose spend of prev's token is
 	// recorded, after its lease ended (it paused at the server): the
@@ -393,12 +398,12 @@ func (l *lease) Commit(prev, next *oauth.Grant) error {
 	// being lost or applied twice.
 	tag, err := l.s.pool.Exec(ctx, `
 UPDATE memconnect_grants SET access_token = $4, refresh_token = $5, refresh_digest = $6, expires_at = $7,
-	client_id = $8, token_endpoint = $9, scope = $10, token_type = $11, resource = $12, rejected = NULL,
+	client_id = $8, token_endpoint = $9, scope = $10, token_type = $11, resource = $12, obtained_at = $13, rejected = NULL,
 	journal = NULL, journal_from = NULL, journal_type = NULL, journal_at = NULL,
 	spend_fence = NULL, spend_owner = NULL, spend_at = NULL, updated_at = now()
 WHERE key = $1 AND ($3::text IS NULL AND fence = $2
 	OR refresh_digest = $3 AND (fence = $2 OR spend_fence = $2 AND journal_from = $3))`,
-		l.key, l.fence, prevDigest, access, refresh, rdigest, expires, client, endpoint, scope, tokenType, resource)
+		l.key, l.fence, prevDigest, access, refresh, rdigest, expires, client, endpoint, scope, tokenType, resource, obtained)
 	if err != nil {
 		return fmt.Errorf("pgstore: store %s: %w", l.s.Describe(l.key), err)
 	}
