@@ -18,6 +18,7 @@ package events
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -42,6 +43,9 @@ const (
 	RefreshFailed = "refresh_failed"
 	// ReauthRequired: the server rejected the grant.
 	ReauthRequired = "reauth_required"
+	// Recovered: a refresh worked after refreshes had failed
+	// (refresh_failed); the connection is healthy again.
+	Recovered = "recovered"
 )
 
 // Event is one thing that happened to the connection of Key.
@@ -53,19 +57,29 @@ type Event struct {
 	Kind       string     // KindFlow or KindConnection
 	Flow       *flow.Flow // for KindFlow
 	Connection string     // for KindConnection
+	// Remote reports a change another process or instance made, seen in
+	// the shared store ([provider.Connector.Follow]); false for what this
+	// process did. A webhook sender sends only the latter, so that every
+	// change is sent once, by the instance that made it.
+	Remote bool
 }
 
-// ErrTooManySubscribers is returned by [Bus.Subscribe] when the bus has as
-// many subscribers as it allows.
+// ErrTooManySubscribers is matched by the error of [Bus.Subscribe] when
+// the bus, or the profile, has as many subscribers as it allows.
 var ErrTooManySubscribers = errors.New("events: too many subscribers")
 
 // Sizes of a Bus.
 const (
-	// DefaultMaxSubscribers is the cap of a Bus made with NewBus(0).
-	DefaultMaxSubscribers = 64
+	// DefaultMaxSubscribers is the cap of a Bus made with NewBus(0): all
+	// subscribers of all profiles.
+	DefaultMaxSubscribers = 16384
+	// DefaultMaxPerProfile is how many subscribers one profile may have
+	// unless [PerProfile] says otherwise, so that a busy profile cannot
+	// lock the others out.
+	DefaultMaxPerProfile = 64
 	// Buffer is how many events a subscriber may fall behind by before
 	// it is dropped (its channel is closed and Dropped reports true).
-	Buffer = 64
+	Buffer = 16
 	// replay is how many recent events a Bus keeps for resuming.
 	replay = 256
 )
@@ -74,27 +88,52 @@ const (
 // that falls Buffer events behind is dropped. The zero value is not
 // usable; call [NewBus]. A Bus is safe for concurrent use.
 type Bus struct {
-	mu     sync.Mutex
-	max    int
-	lastID uint64
-	recent []Event // the last replay events, oldest first
-	subs   map[*Subscription]struct{}
+	mu         sync.Mutex
+	max        int
+	perProfile int
+	lastID     uint64
+	recent     []Event // the last replay events, oldest first
+	n          int     // subscribers
+	subs       map[flow.Key]map[*Subscription]struct{}
+	profiles   map[string]int // subscribers by profile
+	taps       map[*tap]struct{}
+}
+
+type tap struct{ fn func(Event) }
+
+// BusOption configures a [Bus].
+type BusOption func(*Bus)
+
+// PerProfile caps the subscribers of one profile at n; zero or less means
+// [DefaultMaxPerProfile].
+func PerProfile(n int) BusOption {
+	return func(b *Bus) {
+		if n > 0 {
+			b.perProfile = n
+		}
+	}
 }
 
 // NewBus returns a bus that admits at most maxSubscribers subscribers at
-// a time; zero or less means [DefaultMaxSubscribers].
-func NewBus(maxSubscribers int) *Bus {
+// a time in all (zero or less: [DefaultMaxSubscribers]), and at most
+// [DefaultMaxPerProfile] of one profile unless [PerProfile] says
+// otherwise.
+func NewBus(maxSubscribers int, opts ...BusOption) *Bus {
 	if maxSubscribers <= 0 {
 		maxSubscribers = DefaultMaxSubscribers
 	}
-	return &Bus{max: maxSubscribers, subs: make(map[*Subscription]struct{})}
+	b := &Bus{max: maxSubscribers, perProfile: DefaultMaxPerProfile,
+		subs: make(map[flow.Key]map[*Subscription]struct{}), profiles: make(map[string]int), taps: make(map[*tap]struct{})}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
 }
 
-// Publish gives ev an ID and sends it to the subscribers of ev.Key. It
-// returns the event as sent.
+// Publish gives ev an ID and sends it to the subscribers of ev.Key and to
+// every tap. It returns the event as sent.
 func (b *Bus) Publish(ev Event) Event {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.lastID++
 	ev.ID = b.lastID
 	if len(b.recent) == replay {
@@ -102,12 +141,41 @@ func (b *Bus) Publish(ev Event) Event {
 		b.recent = b.recent[:replay-1]
 	}
 	b.recent = append(b.recent, ev)
-	for s := range b.subs {
-		if s.key == ev.Key {
-			b.sendLocked(s, ev)
-		}
+	for s := range b.subs[ev.Key] {
+		b.sendLocked(s, ev)
+	}
+	var taps []*tap
+	for t := range b.taps {
+		taps = append(taps, t)
+	}
+	b.mu.Unlock()
+	for _, t := range taps {
+		t.fn(ev)
 	}
 	return ev
+}
+
+// Tap calls fn with every event the bus publishes, of every key, after
+// its subscribers have it, until untap is called. fn runs on the
+// publisher's goroutine and must not block (queue the event, as a webhook
+// sender does). Taps are not subscribers: they count against no cap.
+func (b *Bus) Tap(fn func(Event)) (untap func()) {
+	t := &tap{fn: fn}
+	b.mu.Lock()
+	b.taps[t] = struct{}{}
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		delete(b.taps, t)
+		b.mu.Unlock()
+	}
+}
+
+// Len returns the number of subscribers.
+func (b *Bus) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n
 }
 
 // PublishFlow publishes f as a [KindFlow] event of key. Its signature is
@@ -131,25 +199,44 @@ func (b *Bus) sendLocked(s *Subscription, ev Event) {
 }
 
 func (b *Bus) removeLocked(s *Subscription) {
-	if _, ok := b.subs[s]; ok {
-		delete(b.subs, s)
-		close(s.c)
+	m := b.subs[s.key]
+	if _, ok := m[s]; !ok {
+		return
 	}
+	delete(m, s)
+	if len(m) == 0 {
+		delete(b.subs, s.key)
+	}
+	b.n--
+	if b.profiles[s.key.Profile]--; b.profiles[s.key.Profile] == 0 {
+		delete(b.profiles, s.key.Profile)
+	}
+	close(s.c)
 }
 
 // Subscribe returns a subscription to the events of key. after is the ID
 // of the last event the subscriber saw (0 for none): the recent events of
 // key after it are sent first, so that a reconnecting stream misses
-// nothing the bus still holds. It fails with [ErrTooManySubscribers] when
-// the bus is full.
+// nothing the bus still holds. It fails with an error matching
+// [ErrTooManySubscribers] when the bus, or key's profile, is full.
 func (b *Bus) Subscribe(key flow.Key, after uint64) (*Subscription, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.subs) >= b.max {
-		return nil, ErrTooManySubscribers
+	if b.n >= b.max {
+		return nil, fmt.Errorf("%w: %d open on this server, the most it allows", ErrTooManySubscribers, b.n)
+	}
+	if b.profiles[key.Profile] >= b.perProfile {
+		return nil, fmt.Errorf("%w: %d open for profile %q, the most one profile may have", ErrTooManySubscribers, b.profiles[key.Profile], key.Profile)
 	}
 	s := &Subscription{bus: b, key: key, c: make(chan Event, Buffer)}
-	b.subs[s] = struct{}{}
+	m := b.subs[key]
+	if m == nil {
+		m = make(map[*Subscription]struct{})
+		b.subs[key] = m
+	}
+	m[s] = struct{}{}
+	b.n++
+	b.profiles[key.Profile]++
 	if after > 0 {
 		for _, ev := range b.recent {
 			if ev.ID > after && ev.Key == key {
