@@ -19,6 +19,7 @@ import (
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/observe"
 )
 
 // Errors of the [Connector], for [errors.Is].
@@ -161,6 +162,9 @@ type Connector struct {
 	// provider's servers; zero means [DefaultConnectTimeout]. Each step
 	// has its own deadline as well ([oauth.StepTimeout]).
 	ConnectTimeout time.Duration
+	// Observer, when not nil, receives the refreshes and API-key checks
+	// this Connector makes, for metrics.
+	Observer observe.Observer
 
 	storesOnce sync.Once
 	stores     *Stores
@@ -173,6 +177,10 @@ type Connector struct {
 	followMu  sync.Mutex // guards followers and published
 	followers map[flow.Key]*follower
 	published map[flow.Key]publishedEvent
+	watch     dirWatch // the file watch of every follower
+
+	sourcesMu sync.Mutex // guards sources
+	sources   map[flow.Key]struct{}
 }
 
 // ValidateCallbackBaseURL checks a callback base URL and returns it without
@@ -675,7 +683,7 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 	if st.Auth == AuthOAuth {
 		needs = c.needsScopes(t)
 	}
-	return StatusReport{
+	rep := StatusReport{
 		Provider:       t.provider.Name(),
 		Profile:        t.profile.Name,
 		Supported:      st.Supported,
@@ -686,7 +694,9 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 		APIKeyHint:     st.APIKeyHint,
 		Account:        st.Account,
 		NeedsScopes:    needs,
-	}, nil
+	}
+	c.health(t, st, &rep, now)
+	return rep, nil
 }
 
 // union is a with the members of b it lacks appended.
@@ -728,7 +738,7 @@ func (c *Connector) status(ctx context.Context, t target) (Status, error) {
 	g := creds.Grant
 	st.Connected, st.Auth = true, AuthOAuth
 	st.ReauthRequired = creds.Rejected != "" || ref.grants.ReauthRequired(ref.key)
-	st.Token = &TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != "", TokenEndpoint: g.TokenEndpoint}
+	st.Token = &TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != "", TokenEndpoint: g.TokenEndpoint, Obtained: g.Obtained}
 	return st, nil
 }
 
@@ -793,10 +803,8 @@ func (c *Connector) TokenSource(profileName, providerName string, opts ...oauth.
 	if err != nil {
 		return nil, err
 	}
-	if c.Events != nil {
-		opts = append(opts, oauth.OnTokenChange(func(*oauth2.Token) { c.publish(t.key, events.Refreshed) }),
-			oauth.OnRefreshFailed(func() { c.publish(t.key, events.RefreshFailed) }))
-	}
+	opts = append(opts, oauth.OnRefresh(c.onRefresh(t.key, false)))
+	c.used(t.key)
 	return ref.grants.TokenSource(ref.key, opts...), nil
 }
 
@@ -889,7 +897,9 @@ func (c *Connector) ConnectAPIKey(ctx context.Context, profileName, providerName
 		return StatusReport{}, keyError(err)
 	}
 	if kc, ok := t.provider.(KeyChecker); ok {
-		if err := kc.CheckAPIKey(ctx, t.profile, key); err != nil {
+		err := kc.CheckAPIKey(ctx, t.profile, key)
+		c.observeKeyCheck(t.provider.Name(), err)
+		if err != nil {
 			return StatusReport{}, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,9 +25,109 @@ const echoWindow = 2 * time.Second
 
 // follower watches the config files of one profile and provider.
 type follower struct {
-	refs int
-	stop chan struct{}
-	done chan struct{}
+	refs  int
+	stop  chan struct{}
+	done  chan struct{}
+	poke  chan struct{} // a file of the follower changed (buffered 1)
+	files []string      // the files it watches, cleaned
+}
+
+// dirWatch is the one file watch of a Connector: every follower's
+// directories are added to it once, and each file event is handed to the
+// followers of that file.
+type dirWatch struct {
+	mu    sync.Mutex
+	w     *fsnotify.Watcher // nil until the first follower
+	dirs  map[string]int    // watched directories, by followers using them
+	files map[string]map[*follower]struct{}
+}
+
+// add registers f for its files, watching their directories.
+func (d *dirWatch) add(f *follower) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.w == nil {
+		w, err := fsnotify.NewWatcher()
+		if err != nil {
+			return err
+		}
+		d.w, d.dirs, d.files = w, make(map[string]int), make(map[string]map[*follower]struct{})
+		go d.dispatch(w)
+	}
+	var added []string
+	for _, p := range f.files {
+		dir := filepath.Dir(p)
+		if d.dirs[dir] == 0 {
+			// The directory: a write replaces the file by a rename.
+			if err := d.w.Add(dir); err != nil {
+				for _, a := range added {
+					d.releaseDirLocked(a)
+				}
+				return err
+			}
+		}
+		d.dirs[dir]++
+		added = append(added, dir)
+	}
+	for _, p := range f.files {
+		if d.files[p] == nil {
+			d.files[p] = make(map[*follower]struct{})
+		}
+		d.files[p][f] = struct{}{}
+	}
+	return nil
+}
+
+// remove undoes add; the watch itself ends with its last follower.
+func (d *dirWatch) remove(f *follower) {
+	d.mu.Lock()
+	for _, p := range f.files {
+		delete(d.files[p], f)
+		if len(d.files[p]) == 0 {
+			delete(d.files, p)
+		}
+		d.releaseDirLocked(filepath.Dir(p))
+	}
+	var idle *fsnotify.Watcher
+	if len(d.dirs) == 0 {
+		idle, d.w = d.w, nil
+	}
+	d.mu.Unlock()
+	if idle != nil {
+		idle.Close() // not under d.mu: dispatch may be waiting for it
+	}
+}
+
+func (d *dirWatch) releaseDirLocked(dir string) {
+	if d.dirs[dir]--; d.dirs[dir] <= 0 {
+		delete(d.dirs, dir)
+		_ = d.w.Remove(dir) // gone with the directory, perhaps
+	}
+}
+
+// dispatch hands each event of w to the followers of its file, without
+// blocking: a follower already poked looks at the file anyway.
+func (d *dirWatch) dispatch(w *fsnotify.Watcher) {
+	for {
+		select {
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			d.mu.Lock()
+			for f := range d.files[filepath.Clean(ev.Name)] {
+				select {
+				case f.poke <- struct{}{}:
+				default:
+				}
+			}
+			d.mu.Unlock()
+		case _, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+		}
+	}
 }
 
 // Follow publishes to c.Events the changes that other processes (the CLI,
@@ -82,26 +183,18 @@ func (c *Connector) Follow(profileName, providerName string) (stop func(), err e
 		go c.followStore(t, changed, stopWatch, f, last)
 	}
 	if f == nil {
-		w, err := fsnotify.NewWatcher()
-		if err != nil {
+		f = &follower{stop: make(chan struct{}), done: make(chan struct{}), poke: make(chan struct{}, 1)}
+		for _, p := range []string{loc.ReadPath, loc.WritePath} {
+			if p != "" && !slices.Contains(f.files, filepath.Clean(p)) {
+				f.files = append(f.files, filepath.Clean(p))
+			}
+		}
+		if err := c.watch.add(f); err != nil {
 			return nil, err
 		}
-		files := map[string]bool{}
-		for _, p := range []string{loc.ReadPath, loc.WritePath} {
-			if p == "" {
-				continue
-			}
-			files[filepath.Clean(p)] = true
-			// The directory: a write replaces the file by a rename.
-			if err := w.Add(filepath.Dir(p)); err != nil {
-				w.Close()
-				return nil, err
-			}
-		}
-		f = &follower{stop: make(chan struct{}), done: make(chan struct{})}
 		c.followers[t.key] = f
 		last, _ := c.snapshot(t)
-		go c.follow(t, w, files, f, last)
+		go c.follow(t, f, last)
 	}
 	f.refs++
 	var once sync.Once
@@ -153,27 +246,18 @@ func (c *Connector) snapshot(t target) (snapshot, bool) {
 	return s, true
 }
 
-// follow is the watch of f, until f.stop.
-func (c *Connector) follow(t target, w *fsnotify.Watcher, files map[string]bool, f *follower, last snapshot) {
+// follow is the watch of f's files, until f.stop.
+func (c *Connector) follow(t target, f *follower, last snapshot) {
 	defer close(f.done)
-	defer w.Close()
+	defer c.watch.remove(f)
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
 	for {
 		select {
 		case <-f.stop:
 			return
-		case ev, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			if files[filepath.Clean(ev.Name)] {
-				settle.Reset(followDebounce)
-			}
-		case _, ok := <-w.Errors:
-			if !ok {
-				return
-			}
+		case <-f.poke:
+			settle.Reset(followDebounce)
 		case <-settle.C:
 			c.publishChanges(t, &last)
 		}
@@ -203,7 +287,7 @@ func (c *Connector) publishChanges(t target, last *snapshot) {
 	}
 	for _, what := range changes(*last, now) {
 		if !c.echo(t.key, what) {
-			c.Events.Publish(events.Event{Key: t.key, Kind: events.KindConnection, Connection: what})
+			c.Events.Publish(events.Event{Key: t.key, Kind: events.KindConnection, Connection: what, Remote: true})
 		}
 	}
 	*last = now

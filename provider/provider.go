@@ -210,4 +210,7 @@ type TokenInfo struct {
 	Refreshable bool
 	// TokenEndpoint is where the grant is refreshed: its issuer's.
 	TokenEndpoint string
+	// Obtained is when the server issued the tokens (the sign-in or the
+	// last rotation, by any holder); zero when unknown.
+	Obtained time.Time
 }

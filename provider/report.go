@@ -55,6 +55,21 @@ type StatusReport struct {
 	// insufficient_scope) that the grant lacks; "needs_scopes" in the
 	// JSON, left out when none. The next Connect asks for them.
 	NeedsScopes []string
+	// Health is one of [HealthOK], [HealthExpiring], [HealthFailing] and
+	// [HealthReauthRequired]; "" (left out of the JSON) when not
+	// connected.
+	Health string
+	// LastRefreshAt is when the grant's tokens were issued (the sign-in
+	// or the last refresh, by any holder), or when this process last
+	// refreshed them if the store does not say; nil when unknown.
+	LastRefreshAt *time.Time
+	// LastError is the last failed refresh this process saw, while no
+	// refresh has worked since; nil otherwise.
+	LastError *ErrorReport
+	// FailingSince is when this process's refreshes started failing
+	// (zero when they are not); not part of the JSON, the Connect page
+	// words it from last_error.
+	FailingSince time.Time
 }
 
 // TokenReport describes an OAuth grant at the time of a [StatusReport].
@@ -97,6 +112,15 @@ type statusJSON struct {
 	Flow           *flowJSON  `json:"flow"`
 	Account        string     `json:"account,omitempty"`
 	NeedsScopes    []string   `json:"needs_scopes,omitempty"`
+	Health         string     `json:"health,omitempty"`
+	LastRefreshAt  *time.Time `json:"last_refresh_at,omitempty"`
+	LastError      *errorJSON `json:"last_error,omitempty"`
+}
+
+// errorJSON is the wire form of [ErrorReport].
+type errorJSON struct {
+	At      time.Time `json:"at"`
+	Message string    `json:"message"`
 }
 
 // tokenJSON is the wire form of [TokenReport].
@@ -120,9 +144,17 @@ func (r StatusReport) MarshalJSON() ([]byte, error) {
 		Flow:           newFlowJSON(r.Flow),
 		Account:        r.Account,
 		NeedsScopes:    r.NeedsScopes,
+		Health:         r.Health,
 	}
 	if r.Auth != "" {
 		w.Auth = &r.Auth
+	}
+	if r.LastRefreshAt != nil {
+		at := r.LastRefreshAt.UTC().Truncate(time.Second)
+		w.LastRefreshAt = &at
+	}
+	if e := r.LastError; e != nil {
+		w.LastError = &errorJSON{At: e.At.UTC().Truncate(time.Second), Message: e.Message}
 	}
 	if t := r.Token; t != nil {
 		w.Token = &tokenJSON{
@@ -153,9 +185,14 @@ func (r *StatusReport) UnmarshalJSON(b []byte) error {
 		Flow:           w.Flow.flow(),
 		Account:        w.Account,
 		NeedsScopes:    w.NeedsScopes,
+		Health:         w.Health,
+		LastRefreshAt:  w.LastRefreshAt,
 	}
 	if w.Auth != nil {
 		r.Auth = *w.Auth
+	}
+	if e := w.LastError; e != nil {
+		r.LastError = &ErrorReport{At: e.At, Message: e.Message}
 	}
 	if t := w.Token; t != nil {
 		at, err := time.Parse(time.RFC3339, t.ExpiresAt)

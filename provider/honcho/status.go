@@ -42,7 +42,7 @@ func (p *Provider) Status(ctx context.Context, prof provider.Profile, stores *pr
 		g := creds.Grant
 		st.Connected, st.Auth = true, provider.AuthOAuth
 		st.ReauthRequired = creds.Rejected != "" || stores.Grants(read, layout).ReauthRequired(host)
-		st.Token = &provider.TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != "", TokenEndpoint: g.TokenEndpoint}
+		st.Token = &provider.TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != "", TokenEndpoint: g.TokenEndpoint, Obtained: g.Obtained}
 	case creds.APIKey != "":
 		st.Connected, st.Auth = true, provider.AuthAPIKey
 		st.APIKeySource, st.APIKeyHint = creds.APIKeySource, keyHint(creds.APIKey)

@@ -216,7 +216,7 @@ func (p *Provider) Status(ctx context.Context, prof provider.Profile, stores *pr
 		g := c.Grant
 		st.Connected, st.Auth = true, provider.AuthOAuth
 		st.ReauthRequired = c.Rejected != "" || stores.Grants(loc.ReadPath, loc.Layout).ReauthRequired(loc.Host)
-		st.Token = &provider.TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != "", TokenEndpoint: g.TokenEndpoint}
+		st.Token = &provider.TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != "", TokenEndpoint: g.TokenEndpoint, Obtained: g.Obtained}
 	case c.APIKey != "":
 		st.Connected, st.Auth, st.APIKeySource = true, provider.AuthAPIKey, c.APIKeySource
 	}

@@ -1,0 +1,130 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
+)
+
+// Keep refreshes the profile's grant for the provider in the background's
+// way ([oauth.Source.Keep]): only when p says it is due,
+// decided again under the locks so that keepers of several processes or
+// instances spend it once. A grant that is not due, not refreshable or
+// rejected (reauth_required) is left alone without taking a lock: the
+// outcome is "" then. Refreshes count as background ones for the
+// observer and publish events as a caller's do.
+func (c *Connector) Keep(ctx context.Context, profileName, providerName string, p oauth.KeepPolicy) (oauth.Outcome, error) {
+	t, err := c.oauthTarget(profileName, providerName)
+	if err != nil {
+		return "", err
+	}
+	ref, err := c.where(t, false)
+	if err != nil {
+		return "", err
+	}
+	var store oauth.GrantStore = c.GrantStore
+	if ref.file != nil {
+		store = ref.file
+	}
+	cr, err := store.Credentials(ctx, ref.key)
+	if err != nil {
+		return "", err
+	}
+	g := cr.Grant
+	if g == nil || g.RefreshToken == "" || cr.Rejected != "" || ref.grants.ReauthRequired(ref.key) {
+		return "", nil
+	}
+	if !p.Due(g, c.now()) {
+		return "", nil
+	}
+	ts := ref.grants.TokenSource(ref.key, oauth.OnRefresh(c.onRefresh(t.key, true)))
+	return ts.Keep(ctx, p)
+}
+
+// UsedSince returns the connections whose tokens this Connector handed
+// out ([Connector.TokenSource]) at or after since, as far as this process
+// knows: the grants a keeper refreshes ahead of their expiry.
+func (c *Connector) UsedSince(since time.Time) []flow.Key {
+	c.sourcesMu.Lock()
+	keys := make([]flow.Key, 0, len(c.sources))
+	for k := range c.sources {
+		keys = append(keys, k)
+	}
+	c.sourcesMu.Unlock()
+	var out []flow.Key
+	for _, k := range keys {
+		t, err := c.oauthTarget(k.Profile, k.Provider)
+		if err != nil {
+			continue
+		}
+		ref, err := c.where(t, false)
+		if err != nil {
+			continue
+		}
+		if !ref.grants.LastUsed(ref.key).Before(since) {
+			out = append(out, k)
+		}
+	}
+	slices.SortFunc(out, func(a, b flow.Key) int { return strings.Compare(a.Profile+"/"+a.Provider, b.Profile+"/"+b.Provider) })
+	return out
+}
+
+// ClaimDue returns, with a GrantStore that shares out work
+// ([oauth.DueClaimer], such as pgstore's), the connections whose grants
+// were obtained before obtainedBefore, claimed for owner for hold so that
+// keepers of other instances skip them. It fails with [ErrNoListing]
+// without such a store.
+func (c *Connector) ClaimDue(ctx context.Context, owner string, obtainedBefore time.Time, hold time.Duration, limit int) ([]flow.Key, error) {
+	dc, ok := c.GrantStore.(oauth.DueClaimer)
+	if !ok {
+		return nil, ErrNoListing
+	}
+	keys, err := dc.ClaimDue(ctx, owner, obtainedBefore, time.Time{}, hold, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]flow.Key, 0, len(keys))
+	for _, k := range keys {
+		if prov, prof, ok := strings.Cut(k, "/"); ok {
+			out = append(out, flow.Key{Profile: prof, Provider: prov})
+		}
+	}
+	return out, nil
+}
+
+// OAuthConnections returns every profile and OAuth provider pair the
+// Connector can enumerate without a GrantStore: each profile the resolver
+// lists ([ProfileLister]) with each registered provider that signs in
+// with OAuth. It fails with [ErrNoListing] when the profiles cannot be
+// listed.
+func (c *Connector) OAuthConnections() ([]flow.Key, error) {
+	lister, ok := c.Profiles.(ProfileLister)
+	if !ok {
+		return nil, ErrNoListing
+	}
+	names, err := lister.ProfileNames()
+	if err != nil {
+		return nil, err
+	}
+	var out []flow.Key
+	for _, prof := range names {
+		for _, p := range c.Registry.List() {
+			if SupportsOAuth(p) {
+				out = append(out, flow.Key{Profile: prof, Provider: p.Name()})
+			}
+		}
+	}
+	return out, nil
+}
+
+// IsGone reports whether err, from [Connector.Keep], means there is no
+// such connection (any more): a profile removed, a provider unregistered,
+// no grant; not a failed refresh.
+func IsGone(err error) bool {
+	return errors.Is(err, ErrProfileNotFound) || errors.Is(err, ErrUnknownProvider) || errors.Is(err, oauth.ErrNoGrant)
+}
