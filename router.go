@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -38,6 +39,7 @@ import (
 	"github.com/memconnect/memconnect/middleware"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/observe"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -157,6 +159,29 @@ type Config struct {
 	// give it flow.Config{OnChange: bus.PublishFlow} with this bus.
 	Events *events.Bus
 
+	// MaxEventStreams caps the event streams open on this instance in
+	// all, and MaxEventStreamsPerProfile those of one profile, so that a
+	// busy profile cannot lock the others out; beyond either the events
+	// route answers 503. Zero means [events.DefaultMaxSubscribers] and
+	// [events.DefaultMaxPerProfile]. They apply to the bus New makes;
+	// with Events given, that bus's own caps apply.
+	MaxEventStreams           int
+	MaxEventStreamsPerProfile int
+
+	// KeepFresh, when not zero, runs a keeper ([keeper.Keeper]) until
+	// [Router.Close]: every grant is refreshed at least once per
+	// KeepFresh (24h is recommended; at least a minute), and a grant in
+	// use shortly before its access token expires, through the same
+	// locks and leases as a caller. With a GrantStore that shares out due
+	// grants (pgstore), instances share the work; with config files it
+	// walks the profiles Profiles can list.
+	KeepFresh time.Duration
+
+	// Observer, when not nil, receives what the router does, for
+	// metrics: refreshes, lock and lease waits, flows, API-key checks,
+	// open event streams and keeper rounds. See package observe.
+	Observer observe.Observer
+
 	// EventHeartbeat is how often an event stream sends a heartbeat
 	// comment; zero means 15 s. A proxy that closes idle connections
 	// sooner needs a shorter one.
@@ -176,6 +201,8 @@ type Router struct {
 	chi.Router
 	conn      *provider.Connector
 	ownsFlows bool
+	stop      []func() // what Close ends: the keeper, the flow tap
+	closeOnce sync.Once
 	sessions  *connsession.Keys // nil without Config.SessionKeys
 	now       func() time.Time
 }
@@ -234,10 +261,15 @@ func (r *Router) Connector() *provider.Connector { return r.conn }
 // a connection as the events route does.
 func (r *Router) Events() *events.Bus { return r.conn.Events }
 
-// Close ends what New created: the flow manager, unless Config.Flows was
-// given, which ends its pending flows and frees their loopback ports. It is
-// idempotent.
+// Close ends what New created: the keeper (after its round under way),
+// and the flow manager, unless Config.Flows was given, which ends its
+// pending flows and frees their loopback ports. It is idempotent.
 func (r *Router) Close() error {
+	r.closeOnce.Do(func() {
+		for _, stop := range r.stop {
+			stop()
+		}
+	})
 	if r.ownsFlows {
 		return r.conn.Flows.Close()
 	}
@@ -312,9 +344,10 @@ func New(cfg Config) (*Router, error) {
 		GrantStore:      cfg.GrantStore,
 		Events:          cfg.Events,
 		ConnectTimeout:  cfg.ConnectTimeout,
+		Observer:        cfg.Observer,
 	}
 	if conn.Events == nil {
-		conn.Events = events.NewBus(0)
+		conn.Events = events.NewBus(cfg.MaxEventStreams, events.PerProfile(cfg.MaxEventStreamsPerProfile))
 	}
 	if conn.Flows == nil {
 		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore,
@@ -372,7 +405,19 @@ func New(cfg Config) (*Router, error) {
 	r.Get(clientMetadataPattern, h.ClientMetadata)
 	r.Post("/providers/{provider}/oauth/start", h.HermesOAuthStart)
 	r.Get("/providers/{provider}/oauth/status", h.HermesOAuthStatus)
-	return &Router{Router: r, conn: conn, ownsFlows: cfg.Flows == nil, sessions: sessions, now: clock}, nil
+	rt := &Router{Router: r, conn: conn, ownsFlows: cfg.Flows == nil, sessions: sessions, now: clock}
+	if cfg.Observer != nil {
+		rt.stop = append(rt.stop, conn.Events.Tap(flowObserver(cfg.Observer)))
+	}
+	if cfg.KeepFresh != 0 {
+		stop, err := startKeeper(rt, cfg)
+		if err != nil {
+			rt.Close()
+			return nil, fmt.Errorf("memconnect: Config.KeepFresh: %w", err)
+		}
+		rt.stop = append(rt.stop, stop)
+	}
+	return rt, nil
 }
 
 // allowedHosts returns the hosts the guards allow: hosts, or the loopback

@@ -133,7 +133,7 @@ func TestStatus(t *testing.T) {
 		{"named profile", "/profiles/work/providers/honcho/status",
 			`{"provider":"honcho","profile":"work","supported":true,"connected":false,"auth":null,"reauth_required":false,"token":null,"flow":null}`},
 		{"api key", "/profiles/apikey/providers/honcho/status",
-			`{"provider":"honcho","profile":"apikey","supported":true,"connected":true,"auth":"apikey","reauth_required":false,"token":null,"flow":null}`},
+			`{"provider":"honcho","profile":"apikey","supported":true,"connected":true,"auth":"apikey","reauth_required":false,"token":null,"flow":null,"health":"ok"}`},
 		{"no oauth", "/profiles/default/providers/nooauth/status",
 			`{"provider":"nooauth","profile":"default","supported":false,"connected":false,"auth":null,"reauth_required":false,"token":null,"flow":null}`},
 	}

@@ -36,15 +36,15 @@ func WithHeartbeat(d time.Duration) Option {
 // Server-Sent Events (text/event-stream): "flow" events with the flow as
 // the status body's "flow" shows it, "connection" events with
 // {"connection": "connected" | "refreshed" | "refresh_failed" |
-// "reauth_required" | "disconnected"}, and a
+// "recovered" | "reauth_required" | "disconnected"}, and a
 // heartbeat comment every [HeartbeatInterval] (see [WithHeartbeat]). Each event has an id; a
 // client that reconnects with Last-Event-ID gets the events it missed that
 // the server still holds. A client that falls too far behind gets a final
 // "dropped" event and the stream ends: read the status again, then
 // reconnect. No event holds a token. Changes made by other processes
 // sharing the config files are streamed too ([provider.Connector.Follow]).
-// When as many streams are open as the server allows it answers 503
-// unavailable.
+// When as many streams are open as the server allows, in all or for the
+// profile (see [events.PerProfile]), it answers 503 unavailable.
 func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	// The same answer as status for a profile or provider that is not.
 	rep, ok := h.status(w, r, pathParams, ActionEvents)
@@ -66,12 +66,16 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := bus.Subscribe(flow.Key{Profile: rep.Profile, Provider: rep.Provider}, after)
 	if errors.Is(err, events.ErrTooManySubscribers) {
-		RenderError(w, r, Wrap(CodeUnavailable, err, "As many event streams are open as this server allows. Close one, or read the status instead."))
+		RenderError(w, r, Wrap(CodeUnavailable, err, "As many event streams are open as this server allows for this profile. Close one, or read the status instead."))
 		return
 	}
 	if err != nil {
 		RenderError(w, r, err)
 		return
+	}
+	if o := h.conn.Observer; o != nil {
+		o.Streams(bus.Len())
+		defer func() { o.Streams(bus.Len()) }()
 	}
 	defer sub.Close()
 	// Changes other processes make show up too, for as long as a stream

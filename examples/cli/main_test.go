@@ -168,7 +168,7 @@ func TestStatusJSONAndProfiles(t *testing.T) {
 		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
 	}
 	want := map[string]any{"provider": "honcho", "profile": "work", "supported": true, "connected": true,
-		"auth": "apikey", "reauth_required": false, "token": nil, "flow": nil}
+		"auth": "apikey", "reauth_required": false, "token": nil, "flow": nil, "health": "ok"}
 	for k, v := range want {
 		if body[k] != v {
 			t.Errorf("%s = %v, want %v", k, body[k], v)
