@@ -139,6 +139,7 @@ func TestRunDev(t *testing.T) {
 			`{"name":"supermemory","display_name":"Supermemory","auth_methods":["browser","apikey"]}]}`},
 		{"/api/memory/profiles/default/providers/honcho/status", 200, `"connected":false`},
 		{"/api/memory/nope", 404, `"error":"not_found"`},
+		{"/metrics", 200, "memconnect_keeper_runs_total 0"},
 	}
 	for _, tt := range tests {
 		status, _, body := get(t, base+tt.path)
@@ -272,6 +273,9 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"-h"}, flag.ErrHelp},
 		{[]string{"-nope"}, errUsage},
 		{[]string{"extra"}, errUsage},
+		{[]string{"-dev", "-webhook", "http://127.0.0.1:9/hook"}, errUsage},                       // no secret
+		{[]string{"-dev", "-webhook-secret", "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"}, errUsage}, // no URL
+		{[]string{"-dev", "-keep-fresh", "1s"}, errUsage},
 	}
 	for _, tt := range tests {
 		var stderr bytes.Buffer
@@ -366,7 +370,7 @@ func TestServerTimeouts(t *testing.T) {
 // A method chi does not know gets memconnect's JSON 405 under /api/memory,
 // like a known one.
 func TestUnknownMethodJSON405(t *testing.T) {
-	h := hostRouter(newMemory(t), nil)
+	h := hostRouter(newMemory(t), nil, nil)
 	for _, method := range []string{"PUT", "BREW", "PROPFIND"} {
 		req := httptest.NewRequest(method, "/api/memory/providers", nil)
 		req.Host = "127.0.0.1:8080"
@@ -510,7 +514,7 @@ func TestEventStreamOutlivesTimeouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newHTTPServer(hostRouter(memory, nil), timeouts{readHeader: time.Second, read: 100 * time.Millisecond, write: 100 * time.Millisecond, idle: time.Second})
+	srv := newHTTPServer(hostRouter(memory, nil, nil), timeouts{readHeader: time.Second, read: 100 * time.Millisecond, write: 100 * time.Millisecond, idle: time.Second})
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	base := "http://" + ln.Addr().String() + "/api/memory/profiles/default/providers/honcho"

@@ -57,6 +57,7 @@ type options struct {
 	openBrowser  bool
 	providers    []namedURL        // -provider, in order
 	clientIDs    map[string]string // -client-id, by provider name
+	watch        watchOptions      // -keep-fresh, -webhook, -webhook-secret
 }
 
 // namedURL is one -provider NAME=URL.
@@ -105,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.clientIDs[name] = id
 		return nil
 	})
+	o.watch.addFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -113,6 +115,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "server: unexpected argument %q\n", fs.Arg(0))
+		return o, errUsage
+	}
+	if err := o.watch.check(os.Getenv); err != nil {
+		fmt.Fprintf(stderr, "server: %v\n", err)
 		return o, errUsage
 	}
 	for name, set := range map[string]bool{"-migrate": o.migrate, "-rekey": o.rekey} {
@@ -278,7 +284,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln.Close()
 		return errors.New("-session-key needs -session-token: it guards the route that mints connect sessions, and without it every request passes")
 	}
+	m := newMetrics()
 	mc := memconnect.Config{
+		KeepFresh:       o.watch.keepFresh,
+		Observer:        m,
 		Registry:        registry,
 		Profiles:        provider.HermesProfiles{Root: home},
 		Logger:          logger,
@@ -300,12 +309,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer memory.Close() // after the HTTP server's shutdown: ends pending flows, frees their ports
+	stopWebhooks, err := o.watch.startWebhooks(memory, m, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopWebhooks()
 
 	var admin http.Handler
 	if len(o.sessionKeys) > 0 {
 		admin = connectSessions(memory, o.sessionToken)
 	}
-	srv := newHTTPServer(hostRouter(memory, admin), defaultTimeouts)
+	srv := newHTTPServer(hostRouter(memory, admin, m.handler()), defaultTimeouts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -398,8 +413,11 @@ func newHTTPServer(h http.Handler, t timeouts) *http.Server {
 
 // hostRouter is the existing web server's route table: its own routes, the
 // memconnect API at /api/memory and the desktop Connect page at /.
-func hostRouter(memory, admin http.Handler) http.Handler {
+func hostRouter(memory, admin, metrics http.Handler) http.Handler {
 	r := chi.NewRouter()
+	if metrics != nil {
+		r.Handle("/metrics", metrics)
+	}
 	if admin != nil {
 		r.Post("/admin/connect-sessions", admin.ServeHTTP)
 	}
@@ -470,6 +488,7 @@ func printBanner(w io.Writer, o options, origin, home string, tempHome bool, cal
 	} else {
 		fmt.Fprintf(w, "browser sign-ins return to: a one-shot listener on %s/callback\n", flow.DefaultLoopbackAddr)
 	}
+	o.watch.banner(w, origin)
 	page, auth := origin+"/", ""
 	if o.sessionToken != "" {
 		page += "?token=TOKEN"
