@@ -51,7 +51,7 @@ func TestHealth(t *testing.T) {
 	}
 	st = status()
 	le, _ := st["last_error"].(map[string]any)
-	if st["health"] != "failing" || le == nil || le["at"] != now.UTC().Format(time.RFC3339) || !strings.Contains(le["message"].(string), "temporarily_unavailable") {
+	if st["health"] != "failing" || le == nil || le["at"] != now.UTC().Format(time.RFC3339) || le["since"] != le["at"] || !strings.Contains(le["message"].(string), "temporarily_unavailable") {
 		t.Fatalf("after a failed refresh: health %v, last_error %v", st["health"], st["last_error"])
 	}
 	if strings.Contains(le["message"].(string), tok.RefreshToken) {

@@ -36,6 +36,7 @@ const pageTimeout = 20 * time.Second
 type desktopServer struct {
 	URL         string // http://127.0.0.1:<port>
 	CallbackURL string // the router's callback route for the default profile; "" in loopback mode
+	Router      *memconnect.Router
 	statusGets  atomic.Int32
 }
 
@@ -80,6 +81,7 @@ func startDesktop(t *testing.T, h *Hydra, home string, callback bool, opts ...fu
 	if err != nil {
 		t.Fatalf("memconnect.New: %v", err)
 	}
+	ds.Router = router
 	mux := http.NewServeMux()
 	mux.Handle("/api/memory/", http.StripPrefix("/api/memory", router))
 	mux.Handle("/", http.FileServerFS(desktop.FS()))

@@ -35,7 +35,9 @@ const expiringWithin = time.Hour
 // ErrorReport is a failed refresh as the status report shows it: when, and
 // a safe description (no token, no server body).
 type ErrorReport struct {
-	At      time.Time
+	At time.Time
+	// Since is when the refreshes started failing.
+	Since   time.Time
 	Message string
 }
 
@@ -99,8 +101,7 @@ func (c *Connector) health(t target, st Status, rep *StatusReport, now time.Time
 		}
 		if h.LastError != nil {
 			rep.Health = HealthFailing
-			rep.LastError = &ErrorReport{At: h.LastError.At, Message: h.LastError.Message}
-			rep.FailingSince = h.FailingSince
+			rep.LastError = &ErrorReport{At: h.LastError.At, Since: h.FailingSince, Message: h.LastError.Message}
 			return
 		}
 	}

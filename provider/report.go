@@ -66,10 +66,6 @@ type StatusReport struct {
 	// LastError is the last failed refresh this process saw, while no
 	// refresh has worked since; nil otherwise.
 	LastError *ErrorReport
-	// FailingSince is when this process's refreshes started failing
-	// (zero when they are not); not part of the JSON, the Connect page
-	// words it from last_error.
-	FailingSince time.Time
 }
 
 // TokenReport describes an OAuth grant at the time of a [StatusReport].
@@ -120,6 +116,7 @@ type statusJSON struct {
 // errorJSON is the wire form of [ErrorReport].
 type errorJSON struct {
 	At      time.Time `json:"at"`
+	Since   time.Time `json:"since"`
 	Message string    `json:"message"`
 }
 
@@ -154,7 +151,7 @@ func (r StatusReport) MarshalJSON() ([]byte, error) {
 		w.LastRefreshAt = &at
 	}
 	if e := r.LastError; e != nil {
-		w.LastError = &errorJSON{At: e.At.UTC().Truncate(time.Second), Message: e.Message}
+		w.LastError = &errorJSON{At: e.At.UTC().Truncate(time.Second), Since: e.Since.UTC().Truncate(time.Second), Message: e.Message}
 	}
 	if t := r.Token; t != nil {
 		w.Token = &tokenJSON{
@@ -192,7 +189,7 @@ func (r *StatusReport) UnmarshalJSON(b []byte) error {
 		r.Auth = *w.Auth
 	}
 	if e := w.LastError; e != nil {
-		r.LastError = &ErrorReport{At: e.At, Message: e.Message}
+		r.LastError = &ErrorReport{At: e.At, Since: e.Since, Message: e.Message}
 	}
 	if t := w.Token; t != nil {
 		at, err := time.Parse(time.RFC3339, t.ExpiresAt)

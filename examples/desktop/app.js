@@ -41,6 +41,7 @@
     signInNeeded: "Sign-in needed",
     connectedFor: (who, left) => `Connected${who ? ` as ${who}` : ""} · token valid ${left}, renewed on its own`,
     connectedAs: (who) => (who ? `Connected as ${who}` : "Connected"),
+    renewalFailing: (since, why) => `Renewal failing since ${since}; retrying${why ? ` (${why})` : ""}`,
     apiKey: "Connected with an API key",
     expired: "Sign-in expired",
     useCode: "Use a code instead",
@@ -215,6 +216,13 @@
     return t ? `${t.expires_at || ""}|${t.scope || ""}|${t.client_id || ""}` : "";
   }
 
+  // "10:42": the local time of day of an RFC 3339 instant.
+  function clock(at) {
+    const d = new Date(at);
+    if (isNaN(d)) return "a while";
+    return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+  }
+
   // "59 min", "2 h 05 min": how long a token stays valid, from expires_in.
   function duration(seconds) {
     const m = Math.max(0, Math.floor(seconds / 60));
@@ -266,6 +274,9 @@
     const device = methods().includes("device");
     if (s.reauth_required) {
       return { label: TEXT.signInAgain, state: TEXT.expired, tone: "warn", disconnect: s.auth === "oauth", device, key };
+    }
+    if (s.connected && s.auth === "oauth" && s.health === "failing" && s.last_error) {
+      return { label: TEXT.reconnect, state: TEXT.renewalFailing(clock(s.last_error.since || s.last_error.at), s.last_error.message), tone: "warn", disconnect: true };
     }
     if (s.connected && s.auth === "oauth") {
       const who = typeof s.account === "string" ? s.account : "";
