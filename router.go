@@ -201,7 +201,7 @@ type Router struct {
 	chi.Router
 	conn      *provider.Connector
 	ownsFlows bool
-	stop      []func() // what Close ends: the keeper, the flow tap
+	stop      []func() // what Close ends: the keeper, the flow tap, the streams
 	closeOnce sync.Once
 	sessions  *connsession.Keys // nil without Config.SessionKeys
 	now       func() time.Time
@@ -261,8 +261,8 @@ func (r *Router) Connector() *provider.Connector { return r.conn }
 // a connection as the events route does.
 func (r *Router) Events() *events.Bus { return r.conn.Events }
 
-// Close ends what New created: the keeper (after its round under way),
-// and the flow manager, unless Config.Flows was given, which ends its
+// Close ends what New created: the event streams, the keeper (after its
+// round under way), and the flow manager, unless Config.Flows was given, which ends its
 // pending flows and frees their loopback ports. It is idempotent.
 func (r *Router) Close() error {
 	r.closeOnce.Do(func() {
@@ -405,7 +405,7 @@ func New(cfg Config) (*Router, error) {
 	r.Get(clientMetadataPattern, h.ClientMetadata)
 	r.Post("/providers/{provider}/oauth/start", h.HermesOAuthStart)
 	r.Get("/providers/{provider}/oauth/status", h.HermesOAuthStatus)
-	rt := &Router{Router: r, conn: conn, ownsFlows: cfg.Flows == nil, sessions: sessions, now: clock}
+	rt := &Router{Router: r, conn: conn, ownsFlows: cfg.Flows == nil, sessions: sessions, now: clock, stop: []func(){h.Close}}
 	if cfg.Observer != nil {
 		rt.stop = append(rt.stop, conn.Events.Tap(flowObserver(cfg.Observer)))
 	}

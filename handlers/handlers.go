@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -32,6 +34,17 @@ type Handlers struct {
 	openBrowser func(context.Context, string) error // nil: the client opens the page
 	heartbeat   time.Duration                       // of event streams
 	authorize   AuthorizeFunc                       // nil: every request may
+
+	done          chan struct{} // closed by Close: detached event streams end
+	closeOnce     sync.Once
+	lastFormatted atomic.Pointer[formatted]
+}
+
+// Close ends the event streams the handlers serve on their own goroutines
+// (see [Handlers.Events]); a server's Shutdown does not see them. It is
+// idempotent.
+func (h *Handlers) Close() {
+	h.closeOnce.Do(func() { close(h.done) })
 }
 
 // New returns the handlers of c. c must have a Registry, a Profiles
@@ -40,7 +53,7 @@ func New(c *provider.Connector, opts ...Option) (*Handlers, error) {
 	if c == nil || c.Registry == nil || c.Profiles == nil || c.Flows == nil {
 		return nil, errors.New("handlers: the Connector needs a Registry, a ProfileResolver and a flow manager")
 	}
-	h := &Handlers{conn: c, heartbeat: HeartbeatInterval}
+	h := &Handlers{conn: c, heartbeat: HeartbeatInterval, done: make(chan struct{})}
 	for _, o := range opts {
 		o(h)
 	}

@@ -16,8 +16,10 @@ import (
 )
 
 // followDebounce gathers the file events of one write (a temp file, a
-// rename, a directory sync) into one look at the status.
-const followDebounce = 50 * time.Millisecond
+// rename, a directory sync) into one look at the status. A look taken
+// before the rename sees the old file and changes nothing; the rename's
+// own event brings another.
+const followDebounce = 10 * time.Millisecond
 
 // echoWindow: a change this Connector published itself is not published
 // again when its write to the file is seen within this time.
