@@ -52,11 +52,12 @@ func benchFloor(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { ln.Close() })
 	var (
 		mu   sync.Mutex
 		next = make(chan struct{}) // closed to make every connection write
+		done = make(chan struct{}) // closed to end every connection
 	)
+	b.Cleanup(func() { close(done); ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -78,7 +79,11 @@ func benchFloor(b *testing.B, n int) {
 				mu.Unlock()
 				io.WriteString(c, ": memconnect events\n\n")
 				for {
-					<-ch
+					select {
+					case <-ch:
+					case <-done:
+						return
+					}
 					mu.Lock()
 					ch = next
 					mu.Unlock()
