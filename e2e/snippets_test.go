@@ -34,13 +34,14 @@ import (
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 	"github.com/memconnect/memconnect/provider/mcp"
+	"github.com/memconnect/memconnect/webhook"
 	"github.com/memconnect/memconnect/examples/desktop"
 )
 
 func snippet(
 	logger zerolog.Logger, hermesHome string, r chi.Router, mux *http.ServeMux,
 	registry *provider.Registry, memory *memconnect.Router, cfg memconnect.Config,
-	hosts, origins []string, token string, isCallback func(*http.Request) bool,
+	hosts, origins []string, token, secret string, isCallback func(*http.Request) bool,
 	opts []honcho.Option,
 ) error {
 `

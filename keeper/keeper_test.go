@@ -45,7 +45,7 @@ type home struct {
 	tokenRequests atomic.Int64
 }
 
-func newHome(t *testing.T) *home {
+func newHome(t testing.TB) *home {
 	t.Helper()
 	h := fixture.NewHermes(t)
 	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
@@ -91,7 +91,7 @@ func (hm *home) seed(t *testing.T, profile string, expiresIn, age time.Duration)
 	return path
 }
 
-func (hm *home) keeper(t *testing.T, c *provider.Connector, cfg keeper.Config) *keeper.Keeper {
+func (hm *home) keeper(t testing.TB, c *provider.Connector, cfg keeper.Config) *keeper.Keeper {
 	t.Helper()
 	cfg.Connector, cfg.Now = c, hm.clock.Now
 	if cfg.Interval == 0 {

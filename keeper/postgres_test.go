@@ -1,6 +1,7 @@
 package keeper_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,19 +54,7 @@ func TestKeeperInstancesOnPostgres(t *testing.T) {
 		c.GrantStore = st
 		keepers = append(keepers, hm.keeper(t, c, keeper.Config{Owner: fmt.Sprintf("keeper-%d", i)}))
 	}
-	var mu sync.Mutex
-	refreshed, checked := 0, 0
-	var wg sync.WaitGroup
-	for _, k := range keepers {
-		wg.Go(func() {
-			run := k.Round(t.Context())
-			mu.Lock()
-			refreshed += run.Refreshed
-			checked += run.Checked
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
+	refreshed, checked := roundAll(t.Context(), keepers)
 	if refreshed != due {
 		t.Errorf("the keepers refreshed %d grants, want %d", refreshed, due)
 	}
@@ -81,4 +70,22 @@ func TestKeeperInstancesOnPostgres(t *testing.T) {
 			t.Errorf("second round refreshed %d", run.Refreshed)
 		}
 	}
+}
+
+// roundAll runs one round of every keeper at once and sums what they
+// refreshed and looked at.
+func roundAll(ctx context.Context, keepers []*keeper.Keeper) (refreshed, checked int) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, k := range keepers {
+		wg.Go(func() {
+			run := k.Round(ctx)
+			mu.Lock()
+			refreshed += run.Refreshed
+			checked += run.Checked
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return refreshed, checked
 }
