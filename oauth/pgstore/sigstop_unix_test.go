@@ -80,8 +80,19 @@ func TestStoppedProcessNeverReplays(t *testing.T) {
 	srv.mu.Lock()
 	srv.onRefresh = func() {
 		once.Do(func() {
-			// The request is here; stop its sender before it reads the answer.
-			_ = (<-started).Signal(syscall.SIGSTOP)
+			// The request is here; stop its sender before it reads the
+			// answer. A stop takes effect when a thread of the child
+			// takes the signal, not when kill returns: answer only once
+			// the child is stopped, or a busy machine lets it read the
+			// answer first.
+			p := <-started
+			_ = p.Signal(syscall.SIGSTOP)
+			var ws syscall.WaitStatus
+			for {
+				if _, err := syscall.Wait4(p.Pid, &ws, syscall.WUNTRACED, nil); err != syscall.EINTR {
+					break
+				}
+			}
 			close(stopped)
 		})
 	}
