@@ -40,14 +40,14 @@ func (c *cli) status(ctx context.Context, args []string) error {
 			return err
 		}
 	} else {
-		loc, err := s.location()
+		where, err := s.where()
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "%s, profile %s: %s (%s %s)\n", c.displayName(), rep.Profile, loc.ReadPath, keyWord(s.provider), loc.Host)
+		fmt.Fprintf(c.stdout, "%s, profile %s: %s\n", c.displayName(), rep.Profile, where)
 		fmt.Fprintln(c.stdout, c.authLine(rep))
 	}
-	if rep.ReauthRequired {
+	if rep.ReauthRequired || !rep.Connected {
 		return silentExit(exitReauth) // the status said it already
 	}
 	return nil
@@ -112,7 +112,14 @@ func (c *cli) token(ctx context.Context, args []string) error {
 	}
 	tok, err := ts.TokenContext(ctx)
 	if errors.Is(err, oauth.ErrNoGrant) {
-		return &codedError{code: exitReauth, msg: fmt.Sprintf("Not signed in to %s with OAuth. Sign in: memconnect login%s", c.displayName(), c.profileHint)}
+		// A profile connected with an API key uses the key as its token.
+		if key, err := s.apiKey(ctx, c.env); err != nil || key != "" {
+			if err == nil {
+				_, err = fmt.Fprintln(c.stdout, key)
+			}
+			return err
+		}
+		return &codedError{code: exitReauth, msg: fmt.Sprintf("Not signed in to %s. Sign in: memconnect login%s", c.displayName(), c.profileHint)}
 	}
 	if err != nil {
 		return err

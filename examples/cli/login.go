@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +34,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	noBrowser := fs.Bool("no-browser", false, "print the link without opening a browser")
 	port := fs.Int("port", 8765, "loopback port for the browser's redirect (0: any free port)")
 	apiKey := fs.Bool("api-key", false, "store an API key instead of signing in: the key is read from stdin (asked for, without echo, on a terminal), never from the command line")
+	force := fs.Bool("force", false, "replace a sign-in that still works without asking")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		if *device {
 			return &usageError{msg: "login: use either --api-key or --device"}
 		}
-		return c.loginAPIKey(ctx, &cf)
+		return c.loginAPIKey(ctx, &cf, *force)
 	}
 	if *port < 0 || *port > 65535 {
 		return &usageError{msg: fmt.Sprintf("login: --port %d is not a port", *port)}
@@ -57,6 +57,9 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
+	if err := c.confirmReplace(ctx, s, *force); err != nil {
+		return err
+	}
 
 	installed := make(chan *oauth2.Token, 1)
 	req := provider.ConnectRequest{
@@ -153,19 +156,64 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "Peer name %q kept.\n", current)
 		return nil
 	}
+	if err := checkPeerName(consent); err != nil {
+		fmt.Fprintf(c.stdout, "The peer name given at consent was not saved: %s.\n", err)
+		return nil
+	}
 	return c.savePeerName(ctx, s, loc, consent)
 }
 
+// confirmReplace asks before login replaces a sign-in that still works.
+// With force it does not ask; without a terminal it refuses and says how
+// to go on. Ctrl-C or any answer but yes changes nothing.
+func (c *cli) confirmReplace(ctx context.Context, s *setup, force bool) error {
+	if force {
+		return nil
+	}
+	rep, err := s.conn.Status(ctx, s.profile, s.name)
+	if err != nil {
+		return err
+	}
+	if !rep.Connected || rep.ReauthRequired {
+		return nil
+	}
+	how := "OAuth"
+	if rep.Auth == provider.AuthAPIKey {
+		how = "an API key"
+	}
+	already := fmt.Sprintf("This profile is already signed in to %s with %s.", c.displayName(), how)
+	if !c.interactive {
+		return &codedError{code: exitFailed, msg: already + " Nothing was changed; to replace the sign-in, run the same command with --force."}
+	}
+	answer, err := c.ask(ctx, c.stdout, false, already+" Replace it? [y/N]: ")
+	switch {
+	case errors.Is(err, errInterrupted):
+		return fmt.Errorf("%w; nothing was changed", errInterrupted)
+	case err != nil && !errors.Is(err, io.EOF):
+		return err
+	}
+	if a := strings.ToLower(strings.TrimSpace(answer)); a == "y" || a == "yes" {
+		return nil
+	}
+	return &codedError{code: exitFailed, msg: "Kept the current sign-in; nothing was changed."}
+}
+
 // loginAPIKey reads an API key from stdin and stores it for the profile.
-func (c *cli) loginAPIKey(ctx context.Context, cf *common) error {
+func (c *cli) loginAPIKey(ctx context.Context, cf *common, force bool) error {
 	s, err := c.setup(cf, nil)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	if err := c.confirmReplace(ctx, s, force); err != nil {
+		return err
+	}
 	var key string
 	if c.interactive {
-		key, err = readSecret(c.stdin, func() { fmt.Fprintf(c.stderr, "API key for %s (not shown): ", c.displayName()) })
+		key, err = c.ask(ctx, c.stderr, true, fmt.Sprintf("API key for %s (not shown): ", c.displayName()))
+		if errors.Is(err, errInterrupted) {
+			return fmt.Errorf("%w; no API key was stored", errInterrupted)
+		}
 		fmt.Fprintln(c.stderr)
 	} else {
 		var b []byte
@@ -225,18 +273,41 @@ func consentPeerName(tok *oauth2.Token) string {
 }
 
 // askPeerName asks a person for the peer name, offering def, and stores the
-// answer as the root "peerName" of the config.
+// answer as the root "peerName" of the config. A name checkPeerName
+// refuses is asked again; Ctrl-C leaves the config as it is.
 func (c *cli) askPeerName(ctx context.Context, s *setup, loc provider.GrantLocation, def string) error {
-	fmt.Fprintf(c.stdout, "Peer name [%s]: ", def)
-	line, err := bufio.NewReader(c.stdin).ReadString('\n')
-	if err != nil && line == "" {
-		fmt.Fprintln(c.stdout) // no input: keep the default
+	if checkPeerName(def) != nil {
+		def = ""
 	}
-	name := strings.TrimSpace(line)
-	if name == "" {
-		name = def
+	for {
+		line, err := c.ask(ctx, c.stdout, false, fmt.Sprintf("Peer name [%s]: ", def))
+		switch {
+		case errors.Is(err, errInterrupted):
+			return fmt.Errorf("%w; you are signed in, and the peer name was not changed", errInterrupted)
+		case errors.Is(err, io.EOF):
+			fmt.Fprintln(c.stdout) // no more input: the default, if any
+			if def == "" {
+				fmt.Fprintln(c.stdout, "No peer name was saved.")
+				return nil
+			}
+			return c.savePeerName(ctx, s, loc, def)
+		case err != nil:
+			return err
+		}
+		name := strings.TrimSpace(line)
+		if name == "" {
+			name = def
+		}
+		if name == "" {
+			fmt.Fprintln(c.stdout, "Type a peer name: the name Honcho knows you by.")
+			continue
+		}
+		if err := checkPeerName(name); err != nil {
+			fmt.Fprintf(c.stdout, "That peer name cannot be used: %s. Type another.\n", err)
+			continue
+		}
+		return c.savePeerName(ctx, s, loc, name)
 	}
-	return c.savePeerName(ctx, s, loc, name)
 }
 
 // savePeerName stores name as the root "peerName" of the config.

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	memconnect login  [--provider NAME] [--profile P | --config FILE] [--host HOST] [--device | --api-key] [--no-browser] [--port N] [endpoint flags] [-v]
+//	memconnect login  [--provider NAME] [--profile P | --config FILE] [--host HOST] [--device | --api-key] [--no-browser] [--port N] [--force] [endpoint flags] [-v]
 //	memconnect status [--provider NAME] [--profile P | --config FILE] [--host HOST] [--json] [--store URL --store-key K] [-v]
 //	memconnect token  [--provider NAME] [--profile P | --config FILE] [--host HOST] [--store URL --store-key K] [-v]
 //	memconnect logout [--provider NAME] [--profile P | --config FILE] [--host HOST] [--revocation-url U] [-v]
@@ -20,8 +20,12 @@
 //
 // login asks for the peer name only when a person can answer (stdin is a
 // terminal); otherwise it keeps a peer name already set and takes the one
-// given at consent only when none is. Errors are one sentence on stderr;
-// -v adds the log lines and the whole error.
+// given at consent only when none is. Over a sign-in that still works,
+// login asks before replacing it, refuses without a terminal, and does
+// not ask with --force. An API key is checked where the router checks it
+// (Honcho: at HONCHO_API_KEY_CHECK_URL when set). Ctrl-C at any prompt
+// ends the command at once, changing nothing. Errors are one sentence on
+// stderr; -v adds the log lines and the whole error.
 //
 // Exit status: 0 success (logout when not signed in, too), 1 failure,
 // 2 usage error, 3 not signed in or the sign-in is no longer valid,

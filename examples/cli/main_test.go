@@ -32,6 +32,17 @@ import (
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
+// cliMainEnv, set in the environment, makes the test binary the command
+// itself: the tests on a pseudo-terminal run it as its own process.
+const cliMainEnv = "MEMCONNECT_CLI_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(cliMainEnv) == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
 // env is a process environment for run.
 type env map[string]string
 
@@ -138,8 +149,12 @@ func TestStatusLines(t *testing.T) {
 				testkit.WriteJSON(t, path, tt.config)
 			}
 			r := runCLI(t, e, append([]string{"status", "--config", path}, tt.args...)...)
-			if r.code != exitOK {
-				t.Fatalf("exit %d; stderr:\n%s", r.code, r.stderr)
+			want := exitOK
+			if strings.HasSuffix(tt.want, "not connected") {
+				want = exitReauth // as its help and the README say
+			}
+			if r.code != want {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, want, r.stderr)
 			}
 			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 			if got := lines[len(lines)-1]; got != tt.want {
@@ -528,6 +543,32 @@ func TestLoginDeviceMCP(t *testing.T) {
 	}
 }
 
+// token on a profile connected with an API key prints the key, from the
+// host block, the root of the config or HONCHO_API_KEY, and exits 0.
+func TestTokenAPIKey(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		config map[string]any
+		env    string
+	}{
+		{"host", map[string]any{"hosts": map[string]any{"hermes": map[string]any{"apiKey": "sk-host-0123456789"}}}, ""},
+		{"root", map[string]any{"apiKey": "sk-root-0123456789"}, ""},
+		{"env", map[string]any{}, "sk-env-0123456789"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			testkit.WriteJSON(t, filepath.Join(e["HOME"], ".hermes", "honcho.json"), tt.config)
+			if tt.env != "" {
+				e["HONCHO_API_KEY"] = tt.env
+			}
+			r := runCLI(t, e, "token")
+			if want := "sk-" + tt.name + "-0123456789\n"; r.code != exitOK || r.stdout != want {
+				t.Errorf("token: exit %d, stdout %q, stderr %q; want 0 and %q", r.code, r.stdout, r.stderr, want)
+			}
+		})
+	}
+}
+
 // TestTokenNotRefreshable: when the server cannot be reached, the library
 // fails open, but the CLI does not print a token that is already expired.
 func TestTokenNotRefreshable(t *testing.T) {
@@ -651,6 +692,17 @@ func TestStoreFlag(t *testing.T) {
 	if r := runCLI(t, e, "token", "--store", url); r.code != exitUsage || !strings.Contains(r.stderr, "--store-key") {
 		t.Errorf("--store without a key: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// status names the store it read, not a config file it did not.
+	r = runCLI(t, e, "status", "--store", url, "--store-key", key)
+	if first, _, _ := strings.Cut(r.stdout, "\n"); r.code != exitOK || !strings.Contains(first, "PostgreSQL database ") || strings.Contains(first, "honcho.json") {
+		t.Errorf("status --store: exit %d, first line %q", r.code, first)
+	}
+	// A key with the right ID and other bytes is named as the likely cause.
+	wrong := "k1:" + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("w", 32)))
+	r = runCLI(t, e, "token", "--store", url, "--store-key", wrong)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "This key does not open what key k1 sealed: is it the right key?") || strings.Contains(r.stderr, "changed") {
+		t.Errorf("a wrong key named k1: exit %d, stderr %q", r.code, r.stderr)
+	}
 }
 
 // expiredGrant is a Hermes home whose default profile holds an expired
@@ -736,7 +788,8 @@ func TestExitCodes(t *testing.T) {
 		code  int
 		match string
 	}{
-		{[]string{"token"}, exitReauth, "Not signed in to Honcho with OAuth. Sign in: memconnect login\n"},
+		{[]string{"token"}, exitReauth, "Not signed in to Honcho. Sign in: memconnect login\n"},
+		{[]string{"status"}, exitReauth, ""},
 		{[]string{"logout"}, exitOK, ""},
 		{[]string{"status", "--nope"}, exitUsage, "-nope"},
 	} {
@@ -780,5 +833,25 @@ func TestCommandHelp(t *testing.T) {
 				t.Errorf("%s -h lists %s, which it does not use", tt.cmd, f)
 			}
 		}
+	}
+}
+
+// Without a terminal, login over a sign-in that works refuses and says
+// how to replace it; --force replaces it without asking.
+func TestLoginAlreadySignedIn(t *testing.T) {
+	e := newEnv(t)
+	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
+	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": map[string]any{"apiKey": "hch-v2-old-0123456789"}}})
+	var stdout, stderr testkit.SyncBuffer
+	code := run(context.Background(), []string{"login", "--api-key"}, e.lookup, strings.NewReader("hch-v2-new-0123456789\n"), &stdout, &stderr)
+	if want := "This profile is already signed in to Honcho with an API key. Nothing was changed; to replace the sign-in, run the same command with --force.\n"; code != exitFailed || stderr.String() != want {
+		t.Errorf("exit %d %q, want %d %q", code, stderr.String(), exitFailed, want)
+	}
+	if got := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["apiKey"]; got != "hch-v2-old-0123456789" {
+		t.Errorf("apiKey = %v, want the old one kept", got)
+	}
+	code = run(context.Background(), []string{"login", "--api-key", "--force"}, e.lookup, strings.NewReader("hch-v2-new-0123456789\n"), &stdout, &stderr)
+	if got := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["apiKey"]; code != exitOK || got != "hch-v2-new-0123456789" {
+		t.Errorf("--force: exit %d, apiKey %v", code, got)
 	}
 }

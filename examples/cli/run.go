@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -97,6 +98,9 @@ type cli struct {
 
 	profileHint string // " --profile P" (and " --provider NAME") for messages, "" for the defaults
 	display     string // the provider's name for people; "" until setup
+
+	readOnce sync.Once   // starts the one reader of stdin, at the first prompt
+	lines    chan answer // the lines it read
 }
 
 // displayName is the provider's name for messages.
@@ -175,7 +179,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		fmt.Fprintf(stderr, "memconnect: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
 	}
-	if err != nil && ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, errInterrupted) {
 		err = fmt.Errorf("%w: %w", errInterrupted, err)
 	}
 	return c.exit(err)
@@ -307,7 +311,8 @@ func (c *cli) newFlagSet(name, does string) *flag.FlagSet {
 
 // setup is what a command works with once its flags are parsed.
 type setup struct {
-	close    func() // releases the store's connections
+	close    func()         // releases the store's connections
+	store    *pgstore.Store // --store; nil for the config files
 	conn     *provider.Connector
 	provider provider.Provider
 	name     string // the provider's name
@@ -414,6 +419,7 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 	}
 	conn := &provider.Connector{Registry: reg, Profiles: profiles, Flows: flows, Logger: c.logger()}
 	closeStore := func() {}
+	var shared *pgstore.Store
 	if cf.store != "" {
 		if cf.config != "" {
 			return nil, &usageError{msg: "use either --store or --config, not both"}
@@ -425,10 +431,11 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 		if err != nil {
 			return nil, err
 		}
-		conn.GrantStore, closeStore = st, closeFn
+		conn.GrantStore, closeStore, shared = st, closeFn, st
 	}
 	return &setup{
 		close:    closeStore,
+		store:    shared,
 		conn:     conn,
 		provider: pv,
 		name:     pv.Name(),
@@ -443,6 +450,37 @@ type fileProfile struct{}
 
 func (fileProfile) Resolve(string) (provider.Profile, error) {
 	return provider.Profile{Name: provider.DefaultProfile}, nil
+}
+
+// where says for people where the profile's sign-in is read from: the
+// shared store, or the config file and the key in it.
+func (s *setup) where() (string, error) {
+	if s.store != nil {
+		return s.store.String(), nil
+	}
+	loc, err := s.location()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s (%s %s)", loc.ReadPath, keyWord(s.provider), loc.Host), nil
+}
+
+// apiKey returns the API key the profile connects with, from its config
+// or, for Honcho, the environment; "" when it has none. A shared store
+// holds no API keys.
+func (s *setup) apiKey(ctx context.Context, env func(string) string) (string, error) {
+	if s.store != nil {
+		return "", nil
+	}
+	loc, err := s.location()
+	if err != nil {
+		return "", err
+	}
+	creds, err := s.conn.Stores().File(loc.ReadPath, loc.Layout).Credentials(ctx, loc.Host)
+	if err != nil || creds.APIKey != "" || s.name != honcho.Name {
+		return creds.APIKey, err
+	}
+	return strings.TrimSpace(env(honcho.EnvAPIKey)), nil
 }
 
 // location returns where the profile's grant lives.

@@ -1,31 +1,29 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// readSecret calls prompt and reads one line from r; when r is a
-// terminal, with echo turned off before the prompt, so that the key is not
-// shown on the screen.
-func readSecret(r io.Reader, prompt func()) (string, error) {
-	if f, ok := r.(*os.File); ok {
-		fd := int(f.Fd())
-		if t, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
-			quiet := *t
-			quiet.Lflag &^= unix.ECHO
-			if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err == nil {
-				defer unix.IoctlSetTermios(fd, unix.TCSETS, t)
-			}
-		}
+// hideInput turns the echo of the terminal r off, so that what is typed
+// is not shown, and returns what turns it back on. r that is not a
+// terminal is left alone.
+func hideInput(r io.Reader) (restore func()) {
+	f, ok := r.(*os.File)
+	if !ok {
+		return func() {}
 	}
-	prompt()
-	line, err := bufio.NewReader(r).ReadString('\n')
-	if err == io.EOF && line != "" {
-		err = nil
+	fd := int(f.Fd())
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return func() {}
 	}
-	return line, err
+	quiet := *t
+	quiet.Lflag &^= unix.ECHO
+	if unix.IoctlSetTermios(fd, unix.TCSETS, &quiet) != nil {
+		return func() {}
+	}
+	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, t) }
 }

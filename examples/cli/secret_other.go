@@ -2,18 +2,8 @@
 
 package main
 
-import (
-	"bufio"
-	"io"
-)
+import "io"
 
-// readSecret calls prompt and reads one line from r. Only the Linux build
-// turns the terminal's echo off.
-func readSecret(r io.Reader, prompt func()) (string, error) {
-	prompt()
-	line, err := bufio.NewReader(r).ReadString('\n')
-	if err == io.EOF && line != "" {
-		err = nil
-	}
-	return line, err
-}
+// hideInput would turn the terminal's echo off; only the Linux build
+// does.
+func hideInput(io.Reader) (restore func()) { return func() {} }

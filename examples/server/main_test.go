@@ -83,6 +83,14 @@ func (l *lines) waitFor(t *testing.T, re *regexp.Regexp, done <-chan error) []st
 // function that stops it and returns run's error.
 func server(t *testing.T, args ...string) (base string, stop func() error) {
 	t.Helper()
+	base, stop, _ = serverBanner(t, args...)
+	return base, stop
+}
+
+// serverBanner is server that also returns the lines printed after the
+// "listening on" line.
+func serverBanner(t *testing.T, args ...string) (base string, stop func() error, banner *lines) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	out := newLines()
 	done := make(chan error, 1)
@@ -102,7 +110,7 @@ func server(t *testing.T, args ...string) (base string, stop func() error) {
 		return err
 	}
 	t.Cleanup(func() { stop() })
-	return base, stop
+	return base, stop, out
 }
 
 func get(t *testing.T, target string, hdr ...string) (int, http.Header, string) {
@@ -405,7 +413,12 @@ func TestRunStore(t *testing.T) {
 			t.Errorf("-store-key %q: %v, want an error naming -store-key", key, err)
 		}
 	}
-	base, stop := server(t, "-dev", "-addr", "127.0.0.1:0", "-store", url, "-store-key", "k1:"+strings.Repeat("A", 43)+"=")
+	base, stop, banner := serverBanner(t, "-dev", "-addr", "127.0.0.1:0", "-store", url, "-store-key", "k1:"+strings.Repeat("A", 43)+"=")
+	// The banner names the store, never its credentials.
+	m := banner.waitFor(t, regexp.MustCompile(`^grants and pending sign-ins: (PostgreSQL database "\w+" on 127\.0\.0\.1:\d+) `), nil)
+	if cfg, _ := pgxpool.ParseConfig(url); cfg.ConnConfig.Password != "" && strings.Contains(m[0], cfg.ConnConfig.Password) {
+		t.Errorf("the banner shows the password: %q", m[0])
+	}
 	if status, _, body := get(t, base+"/api/memory/profiles/default/providers/honcho/status"); status != 200 || !strings.Contains(body, `"connected":false`) {
 		t.Errorf("status on the store = %d %s", status, body)
 	}
@@ -453,6 +466,10 @@ func TestRunDevExports(t *testing.T) {
 	go func() { done <- run(ctx, []string{"-dev", "-addr", "127.0.0.1:0"}, out, io.Discard) }()
 	base := out.waitFor(t, regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)$`), done)[1]
 	home := out.waitFor(t, regexp.MustCompile(`^Hermes home: (.+) \(temporary, removed on exit\)$`), done)[1]
+	// The MCP server's authorization server, where its device codes are
+	// approved, is named; the export line comes last.
+	out.waitFor(t, regexp.MustCompile(`^  its authorization server: http://127\.0\.0\.1:\d+ \(consent page to click; device codes at http://127\.0\.0\.1:\d+/device\)$`), done)
+	out.waitFor(t, regexp.MustCompile(`^More in examples/curl\.md`), done)
 	env := map[string]string{}
 	first := out.waitFor(t, regexp.MustCompile(`^  export (\w+)=(\S+) \\$`), done)
 	env[first[1]] = first[2]
@@ -478,6 +495,14 @@ func TestRunDevExports(t *testing.T) {
 		if u == "" || u == honcho.CloudAuthorizeURL || u == honcho.CloudTokenURL || !strings.HasPrefix(u, "http://127.0.0.1:") {
 			t.Errorf("the exported %s endpoint is %q, not the development server", name, u)
 		}
+	}
+	// API keys are checked where the server checks them.
+	hp := honcho.New(opts...)
+	if err := hp.CheckAPIKey(t.Context(), provider.Profile{}, devAPIKey); err != nil {
+		t.Errorf("the development key at the exported check URL: %v", err)
+	}
+	if err := hp.CheckAPIKey(t.Context(), provider.Profile{}, "hch-v2-not-the-dev-key"); !errors.Is(err, provider.ErrAPIKeyRejected) {
+		t.Errorf("another key at the exported check URL: %v, want it refused", err)
 	}
 	resp, err := http.PostForm(ep.TokenURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {ep.ClientID}})
 	if err != nil {

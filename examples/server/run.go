@@ -324,7 +324,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	printBanner(stdout, o, origin, home, tempHome, callbackBase, as, dev)
+	printBanner(stdout, o, origin, home, tempHome, callbackBase, as, dev, shared)
 
 	select {
 	case err := <-served:
@@ -464,7 +464,7 @@ func displayAddr(a net.Addr) string {
 // nothing: the development server runs on loopback and holds no data.
 const devAPIKey = "hch-v2-dev-0123456789abcdef"
 
-func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *honchotest.Server, dev *oauthtest.MCPServer) {
+func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *honchotest.Server, dev *oauthtest.MCPServer, shared *pgstore.Store) {
 	mode := "Honcho"
 	if o.dev {
 		mode = "development mode"
@@ -476,12 +476,16 @@ func printBanner(w io.Writer, o options, origin, home string, tempHome bool, cal
 		note = " (temporary, removed on exit)"
 	}
 	fmt.Fprintf(w, "Hermes home: %s%s\n", home, note)
+	if shared != nil {
+		fmt.Fprintf(w, "grants and pending sign-ins: %s (not in the Hermes home's config files)\n", shared)
+	}
 	if as != nil {
 		fmt.Fprintf(w, "development authorization server: %s (consent page to click; device codes at %s)\n", as.URL, as.DeviceVerificationURL())
 		fmt.Fprintf(w, "development API key (accepted by the apikey method): %s\n", devAPIKey)
 	}
 	if dev != nil {
 		fmt.Fprintf(w, "development MCP memory server: %s (provider devmemory: discovery, dynamic registration, resource indicators)\n", dev.URL)
+		fmt.Fprintf(w, "  its authorization server: %s (consent page to click; device codes at %s)\n", dev.AS.URL, dev.AS.DeviceVerificationURL())
 	}
 	if callbackBase != "" {
 		fmt.Fprintf(w, "browser sign-ins return to: %s/profiles/{profile}/providers/{provider}/callback\n", callbackBase)
@@ -499,11 +503,11 @@ func printBanner(w io.Writer, o options, origin, home string, tempHome bool, cal
 	fmt.Fprintf(w, "Or try:  curl -s%s %s/api/memory/providers\n", auth, origin)
 	fmt.Fprintf(w, "         curl -s%s -X POST %s/api/memory/profiles/default/providers/honcho/connect\n", auth, origin)
 	fmt.Fprintf(w, "         curl -s%s %s/api/memory/profiles/default/providers/honcho/status\n", auth, origin)
+	fmt.Fprintln(w, "More in examples/curl.md. Press Ctrl-C to stop.")
 	if as != nil {
 		fmt.Fprintln(w, "\nPoint the CLI (go build -o memconnect ./examples/cli) at the same home and server:")
 		fmt.Fprint(w, devExports(home, as))
 	}
-	fmt.Fprintln(w, "More in examples/curl.md. Press Ctrl-C to stop.")
 }
 
 // devExports is the shell line that points the CLI, through HERMES_HOME and
@@ -516,6 +520,7 @@ func devExports(home string, as *honchotest.Server) string {
 		{honcho.EnvDeviceAuthURL, as.DeviceAuthURL()},
 		{honcho.EnvRevocationURL, as.RevocationURL()},
 		{honcho.EnvIssuer, as.URL},
+		{honcho.EnvAPIKeyCheckURL, as.WhoAmIURL()},
 	}
 	var b strings.Builder
 	b.WriteString("  export")

@@ -100,7 +100,9 @@ func (s *sealer) open(sealed []byte, aad string) (string, error) {
 	}
 	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(aad))
 	if err != nil {
-		return "", fmt.Errorf("pgstore: a value sealed with key %q does not open: it was changed, or moved from another row", keyID)
+		// A key with the right ID but other bytes is by far the likeliest
+		// cause; a value changed or copied from another row fails alike.
+		return "", fmt.Errorf("pgstore: this key does not open what key %s sealed: is it the right key?", keyID)
 	}
 	return string(plain), nil
 }

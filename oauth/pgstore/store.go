@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -114,6 +116,13 @@ func New(ctx context.Context, pool *pgxpool.Pool, c Config) (*Store, error) {
 		s.owner = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 	}
 	return s, nil
+}
+
+// String names the database for people: `PostgreSQL database "memconnect"
+// on db.internal:5432`. It never holds the user name or the password.
+func (s *Store) String() string {
+	cc := s.pool.Config().ConnConfig
+	return fmt.Sprintf("PostgreSQL database %q on %s", cc.Database, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))))
 }
 
 // Describe implements [oauth.GrantStore].

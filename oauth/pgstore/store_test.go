@@ -121,6 +121,17 @@ func TestSealedAtRest(t *testing.T) {
 	if _, err := s3.Credentials(t.Context(), "hermes"); err == nil || strings.Contains(err.Error(), tok.RefreshToken) {
 		t.Fatalf("read without the key: %v", err)
 	}
+	// The store names its database for people, never the credentials.
+	if got := s.String(); !strings.HasPrefix(got, "PostgreSQL database ") || strings.Contains(got, "@") || strings.Contains(got, "password") {
+		t.Errorf("String() = %q", got)
+	}
+	// A key with the right ID and other bytes says so, and no more.
+	wrong := testKey("k1")
+	wrong.Secret[0] ^= 1
+	s4 := newStore(t, pool, pgstore.Config{Keys: []pgstore.Key{wrong}})
+	if _, err := s4.Credentials(t.Context(), "hermes"); err == nil || !strings.Contains(err.Error(), "this key does not open what key k1 sealed: is it the right key?") {
+		t.Errorf("read with a wrong key named k1: %v", err)
+	}
 	// A sealed value copied to another row does not open.
 	if _, err := pool.Exec(t.Context(), `INSERT INTO memconnect_grants (key, access_token, refresh_token, refresh_digest, client_id, token_endpoint)
 SELECT 'copy', access_token, refresh_token, refresh_digest, client_id, token_endpoint FROM memconnect_grants WHERE key = 'hermes'`); err != nil {

@@ -8,16 +8,17 @@ import (
 
 // The environment variables [FromEnv] reads.
 const (
-	EnvDashboard     = "HONCHO_OAUTH_DASHBOARD"       // base URL of the dashboard; authorize is "<base>/authorize"
-	EnvAuthorizeURL  = "HONCHO_OAUTH_AUTHORIZE_URL"   // authorization endpoint; wins over EnvDashboard
-	EnvTokenURL      = "HONCHO_OAUTH_TOKEN_URL"       // token endpoint
-	EnvDeviceAuthURL = "HONCHO_OAUTH_DEVICE_AUTH_URL" // device authorization endpoint
-	EnvRevocationURL = "HONCHO_OAUTH_REVOCATION_URL"  // RFC 7009 revocation endpoint (else discovered)
-	EnvIssuer        = "HONCHO_OAUTH_ISSUER"          // issuer for RFC 8414 discovery (else the token URL's origin)
-	EnvClientID      = "HONCHO_OAUTH_CLIENT_ID"       // client identifier
-	EnvScope         = "HONCHO_OAUTH_SCOPE"           // space-separated scopes
-	EnvTokenPrefix   = "HONCHO_OAUTH_TOKEN_PREFIX"    // access-token prefix; set and empty = any
-	EnvAPIKey        = "HONCHO_API_KEY"               // API key used when the config has none
+	EnvDashboard      = "HONCHO_OAUTH_DASHBOARD"       // base URL of the dashboard; authorize is "<base>/authorize"
+	EnvAuthorizeURL   = "HONCHO_OAUTH_AUTHORIZE_URL"   // authorization endpoint; wins over EnvDashboard
+	EnvTokenURL       = "HONCHO_OAUTH_TOKEN_URL"       // token endpoint
+	EnvDeviceAuthURL  = "HONCHO_OAUTH_DEVICE_AUTH_URL" // device authorization endpoint
+	EnvRevocationURL  = "HONCHO_OAUTH_REVOCATION_URL"  // RFC 7009 revocation endpoint (else discovered)
+	EnvIssuer         = "HONCHO_OAUTH_ISSUER"          // issuer for RFC 8414 discovery (else the token URL's origin)
+	EnvClientID       = "HONCHO_OAUTH_CLIENT_ID"       // client identifier
+	EnvScope          = "HONCHO_OAUTH_SCOPE"           // space-separated scopes
+	EnvTokenPrefix    = "HONCHO_OAUTH_TOKEN_PREFIX"    // access-token prefix; set and empty = any
+	EnvAPIKey         = "HONCHO_API_KEY"               // API key used when the config has none
+	EnvAPIKeyCheckURL = "HONCHO_API_KEY_CHECK_URL"     // an API URL that answers an authenticated GET: API keys are checked there before they are stored
 )
 
 // FromEnv returns the options the HONCHO_* environment variables ask for.
@@ -79,6 +80,13 @@ func FromEnv(lookup func(string) (string, bool)) ([]Option, error) {
 	}
 	if prefix, ok := lookup(EnvTokenPrefix); ok {
 		opts = append(opts, WithAccessTokenPrefix(strings.TrimSpace(prefix)))
+	}
+	check, err := urlVar(EnvAPIKeyCheckURL)
+	if err != nil {
+		return nil, err
+	}
+	if check != "" {
+		opts = append(opts, WithAPIKeyCheckURL(check, nil))
 	}
 	if key := get(EnvAPIKey); key != "" {
 		opts = append(opts, WithAPIKey(key))

@@ -2,12 +2,14 @@ package honcho_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // lookup is an os.LookupEnv over a map.
@@ -131,5 +133,27 @@ func TestFromEnvAPIKey(t *testing.T) {
 	}
 	if st.Auth != provider.AuthAPIKey || st.APIKeySource != "env" || st.APIKeyHint != "…6789" {
 		t.Errorf("Status = %+v, want the env API key", st)
+	}
+}
+
+// HONCHO_API_KEY_CHECK_URL makes API keys checked there before they are
+// stored; a key the server refuses is an *APIKeyError.
+func TestFromEnvAPIKeyCheckURL(t *testing.T) {
+	srv := honchotest.NewServer(honchotest.WithAPIKey("hch-v2-good-key-0123"))
+	defer srv.Close()
+	if _, err := honcho.FromEnv(lookup(map[string]string{"HONCHO_API_KEY_CHECK_URL": "not a url"})); err == nil || !strings.Contains(err.Error(), "HONCHO_API_KEY_CHECK_URL") {
+		t.Errorf("a bad check URL: %v", err)
+	}
+	opts, err := honcho.FromEnv(lookup(map[string]string{"HONCHO_API_KEY_CHECK_URL": srv.WhoAmIURL()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := honcho.New(opts...)
+	if err := p.CheckAPIKey(t.Context(), provider.Profile{}, "hch-v2-good-key-0123"); err != nil {
+		t.Errorf("the server's key: %v", err)
+	}
+	var ke *provider.APIKeyError
+	if err := p.CheckAPIKey(t.Context(), provider.Profile{}, "hch-v2-wrong-key-0123"); !errors.As(err, &ke) {
+		t.Errorf("a refused key: %v, want an *APIKeyError", err)
 	}
 }
