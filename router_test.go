@@ -107,10 +107,10 @@ func TestListProviders(t *testing.T) {
 		t.Fatalf("GET /providers = %d %s %q", x.Status, x.Header.Get("Content-Type"), x.Body)
 	}
 	want := `{"providers":[` +
-		`{"name":"boom","display_name":"Boom","auth_methods":[]},` +
-		`{"name":"broken","display_name":"Honcho","auth_methods":["browser","device","apikey"]},` +
 		`{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device","apikey"]},` +
-		`{"name":"nooauth","display_name":"Nooauth","auth_methods":[]}]}` + "\n"
+		`{"name":"broken","display_name":"Honcho","auth_methods":["browser","device","apikey"]},` +
+		`{"name":"nooauth","display_name":"Nooauth","auth_methods":[]},` +
+		`{"name":"boom","display_name":"Boom","auth_methods":[]}]}` + "\n" // as registered
 	if string(x.Body) != want {
 		t.Errorf("body =\n%s\nwant\n%s", x.Body, want)
 	}

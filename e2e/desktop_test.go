@@ -124,6 +124,8 @@ type pageState struct {
 	Description  string `json:"description"`  // #provider-text
 	Connect      string `json:"connect"`      // #connect-button label; "" when hidden
 	State        string `json:"state"`        // #connect-state; "" when hidden
+	Tone         string `json:"tone"`         // #connect-state's data-tone: ok (green), warn, info
+	Options      string `json:"options"`      // #provider-select's provider names, in order, comma-separated
 	Disconnect   bool   `json:"disconnect"`   // #disconnect-button shown
 	Status       string `json:"status"`       // #connect-status, the live region
 	StopWaiting  bool   `json:"stopWaiting"`  // #stop-waiting shown
@@ -141,6 +143,8 @@ const readPageState = `(() => {
     description: el("provider-text").textContent,
     connect: shown("connect-button") ? el("connect-button").textContent : "",
     state: shown("connect-state") ? el("connect-state").textContent : "",
+    tone: el("connect-state").getAttribute("data-tone") || "",
+    options: Array.from(el("provider-select").options).map((o) => o.value).filter((v) => v).join(","),
     disconnect: shown("disconnect-button"),
     status: el("connect-status").textContent,
     stopWaiting: shown("stop-waiting"),
@@ -217,7 +221,7 @@ func idle(st pageState) bool {
 // connected is the link of a provider connected with OAuth.
 func connected(st pageState) bool {
 	return st.Provider == honcho.Name && strings.HasPrefix(st.State, "Connected · token valid") && st.Connect == "Reconnect" &&
-		st.Disconnect && !st.StopWaiting
+		st.Disconnect && !st.StopWaiting && st.Tone == "ok"
 }
 
 // waiting is the link while a sign-in is pending in the browser.
@@ -559,8 +563,8 @@ func TestDesktopAPIKey(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("key-save"))); err != nil {
 		t.Fatalf("click Save key: %v", err)
 	}
-	st := waitPage(t, ctx, "connected with an API key", func(st pageState) bool {
-		return st.State == "Connected with an API key" && st.Status == "Connected to Honcho with an API key." && st.Disconnect
+	st := waitPage(t, ctx, "connected with an API key, in the same green as OAuth", func(st pageState) bool {
+		return st.State == "Connected with an API key" && st.Status == "Connected to Honcho with an API key." && st.Disconnect && st.Tone == "ok"
 	})
 	if st.Connected != 1 {
 		t.Errorf("memconnect:connected fired %d times, want 1", st.Connected)

@@ -182,6 +182,8 @@ func Wrap(code Code, err error, message string) *Error {
 //	flow.ErrClosed                                        internal 500 (shutting down)
 //	*flow.Failure                                         upstream_error 502 with its Detail,
 //	                                                      internal 500 for complete_failed and closed
+//	*provider.UnreachableError (no connection made)       upstream_error 502: the provider can't be
+//	                                                      reached from here, why, what to do
 //	*oauth.UpstreamError (discovery, registration, a       upstream_error 502 naming the server,
 //	step that timed out or was redirected)                the step and the reason
 //	*oauth2.RetrieveError, *oauth.RevokeError,
@@ -263,6 +265,9 @@ func lowerError(err error) *Error {
 		return Wrap(CodeInvalidRequest, err, "This server has no callback URL configured, so \"redirect\" cannot be \"callback\"; use \"loopback\" or leave it out.")
 	case errors.Is(err, flow.ErrInvalidState):
 		return Wrap(CodeInvalidRequest, err, "This sign-in link is not valid: it is unknown, expired or was already used. Start the sign-in again.")
+	}
+	if ue, ok := errors.AsType[*provider.UnreachableError](err); ok && ue != nil {
+		return Wrap(CodeUpstreamError, err, ue.Sentence()+".")
 	}
 	if ue, ok := errors.AsType[*oauth.UpstreamError](err); ok && ue != nil {
 		return Wrap(CodeUpstreamError, err, fmt.Sprintf("The server %s failed at the %s step: %s.", ue.URL, ue.Step, strings.TrimSuffix(ue.Reason(), ".")))

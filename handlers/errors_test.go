@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/provider"
 )
 
 // secret stands for a token value that must never reach a client.
@@ -144,6 +146,9 @@ func TestToError(t *testing.T) {
 			CodeInternal, "Something went wrong on our side.", nil},
 		{"upstream timeout", fmt.Errorf("mcp: Dev: %w", &oauth.UpstreamError{Step: oauth.StepProbe, URL: "https://mem.example/mcp", Err: context.DeadlineExceeded}),
 			CodeUpstreamError, "The server https://mem.example/mcp failed at the probe step: the server did not answer in time.", context.DeadlineExceeded},
+		{"unreachable", &provider.UnreachableError{Provider: "Supermemory", Host: "mcp.supermemory.ai",
+			Err: &oauth.UpstreamError{Step: oauth.StepProbe, URL: "https://mcp.supermemory.ai/mcp", Err: &net.DNSError{Name: "mcp.supermemory.ai", IsNotFound: true}}},
+			CodeUpstreamError, `Supermemory can't be reached from here (mcp.supermemory.ai: the host name "mcp.supermemory.ai" could not be resolved); check the internet connection, then try again.`, nil},
 		{"upstream rule", &oauth.UpstreamError{Step: oauth.StepServerMetadata, URL: "https://as.example/.well-known/x", Err: errors.New(`the document names issuer "https://evil.example", not "https://as.example"`)},
 			CodeUpstreamError, `failed at the server metadata step: the document names issuer "https://evil.example"`, nil},
 	}

@@ -13,7 +13,8 @@ import (
 //	{"providers": [{"name": "honcho", "display_name": "Honcho",
 //	                "auth_methods": ["browser", "device"]}]}
 //
-// Providers are sorted by name.
+// Providers come in the order the host registered them: its first is the
+// one a Connect page offers first.
 type providersResponse struct {
 	// Providers are the registered providers; never null.
 	Providers []providerInfo `json:"providers"`

@@ -52,6 +52,26 @@ func (e *UpstreamError) Unwrap() error { return e.Err }
 // Timeout reports whether the server did not answer in time.
 func (e *UpstreamError) Timeout() bool { return outbound.TimedOut(e.Err) }
 
+// Unreachable reports whether no connection to the server could be made:
+// its host name did not resolve, or the network, the host or the port
+// refused or did not answer the dial. Such a server is likely on the
+// internet while this machine is offline; a server that answered badly is
+// not unreachable.
+func (e *UpstreamError) Unreachable() bool {
+	var dns *net.DNSError
+	var op *net.OpError
+	switch {
+	case errors.As(e.Err, &dns),
+		errors.Is(e.Err, syscall.ECONNREFUSED),
+		errors.Is(e.Err, syscall.ENETUNREACH),
+		errors.Is(e.Err, syscall.EHOSTUNREACH):
+		return true
+	case errors.As(e.Err, &op):
+		return op.Op == "dial"
+	}
+	return false
+}
+
 // Reason says what went wrong, for a person: printable, at most a few
 // hundred characters, without the package prefixes of the cause.
 func (e *UpstreamError) Reason() string {

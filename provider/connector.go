@@ -469,8 +469,11 @@ func (c *Connector) callbackURL(t target) string {
 // pending. A device flow that the authorization server refuses to start
 // fails with a [*flow.Failure]. A server that does not answer within
 // ConnectTimeout, or answers what the rules refuse, fails with an
-// [*oauth.UpstreamError] naming it and the step.
-func (c *Connector) Connect(ctx context.Context, profileName, providerName string, req ConnectRequest) (StatusReport, error) {
+// [*oauth.UpstreamError] naming it and the step; one that could not be
+// reached at all (offline, no such host) with an [*UnreachableError]
+// wrapping it.
+func (c *Connector) Connect(ctx context.Context, profileName, providerName string, req ConnectRequest) (rep StatusReport, err error) {
+	defer func() { err = c.unreachable(providerName, err) }()
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.ConnectTimeout, DefaultConnectTimeout))
 	defer cancel()
 	t, fm, err := c.flowTarget(profileName, providerName)
@@ -589,7 +592,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	case err != nil:
 		return StatusReport{}, err
 	}
-	rep, err := c.report(ctx, t)
+	rep, err = c.report(ctx, t)
 	if err != nil {
 		return StatusReport{}, err
 	}
@@ -882,7 +885,8 @@ func (c *Connector) withoutStoreless(ms []AuthMethod) []AuthMethod {
 // without [AuthKey], or a Connector with a GrantStore (which keeps OAuth
 // grants only), fails with [ErrUnsupported]. The key never appears in an
 // error or a log line.
-func (c *Connector) ConnectAPIKey(ctx context.Context, profileName, providerName, key string) (StatusReport, error) {
+func (c *Connector) ConnectAPIKey(ctx context.Context, profileName, providerName, key string) (_ StatusReport, err error) {
+	defer func() { err = c.unreachable(providerName, err) }()
 	t, err := c.resolve(profileName, providerName)
 	if err != nil {
 		return StatusReport{}, err

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // ErrUnknownProvider reports a provider name that no [Registry] entry has.
@@ -17,8 +16,8 @@ var ErrDuplicateProvider = errors.New("provider: duplicate provider name")
 // built once with [NewRegistry] and never changed afterwards, so it is safe
 // for concurrent use.
 type Registry struct {
-	byName map[string]Provider
-	sorted []Provider
+	byName  map[string]Provider
+	ordered []Provider // as registered
 }
 
 // NewRegistry returns a registry of ps. It fails when a provider is nil, has
@@ -38,9 +37,8 @@ func NewRegistry(ps ...Provider) (*Registry, error) {
 			return nil, fmt.Errorf("%w %q", ErrDuplicateProvider, name)
 		}
 		r.byName[name] = p
-		r.sorted = append(r.sorted, p)
+		r.ordered = append(r.ordered, p)
 	}
-	slices.SortFunc(r.sorted, func(a, b Provider) int { return strings.Compare(a.Name(), b.Name()) })
 	return r, nil
 }
 
@@ -53,10 +51,12 @@ func (r *Registry) Lookup(name string) (Provider, bool) {
 	return p, ok
 }
 
-// List returns the registered providers sorted by name. The slice is a copy.
+// List returns the registered providers in the order [NewRegistry] was
+// given them, so that the host's first is offered first. The slice is a
+// copy.
 func (r *Registry) List() []Provider {
 	if r == nil {
 		return nil
 	}
-	return slices.Clone(r.sorted)
+	return slices.Clone(r.ordered)
 }

@@ -24,7 +24,7 @@ func TestRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(names(r.List()), ","), "honcho,letta,mem0,zep"; got != want {
+	if got, want := strings.Join(names(r.List()), ","), "mem0,honcho,zep,letta"; got != want {
 		t.Errorf("List() = %s, want %s", got, want)
 	}
 	if p, ok := r.Lookup("zep"); !ok || p.Name() != "zep" {
@@ -35,7 +35,7 @@ func TestRegistry(t *testing.T) {
 	}
 	l := r.List()
 	l[0] = fixture.FakeProvider{ID: "mutated"}
-	if r.List()[0].Name() != "honcho" {
+	if r.List()[0].Name() != "mem0" {
 		t.Error("List returned the registry's own slice")
 	}
 }
@@ -78,7 +78,7 @@ func TestNilRegistry(t *testing.T) {
 }
 
 func ExampleRegistry() {
-	r, err := provider.NewRegistry(fixture.FakeProvider{ID: "zep"}, fixture.FakeProvider{ID: "honcho"})
+	r, err := provider.NewRegistry(fixture.FakeProvider{ID: "honcho"}, fixture.FakeProvider{ID: "zep"})
 	if err != nil {
 		panic(err)
 	}

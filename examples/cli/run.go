@@ -215,8 +215,9 @@ func (c *cli) exit(err error) int {
 		fmt.Fprintf(c.stderr, "memconnect: %v\n", err) // the whole chain
 	}
 	var (
-		coded   *codedError
-		failure *flow.Failure
+		coded       *codedError
+		failure     *flow.Failure
+		unreachable *provider.UnreachableError
 	)
 	say := func(code int, format string, args ...any) int {
 		fmt.Fprintf(c.stderr, format+"\n", args...)
@@ -245,6 +246,8 @@ func (c *cli) exit(err error) int {
 		return say(exitFailed, "The API key was not stored: %s.", ke.Reason)
 	case errors.As(err, &failure):
 		return say(exitFailed, "%s", sentence(errors.New(failure.Detail)))
+	case errors.As(err, &unreachable):
+		return say(exitFailed, "%s", sentence(errors.New(unreachable.Sentence())))
 	case isUpstream(err):
 		ue, _ := errors.AsType[*oauth.UpstreamError](err)
 		return say(exitFailed, "%s", sentence(fmt.Errorf("the server %s failed at the %s step: %s", ue.URL, ue.Step, ue.Reason())))

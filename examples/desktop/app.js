@@ -47,7 +47,7 @@
     useCode: "Use a code instead",
     opening: "Opening the sign-in page…",
     waiting: "Waiting for browser consent…",
-    enterCode: (code) => `Enter the code ${code} on the sign-in page.`,
+    waitingCode: (code) => `Enter the code ${code} on the sign-in page. Waiting for it to be entered…`,
     gaveUp: "Still waiting? The sign-in window may have been closed.",
     done: (name) => `Connected to ${name}.`,
     disconnecting: "Disconnecting…",
@@ -265,7 +265,7 @@
     const key = methods().includes("apikey");
     if (keyOnly()) {
       if (s !== UNKNOWN && s.connected && s.auth === "apikey") {
-        return { label: TEXT.changeKey, state: TEXT.apiKey, tone: "info", disconnect: true };
+        return { label: TEXT.changeKey, state: TEXT.apiKey, tone: "ok", disconnect: true };
       }
       return { label: TEXT.enterKey, state: s === UNKNOWN ? "" : TEXT.signInNeeded };
     }
@@ -284,7 +284,8 @@
         s.token && typeof s.token.expires_in === "number" ? TEXT.connectedFor(who, duration(s.token.expires_in)) : TEXT.connectedAs(who);
       return { label: TEXT.reconnect, state: left, tone: "ok", disconnect: true };
     }
-    if (s.auth === "apikey") return { label: TEXT.connectOAuth, state: TEXT.apiKey, tone: "info", disconnect: true, key };
+    // Connected is connected, however: the same green as OAuth.
+    if (s.auth === "apikey") return { label: TEXT.connectOAuth, state: TEXT.apiKey, tone: "ok", disconnect: true, key };
     return { label: TEXT.connect, state: TEXT.signInNeeded, device, key };
   }
 
@@ -485,7 +486,7 @@
     }
     render("waiting");
     const code = typeof flow.user_code === "string" && flow.user_code ? flow.user_code : "";
-    setStatus(code ? `${TEXT.waiting} ${TEXT.enterCode(code)}` : TEXT.waiting, "waiting");
+    setStatus(code ? TEXT.waitingCode(code) : TEXT.waiting, "waiting");
     st.timers.giveUp = setTimeout(() => giveUp(seq), GIVE_UP_MS);
     schedulePoll(seq);
   }

@@ -142,9 +142,9 @@ func TestRunDev(t *testing.T) {
 		{"/api/hello", 200, `"hello":"world"`},
 		{"/", 200, "<html"},
 		{"/app.js", 200, "memconnect"},
-		{"/api/memory/providers", 200, `{"providers":[{"name":"devmemory","display_name":"Development memory (MCP)","auth_methods":["browser","device","apikey"]},` +
-			`{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device","apikey"]},` +
-			`{"name":"supermemory","display_name":"Supermemory","auth_methods":["browser","apikey"]}]}`},
+		{"/api/memory/providers", 200, `{"providers":[{"name":"honcho","display_name":"Honcho","auth_methods":["browser","device","apikey"]},` + // Honcho first
+			`{"name":"supermemory","display_name":"Supermemory","auth_methods":["browser","apikey"]},` +
+			`{"name":"devmemory","display_name":"Development memory (MCP)","auth_methods":["browser","device","apikey"]}]}`},
 		{"/api/memory/profiles/default/providers/honcho/status", 200, `"connected":false`},
 		{"/api/memory/nope", 404, `"error":"not_found"`},
 		{"/metrics", 200, "memconnect_keeper_runs_total 0"},
