@@ -6,7 +6,8 @@
 # postgresql is installed with apt-get when missing). Then it runs the e2e
 # module against a real Ory Hydra, panva's oidc-provider (a certified OpenID
 # provider, run by Debian's Node.js) and headless Chromium. The e2e step
-# installs Debian's chromium (and nodejs, npm) with apt-get when missing,
+# installs Debian's chromium (and nodejs, npm, and curl and jq for running
+# examples/curl.md) with apt-get when missing,
 # builds Hydra v2.3.0 from the Go module proxy and installs oidc-provider
 # from the npm registry once, into ~/.cache/memconnect (outside the repo).
 GO ?= go
@@ -23,6 +24,7 @@ unit:
 
 e2e:
 	bash scripts/install-chromium.sh
+	bash scripts/install-debian.sh curl jq
 	bash scripts/build-hydra.sh >/dev/null
 	bash scripts/install-oidc-provider.sh >/dev/null
 	cd e2e && $(GO) vet ./... && bash ../scripts/with-postgres.sh $(GO) test -count=1 -timeout 5m ./...

@@ -65,13 +65,12 @@ func cliBinaryDir(t testing.TB) string {
 	return filepath.Dir(cliBinary(t))
 }
 
-// startInstance runs examples/server on the shared store and returns its
-// base URL; the process is stopped when the test ends.
-func startInstance(t *testing.T, h *Hydra, storeURL, home, callbackBase string) string {
+// runServer runs examples/server with env and args until the test ends,
+// and returns its standard output.
+func runServer(t *testing.T, env []string, args ...string) io.Reader {
 	t.Helper()
-	cmd := exec.Command(serverBinary(t), "-addr", "127.0.0.1:0", "-home", home, "-store", storeURL, "-store-key", storeKey,
-		"-callback-base-url", callbackBase)
-	cmd.Env = append(cliEnv(h, t.TempDir(), home), "MEMCONNECT_STORE=", "MEMCONNECT_STORE_KEY=")
+	cmd := exec.Command(serverBinary(t), args...)
+	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +83,15 @@ func startInstance(t *testing.T, h *Hydra, storeURL, home, callbackBase string) 
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
+	return stdout
+}
+
+// startInstance runs examples/server on the shared store and returns its
+// base URL; the process is stopped when the test ends.
+func startInstance(t *testing.T, h *Hydra, storeURL, home, callbackBase string) string {
+	t.Helper()
+	stdout := runServer(t, append(cliEnv(h, t.TempDir(), home), "MEMCONNECT_STORE=", "MEMCONNECT_STORE_KEY="),
+		"-addr", "127.0.0.1:0", "-home", home, "-store", storeURL, "-store-key", storeKey, "-callback-base-url", callbackBase)
 	lines := bufio.NewScanner(stdout)
 	re := regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)$`)
 	for lines.Scan() {
