@@ -66,13 +66,19 @@ func (p *ptyCLI) typeText(t *testing.T, s string) {
 }
 
 // exit waits for the command to end, reading what it shows meanwhile, and
-// returns its exit status.
+// returns its exit status once all it showed has been read.
 func (p *ptyCLI) exit(t *testing.T) int {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case code := <-p.exited:
+			// What the command wrote is ahead of this in the terminal.
+			const end = "[the command ended]"
+			if _, err := p.term.WriteString(end); err != nil {
+				t.Fatal(err)
+			}
+			p.waitFor(t, end)
 			return code
 		case c := <-p.chunks:
 			p.out.WriteString(c)
@@ -239,5 +245,24 @@ func TestLoginAsksAndChecksOnPTY(t *testing.T) {
 	}
 	if !bytes.Equal(fileBytes(t, path), before) {
 		t.Error("the config changed")
+	}
+}
+
+// On a terminal, status exits 3 when not signed in, and token prints the
+// API key of a profile connected with one and exits 0.
+func TestExitCodesOnPTY(t *testing.T) {
+	e := newEnv(t)
+	p := startPTY(t, e, "status")
+	if code := p.exit(t); code != exitReauth || !strings.Contains(p.out.String(), "Auth: not connected") {
+		t.Errorf("status, not signed in: exit %d:\n%q", code, p.out.String())
+	}
+	testkit.WriteJSON(t, filepath.Join(e["HOME"], ".hermes", "honcho.json"), map[string]any{"hosts": map[string]any{"hermes": map[string]any{"apiKey": "hch-v2-pty-0123456789"}}})
+	p = startPTY(t, e, "token")
+	if code := p.exit(t); code != exitOK || !strings.Contains(p.out.String(), "hch-v2-pty-0123456789") {
+		t.Errorf("token with an API key: exit %d:\n%q", code, p.out.String())
+	}
+	p = startPTY(t, e, "status")
+	if code := p.exit(t); code != exitOK || !strings.Contains(p.out.String(), "Auth: API key") {
+		t.Errorf("status with an API key: exit %d:\n%q", code, p.out.String())
 	}
 }
