@@ -1,0 +1,62 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/memconnect/memconnect/events"
+	"github.com/memconnect/memconnect/oauth"
+)
+
+// ConnectAPIKey connects the profile to the provider with an API key: it
+// stores key where the provider's agent reads it (the profile's
+// [GrantLocation], in place of any grant, which is then revoked as
+// [Connector.Disconnect] does) and reports the resulting status. A pending
+// flow of the profile is cancelled first, so that it cannot overwrite the
+// key when it completes.
+//
+// The key is checked first: a malformed key, or one the provider's server
+// refuses ([KeyChecker]), fails with [ErrAPIKeyRejected]. A provider
+// without [AuthKey], or a Connector with a GrantStore (which keeps OAuth
+// grants only), fails with [ErrUnsupported]. The key never appears in an
+// error or a log line.
+func (c *Connector) ConnectAPIKey(ctx context.Context, profileName, providerName, key string) (_ StatusReport, err error) {
+	defer func() { err = c.unreachable(providerName, err) }()
+	t, err := c.resolve(profileName, providerName)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	if !slices.Contains(t.provider.AuthMethods(), AuthKey) {
+		return StatusReport{}, fmt.Errorf("%w: %s does not accept an API key", ErrUnsupported, t.provider.DisplayName())
+	}
+	if c.GrantStore != nil {
+		return StatusReport{}, fmt.Errorf("%w: this server keeps sign-ins in a shared store, which holds OAuth grants only, not API keys", ErrUnsupported)
+	}
+	if err := oauth.CheckAPIKey(key); err != nil {
+		return StatusReport{}, keyError(err)
+	}
+	if kc, ok := t.provider.(KeyChecker); ok {
+		err := kc.CheckAPIKey(ctx, t.profile, key)
+		c.observeKeyCheck(t.provider.Name(), err)
+		if err != nil {
+			return StatusReport{}, err
+		}
+	}
+	if c.Flows != nil {
+		c.Flows.Cancel(t.key)
+	}
+	ref, err := c.where(t, true)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	replaced, err := ref.grants.SetAPIKey(ctx, ref.key, key)
+	if err != nil {
+		return StatusReport{}, keyError(err)
+	}
+	c.publish(t.key, events.Connected)
+	if replaced != nil {
+		c.revoke(ctx, t, replaced)
+	}
+	return c.report(ctx, t)
+}

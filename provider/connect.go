@@ -1,0 +1,295 @@
+package provider
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/events"
+	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
+)
+
+// ConnectRequest is how a caller wants a flow started by [Connector.Connect].
+// Its zero value asks for the default: a browser flow, redirected to the
+// Connector's callback route when it has a callback base URL, else to a
+// loopback listener.
+type ConnectRequest struct {
+	// Method is the flow to run; empty means [flow.MethodBrowser].
+	Method flow.Method
+	// Source tags the authorize link with the surface that started it
+	// ("hermes-cli", "hermes-desktop"), so the consent page can adapt.
+	Source string
+	// Redirect is where a browser flow's authorization response goes;
+	// empty means the default above. It must be empty for a device flow.
+	Redirect flow.RedirectMode
+	// TokensOnly stores the tokens and skips the merge of the
+	// authorization server's "config" into the configuration file (the
+	// command-line client asks for the consent values itself).
+	TokensOnly bool
+	// Binding binds a browser flow in the callback redirect mode to the
+	// browser that started it ([flow.Request.Binding]): the hex SHA-256
+	// of a nonce that browser holds; "" for none (curl, the CLI).
+	Binding string
+	// OnInstalled, if not nil, is called with the token response after
+	// the grant is stored and before the flow becomes connected; the
+	// server's "config" arrives this way ([oauth2.Token.Extra]). It must
+	// not block.
+	OnInstalled func(*oauth2.Token)
+}
+
+// DefaultConnectTimeout is [Connector.ConnectTimeout]'s default: well
+// under the write timeout of a server that answers connect requests.
+const DefaultConnectTimeout = 20 * time.Second
+
+// Connect starts an authorization flow that connects the profile to the
+// provider, or returns the pending one when a flow of the same method and
+// redirect mode is already running. When the person consents, the grant is
+// stored in the provider's [GrantLocation].WritePath under its Host, with
+// the server's "config" merged into the file unless req.TokensOnly.
+//
+// Connect fails with [ErrUnsupported] when the provider has no OAuth or not
+// the requested method, with [ErrNoCallbackURL] for a callback redirect
+// without a callback base URL, and with [ErrConflict] (wrapping
+// [flow.ErrConflict]) when a flow of another method or redirect mode is
+// pending. A device flow that the authorization server refuses to start
+// fails with a [*flow.Failure]. A server that does not answer within
+// ConnectTimeout, or answers what the rules refuse, fails with an
+// [*oauth.UpstreamError] naming it and the step; one that could not be
+// reached at all (offline, no such host) with an [*UnreachableError]
+// wrapping it.
+func (c *Connector) Connect(ctx context.Context, profileName, providerName string, req ConnectRequest) (rep StatusReport, err error) {
+	defer func() { err = c.unreachable(providerName, err) }()
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.ConnectTimeout, DefaultConnectTimeout))
+	defer cancel()
+	t, fm, err := c.flowTarget(profileName, providerName)
+	if err == nil {
+		err = t.needOAuth()
+	}
+	if err != nil {
+		return StatusReport{}, err
+	}
+	if req.Method == "" {
+		req.Method = flow.MethodBrowser
+	}
+	var callbackURL string
+	if req.Method == flow.MethodDevice && req.Redirect != "" {
+		return StatusReport{}, fmt.Errorf("%w: a device flow has no redirect mode", flow.ErrInvalidRequest)
+	}
+	if req.Method == flow.MethodBrowser {
+		if req.Redirect == "" {
+			req.Redirect = flow.RedirectLoopback
+			if c.CallbackBaseURL != "" {
+				req.Redirect = flow.RedirectCallback
+			}
+		}
+		if req.Redirect == flow.RedirectCallback {
+			if callbackURL = c.callbackURL(t); callbackURL == "" {
+				return StatusReport{}, ErrNoCallbackURL
+			}
+		}
+	}
+	methods := t.provider.AuthMethods()
+	if md, ok := t.provider.(MethodDiscoverer); ok && req.Method == flow.MethodDevice {
+		methods = md.DiscoverMethods(ctx) // the device flow is what the server announces
+	}
+	if !slices.Contains(methods, AuthMethod(req.Method)) {
+		return StatusReport{}, fmt.Errorf("%w: %s does not support the %s flow", ErrUnsupported, t.provider.DisplayName(), quoteShort(string(req.Method)))
+	}
+	ep, deviceOK, err := c.connectEndpoints(ctx, t, req.Method == flow.MethodDevice)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	if needs := c.needsScopes(t); len(needs) > 0 {
+		// Step-up: what the grant had and what a resource asked for.
+		if st, err := c.status(ctx, t); err == nil && st.Token != nil {
+			ep.Scopes = union(ep.Scopes, strings.Fields(st.Token.Scope))
+		}
+		ep.Scopes = union(ep.Scopes, needs)
+	}
+	if req.Method == flow.MethodDevice && (!deviceOK || ep.DeviceAuthURL == "") {
+		return StatusReport{}, fmt.Errorf("%w: %s does not announce the device flow in its metadata (RFC 8414)", ErrUnsupported, t.provider.DisplayName())
+	}
+	if ep.AuthorizeURL == "" || ep.TokenURL == "" {
+		return StatusReport{}, fmt.Errorf("provider: %s has no authorization or token endpoint configured or discoverable", t.provider.DisplayName())
+	}
+	ref, err := c.where(t, true)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	params := url.Values{}
+	if ep.AuthParams != nil {
+		params = maps.Clone(ep.AuthParams)
+	}
+	if req.Source != "" {
+		params.Set("source", req.Source)
+	}
+	if req.Method == flow.MethodBrowser && slices.Contains(ep.Scopes, "offline_access") && !params.Has("prompt") {
+		// OpenID Connect Core section 11: a provider grants offline_access
+		// (a refresh token) only with prompt=consent; without it, a
+		// certified provider drops the scope.
+		params.Set("prompt", "consent")
+	}
+	var tokenParams url.Values
+	if ep.Resource != "" {
+		params.Set("resource", ep.Resource)
+		tokenParams = url.Values{"resource": {ep.Resource}}
+	}
+	var rejected func()
+	if r, ok := t.provider.(Registrar); ok {
+		rejected = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			r.ClientRejected(ctx, t.profile, ep.ClientID, c.Stores())
+		}
+	}
+	fr := flow.Request{
+		Key:         t.key,
+		Method:      req.Method,
+		Redirect:    req.Redirect,
+		CallbackURL: callbackURL,
+		Config: oauth2.Config{
+			ClientID: ep.ClientID,
+			Endpoint: oauth2.Endpoint{
+				AuthURL:       ep.AuthorizeURL,
+				TokenURL:      ep.TokenURL,
+				DeviceAuthURL: ep.DeviceAuthURL,
+				AuthStyle:     oauth2.AuthStyleInParams,
+			},
+			Scopes: slices.Clone(ep.Scopes),
+		},
+		AuthParams:      params,
+		TokenParams:     tokenParams,
+		ClientRejected:  rejected,
+		Unanswered:      rejected,
+		DeviceSupported: deviceOK,
+		Issuer:          ep.Issuer,
+		IssuerRequired:  ep.IssuerInResponse,
+		Binding:         bindingFor(req),
+		DisplayName:     t.provider.DisplayName(),
+		Complete:        c.installer(t.key, ref, ep, req),
+	}
+	f, err := fm.Start(ctx, fr)
+	switch {
+	case errors.Is(err, flow.ErrConflict):
+		return StatusReport{}, fmt.Errorf("%w: %w", ErrConflict, err)
+	case errors.Is(err, flow.ErrDeviceUnsupported):
+		return StatusReport{}, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	case err != nil:
+		return StatusReport{}, err
+	}
+	rep, err = c.report(ctx, t)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	rep.Flow = &f
+	return rep, nil
+}
+
+// Resume returns how to store the grant of a browser flow for key that
+// another instance started and this one completes: what [Connector.Connect]
+// would have given the flow, with the server's config merged, for the
+// client and token endpoint of cfg, the flow's configuration as the
+// starting instance recorded it (a client registered there may be unknown
+// here). Pass it as [flow.Config.Resume] of a flow manager that shares its
+// Store with other instances (memconnect.New does so for the manager it
+// makes).
+func (c *Connector) Resume(ctx context.Context, key flow.Key, cfg oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
+	t, err := c.oauthTarget(key.Profile, key.Provider)
+	if err != nil {
+		return nil, err
+	}
+	ep, _, err := c.endpoints(ctx, t, false)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ClientID != "" {
+		ep.ClientID, ep.TokenURL = cfg.ClientID, cfg.Endpoint.TokenURL
+	}
+	ref, err := c.where(t, true)
+	if err != nil {
+		return nil, err
+	}
+	return c.installer(key, ref, ep, ConnectRequest{}), nil
+}
+
+// installer returns the Complete function of a flow: it stores the grant
+// and, in a config file, merges the server's "config" object into it
+// (unless req.TokensOnly).
+func (c *Connector) installer(key flow.Key, ref grantRef, ep Endpoints, req ConnectRequest) func(context.Context, *oauth2.Token) error {
+	return func(ctx context.Context, tok *oauth2.Token) error {
+		base := oauth.Grant{ClientID: ep.ClientID, TokenEndpoint: ep.TokenURL, Scope: ref.scope, TokenType: "Bearer", Resource: ep.Resource}
+		if _, err := ref.grants.Install(ctx, ref.key, tok, base); err != nil {
+			return err
+		}
+		// The merge never writes a grant member, so it cannot undo the
+		// install.
+		if cfg, ok := tok.Extra("config").(map[string]any); ok && !req.TokensOnly && ref.file != nil {
+			if err := ref.file.MergeConfig(ctx, ref.key, cfg); err != nil {
+				return err
+			}
+		}
+		c.publish(key, events.Connected)
+		if req.OnInstalled != nil {
+			req.OnInstalled(tok)
+		}
+		return nil
+	}
+}
+
+// Cancel cancels the profile's pending flow for the provider, freeing its
+// loopback port, and reports the resulting status. Cancelling when no flow
+// is pending is not an error.
+func (c *Connector) Cancel(ctx context.Context, profileName, providerName string) (StatusReport, error) {
+	t, fm, err := c.flowTarget(profileName, providerName)
+	if err != nil {
+		return StatusReport{}, err
+	}
+	fm.Cancel(t.key)
+	return c.Status(ctx, profileName, providerName)
+}
+
+// Callback completes a browser flow whose redirect URI is the router's
+// callback route, with the query of the authorization response. A query
+// with no or an unknown state changes nothing.
+func (c *Connector) Callback(ctx context.Context, profileName, providerName string, query url.Values) (flow.Flow, error) {
+	return c.CallbackBound(ctx, profileName, providerName, query, "")
+}
+
+// CallbackBound is [Connector.Callback] for a request that presents the
+// browser nonce of [ConnectRequest.Binding] ("" for none).
+func (c *Connector) CallbackBound(ctx context.Context, profileName, providerName string, query url.Values, nonce string) (flow.Flow, error) {
+	t, fm, err := c.flowTarget(profileName, providerName)
+	if err != nil {
+		return flow.Flow{}, err
+	}
+	return fm.CallbackBound(ctx, t.key, query, nonce)
+}
+
+// bindingFor is the browser binding of req's flow: only a browser flow
+// redirected to the callback route is bound (the loopback listener and the
+// device flow are not reached by that browser's cookies).
+func bindingFor(req ConnectRequest) string {
+	if req.Method != flow.MethodBrowser || req.Redirect != flow.RedirectCallback {
+		return ""
+	}
+	return req.Binding
+}
+
+// Wait blocks until the profile's flow for the provider leaves the pending
+// state or ctx is done, and returns the flow.
+func (c *Connector) Wait(ctx context.Context, profileName, providerName string) (flow.Flow, error) {
+	t, fm, err := c.flowTarget(profileName, providerName)
+	if err != nil {
+		return flow.Flow{}, err
+	}
+	return fm.Wait(ctx, t.key)
+}

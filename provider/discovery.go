@@ -1,0 +1,145 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/oauth"
+)
+
+// discovered is a cached RFC 8414 metadata lookup (nil metadata: it failed).
+type discovered struct {
+	md *oauth.Metadata
+	at time.Time
+}
+
+// metadataTTL is how long discovered metadata (or a failed lookup) is reused.
+const metadataTTL = 10 * time.Minute
+
+// metadata discovers the issuer's RFC 8414 metadata, reusing a lookup made
+// within metadataTTL. It returns nil when discovery fails.
+func (c *Connector) metadata(ctx context.Context, issuer string) *oauth.Metadata {
+	if issuer == "" {
+		return nil
+	}
+	now := c.now()
+	c.mdMu.Lock()
+	if d, ok := c.md[issuer]; ok && now.Sub(d.at) < metadataTTL {
+		c.mdMu.Unlock()
+		return d.md
+	}
+	c.mdMu.Unlock()
+	md, err := oauth.Discover(ctx, c.httpClient(), issuer)
+	if err != nil {
+		c.Logger.Debug().Err(err).Str("issuer", issuer).Msg("metadata discovery failed")
+		md = nil
+	}
+	c.mdMu.Lock()
+	if c.md == nil {
+		c.md = make(map[string]discovered)
+	}
+	c.md[issuer] = discovered{md: md, at: now}
+	c.mdMu.Unlock()
+	return md
+}
+
+// endpoints returns the provider's endpoints with the ones it left empty
+// filled from the issuer's metadata (RFC 8414), and whether that metadata
+// announces the device flow. Discovery is asked only when something is
+// missing or the device flow is wanted; it fails closed.
+func (c *Connector) endpoints(ctx context.Context, t target, device bool) (Endpoints, bool, error) {
+	ep, err := t.provider.Endpoints(ctx, t.profile)
+	if err != nil {
+		return Endpoints{}, false, err
+	}
+	if !device && ep.AuthorizeURL != "" && ep.TokenURL != "" && ep.RevocationURL != "" {
+		return ep, false, nil
+	}
+	md := c.metadata(ctx, ep.Issuer)
+	if md != nil && md.AuthorizationResponseIssParameterSupported {
+		ep.IssuerInResponse = true
+	}
+	e := oauth2.Endpoint{AuthURL: ep.AuthorizeURL, TokenURL: ep.TokenURL, DeviceAuthURL: ep.DeviceAuthURL}
+	md.Fill(&e, &ep.RevocationURL)
+	ep.AuthorizeURL, ep.TokenURL, ep.DeviceAuthURL = e.AuthURL, e.TokenURL, e.DeviceAuthURL
+	return ep, md.SupportsDeviceFlow(), nil
+}
+
+// connectEndpoints is endpoints for a new flow: a [Registrar] is asked for
+// a client for the redirect URIs this Connector uses.
+func (c *Connector) connectEndpoints(ctx context.Context, t target, device bool) (Endpoints, bool, error) {
+	r, ok := t.provider.(Registrar)
+	if !ok {
+		return c.endpoints(ctx, t, device)
+	}
+	req := c.clientRequest(t)
+	req.RejectedClientID = c.rejectedClient(ctx, t)
+	ep, err := r.Client(ctx, t.profile, req, c.Stores())
+	return ep, ep.DeviceAuthURL != "", err
+}
+
+// rejectedClient is the client of t's grant when the authorization server
+// rejected the grant for its client (invalid_client, unauthorized_client),
+// else "".
+func (c *Connector) rejectedClient(ctx context.Context, t target) string {
+	ref, err := c.where(t, false)
+	if err != nil {
+		return ""
+	}
+	var creds oauth.Credentials
+	if c.GrantStore != nil {
+		creds, err = c.GrantStore.Credentials(ctx, ref.key)
+	} else {
+		creds, err = ref.file.Credentials(ctx, ref.key)
+	}
+	if err != nil || creds.Grant == nil || (creds.Rejected != "invalid_client" && creds.Rejected != "unauthorized_client") {
+		return ""
+	}
+	return creds.Grant.ClientID
+}
+
+// clientRequest is what t's client is obtained for.
+func (c *Connector) clientRequest(t target) ClientRequest {
+	var req ClientRequest
+	if cb := c.callbackURL(t); cb != "" {
+		req.RedirectURIs = append(req.RedirectURIs, cb)
+		if strings.HasPrefix(cb, "https://") {
+			req.MetadataURL = strings.TrimSuffix(cb, "/callback") + "/client-metadata"
+		}
+	}
+	if c.Flows != nil {
+		req.RedirectURIs = append(req.RedirectURIs, c.Flows.LoopbackRedirectURI())
+	}
+	return req
+}
+
+// ClientMetadata returns the Client ID Metadata Document of the profile
+// for the provider: a public client whose client_id is the URL the host
+// serves it at (CallbackBaseURL + "/profiles/{profile}/providers/{provider}/client-metadata")
+// and whose redirect URIs are the callback route and the loopback
+// listener. Only a [Registrar] has one, and only with an https callback
+// base URL; else it fails with [ErrUnsupported].
+func (c *Connector) ClientMetadata(profileName, providerName string) (oauth.ClientMetadataDocument, error) {
+	t, err := c.resolve(profileName, providerName)
+	if err != nil {
+		return oauth.ClientMetadataDocument{}, err
+	}
+	req := c.clientRequest(t)
+	if _, ok := t.provider.(Registrar); !ok || req.MetadataURL == "" {
+		return oauth.ClientMetadataDocument{}, fmt.Errorf("%w: %s has no client metadata document here (it needs an https callback base URL)", ErrUnsupported, t.provider.DisplayName())
+	}
+	return oauth.ClientMetadataDocument{
+		ClientID: req.MetadataURL,
+		ClientMetadata: oauth.ClientMetadata{
+			RedirectURIs:            req.RedirectURIs,
+			ClientName:              "memconnect",
+			GrantTypes:              []string{"authorization_code", "refresh_token"},
+			ResponseTypes:           []string{"code"},
+			TokenEndpointAuthMethod: "none",
+		},
+	}, nil
+}
