@@ -1,6 +1,15 @@
 package flow
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/internal/wire"
+)
 
 // Errors of the authorization flows, for [errors.Is].
 var (
@@ -65,3 +74,45 @@ func (e *Failure) Error() string { return "flow: " + e.Code + ": " + e.Detail }
 
 // Unwrap returns the cause.
 func (e *Failure) Unwrap() error { return e.Err }
+
+// authorizationError is the Failure for an error= callback
+// (RFC 6749 section 4.1.2.1). The server's words are kept, cleaned and
+// shortened; pages escape them.
+func authorizationError(code, desc string) *Failure {
+	if code == "access_denied" {
+		return &Failure{Code: CodeAccessDenied, Detail: detailDenied}
+	}
+	detail := "The authorization server refused the sign-in: " + wire.Printable(code, 64)
+	if desc = wire.Printable(desc, 200); desc != "" {
+		detail += " (" + desc + ")"
+	}
+	return &Failure{Code: CodeAuthorization, Detail: detail}
+}
+
+// tokenError classifies a failure of a token or device endpoint request.
+func tokenError(code, detail string, err error) *Failure {
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re) && re.Response != nil && re.Response.StatusCode == http.StatusTooManyRequests:
+		return &Failure{Code: CodeRateLimited, Detail: detailRateLimited, Err: err}
+	case errors.As(err, &re):
+		return &Failure{Code: code, Detail: detail, Err: err}
+	default:
+		return &Failure{Code: code, Detail: detailUnreachable, Err: err}
+	}
+}
+
+// causeForLog describes err for a log line without risking a secret: of an
+// [*oauth2.RetrieveError] only the status and error code (its body could echo
+// the request).
+func causeForLog(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		s := re.ErrorCode
+		if re.Response != nil {
+			s = strings.TrimSpace(fmt.Sprintf("%d %s", re.Response.StatusCode, s))
+		}
+		return "oauth2 retrieve error " + s
+	}
+	return err.Error()
+}

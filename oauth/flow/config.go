@@ -1,0 +1,135 @@
+package flow
+
+import (
+	"cmp"
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/oauth2"
+)
+
+// Defaults of a [Manager].
+const (
+	// DefaultLoopbackAddr is where the loopback listener binds first: the
+	// port the Honcho client is registered with, on the IPv4 loopback
+	// literal (RFC 8252 sections 7.3 and 8.3).
+	DefaultLoopbackAddr = "127.0.0.1:8765"
+
+	// StateTTL is how long the state parameter of a browser flow, and so
+	// the flow, stays answerable.
+	StateTTL = 10 * time.Minute
+
+	// DefaultLoopbackTimeout is how long a loopback listener waits for the
+	// browser before the flow ends with [CodeTimedOut].
+	DefaultLoopbackTimeout = 5 * time.Minute
+
+	// DefaultErrorReset is how long a flow that ended in [StateError] is
+	// reported before the key reverts to [StateIdle].
+	DefaultErrorReset = 60 * time.Second
+
+	// DefaultConnectedReset is how long a flow that ended in
+	// [StateConnected] is reported before the key reverts to [StateIdle]:
+	// long enough for any poller to see it.
+	DefaultConnectedReset = 5 * time.Minute
+
+	// exchangeTimeout bounds the code exchange, and separately the
+	// Complete call, of one flow.
+	exchangeTimeout = 30 * time.Second
+)
+
+// Config configures a [Manager]. The zero value is ready to use: every
+// field has a default.
+type Config struct {
+	// Clock runs state expiry, the loopback timeout and the reset of
+	// finished flows; nil means the time package. The polling of a device
+	// flow is paced by [oauth2.Config.DeviceAccessToken] on real time.
+	Clock Clock
+
+	// HTTPClient makes the code exchange and the device flow requests; nil
+	// means a client with a 30 second timeout.
+	HTTPClient *http.Client
+
+	// Logger receives a line per flow started and ended; the zero value
+	// discards. Flow ids, keys, methods and outcomes are logged; codes,
+	// verifiers, state parameters, tokens and callback queries never are.
+	Logger zerolog.Logger
+
+	// Store keeps the state parameter and PKCE verifier of each pending
+	// browser flow until its callback claims them; nil means an in-memory
+	// store of this Manager's own.
+	Store Store
+
+	// LoopbackAddr is where the loopback listener binds first; "" means
+	// [DefaultLoopbackAddr]. The host must be a loopback IP literal. When
+	// the port is taken the listener binds an OS-assigned port on the same
+	// IP instead (RFC 8252 section 7.3 lets the client pick any port).
+	LoopbackAddr string
+
+	// LoopbackTimeout is how long a loopback listener waits for the
+	// browser; zero means [DefaultLoopbackTimeout].
+	LoopbackTimeout time.Duration
+
+	// ErrorReset is how long a failed or cancelled flow is reported before
+	// its key reverts to [StateIdle]; zero means [DefaultErrorReset].
+	ErrorReset time.Duration
+
+	// ConnectedReset is how long a connected flow is reported before its
+	// key reverts to [StateIdle]; zero means [DefaultConnectedReset].
+	ConnectedReset time.Duration
+
+	// Resume, if not nil, completes browser flows that another instance
+	// started: a callback whose key has no flow here claims the state from
+	// the (shared) Store, exchanges the code, and stores the grant with
+	// the function Resume returns for the key and the flow's client and
+	// endpoints (cfg, as the starting instance recorded them). Without it
+	// such a callback is [ErrInvalidState], and the Store is not asked.
+	Resume func(ctx context.Context, key Key, cfg oauth2.Config) (complete func(context.Context, *oauth2.Token) error, err error)
+
+	// OnChange, if not nil, is told every flow of this Manager that starts
+	// (pending) or ends (connected, error, or idle when cancelled), with
+	// the flow as Status reports it: nothing secret. It is called with the
+	// Manager's lock held, so it must return at once and must not call the
+	// Manager; hand the flow to a channel or an event bus.
+	OnChange func(key Key, f Flow)
+}
+
+// NewManager returns a Manager configured by c; see [Config] for the
+// defaults.
+func NewManager(c Config) *Manager {
+	m := &Manager{
+		clock:           c.Clock,
+		client:          c.HTTPClient,
+		log:             c.Logger,
+		store:           c.Store,
+		loopbackAddr:    cmp.Or(c.LoopbackAddr, DefaultLoopbackAddr),
+		loopbackTimeout: positive(c.LoopbackTimeout, DefaultLoopbackTimeout),
+		errorReset:      positive(c.ErrorReset, DefaultErrorReset),
+		connectedReset:  positive(c.ConnectedReset, DefaultConnectedReset),
+		resume:          c.Resume,
+		onChange:        c.OnChange,
+		flows:           make(map[Key]*flowRecord),
+	}
+	if m.clock == nil {
+		m.clock = systemClock{}
+	}
+	if m.client == nil {
+		m.client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if m.store == nil {
+		m.store = newMemoryStore()
+	} else {
+		m.store = boundedStore{m.store, storeTimeout}
+	}
+	m.ctx, m.stop = context.WithCancel(context.Background())
+	return m
+}
+
+// positive returns d, or def when d is not positive.
+func positive(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
