@@ -369,15 +369,15 @@ func New(cfg Config) (*Router, error) {
 		if sessions, err = connsession.New(cfg.SessionKeys); err != nil {
 			return nil, fmt.Errorf("memconnect: Config.SessionKeys: %w", err)
 		}
-		sessionOpts = append(sessionOpts, middleware.WithConnectSessions(func(tok string) (handlers.ConnectSession, bool, error) {
+		sessionOpts = append(sessionOpts, middleware.WithConnectSessions(func(tok string) (string, []string, bool, error) {
 			if !connsession.Is(tok) {
-				return handlers.ConnectSession{}, false, nil
+				return "", nil, false, nil
 			}
 			c, err := sessions.Verify(tok, clock())
 			if errors.Is(err, connsession.ErrExpired) {
 				err = fmt.Errorf("%w: %w", middleware.ErrSessionExpired, err)
 			}
-			return handlers.ConnectSession{Profile: c.Profile, Providers: c.Providers}, true, err
+			return c.Profile, c.Providers, true, err
 		}))
 	}
 

@@ -1,11 +1,12 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"slices"
 
+	"github.com/memconnect/memconnect/internal/apierr"
+	"github.com/memconnect/memconnect/internal/connsession"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -61,12 +62,12 @@ func (h *Handlers) access(r *http.Request, params func(*http.Request) (string, s
 	if canonical == "current" {
 		canonical = provider.DefaultProfile
 	}
-	if cs, ok := ConnectSessionFrom(r.Context()); ok {
+	if cs, ok := connsession.FromContext(r.Context()); ok {
 		if cs.Profile != canonical {
-			return "", "", Errorf(CodeForbidden, "This connect session is for another profile.")
+			return "", "", apierr.Errorf(apierr.CodeForbidden, "This connect session is for another profile.")
 		}
 		if len(cs.Providers) > 0 && !slices.Contains(cs.Providers, prov) {
-			return "", "", Errorf(CodeForbidden, "This connect session is for other providers.")
+			return "", "", apierr.Errorf(apierr.CodeForbidden, "This connect session is for other providers.")
 		}
 	}
 	if h.authorize == nil {
@@ -81,30 +82,7 @@ func (h *Handlers) access(r *http.Request, params func(*http.Request) (string, s
 // refusal is the answer to a request the authorization hook refused.
 func refusal(err error) error {
 	if errors.Is(err, ErrUnauthenticated) {
-		return Wrap(CodeUnauthorized, err, "This request does not say who makes it: sign in to the app first.")
+		return apierr.Wrap(apierr.CodeUnauthorized, err, "This request does not say who makes it: sign in to the app first.")
 	}
-	return Wrap(CodeForbidden, err, "You may not do this for this profile.")
-}
-
-// ConnectSession is what a connect session lets a request do: act for one
-// profile, and for the providers named (all when none are).
-type ConnectSession struct {
-	Profile   string
-	Providers []string
-}
-
-type connectSessionKey struct{}
-
-// WithConnectSession returns ctx carrying the connect session the request
-// was authenticated with (the session-token middleware sets it); the
-// profile-scoped routes then refuse any other profile or provider with 403.
-func WithConnectSession(ctx context.Context, s ConnectSession) context.Context {
-	return context.WithValue(ctx, connectSessionKey{}, s)
-}
-
-// ConnectSessionFrom returns the connect session of ctx, if the request
-// was authenticated with one.
-func ConnectSessionFrom(ctx context.Context) (ConnectSession, bool) {
-	s, ok := ctx.Value(connectSessionKey{}).(ConnectSession)
-	return s, ok
+	return apierr.Wrap(apierr.CodeForbidden, err, "You may not do this for this profile.")
 }

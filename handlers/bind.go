@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/go-chi/render"
+
+	"github.com/memconnect/memconnect/internal/apierr"
 )
 
 // Bind reads r's body into v with [render.Bind], which then runs v's Bind
@@ -27,7 +29,7 @@ import (
 // UnmarshalJSON, built on [json.Decoder.DisallowUnknownFields]); the
 // package-wide render.Decode is left alone, as it belongs to the host.
 //
-// Errors are [*Error]s with [CodeInvalidRequest] and a message naming the
+// Errors are [*apierr.Error]s with [apierr.CodeInvalidRequest] and a message naming the
 // field or the position at fault; a body over the size limit keeps its
 // [*http.MaxBytesError], which [toError] answers with 413.
 func bind(r *http.Request, v render.Binder) error {
@@ -36,13 +38,13 @@ func bind(r *http.Request, v render.Binder) error {
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return Wrap(CodeInvalidRequest, err, "The request body could not be read.")
+		return apierr.Wrap(apierr.CodeInvalidRequest, err, "The request body could not be read.")
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return bindFields(r, v)
 	}
 	if render.GetRequestContentType(r) != render.ContentTypeJSON {
-		return Errorf(CodeInvalidRequest, "Send the body as JSON, with the header \"Content-Type: application/json\".")
+		return apierr.Errorf(apierr.CodeInvalidRequest, "Send the body as JSON, with the header \"Content-Type: application/json\".")
 	}
 	if err := onlyOneValue(body); err != nil {
 		return err
@@ -72,7 +74,7 @@ func onlyOneValue(body []byte) error {
 		return nil // reported with its position by render.Bind
 	}
 	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
-		return Errorf(CodeInvalidRequest, "The body must be one JSON object, with nothing after it.")
+		return apierr.Errorf(apierr.CodeInvalidRequest, "The body must be one JSON object, with nothing after it.")
 	}
 	return nil
 }
@@ -84,11 +86,11 @@ func strictUnmarshal(data []byte, v any) error {
 	return dec.Decode(v)
 }
 
-// bindError turns a decoding or validation error into an [*Error] with
-// [CodeInvalidRequest] whose message says what is wrong, for a person.
+// bindError turns a decoding or validation error into an [*apierr.Error] with
+// [apierr.CodeInvalidRequest] whose message says what is wrong, for a person.
 func bindError(err error) error {
 	var (
-		e       *Error
+		e       *apierr.Error
 		maxErr  *http.MaxBytesError
 		syntax  *json.SyntaxError
 		typeErr *json.UnmarshalTypeError
@@ -97,14 +99,14 @@ func bindError(err error) error {
 	case errors.As(err, &maxErr), errors.As(err, &e):
 		return err
 	case errors.As(err, &syntax):
-		return Wrap(CodeInvalidRequest, err, fmt.Sprintf("The body is not valid JSON (at byte %d).", syntax.Offset))
+		return apierr.Wrap(apierr.CodeInvalidRequest, err, fmt.Sprintf("The body is not valid JSON (at byte %d).", syntax.Offset))
 	case errors.As(err, &typeErr):
 		if typeErr.Field == "" {
-			return Wrap(CodeInvalidRequest, err, "The body must be a JSON object.")
+			return apierr.Wrap(apierr.CodeInvalidRequest, err, "The body must be a JSON object.")
 		}
-		return Wrap(CodeInvalidRequest, err, fmt.Sprintf("The field %q must be a JSON %s.", typeErr.Field, jsonKind(typeErr.Type.Kind().String())))
+		return apierr.Wrap(apierr.CodeInvalidRequest, err, fmt.Sprintf("The field %q must be a JSON %s.", typeErr.Field, jsonKind(typeErr.Type.Kind().String())))
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return Wrap(CodeInvalidRequest, err, "The body is not valid JSON: it ends too early.")
+		return apierr.Wrap(apierr.CodeInvalidRequest, err, "The body is not valid JSON: it ends too early.")
 	}
 	// encoding/json has no type for an unknown field: its message is
 	// `json: unknown field "name"`.
@@ -112,9 +114,9 @@ func bindError(err error) error {
 		if n, uerr := strconv.Unquote(name); uerr == nil {
 			name = n
 		}
-		return Wrap(CodeInvalidRequest, err, fmt.Sprintf("The field %s is not known.", quoteField(name)))
+		return apierr.Wrap(apierr.CodeInvalidRequest, err, fmt.Sprintf("The field %s is not known.", quoteField(name)))
 	}
-	return Wrap(CodeInvalidRequest, err, "The body is not valid JSON.")
+	return apierr.Wrap(apierr.CodeInvalidRequest, err, "The body is not valid JSON.")
 }
 
 // jsonKind names the JSON type of a Go kind for a message.

@@ -7,6 +7,7 @@ import (
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog/hlog"
 
+	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/oauth/flow"
 )
 
@@ -72,13 +73,13 @@ func (h *Handlers) Callback(w http.ResponseWriter, r *http.Request) {
 func callbackErrorPage(err error) flow.CallbackPage {
 	e := toError(err)
 	page := flow.CallbackPage{Status: e.Code.Status(), Outcome: string(e.Code),
-		Title: "Sign-in failed", Message: e.message(),
+		Title: "Sign-in failed", Message: e.Text(),
 		Next: "Return to the app and connect again."}
 	switch e.Code {
-	case CodeInvalidProfile, CodeProfileNotFound, CodeUnknownProvider, CodeUnsupported, CodeInvalidRequest:
+	case apierr.CodeInvalidProfile, apierr.CodeProfileNotFound, apierr.CodeUnknownProvider, apierr.CodeUnsupported, apierr.CodeInvalidRequest:
 		page.Title = "This sign-in link is not valid"
-		page.Message = "It does not name a profile and provider of this app. " + e.message()
-	case CodeInternal:
+		page.Message = "It does not name a profile and provider of this app. " + e.Text()
+	case apierr.CodeInternal:
 		page.Next = "Return to the app and connect again. If it keeps happening, the server log has the details."
 	}
 	return page

@@ -30,12 +30,12 @@ func (c *clientMetadataResponse) Render(w http.ResponseWriter, r *http.Request) 
 func (h *Handlers) ClientMetadata(w http.ResponseWriter, r *http.Request) {
 	profile, prov, err := pathParams(r)
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	doc, err := h.conn.ClientMetadata(profile, prov)
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	respond(w, r, &clientMetadataResponse{doc})

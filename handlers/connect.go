@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-chi/render"
 
+	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -58,28 +59,28 @@ func (c *connectRequest) Bind(r *http.Request) error {
 	switch provider.AuthMethod(c.Method) {
 	case "", provider.AuthBrowser, provider.AuthDevice:
 		if c.APIKey != "" {
-			return Errorf(CodeInvalidRequest, "The field \"api_key\" goes with the method \"apikey\" only.")
+			return apierr.Errorf(apierr.CodeInvalidRequest, "The field \"api_key\" goes with the method \"apikey\" only.")
 		}
 	case provider.AuthKey:
 		if c.APIKey == "" {
-			return Errorf(CodeInvalidRequest, "The method \"apikey\" needs the field \"api_key\": the key to store.")
+			return apierr.Errorf(apierr.CodeInvalidRequest, "The method \"apikey\" needs the field \"api_key\": the key to store.")
 		}
 		if c.Redirect != "" || c.Source != "" {
-			return Errorf(CodeInvalidRequest, "The fields \"redirect\" and \"source\" apply to the browser and device methods only; leave them out for \"apikey\".")
+			return apierr.Errorf(apierr.CodeInvalidRequest, "The fields \"redirect\" and \"source\" apply to the browser and device methods only; leave them out for \"apikey\".")
 		}
 	default:
-		return Errorf(CodeInvalidRequest, "The field \"method\" must be \"browser\", \"device\" or \"apikey\".")
+		return apierr.Errorf(apierr.CodeInvalidRequest, "The field \"method\" must be \"browser\", \"device\" or \"apikey\".")
 	}
 	switch flow.RedirectMode(c.Redirect) {
 	case "", flow.RedirectLoopback, flow.RedirectCallback:
 	default:
-		return Errorf(CodeInvalidRequest, "The field \"redirect\" must be \"loopback\" or \"callback\".")
+		return apierr.Errorf(apierr.CodeInvalidRequest, "The field \"redirect\" must be \"loopback\" or \"callback\".")
 	}
 	if c.Redirect != "" && flow.Method(c.Method) == flow.MethodDevice {
-		return Errorf(CodeInvalidRequest, "The field \"redirect\" applies to the browser method only; leave it out for \"device\".")
+		return apierr.Errorf(apierr.CodeInvalidRequest, "The field \"redirect\" applies to the browser method only; leave it out for \"device\".")
 	}
 	if !validSource(c.Source) {
-		return Errorf(CodeInvalidRequest, "The field \"source\" must be at most %d letters, digits, '.', '_' or '-'.", maxSourceLen)
+		return apierr.Errorf(apierr.CodeInvalidRequest, "The field \"source\" must be at most %d letters, digits, '.', '_' or '-'.", maxSourceLen)
 	}
 	return nil
 }
@@ -118,18 +119,18 @@ func validSource(s string) bool {
 func (h *Handlers) Connect(w http.ResponseWriter, r *http.Request) {
 	profile, prov, err := h.access(r, pathParams, ActionConnect)
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	var body connectRequest
 	if err := bind(r, &body); err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	if provider.AuthMethod(body.Method) == provider.AuthKey {
 		rep, err := h.conn.ConnectAPIKey(r.Context(), profile, prov, body.APIKey)
 		if err != nil {
-			RenderError(w, r, err)
+			renderError(w, r, err)
 			return
 		}
 		respond(w, r, &statusResponse{StatusReport: rep, HTTPStatusCode: http.StatusOK})
@@ -143,7 +144,7 @@ func (h *Handlers) Connect(w http.ResponseWriter, r *http.Request) {
 	}
 	rep, err := h.conn.Connect(r.Context(), profile, prov, req)
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	if nonce != "" && rep.Flow != nil {

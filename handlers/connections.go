@@ -7,6 +7,8 @@ import (
 
 	"github.com/go-chi/render"
 
+	"github.com/memconnect/memconnect/internal/apierr"
+	"github.com/memconnect/memconnect/internal/connsession"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -49,28 +51,28 @@ func (c *connectionsResponse) Render(w http.ResponseWriter, r *http.Request) err
 // authorization hook with [ActionList], and refuses a connect session.
 func (h *Handlers) Connections(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if _, ok := ConnectSessionFrom(r.Context()); ok {
-		RenderError(w, r, Errorf(CodeForbidden, "A connect session cannot list connections: it is for one profile."))
+	if _, ok := connsession.FromContext(r.Context()); ok {
+		renderError(w, r, apierr.Errorf(apierr.CodeForbidden, "A connect session cannot list connections: it is for one profile."))
 		return
 	}
 	f := provider.ConnectionFilter{Profile: q.Get("profile"), Provider: q.Get("provider"), After: q.Get("after")}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > provider.MaxConnectionsPage {
-			RenderError(w, r, Errorf(CodeInvalidRequest, "The limit must be a number from 1 to %d.", provider.MaxConnectionsPage))
+			renderError(w, r, apierr.Errorf(apierr.CodeInvalidRequest, "The limit must be a number from 1 to %d.", provider.MaxConnectionsPage))
 			return
 		}
 		f.Limit = n
 	}
 	if h.authorize != nil {
 		if err := h.authorize(r, Access{Profile: f.Profile, Provider: f.Provider, Action: ActionList}); err != nil {
-			RenderError(w, r, refusal(err))
+			renderError(w, r, refusal(err))
 			return
 		}
 	}
 	list, next, err := h.conn.Connections(r.Context(), f)
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	resp := &connectionsResponse{Connections: make([]connectionJSON, 0, len(list))}

@@ -48,12 +48,12 @@ func (d *disconnectResponse) Render(w http.ResponseWriter, r *http.Request) erro
 func (h *Handlers) Disconnect(w http.ResponseWriter, r *http.Request) {
 	profile, prov, err := h.access(r, pathParams, ActionDisconnect)
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	res, err := h.conn.Disconnect(r.Context(), profile, prov)
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	resp := &disconnectResponse{Disconnected: true, Removed: res.Removed, Revoked: res.Revoked}

@@ -33,12 +33,12 @@
 //
 //	{"error": "<code>", "message": "<for a person>", "request_id": "<id>"}
 //
-// A failure is an [*Error]: a [Code] the client can branch on, a Message
-// that is safe to show to a person, and an optional internal cause that is
-// logged but never sent. [RenderError] is the only function that writes an
-// error response; it classifies any error, and the sentinel and typed
-// errors of packages oauth, flow and provider, in one table, and
-// [Code.Status] is the only mapping from a code to an HTTP status.
+// A failure has a code the client can branch on (the codes and their
+// statuses are listed in openapi.yaml), a message that is safe to show to
+// a person, and an optional internal cause that is logged but never sent.
+// The handlers and the middleware write error bodies through one writer,
+// and the sentinel and typed errors of packages oauth, flow and provider
+// map to codes in one table, here.
 //
 // Handlers log through the request's logger, [hlog.FromRequest], which the
 // middleware package installs; they never use a global logger.

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog/hlog"
 
 	"github.com/memconnect/memconnect/events"
+	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -58,24 +59,24 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	}
 	bus := h.conn.Events
 	if bus == nil {
-		RenderError(w, r, Errorf(CodeNotFound, "This server does not stream events."))
+		renderError(w, r, apierr.Errorf(apierr.CodeNotFound, "This server does not stream events."))
 		return
 	}
 	var after uint64
 	if v := strings.TrimSpace(r.Header.Get("Last-Event-ID")); v != "" {
 		var err error
 		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
-			RenderError(w, r, Errorf(CodeInvalidRequest, "The Last-Event-ID header must be the id of an event of this stream."))
+			renderError(w, r, apierr.Errorf(apierr.CodeInvalidRequest, "The Last-Event-ID header must be the id of an event of this stream."))
 			return
 		}
 	}
 	sub, err := bus.Subscribe(flow.Key{Profile: rep.Profile, Provider: rep.Provider}, after)
 	if errors.Is(err, events.ErrTooManySubscribers) {
-		RenderError(w, r, Wrap(CodeUnavailable, err, "As many event streams are open as this server allows, in all or for this profile. Close one, or read the status instead."))
+		renderError(w, r, apierr.Wrap(apierr.CodeUnavailable, err, "As many event streams are open as this server allows, in all or for this profile. Close one, or read the status instead."))
 		return
 	}
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	// What the stream holds, released when it ends (here, or on the

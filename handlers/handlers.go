@@ -12,7 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/render"
 
-	"github.com/memconnect/memconnect/internal/wire"
+	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -26,7 +26,7 @@ import (
 // parameters. Every answer but the callback's page is JSON, whatever the
 // request's Accept header says, written like [render.JSON] but without
 // HTML escaping (URLs keep their "&"); every error goes through
-// [RenderError].
+// [renderError].
 //
 // Handlers is safe for concurrent use by multiple goroutines.
 type Handlers struct {
@@ -96,7 +96,7 @@ func providerParam(r *http.Request) (string, error) {
 	}
 	name, err := url.PathUnescape(name)
 	if err != nil {
-		return "", Errorf(CodeUnknownProvider, "There is no provider with this name. GET /providers lists the providers.")
+		return "", apierr.Errorf(apierr.CodeUnknownProvider, "There is no provider with this name. GET /providers lists the providers.")
 	}
 	return name, nil
 }
@@ -107,25 +107,10 @@ func providerParam(r *http.Request) (string, error) {
 // negotiation (render.Respond) could answer XML.
 func respond(w http.ResponseWriter, r *http.Request, v render.Renderer) {
 	if err := v.Render(w, r); err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
-	writeJSON(w, r, v)
-}
-
-// writeJSON is [render.JSON] without HTML escaping: a flow's authorize_url
-// keeps its "&" instead of "\u0026", so a person can copy it from curl's
-// output into a browser. The status set with [render.Status] is honoured.
-func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
-	body, err := wire.Marshal(v)
-	if err != nil {
-		http.Error(w, `{"error":"internal","message":"The answer could not be encoded."}`, http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store") // errors too: a 404 or 405 is cacheable by default
-	if status, ok := r.Context().Value(render.StatusCtxKey).(int); ok {
-		w.WriteHeader(status)
-	}
-	w.Write(append(body, '\n'))
+	// Without HTML escaping: a flow's authorize_url keeps its "&" instead
+	// of "\u0026", so a person can copy it from curl's output.
+	apierr.WriteJSON(w, r, v)
 }

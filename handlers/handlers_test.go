@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
@@ -23,7 +24,7 @@ func TestBindConnectRequest(t *testing.T) {
 		body        io.Reader
 		contentType string
 		want        connectRequest
-		wantCode    Code // "" means no error
+		wantCode    apierr.Code // "" means no error
 		wantMsg     string
 	}{
 		{"no body", nil, "", connectRequest{}, "", ""},
@@ -34,40 +35,40 @@ func TestBindConnectRequest(t *testing.T) {
 			connectRequest{Method: "browser", Source: "hermes-desktop", Redirect: "callback"}, "", ""},
 		{"device", strings.NewReader(`{"method":"device"}`), "application/json", connectRequest{Method: "device"}, "", ""},
 		{"unknown field", strings.NewReader(`{"method":"device","scope":"admin"}`), "application/json", connectRequest{},
-			CodeInvalidRequest, `The field "scope" is not known.`},
+			apierr.CodeInvalidRequest, `The field "scope" is not known.`},
 		{"unknown field with odd name", strings.NewReader(`{"a\u0000b":1}`), "application/json", connectRequest{},
-			CodeInvalidRequest, `The field "a\x00b" is not known.`},
+			apierr.CodeInvalidRequest, `The field "a\x00b" is not known.`},
 		{"bad method", strings.NewReader(`{"method":"sms"}`), "application/json", connectRequest{},
-			CodeInvalidRequest, `"method" must be "browser", "device" or "apikey"`},
+			apierr.CodeInvalidRequest, `"method" must be "browser", "device" or "apikey"`},
 		{"api key", strings.NewReader(`{"method":"apikey","api_key":"k-1"}`), "application/json", connectRequest{Method: "apikey", APIKey: "k-1"}, "", ""},
 		{"api key missing", strings.NewReader(`{"method":"apikey"}`), "application/json", connectRequest{},
-			CodeInvalidRequest, `needs the field "api_key"`},
+			apierr.CodeInvalidRequest, `needs the field "api_key"`},
 		{"api key with browser", strings.NewReader(`{"method":"browser","api_key":"k-1"}`), "application/json", connectRequest{},
-			CodeInvalidRequest, `"api_key" goes with the method "apikey" only`},
+			apierr.CodeInvalidRequest, `"api_key" goes with the method "apikey" only`},
 		{"api key with redirect", strings.NewReader(`{"method":"apikey","api_key":"k-1","redirect":"loopback"}`), "application/json", connectRequest{},
-			CodeInvalidRequest, "leave them out"},
+			apierr.CodeInvalidRequest, "leave them out"},
 		{"bad redirect", strings.NewReader(`{"redirect":"http://evil.example"}`), "application/json", connectRequest{},
-			CodeInvalidRequest, `"redirect" must be "loopback" or "callback"`},
+			apierr.CodeInvalidRequest, `"redirect" must be "loopback" or "callback"`},
 		{"redirect with device", strings.NewReader(`{"method":"device","redirect":"callback"}`), "application/json", connectRequest{},
-			CodeInvalidRequest, "browser method only"},
+			apierr.CodeInvalidRequest, "browser method only"},
 		{"long source", strings.NewReader(`{"source":"` + strings.Repeat("s", 65) + `"}`), "application/json", connectRequest{},
-			CodeInvalidRequest, `"source"`},
+			apierr.CodeInvalidRequest, `"source"`},
 		{"wrong type", strings.NewReader(`{"source":["a"]}`), "application/json", connectRequest{},
-			CodeInvalidRequest, `The field "source" must be a JSON string.`},
+			apierr.CodeInvalidRequest, `The field "source" must be a JSON string.`},
 		{"array body", strings.NewReader(`[]`), "application/json", connectRequest{},
-			CodeInvalidRequest, "must be a JSON object"},
+			apierr.CodeInvalidRequest, "must be a JSON object"},
 		{"syntax", strings.NewReader(`{"method" "device"}`), "application/json", connectRequest{},
-			CodeInvalidRequest, "not valid JSON (at byte"},
+			apierr.CodeInvalidRequest, "not valid JSON (at byte"},
 		{"truncated", strings.NewReader(`{"method":"dev`), "application/json", connectRequest{},
-			CodeInvalidRequest, "ends too early"},
+			apierr.CodeInvalidRequest, "ends too early"},
 		{"two values", strings.NewReader(`{"method":"device"} {"method":"browser"}`), "application/json", connectRequest{},
-			CodeInvalidRequest, "nothing after it"},
+			apierr.CodeInvalidRequest, "nothing after it"},
 		{"XML is not decoded", strings.NewReader(`<connectRequest><Method>device</Method></connectRequest>`), "application/xml", connectRequest{},
-			CodeInvalidRequest, "Content-Type: application/json"},
+			apierr.CodeInvalidRequest, "Content-Type: application/json"},
 		{"form is not decoded", strings.NewReader(`method=device`), "application/x-www-form-urlencoded", connectRequest{},
-			CodeInvalidRequest, "Content-Type: application/json"},
+			apierr.CodeInvalidRequest, "Content-Type: application/json"},
 		{"no content type", strings.NewReader(`{}`), "", connectRequest{},
-			CodeInvalidRequest, "Content-Type: application/json"},
+			apierr.CodeInvalidRequest, "Content-Type: application/json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,7 +101,7 @@ func TestBindOverLimitIs413(t *testing.T) {
 	w := httptest.NewRecorder()
 	r.Body = http.MaxBytesReader(w, r.Body, 32)
 	var got connectRequest
-	if e := toError(bind(r, &got)); e == nil || e.Code != CodePayloadTooLarge {
+	if e := toError(bind(r, &got)); e == nil || e.Code != apierr.CodePayloadTooLarge {
 		t.Errorf("Bind over the limit = %v, want payload_too_large", e)
 	}
 }
@@ -110,35 +111,35 @@ func TestToErrorLowerPackages(t *testing.T) {
 	tests := []struct {
 		name     string
 		err      error
-		wantCode Code
+		wantCode apierr.Code
 		wantMsg  string
 	}{
-		{"invalid profile", provider.ValidateProfileName("Bad!"), CodeInvalidProfile, "profile name is not valid"},
-		{"profile not found", fmt.Errorf("%w: work", provider.ErrProfileNotFound), CodeProfileNotFound, "no profile with this name"},
-		{"unknown provider", fmt.Errorf("%w \"x\"", provider.ErrUnknownProvider), CodeUnknownProvider, "GET /providers"},
-		{"unsupported", fmt.Errorf("%w: no OAuth", provider.ErrUnsupported), CodeUnsupported, "does not support"},
-		{"device unsupported", flow.ErrDeviceUnsupported, CodeUnsupported, "does not support"},
-		{"conflict", fmt.Errorf("%w: %w", provider.ErrConflict, flow.ErrConflict), CodeConflict, "cancel it"},
-		{"flow conflict", flow.ErrConflict, CodeConflict, "cancel it"},
-		{"reauth", &oauth.ReauthError{Grant: `"hermes" in /p`, Code: "invalid_grant"}, CodeConflict, "Connect again"},
-		{"no grant", fmt.Errorf("%w (host)", oauth.ErrNoGrant), CodeConflict, "no sign-in"},
-		{"invalid state", flow.ErrInvalidState, CodeInvalidRequest, "not valid"},
-		{"manager closed", flow.ErrClosed, CodeInternal, "shutting down"},
-		{"config error", cfgErr, CodeInternal, "The memory provider's config file could not be read"},
+		{"invalid profile", provider.ValidateProfileName("Bad!"), apierr.CodeInvalidProfile, "profile name is not valid"},
+		{"profile not found", fmt.Errorf("%w: work", provider.ErrProfileNotFound), apierr.CodeProfileNotFound, "no profile with this name"},
+		{"unknown provider", fmt.Errorf("%w \"x\"", provider.ErrUnknownProvider), apierr.CodeUnknownProvider, "GET /providers"},
+		{"unsupported", fmt.Errorf("%w: no OAuth", provider.ErrUnsupported), apierr.CodeUnsupported, "does not support"},
+		{"device unsupported", flow.ErrDeviceUnsupported, apierr.CodeUnsupported, "does not support"},
+		{"conflict", fmt.Errorf("%w: %w", provider.ErrConflict, flow.ErrConflict), apierr.CodeConflict, "cancel it"},
+		{"flow conflict", flow.ErrConflict, apierr.CodeConflict, "cancel it"},
+		{"reauth", &oauth.ReauthError{Grant: `"hermes" in /p`, Code: "invalid_grant"}, apierr.CodeConflict, "Connect again"},
+		{"no grant", fmt.Errorf("%w (host)", oauth.ErrNoGrant), apierr.CodeConflict, "no sign-in"},
+		{"invalid state", flow.ErrInvalidState, apierr.CodeInvalidRequest, "not valid"},
+		{"manager closed", flow.ErrClosed, apierr.CodeInternal, "shutting down"},
+		{"config error", cfgErr, apierr.CodeInternal, "The memory provider's config file could not be read"},
 		{"config error inside a flow failure", &flow.Failure{Code: flow.CodeComplete, Detail: "d", Err: cfgErr},
-			CodeInternal, "The memory provider's config file"},
+			apierr.CodeInternal, "The memory provider's config file"},
 		{"flow failure", &flow.Failure{Code: flow.CodeStart, Detail: "Could not start the sign-in at the authorization server; try again"},
-			CodeUpstreamError, "Could not start the sign-in at the authorization server; try again."},
+			apierr.CodeUpstreamError, "Could not start the sign-in at the authorization server; try again."},
 		{"rate limited", &flow.Failure{Code: flow.CodeRateLimited, Detail: "Too many sign-in attempts"},
-			CodeUpstreamError, "Too many sign-in attempts."},
+			apierr.CodeUpstreamError, "Too many sign-in attempts."},
 		{"complete failed", &flow.Failure{Code: flow.CodeComplete, Detail: "Signed in, but not saved"},
-			CodeInternal, "Signed in, but not saved."},
+			apierr.CodeInternal, "Signed in, but not saved."},
 		{"retrieve error", &oauth2.RetrieveError{Response: &http.Response{StatusCode: 500}, Body: []byte("hch-rt-secret")},
-			CodeUpstreamError, "did not answer as expected"},
-		{"revoke error", &oauth.RevokeError{StatusCode: 503}, CodeUpstreamError, "did not answer as expected"},
+			apierr.CodeUpstreamError, "did not answer as expected"},
+		{"revoke error", &oauth.RevokeError{StatusCode: 503}, apierr.CodeUpstreamError, "did not answer as expected"},
 		{"transport error", &url.Error{Op: "Post", URL: "http://127.0.0.1:1/token", Err: errors.New("connection refused")},
-			CodeUpstreamError, "did not answer as expected"},
-		{"handler's choice wins", Wrap(CodeConflict, provider.ErrUnsupported, "mine"), CodeConflict, "mine"},
+			apierr.CodeUpstreamError, "did not answer as expected"},
+		{"handler's choice wins", apierr.Wrap(apierr.CodeConflict, provider.ErrUnsupported, "mine"), apierr.CodeConflict, "mine"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -97,14 +97,14 @@ func hermesParams(r *http.Request) (profile, providerName string, err error) {
 func (h *Handlers) HermesOAuthStart(w http.ResponseWriter, r *http.Request) {
 	profile, prov, err := h.access(r, hermesParams, ActionConnect)
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	rep, err := h.conn.Connect(r.Context(), profile, prov, provider.ConnectRequest{
 		Method: flow.MethodBrowser, Redirect: flow.RedirectLoopback, Source: "hermes-desktop",
 	})
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	s := newHermesStatus(rep)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -18,17 +19,17 @@ import (
 // is at fault rather than that the route does not exist.
 func NotFound(w http.ResponseWriter, r *http.Request) {
 	if profile, bad := badProfilePath(RoutePath(r)); bad {
-		RenderError(w, r, provider.ValidateProfileName(profile))
+		renderError(w, r, provider.ValidateProfileName(profile))
 		return
 	}
-	RenderError(w, r, &Error{Code: CodeNotFound})
+	renderError(w, r, &apierr.Error{Code: apierr.CodeNotFound})
 }
 
 // MethodNotAllowed answers a request whose path matches a route but not its
 // method: 405 "method_not_allowed", as JSON. The router sets the Allow
 // header.
 func MethodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	RenderError(w, r, &Error{Code: CodeMethodNotAllowed})
+	renderError(w, r, &apierr.Error{Code: apierr.CodeMethodNotAllowed})
 }
 
 // RoutePath returns the path r is routed on, relative to where the router

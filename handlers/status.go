@@ -48,7 +48,7 @@ func (h *Handlers) status(w http.ResponseWriter, r *http.Request, params func(*h
 			return rep, true
 		}
 	}
-	RenderError(w, r, err)
+	renderError(w, r, err)
 	return provider.StatusReport{}, false
 }
 
@@ -60,12 +60,12 @@ func (h *Handlers) status(w http.ResponseWriter, r *http.Request, params func(*h
 func (h *Handlers) Cancel(w http.ResponseWriter, r *http.Request) {
 	profile, prov, err := h.access(r, pathParams, ActionCancel)
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	rep, err := h.conn.Cancel(r.Context(), profile, prov)
 	if err != nil {
-		RenderError(w, r, err)
+		renderError(w, r, err)
 		return
 	}
 	respond(w, r, &statusResponse{StatusReport: rep})

@@ -11,7 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
 
-	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/middleware"
 )
 
@@ -67,7 +67,7 @@ func TestAccessLog(t *testing.T) {
 		{"error response", http.MethodPost,
 			"/profiles/default/providers/honcho/connect?x=" + code,
 			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				handlers.RenderError(w, r, handlers.Errorf(handlers.CodeConflict, "Busy."))
+				apierr.Write(w, r, apierr.Errorf(apierr.CodeConflict, "Busy."))
 			}), "/profiles/default/providers/honcho/connect", 409, -1},
 		{"nothing written", http.MethodDelete, "/profiles/default/providers/honcho/connection",
 			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),

@@ -3,7 +3,7 @@ package middleware
 import (
 	"net/http"
 
-	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/apierr"
 )
 
 // DefaultBodyLimit is the request body limit [BodyLimit] applies when given
@@ -15,7 +15,7 @@ const DefaultBodyLimit int64 = 64 << 10
 // gets 413 "payload_too_large" without reaching the handler. Otherwise the
 // body is wrapped in [http.MaxBytesReader], so a handler that reads past the
 // limit (a chunked body has no Content-Length) gets an
-// [*http.MaxBytesError], which [handlers.RenderError] answers with 413.
+// [*http.MaxBytesError], which the error writer answers with 413.
 func BodyLimit(n int64) func(http.Handler) http.Handler {
 	if n <= 0 {
 		n = DefaultBodyLimit
@@ -23,7 +23,7 @@ func BodyLimit(n int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > n {
-				handlers.RenderError(w, r, &http.MaxBytesError{Limit: n})
+				apierr.Write(w, r, apierr.Classify(&http.MaxBytesError{Limit: n}, nil))
 				return
 			}
 			if r.Body != nil && r.Body != http.NoBody {

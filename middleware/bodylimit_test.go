@@ -9,16 +9,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/middleware"
 )
 
 // readingHandler reads the whole body, answers 200 with its length, and
-// hands a read error to RenderError, as the route handlers do.
+// hands a read error to the error writer, as the route handlers do.
 var readingHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	var v map[string]any
 	if err := json.NewDecoder(r.Body).Decode(&v); err != nil && err != io.EOF {
-		handlers.RenderError(w, r, handlers.Wrap(handlers.CodeInvalidRequest, err, "The body is not JSON."))
+		apierr.Write(w, r, apierr.Classify(apierr.Wrap(apierr.CodeInvalidRequest, err, "The body is not JSON."), nil))
 		return
 	}
 	_, _ = w.Write([]byte("ok"))
@@ -70,7 +70,7 @@ func TestBodyLimit(t *testing.T) {
 				checkOK(t, rec)
 				return
 			}
-			got := checkError(t, rec, tt.wantStatus, handlers.CodePayloadTooLarge)
+			got := checkError(t, rec, tt.wantStatus, apierr.CodePayloadTooLarge)
 			limit := tt.limit
 			if limit <= 0 {
 				limit = middleware.DefaultBodyLimit

@@ -4,8 +4,8 @@
 //
 // Each middleware is a func(next http.Handler) http.Handler, or a
 // constructor that returns one, and can be passed to chi's Router.Use.
-// Every error response goes through [handlers.RenderError], so it has the
-// API's JSON shape and the request's id.
+// Every error response goes through the one writer of error bodies the
+// handlers use too, so it has the API's JSON shape, code and request id.
 //
 // The router installs them in this order (outermost first); the order
 // matters:

@@ -9,7 +9,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/apierr"
 )
 
 // defaultHosts returns the host names allowed when a guard is given none:
@@ -79,7 +79,7 @@ func HostGuard(allowed []string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !hosts.has(r.Host) {
-				handlers.RenderError(w, r, handlers.Wrap(handlers.CodeForbidden,
+				apierr.Write(w, r, apierr.Wrap(apierr.CodeForbidden,
 					fmt.Errorf("middleware: host %q is not allowed", r.Host), message))
 				return
 			}
@@ -149,7 +149,7 @@ func OriginGuard(allowedOrigins []string, allowedHosts []string) func(http.Handl
 				// Fetch metadata: a browser that sends no Origin still
 				// says where the request comes from.
 				if strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site") {
-					handlers.RenderError(w, r, handlers.Wrap(handlers.CodeForbidden,
+					apierr.Write(w, r, apierr.Wrap(apierr.CodeForbidden,
 						errors.New("middleware: a cross-site request (Sec-Fetch-Site) without an Origin header"),
 						"This server does not accept "+r.Method+" requests from web pages of other sites."))
 					return
@@ -158,7 +158,7 @@ func OriginGuard(allowedOrigins []string, allowedHosts []string) func(http.Handl
 				return
 			}
 			if len(values) > 1 || values[0] == "null" || !allowed(values[0]) {
-				handlers.RenderError(w, r, handlers.Wrap(handlers.CodeForbidden,
+				apierr.Write(w, r, apierr.Wrap(apierr.CodeForbidden,
 					fmt.Errorf("middleware: origin %q is not allowed", strings.Join(values, ", ")),
 					"This server does not accept "+r.Method+" requests from web pages of other origins."))
 				return

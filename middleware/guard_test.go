@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/middleware"
 )
 
@@ -47,7 +47,7 @@ func TestHostGuard(t *testing.T) {
 				checkOK(t, rec)
 				return
 			}
-			got := checkError(t, rec, http.StatusForbidden, handlers.CodeForbidden)
+			got := checkError(t, rec, http.StatusForbidden, apierr.CodeForbidden)
 			if !strings.HasPrefix(got.Message, "This server only answers requests addressed to ") {
 				t.Errorf("message = %q", got.Message)
 			}
@@ -60,7 +60,7 @@ func TestHostGuardMessageNamesHosts(t *testing.T) {
 	r.Host = "attacker.example"
 	rec := httptest.NewRecorder()
 	middleware.HostGuard(nil)(okHandler).ServeHTTP(rec, r)
-	got := checkError(t, rec, http.StatusForbidden, handlers.CodeForbidden)
+	got := checkError(t, rec, http.StatusForbidden, apierr.CodeForbidden)
 	if !strings.Contains(got.Message, "localhost, 127.0.0.1, ::1") {
 		t.Errorf("message %q does not name the allowed hosts", got.Message)
 	}
@@ -115,7 +115,7 @@ func TestOriginGuard(t *testing.T) {
 				checkOK(t, rec)
 				return
 			}
-			checkError(t, rec, http.StatusForbidden, handlers.CodeForbidden)
+			checkError(t, rec, http.StatusForbidden, apierr.CodeForbidden)
 		})
 	}
 }
@@ -147,7 +147,7 @@ func TestOriginGuardFetchMetadata(t *testing.T) {
 				checkOK(t, rec)
 				return
 			}
-			checkError(t, rec, http.StatusForbidden, handlers.CodeForbidden)
+			checkError(t, rec, http.StatusForbidden, apierr.CodeForbidden)
 		})
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/apierr"
 )
 
 // okHandler answers 200 "ok".
@@ -16,14 +16,14 @@ var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 
 // errorBody is the JSON error body, as a client decodes it.
 type errorBody struct {
-	Code      handlers.Code `json:"error"`
-	Message   string        `json:"message"`
-	RequestID string        `json:"request_id"`
+	Code      apierr.Code `json:"error"`
+	Message   string      `json:"message"`
+	RequestID string      `json:"request_id"`
 }
 
 // checkError asserts that rec holds a JSON error response with the given
 // status and code, and returns it.
-func checkError(t *testing.T, rec *httptest.ResponseRecorder, status int, code handlers.Code) errorBody {
+func checkError(t *testing.T, rec *httptest.ResponseRecorder, status int, code apierr.Code) errorBody {
 	t.Helper()
 	if rec.Code != status {
 		t.Errorf("status = %d, want %d (body %q)", rec.Code, status, rec.Body.String())

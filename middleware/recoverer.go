@@ -9,13 +9,13 @@ import (
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog/hlog"
 
-	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/apierr"
 )
 
 // Recoverer recovers a panic in a later handler, logs it with its stack
 // and the request id at error level through the request's logger, and, if
 // the response has not started yet, answers 500 with the JSON error
-// "internal" and the request id (through [handlers.RenderError], which logs
+// "internal" and the request id (through the error writer, which logs
 // the response too).
 //
 // A panic with [http.ErrAbortHandler] is not recovered: it is re-panicked so
@@ -49,7 +49,7 @@ func Recoverer(next http.Handler) http.Handler {
 			// Headers the handler set for its own body would corrupt ours.
 			ww.Header().Del("Content-Length")
 			ww.Header().Del("Content-Encoding")
-			handlers.RenderError(ww, r, handlers.Wrap(handlers.CodeInternal,
+			apierr.Write(ww, r, apierr.Wrap(apierr.CodeInternal,
 				fmt.Errorf("middleware: recovered panic: %v", rec), ""))
 		}()
 		next.ServeHTTP(ww, r)

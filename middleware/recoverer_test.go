@@ -10,7 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/middleware"
 )
 
@@ -38,7 +38,7 @@ func TestRecoverer(t *testing.T) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/providers", nil))
 
-			got := checkError(t, rec, http.StatusInternalServerError, handlers.CodeInternal)
+			got := checkError(t, rec, http.StatusInternalServerError, apierr.CodeInternal)
 			id := rec.Header().Get("X-Request-Id")
 			if id == "" || got.RequestID != id {
 				t.Errorf("body request_id = %q, X-Request-Id = %q: want them equal and set", got.RequestID, id)

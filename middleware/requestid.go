@@ -18,7 +18,7 @@ const maxRequestIDLen = 64
 // RequestID gives every request an id: the incoming X-Request-Id header if
 // it matches ^[A-Za-z0-9._-]{1,64}$, else a new random one. The id is put
 // in the request's context, where [RequestIDFrom] (and chi's
-// middleware.GetReqID, which [handlers.RenderError] uses) finds it, and is
+// middleware.GetReqID, which the error writer uses) finds it, and is
 // echoed in the X-Request-Id response header.
 //
 // An incoming id that does not match is replaced rather than cleaned, so a

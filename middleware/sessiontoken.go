@@ -7,7 +7,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/apierr"
+	"github.com/memconnect/memconnect/internal/connsession"
 )
 
 // SessionToken returns middleware that requires the header
@@ -39,13 +40,14 @@ func SessionToken(token string, exempt func(*http.Request) bool, opts ...Session
 			}
 			got, sent := bearerToken(r)
 			if sent && o.verify != nil {
-				if s, ok, err := o.verify(got); ok {
+				if profile, providers, ok, err := o.verify(got); ok {
 					if err != nil {
 						w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-						handlers.RenderError(w, r, handlers.Wrap(handlers.CodeUnauthorized, err, sessionMessage(err)))
+						apierr.Write(w, r, apierr.Wrap(apierr.CodeUnauthorized, err, sessionMessage(err)))
 						return
 					}
-					next.ServeHTTP(w, r.WithContext(handlers.WithConnectSession(r.Context(), s)))
+					s := connsession.Claims{Profile: profile, Providers: providers}
+					next.ServeHTTP(w, r.WithContext(connsession.NewContext(r.Context(), s)))
 					return
 				}
 			}
@@ -60,13 +62,13 @@ func SessionToken(token string, exempt func(*http.Request) bool, opts ...Session
 					return
 				}
 				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-				handlers.RenderError(w, r, handlers.Wrap(handlers.CodeUnauthorized,
+				apierr.Write(w, r, apierr.Wrap(apierr.CodeUnauthorized,
 					errors.New("middleware: wrong session token"),
 					"The session token is not valid. Send the token this server was started with as \"Authorization: Bearer TOKEN\"."))
 				return
 			}
 			w.Header().Set("WWW-Authenticate", "Bearer")
-			handlers.RenderError(w, r, handlers.Errorf(handlers.CodeUnauthorized,
+			apierr.Write(w, r, apierr.Errorf(apierr.CodeUnauthorized,
 				"This server needs a session token. Send it as \"Authorization: Bearer TOKEN\"."))
 		})
 	}
@@ -76,7 +78,7 @@ func SessionToken(token string, exempt func(*http.Request) bool, opts ...Session
 type SessionOption func(*sessionOptions)
 
 type sessionOptions struct {
-	verify func(token string) (handlers.ConnectSession, bool, error)
+	verify func(token string) (profile string, providers []string, ok bool, err error)
 }
 
 // ErrSessionExpired is what a connect-session verifier returns, or wraps,
@@ -85,11 +87,11 @@ var ErrSessionExpired = errors.New("middleware: the connect session has expired"
 
 // WithConnectSessions makes [SessionToken] accept connect sessions besides
 // the session token: verify reports whether token has the form of a
-// session (ok), and if so the session or why it is not valid. A valid
-// session is put in the request's context
-// ([handlers.WithConnectSession]), where the profile-scoped routes hold
-// the request to its profile; an expired or forged one gets 401.
-func WithConnectSessions(verify func(token string) (s handlers.ConnectSession, ok bool, err error)) SessionOption {
+// session (ok), and if so the profile it acts for and the providers it
+// may act on (none: all), or why it is not valid. A valid session is put in
+// the request's context, where the profile-scoped routes hold the request
+// to its profile and providers; an expired or forged one gets 401.
+func WithConnectSessions(verify func(token string) (profile string, providers []string, ok bool, err error)) SessionOption {
 	return func(o *sessionOptions) { o.verify = verify }
 }
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/middleware"
 )
 
@@ -54,7 +54,7 @@ func TestSessionToken(t *testing.T) {
 			if tt.wantStatus == 200 {
 				checkOK(t, rec)
 			} else {
-				checkError(t, rec, tt.wantStatus, handlers.CodeUnauthorized)
+				checkError(t, rec, tt.wantStatus, apierr.CodeUnauthorized)
 			}
 			if got := rec.Header().Get("WWW-Authenticate"); got != tt.wantChallenge {
 				t.Errorf("WWW-Authenticate = %q, want %q", got, tt.wantChallenge)
@@ -70,5 +70,5 @@ func TestSessionTokenNilExempt(t *testing.T) {
 	h := middleware.SessionToken("t", nil)(okHandler)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/profiles/default/providers/honcho/callback", nil))
-	checkError(t, rec, http.StatusUnauthorized, handlers.CodeUnauthorized)
+	checkError(t, rec, http.StatusUnauthorized, apierr.CodeUnauthorized)
 }

@@ -8,6 +8,7 @@
 package connsession
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -102,4 +103,20 @@ func mac(key []byte, body string) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte(body))
 	return h.Sum(nil)
+}
+
+type contextKey struct{}
+
+// NewContext returns ctx carrying the claims of the connect session a
+// request was authenticated with (the session-token middleware sets it);
+// the profile-scoped routes then refuse any other profile or provider.
+func NewContext(ctx context.Context, c Claims) context.Context {
+	return context.WithValue(ctx, contextKey{}, c)
+}
+
+// FromContext returns the claims of ctx's connect session, if the request
+// was authenticated with one.
+func FromContext(ctx context.Context) (Claims, bool) {
+	c, ok := ctx.Value(contextKey{}).(Claims)
+	return c, ok
 }
