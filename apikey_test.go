@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/memconnect/memconnect/internal/testkit"
-	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 )
 
 // TestAPIKeySignIn: a key sent to connect replaces the profile's grant

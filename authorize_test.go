@@ -15,8 +15,8 @@ import (
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/handlers"
-	"github.com/memconnect/memconnect/internal/testkit"
-	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"

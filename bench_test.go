@@ -16,8 +16,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect"
-	"github.com/memconnect/memconnect/internal/testkit"
-	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )

@@ -1,7 +1,7 @@
 package memconnect_test
 
 import (
-	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 )
 
 // prefix is where the tests' host router mounts memconnect.

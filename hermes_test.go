@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 )
 
 // hermesDesktop is a client that speaks only the two routes Hermes' desktop

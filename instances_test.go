@@ -13,7 +13,7 @@ import (
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/events"
-	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"

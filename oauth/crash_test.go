@@ -18,7 +18,7 @@ import (
 
 	"math/rand/v2"
 
-	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 

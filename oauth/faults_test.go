@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 )
 
 // A 2xx answer is never thrown away: whatever its expires_in, the rotation

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 )
 
 // pythonPeer is a stand-in for the Python agent's side of the protocol, as

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/memconnect/memconnect/internal/testkit/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/provider"
 )
 

@@ -2,7 +2,7 @@ package oauthtest
 
 import (
 	"encoding/json"
-	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"io"
 	"net/http"
 	"net/url"

@@ -1,7 +1,7 @@
 package oauthtest
 
 import (
-	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"net/http"
 	"net/url"
 	"testing"

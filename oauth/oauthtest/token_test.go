@@ -2,7 +2,7 @@ package oauthtest
 
 import (
 	"errors"
-	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"net/http"
 	"net/url"
 	"strings"

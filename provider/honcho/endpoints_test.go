@@ -8,7 +8,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"

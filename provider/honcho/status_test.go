@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/memconnect/memconnect/internal/testkit"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
