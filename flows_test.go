@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/oauth2"
-
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
@@ -318,17 +316,13 @@ func TestCallbackOnAnotherInstance(t *testing.T) {
 	store := &testkit.FlowStore{}
 	instance := func() (*memconnect.Router, *fixture.Server) {
 		srv := fixture.NewServer(t)
-		var r *memconnect.Router
-		flows := flow.NewManager(flow.Config{Store: store, HTTPClient: h.AS.Client(), LoopbackAddr: "127.0.0.1:0",
-			Resume: func(ctx context.Context, key flow.Key, cfg oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
-				return r.Connector().Resume(ctx, key, cfg)
-			}})
-		t.Cleanup(func() { flows.Close() })
-		r, err = memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), Flows: flows, HTTPClient: h.AS.Client(),
-			CallbackBaseURL: "http://127.0.0.1:9/api/memory"}) // the load balancer's address
+		// The store is all a host gives: New wires the flows to it.
+		r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), FlowStore: store, LoopbackAddr: "127.0.0.1:0",
+			HTTPClient: h.AS.Client(), CallbackBaseURL: "http://127.0.0.1:9/api/memory"}) // the load balancer's address
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { r.Close() })
 		srv.Start(fixture.HostRouter(r))
 		return r, srv
 	}

@@ -55,13 +55,13 @@ type Config struct {
 	// provider.HermesProfiles{Root: $HERMES_HOME or ~/.hermes}. Required.
 	Profiles provider.ProfileResolver
 
-	// Flows runs the authorization flows. nil means a [flow.Manager] that
-	// New creates with Logger, HTTPClient and Clock, and that
-	// [Router.Close] closes. Pass one of your own to set the loopback
-	// address or a pending-flow store shared by several instances (give it
-	// [provider.Connector.Resume] then, so that a callback completes on any
-	// instance); you then close it.
-	Flows *flow.Manager
+	// LoopbackAddr is where a loopback sign-in's listener binds first;
+	// "" means [flow.DefaultLoopbackAddr] (127.0.0.1:8765, the port the
+	// Honcho client is registered with), and port 0 any free port. The
+	// sign-in flows run in a [flow.Manager] New creates from this Config
+	// (Logger, HTTPClient, Clock, FlowStore, Events) and [Router.Close]
+	// closes.
+	LoopbackAddr string
 
 	// Logger receives the access log (one line per request, path without
 	// query), errors and recovered panics. The zero value discards. Tokens,
@@ -155,8 +155,7 @@ type Config struct {
 	// Events receives what happens to every connection: flows that start
 	// or end, grants stored, refreshed through the Connector or removed.
 	// The events route streams them, and Go code subscribes with
-	// [Router.Events]. nil means a bus New makes. When you pass Flows,
-	// give it flow.Config{OnChange: bus.PublishFlow} with this bus.
+	// [Router.Events]. nil means a bus New makes.
 	Events *events.Bus
 
 	// MaxEventStreams caps the event streams open on this instance in
@@ -200,7 +199,6 @@ type Config struct {
 type Router struct {
 	chi.Router
 	conn      *provider.Connector
-	ownsFlows bool
 	stop      []func() // what Close ends: the keeper, the flow tap, the streams
 	closeOnce sync.Once
 	sessions  *connsession.Keys // nil without Config.SessionKeys
@@ -262,18 +260,15 @@ func (r *Router) Connector() *provider.Connector { return r.conn }
 func (r *Router) Events() *events.Bus { return r.conn.Events }
 
 // Close ends what New created: the event streams, the keeper (after its
-// round under way), and the flow manager, unless Config.Flows was given, which ends its
-// pending flows and frees their loopback ports. It is idempotent.
+// round under way), and the flow manager, which ends its pending flows and
+// frees their loopback ports. It is idempotent.
 func (r *Router) Close() error {
 	r.closeOnce.Do(func() {
 		for _, stop := range r.stop {
 			stop()
 		}
 	})
-	if r.ownsFlows {
-		return r.conn.Flows.Close()
-	}
-	return nil
+	return r.conn.Flows.Close()
 }
 
 // Route patterns used outside the route table.
@@ -325,6 +320,11 @@ func New(cfg Config) (*Router, error) {
 			return nil, fmt.Errorf("memconnect: Config.Profiles: %w", err)
 		}
 	}
+	if cfg.LoopbackAddr != "" {
+		if err := flow.CheckLoopbackAddr(cfg.LoopbackAddr); err != nil {
+			return nil, fmt.Errorf("memconnect: Config.LoopbackAddr: %w", err)
+		}
+	}
 	callbackBase, err := provider.ValidateCallbackBaseURL(cfg.CallbackBaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("memconnect: Config.CallbackBaseURL: %w", err)
@@ -336,7 +336,6 @@ func New(cfg Config) (*Router, error) {
 	conn := &provider.Connector{
 		Registry:        cfg.Registry,
 		Profiles:        cfg.Profiles,
-		Flows:           cfg.Flows,
 		CallbackBaseURL: callbackBase,
 		HTTPClient:      cfg.HTTPClient,
 		Logger:          cfg.Logger,
@@ -349,10 +348,8 @@ func New(cfg Config) (*Router, error) {
 	if conn.Events == nil {
 		conn.Events = events.NewBus(cfg.MaxEventStreams, events.PerProfile(cfg.MaxEventStreamsPerProfile))
 	}
-	if conn.Flows == nil {
-		conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore,
-			Resume: conn.Resume, OnChange: conn.Events.PublishFlow})
-	}
+	conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore,
+		LoopbackAddr: cfg.LoopbackAddr, Resume: conn.Resume, OnChange: conn.Events.PublishFlow})
 	h, err := handlers.New(conn, handlers.WithOpenBrowser(cfg.OpenBrowser), handlers.WithHeartbeat(cfg.EventHeartbeat),
 		handlers.WithAuthorize(cfg.Authorize))
 	if err != nil {
@@ -405,7 +402,7 @@ func New(cfg Config) (*Router, error) {
 	r.Get(clientMetadataPattern, h.ClientMetadata)
 	r.Post("/providers/{provider}/oauth/start", h.HermesOAuthStart)
 	r.Get("/providers/{provider}/oauth/status", h.HermesOAuthStatus)
-	rt := &Router{Router: r, conn: conn, ownsFlows: cfg.Flows == nil, sessions: sessions, now: clock, stop: []func(){h.Close}}
+	rt := &Router{Router: r, conn: conn, sessions: sessions, now: clock, stop: []func(){h.Close}}
 	if cfg.Observer != nil {
 		rt.stop = append(rt.stop, conn.Events.Tap(flowObserver(cfg.Observer)))
 	}

@@ -60,14 +60,11 @@ func startDesktop(t *testing.T, h *Hydra, home string, callback bool, opts ...fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	flows := flow.NewManager(flow.Config{LoopbackAddr: "127.0.0.1:0", HTTPClient: client})
-	t.Cleanup(func() { flows.Close() })
 	cfg := memconnect.Config{
-		Registry:   reg,
-		Profiles:   provider.HermesProfiles{Root: home},
-		Flows:      flows,
-		HTTPClient: client,
+		Registry:     reg,
+		Profiles:     provider.HermesProfiles{Root: home},
+		LoopbackAddr: "127.0.0.1:0",
+		HTTPClient:   &http.Client{Timeout: 10 * time.Second},
 	}
 	ds := &desktopServer{URL: base}
 	if callback {
@@ -82,6 +79,7 @@ func startDesktop(t *testing.T, h *Hydra, home string, callback bool, opts ...fu
 		t.Fatalf("memconnect.New: %v", err)
 	}
 	ds.Router = router
+	t.Cleanup(func() { router.Close() })
 	mux := http.NewServeMux()
 	mux.Handle("/api/memory/", http.StripPrefix("/api/memory", router))
 	mux.Handle("/", http.FileServerFS(desktop.FS()))

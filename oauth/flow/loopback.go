@@ -19,16 +19,29 @@ type loopbackServer struct {
 	redirectURI string // http://<bound IP literal>:<bound port>/callback
 }
 
+// CheckLoopbackAddr reports an address a loopback listener cannot bind
+// (RFC 8252 section 8.3): anything but a loopback IP literal and a port,
+// such as "localhost:8765", which may resolve elsewhere. The error wraps
+// [ErrInvalidRequest].
+func CheckLoopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%w: loopback address %q is not a loopback IP literal and port", ErrInvalidRequest, addr)
+	}
+	return nil
+}
+
 // listenLoopbackLocked binds the listener of f: on the manager's loopback
 // address, or on an OS-assigned port of the same IP when that one is taken,
 // and serves f's callback until the flow ends. The redirect URI names the IP
 // literal and port actually bound, never "localhost" (RFC 8252 section 8.3).
 func (m *Manager) listenLoopbackLocked(f *flowRecord) (*loopbackServer, error) {
-	host, _, err := net.SplitHostPort(m.loopbackAddr)
-	ip := net.ParseIP(host)
-	if err != nil || ip == nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("%w: loopback address %q is not a loopback IP literal and port", ErrInvalidRequest, m.loopbackAddr)
+	if err := CheckLoopbackAddr(m.loopbackAddr); err != nil {
+		return nil, err
 	}
+	host, _, _ := net.SplitHostPort(m.loopbackAddr)
+	ip := net.ParseIP(host)
 	ln, err := net.Listen("tcp", m.loopbackAddr)
 	if err != nil {
 		ln, err = net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
