@@ -2,6 +2,7 @@ package memconnect_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -119,7 +120,7 @@ func TestAuthorizeHook(t *testing.T) {
 		}
 	}
 	// Nothing was started or written for the refused requests.
-	if f := e.Flows.Status(flow.Key{Profile: "work", Provider: "honcho"}); f.ID != "" {
+	if f := e.Flows.Status(context.Background(), flow.Key{Profile: "work", Provider: "honcho"}); f.ID != "" {
 		t.Errorf("a refused connect started a flow: %+v", f)
 	}
 	if after, err := os.ReadFile(apikeyFile); err != nil || !bytes.Equal(before, after) {

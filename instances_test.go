@@ -149,7 +149,7 @@ func followDefault(t *testing.T, r *memconnect.Router, strict bool) func(want st
 		t.Fatal(err)
 	}
 	t.Cleanup(sub.Close)
-	stop, err := r.Connector().Follow("default", "honcho")
+	stop, err := r.Connector().Follow(t.Context(), "default", "honcho")
 	if err != nil {
 		t.Fatal(err)
 	}

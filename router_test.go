@@ -1,6 +1,7 @@
 package memconnect_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -239,7 +240,7 @@ func TestCloseEndsCreatedFlows(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if f := r.Connector().Flows.Status(flow.Key{Profile: "default", Provider: "honcho"}); f.State != flow.StateError {
+	if f := r.Connector().Flows.Status(context.Background(), flow.Key{Profile: "default", Provider: "honcho"}); f.State != flow.StateError {
 		t.Errorf("flow after Close = %s, want error (closed)", f.State)
 	}
 	if _, err := r.Connector().Connect(t.Context(), "work", "honcho", provider.ConnectRequest{}); !errors.Is(err, flow.ErrClosed) {

@@ -88,7 +88,7 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	}
 	// Changes other processes make show up too, for as long as a stream
 	// of this profile and provider is open.
-	if stop, err := h.conn.Follow(rep.Profile, rep.Provider); err != nil {
+	if stop, err := h.conn.Follow(r.Context(), rep.Profile, rep.Provider); err != nil {
 		hlog.FromRequest(r).Warn().Str("error", err.Error()).Msg("events: changes made by other processes will not be streamed")
 	} else {
 		stopFollow = stop

@@ -44,7 +44,7 @@ func (c *Connector) ConnectAPIKey(ctx context.Context, profileName, providerName
 		}
 	}
 	if c.Flows != nil {
-		c.Flows.Cancel(t.key)
+		c.Flows.Cancel(ctx, t.key)
 	}
 	ref, err := c.where(t, true)
 	if err != nil {

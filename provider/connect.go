@@ -253,7 +253,7 @@ func (c *Connector) Cancel(ctx context.Context, profileName, providerName string
 	if err != nil {
 		return StatusReport{}, err
 	}
-	fm.Cancel(t.key)
+	fm.Cancel(ctx, t.key)
 	return c.Status(ctx, profileName, providerName)
 }
 

@@ -142,8 +142,10 @@ func (d *dirWatch) dispatch(w *fsnotify.Watcher) {
 // follows the changes every instance commits instead. Calls for the same
 // profile and provider share one watch; stop ends the caller's share.
 // Without Events, or with a GrantStore that cannot watch, Follow watches
-// nothing (stop does nothing).
-func (c *Connector) Follow(profileName, providerName string) (stop func(), err error) {
+// nothing (stop does nothing). ctx bounds setting the watch up (a
+// PostgreSQL store may wait for its connection) and the first status read,
+// not the following, which lasts until stop.
+func (c *Connector) Follow(ctx context.Context, profileName, providerName string) (stop func(), err error) {
 	noop := func() {}
 	if c.Events == nil {
 		return noop, nil
@@ -171,8 +173,8 @@ func (c *Connector) Follow(profileName, providerName string) (stop func(), err e
 	f := c.followers[t.key]
 	if f == nil && gw != nil {
 		// Bounded: the lock is held, and Watch may wait for a connection.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		changed, stopWatch, err := gw.Watch(ctx, t.provider.Name()+"/"+t.profile.Name)
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		changed, stopWatch, err := gw.Watch(wctx, t.provider.Name()+"/"+t.profile.Name)
 		cancel()
 		if err != nil {
 			return nil, err
@@ -181,7 +183,7 @@ func (c *Connector) Follow(profileName, providerName string) (stop func(), err e
 		c.followers[t.key] = f
 		// The status to compare with is taken once the watch is on and
 		// before Follow returns, so that no change after it is missed.
-		last, _ := c.snapshot(t)
+		last, _ := c.snapshot(ctx, t)
 		go c.followStore(t, changed, stopWatch, f, last)
 	}
 	if f == nil {
@@ -195,7 +197,7 @@ func (c *Connector) Follow(profileName, providerName string) (stop func(), err e
 			return nil, err
 		}
 		c.followers[t.key] = f
-		last, _ := c.snapshot(t)
+		last, _ := c.snapshot(ctx, t)
 		go c.follow(t, f, last)
 	}
 	f.refs++
@@ -224,8 +226,9 @@ type snapshot struct {
 	grant             [sha256.Size]byte // of the refresh token: a rotation changes it
 }
 
-func (c *Connector) snapshot(t target) (snapshot, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// snapshot reads t's status as a follower compares it, within 5 s of ctx.
+func (c *Connector) snapshot(ctx context.Context, t target) (snapshot, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	rep, err := c.report(ctx, t)
 	if err != nil {
@@ -283,7 +286,7 @@ func (c *Connector) followStore(t target, changed <-chan struct{}, stopWatch fun
 // publishChanges publishes what changed since *last, and keeps the new
 // status in *last.
 func (c *Connector) publishChanges(t target, last *snapshot) {
-	now, ok := c.snapshot(t)
+	now, ok := c.snapshot(context.Background(), t) // the follower's own, past any request
 	if !ok {
 		return // a file being replaced, or not valid yet: the next change tells
 	}

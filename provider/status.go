@@ -19,7 +19,7 @@ func (c *Connector) Status(ctx context.Context, profileName, providerName string
 		return StatusReport{}, err
 	}
 	if c.Flows != nil {
-		if f := c.Flows.Status(t.key); f.ID != "" || f.State != flow.StateIdle {
+		if f := c.Flows.Status(ctx, t.key); f.ID != "" || f.State != flow.StateIdle {
 			rep.Flow = &f
 		}
 	}

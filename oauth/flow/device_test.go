@@ -91,7 +91,7 @@ func TestDeviceFlowSlowDown(t *testing.T) {
 	if got, err := e.m.Wait(ctx, flowKeyDefault); got.State != flow.StatePending || got.ID != f.ID {
 		t.Fatalf("after slow_down the flow is %q (%v), want still pending", got.State, err)
 	}
-	if !e.m.Cancel(flowKeyDefault) {
+	if !e.m.Cancel(context.Background(), flowKeyDefault) {
 		t.Error("the flow could not be cancelled while polling")
 	}
 }
@@ -134,7 +134,7 @@ func TestDeviceFlowFailures(t *testing.T) {
 				t.Errorf("Complete called %d times", n)
 			}
 			e.clock.Advance(flow.DefaultErrorReset)
-			if got := e.m.Status(flowKeyDefault).State; got != flow.StateIdle {
+			if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateIdle {
 				t.Errorf("state after the reset = %q, want idle", got)
 			}
 		})
@@ -158,7 +158,7 @@ func TestDeviceFlowRateLimitedAtStart(t *testing.T) {
 	if got.State != flow.StateError || got.Detail != "Too many sign-in attempts; wait a minute and try again" {
 		t.Fatalf("flow = %q %q", got.State, got.Detail)
 	}
-	if st := e.m.Status(flowKeyDefault); st.State != flow.StateError {
+	if st := e.m.Status(context.Background(), flowKeyDefault); st.State != flow.StateError {
 		t.Errorf("Status = %q, want error", st.State)
 	}
 }
@@ -185,7 +185,7 @@ func TestDeviceFlowUnsupported(t *testing.T) {
 			if _, err := e.m.Start(context.Background(), req); !errors.Is(err, flow.ErrDeviceUnsupported) {
 				t.Fatalf("Start: %v, want ErrDeviceUnsupported", err)
 			}
-			if got := e.m.Status(flowKeyDefault).State; got != flow.StateIdle {
+			if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateIdle {
 				t.Errorf("state = %q, want idle", got)
 			}
 		})
@@ -240,7 +240,7 @@ func TestDeviceStartConcurrentAndCancel(t *testing.T) {
 		t.Fatalf("device authorization requests = %d, want 1", got)
 	}
 
-	if !e.m.Cancel(flowKeyDefault) {
+	if !e.m.Cancel(context.Background(), flowKeyDefault) {
 		t.Fatal("Cancel = false")
 	}
 	if err := e.srv.ApproveDevice(flows[0].UserCode); err != nil {

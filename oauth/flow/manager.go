@@ -136,7 +136,7 @@ type flowRecord struct {
 func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
 	req, opts, err := prepareRequest(req)
 	if err != nil {
-		return m.Status(req.Key), err
+		return m.Status(ctx, req.Key), err
 	}
 
 	m.mu.Lock()
@@ -147,7 +147,7 @@ func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
 		// A browser flow of this Manager that another instance sharing the
 		// Store completed or cancelled ends here first: joining it would
 		// hand out a link whose state is spent.
-		m.Status(req.Key)
+		m.Status(ctx, req.Key)
 	}
 
 	m.mu.Lock()
@@ -212,7 +212,7 @@ func (m *Manager) joinPending(ctx context.Context, f *flowRecord, req Request) (
 	select {
 	case <-f.ready:
 	case <-ctx.Done():
-		return m.Status(req.Key), ctx.Err()
+		return m.Status(context.WithoutCancel(ctx), req.Key), ctx.Err()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -284,9 +284,9 @@ func (m *Manager) LoopbackRedirectURI() string {
 
 // Status returns a snapshot of key's flow; State is [StateIdle] when there
 // is none. A browser flow that another instance sharing the [Store] started,
-// completed or cancelled is reported as the store records it; a flow of
-// this Manager that ended elsewhere ends here too.
-func (m *Manager) Status(key Key) Flow {
+// completed or cancelled is reported as the store records it (asked under
+// ctx); a flow of this Manager that ended elsewhere ends here too.
+func (m *Manager) Status(ctx context.Context, key Key) Flow {
 	m.mu.Lock()
 	f := m.flows[key]
 	if f != nil && (f.state != StatePending || f.completing) {
@@ -294,7 +294,7 @@ func (m *Manager) Status(key Key) Flow {
 		return f.snapshotLocked()
 	}
 	m.mu.Unlock()
-	sf, ok, err := m.store.Status(context.Background(), key)
+	sf, ok, err := m.store.Status(ctx, key)
 	if err != nil {
 		m.log.Warn().Err(err).Msg("flow: the pending-flow store could not say how a flow stands")
 	}
@@ -331,8 +331,9 @@ func (m *Manager) statusLocked(key Key) Flow {
 // becomes [StateIdle] (the snapshot keeps the flow's id and Detail
 // "Cancelled" until the error reset interval). It reports whether a pending
 // flow was cancelled. A flow whose callback was already accepted can no
-// longer be cancelled: it ends connected or failed within moments.
-func (m *Manager) Cancel(key Key) bool {
+// longer be cancelled: it ends connected or failed within moments. A flow
+// of another instance is cancelled in the shared [Store], asked under ctx.
+func (m *Manager) Cancel(ctx context.Context, key Key) bool {
 	m.mu.Lock()
 	f := m.flows[key]
 	if f != nil {
@@ -347,7 +348,6 @@ func (m *Manager) Cancel(key Key) bool {
 	}
 	m.mu.Unlock()
 	// A flow of another instance, as the shared store knows it.
-	ctx := context.Background()
 	sf, ok, err := m.store.Status(ctx, key)
 	if err != nil || !ok || sf.State != StatePending {
 		return false
@@ -463,7 +463,7 @@ func (m *Manager) Wait(ctx context.Context, key Key) (Flow, error) {
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		return m.Status(key), ctx.Err()
+		return m.Status(context.WithoutCancel(ctx), key), ctx.Err()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -76,7 +76,7 @@ func TestBrowserFlowLoopbackInstallsGrantAndRefreshRotates(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("Complete called %d times, want 1", n)
 	}
-	if got := e.m.Status(flowKeyDefault); got.State != flow.StateConnected || got.ID != f.ID {
+	if got := e.m.Status(context.Background(), flowKeyDefault); got.State != flow.StateConnected || got.ID != f.ID {
 		t.Fatalf("Status = %+v, want the flow connected", got)
 	}
 	if got, err := e.m.Wait(context.Background(), flowKeyDefault); err != nil || got.State != flow.StateConnected {
@@ -131,7 +131,7 @@ func TestBrowserFlowFollowingRedirects(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(body, successMessage) {
 		t.Fatalf("final page = %d %q", status, body)
 	}
-	if got := e.m.Status(flowKeyDefault).State; got != flow.StateConnected {
+	if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateConnected {
 		t.Fatalf("state = %q, want connected", got)
 	}
 	if n := e.done.Calls(); n != 1 {
@@ -206,7 +206,7 @@ func TestLoopbackRejectsNonLoopbackAddr(t *testing.T) {
 			if !errors.Is(err, flow.ErrInvalidRequest) {
 				t.Fatalf("Start with %q: %v, want ErrInvalidRequest", addr, err)
 			}
-			if got := e.m.Status(flowKeyDefault).State; got != flow.StateIdle {
+			if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateIdle {
 				t.Errorf("state after failed start = %q, want idle", got)
 			}
 		})
@@ -270,10 +270,10 @@ func TestCallbackStateValidation(t *testing.T) {
 						t.Fatalf("loopback page = %d %q, want 400 without Connected", status, body)
 					}
 				}
-				if got := e.m.Status(flowKeyDefault); got.State != flow.StatePending || got.ID != f.ID {
+				if got := e.m.Status(context.Background(), flowKeyDefault); got.State != flow.StatePending || got.ID != f.ID {
 					t.Fatalf("after a bad callback: %+v, want the same flow pending", got)
 				}
-				if got := e.m.Status(other).State; got != flow.StatePending {
+				if got := e.m.Status(context.Background(), other).State; got != flow.StatePending {
 					t.Fatalf("other profile's flow is %q, want pending", got)
 				}
 				if n := e.done.Calls(); n != 0 {
@@ -317,11 +317,11 @@ func TestCallbackStateExpires(t *testing.T) {
 	back := e.consent(f, true)
 
 	e.clock.Advance(flow.StateTTL - time.Second)
-	if got := e.m.Status(flowKeyDefault).State; got != flow.StatePending {
+	if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StatePending {
 		t.Fatalf("state just before expiry = %q, want pending", got)
 	}
 	e.clock.Advance(time.Second) // the prune timer fires without a new Start
-	got := e.m.Status(flowKeyDefault)
+	got := e.m.Status(context.Background(), flowKeyDefault)
 	if got.State != flow.StateError || got.AuthorizeURL != "" {
 		t.Fatalf("after expiry: %+v, want error without authorize URL", got)
 	}
@@ -335,7 +335,7 @@ func TestCallbackStateExpires(t *testing.T) {
 		t.Errorf("Complete called %d times", n)
 	}
 	e.clock.Advance(flow.DefaultErrorReset)
-	if got := e.m.Status(flowKeyDefault).State; got != flow.StateIdle {
+	if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateIdle {
 		t.Errorf("state after reset = %q, want idle", got)
 	}
 }
@@ -370,7 +370,7 @@ func TestDeniedConsent(t *testing.T) {
 	if status != http.StatusBadRequest || !strings.Contains(body, "Sign-in was denied") || strings.Contains(body, "Connected") {
 		t.Fatalf("page = %d %q, want 400 saying the sign-in was denied", status, body)
 	}
-	got := e.m.Status(flowKeyDefault)
+	got := e.m.Status(context.Background(), flowKeyDefault)
 	if got.State != flow.StateError || got.Detail != "Sign-in was denied" {
 		t.Fatalf("Status = %+v, want error 'Sign-in was denied'", got)
 	}
@@ -378,11 +378,11 @@ func TestDeniedConsent(t *testing.T) {
 		t.Errorf("Complete called %d times", n)
 	}
 	e.clock.Advance(flow.DefaultErrorReset - time.Second)
-	if got := e.m.Status(flowKeyDefault).State; got != flow.StateError {
+	if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateError {
 		t.Fatalf("state before the reset interval = %q, want error", got)
 	}
 	e.clock.Advance(time.Second)
-	if got := e.m.Status(flowKeyDefault).State; got != flow.StateIdle {
+	if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateIdle {
 		t.Fatalf("state after the reset interval = %q, want idle", got)
 	}
 }
@@ -511,7 +511,7 @@ func TestStartIdempotentWhilePending(t *testing.T) {
 		t.Errorf("%d timers pending, want 2 (one flow)", got)
 	}
 	// One listener: cancelling the flow frees the only port bound.
-	if !e.m.Cancel(flowKeyDefault) {
+	if !e.m.Cancel(context.Background(), flowKeyDefault) {
 		t.Fatal("Cancel = false")
 	}
 	if again := e.start(req); again.ID == flows[0].ID {
@@ -562,7 +562,7 @@ func TestCancelFreesPort(t *testing.T) {
 		_, err := e.m.Wait(context.Background(), flowKeyDefault)
 		waited <- err
 	}()
-	if !e.m.Cancel(flowKeyDefault) {
+	if !e.m.Cancel(context.Background(), flowKeyDefault) {
 		t.Fatal("Cancel = false, want true")
 	}
 	u, _ := url.Parse(f.RedirectURI)
@@ -571,13 +571,13 @@ func TestCancelFreesPort(t *testing.T) {
 		t.Fatalf("binding the cancelled flow's port: %v", err)
 	}
 	ln.Close()
-	if got := e.m.Status(flowKeyDefault).State; got != flow.StateIdle {
+	if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateIdle {
 		t.Errorf("state after Cancel = %q, want idle", got)
 	}
 	if err := <-waited; !errors.Is(err, flow.ErrCancelled) {
 		t.Errorf("Wait = %v, want ErrCancelled", err)
 	}
-	if e.m.Cancel(flowKeyDefault) {
+	if e.m.Cancel(context.Background(), flowKeyDefault) {
 		t.Errorf("second Cancel = true, want false")
 	}
 	if got := e.clock.PendingTimers(); got != 1 {
@@ -591,16 +591,16 @@ func TestCancelFreesPort(t *testing.T) {
 func TestConnectedStaysObservable(t *testing.T) {
 	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, nil)
 	e.start(e.request(flowKeyDefault, flow.RedirectLoopback))
-	f := e.m.Status(flowKeyDefault)
+	f := e.m.Status(context.Background(), flowKeyDefault)
 	if status, _ := flowGet(t, f.AuthorizeURL); status != http.StatusOK {
 		t.Fatalf("flow failed: %d", status)
 	}
 	e.clock.Advance(time.Minute)
-	if got := e.m.Status(flowKeyDefault).State; got != flow.StateConnected {
+	if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateConnected {
 		t.Fatalf("a minute after connecting: %q, want connected", got)
 	}
 	e.clock.Advance(flow.DefaultConnectedReset - time.Minute)
-	if got := e.m.Status(flowKeyDefault).State; got != flow.StateIdle {
+	if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateIdle {
 		t.Fatalf("after the connected reset: %q, want idle", got)
 	}
 }
@@ -660,7 +660,7 @@ func TestLoopbackServesOnlyCallback(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("HEAD /callback = %d, want 405", resp.StatusCode)
 	}
-	if got := e.m.Status(flowKeyDefault).State; got != flow.StatePending {
+	if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StatePending {
 		t.Errorf("state = %q, want pending", got)
 	}
 }
@@ -768,11 +768,11 @@ func TestUnanswered(t *testing.T) {
 		return r
 	}
 	e.start(req())
-	e.m.Cancel(flowKeyDefault)
+	e.m.Cancel(context.Background(), flowKeyDefault)
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("after Cancel: %d calls, want 1", n)
 	}
-	e.m.Cancel(flowKeyDefault) // nothing pending: no second call
+	e.m.Cancel(context.Background(), flowKeyDefault) // nothing pending: no second call
 	f := e.start(req())
 	if _, err := e.m.Callback(context.Background(), flowKeyDefault, e.consent(f, true).Query()); err != nil {
 		t.Fatal(err)

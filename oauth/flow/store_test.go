@@ -44,7 +44,7 @@ func TestPendingFlowStore(t *testing.T) {
 	if _, err := e.m.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
 		t.Fatalf("Callback with a failing store: %v, want ErrInvalidState", err)
 	}
-	if got := e.m.Status(flowKeyDefault); got.State != flow.StatePending {
+	if got := e.m.Status(context.Background(), flowKeyDefault); got.State != flow.StatePending {
 		t.Fatalf("flow after a failed claim: %s, want still pending", got.State)
 	}
 	store.FailClaims(nil)
@@ -62,7 +62,7 @@ func TestPendingFlowStore(t *testing.T) {
 	// A cancelled flow's record is deleted.
 	key := flow.Key{Profile: "work", Provider: "honcho"}
 	e.start(e.request(key, flow.RedirectCallback))
-	e.m.Cancel(key)
+	e.m.Cancel(context.Background(), key)
 	if got, ok := store.Get(key); !ok || got.State != flow.StateIdle || got.Detail != "Cancelled" {
 		t.Errorf("the store reports the cancelled flow as %+v (%v)", got, ok)
 	}
@@ -151,14 +151,14 @@ func TestStatusAndCancelFromAnotherInstance(t *testing.T) {
 	t.Cleanup(func() { b.Close() })
 
 	f := a.start(a.request(flowKeyDefault, flow.RedirectCallback))
-	if got := b.Status(flowKeyDefault); got.ID != f.ID || got.State != flow.StatePending || got.AuthorizeURL != f.AuthorizeURL {
+	if got := b.Status(context.Background(), flowKeyDefault); got.ID != f.ID || got.State != flow.StatePending || got.AuthorizeURL != f.AuthorizeURL {
 		t.Fatalf("B reports %+v, want A's pending flow", got)
 	}
 	back := a.consent(f, true)
-	if !b.Cancel(flowKeyDefault) {
+	if !b.Cancel(context.Background(), flowKeyDefault) {
 		t.Fatal("B could not cancel A's flow")
 	}
-	if got := a.m.Status(flowKeyDefault); got.ID != f.ID || got.State != flow.StateIdle || got.Detail != "Cancelled" {
+	if got := a.m.Status(context.Background(), flowKeyDefault); got.ID != f.ID || got.State != flow.StateIdle || got.Detail != "Cancelled" {
 		t.Fatalf("A reports %+v after B cancelled it", got)
 	}
 	if _, err := a.m.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
@@ -171,10 +171,10 @@ func TestStatusAndCancelFromAnotherInstance(t *testing.T) {
 	if got, err := b.Callback(context.Background(), flowKeyDefault, back.Query()); err != nil || got.State != flow.StateConnected {
 		t.Fatalf("completion on B = %+v, %v", got, err)
 	}
-	if got := a.m.Status(flowKeyDefault); got.ID != f.ID || got.State != flow.StateConnected {
+	if got := a.m.Status(context.Background(), flowKeyDefault); got.ID != f.ID || got.State != flow.StateConnected {
 		t.Errorf("A reports %+v after B completed the flow, want connected", got)
 	}
-	if b.Cancel(flowKeyDefault) {
+	if b.Cancel(context.Background(), flowKeyDefault) {
 		t.Error("B cancelled a flow that had ended")
 	}
 }
@@ -188,10 +188,10 @@ func TestDeviceFlowAcrossInstances(t *testing.T) {
 	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client()})
 	t.Cleanup(func() { b.Close() })
 	f := a.start(a.deviceRequest(t, flowKeyDefault))
-	if got := b.Status(flowKeyDefault); got.ID != f.ID || got.State != flow.StatePending || got.UserCode != f.UserCode {
+	if got := b.Status(context.Background(), flowKeyDefault); got.ID != f.ID || got.State != flow.StatePending || got.UserCode != f.UserCode {
 		t.Fatalf("B reports %+v, want A's device flow", got)
 	}
-	if !b.Cancel(flowKeyDefault) {
+	if !b.Cancel(context.Background(), flowKeyDefault) {
 		t.Fatal("B could not cancel A's device flow")
 	}
 	if err := a.srv.ApproveDevice(f.UserCode); err != nil {
@@ -225,7 +225,7 @@ func TestHangingStore(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "pending flow") {
 		t.Fatalf("Start on a hanging store: %v, want a deadline naming the pending flow", err)
 	}
-	if f := e.m.Status(flowKeyDefault); f.State != flow.StateIdle {
+	if f := e.m.Status(context.Background(), flowKeyDefault); f.State != flow.StateIdle {
 		t.Errorf("status after the failed start = %+v, want idle", f)
 	}
 }
@@ -279,7 +279,7 @@ func TestOnChange(t *testing.T) {
 		}
 	})
 	e.start(e.request(flowKeyDefault, flow.RedirectCallback))
-	e.m.Cancel(flowKeyDefault)
+	e.m.Cancel(context.Background(), flowKeyDefault)
 	mu.Lock()
 	defer mu.Unlock()
 	if fmt.Sprint(seen) != "[default pending Waiting for browser consent default idle Cancelled]" {
