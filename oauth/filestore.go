@@ -365,7 +365,11 @@ func (l *fileLock) closeJournal() {
 	l.journal = nil
 }
 
-func (l *fileLock) Commit(prev, next *Grant) error {
+func (l *fileLock) Commit(prev, next *Grant) error { return l.commitMerged(prev, next, nil) }
+
+// commitMerged is Commit that also merges patch into the file, as
+// [FileStore.MergeConfig] does, in the same write.
+func (l *fileLock) commitMerged(prev, next *Grant, patch map[string]any) error {
 	s := l.s
 	if prev == nil && next != nil && !strings.HasPrefix(next.AccessToken, s.layout.AccessTokenPrefix) {
 		return &PrefixError{Prefix: s.layout.AccessTokenPrefix, Setting: s.layout.PrefixSetting}
@@ -376,6 +380,11 @@ func (l *fileLock) Commit(prev, next *Grant) error {
 	}
 	err := s.updateLocked(l.key, func(root *object) (bool, error) {
 		if err := l.holds(root, prev); err != nil {
+			return false, err
+		}
+		// The merge never writes a grant member; the grant goes last
+		// all the same.
+		if err := s.merge(root, l.key, patch); err != nil {
 			return false, err
 		}
 		if next == nil {
@@ -530,30 +539,35 @@ func (s *FileStore) MergeConfig(ctx context.Context, key string, patch map[strin
 	}
 	defer unlock()
 	return s.updateLocked(key, func(root *object) (bool, error) {
-		for _, k := range slices.Sorted(maps.Keys(patch)) {
-			if k != s.layout.Section {
-				if err := s.mergeKey(root, k, patch[k]); err != nil {
-					return false, err
-				}
-				continue
-			}
-			sp, ok := patch[k].(map[string]any)
-			if !ok {
-				continue // a non-object section would wipe every key's object
-			}
-			bp, ok := sp[key].(map[string]any)
-			if !ok {
-				continue
-			}
-			section, block := s.block(root, key)
-			if err := s.mergeInto(block, bp); err != nil {
-				return false, err
-			}
-			section.setChild(key, block)
-			root.setChild(s.layout.Section, section)
-		}
-		return true, nil
+		return true, s.merge(root, key, patch)
 	})
+}
+
+// merge is MergeConfig's edit of root, under the caller's lock.
+func (s *FileStore) merge(root *object, key string, patch map[string]any) error {
+	for _, k := range slices.Sorted(maps.Keys(patch)) {
+		if k != s.layout.Section {
+			if err := s.mergeKey(root, k, patch[k]); err != nil {
+				return err
+			}
+			continue
+		}
+		sp, ok := patch[k].(map[string]any)
+		if !ok {
+			continue // a non-object section would wipe every key's object
+		}
+		bp, ok := sp[key].(map[string]any)
+		if !ok {
+			continue
+		}
+		section, block := s.block(root, key)
+		if err := s.mergeInto(block, bp); err != nil {
+			return err
+		}
+		section.setChild(key, block)
+		root.setChild(s.layout.Section, section)
+	}
+	return nil
 }
 
 // mergeInto deep-merges patch into o, dropping grant members.

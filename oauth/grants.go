@@ -140,7 +140,11 @@ func (gs *Grants) ReauthRequired(key string) bool {
 // section 5.1 makes it optional) is a grant that ends with its access
 // token: it is never refreshed, and past its expiry calls fail with
 // [ErrReauthRequired] without a network call.
-func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, base Grant) (*Grant, error) {
+func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, base Grant, opts ...InstallOption) (*Grant, error) {
+	var io installConfig
+	for _, o := range opts {
+		o(&io)
+	}
 	if tok == nil || tok.AccessToken == "" {
 		return nil, errors.New("oauth: token response has no access token")
 	}
@@ -154,7 +158,11 @@ func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, ba
 		return nil, err
 	}
 	defer unlock()
-	if err := lg.Commit(nil, g); err != nil {
+	commit := lg.Commit
+	if fl, ok := lg.(*fileLock); ok && io.config != nil {
+		commit = func(prev, next *Grant) error { return fl.commitMerged(prev, next, io.config) }
+	}
+	if err := commit(nil, g); err != nil {
 		return nil, err
 	}
 	k.mu.Lock()
@@ -164,6 +172,20 @@ func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, ba
 	gs.adopted(k, g)
 	gs.logger.Info().Str("grant", gs.store.Describe(key)).Time("expires_at", g.Expiry).Msg("oauth: grant installed")
 	return g, nil
+}
+
+// InstallOption configures [Grants.Install].
+type InstallOption func(*installConfig)
+
+type installConfig struct{ config map[string]any }
+
+// InstallConfig makes Install also deep-merge patch into the config file
+// the grant goes to, as [FileStore.MergeConfig] does, in the same locked
+// write: the server's "config" object of a sign-in (a peer name, say) and
+// the grant land together or not at all. Stores other than a [FileStore]
+// ignore it.
+func InstallConfig(patch map[string]any) InstallOption {
+	return func(o *installConfig) { o.config = patch }
 }
 
 // Remove removes key's grant and returns it, so the caller can revoke it,

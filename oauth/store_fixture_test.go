@@ -116,18 +116,20 @@ type installed struct {
 // installGrant stores tok as host's grant and merges the response's
 // "config" into the file, as a provider's Complete does.
 func (s *testStore) installGrant(ctx context.Context, host string, tok *oauth2.Token, o installOptions) (*installed, error) {
-	g, err := s.Install(ctx, host, tok, Grant{ClientID: o.ClientID, TokenEndpoint: o.TokenEndpoint, Scope: "write", TokenType: "Bearer"})
+	var cfg map[string]any
+	if tok != nil {
+		cfg, _ = tok.Extra("config").(map[string]any)
+	}
+	var opts []InstallOption
+	if cfg != nil && !o.TokensOnly {
+		opts = append(opts, InstallConfig(cfg))
+	}
+	g, err := s.Install(ctx, host, tok, Grant{ClientID: o.ClientID, TokenEndpoint: o.TokenEndpoint, Scope: "write", TokenType: "Bearer"}, opts...)
 	if err != nil {
 		return nil, err
 	}
 	res := &installed{Grant: g}
-	cfg, _ := tok.Extra("config").(map[string]any)
 	res.PeerName, _ = cfg["peerName"].(string)
-	if cfg != nil && !o.TokensOnly {
-		if err := s.file.MergeConfig(ctx, host, cfg); err != nil {
-			return nil, err
-		}
-	}
 	return res, nil
 }
 

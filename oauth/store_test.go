@@ -481,3 +481,50 @@ func TestCredentialsCache(t *testing.T) {
 		t.Fatalf("racily clean file served from memory: %q", got)
 	}
 }
+
+// A sign-in's grant and the server's config object land in the file in one
+// locked write: both, or neither.
+func TestInstallConfigOneWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	testkit.WriteFile(t, path, `{"workspace":"mine","hosts":{"other":{"apiKey":"keep"}}}`)
+	s := newTestStore(path)
+	writes := 0
+	s.file.writeFile = func(path string, data []byte) error { writes++; return writeFileAtomic(path, data) }
+	tok := (&oauth2.Token{AccessToken: "hch-at-one", RefreshToken: "hch-rt-one", Expiry: time.Now().Add(time.Hour)}).
+		WithExtra(map[string]any{"config": map[string]any{"peerName": "alice"}})
+	if _, err := s.installGrant(t.Context(), "hermes", tok, installOptions{ClientID: "c", TokenEndpoint: "https://as.example/token"}); err != nil {
+		t.Fatal(err)
+	}
+	if writes != 1 {
+		t.Errorf("the sign-in wrote the file %d times, want once", writes)
+	}
+	c, err := s.Credentials("hermes")
+	if err != nil || c.Grant == nil || c.Grant.RefreshToken != "hch-rt-one" {
+		t.Fatalf("grant after install: %+v, %v", c, err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(mustRead(t, path), &cfg); err != nil || cfg["peerName"] != "alice" || cfg["workspace"] != "mine" {
+		t.Errorf("config after install: %v (%v)", cfg, err)
+	}
+
+	// A write that fails leaves neither.
+	s.file.writeFile = func(string, []byte) error { return errors.New("disk full") }
+	tok2 := (&oauth2.Token{AccessToken: "hch-at-two", RefreshToken: "hch-rt-two", Expiry: time.Now().Add(time.Hour)}).
+		WithExtra(map[string]any{"config": map[string]any{"peerName": "bob"}})
+	if _, err := s.installGrant(t.Context(), "hermes", tok2, installOptions{ClientID: "c", TokenEndpoint: "https://as.example/token"}); err == nil {
+		t.Fatal("install with a failing write succeeded")
+	}
+	if err := json.Unmarshal(mustRead(t, path), &cfg); err != nil || cfg["peerName"] != "alice" {
+		t.Errorf("a failed install changed the config: %v (%v)", cfg, err)
+	}
+}
+
+// mustRead returns the file at path.
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

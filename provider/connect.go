@@ -227,15 +227,12 @@ func (c *Connector) Resume(ctx context.Context, key flow.Key, cfg oauth2.Config)
 func (c *Connector) installer(key flow.Key, ref grantRef, ep Endpoints, req ConnectRequest) func(context.Context, *oauth2.Token) error {
 	return func(ctx context.Context, tok *oauth2.Token) error {
 		base := oauth.Grant{ClientID: ep.ClientID, TokenEndpoint: ep.TokenURL, Scope: ref.scope, TokenType: "Bearer", Resource: ep.Resource}
-		if _, err := ref.grants.Install(ctx, ref.key, tok, base); err != nil {
-			return err
+		var opts []oauth.InstallOption
+		if cfg, ok := tokenConfig(tok); ok && !req.TokensOnly {
+			opts = append(opts, oauth.InstallConfig(cfg)) // one write with the grant
 		}
-		// The merge never writes a grant member, so it cannot undo the
-		// install.
-		if cfg, ok := tok.Extra("config").(map[string]any); ok && !req.TokensOnly && ref.file != nil {
-			if err := ref.file.MergeConfig(ctx, ref.key, cfg); err != nil {
-				return err
-			}
+		if _, err := ref.grants.Install(ctx, ref.key, tok, base, opts...); err != nil {
+			return err
 		}
 		c.publish(key, events.Connected)
 		if req.OnInstalled != nil {
@@ -292,4 +289,13 @@ func (c *Connector) Wait(ctx context.Context, profileName, providerName string) 
 		return flow.Flow{}, err
 	}
 	return fm.Wait(ctx, t.key)
+}
+
+// tokenConfig is the "config" object a token response carried, if any.
+func tokenConfig(tok *oauth2.Token) (map[string]any, bool) {
+	if tok == nil {
+		return nil, false
+	}
+	cfg, ok := tok.Extra("config").(map[string]any)
+	return cfg, ok
 }
