@@ -39,9 +39,6 @@ type Profile struct {
 	DefaultHome string
 }
 
-// IsDefault reports whether p is the default profile.
-func (p Profile) IsDefault() bool { return p.Name == DefaultProfile }
-
 // ProfileResolver turns a profile name, as given in a URL or on a command
 // line, into a [Profile].
 //

@@ -28,6 +28,11 @@ import (
 // "auth", "token" and "flow" are null when absent, and so are the flow's
 // optional fields; times are RFC 3339 UTC seconds. The report never holds a
 // secret; APIKeyHint is left out of the JSON.
+//
+// The JSON is the wire format the HTTP API and the command-line client
+// share (memconnect status --json prints it), which is why it lives beside
+// the use cases rather than in package handlers: both sides encode it
+// here, and openapi.yaml describes it as the Status schema.
 type StatusReport struct {
 	// Provider is the provider's name.
 	Provider string
@@ -203,7 +208,7 @@ func (r *StatusReport) UnmarshalJSON(b []byte) error {
 
 // MarshalFlow returns the JSON of f as the status body's "flow" member
 // shows it (null for nil), for answers that carry a flow alone, such as an
-// event stream's flow events.
+// event stream's flow events: the same wire format as [StatusReport]'s.
 // URLs keep their "&": the JSON is not HTML-escaped, as no answer of the
 // API is.
 func MarshalFlow(f *flow.Flow) ([]byte, error) {

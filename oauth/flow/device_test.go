@@ -13,6 +13,7 @@ import (
 
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
@@ -43,8 +44,8 @@ func TestDeviceFlowApproved(t *testing.T) {
 	if f.RedirectURI != "" {
 		t.Errorf("device flow has a redirect URI %q", f.RedirectURI)
 	}
-	if d := f.ExpiresAt.Sub(e.clock.Now()); d < honchotest.DefaultDeviceCodeTTL-5*time.Second || d > honchotest.DefaultDeviceCodeTTL {
-		t.Errorf("ExpiresAt is %v after now, want about %v", d, honchotest.DefaultDeviceCodeTTL)
+	if d := f.ExpiresAt.Sub(e.clock.Now()); d < oauthtest.DefaultDeviceCodeTTL-5*time.Second || d > oauthtest.DefaultDeviceCodeTTL {
+		t.Errorf("ExpiresAt is %v after now, want about %v", d, oauthtest.DefaultDeviceCodeTTL)
 	}
 	if err := e.srv.ApproveDevice(f.UserCode); err != nil {
 		t.Fatalf("ApproveDevice: %v", err)

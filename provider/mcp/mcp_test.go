@@ -3,6 +3,7 @@ package mcp_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -515,4 +516,53 @@ func mustQueryScope(t *testing.T, raw string) string {
 		t.Fatal(err)
 	}
 	return u.Query().Get("scope")
+}
+
+// recordingTransport keeps the bodies of the registration requests it
+// passes on.
+type recordingTransport struct {
+	mu     sync.Mutex
+	bodies []string
+}
+
+func (rt *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && r.Body != nil && strings.HasSuffix(r.URL.Path, "/register") {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		r.Body.Close()
+		rt.mu.Lock()
+		rt.bodies = append(rt.bodies, string(b))
+		rt.mu.Unlock()
+		r.Body = io.NopCloser(strings.NewReader(string(b)))
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// WithClientName names the client in a dynamic registration (RFC 7591
+// client_name); WithoutOAuth makes a provider that takes API keys only.
+func TestClientNameAndKeyOnly(t *testing.T) {
+	rt := &recordingTransport{}
+	c := newChain(t, nil, mcp.WithClientName("Hermes desktop"), mcp.WithHTTPClient(&http.Client{Transport: rt}))
+	c.signIn(t)
+	rt.mu.Lock()
+	bodies := rt.bodies
+	rt.mu.Unlock()
+	if len(bodies) != 1 || !strings.Contains(bodies[0], `"client_name":"Hermes desktop"`) {
+		t.Errorf("registrations sent: %q, want one naming the client", bodies)
+	}
+
+	const good = "mem-key-0123456789"
+	k := newChain(t, []oauthtest.MCPOption{oauthtest.WithAuthServer(oauthtest.WithAPIKey(good))}, mcp.WithoutOAuth())
+	p, _ := k.conn.Registry.Lookup("memdev")
+	if ms := p.AuthMethods(); len(ms) != 1 || ms[0] != provider.AuthKey {
+		t.Errorf("AuthMethods() = %v, want the API key only", ms)
+	}
+	if _, err := k.conn.Connect(t.Context(), "default", "memdev", provider.ConnectRequest{}); !errors.Is(err, provider.ErrUnsupported) {
+		t.Errorf("Connect of a key-only provider: %v, want ErrUnsupported", err)
+	}
+	if rep, err := k.conn.ConnectAPIKey(t.Context(), "default", "memdev", good); err != nil || rep.Auth != provider.AuthAPIKey {
+		t.Errorf("ConnectAPIKey = %+v, %v", rep, err)
+	}
 }

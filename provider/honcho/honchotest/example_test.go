@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
@@ -37,7 +38,7 @@ func ExampleServer() {
 	fmt.Println("access token:", strings.HasPrefix(tok.AccessToken, "hch-at-"))
 	fmt.Println("config:", tok.Extra("config"))
 
-	tok.Expiry = tok.Expiry.Add(-2 * honchotest.DefaultAccessTokenTTL) // force a refresh
+	tok.Expiry = tok.Expiry.Add(-2 * oauthtest.DefaultAccessTokenTTL) // force a refresh
 	refreshed, err := cfg.TokenSource(ctx, tok).Token()
 	if err != nil {
 		log.Fatal(err)
