@@ -251,6 +251,7 @@ func TestEndToEndLoopback(t *testing.T) {
 }
 
 func TestEndToEndDevice(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	e := fixture.NewEnv(t)

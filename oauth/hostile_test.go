@@ -145,6 +145,7 @@ func TestMetadataRedirects(t *testing.T) {
 // a byte at a time, fails the step at its deadline as an *UpstreamError
 // naming the server and the step.
 func TestStepDeadlines(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body) // so that a client going away is noticed

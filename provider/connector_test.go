@@ -248,6 +248,7 @@ func TestConnectorLoopbackTokensOnly(t *testing.T) {
 }
 
 func TestConnectorDeviceFlow(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, nil, nil)
 	rep, err := f.conn.Connect(ctx, "default", "honcho", provider.ConnectRequest{Method: flow.MethodDevice})

@@ -478,6 +478,7 @@ func TestLoginCancelFreesPort(t *testing.T) {
 }
 
 func TestLoginDevice(t *testing.T) {
+	t.Parallel()
 	srv := honchotest.NewServer()
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
@@ -529,6 +530,7 @@ func approveDeviceLogin(t *testing.T, srv *oauthtest.Server, lines <-chan string
 // authorization server announces the device flow, with the resource
 // indicator (the fake refuses a token request without it).
 func TestLoginDeviceMCP(t *testing.T) {
+	t.Parallel()
 	srv := oauthtest.NewMCPServer()
 	defer srv.Close()
 	e := newEnv(t)

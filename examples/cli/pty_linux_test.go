@@ -84,6 +84,7 @@ func waitFor(t *testing.T, chunks <-chan string, got *strings.Builder, want stri
 // On a real terminal login asks for the peer name and takes the answer
 // typed there, and the device countdown rewrites one line in place.
 func TestPseudoTerminal(t *testing.T) {
+	t.Parallel()
 	term, master, termOut := openPTY(t)
 	if !isTerminal(term) {
 		t.Fatal("a pseudo-terminal is not seen as a terminal")

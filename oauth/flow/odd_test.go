@@ -38,8 +38,10 @@ func (o oddExpiry) RoundTrip(r *http.Request) (*http.Response, error) {
 // The code and the device code are spent once the server answered 2xx: an
 // answer whose expires_in x/oauth2 refuses still completes the sign-in.
 func TestSignInKeepsAnOddAnswer(t *testing.T) {
+	t.Parallel()
 	for _, method := range []flow.Method{flow.MethodBrowser, flow.MethodDevice} {
 		t.Run(string(method), func(t *testing.T) {
+			t.Parallel()
 			var e *flowEnv
 			e = newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, func(c *flow.Config) {
 				c.HTTPClient = &http.Client{Transport: oddExpiry{base: c.HTTPClient.Transport}}

@@ -183,6 +183,7 @@ func TestStatusAndCancelFromAnotherInstance(t *testing.T) {
 // instance sharing the store reports and cancels it: one cancelled from
 // another instance is not completed when the person approves it after.
 func TestDeviceFlowAcrossInstances(t *testing.T) {
+	t.Parallel()
 	store := &testkit.FlowStore{}
 	a := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
 	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client()})

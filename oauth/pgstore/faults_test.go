@@ -82,6 +82,26 @@ func (s *strictServer) stats() (issued, replays int) {
 }
 
 // installPlain stores a grant of refresh token rt at srv, expiring at exp.
+// waitLeaseOver returns once the lease on key's row has passed, by the
+// database's clock: it waits for the lease's own deadline.
+func waitLeaseOver(t *testing.T, pool *pgxpool.Pool, key string) {
+	t.Helper()
+	for {
+		var left time.Duration
+		if err := pool.QueryRow(t.Context(), `SELECT coalesce(greatest(lease_until - now(), interval '0'), interval '0') FROM memconnect_grants WHERE key = $1`, key).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left <= 0 {
+			return
+		}
+		select {
+		case <-time.After(left):
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
+	}
+}
+
 func installPlain(t *testing.T, gs *oauth.Grants, srv *strictServer, key, at, rt string, exp time.Time) {
 	t.Helper()
 	tok := &oauth2.Token{AccessToken: at, RefreshToken: rt, Expiry: exp}
@@ -124,17 +144,7 @@ func TestPausedHolderNeverCausesAReplay(t *testing.T) {
 		aDone <- result{tok, err}
 	}()
 	<-paused
-	// Until A's lease has passed.
-	for {
-		var over bool
-		if err := pool.QueryRow(t.Context(), `SELECT lease_until < now() FROM memconnect_grants WHERE key = 'k'`).Scan(&over); err != nil {
-			t.Fatal(err)
-		}
-		if over {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitLeaseOver(t, pool, "k") // A's
 
 	b := oauth.NewGrants(newStore(t, pool, short("b")))
 	tok, err := b.TokenSource("k").Token()

@@ -110,16 +110,7 @@ func TestStoppedProcessNeverReplays(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatalf("the child never refreshed: %s", out)
 	}
-	for { // until the child's lease has passed
-		var over bool
-		if err := pool.QueryRow(t.Context(), `SELECT lease_until IS NULL OR lease_until < now() FROM memconnect_grants WHERE key = 'k'`).Scan(&over); err != nil {
-			t.Fatal(err)
-		}
-		if over {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitLeaseOver(t, pool, "k") // the child's
 	b := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "b", LeaseTTL: time.Second, SpendWait: 200 * time.Millisecond}))
 	if tok, err := b.TokenSource("k").Token(); err != nil || tok.AccessToken != "at-0" {
 		t.Fatalf("B while the child is stopped: %v, %v; want the current token", tok, err)

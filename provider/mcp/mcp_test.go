@@ -389,6 +389,7 @@ func TestOfflineAccessAsksForConsent(t *testing.T) {
 // the device flow lists it, and a device sign-in runs with the resource
 // indicator (the fake refuses a token request without it).
 func TestDeviceFlow(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := newChain(t, nil)
 	p, _ := c.conn.Registry.Lookup("memdev")
