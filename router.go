@@ -55,9 +55,10 @@ type Config struct {
 	// provider.HermesProfiles{Root: $HERMES_HOME or ~/.hermes}. Required.
 	Profiles provider.ProfileResolver
 
-	// LoopbackAddr is where a loopback sign-in's listener binds first;
-	// "" means [flow.DefaultLoopbackAddr] (127.0.0.1:8765, the port the
-	// Honcho client is registered with), and port 0 any free port. The
+	// LoopbackAddr, when not empty, is where every loopback sign-in's
+	// listener binds first, such as "127.0.0.1:0" for any free port. ""
+	// means each provider's choice: Honcho's registered 127.0.0.1:8765
+	// ([provider.LoopbackAddresser]), any free port for the others. The
 	// sign-in flows run in a [flow.Manager] New creates from this Config
 	// (Logger, HTTPClient, Clock, FlowStore, Events) and [Router.Close]
 	// closes.
@@ -337,6 +338,7 @@ func New(cfg Config) (*Router, error) {
 		Registry:        cfg.Registry,
 		Profiles:        cfg.Profiles,
 		CallbackBaseURL: callbackBase,
+		LoopbackAddr:    cfg.LoopbackAddr,
 		HTTPClient:      cfg.HTTPClient,
 		Logger:          cfg.Logger,
 		Now:             now,
@@ -349,7 +351,7 @@ func New(cfg Config) (*Router, error) {
 		conn.Events = events.NewBus(cfg.MaxEventStreams, events.PerProfile(cfg.MaxEventStreamsPerProfile))
 	}
 	conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore,
-		LoopbackAddr: cfg.LoopbackAddr, Resume: conn.Resume, OnChange: conn.Events.PublishFlow})
+		Resume: conn.Resume, OnChange: conn.Events.PublishFlow})
 	h, err := handlers.New(conn, handlers.WithOpenBrowser(cfg.OpenBrowser), handlers.WithHeartbeat(cfg.EventHeartbeat),
 		handlers.WithAuthorize(cfg.Authorize))
 	if err != nil {

@@ -32,10 +32,10 @@ const (
 )
 
 // loopbackRedirect is the redirect URI the Honcho client is registered with
-// (flow.DefaultLoopbackAddr + "/callback"). Hydra lets a loopback IP
+// (honcho.LoopbackAddr + "/callback"). Hydra lets a loopback IP
 // redirect URI change its port (RFC 8252 section 7.3), so registering it
 // also admits the listener's fallback to an OS-assigned port.
-const loopbackRedirect = "http://" + flow.DefaultLoopbackAddr + "/callback"
+const loopbackRedirect = "http://" + honcho.LoopbackAddr + "/callback"
 
 // hydraHonchoOptions configures the Honcho provider for h: its endpoints, our
 // client, the scopes, and Hydra's access-token prefix. The revocation

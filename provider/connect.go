@@ -177,6 +177,9 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 		DisplayName:     t.provider.DisplayName(),
 		Complete:        c.installer(t.key, ref, ep, req),
 	}
+	if fr.Method == flow.MethodBrowser && fr.Redirect == flow.RedirectLoopback {
+		fr.LoopbackAddr = c.loopbackAddr(t)
+	}
 	f, err := fm.Start(ctx, fr)
 	switch {
 	case errors.Is(err, flow.ErrConflict):

@@ -41,6 +41,11 @@ type Connector struct {
 	// Browser flows then default to [flow.RedirectCallback] with the
 	// redirect URI CallbackBaseURL + "/profiles/{profile}/providers/{provider}/callback".
 	CallbackBaseURL string
+	// LoopbackAddr, when not empty, is where every provider's loopback
+	// sign-in listens first, whatever the provider prefers
+	// ([LoopbackAddresser]); "127.0.0.1:0" is any free port. Empty: the
+	// provider's preference, else the flow manager's.
+	LoopbackAddr string
 	// HTTPClient is used for refreshes, metadata discovery and revocation;
 	// nil means [http.DefaultClient].
 	HTTPClient *http.Client
@@ -212,6 +217,18 @@ func (c *Connector) httpClient() *http.Client {
 		return c.HTTPClient
 	}
 	return http.DefaultClient
+}
+
+// loopbackAddr is where t's loopback listener binds first; "" for the flow
+// manager's choice.
+func (c *Connector) loopbackAddr(t target) string {
+	if c.LoopbackAddr != "" {
+		return c.LoopbackAddr
+	}
+	if la, ok := t.provider.(LoopbackAddresser); ok {
+		return la.LoopbackAddr()
+	}
+	return ""
 }
 
 // callbackURL returns the redirect URI of the callback route for t, or ""

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -583,5 +584,44 @@ func TestConnectorForeignTokenPrefix(t *testing.T) {
 	}
 	if st, err := f.conn.Status(ctx, "default", "honcho"); err != nil || st.Connected {
 		t.Errorf("Status = %+v, %v; want not connected", st, err)
+	}
+}
+
+// fixedPort is Honcho with its loopback sign-ins registered at addr.
+type fixedPort struct {
+	*honcho.Provider
+	addr string
+}
+
+func (p fixedPort) LoopbackAddr() string { return p.addr }
+
+// A provider's registered loopback address is where its loopback sign-in
+// listens; the Connector's LoopbackAddr overrides every provider's.
+func TestConnectorLoopbackAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // free again: the provider's port for this test
+	h := fixture.NewHermes(t)
+	reg, err := provider.NewRegistry(fixedPort{honcho.New(h.HonchoOptions()...), addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := h.Connector(t, reg)
+	conn.LoopbackAddr = ""
+	req := provider.ConnectRequest{Redirect: flow.RedirectLoopback}
+	rep, err := conn.Connect(t.Context(), "default", "honcho", req)
+	if err != nil || rep.Flow == nil || rep.Flow.RedirectURI != "http://"+addr+"/callback" {
+		t.Fatalf("Connect = %+v, %v; want the provider's loopback address %s", rep.Flow, err, addr)
+	}
+	if _, err := conn.Cancel(t.Context(), "default", "honcho"); err != nil {
+		t.Fatal(err)
+	}
+	conn.LoopbackAddr = "127.0.0.1:0"
+	rep, err = conn.Connect(t.Context(), "default", "honcho", req)
+	if err != nil || rep.Flow == nil || rep.Flow.RedirectURI == "http://"+addr+"/callback" || !strings.HasPrefix(rep.Flow.RedirectURI, "http://127.0.0.1:") {
+		t.Fatalf("Connect with the Connector's address = %+v, %v; want any free port", rep.Flow, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
 )
 
 // discovered is a cached RFC 8414 metadata lookup (nil metadata: it failed).
@@ -111,7 +112,9 @@ func (c *Connector) clientRequest(t target) ClientRequest {
 			req.MetadataURL = strings.TrimSuffix(cb, "/callback") + "/client-metadata"
 		}
 	}
-	if c.Flows != nil {
+	if addr := c.loopbackAddr(t); addr != "" {
+		req.RedirectURIs = append(req.RedirectURIs, flow.LoopbackRedirectURI(addr))
+	} else if c.Flows != nil {
 		req.RedirectURIs = append(req.RedirectURIs, c.Flows.LoopbackRedirectURI())
 	}
 	return req

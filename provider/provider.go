@@ -25,6 +25,16 @@ const (
 	AuthKey AuthMethod = "apikey"
 )
 
+// LoopbackAddresser is a [Provider] whose clients are registered with a
+// fixed loopback redirect URI, such as Honcho's 127.0.0.1:8765: its
+// loopback sign-ins listen there first ([Connector.LoopbackAddr] overrides
+// it for every provider). Other providers listen on any free port, which
+// servers that follow RFC 8252 section 7.3 accept.
+type LoopbackAddresser interface {
+	// LoopbackAddr is a loopback IP literal and a port.
+	LoopbackAddr() string
+}
+
 // KeyChecker is a [Provider] with a cheap check of an API key, such as one
 // authenticated request. [Connector.ConnectAPIKey] calls it before storing
 // a key.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -32,7 +33,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	cf.registerEndpoints(fs, "authorize-url", "token-url", "device-auth-url", "client-id", "scope")
 	device := fs.Bool("device", false, "sign in on another device with a code (RFC 8628)")
 	noBrowser := fs.Bool("no-browser", false, "print the link without opening a browser")
-	port := fs.Int("port", 8765, "loopback port for the browser's redirect (0: any free port)")
+	port := fs.Int("port", -1, "loopback port for the browser's redirect (0: any free port; default: the provider's, 8765 for Honcho, else any)")
 	apiKey := fs.Bool("api-key", false, "store an API key instead of signing in: the key is read from stdin (asked for, without echo, on a terminal), never from the command line")
 	force := fs.Bool("force", false, "replace a sign-in that still works without asking")
 	if err := parse(fs, args); err != nil {
@@ -44,19 +45,19 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		}
 		return c.loginAPIKey(ctx, &cf, *force)
 	}
-	if *port < 0 || *port > 65535 {
+	if *port < -1 || *port > 65535 || (*port == -1 && portSet(fs)) {
 		return &usageError{msg: fmt.Sprintf("login: --port %d is not a port", *port)}
 	}
-	flows := flow.NewManager(flow.Config{
-		LoopbackAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)),
-		Logger:       c.logger(),
-	})
+	flows := flow.NewManager(flow.Config{Logger: c.logger()})
 	defer flows.Close()
 	s, err := c.setup(&cf, flows)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	if *port >= 0 {
+		s.conn.LoopbackAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))
+	}
 	if err := c.confirmReplace(ctx, s, *force); err != nil {
 		return err
 	}
@@ -355,4 +356,11 @@ func orElse(s, def string) string {
 		return s
 	}
 	return def
+}
+
+// portSet reports whether --port was given.
+func portSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "port" })
+	return set
 }

@@ -20,7 +20,8 @@
 //	-session-token token     require "Authorization: Bearer <token>" (not on the callback)
 //	-callback-base-url url   where the router is reachable, for the "callback" redirect
 //	                         mode (default with -dev: http://<addr>/api/memory; else none,
-//	                         so browser flows use the loopback listener on 127.0.0.1:8765)
+//	                         so browser flows use a loopback listener: 127.0.0.1:8765
+//	                         for Honcho, any free port for other providers)
 //	-allowed-hosts a,b       host names the API answers (default: loopback names)
 //	-store postgres://...    keep grants and pending sign-ins in PostgreSQL, shared by
 //	                         every instance (default $MEMCONNECT_STORE; none: honcho.json)

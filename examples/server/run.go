@@ -25,7 +25,6 @@ import (
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/examples/desktop"
 	"github.com/memconnect/memconnect/internal/browser"
-	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
@@ -490,7 +489,7 @@ func printBanner(w io.Writer, o options, origin, home string, tempHome bool, cal
 	if callbackBase != "" {
 		fmt.Fprintf(w, "browser sign-ins return to: %s/profiles/{profile}/providers/{provider}/callback\n", callbackBase)
 	} else {
-		fmt.Fprintf(w, "browser sign-ins return to: a one-shot listener on %s/callback\n", flow.DefaultLoopbackAddr)
+		fmt.Fprintf(w, "browser sign-ins return to: a one-shot listener on %s/callback (Honcho; other providers: any free port)\n", honcho.LoopbackAddr)
 	}
 	o.watch.banner(w, origin)
 	page, auth := origin+"/", ""

@@ -12,10 +12,12 @@ import (
 
 // Defaults of a [Manager].
 const (
-	// DefaultLoopbackAddr is where the loopback listener binds first: the
-	// port the Honcho client is registered with, on the IPv4 loopback
-	// literal (RFC 8252 sections 7.3 and 8.3).
-	DefaultLoopbackAddr = "127.0.0.1:8765"
+	// DefaultLoopbackAddr is where the loopback listener binds unless a
+	// request or the Config names an address: any free port on the IPv4
+	// loopback literal (RFC 8252 sections 7.3 and 8.3). A provider whose
+	// client is registered with a fixed port asks for it per request
+	// ([Request.LoopbackAddr]).
+	DefaultLoopbackAddr = "127.0.0.1:0"
 
 	// StateTTL is how long the state parameter of a browser flow, and so
 	// the flow, stays answerable.

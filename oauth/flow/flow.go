@@ -74,6 +74,12 @@ type Request struct {
 	// must be an absolute http or https URL.
 	CallbackURL string
 
+	// LoopbackAddr is where a [RedirectLoopback] flow's listener binds
+	// first, such as the port a provider's client is registered with; ""
+	// means the Manager's [Config.LoopbackAddr]. It must be a loopback IP
+	// literal and a port ([CheckLoopbackAddr]).
+	LoopbackAddr string
+
 	// Config holds ClientID, Endpoint (AuthURL and TokenURL, DeviceAuthURL
 	// for a device flow) and Scopes. The manager works on a copy: it sets
 	// RedirectURL and uses [oauth2.AuthStyleInParams] (client_id in the form,

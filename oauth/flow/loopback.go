@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -37,18 +38,19 @@ func CheckLoopbackAddr(addr string) error {
 // and serves f's callback until the flow ends. The redirect URI names the IP
 // literal and port actually bound, never "localhost" (RFC 8252 section 8.3).
 func (m *Manager) listenLoopbackLocked(f *flowRecord) (*loopbackServer, error) {
-	if err := CheckLoopbackAddr(m.loopbackAddr); err != nil {
+	addr := cmp.Or(f.loopbackAt, m.loopbackAddr)
+	if err := CheckLoopbackAddr(addr); err != nil {
 		return nil, err
 	}
-	host, _, _ := net.SplitHostPort(m.loopbackAddr)
+	host, _, _ := net.SplitHostPort(addr)
 	ip := net.ParseIP(host)
-	ln, err := net.Listen("tcp", m.loopbackAddr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		ln, err = net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
 		if err != nil {
 			return nil, fmt.Errorf("flow: loopback listener: %w", err)
 		}
-		m.log.Info().Str("flow_id", f.id).Str("wanted", m.loopbackAddr).
+		m.log.Info().Str("flow_id", f.id).Str("wanted", addr).
 			Str("bound", ln.Addr().String()).Msg("flow: loopback port taken, using an OS-assigned one")
 	}
 	port := ln.Addr().(*net.TCPAddr).Port

@@ -82,12 +82,13 @@ type Manager struct {
 // flowRecord is one flow. A key's record is in Manager.flows while the
 // flow is pending and, once finished, until its reset timer removes it.
 type flowRecord struct {
-	id       string
-	key      Key
-	method   Method
-	redirect RedirectMode
-	cfg      oauth2.Config
-	complete func(context.Context, *oauth2.Token) error
+	id         string
+	loopbackAt string // where its loopback listener binds first
+	key        Key
+	method     Method
+	redirect   RedirectMode
+	cfg        oauth2.Config
+	complete   func(context.Context, *oauth2.Token) error
 	// tokenOpts are the TokenParams of the request; rejected its
 	// ClientRejected.
 	tokenParams url.Values
@@ -171,6 +172,7 @@ func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
 		key:         req.Key,
 		method:      req.Method,
 		redirect:    req.Redirect,
+		loopbackAt:  req.LoopbackAddr,
 		cfg:         req.Config,
 		complete:    req.Complete,
 		tokenParams: req.TokenParams,
@@ -272,14 +274,19 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 // RFC 8252 section 7.3 (any port for a loopback IP) still accept; a client
 // registers this URI. With port 0 (any port) the URI names none:
 // "http://127.0.0.1/callback".
-func (m *Manager) LoopbackRedirectURI() string {
-	if host, port, err := net.SplitHostPort(m.loopbackAddr); err == nil && port == "0" {
+func (m *Manager) LoopbackRedirectURI() string { return LoopbackRedirectURI(m.loopbackAddr) }
+
+// LoopbackRedirectURI is the redirect URI of a loopback listener at addr,
+// as a client registers it: "http://<addr>/callback", or with port 0 (any
+// port) one that names none, such as "http://127.0.0.1/callback".
+func LoopbackRedirectURI(addr string) string {
+	if host, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
 		if strings.Contains(host, ":") {
 			host = "[" + host + "]"
 		}
 		return "http://" + host + "/callback"
 	}
-	return "http://" + m.loopbackAddr + "/callback"
+	return "http://" + addr + "/callback"
 }
 
 // Status returns a snapshot of key's flow; State is [StateIdle] when there

@@ -34,6 +34,11 @@ func prepareRequest(req Request) (Request, []oauth2.AuthCodeOption, error) {
 		}
 		switch req.Redirect {
 		case RedirectLoopback:
+			if req.LoopbackAddr != "" {
+				if err := CheckLoopbackAddr(req.LoopbackAddr); err != nil {
+					return req, nil, err
+				}
+			}
 		case RedirectCallback:
 			u, err := url.Parse(req.CallbackURL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" || u.User != nil {

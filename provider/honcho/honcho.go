@@ -25,6 +25,10 @@ const (
 	LocalTokenURL = "http://localhost:8000/oauth/token"
 	// DefaultClientID is the public client Hermes is registered as.
 	DefaultClientID = "hermes-agent"
+	// LoopbackAddr is where a loopback sign-in listens first: the port
+	// DefaultClientID's redirect URI is registered with, on the IPv4
+	// loopback literal (RFC 8252 sections 7.3 and 8.3).
+	LoopbackAddr = "127.0.0.1:8765"
 	// DefaultScope is the scope requested.
 	DefaultScope = "write"
 	// DefaultAccessTokenPrefix marks a Honcho OAuth access token.
@@ -58,7 +62,10 @@ type Provider struct {
 	chains  map[provider.Profile]grantChain
 }
 
-var _ provider.Provider = (*Provider)(nil)
+var (
+	_ provider.Provider          = (*Provider)(nil)
+	_ provider.LoopbackAddresser = (*Provider)(nil)
+)
 
 // Option configures a [Provider].
 type Option func(*Provider)
@@ -128,6 +135,9 @@ func New(opts ...Option) *Provider {
 
 // Name implements [provider.Provider]; it returns "honcho".
 func (p *Provider) Name() string { return Name }
+
+// LoopbackAddr implements [provider.LoopbackAddresser]: [LoopbackAddr].
+func (p *Provider) LoopbackAddr() string { return LoopbackAddr }
 
 // DisplayName implements [provider.Provider]; it returns "Honcho".
 func (p *Provider) DisplayName() string { return "Honcho" }

@@ -15,8 +15,8 @@
 //     client id ([WithClientID]); else dynamic client registration
 //     (RFC 7591) of a public client for the Connector's redirect URIs (its
 //     callback route and its loopback listener, registered as
-//     http://127.0.0.1:8765/callback; servers that follow RFC 8252 section
-//     7.3 accept the loopback URI on any port). The registration is kept
+//     http://127.0.0.1/callback, the loopback URI with no port, as servers
+//     that follow RFC 8252 section 7.3 accept it on any port). The registration is kept
 //     in the grant file and registered again when the redirect URIs
 //     change, the authorization server changes, the server answers
 //     invalid_client (at the code exchange, or at a refresh), or a sign-in
