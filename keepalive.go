@@ -49,10 +49,7 @@ func flowObserver(o observe.Observer) func(events.Event) {
 // startKeeper runs the keeper of cfg.KeepFresh until the returned stop is
 // called; stop waits for the round under way.
 func startKeeper(r *Router, cfg Config) (stop func(), err error) {
-	kc := keeper.Config{Connector: r.conn, Interval: cfg.KeepFresh, Logger: cfg.Logger, Observer: cfg.Observer}
-	if cfg.Clock != nil {
-		kc.Now = cfg.Clock.Now
-	}
+	kc := keeper.Config{Connector: r.conn, Interval: cfg.KeepFresh, Logger: cfg.Logger, Observer: cfg.Observer, Clock: cfg.Clock}
 	k, err := keeper.New(kc)
 	if err != nil {
 		return nil, err

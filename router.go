@@ -33,6 +33,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/internal/connsession"
@@ -191,7 +192,7 @@ type Config struct {
 	// status body's expires_in and, for the flow manager New creates, the
 	// state expiry and the reset of finished flows. nil means the time
 	// package.
-	Clock flow.Clock
+	Clock clock.Clock
 }
 
 // Router is the memconnect router that [New] returns: a [chi.Router] to
@@ -330,10 +331,7 @@ func New(cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memconnect: Config.CallbackBaseURL: %w", err)
 	}
-	var now func() time.Time
-	if cfg.Clock != nil {
-		now = cfg.Clock.Now
-	}
+	now := clock.Or(cfg.Clock).Now
 	conn := &provider.Connector{
 		Registry:        cfg.Registry,
 		Profiles:        cfg.Profiles,
@@ -341,7 +339,7 @@ func New(cfg Config) (*Router, error) {
 		LoopbackAddr:    cfg.LoopbackAddr,
 		HTTPClient:      cfg.HTTPClient,
 		Logger:          cfg.Logger,
-		Now:             now,
+		Clock:           cfg.Clock,
 		GrantStore:      cfg.GrantStore,
 		Events:          cfg.Events,
 		ConnectTimeout:  cfg.ConnectTimeout,
@@ -358,10 +356,6 @@ func New(cfg Config) (*Router, error) {
 		return nil, fmt.Errorf("memconnect: %w", err)
 	}
 	hosts := allowedHosts(cfg.AllowedHosts, callbackBase)
-	clock := now
-	if clock == nil {
-		clock = time.Now
-	}
 	var sessions *connsession.Keys
 	sessionOpts := []middleware.SessionOption{}
 	if len(cfg.SessionKeys) > 0 {
@@ -372,7 +366,7 @@ func New(cfg Config) (*Router, error) {
 			if !connsession.Is(tok) {
 				return "", nil, false, nil
 			}
-			c, err := sessions.Verify(tok, clock())
+			c, err := sessions.Verify(tok, now())
 			if errors.Is(err, connsession.ErrExpired) {
 				err = fmt.Errorf("%w: %w", middleware.ErrSessionExpired, err)
 			}
@@ -404,7 +398,7 @@ func New(cfg Config) (*Router, error) {
 	r.Get(clientMetadataPattern, h.ClientMetadata)
 	r.Post("/providers/{provider}/oauth/start", h.HermesOAuthStart)
 	r.Get("/providers/{provider}/oauth/status", h.HermesOAuthStatus)
-	rt := &Router{Router: r, conn: conn, sessions: sessions, now: clock, stop: []func(){h.Close}}
+	rt := &Router{Router: r, conn: conn, sessions: sessions, now: now, stop: []func(){h.Close}}
 	if cfg.Observer != nil {
 		rt.stop = append(rt.stop, conn.Events.Tap(flowObserver(cfg.Observer)))
 	}

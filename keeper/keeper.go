@@ -32,6 +32,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/observe"
@@ -84,9 +85,10 @@ type Config struct {
 	Logger zerolog.Logger
 	// Observer, when not nil, receives each round.
 	Observer observe.Observer
-	// Now is the clock of the due decisions; nil means time.Now. The
-	// Connector's own clock decides under the locks: give both the same.
-	Now func() time.Time
+	// Clock is the clock of the due decisions; nil means the system
+	// clock. The Connector's own clock decides under the locks: give both
+	// the same.
+	Clock clock.Clock
 	// Rand returns a number in [0, 1) for the jitter; nil means
 	// math/rand/v2.
 	Rand func() float64
@@ -124,9 +126,7 @@ func New(cfg Config) (*Keeper, error) {
 	if cfg.Owner == "" {
 		cfg.Owner = "keeper-" + rand.Text()[:10]
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	if cfg.Rand == nil {
 		cfg.Rand = mrand.Float64
 	}
@@ -166,7 +166,7 @@ func (k *Keeper) Round(ctx context.Context) observe.KeeperRun {
 	k.rounds.Lock()
 	defer k.rounds.Unlock()
 	began := time.Now()
-	now := k.cfg.Now()
+	now := k.cfg.Clock.Now()
 	policy := oauth.KeepPolicy{Lead: k.cfg.Lead, MaxAge: MaxAge(k.cfg.Interval, k.cfg.Rand())}
 	var run observe.KeeperRun
 	var mu sync.Mutex

@@ -18,29 +18,11 @@ import (
 	"github.com/memconnect/memconnect/provider/honcho"
 )
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // home is a Hermes home with a grant per profile and Connectors over it.
 type home struct {
 	h     *fixture.Hermes
 	reg   *provider.Registry
-	clock *clock
+	clock *testkit.Clock
 	// tokenRequests counts requests to the token endpoint.
 	tokenRequests atomic.Int64
 }
@@ -52,7 +34,7 @@ func newHome(t testing.TB) *home {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hm := &home{h: h, reg: reg, clock: &clock{t: time.Now()}}
+	hm := &home{h: h, reg: reg, clock: testkit.ClockAt(time.Now())}
 	h.AS.SetTokenHook(func(http.ResponseWriter, *http.Request) bool {
 		hm.tokenRequests.Add(1)
 		return false
@@ -65,7 +47,7 @@ func newHome(t testing.TB) *home {
 // another Connector's as another process's do.
 func (hm *home) connector() *provider.Connector {
 	return &provider.Connector{Registry: hm.reg, Profiles: hm.h.Profiles(), HTTPClient: hm.h.AS.Client(),
-		Logger: hm.h.Logger, Now: hm.clock.Now}
+		Logger: hm.h.Logger, Clock: hm.clock}
 }
 
 // seed writes a fresh grant of profile whose access token expires in
@@ -93,7 +75,7 @@ func (hm *home) seed(t *testing.T, profile string, expiresIn, age time.Duration)
 
 func (hm *home) keeper(t testing.TB, c *provider.Connector, cfg keeper.Config) *keeper.Keeper {
 	t.Helper()
-	cfg.Connector, cfg.Now = c, hm.clock.Now
+	cfg.Connector, cfg.Clock = c, hm.clock
 	if cfg.Interval == 0 {
 		cfg.Interval = 24 * time.Hour
 	}
@@ -154,14 +136,14 @@ func TestKeeperKeepsIdleGrantAlive(t *testing.T) {
 	if run := k.Round(t.Context()); run.Refreshed != 0 {
 		t.Fatalf("a 6h-old grant was refreshed with a 24h interval: %+v", run)
 	}
-	hm.clock.Add(10 * time.Hour) // default: 16h old; work: 10h
+	hm.clock.Advance(10 * time.Hour) // default: 16h old; work: 10h
 	if run := k.Round(t.Context()); run.Refreshed != 1 {
 		t.Fatalf("round = %+v, want the 16h-old grant refreshed once", run)
 	}
 	if run := k.Round(t.Context()); run.Refreshed != 0 {
 		t.Fatalf("next round = %+v, want nothing", run)
 	}
-	hm.clock.Add(6 * time.Hour) // work: 16h old
+	hm.clock.Advance(6 * time.Hour) // work: 16h old
 	if run := k.Round(t.Context()); run.Refreshed != 1 {
 		t.Fatalf("round = %+v, want the other grant refreshed", run)
 	}
@@ -203,7 +185,7 @@ func TestKeeperLeavesRejectedGrantAlone(t *testing.T) {
 		t.Fatalf("round = %+v, want one failure (the rejection)", run)
 	}
 	for range 3 {
-		hm.clock.Add(time.Hour)
+		hm.clock.Advance(time.Hour)
 		k.Round(t.Context())
 	}
 	if n := hm.tokenRequests.Load(); n != 1 {

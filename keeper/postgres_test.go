@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/keeper"
 	"github.com/memconnect/memconnect/oauth"
@@ -36,7 +37,7 @@ func TestKeeperInstancesOnPostgres(t *testing.T) {
 			age = time.Hour
 		}
 		then := hm.clock.Now().Add(-age)
-		g := oauth.NewGrants(seedStore, oauth.WithClock(func() time.Time { return then }))
+		g := oauth.NewGrants(seedStore, oauth.WithClock(clock.Func(func() time.Time { return then })))
 		base := oauth.Grant{ClientID: hm.h.AS.ClientID(), TokenEndpoint: hm.h.AS.TokenURL(), Scope: "write", TokenType: "Bearer"}
 		if _, err := g.Install(t.Context(), "honcho/"+name, hm.h.AS.IssueGrant("write"), base); err != nil {
 			t.Fatal(err)

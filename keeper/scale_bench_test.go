@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/keeper"
 	"github.com/memconnect/memconnect/oauth"
@@ -87,7 +88,7 @@ func BenchmarkKeeperScale(b *testing.B) {
 		b.StopTimer()
 		// A day passes: every grant is due, and the claims of the last
 		// round have lapsed.
-		hm.clock.Add(24 * time.Hour)
+		hm.clock.Advance(24 * time.Hour)
 		if _, err := seedPool.Exec(context.Background(), `UPDATE memconnect_grants SET keep_until = NULL`); err != nil {
 			b.Fatal(err)
 		}
@@ -125,7 +126,7 @@ func BenchmarkKeeperScale(b *testing.B) {
 func seed(b *testing.B, hm *home, st *pgstore.Store, n int) {
 	b.Helper()
 	then := hm.clock.Now().Add(-20 * time.Hour)
-	g := oauth.NewGrants(st, oauth.WithClock(func() time.Time { return then }))
+	g := oauth.NewGrants(st, oauth.WithClock(clock.Func(func() time.Time { return then })))
 	base := oauth.Grant{ClientID: hm.h.AS.ClientID(), TokenEndpoint: hm.h.AS.TokenURL(), Scope: "write", TokenType: "Bearer"}
 	names := make(chan string)
 	var wg sync.WaitGroup

@@ -76,7 +76,7 @@ func TestOddExpiresInKept(t *testing.T) {
 
 // newTestStoreClock is newTestStore on clock.
 func newTestStoreClock(path string, clock *testkit.Clock) *testStore {
-	return newTestStore(path, WithClock(clock.Now))
+	return newTestStore(path, WithClock(clock))
 }
 
 // Nothing is spent that cannot be kept: in a directory where neither the

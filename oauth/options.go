@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/memconnect/memconnect/clock"
 )
 
 // Option configures [NewGrants] and [NewFileStore]. Each takes the options
@@ -34,12 +36,12 @@ func newOptions(opts []Option) options {
 // WithLogger sets the logger. Tokens are never logged. The default discards.
 func WithLogger(l zerolog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithClock sets the clock of every expiry decision. The default is
-// [time.Now].
-func WithClock(now func() time.Time) Option {
+// WithClock sets the clock of every expiry decision. The default, and
+// nil, is the system clock.
+func WithClock(c clock.Clock) Option {
 	return func(o *options) {
-		if now != nil {
-			o.now = now
+		if c != nil {
+			o.now = c.Now
 		}
 	}
 }

@@ -156,7 +156,7 @@ func TestPythonAgentLockInterop(t *testing.T) {
 	// Python reads what Go writes, with expiresAt as an integer. (Python
 	// stamped its expiry with the real clock; this store's runs two hours
 	// ahead, so it refreshes.)
-	s2 := newTestStore(path, WithClock(func() time.Time { return time.Now().Add(2 * time.Hour) }))
+	s2 := newTestStore(path, WithClock(testkit.ClockAt(time.Now().Add(2*time.Hour))))
 	tok, err := s2.TokenSource("hermes").Token()
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -52,8 +53,9 @@ type Connector struct {
 	// Logger receives the grant engine's log and warnings such as a failed
 	// revocation. The zero value discards them.
 	Logger zerolog.Logger
-	// Now is the clock of every expiry decision; nil means [time.Now].
-	Now func() time.Time
+	// Clock is the clock of every expiry decision; nil means the system
+	// clock.
+	Clock clock.Clock
 	// GrantStore, when not nil, keeps every profile's grants, keyed
 	// "<provider>/<profile>", instead of the providers' config files: a
 	// store that several instances share, such as package pgstore's. Such
@@ -119,7 +121,7 @@ func (c *Connector) Stores() *Stores {
 }
 
 func (c *Connector) options() []oauth.Option {
-	return []oauth.Option{oauth.WithLogger(c.Logger), oauth.WithHTTPClient(c.HTTPClient), oauth.WithClock(c.Now)}
+	return []oauth.Option{oauth.WithLogger(c.Logger), oauth.WithHTTPClient(c.HTTPClient), oauth.WithClock(c.Clock)}
 }
 
 // grantRef is where a target's grant lives: the engine, the key in it and,
@@ -205,12 +207,7 @@ func (c *Connector) flowTarget(profileName, providerName string) (target, *flow.
 	return t, c.Flows, nil
 }
 
-func (c *Connector) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
-}
+func (c *Connector) now() time.Time { return clock.Or(c.Clock).Now() }
 
 func (c *Connector) httpClient() *http.Client {
 	if c.HTTPClient != nil {

@@ -42,6 +42,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/outbound"
 	"github.com/memconnect/memconnect/observe"
@@ -87,8 +88,8 @@ type Config struct {
 	// Observer, when not nil, hears of each delivery: "ok", "retry",
 	// "failed" (given up), "dropped" (queue full).
 	Observer observe.Observer
-	// Now is the clock of the timestamps; nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock of the timestamps; nil means the system clock.
+	Clock clock.Clock
 }
 
 // Sender delivers events to one URL. Make one with [New], feed it with
@@ -133,9 +134,7 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Backoff == nil {
 		cfg.Backoff = func(n int) time.Duration { return min(time.Second<<min(n-1, 16), 5*time.Minute) }
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	cfg.Observer = observe.Or(cfg.Observer)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sender{cfg: cfg, key: key, client: outbound.Secret(cfg.HTTPClient), queue: make(chan message, cfg.QueueSize),
@@ -180,7 +179,7 @@ func (s *Sender) Send(ev events.Event) bool {
 	if ev.Kind != events.KindConnection || ev.Remote || (ev.Connection == events.Refreshed && !s.cfg.Refreshed) {
 		return false
 	}
-	at := s.cfg.Now().UTC().Truncate(time.Second)
+	at := s.cfg.Clock.Now().UTC().Truncate(time.Second)
 	body, _ := json.Marshal(payload{ // strings and a time always encode
 		Type:      "connection." + ev.Connection,
 		Timestamp: at,

@@ -8,6 +8,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/clock"
 )
 
 // Defaults of a [Manager].
@@ -47,7 +49,7 @@ type Config struct {
 	// Clock runs state expiry, the loopback timeout and the reset of
 	// finished flows; nil means the time package. The polling of a device
 	// flow is paced by [oauth2.Config.DeviceAccessToken] on real time.
-	Clock Clock
+	Clock clock.Clock
 
 	// HTTPClient makes the code exchange and the device flow requests; nil
 	// means a client with a 30 second timeout.
@@ -101,7 +103,7 @@ type Config struct {
 // defaults.
 func NewManager(c Config) *Manager {
 	m := &Manager{
-		clock:           c.Clock,
+		clock:           clock.Or(c.Clock),
 		client:          c.HTTPClient,
 		log:             c.Logger,
 		store:           c.Store,
@@ -112,9 +114,6 @@ func NewManager(c Config) *Manager {
 		resume:          c.Resume,
 		onChange:        c.OnChange,
 		flows:           make(map[Key]*flowRecord),
-	}
-	if m.clock == nil {
-		m.clock = systemClock{}
 	}
 	if m.client == nil {
 		m.client = &http.Client{Timeout: 30 * time.Second}

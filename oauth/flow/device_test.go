@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
@@ -128,7 +129,7 @@ func TestDeviceFlowFailures(t *testing.T) {
 			t.Parallel()
 			var skew atomic.Int64
 			now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-			e := newFlowEnv(t, []honchotest.Option{honchotest.WithClock(now)}, nil)
+			e := newFlowEnv(t, []honchotest.Option{honchotest.WithClock(clock.Func(now))}, nil)
 			f := e.start(e.deviceRequest(t, flowKeyDefault))
 			if err := tc.act(e, f, &skew); err != nil {
 				t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/memconnect/memconnect/clock"
+
 	"golang.org/x/oauth2"
 )
 
@@ -59,7 +61,7 @@ const (
 // Manager is safe for concurrent use by multiple goroutines. Close it to
 // stop its listeners and device pollers.
 type Manager struct {
-	clock           Clock
+	clock           clock.Clock
 	client          *http.Client
 	log             zerolog.Logger
 	store           Store

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho"
@@ -39,7 +40,7 @@ func TestBrowserFlowLoopbackInstallsGrantAndRefreshRotates(t *testing.T) {
 	storeClock := func() time.Time { storeMu.Lock(); defer storeMu.Unlock(); return storeNow }
 	layout := oauth.FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: "hch-at-", DefaultScope: "write", RootAPIKey: true}
 	file := oauth.NewFileStore(path, layout)
-	store := oauth.NewGrants(file, oauth.WithClock(storeClock), oauth.WithHTTPClient(e.srv.Client()))
+	store := oauth.NewGrants(file, oauth.WithClock(clock.Func(storeClock)), oauth.WithHTTPClient(e.srv.Client()))
 
 	var calls int
 	var mu sync.Mutex

@@ -2,13 +2,14 @@ package oauthtest
 
 import (
 	"encoding/json"
-	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 
 	"golang.org/x/oauth2"
 )
@@ -158,7 +159,7 @@ func TestConsentDecisionSingleUse(t *testing.T) {
 
 func TestConsentRequestExpires(t *testing.T) {
 	clk := testkit.NewClock()
-	s := newTestServer(t, WithClock(clk.Now))
+	s := newTestServer(t, WithClock(clk))
 	_, page := get(t, s, s.OAuth2Config(testRedirect).AuthCodeURL("state-12345", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), nil)
 	action, fields, err := consentForm(page, true)
 	if err != nil {

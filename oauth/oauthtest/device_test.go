@@ -118,7 +118,7 @@ func TestDevicePolling(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := testkit.NewClock()
-			s := newTestServer(t, WithClock(clk.Now))
+			s := newTestServer(t, WithClock(clk))
 			status, da := postForm(t, s, s.DeviceAuthURL(), url.Values{"client_id": {DefaultClientID}})
 			if status != http.StatusOK {
 				t.Fatalf("device authorization: %d %v", status, da)
@@ -207,7 +207,7 @@ func TestDeviceAuthorizationErrors(t *testing.T) {
 
 func TestApproveDeviceErrors(t *testing.T) {
 	clk := testkit.NewClock()
-	s := newTestServer(t, WithClock(clk.Now), WithDeviceCodeTTL(time.Minute))
+	s := newTestServer(t, WithClock(clk), WithDeviceCodeTTL(time.Minute))
 	newCode := func() string {
 		_, da := postForm(t, s, s.DeviceAuthURL(), url.Values{"client_id": {DefaultClientID}})
 		return da["user_code"].(string)

@@ -1,6 +1,10 @@
 package oauthtest
 
-import "time"
+import (
+	"time"
+
+	"github.com/memconnect/memconnect/clock"
+)
 
 // An Option configures a [Server]. Options are applied by [NewServer], before
 // the server starts; calling one on a running server is a data race.
@@ -88,10 +92,10 @@ func WithRefreshTokenTTL(d time.Duration) Option {
 // The device polling rate is measured with this clock too, so a frozen clock
 // makes every device poll after the first one "too fast" (slow_down); advance
 // the clock between polls, or poll only once after approving.
-func WithClock(now func() time.Time) Option {
+func WithClock(c clock.Clock) Option {
 	return func(s *Server) {
-		if now != nil {
-			s.now = now
+		if c != nil {
+			s.now = c.Now
 		}
 	}
 }

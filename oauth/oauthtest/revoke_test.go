@@ -1,11 +1,12 @@
 package oauthtest
 
 import (
-	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 
 	"golang.org/x/oauth2"
 )
@@ -109,7 +110,7 @@ func TestRevocation(t *testing.T) {
 
 func TestIntrospection(t *testing.T) {
 	clk := testkit.NewClock()
-	s := newTestServer(t, WithClock(clk.Now), WithAccessTokenTTL(10*time.Minute))
+	s := newTestServer(t, WithClock(clk), WithAccessTokenTTL(10*time.Minute))
 	live := s.IssueGrant("write")
 	revoked := s.IssueGrant("write")
 	s.RevokeGrant(revoked.AccessToken)

@@ -2,12 +2,13 @@ package oauthtest
 
 import (
 	"encoding/json"
-	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 )
 
 func TestMetadata(t *testing.T) {
@@ -100,7 +101,7 @@ func TestURLs(t *testing.T) {
 
 func TestWhoAmI(t *testing.T) {
 	clk := testkit.NewClock()
-	s := newTestServer(t, WithClock(clk.Now))
+	s := newTestServer(t, WithClock(clk))
 	old := s.IssueGrant("write")
 	clk.Advance(DefaultAccessTokenTTL)
 	live := s.IssueGrant("read write")

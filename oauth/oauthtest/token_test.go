@@ -2,13 +2,14 @@ package oauthtest
 
 import (
 	"errors"
-	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 
 	"golang.org/x/oauth2"
 )
@@ -104,7 +105,7 @@ func TestCodeExchangeErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			clk := testkit.NewClock()
-			s := newTestServer(t, WithAutoApprove(), WithClock(clk.Now), WithClientID(DefaultClientID), WithClientID("second-client"))
+			s := newTestServer(t, WithAutoApprove(), WithClock(clk), WithClientID(DefaultClientID), WithClientID("second-client"))
 			code, verifier := authorizeCode(t, s, s.OAuth2Config(testRedirect))
 			clk.Advance(tt.advance)
 			status, body := postForm(t, s, s.TokenURL(), tt.form(code, verifier))
@@ -306,7 +307,7 @@ func TestRefreshErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			clk := testkit.NewClock()
-			s := newTestServer(t, WithClock(clk.Now), WithRefreshTokenTTL(30*24*time.Hour),
+			s := newTestServer(t, WithClock(clk), WithRefreshTokenTTL(30*24*time.Hour),
 				WithClientID(DefaultClientID), WithClientID("second-client"))
 			tok := s.IssueGrant("write read")
 			if tt.setup != nil {
@@ -382,7 +383,7 @@ func TestAccessTokenLifetime(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := testkit.NewClock()
-			s := newTestServer(t, WithClock(clk.Now), WithAccessTokenTTL(tt.ttl), WithAutoApprove())
+			s := newTestServer(t, WithClock(clk), WithAccessTokenTTL(tt.ttl), WithAutoApprove())
 			tok := exchange(t, s, s.OAuth2Config(testRedirect))
 			if tok.ExpiresIn != tt.wantExpires {
 				t.Errorf("expires_in = %d, want %d", tok.ExpiresIn, tt.wantExpires)

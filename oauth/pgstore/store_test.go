@@ -493,17 +493,16 @@ func TestFailOpen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		now := time.Now()
-		clock := func() time.Time { return now }
+		now := testkit.ClockAt(time.Now())
 		var logs testkit.SyncBuffer
-		gs := oauth.NewGrants(newStore(t, pool, pgstore.Config{}), oauth.WithHTTPClient(srv.Client()), oauth.WithClock(clock),
+		gs := oauth.NewGrants(newStore(t, pool, pgstore.Config{}), oauth.WithHTTPClient(srv.Client()), oauth.WithClock(now),
 			oauth.WithLogger(zerolog.New(&logs)))
-		tok := install(t, gs, srv, "hermes", now.Add(time.Hour))
+		tok := install(t, gs, srv, "hermes", now.Now().Add(time.Hour))
 		if _, err := gs.TokenSource("hermes").Token(); err != nil {
 			t.Fatal(err)
 		}
 		pool.Close()
-		now = now.Add(time.Hour - time.Minute) // in the refresh window, still valid
+		now.Advance(time.Hour - time.Minute) // in the refresh window, still valid
 		for range 3 {
 			got, err := gs.TokenSource("hermes").Token()
 			if err != nil || got.AccessToken != tok.AccessToken {
@@ -513,7 +512,7 @@ func TestFailOpen(t *testing.T) {
 		if n := strings.Count(logs.String(), "cannot be read"); n != 1 {
 			t.Errorf("%d warnings for 3 calls during the outage; want 1:\n%s", n, logs.String())
 		}
-		now = now.Add(2 * time.Minute) // expired
+		now.Advance(2 * time.Minute) // expired
 		if _, err := gs.TokenSource("hermes").Token(); err == nil || !strings.Contains(err.Error(), `"hermes" in PostgreSQL`) {
 			t.Fatalf("Token with the database gone and the token expired = %v; want an error naming the grant", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -89,7 +90,7 @@ func WithoutOAuth() Option { return func(p *Provider) { p.oauth, p.apiKeys = fal
 
 // WithClock sets the clock of the discovery cache and registrations; nil
 // means [time.Now].
-func WithClock(now func() time.Time) Option { return func(p *Provider) { p.now = now } }
+func WithClock(c clock.Clock) Option { return func(p *Provider) { p.now = clock.Or(c).Now } }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 

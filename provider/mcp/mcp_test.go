@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -424,15 +425,15 @@ func TestDeviceFlow(t *testing.T) {
 // needed.
 func TestGrantWithoutRefreshToken(t *testing.T) {
 	ctx := context.Background()
-	now := time.Now()
+	now := testkit.ClockAt(time.Now())
 	c := newChain(t, []oauthtest.MCPOption{oauthtest.WithAuthServer(oauthtest.WithoutRefreshTokens())})
-	c.conn.Now = func() time.Time { return now }
+	c.conn.Clock = now
 	c.signIn(t)
 	rep, err := c.conn.Status(ctx, "default", "memdev")
 	if err != nil || !rep.Connected || rep.Token == nil || rep.Token.Refreshable || rep.ReauthRequired {
 		t.Fatalf("status = %+v (token %+v), %v; want connected, not refreshable", rep, rep.Token, err)
 	}
-	now = rep.Token.ExpiresAt.Add(time.Second)
+	now.Advance(rep.Token.ExpiresAt.Add(time.Second).Sub(now.Now()))
 	rep, err = c.conn.Status(ctx, "default", "memdev")
 	if err != nil || !rep.ReauthRequired {
 		t.Fatalf("status after expiry = %+v, %v; want reauth_required", rep, err)
@@ -453,7 +454,7 @@ func TestIssuerMoved(t *testing.T) {
 		if other != "" {
 			m["authorization_servers"] = []string{other}
 		}
-	})}, mcp.WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now }))
+	})}, mcp.WithClock(clock.Func(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })))
 	c.signIn(t)
 	if rep, err := c.conn.Status(ctx, "default", "memdev"); err != nil || rep.ReauthRequired {
 		t.Fatalf("status = %+v, %v; want connected", rep, err)

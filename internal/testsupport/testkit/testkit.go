@@ -35,9 +35,8 @@ func (b *SyncBuffer) String() string {
 var Start = time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC)
 
 // Clock is a clock that moves only when told to, with timers that fire when
-// it is moved past them. It is safe for concurrent use. Pass its Now method
-// wherever a func() time.Time is injected, and the Clock itself where a
-// flow.Clock is.
+// it is moved past them. It is safe for concurrent use; it is a
+// clock.Clock.
 type Clock struct {
 	mu     sync.Mutex // guards t and timers
 	t      time.Time
@@ -53,6 +52,9 @@ type timer struct {
 
 // NewClock returns a Clock at [Start].
 func NewClock() *Clock { return &Clock{t: Start} }
+
+// ClockAt returns a Clock at t.
+func ClockAt(t time.Time) *Clock { return &Clock{t: t} }
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {

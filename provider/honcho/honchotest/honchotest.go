@@ -3,6 +3,7 @@ package honchotest
 import (
 	"time"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 )
 
@@ -47,7 +48,7 @@ func WithAccessTokenPrefix(p string) Option { return oauthtest.WithAccessTokenPr
 func WithAccessTokenTTL(d time.Duration) Option { return oauthtest.WithAccessTokenTTL(d) }
 
 // WithClock is [oauthtest.WithClock].
-func WithClock(now func() time.Time) Option { return oauthtest.WithClock(now) }
+func WithClock(c clock.Clock) Option { return oauthtest.WithClock(c) }
 
 // WithAutoApprove is [oauthtest.WithAutoApprove].
 func WithAutoApprove() Option { return oauthtest.WithAutoApprove() }
