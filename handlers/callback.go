@@ -32,7 +32,7 @@ import (
 // by redirect from the authorization server, without it; the state
 // parameter is what authenticates the request.
 func (h *Handlers) Callback(w http.ResponseWriter, r *http.Request) {
-	var page flow.CallbackPage
+	var page callbackPage
 	profile, prov, err := h.access(r, pathParams, ActionCallback)
 	if err == nil {
 		var f flow.Flow
@@ -43,7 +43,7 @@ func (h *Handlers) Callback(w http.ResponseWriter, r *http.Request) {
 			name = p.DisplayName()
 		}
 		if _, isFlow := errors.AsType[*flow.Failure](err); err == nil || isFlow || errors.Is(err, flow.ErrInvalidState) {
-			page = flow.CallbackOutcome(f, err, name)
+			page = callbackOutcome(f, err, name)
 		} else {
 			page = callbackErrorPage(err)
 		}
@@ -64,15 +64,15 @@ func (h *Handlers) Callback(w http.ResponseWriter, r *http.Request) {
 		}
 		ev.Msg("oauth callback failed")
 	}
-	page.Write(w)
+	page.write(w)
 }
 
 // callbackErrorPage is the page for an error that is not the outcome of a
 // flow: a bad link (invalid profile, no such profile or provider) or an
 // internal error. The code, status and message come from [toError].
-func callbackErrorPage(err error) flow.CallbackPage {
+func callbackErrorPage(err error) callbackPage {
 	e := toError(err)
-	page := flow.CallbackPage{Status: e.Code.Status(), Outcome: string(e.Code),
+	page := callbackPage{Status: e.Code.Status(), Outcome: string(e.Code),
 		Title: "Sign-in failed", Message: e.Text(),
 		Next: "Return to the app and connect again."}
 	switch e.Code {

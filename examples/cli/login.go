@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/internal/browser"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
@@ -48,7 +49,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	if *port < -1 || *port > 65535 || (*port == -1 && portSet(fs)) {
 		return &usageError{msg: fmt.Sprintf("login: --port %d is not a port", *port)}
 	}
-	flows := flow.NewManager(flow.Config{Logger: c.logger()})
+	flows := flow.NewManager(flow.Config{Logger: c.logger(), Page: handlers.WriteCallbackPage})
 	defer flows.Close()
 	s, err := c.setup(&cf, flows)
 	if err != nil {

@@ -26,7 +26,8 @@ import (
 //   - a [*Failure] when the flow ended in [StateError] (error= in the
 //     query, a failed exchange, a failed Complete).
 //
-// [CallbackOutcome] is the matching page for a person. ctx is not
+// A host shows a person the page for the result ([PlainPage] is the
+// default one). ctx is not
 // used for the exchange, which belongs to the flow (Cancel and Close end
 // it), so a browser that goes away does not abandon a spent code.
 func (m *Manager) Callback(ctx context.Context, key Key, q url.Values) (Flow, error) {

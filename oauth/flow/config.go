@@ -97,6 +97,11 @@ type Config struct {
 	// Manager's lock held, so it must return at once and must not call the
 	// Manager; hand the flow to a channel or an event bus.
 	OnChange func(key Key, f Flow)
+
+	// Page writes what the browser gets at the end of a flow on the
+	// loopback listener; nil means [PlainPage]. A host gives its own, such
+	// as the router's page, to say more in its words.
+	Page PageFunc
 }
 
 // NewManager returns a Manager configured by c; see [Config] for the
@@ -113,10 +118,14 @@ func NewManager(c Config) *Manager {
 		connectedReset:  positive(c.ConnectedReset, DefaultConnectedReset),
 		resume:          c.Resume,
 		onChange:        c.OnChange,
+		page:            c.Page,
 		flows:           make(map[Key]*flowRecord),
 	}
 	if m.client == nil {
 		m.client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if m.page == nil {
+		m.page = PlainPage
 	}
 	if m.store == nil {
 		m.store = newMemoryStore()

@@ -19,8 +19,10 @@
 //     stores the grant, and only then does the flow become
 //     [StateConnected].
 //
-// [CallbackOutcome] is the page a person sees at the end of a browser
-// flow. The package keeps no token: Complete receives the one token an
+// The loopback listener answers the browser with [Config.Page] (the
+// router gives its own; [PlainPage] by default); a host's callback route
+// shows its own page for what [Manager.Callback] returns. The package
+// holds no page markup and keeps no token: Complete receives the one token an
 // exchange returns, and storing it is the caller's business (see package
 // [github.com/memconnect/memconnect/oauth]).
 package flow

@@ -97,16 +97,16 @@ func ExampleManager_device() {
 	// connected <nil>
 }
 
-// The router's callback route hands the query to Callback and renders the
-// result for the person. A link with an unknown state changes nothing and
-// says so.
-func ExampleCallbackOutcome() {
+// A host's callback route hands the query to Callback and shows the
+// result to the person, here with the default page. A link with an
+// unknown state changes nothing and says so.
+func ExamplePlainPage() {
 	flows := flow.NewManager(flow.Config{})
 	defer flows.Close()
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := flow.Key{Profile: "default", Provider: "honcho"} // from the route
 		f, err := flows.Callback(r.Context(), key, r.URL.Query())
-		flow.CallbackOutcome(f, err, "Honcho").Write(w)
+		flow.PlainPage(w, f, err, "Honcho")
 	})
 	rec := httptest.NewRecorder()
 	handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/callback?state=forged&code=x", nil))

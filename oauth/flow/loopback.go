@@ -92,7 +92,7 @@ func (m *Manager) loopbackHandler(f *flowRecord) http.Handler {
 			return
 		}
 		flow, err := m.completeCallback(f.key, f, r.URL.Query(), "")
-		CallbackOutcome(flow, err, f.name).Write(w)
+		m.page(w, flow, err, f.name)
 	})
 }
 

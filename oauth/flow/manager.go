@@ -71,6 +71,7 @@ type Manager struct {
 	connectedReset  time.Duration
 	resume          func(context.Context, Key, oauth2.Config) (func(context.Context, *oauth2.Token) error, error)
 	onChange        func(Key, Flow)
+	page            PageFunc
 
 	ctx  context.Context // the manager's lifetime, ended by Close; parent of every flow's
 	stop context.CancelFunc

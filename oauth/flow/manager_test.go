@@ -28,8 +28,9 @@ import (
 // The whole browser flow through the loopback listener, a real consent page,
 // the real grant store, and then a refresh of the stored grant that rotates.
 
-// successMessage is what the page of a connected flow says.
-const successMessage = "Connected — you can close this window and return to the app."
+// successMessage is what the loopback listener's default page of a
+// connected flow says.
+const successMessage = "You can close this window and return to the app."
 
 func TestBrowserFlowLoopbackInstallsGrantAndRefreshRotates(t *testing.T) {
 	e := newFlowEnv(t, []honchotest.Option{honchotest.WithGrantConfig(map[string]any{"peerName": "alice"})}, nil)
@@ -407,16 +408,13 @@ func TestCallbackErrorParamEscaped(t *testing.T) {
 		t.Errorf("Detail keeps control characters: %q", got.Detail)
 	}
 	rec := httptest.NewRecorder()
-	flow.CallbackOutcome(got, err, "").Write(rec)
+	flow.PlainPage(rec, got, err, "")
 	body := rec.Body.String()
-	if rec.Code != http.StatusBadRequest {
-		t.Errorf("status = %d, want 400", rec.Code)
+	if rec.Code != http.StatusBadRequest || rec.Header().Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Errorf("page = %d %s, want 400 plain text", rec.Code, rec.Header().Get("Content-Type"))
 	}
-	if strings.Contains(body, "<script>alert") || strings.Contains(body, "<b>") {
-		t.Errorf("page contains unescaped server text: %s", body)
-	}
-	if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
-		t.Errorf("page lacks the escaped error: %s", body)
+	if strings.Count(body, "\n") != 1 || !strings.Contains(body, "(badthing <b>)") {
+		t.Errorf("page %q: want one line with the cleaned error", body)
 	}
 	if strings.Contains(err.Error(), state.Get("state")) {
 		t.Errorf("error text holds the state: %v", err)
