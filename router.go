@@ -349,7 +349,7 @@ func New(cfg Config) (*Router, error) {
 		conn.Events = events.NewBus(cfg.MaxEventStreams, events.PerProfile(cfg.MaxEventStreamsPerProfile))
 	}
 	conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore,
-		Resume: conn.Resume, OnChange: conn.Events.PublishFlow, Page: handlers.WriteCallbackPage})
+		Resume: conn.Resume, OnChange: conn.Events.PublishFlow, Page: handlers.WriteCallbackPage, Words: handlers.FlowWords})
 	h, err := handlers.New(conn, handlers.WithOpenBrowser(cfg.OpenBrowser), handlers.WithHeartbeat(cfg.EventHeartbeat),
 		handlers.WithAuthorize(cfg.Authorize))
 	if err != nil {

@@ -49,7 +49,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	if *port < -1 || *port > 65535 || (*port == -1 && portSet(fs)) {
 		return &usageError{msg: fmt.Sprintf("login: --port %d is not a port", *port)}
 	}
-	flows := flow.NewManager(flow.Config{Logger: c.logger(), Page: handlers.WriteCallbackPage})
+	flows := flow.NewManager(flow.Config{Logger: c.logger(), Page: handlers.WriteCallbackPage, Words: handlers.FlowWords})
 	defer flows.Close()
 	s, err := c.setup(&cf, flows)
 	if err != nil {

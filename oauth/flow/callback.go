@@ -53,10 +53,6 @@ func boundTo(binding, nonce string) bool {
 	return nonce != "" && subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(binding)) == 1
 }
 
-// detailOtherBrowser is the detail of a flow completed from a browser
-// other than the one that started it.
-const detailOtherBrowser = "This sign-in was started in another browser, so it was not completed here; start it again from this browser"
-
 // completeCallback is the one completion code of browser flows. owner is
 // the flow whose loopback listener received the callback, or nil for
 // [Manager.Callback].
@@ -89,7 +85,7 @@ func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values, non
 		return snap, ErrInvalidState
 	}
 	if !m.clock.Now().Before(p.ExpiresAt) {
-		fe := &Failure{Code: CodeExpired, Detail: detailStateExpired}
+		fe := &Failure{Code: CodeExpired, Detail: m.say(ReasonStateExpired)}
 		m.endLocked(f, StateError, fe.Detail, fe)
 		snap := f.snapshotLocked()
 		m.mu.Unlock()
@@ -129,17 +125,17 @@ type answer struct {
 // returns the token, or the Failure that ends the flow.
 func (m *Manager) exchange(a answer, q url.Values, nonce string) (*oauth2.Token, *Failure) {
 	if !boundTo(a.binding, nonce) {
-		return nil, &Failure{Code: CodeOtherBrowser, Detail: detailOtherBrowser}
+		return nil, &Failure{Code: CodeOtherBrowser, Detail: m.say(ReasonOtherBrowser)}
 	}
-	if fe := checkIssuer(q, a.issuer, a.issuerRequired); fe != nil {
+	if fe := m.checkIssuer(q, a.issuer, a.issuerRequired); fe != nil {
 		return nil, fe
 	}
 	if e := q.Get("error"); e != "" {
-		return nil, authorizationError(e, q.Get("error_description"))
+		return nil, m.authorizationError(e, q.Get("error_description"))
 	}
 	code := q.Get("code")
 	if code == "" {
-		return nil, &Failure{Code: CodeAuthorization, Detail: detailNoCode}
+		return nil, &Failure{Code: CodeAuthorization, Detail: m.say(ReasonNoCode)}
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, exchangeTimeout)
 	defer cancel()
@@ -152,7 +148,7 @@ func (m *Manager) exchange(a answer, q url.Values, nonce string) (*oauth2.Token,
 	tok, err := a.cfg.Exchange(context.WithValue(ctx, oauth2.HTTPClient, capture.Client(m.client)), code, a.opts...)
 	tok, err = m.kept(a.id, capture, tok, err)
 	if err != nil {
-		return nil, tokenError(CodeExchange, detailExchange, err)
+		return nil, m.tokenError(CodeExchange, ReasonExchange, err)
 	}
 	return tok, nil
 }
@@ -187,7 +183,7 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values, nonce str
 		return f, fe
 	}
 	if !m.clock.Now().Before(p.ExpiresAt) {
-		fe := &Failure{Code: CodeExpired, Detail: detailStateExpired}
+		fe := &Failure{Code: CodeExpired, Detail: m.say(ReasonStateExpired)}
 		end(fe)
 		return f, fmt.Errorf("%w: expired", ErrInvalidState)
 	}
@@ -199,7 +195,7 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values, nonce str
 		ready: func(ctx context.Context) *Failure {
 			var err error
 			if complete, err = m.resume(ctx, key, p.Config); err != nil {
-				return &Failure{Code: CodeComplete, Detail: detailComplete, Err: err}
+				return &Failure{Code: CodeComplete, Detail: m.say(ReasonComplete), Err: err}
 			}
 			return nil
 		}}, q, nonce)
@@ -209,23 +205,23 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values, nonce str
 	ctx, cancel := context.WithTimeout(m.ctx, exchangeTimeout)
 	defer cancel()
 	if err := callComplete(ctx, complete, tok); err != nil {
-		return end(completeFailure(err))
+		return end(m.completeFailure(err))
 	}
 	f.State = StateConnected
-	return end(&Failure{Detail: detailConnected})
+	return end(&Failure{Detail: m.say(ReasonConnected)})
 }
 
 // checkIssuer checks the authorization response's "iss" parameter (RFC
 // 9207 section 2.4): when present it must be issuer, exactly (when issuer
 // is known), and when required it must be present, once. A response that
 // fails is an authorization server mix-up, and its code is not used.
-func checkIssuer(q url.Values, issuer string, required bool) *Failure {
+func (m *Manager) checkIssuer(q url.Values, issuer string, required bool) *Failure {
 	iss, present := q["iss"]
 	switch {
 	case !present && !required:
 		return nil
 	case !present, len(iss) != 1, issuer != "" && iss[0] != issuer:
-		return &Failure{Code: CodeAuthorization, Detail: detailIssuer}
+		return &Failure{Code: CodeAuthorization, Detail: m.say(ReasonIssuer)}
 	}
 	return nil
 }
@@ -258,11 +254,11 @@ func (m *Manager) install(f *flowRecord, tok *oauth2.Token) (Flow, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, exchangeTimeout)
 	defer cancel()
 	if err := callComplete(ctx, f.complete, tok); err != nil {
-		return m.fail(f, completeFailure(err))
+		return m.fail(f, m.completeFailure(err))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.endLocked(f, StateConnected, detailConnected, nil) {
+	if !m.endLocked(f, StateConnected, m.say(ReasonConnected), nil) {
 		return f.snapshotLocked(), f.err
 	}
 	return f.snapshotLocked(), nil
@@ -271,8 +267,8 @@ func (m *Manager) install(f *flowRecord, tok *oauth2.Token) (Flow, error) {
 // completeFailure is the failure of a Complete that returned err: its own
 // words when err says what a person can do (it has a Detail method), else
 // the general ones.
-func completeFailure(err error) *Failure {
-	detail := detailComplete
+func (m *Manager) completeFailure(err error) *Failure {
+	detail := m.say(ReasonComplete)
 	var d interface{ Detail() string }
 	if errors.As(err, &d) {
 		detail = d.Detail()

@@ -102,6 +102,10 @@ type Config struct {
 	// loopback listener; nil means [PlainPage]. A host gives its own, such
 	// as the router's page, to say more in its words.
 	Page PageFunc
+
+	// Words puts the reasons of a flow's state in words ([Flow.Detail],
+	// [Failure.Detail]); nil means [PlainWords]. The router gives its own.
+	Words Words
 }
 
 // NewManager returns a Manager configured by c; see [Config] for the
@@ -119,6 +123,7 @@ func NewManager(c Config) *Manager {
 		resume:          c.Resume,
 		onChange:        c.OnChange,
 		page:            c.Page,
+		words:           c.Words,
 		flows:           make(map[Key]*flowRecord),
 	}
 	if m.client == nil {
@@ -126,6 +131,9 @@ func NewManager(c Config) *Manager {
 	}
 	if m.page == nil {
 		m.page = PlainPage
+	}
+	if m.words == nil {
+		m.words = PlainWords
 	}
 	if m.store == nil {
 		m.store = newMemoryStore()

@@ -32,7 +32,7 @@ func (m *Manager) startDevice(ctx context.Context, f *flowRecord, opts []oauth2.
 		err = errors.New("flow: incomplete device authorization response")
 	}
 	if err != nil {
-		fe := tokenError(CodeStart, detailDeviceStart, err)
+		fe := m.tokenError(CodeStart, ReasonDeviceStart, err)
 		m.endLocked(f, StateError, fe.Detail, fe)
 		return f.snapshotLocked(), fe
 	}
@@ -46,7 +46,7 @@ func (m *Manager) startDevice(ctx context.Context, f *flowRecord, opts []oauth2.
 		// The library stamps Expiry with time.Now; report it on our clock.
 		f.expiresAt = m.clock.Now().Add(time.Until(da.Expiry)).Truncate(time.Second)
 	}
-	f.detail = detailWaitingDevice
+	f.detail = m.say(ReasonWaitingDevice)
 	// Recorded so that every instance sharing the store reports and can
 	// cancel it; the secret is this instance's claim on the completion.
 	f.claim = newStateParam()
@@ -74,7 +74,7 @@ func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 			return // cancelled or closed: the flow has ended already
 		}
 		f.clientRejected(err)
-		_, _ = m.fail(f, deviceError(err))
+		_, _ = m.fail(f, m.deviceError(err))
 		return
 	}
 	m.mu.Lock()
@@ -89,7 +89,7 @@ func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 		m.mu.Lock()
 		f.completing = false
 		f.endedElsewhere = true
-		m.endLocked(f, StateIdle, detailCancelled, ErrCancelled)
+		m.endLocked(f, StateIdle, m.say(ReasonCancelled), ErrCancelled)
 		m.mu.Unlock()
 		return
 	}
@@ -97,20 +97,20 @@ func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 }
 
 // deviceError classifies how device polling failed (RFC 8628 section 3.5).
-func deviceError(err error) *Failure {
+func (m *Manager) deviceError(err error) *Failure {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		switch re.ErrorCode {
 		case "access_denied":
-			return &Failure{Code: CodeAccessDenied, Detail: detailDenied, Err: err}
+			return &Failure{Code: CodeAccessDenied, Detail: m.say(ReasonDenied), Err: err}
 		case "expired_token":
-			return &Failure{Code: CodeExpired, Detail: detailDeviceExpired, Err: err}
+			return &Failure{Code: CodeExpired, Detail: m.say(ReasonDeviceExpired), Err: err}
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) { // the device code's lifetime ran out
-		return &Failure{Code: CodeExpired, Detail: detailDeviceExpired, Err: err}
+		return &Failure{Code: CodeExpired, Detail: m.say(ReasonDeviceExpired), Err: err}
 	}
-	return tokenError(CodeDevice, detailDeviceFailed, err)
+	return m.tokenError(CodeDevice, ReasonDeviceFailed, err)
 }
 
 // webURL reports whether s is an absolute http or https URL, the only kind

@@ -78,11 +78,11 @@ func (e *Failure) Unwrap() error { return e.Err }
 // authorizationError is the Failure for an error= callback
 // (RFC 6749 section 4.1.2.1). The server's words are kept, cleaned and
 // shortened; pages escape them.
-func authorizationError(code, desc string) *Failure {
+func (m *Manager) authorizationError(code, desc string) *Failure {
 	if code == "access_denied" {
-		return &Failure{Code: CodeAccessDenied, Detail: detailDenied}
+		return &Failure{Code: CodeAccessDenied, Detail: m.say(ReasonDenied)}
 	}
-	detail := "The authorization server refused the sign-in: " + wire.Printable(code, 64)
+	detail := m.say(ReasonRefused) + ": " + wire.Printable(code, 64)
 	if desc = wire.Printable(desc, 200); desc != "" {
 		detail += " (" + desc + ")"
 	}
@@ -90,15 +90,15 @@ func authorizationError(code, desc string) *Failure {
 }
 
 // tokenError classifies a failure of a token or device endpoint request.
-func tokenError(code, detail string, err error) *Failure {
+func (m *Manager) tokenError(code string, why Reason, err error) *Failure {
 	var re *oauth2.RetrieveError
 	switch {
 	case errors.As(err, &re) && re.Response != nil && re.Response.StatusCode == http.StatusTooManyRequests:
-		return &Failure{Code: CodeRateLimited, Detail: detailRateLimited, Err: err}
+		return &Failure{Code: CodeRateLimited, Detail: m.say(ReasonRateLimited), Err: err}
 	case errors.As(err, &re):
-		return &Failure{Code: code, Detail: detail, Err: err}
+		return &Failure{Code: code, Detail: m.say(why), Err: err}
 	default:
-		return &Failure{Code: code, Detail: detailUnreachable, Err: err}
+		return &Failure{Code: code, Detail: m.say(ReasonUnreachable), Err: err}
 	}
 }
 

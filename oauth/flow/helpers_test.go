@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
@@ -58,7 +59,7 @@ func newFlowEnv(t *testing.T, srvOpts []honchotest.Option, cfg func(*flow.Config
 	e := &flowEnv{t: t, clock: testkit.NewClock(), done: &completer{}}
 	e.srv = honchotest.NewServer(srvOpts...)
 	t.Cleanup(e.srv.Close)
-	c := flow.Config{Clock: e.clock, LoopbackAddr: "127.0.0.1:0", HTTPClient: e.srv.Client()}
+	c := flow.Config{Clock: e.clock, LoopbackAddr: "127.0.0.1:0", HTTPClient: e.srv.Client(), Words: handlers.FlowWords}
 	if cfg != nil {
 		cfg(&c)
 	}

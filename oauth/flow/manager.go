@@ -19,28 +19,6 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Person-facing details of a flow.
-const (
-	detailStarting       = "Starting sign-in"
-	detailWaitingBrowser = "Waiting for browser consent"
-	detailWaitingDevice  = "Enter the code at the verification page to approve the sign-in"
-	detailConnected      = "Connected"
-	detailCancelled      = "Cancelled"
-	detailStateExpired   = "The sign-in link expired before it was used; start again"
-	detailTimedOut       = "Sign-in timed out: no answer came back. If the authorization server showed an error page instead (a redirect URI or client it does not accept is the likely cause), that page says why; start again"
-	detailClosed         = "The application is shutting down"
-	detailNoCode         = "The authorization server sent no authorization code; start again"
-	detailIssuer         = "The sign-in answer did not come from the authorization server it was sent to (RFC 9207), so it was not used; start again"
-	detailDenied         = "Sign-in was denied"
-	detailDeviceExpired  = "The code expired before it was approved"
-	detailRateLimited    = "Too many sign-in attempts; wait a minute and try again"
-	detailExchange       = "The authorization server did not accept the sign-in; start again"
-	detailUnreachable    = "Could not reach the authorization server; check the connection and try again"
-	detailComplete       = "Signed in, but the credentials could not be saved; try again"
-	detailDeviceStart    = "Could not start the sign-in at the authorization server; try again"
-	detailDeviceFailed   = "Sign-in failed at the authorization server; start again"
-)
-
 // Manager runs authorization flows: browser flows with PKCE S256
 // (RFC 6749 section 4.1, RFC 7636) redirected to a loopback listener
 // (RFC 8252) or to the host application's callback route, and device flows
@@ -72,6 +50,7 @@ type Manager struct {
 	resume          func(context.Context, Key, oauth2.Config) (func(context.Context, *oauth2.Token) error, error)
 	onChange        func(Key, Flow)
 	page            PageFunc
+	words           Words
 
 	ctx  context.Context // the manager's lifetime, ended by Close; parent of every flow's
 	stop context.CancelFunc
@@ -191,7 +170,7 @@ func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
 		ready:       make(chan struct{}),
 		done:        make(chan struct{}),
 		state:       StatePending,
-		detail:      detailStarting,
+		detail:      m.say(ReasonStarting),
 	}
 	f.cfg.Endpoint.AuthStyle = oauth2.AuthStyleInParams
 
@@ -240,13 +219,13 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 		f.loopback = lb
 		f.cfg.RedirectURL = lb.redirectURI
 		f.timers = append(f.timers, m.clock.AfterFunc(m.loopbackTimeout, func() {
-			m.expire(f, &Failure{Code: CodeTimedOut, Detail: detailTimedOut})
+			m.expire(f, &Failure{Code: CodeTimedOut, Detail: m.say(ReasonTimedOut)})
 		}))
 	} else {
 		f.cfg.RedirectURL = req.CallbackURL
 	}
 	f.timers = append(f.timers, m.clock.AfterFunc(StateTTL, func() {
-		m.expire(f, &Failure{Code: CodeExpired, Detail: detailStateExpired})
+		m.expire(f, &Failure{Code: CodeExpired, Detail: m.say(ReasonStateExpired)})
 	}))
 	// The flow ends at whichever comes first: the state's expiry or, for a
 	// loopback flow, the listener's timeout; a countdown shows the earlier.
@@ -257,7 +236,7 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 	f.redirectURI = f.cfg.RedirectURL
 	opts = append(opts, oauth2.S256ChallengeOption(verifier))
 	f.authorizeURL = f.cfg.AuthCodeURL(secret, opts...)
-	f.detail = detailWaitingBrowser
+	f.detail = m.say(ReasonWaitingBrowser)
 	p := Pending{Key: f.key, ID: f.id, State: secret, Verifier: verifier, ExpiresAt: f.expiresAt, Config: f.cfg, TokenParams: f.tokenParams,
 		Issuer: f.issuer, IssuerRequired: f.issRequired, Binding: f.binding, Flow: f.snapshotLocked()}
 	if err := m.store.Put(m.ctx, p); err != nil {
@@ -351,7 +330,7 @@ func (m *Manager) Cancel(ctx context.Context, key Key) bool {
 			m.mu.Unlock()
 			return false
 		}
-		m.endLocked(f, StateIdle, detailCancelled, ErrCancelled)
+		m.endLocked(f, StateIdle, m.say(ReasonCancelled), ErrCancelled)
 		m.mu.Unlock()
 		f.unansweredHook()
 		return true
@@ -362,7 +341,7 @@ func (m *Manager) Cancel(ctx context.Context, key Key) bool {
 	if err != nil || !ok || sf.State != StatePending {
 		return false
 	}
-	sf.State, sf.Detail, sf.AuthorizeURL, sf.UserCode = StateIdle, detailCancelled, "", ""
+	sf.State, sf.Detail, sf.AuthorizeURL, sf.UserCode = StateIdle, m.say(ReasonCancelled), "", ""
 	done, err := m.store.Finish(ctx, key, sf.ID, sf)
 	if err != nil {
 		m.log.Warn().Err(err).Msg("flow: the pending-flow store could not cancel a flow")
@@ -489,7 +468,7 @@ func (m *Manager) Close() error {
 	if !m.closed {
 		m.closed = true
 		for _, f := range m.flows {
-			m.endLocked(f, StateError, detailClosed, &Failure{Code: CodeClosed, Detail: detailClosed})
+			m.endLocked(f, StateError, m.say(ReasonClosed), &Failure{Code: CodeClosed, Detail: m.say(ReasonClosed)})
 			f.stopTimersLocked()
 		}
 	}
