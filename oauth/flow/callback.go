@@ -39,8 +39,7 @@ func (m *Manager) Callback(ctx context.Context, key Key, q url.Values) (Flow, er
 // none. A flow bound to another nonce ends with [CodeOtherBrowser] and its
 // code is not exchanged.
 func (m *Manager) CallbackBound(ctx context.Context, key Key, q url.Values, nonce string) (Flow, error) {
-	_ = ctx
-	return m.completeCallback(key, nil, q, nonce)
+	return m.completeCallback(ctx, key, nil, q, nonce)
 }
 
 // boundTo reports whether nonce is the browser binding binding asks for
@@ -56,7 +55,7 @@ func boundTo(binding, nonce string) bool {
 // completeCallback is the one completion code of browser flows. owner is
 // the flow whose loopback listener received the callback, or nil for
 // [Manager.Callback].
-func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values, nonce string) (Flow, error) {
+func (m *Manager) completeCallback(ctx context.Context, key Key, owner *flowRecord, q url.Values, nonce string) (Flow, error) {
 	got := q.Get("state")
 	m.mu.Lock()
 	f := m.flows[key]
@@ -86,7 +85,7 @@ func (m *Manager) completeCallback(key Key, owner *flowRecord, q url.Values, non
 	}
 	if !m.clock.Now().Before(p.ExpiresAt) {
 		fe := &Failure{Code: CodeExpired, Detail: m.say(ReasonStateExpired)}
-		m.endLocked(f, StateError, fe.Detail, fe)
+		m.endLocked(context.WithoutCancel(ctx), f, StateError, fe.Detail, fe)
 		snap := f.snapshotLocked()
 		m.mu.Unlock()
 		return snap, fmt.Errorf("%w: expired", ErrInvalidState)
@@ -258,7 +257,7 @@ func (m *Manager) install(f *flowRecord, tok *oauth2.Token) (Flow, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.endLocked(f, StateConnected, m.say(ReasonConnected), nil) {
+	if !m.endLocked(context.Background(), f, StateConnected, m.say(ReasonConnected), nil) { // the flow's end, past the request
 		return f.snapshotLocked(), f.err
 	}
 	return f.snapshotLocked(), nil

@@ -33,7 +33,7 @@ func (m *Manager) startDevice(ctx context.Context, f *flowRecord, opts []oauth2.
 	}
 	if err != nil {
 		fe := m.tokenError(CodeStart, ReasonDeviceStart, err)
-		m.endLocked(f, StateError, fe.Detail, fe)
+		m.endLocked(context.Background(), f, StateError, fe.Detail, fe)
 		return f.snapshotLocked(), fe
 	}
 	f.userCode = da.UserCode
@@ -89,7 +89,7 @@ func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 		m.mu.Lock()
 		f.completing = false
 		f.endedElsewhere = true
-		m.endLocked(f, StateIdle, m.say(ReasonCancelled), ErrCancelled)
+		m.endLocked(context.Background(), f, StateIdle, m.say(ReasonCancelled), ErrCancelled)
 		m.mu.Unlock()
 		return
 	}

@@ -91,7 +91,7 @@ func (m *Manager) loopbackHandler(f *flowRecord) http.Handler {
 			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 			return
 		}
-		flow, err := m.completeCallback(f.key, f, r.URL.Query(), "")
+		flow, err := m.completeCallback(r.Context(), f.key, f, r.URL.Query(), "")
 		m.page(w, flow, err, f.name)
 	})
 }

@@ -303,7 +303,7 @@ func (m *Manager) Status(ctx context.Context, key Key) Flow {
 		} else if sf.State == StateConnected {
 			err = nil
 		}
-		m.endLocked(f, sf.State, sf.Detail, err)
+		m.endLocked(ctx, f, sf.State, sf.Detail, err)
 	}
 	return f.snapshotLocked()
 }
@@ -330,7 +330,7 @@ func (m *Manager) Cancel(ctx context.Context, key Key) bool {
 			m.mu.Unlock()
 			return false
 		}
-		m.endLocked(f, StateIdle, m.say(ReasonCancelled), ErrCancelled)
+		m.endLocked(ctx, f, StateIdle, m.say(ReasonCancelled), ErrCancelled)
 		m.mu.Unlock()
 		f.unansweredHook()
 		return true
@@ -354,7 +354,7 @@ func (m *Manager) Cancel(ctx context.Context, key Key) bool {
 func (m *Manager) fail(f *flowRecord, fe *Failure) (Flow, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.endLocked(f, StateError, fe.Detail, fe)
+	m.endLocked(context.Background(), f, StateError, fe.Detail, fe) // the flow's end, past any request
 	return f.snapshotLocked(), f.err
 }
 
@@ -362,7 +362,7 @@ func (m *Manager) fail(f *flowRecord, fe *Failure) (Flow, error) {
 // completed; the state and loopback timers call it.
 func (m *Manager) expire(f *flowRecord, fe *Failure) {
 	m.mu.Lock()
-	ended := f.state == StatePending && !f.completing && m.endLocked(f, StateError, fe.Detail, fe)
+	ended := f.state == StatePending && !f.completing && m.endLocked(context.Background(), f, StateError, fe.Detail, fe)
 	m.mu.Unlock()
 	if ended {
 		f.unansweredHook()
@@ -381,7 +381,7 @@ func (f *flowRecord) unansweredHook() {
 // reports whether it did. It forgets the secrets, stops the timers, the
 // listener and any device polling, wakes waiters and schedules the reset
 // to idle.
-func (m *Manager) endLocked(f *flowRecord, state State, detail string, err error) bool {
+func (m *Manager) endLocked(ctx context.Context, f *flowRecord, state State, detail string, err error) bool {
 	if f.state != StatePending {
 		return false
 	}
@@ -391,7 +391,7 @@ func (m *Manager) endLocked(f *flowRecord, state State, detail string, err error
 		// Every instance reports the end; the secrets are forgotten. The
 		// store is asked under m.mu: the in-memory one answers at once, a
 		// shared one within storeTimeout.
-		if _, err := m.store.Finish(context.Background(), f.key, f.id, f.snapshotLocked()); err != nil {
+		if _, err := m.store.Finish(ctx, f.key, f.id, f.snapshotLocked()); err != nil {
 			m.log.Warn().Str("flow_id", f.id).Err(err).Msg("flow: the pending-flow store could not record the end of a flow")
 		}
 	}
@@ -468,7 +468,7 @@ func (m *Manager) Close() error {
 	if !m.closed {
 		m.closed = true
 		for _, f := range m.flows {
-			m.endLocked(f, StateError, m.say(ReasonClosed), &Failure{Code: CodeClosed, Detail: m.say(ReasonClosed)})
+			m.endLocked(context.Background(), f, StateError, m.say(ReasonClosed), &Failure{Code: CodeClosed, Detail: m.say(ReasonClosed)})
 			f.stopTimersLocked()
 		}
 	}
