@@ -33,7 +33,7 @@ func (m *Manager) startDevice(ctx context.Context, f *flowRecord, opts []oauth2.
 	}
 	if err != nil {
 		fe := m.tokenError(CodeStart, ReasonDeviceStart, err)
-		m.endLocked(context.Background(), f, StateError, fe.Detail, fe)
+		m.endLocked(context.WithoutCancel(ctx), f, StateError, fe.Detail, fe)
 		return f.snapshotLocked(), fe
 	}
 	f.userCode = da.UserCode
