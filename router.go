@@ -346,7 +346,7 @@ func New(cfg Config) (*Router, error) {
 		Observer:        cfg.Observer,
 	}
 	if conn.Events == nil {
-		conn.Events = events.NewBus(cfg.MaxEventStreams, events.PerProfile(cfg.MaxEventStreamsPerProfile))
+		conn.Events = events.NewBus(events.MaxSubscribers(cfg.MaxEventStreams), events.PerProfile(cfg.MaxEventStreamsPerProfile))
 	}
 	conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore,
 		Resume: conn.Resume, OnChange: conn.Events.PublishFlow, Page: handlers.WriteCallbackPage, Words: handlers.FlowWords})

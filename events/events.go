@@ -70,7 +70,7 @@ var ErrTooManySubscribers = errors.New("events: too many subscribers")
 
 // Sizes of a Bus.
 const (
-	// DefaultMaxSubscribers is the cap of a Bus made with NewBus(0): all
+	// DefaultMaxSubscribers is the cap of a Bus made with NewBus(): all
 	// subscribers of all profiles.
 	DefaultMaxSubscribers = 16384
 	// DefaultMaxPerProfile is how many subscribers one profile may have
@@ -114,15 +114,21 @@ func PerProfile(n int) BusOption {
 	}
 }
 
-// NewBus returns a bus that admits at most maxSubscribers subscribers at
-// a time in all (zero or less: [DefaultMaxSubscribers]), and at most
-// [DefaultMaxPerProfile] of one profile unless [PerProfile] says
-// otherwise.
-func NewBus(maxSubscribers int, opts ...BusOption) *Bus {
-	if maxSubscribers <= 0 {
-		maxSubscribers = DefaultMaxSubscribers
+// MaxSubscribers caps the subscribers of the bus at n in all; zero or less
+// means [DefaultMaxSubscribers].
+func MaxSubscribers(n int) BusOption {
+	return func(b *Bus) {
+		if n > 0 {
+			b.max = n
+		}
 	}
-	b := &Bus{max: maxSubscribers, perProfile: DefaultMaxPerProfile,
+}
+
+// NewBus returns a bus that admits at most [DefaultMaxSubscribers]
+// subscribers at a time in all and [DefaultMaxPerProfile] of one profile,
+// unless [MaxSubscribers] and [PerProfile] say otherwise.
+func NewBus(opts ...BusOption) *Bus {
+	b := &Bus{max: DefaultMaxSubscribers, perProfile: DefaultMaxPerProfile,
 		subs: make(map[flow.Key]map[*Subscription]struct{}), profiles: make(map[string]int), taps: make(map[*tap]struct{})}
 	for _, o := range opts {
 		o(b)

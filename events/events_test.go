@@ -35,7 +35,7 @@ func drain(s *events.Subscription) []string {
 }
 
 func TestBus(t *testing.T) {
-	bus := events.NewBus(2)
+	bus := events.NewBus(events.MaxSubscribers(2))
 	a, err := bus.Subscribe(work, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestBus(t *testing.T) {
 // A subscriber that falls Buffer events behind is dropped; the bus and the
 // other subscribers go on.
 func TestSlowSubscriberDropped(t *testing.T) {
-	bus := events.NewBus(0)
+	bus := events.NewBus()
 	slow, _ := bus.Subscribe(work, 0)
 	fast, _ := bus.Subscribe(work, 0)
 	for i := range events.Buffer + 1 {
@@ -100,7 +100,7 @@ func TestSlowSubscriberDropped(t *testing.T) {
 // A subscriber that resumes after more events than Buffer is dropped at
 // once, with the first Buffer of them to read.
 func TestResumeBeyondBuffer(t *testing.T) {
-	bus := events.NewBus(0)
+	bus := events.NewBus()
 	for range events.Buffer + 10 {
 		bus.Publish(connection(work, events.Refreshed))
 	}

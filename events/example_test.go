@@ -10,7 +10,7 @@ import (
 // A host that is not a browser follows a profile's connection with the
 // router's bus (memconnect.Router.Events).
 func ExampleBus() {
-	bus := events.NewBus(0)
+	bus := events.NewBus()
 	key := flow.Key{Profile: "default", Provider: "honcho"}
 	sub, err := bus.Subscribe(key, 0)
 	if err != nil {

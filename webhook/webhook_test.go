@@ -130,7 +130,7 @@ var key = flow.Key{Profile: "default", Provider: "honcho"}
 func TestDeliveryIsSignedPerSpec(t *testing.T) {
 	url, got := receiver(t)
 	secret := webhook.NewSecret()
-	bus := events.NewBus(0)
+	bus := events.NewBus()
 	s := newSender(t, webhook.Config{URL: url, Secret: secret})
 	defer s.Attach(bus)()
 
