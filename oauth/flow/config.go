@@ -65,8 +65,9 @@ type Config struct {
 	// store of this Manager's own.
 	Store Store
 
-	// LoopbackAddr is where the loopback listener binds first; "" means
-	// [DefaultLoopbackAddr]. The host must be a loopback IP literal. When
+	// LoopbackAddr is where a loopback listener binds first unless the
+	// flow's [Request.LoopbackAddr] names an address; "" means
+	// [DefaultLoopbackAddr], any free port. The host must be a loopback IP literal. When
 	// the port is taken the listener binds an OS-assigned port on the same
 	// IP instead (RFC 8252 section 7.3 lets the client pick any port).
 	LoopbackAddr string
