@@ -286,7 +286,7 @@ func TestLockFileReplacedWhileWaiting(t *testing.T) {
 		}
 		got <- u
 	}()
-	time.Sleep(50 * time.Millisecond) // let it block on the old file
+	waitFlockWaiter(t, path+".lock") // it blocks on the old file
 	// Replace the lock file, and have a third party hold the new one.
 	os.Remove(path + ".lock")
 	third, err := newTestStore(path).file.lock(context.Background())
