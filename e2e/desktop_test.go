@@ -409,37 +409,23 @@ func TestDesktopStopWaitingFreesPort(t *testing.T) {
 	}
 	waitPage(t, ctx, "the Connect link after Stop waiting", idle)
 	// The page shows Connect before its cancel request is answered; the
-	// flow leaves pending when the server has cancelled it.
-	deadline := time.Now().Add(pageTimeout)
-	for rep = ds.Status(t); rep.Flow != nil && rep.Flow.State == flow.StatePending; rep = ds.Status(t) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the flow is still pending %v after Stop waiting", pageTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+	// flow leaves pending when the server has cancelled it, and its
+	// listener is closed by then.
+	wctx, cancel := context.WithTimeout(ctx, pageTimeout)
+	defer cancel()
+	if f, err := ds.Router.Connector().Wait(wctx, "default", "honcho"); f.State == flow.StatePending {
+		t.Fatalf("the flow is still pending %v after Stop waiting (%v)", pageTimeout, err)
 	}
-	if err := listenWithin(addr, 2*time.Second); err != nil {
+	rep = ds.Status(t)
+	if ln, err := net.Listen("tcp", addr); err != nil {
 		t.Fatalf("after Stop waiting the loopback port is still taken: %v", err)
+	} else {
+		ln.Close()
 	}
 	if rep.Connected {
 		t.Errorf("status after Stop waiting: connected, want not")
 	}
 	screenshot(t, ctx, "cancel-2-stopped.png")
-}
-
-// listenWithin reports whether a listener can be opened on addr within d
-// (and closes it).
-func listenWithin(addr string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		ln, err := net.Listen("tcp", addr)
-		if err == nil {
-			return ln.Close()
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestDesktopDisconnect: a profile connected to Hydra shows "connected";
