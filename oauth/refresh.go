@@ -291,9 +291,6 @@ func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool, out ou
 	k.coolTill = now.Add(gs.cooldown)
 	k.mu.Unlock()
 	log.Warn().Str("error", describe(err, g)).Dur("retry_in", gs.cooldown).Msg("oauth: token refresh failed; keeping the current token")
-	if ts.onFailed != nil {
-		go ts.onFailed() // not under the locks
-	}
 	out.kind, out.msg = OutcomeFailed, describe(err, g)
 	if force {
 		return nil, out, fmt.Errorf("oauth: token refresh for %s failed: %s", gs.store.Describe(ts.key), describe(err, g))

@@ -34,7 +34,6 @@ type Source struct {
 	key       string
 	k         *keyState
 	onChange  func(*oauth2.Token)
-	onFailed  func()
 	onRefresh func(RefreshReport)
 }
 
@@ -55,15 +54,6 @@ func OnTokenChange(fn func(*oauth2.Token)) SourceOption {
 		}
 		ts.onChange = fn
 	}
-}
-
-// OnRefreshFailed registers fn to be called, on its own goroutine, for
-// every refresh this source attempted that failed for a reason other than
-// a rejection of the grant (the server down, a timeout): the source keeps
-// the current token and waits out the cooldown. It lets a host tell a
-// person that the provider cannot be reached.
-func OnRefreshFailed(fn func()) SourceOption {
-	return func(ts *Source) { ts.onFailed = fn }
 }
 
 // TokenSource returns the token source of key's grant. Sources of the same

@@ -255,3 +255,27 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// ParseSecret takes "whsec_" and 24 to 64 bytes in base64, says what is
+// wrong with anything else, and never repeats the secret.
+func TestParseSecret(t *testing.T) {
+	for _, tt := range []struct {
+		secret, want string // want: "" for valid, else a part of the error
+	}{
+		{webhook.NewSecret(), ""},
+		{"whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 24)), ""},
+		{"sk_" + base64.StdEncoding.EncodeToString(make([]byte, 32)), "must start with whsec_"},
+		{"whsec_not*base64", "not base64"},
+		{"whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 8)), "8 bytes"},
+	} {
+		key, err := webhook.ParseSecret(tt.secret)
+		switch {
+		case tt.want == "" && (err != nil || len(key) < 24):
+			t.Errorf("ParseSecret(%q) = %d bytes, %v", tt.secret, len(key), err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("ParseSecret(%q): %v, want an error saying %q", tt.secret, err, tt.want)
+		case err != nil && strings.Contains(err.Error(), strings.TrimPrefix(tt.secret, "whsec_")):
+			t.Errorf("the error repeats the secret: %v", err)
+		}
+	}
+}
