@@ -142,6 +142,9 @@ func (h *Handlers) detach(rc *http.ResponseController, chunked bool, sub *events
 	}
 	if err := brw.Flush(); err != nil { // nothing is buffered after Flush; to be sure
 		conn.Close()
+		sub.Close()
+		stopFollow()
+		observed()
 		return true
 	}
 	// The server began the body in HTTP/1.1's chunked encoding (HTTP/1.0:

@@ -143,8 +143,8 @@ func (d *dirWatch) dispatch(w *fsnotify.Watcher) {
 // profile and provider share one watch; stop ends the caller's share.
 // Without Events, or with a GrantStore that cannot watch, Follow watches
 // nothing (stop does nothing). ctx bounds setting the watch up (a
-// PostgreSQL store may wait for its connection) and the first status read,
-// not the following, which lasts until stop.
+// PostgreSQL store may wait for its connection); the first status read
+// keeps ctx's values but not its end, since the streams to come share it.
 func (c *Connector) Follow(ctx context.Context, profileName, providerName string) (stop func(), err error) {
 	noop := func() {}
 	if c.Events == nil {
@@ -183,7 +183,7 @@ func (c *Connector) Follow(ctx context.Context, profileName, providerName string
 		c.followers[t.key] = f
 		// The status to compare with is taken once the watch is on and
 		// before Follow returns, so that no change after it is missed.
-		last, _ := c.snapshot(ctx, t)
+		last, _ := c.snapshot(context.WithoutCancel(ctx), t) // shared by the streams to come
 		go c.followStore(t, changed, stopWatch, f, last)
 	}
 	if f == nil {
@@ -197,7 +197,7 @@ func (c *Connector) Follow(ctx context.Context, profileName, providerName string
 			return nil, err
 		}
 		c.followers[t.key] = f
-		last, _ := c.snapshot(ctx, t)
+		last, _ := c.snapshot(context.WithoutCancel(ctx), t) // shared by the streams to come
 		go c.follow(t, f, last)
 	}
 	f.refs++
