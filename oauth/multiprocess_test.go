@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 
 	"golang.org/x/oauth2"
@@ -26,6 +27,11 @@ const (
 	childModeEnv = "MEMCONNECT_OAUTH_CHILD"
 	childPathEnv = "MEMCONNECT_OAUTH_CHILD_PATH"
 	childStopEnv = "MEMCONNECT_OAUTH_CHILD_STOP"
+	// childEpochEnv, when set, is a time in Unix nanoseconds from which the
+	// child's clock runs childSpeed times faster than real time: children
+	// given the same epoch agree on the time, and tokens come due sooner.
+	childEpochEnv = "MEMCONNECT_OAUTH_CHILD_EPOCH"
+	childSpeed    = 8
 )
 
 // TestOAuthChildProcess is not a test of its own: it is the body of the child
@@ -53,7 +59,7 @@ func TestOAuthChildProcess(t *testing.T) {
 // until the stop file appears, and prints how many rotations it made.
 func childRotate(path, stop string) int {
 	var rotations atomic.Int64
-	s := newTestStore(path, WithLockTimeout(30*time.Second))
+	s := newTestStore(path, WithLockTimeout(30*time.Second), WithClock(childClock()))
 	var wg sync.WaitGroup
 	var failed atomic.Bool
 	for range 8 {
@@ -99,6 +105,16 @@ func childCrash(path string, lateJournal bool) int {
 	return 1
 }
 
+// childClock is the clock childEpochEnv asks for, or nil (the system's).
+func childClock() clock.Clock {
+	ns, err := strconv.ParseInt(os.Getenv(childEpochEnv), 10, 64)
+	if err != nil {
+		return nil
+	}
+	epoch := time.Unix(0, ns)
+	return clock.Func(func() time.Time { return epoch.Add(childSpeed * time.Since(epoch)) })
+}
+
 func childCommand(t *testing.T, mode, path, stop string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestOAuthChildProcess$", "-test.count=1")
@@ -116,18 +132,22 @@ func TestMultiProcessRotation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	srv := honchotest.NewServer(honchotest.WithAccessTokenTTL(3 * time.Second)) // due every 1.5 s (half the lifetime)
+	// Due every 1.5 s (half the lifetime) of the children's clock, which
+	// runs childSpeed times faster than real time.
+	srv := honchotest.NewServer(honchotest.WithAccessTokenTTL(3 * time.Second))
 	defer srv.Close()
 	grant := srv.IssueGrant("write")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "honcho.json")
 	testkit.WriteFile(t, path, configWithGrant(srv.TokenURL(), grant.AccessToken, grant.RefreshToken, time.Now().Add(-time.Second)))
 	stop := filepath.Join(dir, "stop")
+	epoch := strconv.FormatInt(time.Now().UnixNano(), 10) // one fast clock for all children
 
 	var cmds []*exec.Cmd
 	var outs []*strings.Builder
 	for range 4 {
 		cmd := childCommand(t, "rotate", path, stop)
+		cmd.Env = append(cmd.Env, childEpochEnv+"="+epoch)
 		out := &strings.Builder{}
 		cmd.Stdout = out
 		if err := cmd.Start(); err != nil {

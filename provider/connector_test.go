@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -19,6 +20,7 @@ import (
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
@@ -250,31 +252,33 @@ func TestConnectorLoopbackTokensOnly(t *testing.T) {
 
 func TestConnectorDeviceFlow(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	f := newFixture(t, nil, nil)
-	rep, err := f.conn.Connect(ctx, "default", "honcho", provider.ConnectRequest{Method: flow.MethodDevice})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Flow == nil || rep.Flow.Method != flow.MethodDevice || rep.Flow.UserCode == "" || rep.Flow.VerificationURI == "" {
-		t.Fatalf("device flow = %+v", rep.Flow)
-	}
-	if err := f.srv.ApproveDevice(rep.Flow.UserCode); err != nil {
-		t.Fatal(err)
-	}
-	waitCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	fl, err := f.conn.Wait(waitCtx, "default", "honcho")
-	if err != nil || fl.State != flow.StateConnected {
-		t.Fatalf("Wait = %+v, %v", fl, err)
-	}
-	st, err := f.conn.Status(ctx, "default", "honcho")
-	if err != nil || st.Auth != provider.AuthOAuth {
-		t.Fatalf("Status = %+v, %v", st, err)
-	}
-	if f.srv.Stats().DeviceGrants != 1 {
-		t.Errorf("DeviceGrants = %d", f.srv.Stats().DeviceGrants)
-	}
+	synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
+		ctx := context.Background()
+		f := newFixture(t, []honchotest.Option{oauthtest.WithInMemoryNetwork()}, nil)
+		rep, err := f.conn.Connect(ctx, "default", "honcho", provider.ConnectRequest{Method: flow.MethodDevice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Flow == nil || rep.Flow.Method != flow.MethodDevice || rep.Flow.UserCode == "" || rep.Flow.VerificationURI == "" {
+			t.Fatalf("device flow = %+v", rep.Flow)
+		}
+		if err := f.srv.ApproveDevice(rep.Flow.UserCode); err != nil {
+			t.Fatal(err)
+		}
+		waitCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		fl, err := f.conn.Wait(waitCtx, "default", "honcho")
+		if err != nil || fl.State != flow.StateConnected {
+			t.Fatalf("Wait = %+v, %v", fl, err)
+		}
+		st, err := f.conn.Status(ctx, "default", "honcho")
+		if err != nil || st.Auth != provider.AuthOAuth {
+			t.Fatalf("Status = %+v, %v", st, err)
+		}
+		if f.srv.Stats().DeviceGrants != 1 {
+			t.Errorf("DeviceGrants = %d", f.srv.Stats().DeviceGrants)
+		}
+	})
 }
 
 func TestConnectorErrors(t *testing.T) {

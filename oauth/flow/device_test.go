@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/memconnect/memconnect/clock"
@@ -34,39 +35,41 @@ func (e *flowEnv) deviceRequest(t *testing.T, key flow.Key) flow.Request {
 
 func TestDeviceFlowApproved(t *testing.T) {
 	t.Parallel()
-	e := newFlowEnv(t, nil, nil)
-	f := e.start(e.deviceRequest(t, flowKeyDefault))
-	if f.Method != flow.MethodDevice || f.UserCode == "" || f.VerificationURI != e.srv.DeviceVerificationURL() {
-		t.Fatalf("device flow = %+v", f)
-	}
-	if !strings.HasPrefix(f.AuthorizeURL, e.srv.DeviceVerificationURL()+"?") || !strings.Contains(f.AuthorizeURL, "user_code=") {
-		t.Errorf("AuthorizeURL = %q, want verification_uri_complete", f.AuthorizeURL)
-	}
-	if f.RedirectURI != "" {
-		t.Errorf("device flow has a redirect URI %q", f.RedirectURI)
-	}
-	if d := f.ExpiresAt.Sub(e.clock.Now()); d < oauthtest.DefaultDeviceCodeTTL-5*time.Second || d > oauthtest.DefaultDeviceCodeTTL {
-		t.Errorf("ExpiresAt is %v after now, want about %v", d, oauthtest.DefaultDeviceCodeTTL)
-	}
-	if err := e.srv.ApproveDevice(f.UserCode); err != nil {
-		t.Fatalf("ApproveDevice: %v", err)
-	}
-	got, err := waitFlow(t, e.m, flowKeyDefault)
-	if err != nil || got.State != flow.StateConnected {
-		t.Fatalf("Wait = %q, %v; want connected", got.State, err)
-	}
-	if got.UserCode != "" {
-		t.Errorf("a finished flow still shows its user code")
-	}
-	if n := e.done.Calls(); n != 1 {
-		t.Fatalf("Complete called %d times, want 1", n)
-	}
-	if tok := e.done.toks[0]; !e.srv.Active(tok.AccessToken) || tok.RefreshToken == "" {
-		t.Errorf("Complete got an unusable token")
-	}
-	if st := e.srv.Stats(); st.DeviceGrants != 1 {
-		t.Errorf("device grants = %d, want 1", st.DeviceGrants)
-	}
+	synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
+		e := newFlowEnv(t, inMemory, nil)
+		f := e.start(e.deviceRequest(t, flowKeyDefault))
+		if f.Method != flow.MethodDevice || f.UserCode == "" || f.VerificationURI != e.srv.DeviceVerificationURL() {
+			t.Fatalf("device flow = %+v", f)
+		}
+		if !strings.HasPrefix(f.AuthorizeURL, e.srv.DeviceVerificationURL()+"?") || !strings.Contains(f.AuthorizeURL, "user_code=") {
+			t.Errorf("AuthorizeURL = %q, want verification_uri_complete", f.AuthorizeURL)
+		}
+		if f.RedirectURI != "" {
+			t.Errorf("device flow has a redirect URI %q", f.RedirectURI)
+		}
+		if d := f.ExpiresAt.Sub(e.clock.Now()); d < oauthtest.DefaultDeviceCodeTTL-5*time.Second || d > oauthtest.DefaultDeviceCodeTTL {
+			t.Errorf("ExpiresAt is %v after now, want about %v", d, oauthtest.DefaultDeviceCodeTTL)
+		}
+		if err := e.srv.ApproveDevice(f.UserCode); err != nil {
+			t.Fatalf("ApproveDevice: %v", err)
+		}
+		got, err := waitFlow(t, e.m, flowKeyDefault)
+		if err != nil || got.State != flow.StateConnected {
+			t.Fatalf("Wait = %q, %v; want connected", got.State, err)
+		}
+		if got.UserCode != "" {
+			t.Errorf("a finished flow still shows its user code")
+		}
+		if n := e.done.Calls(); n != 1 {
+			t.Fatalf("Complete called %d times, want 1", n)
+		}
+		if tok := e.done.toks[0]; !e.srv.Active(tok.AccessToken) || tok.RefreshToken == "" {
+			t.Errorf("Complete got an unusable token")
+		}
+		if st := e.srv.Stats(); st.DeviceGrants != 1 {
+			t.Errorf("device grants = %d, want 1", st.DeviceGrants)
+		}
+	})
 }
 
 // slow_down is the library's business: the next poll comes 5 s later, and
@@ -77,31 +80,33 @@ func TestDeviceFlowApproved(t *testing.T) {
 // would only test x/oauth2, and cost the suite 6 s.)
 func TestDeviceFlowSlowDown(t *testing.T) {
 	t.Parallel()
-	e := newFlowEnv(t, nil, nil)
-	e.srv.SlowDownNextPoll()
-	polled := make(chan struct{}, 1)
-	e.srv.SetTokenHook(func(http.ResponseWriter, *http.Request) bool {
+	synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
+		e := newFlowEnv(t, inMemory, nil)
+		e.srv.SlowDownNextPoll()
+		polled := make(chan struct{}, 1)
+		e.srv.SetTokenHook(func(http.ResponseWriter, *http.Request) bool {
+			select {
+			case polled <- struct{}{}:
+			default:
+			}
+			return false // answered as usual: slow_down
+		})
+		f := e.start(e.deviceRequest(t, flowKeyDefault))
 		select {
-		case polled <- struct{}{}:
-		default:
+		case <-polled: // the first poll comes after the 1 s interval
+		case <-time.After(10 * time.Second):
+			t.Fatal("no poll within 10 s")
 		}
-		return false // answered as usual: slow_down
+		// Had slow_down failed the flow, it would leave pending within moments.
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if got, err := e.m.Wait(ctx, flowKeyDefault); got.State != flow.StatePending || got.ID != f.ID {
+			t.Fatalf("after slow_down the flow is %q (%v), want still pending", got.State, err)
+		}
+		if !e.m.Cancel(context.Background(), flowKeyDefault) {
+			t.Error("the flow could not be cancelled while polling")
+		}
 	})
-	f := e.start(e.deviceRequest(t, flowKeyDefault))
-	select {
-	case <-polled: // the first poll comes after the 1 s interval
-	case <-time.After(10 * time.Second):
-		t.Fatal("no poll within 10 s")
-	}
-	// Had slow_down failed the flow, it would leave pending within moments.
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if got, err := e.m.Wait(ctx, flowKeyDefault); got.State != flow.StatePending || got.ID != f.ID {
-		t.Fatalf("after slow_down the flow is %q (%v), want still pending", got.State, err)
-	}
-	if !e.m.Cancel(context.Background(), flowKeyDefault) {
-		t.Error("the flow could not be cancelled while polling")
-	}
 }
 
 func TestDeviceFlowFailures(t *testing.T) {
@@ -127,24 +132,26 @@ func TestDeviceFlowFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var skew atomic.Int64
-			now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-			e := newFlowEnv(t, []honchotest.Option{honchotest.WithClock(clock.Func(now))}, nil)
-			f := e.start(e.deviceRequest(t, flowKeyDefault))
-			if err := tc.act(e, f, &skew); err != nil {
-				t.Fatal(err)
-			}
-			got, err := waitFlow(t, e.m, flowKeyDefault)
-			if got.State != flow.StateError || flowCode(err) != tc.wantCode || got.Detail != tc.wantDetail {
-				t.Fatalf("flow = %q %q, %v; want error %q %q", got.State, got.Detail, err, tc.wantCode, tc.wantDetail)
-			}
-			if n := e.done.Calls(); n != 0 {
-				t.Errorf("Complete called %d times", n)
-			}
-			e.clock.Advance(flow.DefaultErrorReset)
-			if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateIdle {
-				t.Errorf("state after the reset = %q, want idle", got)
-			}
+			synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
+				var skew atomic.Int64
+				now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+				e := newFlowEnv(t, []honchotest.Option{honchotest.WithClock(clock.Func(now)), oauthtest.WithInMemoryNetwork()}, nil)
+				f := e.start(e.deviceRequest(t, flowKeyDefault))
+				if err := tc.act(e, f, &skew); err != nil {
+					t.Fatal(err)
+				}
+				got, err := waitFlow(t, e.m, flowKeyDefault)
+				if got.State != flow.StateError || flowCode(err) != tc.wantCode || got.Detail != tc.wantDetail {
+					t.Fatalf("flow = %q %q, %v; want error %q %q", got.State, got.Detail, err, tc.wantCode, tc.wantDetail)
+				}
+				if n := e.done.Calls(); n != 0 {
+					t.Errorf("Complete called %d times", n)
+				}
+				e.clock.Advance(flow.DefaultErrorReset)
+				if got := e.m.Status(context.Background(), flowKeyDefault).State; got != flow.StateIdle {
+					t.Errorf("state after the reset = %q, want idle", got)
+				}
+			})
 		})
 	}
 }

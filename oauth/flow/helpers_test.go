@@ -16,6 +16,7 @@ import (
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
@@ -67,6 +68,11 @@ func newFlowEnv(t *testing.T, srvOpts []honchotest.Option, cfg func(*flow.Config
 	t.Cleanup(func() { e.m.Close() })
 	return e
 }
+
+// inMemory are the server options of an env made inside a
+// [synctest.Test] bubble: there x/oauth2's device polling interval, whole
+// seconds of real time outside, passes as soon as everything waits.
+var inMemory = []honchotest.Option{oauthtest.WithInMemoryNetwork()}
 
 var flowKeyDefault = flow.Key{Profile: "default", Provider: "honcho"}
 

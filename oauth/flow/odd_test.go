@@ -8,8 +8,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/synctest"
 
 	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
@@ -42,34 +44,36 @@ func TestSignInKeepsAnOddAnswer(t *testing.T) {
 	for _, method := range []flow.Method{flow.MethodBrowser, flow.MethodDevice} {
 		t.Run(string(method), func(t *testing.T) {
 			t.Parallel()
-			var e *flowEnv
-			e = newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, func(c *flow.Config) {
-				c.HTTPClient = &http.Client{Transport: oddExpiry{base: c.HTTPClient.Transport}}
-			})
-			req := e.request(flowKeyDefault, flow.RedirectCallback)
-			if method == flow.MethodDevice {
-				req = e.deviceRequest(t, flowKeyDefault)
-			}
-			f := e.start(req)
-			if method == flow.MethodBrowser {
-				back := e.consent(f, true)
-				if _, err := e.m.Callback(context.Background(), flowKeyDefault, back.Query()); err != nil {
-					t.Fatalf("Callback: %v", err)
+			synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
+				var e *flowEnv
+				e = newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove(), oauthtest.WithInMemoryNetwork()}, func(c *flow.Config) {
+					c.HTTPClient = &http.Client{Transport: oddExpiry{base: c.HTTPClient.Transport}}
+				})
+				req := e.request(flowKeyDefault, flow.RedirectCallback)
+				if method == flow.MethodDevice {
+					req = e.deviceRequest(t, flowKeyDefault)
 				}
-			} else if err := e.srv.ApproveDevice(f.UserCode); err != nil {
-				t.Fatal(err)
-			}
-			got, err := waitFlow(t, e.m, flowKeyDefault)
-			if err != nil || got.State != flow.StateConnected {
-				t.Fatalf("flow = %s, %v; want connected", got.State, err)
-			}
-			if n := e.done.Calls(); n != 1 {
-				t.Fatalf("Complete called %d times", n)
-			}
-			tok := e.done.toks[0]
-			if tok.AccessToken == "" || tok.RefreshToken == "" || tok.ExpiresIn != 3600 || !e.srv.Active(tok.RefreshToken) {
-				t.Errorf("token = %+v; want the server's tokens, expiring in 3600 s", tok)
-			}
+				f := e.start(req)
+				if method == flow.MethodBrowser {
+					back := e.consent(f, true)
+					if _, err := e.m.Callback(context.Background(), flowKeyDefault, back.Query()); err != nil {
+						t.Fatalf("Callback: %v", err)
+					}
+				} else if err := e.srv.ApproveDevice(f.UserCode); err != nil {
+					t.Fatal(err)
+				}
+				got, err := waitFlow(t, e.m, flowKeyDefault)
+				if err != nil || got.State != flow.StateConnected {
+					t.Fatalf("flow = %s, %v; want connected", got.State, err)
+				}
+				if n := e.done.Calls(); n != 1 {
+					t.Fatalf("Complete called %d times", n)
+				}
+				tok := e.done.toks[0]
+				if tok.AccessToken == "" || tok.RefreshToken == "" || tok.ExpiresIn != 3600 || !e.srv.Active(tok.RefreshToken) {
+					t.Errorf("token = %+v; want the server's tokens, expiring in 3600 s", tok)
+				}
+			})
 		})
 	}
 }

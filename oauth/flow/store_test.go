@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -182,27 +183,29 @@ func TestStatusAndCancelFromAnotherInstance(t *testing.T) {
 // another instance is not completed when the person approves it after.
 func TestDeviceFlowAcrossInstances(t *testing.T) {
 	t.Parallel()
-	store := &testkit.FlowStore{}
-	a := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
-	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client()})
-	t.Cleanup(func() { b.Close() })
-	f := a.start(a.deviceRequest(t, flowKeyDefault))
-	if got := b.Status(context.Background(), flowKeyDefault); got.ID != f.ID || got.State != flow.StatePending || got.UserCode != f.UserCode {
-		t.Fatalf("B reports %+v, want A's device flow", got)
-	}
-	if !b.Cancel(context.Background(), flowKeyDefault) {
-		t.Fatal("B could not cancel A's device flow")
-	}
-	if err := a.srv.ApproveDevice(f.UserCode); err != nil {
-		t.Fatal(err)
-	}
-	got, err := waitFlow(t, a.m, flowKeyDefault)
-	if got.State != flow.StateIdle || !errors.Is(err, flow.ErrCancelled) {
-		t.Fatalf("A's flow = %+v, %v; want cancelled", got, err)
-	}
-	if n := a.done.Calls(); n != 0 {
-		t.Errorf("a flow cancelled elsewhere stored a grant (%d Complete calls)", n)
-	}
+	synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
+		store := &testkit.FlowStore{}
+		a := newFlowEnv(t, inMemory, func(c *flow.Config) { c.Store = store })
+		b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client()})
+		t.Cleanup(func() { b.Close() })
+		f := a.start(a.deviceRequest(t, flowKeyDefault))
+		if got := b.Status(context.Background(), flowKeyDefault); got.ID != f.ID || got.State != flow.StatePending || got.UserCode != f.UserCode {
+			t.Fatalf("B reports %+v, want A's device flow", got)
+		}
+		if !b.Cancel(context.Background(), flowKeyDefault) {
+			t.Fatal("B could not cancel A's device flow")
+		}
+		if err := a.srv.ApproveDevice(f.UserCode); err != nil {
+			t.Fatal(err)
+		}
+		got, err := waitFlow(t, a.m, flowKeyDefault)
+		if got.State != flow.StateIdle || !errors.Is(err, flow.ErrCancelled) {
+			t.Fatalf("A's flow = %+v, %v; want cancelled", got, err)
+		}
+		if n := a.done.Calls(); n != 0 {
+			t.Errorf("a flow cancelled elsewhere stored a grant (%d Complete calls)", n)
+		}
+	})
 }
 
 // hangingStore is a Store that does not answer until its caller gives up,

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
@@ -18,70 +19,74 @@ var userCodeRE = regexp.MustCompile(`^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRS
 
 func TestDeviceFlowApproved(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, WithGrantConfig(map[string]any{"peerName": "alice"}))
-	cfg := s.OAuth2Config("", "write")
-	ctx := ctxWithClient(t, s)
-	da, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatalf("DeviceAuth: %v", err)
-	}
-	if !userCodeRE.MatchString(da.UserCode) {
-		t.Errorf("user code %q is not like WDJB-MJHT", da.UserCode)
-	}
-	if da.VerificationURI != s.URL+"/device" {
-		t.Errorf("verification_uri = %q, want %q", da.VerificationURI, s.URL+"/device")
-	}
-	if want := s.URL + "/device?user_code=" + da.UserCode; da.VerificationURIComplete != want {
-		t.Errorf("verification_uri_complete = %q, want %q", da.VerificationURIComplete, want)
-	}
-	if da.Interval != 1 {
-		t.Errorf("interval = %d, want 1", da.Interval)
-	}
-	if left := time.Until(da.Expiry); left < 9*time.Minute || left > 10*time.Minute {
-		t.Errorf("expires in %v, want about 10m", left)
-	}
-	if err := s.ApproveDevice(strings.ToLower(strings.ReplaceAll(da.UserCode, "-", ""))); err != nil {
-		t.Fatalf("ApproveDevice: %v", err)
-	}
-	tok, err := cfg.DeviceAccessToken(ctx, da)
-	if err != nil {
-		t.Fatalf("DeviceAccessToken: %v", err)
-	}
-	if !s.Active(tok.AccessToken) || !s.Active(tok.RefreshToken) {
-		t.Error("device tokens are not active")
-	}
-	if c, _ := tok.Extra("config").(map[string]any); c["peerName"] != "alice" {
-		t.Errorf("config = %v, want peerName alice", tok.Extra("config"))
-	}
-	if got := s.Stats(); got.DeviceGrants != 1 || got.TokenRequests != 1 {
-		t.Errorf("Stats = %+v, want 1 device grant from 1 token request", got)
-	}
-	// The device code is single use.
-	status, body := postForm(t, s, s.TokenURL(), deviceForm(DefaultClientID, da.DeviceCode))
-	if status != http.StatusBadRequest || body["error"] != "invalid_grant" {
-		t.Errorf("second redemption: %d %v, want 400 invalid_grant", status, body["error"])
-	}
+	synctest.Test(t, func(t *testing.T) { // the polling interval passes at once
+		s := newTestServer(t, WithInMemoryNetwork(), WithGrantConfig(map[string]any{"peerName": "alice"}))
+		cfg := s.OAuth2Config("", "write")
+		ctx := ctxWithClient(t, s)
+		da, err := cfg.DeviceAuth(ctx)
+		if err != nil {
+			t.Fatalf("DeviceAuth: %v", err)
+		}
+		if !userCodeRE.MatchString(da.UserCode) {
+			t.Errorf("user code %q is not like WDJB-MJHT", da.UserCode)
+		}
+		if da.VerificationURI != s.URL+"/device" {
+			t.Errorf("verification_uri = %q, want %q", da.VerificationURI, s.URL+"/device")
+		}
+		if want := s.URL + "/device?user_code=" + da.UserCode; da.VerificationURIComplete != want {
+			t.Errorf("verification_uri_complete = %q, want %q", da.VerificationURIComplete, want)
+		}
+		if da.Interval != 1 {
+			t.Errorf("interval = %d, want 1", da.Interval)
+		}
+		if left := time.Until(da.Expiry); left < 9*time.Minute || left > 10*time.Minute {
+			t.Errorf("expires in %v, want about 10m", left)
+		}
+		if err := s.ApproveDevice(strings.ToLower(strings.ReplaceAll(da.UserCode, "-", ""))); err != nil {
+			t.Fatalf("ApproveDevice: %v", err)
+		}
+		tok, err := cfg.DeviceAccessToken(ctx, da)
+		if err != nil {
+			t.Fatalf("DeviceAccessToken: %v", err)
+		}
+		if !s.Active(tok.AccessToken) || !s.Active(tok.RefreshToken) {
+			t.Error("device tokens are not active")
+		}
+		if c, _ := tok.Extra("config").(map[string]any); c["peerName"] != "alice" {
+			t.Errorf("config = %v, want peerName alice", tok.Extra("config"))
+		}
+		if got := s.Stats(); got.DeviceGrants != 1 || got.TokenRequests != 1 {
+			t.Errorf("Stats = %+v, want 1 device grant from 1 token request", got)
+		}
+		// The device code is single use.
+		status, body := postForm(t, s, s.TokenURL(), deviceForm(DefaultClientID, da.DeviceCode))
+		if status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+			t.Errorf("second redemption: %d %v, want 400 invalid_grant", status, body["error"])
+		}
+	})
 }
 
 func TestDeviceFlowDenied(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t)
-	cfg := s.OAuth2Config("")
-	ctx := ctxWithClient(t, s)
-	da, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DenyDevice(da.UserCode); err != nil {
-		t.Fatal(err)
-	}
-	_, err = cfg.DeviceAccessToken(ctx, da)
-	if got := errorCode(err); got != "access_denied" {
-		t.Fatalf("error %q (%v), want access_denied", got, err)
-	}
-	if got := s.Stats().DeviceGrants; got != 0 {
-		t.Errorf("DeviceGrants = %d, want 0", got)
-	}
+	synctest.Test(t, func(t *testing.T) { // the polling interval passes at once
+		s := newTestServer(t, WithInMemoryNetwork())
+		cfg := s.OAuth2Config("")
+		ctx := ctxWithClient(t, s)
+		da, err := cfg.DeviceAuth(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DenyDevice(da.UserCode); err != nil {
+			t.Fatal(err)
+		}
+		_, err = cfg.DeviceAccessToken(ctx, da)
+		if got := errorCode(err); got != "access_denied" {
+			t.Fatalf("error %q (%v), want access_denied", got, err)
+		}
+		if got := s.Stats().DeviceGrants; got != 0 {
+			t.Errorf("DeviceGrants = %d, want 0", got)
+		}
+	})
 }
 
 func deviceForm(clientID, deviceCode string) url.Values {

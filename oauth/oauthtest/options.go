@@ -168,6 +168,15 @@ func WithDeviceCodeTTL(d time.Duration) Option {
 	}
 }
 
+// WithInMemoryNetwork serves on in-memory connections instead of a socket
+// on 127.0.0.1, for tests inside a [testing/synctest] bubble: there the
+// fake clock moves only while every goroutine waits on something of the
+// bubble, which a real socket is not, so a device flow's polling interval
+// passes at once instead of in real seconds. The server's URL still names
+// a loopback address, but only [Server.Client] reaches it. A server made
+// inside a bubble must be closed inside it.
+func WithInMemoryNetwork() Option { return func(s *Server) { s.inMemory = true } }
+
 // WithAPIKey makes key an API key that the protected resource
 // ([Server.WhoAmIURL]) accepts as a Bearer token, as a provider's API
 // accepts its keys. Given more than once, every key is accepted.

@@ -97,6 +97,7 @@ type Server struct {
 	deviceEnabled  bool
 	deviceInterval int
 	deviceTTL      time.Duration
+	inMemory       bool            // [WithInMemoryNetwork]
 	apiKeys        map[string]bool // accepted by the protected resource
 	dcr            bool            // dynamic client registration enabled
 	resource       string          // RFC 8707 resource required; "" for none
@@ -205,12 +206,21 @@ func NewServer(opts ...Option) *Server {
 		s.configJSON = b
 	}
 	s.ts = httptest.NewUnstartedServer(s.routes())
+	var pipes *pipeListener
+	if s.inMemory {
+		pipes = newPipeListener()
+		s.ts.Listener.Close()
+		s.ts.Listener = pipes
+	}
 	base, stop := context.WithCancel(context.Background())
 	s.stopReqs = stop
 	s.ts.Config.BaseContext = func(net.Listener) context.Context { return base }
 	// URL is set before Start so that handlers read it race-free.
 	s.URL = "http://" + s.ts.Listener.Addr().String()
 	s.ts.Start()
+	if pipes != nil {
+		s.ts.Client().Transport.(*http.Transport).DialContext = pipes.dial
+	}
 	return s
 }
 

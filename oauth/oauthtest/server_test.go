@@ -172,3 +172,27 @@ func TestGrantConfigMustBeJSON(t *testing.T) {
 	s := NewServer(WithGrantConfig(map[string]any{"f": func() {}}))
 	s.Close()
 }
+
+// TestInMemoryNetwork: a server on in-memory connections answers its own
+// client and nothing else; inside a synctest bubble, the x/oauth2 device
+// poll's whole-second interval passes at once (TestDeviceFlowApproved).
+func TestInMemoryNetwork(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, WithInMemoryNetwork())
+	resp, err := s.Client().Get(s.URL + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatalf("the server's client: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("metadata: %d", resp.StatusCode)
+	}
+	if !strings.HasPrefix(s.URL, "http://127.0.0.1:") {
+		t.Errorf("URL = %q, want a loopback one", s.URL)
+	}
+	other := &http.Client{Timeout: 5 * time.Second}
+	if resp, err := other.Get(s.URL + "/.well-known/oauth-authorization-server"); err == nil {
+		resp.Body.Close()
+		t.Errorf("another client reached the in-memory server: %d", resp.StatusCode)
+	}
+}
