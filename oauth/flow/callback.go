@@ -27,9 +27,9 @@ import (
 //     query, a failed exchange, a failed Complete).
 //
 // A host shows a person the page for the result ([PlainPage] is the
-// default one). ctx is not
-// used for the exchange, which belongs to the flow (Cancel and Close end
-// it), so a browser that goes away does not abandon a spent code.
+// default one). ctx's values reach the store calls and the exchange, but
+// not its end: the exchange belongs to the flow (Cancel and Close end it),
+// so a browser that goes away does not abandon a spent code.
 func (m *Manager) Callback(ctx context.Context, key Key, q url.Values) (Flow, error) {
 	return m.CallbackBound(ctx, key, q, "")
 }
@@ -61,7 +61,7 @@ func (m *Manager) completeCallback(ctx context.Context, key Key, owner *flowReco
 	f := m.flows[key]
 	if f == nil && owner == nil && m.resume != nil && !m.closed && got != "" && len(q["state"]) == 1 {
 		m.mu.Unlock()
-		return m.completeResumed(key, got, q, nonce)
+		return m.completeResumed(ctx, key, got, q, nonce)
 	}
 	if f == nil || (owner != nil && f != owner) || f.method != MethodBrowser ||
 		f.state != StatePending || f.completing || got == "" || len(q["state"]) != 1 {
@@ -71,9 +71,12 @@ func (m *Manager) completeCallback(ctx context.Context, key Key, owner *flowReco
 	}
 	m.mu.Unlock()
 
+	// From here on the flow's life, not the request's, bounds the work.
+	fctx, stop := detached(ctx, f.ctx)
+	defer stop()
 	// The state is single use: once claimed no other callback matches, on
 	// this instance or any other sharing the store.
-	p, err := m.store.Claim(f.ctx, key, got)
+	p, err := m.store.Claim(fctx, key, got)
 	m.mu.Lock()
 	if err != nil || p.ID != f.id || f.state != StatePending || f.completing {
 		snap := m.statusLocked(key)
@@ -94,13 +97,13 @@ func (m *Manager) completeCallback(ctx context.Context, key Key, owner *flowReco
 	cfg := f.cfg
 	m.mu.Unlock()
 
-	tok, fe := m.exchange(answer{id: f.id, ctx: f.ctx, binding: f.binding, issuer: f.issuer, issuerRequired: f.issRequired,
+	tok, fe := m.exchange(answer{id: f.id, ctx: fctx, binding: f.binding, issuer: f.issuer, issuerRequired: f.issRequired,
 		cfg: cfg, opts: append(slices.Clip(f.tokenOpts), oauth2.VerifierOption(p.Verifier))}, q, nonce)
 	if fe != nil {
 		f.clientRejected(fe.Err)
-		return m.fail(f, fe)
+		return m.fail(ctx, f, fe)
 	}
-	return m.install(f, tok)
+	return m.install(ctx, f, tok)
 }
 
 // answer is a claimed browser flow, as its callback is checked and its
@@ -155,9 +158,14 @@ func (m *Manager) exchange(a answer, q url.Values, nonce string) (*oauth2.Token,
 // completeResumed completes a browser flow another instance started, from
 // its record in the shared Store: the same steps as completeCallback, with
 // no flow of this Manager to report them in. The result is returned, and
-// logged; the starting instance reports its flow as it knows it.
-func (m *Manager) completeResumed(key Key, state string, q url.Values, nonce string) (Flow, error) {
-	p, err := m.store.Claim(m.ctx, key, state)
+// logged; the starting instance reports its flow as it knows it. Its store
+// calls, exchange and Complete run under ctx's values but last as long as
+// the Manager: once the state is claimed, the flow is this call's to end,
+// whether or not the browser waits for the answer.
+func (m *Manager) completeResumed(ctx context.Context, key Key, state string, q url.Values, nonce string) (Flow, error) {
+	ctx, stop := detached(ctx, m.ctx)
+	defer stop()
+	p, err := m.store.Claim(ctx, key, state)
 	if err != nil {
 		if !errors.Is(err, ErrInvalidState) {
 			m.log.Warn().Err(err).Msg("flow: the pending-flow store failed a claim")
@@ -168,7 +176,7 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values, nonce str
 	f.State, f.AuthorizeURL = StateError, ""
 	end := func(fe *Failure) (Flow, error) {
 		f.Detail = fe.Detail
-		if _, err := m.store.Finish(m.ctx, key, p.ID, f); err != nil {
+		if _, err := m.store.Finish(ctx, key, p.ID, f); err != nil {
 			m.log.Warn().Str("flow_id", p.ID).Err(err).Msg("flow: the pending-flow store could not record the end of a flow")
 		}
 		ev := m.log.Info().Str("flow_id", p.ID).Str("profile", key.Profile).Str("provider", key.Provider).Str("state", string(f.State))
@@ -189,7 +197,7 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values, nonce str
 	// How to store the grant is asked before the code is spent: a code
 	// exchanged with nowhere to keep its grant is lost.
 	var complete func(context.Context, *oauth2.Token) error
-	tok, fe := m.exchange(answer{id: p.ID, ctx: m.ctx, binding: p.Binding, issuer: p.Issuer, issuerRequired: p.IssuerRequired,
+	tok, fe := m.exchange(answer{id: p.ID, ctx: ctx, binding: p.Binding, issuer: p.Issuer, issuerRequired: p.IssuerRequired,
 		cfg: p.Config, opts: append(tokenOptions(p.TokenParams), oauth2.VerifierOption(p.Verifier)),
 		ready: func(ctx context.Context) *Failure {
 			var err error
@@ -201,9 +209,9 @@ func (m *Manager) completeResumed(key Key, state string, q url.Values, nonce str
 	if fe != nil {
 		return end(fe)
 	}
-	ctx, cancel := context.WithTimeout(m.ctx, exchangeTimeout)
+	cctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
 	defer cancel()
-	if err := callComplete(ctx, complete, tok); err != nil {
+	if err := callComplete(cctx, complete, tok); err != nil {
 		return end(m.completeFailure(err))
 	}
 	f.State = StateConnected
@@ -247,17 +255,20 @@ func (m *Manager) kept(flowID string, capture *tokenresp.Capture, tok *oauth2.To
 	return parsed, nil
 }
 
-// install stores tok with the flow's Complete and then marks it connected.
-// The caller has set f.completing.
-func (m *Manager) install(f *flowRecord, tok *oauth2.Token) (Flow, error) {
-	ctx, cancel := context.WithTimeout(f.ctx, exchangeTimeout)
+// install stores tok with the flow's Complete and then marks it connected,
+// recording the end under ctx's values (the request's, if any). The
+// caller has set f.completing.
+func (m *Manager) install(ctx context.Context, f *flowRecord, tok *oauth2.Token) (Flow, error) {
+	fctx, stop := detached(ctx, f.ctx)
+	defer stop()
+	cctx, cancel := context.WithTimeout(fctx, exchangeTimeout)
 	defer cancel()
-	if err := callComplete(ctx, f.complete, tok); err != nil {
-		return m.fail(f, m.completeFailure(err))
+	if err := callComplete(cctx, f.complete, tok); err != nil {
+		return m.fail(ctx, f, m.completeFailure(err))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.endLocked(context.Background(), f, StateConnected, m.say(ReasonConnected), nil) { // the flow's end, past the request
+	if !m.endLocked(context.WithoutCancel(ctx), f, StateConnected, m.say(ReasonConnected), nil) { // the flow's end, past the request
 		return f.snapshotLocked(), f.err
 	}
 	return f.snapshotLocked(), nil

@@ -74,7 +74,7 @@ func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 			return // cancelled or closed: the flow has ended already
 		}
 		f.clientRejected(err)
-		_, _ = m.fail(f, m.deviceError(err))
+		_, _ = m.fail(context.Background(), f, m.deviceError(err)) // the poller's own, past any request
 		return
 	}
 	m.mu.Lock()
@@ -93,7 +93,7 @@ func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 		m.mu.Unlock()
 		return
 	}
-	_, _ = m.install(f, tok)
+	_, _ = m.install(context.Background(), f, tok)
 }
 
 // deviceError classifies how device polling failed (RFC 8628 section 3.5).

@@ -350,12 +350,22 @@ func (m *Manager) Cancel(ctx context.Context, key Key) bool {
 }
 
 // fail ends f with fe, unless it already ended, and returns it with the
-// error it ended with.
-func (m *Manager) fail(f *flowRecord, fe *Failure) (Flow, error) {
+// error it ended with. The end is recorded under ctx's values but not its
+// cancellation: it is the flow's, past the request.
+func (m *Manager) fail(ctx context.Context, f *flowRecord, fe *Failure) (Flow, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.endLocked(context.Background(), f, StateError, fe.Detail, fe) // the flow's end, past any request
+	m.endLocked(context.WithoutCancel(ctx), f, StateError, fe.Detail, fe)
 	return f.snapshotLocked(), f.err
+}
+
+// detached returns a context with ctx's values that ends with life (a
+// flow's, or the Manager's) rather than with ctx, and the function that
+// releases it.
+func detached(ctx, life context.Context) (context.Context, func()) {
+	d, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopAfter := context.AfterFunc(life, cancel)
+	return d, func() { stopAfter(); cancel() }
 }
 
 // expire ends f with fe if it is still pending and no callback is being

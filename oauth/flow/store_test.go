@@ -92,14 +92,20 @@ func TestPendingFlowStoreSingleUse(t *testing.T) {
 // A flow started on one instance completes on another that shares its
 // Store: the callback claims the state there, exchanges the code and stores
 // the grant with what Resume gives for the key. Without Resume the other
-// instance refuses the callback and leaves the state alone.
+// instance refuses the callback and leaves the state alone. The callback
+// request's context gives the completion its values but not its end: a
+// browser that leaves at once does not abandon a claimed state.
 func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 	store := &testkit.FlowStore{}
 	a := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
 	other := &completer{}
 	var resumed []flow.Key
+	type requestKey struct{}
 	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
-		Resume: func(_ context.Context, key flow.Key, _ oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
+		Resume: func(ctx context.Context, key flow.Key, _ oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
+			if ctx.Value(requestKey{}) != "r1" || ctx.Err() != nil {
+				t.Errorf("Resume's context: value %v, err %v; want the request's value and no end", ctx.Value(requestKey{}), ctx.Err())
+			}
 			resumed = append(resumed, key)
 			return other.Complete, nil
 		}})
@@ -115,7 +121,9 @@ func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 	if got, ok := store.Get(flowKeyDefault); !ok || got.State != flow.StatePending {
 		t.Fatal("an instance without Resume claimed the state")
 	}
-	got, err := b.Callback(context.Background(), flowKeyDefault, back.Query())
+	gone, leave := context.WithCancel(context.WithValue(context.Background(), requestKey{}, "r1"))
+	leave() // the browser went away as it sent the callback
+	got, err := b.Callback(gone, flowKeyDefault, back.Query())
 	if err != nil || got.State != flow.StateConnected || got.ID != f.ID {
 		t.Fatalf("callback on the other instance = %+v, %v; want flow %s connected", got, err, f.ID)
 	}
