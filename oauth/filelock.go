@@ -146,11 +146,13 @@ func (l *fileLock) closeJournal() {
 	l.journal = nil
 }
 
-func (l *fileLock) Commit(prev, next *Grant) error { return l.commitMerged(prev, next, nil) }
+var _ ConfigMerger = (*fileLock)(nil)
 
-// commitMerged is Commit that also merges patch into the file, as
+func (l *fileLock) Commit(prev, next *Grant) error { return l.CommitWithConfig(prev, next, nil) }
+
+// CommitWithConfig is Commit that also merges patch into the file, as
 // [FileStore.MergeConfig] does, in the same write.
-func (l *fileLock) commitMerged(prev, next *Grant, patch map[string]any) error {
+func (l *fileLock) CommitWithConfig(prev, next *Grant, patch map[string]any) error {
 	s := l.s
 	if prev == nil && next != nil && !strings.HasPrefix(next.AccessToken, s.layout.AccessTokenPrefix) {
 		return &PrefixError{Prefix: s.layout.AccessTokenPrefix, Setting: s.layout.PrefixSetting}

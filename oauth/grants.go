@@ -159,8 +159,8 @@ func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, ba
 	}
 	defer unlock()
 	commit := lg.Commit
-	if fl, ok := lg.(*fileLock); ok && io.config != nil {
-		commit = func(prev, next *Grant) error { return fl.commitMerged(prev, next, io.config) }
+	if cm, ok := lg.(ConfigMerger); ok && io.config != nil {
+		commit = func(prev, next *Grant) error { return cm.CommitWithConfig(prev, next, io.config) }
 	}
 	if err := commit(nil, g); err != nil {
 		return nil, err
@@ -182,8 +182,8 @@ type installConfig struct{ config map[string]any }
 // InstallConfig makes Install also deep-merge patch into the config file
 // the grant goes to, as [FileStore.MergeConfig] does, in the same locked
 // write: the server's "config" object of a sign-in (a peer name, say) and
-// the grant land together or not at all. Stores other than a [FileStore]
-// ignore it.
+// the grant land together or not at all. A store whose lock is not a
+// [ConfigMerger] (package pgstore's) ignores it.
 func InstallConfig(patch map[string]any) InstallOption {
 	return func(o *installConfig) { o.config = patch }
 }

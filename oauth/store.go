@@ -35,6 +35,15 @@ type SpendAbandoner interface {
 	Abandon(prev *Grant) error
 }
 
+// ConfigMerger is a [LockedGrant] that keeps a config document beside the
+// grant, as [FileStore]'s config file does. CommitWithConfig is Commit
+// that also deep-merges patch into that document in the same durable
+// write: both land or neither does. [Grants.Install] uses it for
+// [InstallConfig]; a store without it keeps the grant alone.
+type ConfigMerger interface {
+	CommitWithConfig(prev, next *Grant, patch map[string]any) error
+}
+
 // LockedGrant is one grant held under its store's lock. It is used by one
 // goroutine at a time, and not after Unlock.
 type LockedGrant interface {

@@ -519,6 +519,48 @@ func TestInstallConfigOneWrite(t *testing.T) {
 	}
 }
 
+// A store that wraps another's lock (to count or log) keeps the one-write
+// sign-in by being a ConfigMerger too: Install asks for the interface, not
+// for the file store's own type.
+func TestInstallConfigThroughAWrappedLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	testkit.WriteFile(t, path, `{"workspace":"mine"}`)
+	w := &mergingStore{GrantStore: newTestStore(path).file}
+	tok := &oauth2.Token{AccessToken: "hch-at-one", RefreshToken: "hch-rt-one", Expiry: time.Now().Add(time.Hour)}
+	base := Grant{ClientID: "c", TokenEndpoint: "https://as.example/token"}
+	if _, err := NewGrants(w).Install(t.Context(), "hermes", tok, base, InstallConfig(map[string]any{"peerName": "alice"})); err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(mustRead(t, path), &cfg); err != nil || cfg["peerName"] != "alice" || cfg["workspace"] != "mine" || w.merged != 1 {
+		t.Errorf("config after install: %v (%v), merged %d times; want peerName alice, merged once", cfg, err, w.merged)
+	}
+}
+
+// mergingStore wraps a store whose locks are ConfigMergers.
+type mergingStore struct {
+	GrantStore
+	merged int
+}
+
+func (s *mergingStore) Lock(ctx context.Context, key string) (LockedGrant, error) {
+	lg, err := s.GrantStore.Lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &mergingLock{LockedGrant: lg, s: s}, nil
+}
+
+type mergingLock struct {
+	LockedGrant
+	s *mergingStore
+}
+
+func (l *mergingLock) CommitWithConfig(prev, next *Grant, patch map[string]any) error {
+	l.s.merged++
+	return l.LockedGrant.(ConfigMerger).CommitWithConfig(prev, next, patch)
+}
+
 // mustRead returns the file at path.
 func mustRead(t *testing.T, path string) []byte {
 	t.Helper()
