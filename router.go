@@ -348,20 +348,26 @@ func New(cfg Config) (*Router, error) {
 	if conn.Events == nil {
 		conn.Events = events.NewBus(events.MaxSubscribers(cfg.MaxEventStreams), events.PerProfile(cfg.MaxEventStreamsPerProfile))
 	}
+	var sessions *connsession.Keys
+	if len(cfg.SessionKeys) > 0 {
+		var err error
+		if sessions, err = connsession.New(cfg.SessionKeys); err != nil {
+			return nil, fmt.Errorf("memconnect: Config.SessionKeys: %w", err)
+		}
+	}
+	// The flow manager is made last of what can fail, and closed if what
+	// follows does.
 	conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore,
 		Resume: conn.Resume, OnChange: conn.Events.PublishFlow, Page: handlers.WriteCallbackPage, Words: handlers.FlowWords})
 	h, err := handlers.New(conn, handlers.WithOpenBrowser(cfg.OpenBrowser), handlers.WithHeartbeat(cfg.EventHeartbeat),
 		handlers.WithAuthorize(cfg.Authorize))
 	if err != nil {
+		conn.Flows.Close()
 		return nil, fmt.Errorf("memconnect: %w", err)
 	}
 	hosts := allowedHosts(cfg.AllowedHosts, callbackBase)
-	var sessions *connsession.Keys
 	sessionOpts := []middleware.SessionOption{}
-	if len(cfg.SessionKeys) > 0 {
-		if sessions, err = connsession.New(cfg.SessionKeys); err != nil {
-			return nil, fmt.Errorf("memconnect: Config.SessionKeys: %w", err)
-		}
+	if sessions != nil {
 		sessionOpts = append(sessionOpts, middleware.WithConnectSessions(func(tok string) (string, []string, bool, error) {
 			if !connsession.Is(tok) {
 				return "", nil, false, nil
