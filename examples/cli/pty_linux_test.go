@@ -132,7 +132,7 @@ func TestPseudoTerminal(t *testing.T) {
 	}
 
 	c := &cli{stderr: term, stderrTTY: isTerminal(term)}
-	stop := c.countdown(context.Background(), time.Now().Add(5*time.Minute))
+	stop := c.countdown(context.Background(), time.Now().Add(4*time.Minute+30*time.Second)) // its first line, at once, says 4:30
 	var onTerm strings.Builder
 	waitFor(t, termOut, &onTerm, "\rWaiting for approval (Ctrl-C to cancel)... code expires in 4:")
 	stop()

@@ -24,6 +24,7 @@ import (
 // connect at the Connector's deadline with an *oauth.UpstreamError naming
 // the server and the step, and a second profile is not held up by it.
 func TestConnectToAHangingServer(t *testing.T) {
+	t.Parallel() // waits for its deadlines
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -75,6 +76,7 @@ func waitOrFail(t *testing.T, wg *sync.WaitGroup) {
 // across the request), and concurrent connects that need the same client
 // share one registration.
 func TestSlowRegistrationBlocksNobody(t *testing.T) {
+	t.Parallel() // waits for its deadlines
 	release := make(chan struct{})
 	var registrations atomic.Int64
 	var as *httptest.Server
