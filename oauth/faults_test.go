@@ -215,6 +215,7 @@ func childReadOnly(path string) int {
 // locks a new file at the path. It must not spend the refresh token the
 // first is spending: it waits for the first's rotation and adopts it.
 func TestLockFileDeletedDuringRefresh(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	arrived := make(chan struct{}, 4)
 	var spent spentLog
@@ -271,6 +272,7 @@ func TestLockFileDeletedDuringRefresh(t *testing.T) {
 // file no one else will lock again, sees that it is not the one at the
 // path, and takes the lock of the new file instead of proceeding.
 func TestLockFileReplacedWhileWaiting(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	testkit.WriteFile(t, path, `{}`)
 	holder := newTestStore(path)
@@ -359,6 +361,7 @@ func TestReauthSeenByAnotherProcess(t *testing.T) {
 // flock, as the Python agent does, this package gets its turns: it waits in
 // the kernel too, instead of polling and losing every race.
 func TestFairLockWaiting(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a python3 process")
 	}
@@ -425,6 +428,7 @@ func tokenWith(access, refresh string) *oauth2.Token {
 // When the locks cannot be had in time, a token that is still valid is
 // returned (fail open); one that is not is an error.
 func TestLockTimeoutFailsOpen(t *testing.T) {
+	t.Parallel()
 	ep := newFakeTokenEndpoint(t, rotating)
 	for _, tt := range []struct {
 		name    string

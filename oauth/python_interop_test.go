@@ -100,6 +100,7 @@ func (p *python) do(cmd string) string {
 // wrote. A rotation the Python agent made while holding the lock is adopted
 // by a Go token source that waited for it, with no refresh of its own.
 func TestPythonAgentLockInterop(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	ep := newFakeTokenEndpoint(t, rotating)
 	path := filepath.Join(t.TempDir(), "honcho.json")
