@@ -1,5 +1,6 @@
 // Package oauthtest holds in-process OAuth servers for tests and local
-// development, built on [net/http/httptest] and bound to 127.0.0.1. They
+// development, built on [net/http/httptest] and bound to 127.0.0.1 (or,
+// with [WithInMemoryNetwork], to no socket at all). They
 // never log anything, so tokens never reach a log.
 //
 // A [Server] is an OAuth 2.1 authorization server that speaks just enough
@@ -23,7 +24,8 @@
 // Tests drive it with golang.org/x/oauth2 ([Server.OAuth2Config] returns a
 // ready [oauth2.Config]), approve consent with [Server.Consent] or
 // [Server.ApproveDevice], inject faults with [Server.SetTokenHook] and
-// [Server.FailNextTokenRequests], move time with [WithClock], and check what
+// [Server.FailNextTokenRequests], move time with [WithClock] (or run in a
+// [testing/synctest] bubble on [WithInMemoryNetwork]), and check what
 // happened with [Server.Stats], [Server.Active] and
 // [Server.LastAuthorizeQuery]. Tokens are opaque random strings with
 // configurable prefixes. A provider's likeness is a set of options: package
