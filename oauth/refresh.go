@@ -144,8 +144,9 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 		k.mu.Lock()
 		k.coolTill = now.Add(gs.cooldown)
 		k.mu.Unlock()
-		gs.logger.Error().Str("grant", gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: token not refreshed")
-		out.kind, out.msg = OutcomeFailed, redact(err.Error(), g)
+		msg := redact(err.Error(), g)
+		gs.logger.Error().Str("grant", gs.store.Describe(ts.key)).Str("error", msg).Msg("oauth: token not refreshed")
+		out.kind, out.msg = OutcomeFailed, msg
 		if !force && now.Before(g.Expiry) {
 			return g.token(), out, nil
 		}

@@ -1,15 +1,19 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 
@@ -569,4 +573,44 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A store whose Prepare fails with an error that quotes the refresh token
+// (a driver echoing its parameters, say) has it redacted in the log and in
+// the reported outcome alike.
+func TestPrepareErrorRedacted(t *testing.T) {
+	ep := newFakeTokenEndpoint(t, rotating)
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old-secret", time.Now().Add(-time.Minute)))
+	var logs bytes.Buffer
+	st := &echoingStore{GrantStore: newTestStore(path).file}
+	var reported []string
+	gs := NewGrants(st, WithLogger(zerolog.New(&logs)))
+	_, err := gs.TokenSource("hermes", OnRefresh(func(r RefreshReport) { reported = append(reported, r.Error) })).Token()
+	if err == nil {
+		t.Fatal("Token succeeded with an expired grant and a failing Prepare")
+	}
+	if strings.Contains(logs.String(), "hch-rt-old-secret") || strings.Contains(strings.Join(reported, " "), "hch-rt-old-secret") {
+		t.Errorf("the refresh token reached the log or the report:\n%s\n%v", logs.String(), reported)
+	}
+	if !strings.Contains(logs.String(), "token not refreshed") {
+		t.Errorf("the failure was not logged:\n%s", logs.String())
+	}
+}
+
+// echoingStore's locks fail Prepare quoting the refresh token.
+type echoingStore struct{ GrantStore }
+
+func (s *echoingStore) Lock(ctx context.Context, key string) (LockedGrant, error) {
+	lg, err := s.GrantStore.Lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return echoingLock{lg}, nil
+}
+
+type echoingLock struct{ LockedGrant }
+
+func (echoingLock) Prepare(prev *Grant) (func([]byte, string) error, error) {
+	return nil, fmt.Errorf("journal insert failed for %s", prev.RefreshToken)
 }
