@@ -6,7 +6,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/memconnect/memconnect/internal/scopes"
+	"github.com/memconnect/memconnect/internal/wire"
 )
 
 // InsufficientScopeError reports a request the resource refused because
@@ -24,22 +28,55 @@ func (e *InsufficientScopeError) Error() string {
 	return fmt.Sprintf("oauth: %s needs the scopes %q, which the grant lacks; sign in again", e.URL, strings.Join(e.Scopes, " "))
 }
 
-// needsScopes records that ts's grant lacks scopes and returns the error.
-func (ts *Source) needsScopes(u *url.URL, scopes []string) error {
-	k := ts.k
-	k.mu.Lock()
-	for _, s := range scopes {
-		if !slices.Contains(k.needs, s) {
-			k.needs = append(k.needs, s)
+// Bounds of a step-up: what one grant may be asked to add. A server that
+// asks for more is not followed (the 403 is returned as it came).
+const (
+	// MaxNeededScopes is how many scopes a grant may be asked for in all
+	// ([Grants.NeedsScopes]).
+	MaxNeededScopes = 32
+	// MaxScopeLen is the longest scope accepted from a challenge.
+	MaxScopeLen = 128
+)
+
+// stepUpScopes returns the scopes of an insufficient_scope challenge when
+// they are within the bounds: at most [MaxNeededScopes], each a scope-token
+// of RFC 6749 section 3.3 of at most [MaxScopeLen] bytes. It reports why
+// not otherwise.
+func stepUpScopes(scope string) ([]string, error) {
+	if len(scope) > MaxNeededScopes*(MaxScopeLen+1) {
+		return nil, fmt.Errorf("the challenge's scope is %d bytes long", len(scope))
+	}
+	list := strings.Fields(scope)
+	if len(list) > MaxNeededScopes {
+		return nil, fmt.Errorf("the challenge asks for %d scopes, more than %d", len(list), MaxNeededScopes)
+	}
+	for _, s := range list {
+		if len(s) > MaxScopeLen || !scopes.Valid(s) {
+			return nil, fmt.Errorf("the challenge's scope %s is not a scope of at most %d characters (RFC 6749 section 3.3)", strconv.Quote(wire.Printable(s, 40)), MaxScopeLen)
 		}
 	}
+	return list, nil
+}
+
+// needsScopes records that ts's grant lacks scopes and returns the error.
+// What a grant is asked for stays within [MaxNeededScopes]: a challenge that
+// would grow it beyond is refused with false, and recorded nowhere.
+func (ts *Source) needsScopes(u *url.URL, add []string) (error, bool) {
+	k := ts.k
+	k.mu.Lock()
+	merged := scopes.Union(k.needs, add)
+	if len(merged) > MaxNeededScopes {
+		k.mu.Unlock()
+		return nil, false
+	}
+	k.needs = merged
 	k.mu.Unlock()
-	return &InsufficientScopeError{URL: u.Scheme + "://" + u.Host + u.EscapedPath(), Scopes: scopes}
+	return &InsufficientScopeError{URL: u.Scheme + "://" + u.Host + u.EscapedPath(), Scopes: add}, true
 }
 
 // NeedsScopes returns the scopes a resource asked for with 403
 // insufficient_scope ([Transport]) since key's grant was installed, nil
-// when none.
+// when none; never more than [MaxNeededScopes].
 func (gs *Grants) NeedsScopes(key string) []string {
 	k := gs.key(key)
 	k.mu.Lock()
@@ -84,9 +121,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base().RoundTrip(first)
 	if err == nil && resp.StatusCode == http.StatusForbidden {
 		if ch, ok := ParseChallenge(resp.Header.Values("WWW-Authenticate")); ok && ch.Error == "insufficient_scope" {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-			resp.Body.Close()
-			return nil, t.Source.needsScopes(req.URL, strings.Fields(ch.Scope))
+			if serr, ok := t.stepUp(req.URL, ch.Scope); ok {
+				io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+				resp.Body.Close()
+				return nil, serr
+			}
 		}
 	}
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
@@ -112,6 +151,25 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body.Close()
 	fresh.SetAuthHeader(second)
 	return t.base().RoundTrip(second)
+}
+
+// stepUp records the scopes of an insufficient_scope challenge for u and
+// returns the error to give the caller. A challenge beyond the bounds is
+// logged (its scope cut short) and reported with false: the 403 is then
+// returned as any other.
+func (t *Transport) stepUp(u *url.URL, scope string) (error, bool) {
+	scopes, err := stepUpScopes(scope)
+	if err == nil {
+		var ok bool
+		if err, ok = t.Source.needsScopes(u, scopes); ok {
+			return err, true
+		}
+		err = fmt.Errorf("the grant would be asked for more than %d scopes", MaxNeededScopes)
+	}
+	ts := t.Source
+	ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("url", u.Scheme+"://"+u.Host+u.EscapedPath()).
+		Str("scope", wire.Printable(scope, 200)).Str("reason", err.Error()).Msg("oauth: an insufficient_scope challenge beyond the bounds is answered as a plain 403")
+	return nil, false
 }
 
 func (t *Transport) base() http.RoundTripper {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/events"
+	"github.com/memconnect/memconnect/internal/scopes"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 )
@@ -111,9 +112,9 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	if needs := c.needsScopes(t); len(needs) > 0 {
 		// Step-up: what the grant had and what a resource asked for.
 		if st, err := c.status(ctx, t); err == nil && st.Token != nil {
-			ep.Scopes = union(ep.Scopes, strings.Fields(st.Token.Scope))
+			ep.Scopes = scopes.Union(ep.Scopes, strings.Fields(st.Token.Scope))
 		}
-		ep.Scopes = union(ep.Scopes, needs)
+		ep.Scopes = scopes.Union(ep.Scopes, needs)
 	}
 	if req.Method == flow.MethodDevice && (!deviceOK || ep.DeviceAuthURL == "") {
 		return StatusReport{}, fmt.Errorf("%w: %s does not announce the device flow in its metadata (RFC 8414)", ErrUnsupported, t.provider.DisplayName())

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"slices"
 
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -57,17 +56,6 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 	}
 	c.health(t, st, &rep, now)
 	return rep, nil
-}
-
-// union is a with the members of b it lacks appended.
-func union(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, s := range b {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // needsScopes are the scopes a resource asked t's grant for and it lacks
