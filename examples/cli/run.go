@@ -16,6 +16,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/memconnect/memconnect/internal/wire"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
@@ -89,8 +90,13 @@ var errInterrupted = errors.New("interrupted")
 type cli struct {
 	lookupEnv func(string) (string, bool)
 	stdin     io.Reader
+	// stdout and stderr show a server's text (a user code, an error's
+	// description, a name) with nothing in it acting on the terminal
+	// ([wire.Terminal]); rawStderr is stderr itself, for the countdown's
+	// own "\r".
 	stdout    io.Writer
 	stderr    io.Writer
+	rawStderr io.Writer
 
 	interactive bool // stdin is a terminal: a person can answer a prompt
 	stderrTTY   bool // stderr is a terminal: a line can be rewritten in place
@@ -156,7 +162,7 @@ func (c *common) registerEndpoints(fs *flag.FlagSet, names ...string) {
 // run is the whole command: main only supplies the process's arguments,
 // environment, streams and a context cancelled by Ctrl-C.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{lookupEnv: lookupEnv, stdin: stdin, stdout: stdout, stderr: stderr,
+	c := &cli{lookupEnv: lookupEnv, stdin: stdin, stdout: wire.Terminal(stdout), stderr: wire.Terminal(stderr), rawStderr: stderr,
 		interactive: isTerminal(stdin), stderrTTY: isTerminal(stderr)}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)

@@ -25,6 +25,7 @@ import (
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/examples/desktop"
 	"github.com/memconnect/memconnect/internal/browser"
+	"github.com/memconnect/memconnect/internal/wire"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
@@ -137,7 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly}).
+	logger := zerolog.New(zerolog.ConsoleWriter{Out: wire.Terminal(stderr), NoColor: true, TimeFormat: time.TimeOnly}).
 		With().Timestamp().Logger()
 	// Where profiles live. A temporary home is laid out like a user's:
 	// <tmp>/.hermes, with <tmp> as the user home the consent page's

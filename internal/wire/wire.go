@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -114,4 +115,45 @@ func validAt(s string, i int) bool {
 // separator.
 func acts(r rune) bool {
 	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
+}
+
+// Terminal returns a writer that passes what is written to w with every
+// character that acts (see the package doc) written as [Clean] writes it,
+// but for newline and tab: a terminal, or a log read on one, then shows a
+// server's text and nothing in it takes effect. A program's own cursor
+// moves ("\r" to redraw a line) are written to w itself.
+//
+// Each Write is taken as whole text: a character split across two Writes
+// is shown as escaped bytes.
+func Terminal(w io.Writer) io.Writer { return terminal{w} }
+
+type terminal struct{ w io.Writer }
+
+func (t terminal) Write(p []byte) (int, error) {
+	s := string(p)
+	if harmlessText(s) {
+		return t.w.Write(p)
+	}
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(s, "\n") {
+		body, nl := strings.CutSuffix(line, "\n")
+		for i, part := range strings.Split(body, "\t") {
+			if i > 0 {
+				b.WriteByte('\t')
+			}
+			b.WriteString(Clean(part))
+		}
+		if nl {
+			b.WriteByte('\n')
+		}
+	}
+	if _, err := io.WriteString(t.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// harmlessText is [harmless] allowing newline and tab.
+func harmlessText(s string) bool {
+	return harmless(strings.NewReplacer("\n", "", "\t", "").Replace(s))
 }

@@ -69,3 +69,19 @@ func TestShort(t *testing.T) {
 		}
 	}
 }
+
+func TestTerminal(t *testing.T) {
+	var b strings.Builder
+	w := Terminal(&b)
+	for _, tt := range hostile {
+		b.Reset()
+		n, err := w.Write([]byte("code:\t" + tt.in + "\n"))
+		if err != nil || n != len("code:\t"+tt.in+"\n") {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+		// A newline passes: the terminal's own line breaks.
+		if want := "code:\t" + strings.ReplaceAll(tt.clean, `\x0a`, "\n") + "\n"; b.String() != want {
+			t.Errorf("%s: wrote %q; want %q", tt.name, b.String(), want)
+		}
+	}
+}

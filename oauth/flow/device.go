@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"time"
 
@@ -10,7 +11,16 @@ import (
 
 	"github.com/memconnect/memconnect/internal/outbound"
 	"github.com/memconnect/memconnect/internal/tokenresp"
+	"github.com/memconnect/memconnect/internal/wire"
 )
+
+// MaxUserCodeLen is the longest device-flow user code accepted (RFC 8628
+// section 6.1 suggests about 8 characters); a longer one, or one that is
+// not printable text, fails the device flow's start.
+const MaxUserCodeLen = 32
+
+// maxURLLen bounds a verification URI from the server.
+const maxURLLen = 2048
 
 // startDevice runs the device authorization request of f (RFC 8628
 // section 3.1) with [oauth2.Config.DeviceAuth] and, once the server
@@ -28,8 +38,17 @@ func (m *Manager) startDevice(ctx context.Context, f *flowRecord, opts []oauth2.
 	if f.state != StatePending { // cancelled or closed meanwhile
 		return f.snapshotLocked(), f.err
 	}
-	if err == nil && (da.DeviceCode == "" || da.UserCode == "" || !webURL(da.VerificationURI)) {
+	switch {
+	case err != nil:
+	case da.DeviceCode == "" || da.UserCode == "" || !webURL(da.VerificationURI):
 		err = errors.New("flow: incomplete device authorization response")
+	case !wire.Short(da.UserCode, MaxUserCodeLen):
+		// A person types it: a code with control or bidirectional
+		// characters, or a long one, is not a code but an attempt to
+		// act on the terminal or page that shows it.
+		err = fmt.Errorf("flow: the device authorization response's user_code is not short printable text (at most %d characters)", MaxUserCodeLen)
+	case !wire.Short(da.VerificationURI, maxURLLen) || (da.VerificationURIComplete != "" && !wire.Short(da.VerificationURIComplete, maxURLLen)):
+		err = errors.New("flow: the device authorization response's verification URI holds characters that are not printable")
 	}
 	if err != nil {
 		fe := m.tokenError(CodeStart, ReasonDeviceStart, err)
