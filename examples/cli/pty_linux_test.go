@@ -134,7 +134,7 @@ func TestPseudoTerminal(t *testing.T) {
 		t.Errorf("peerName = %v, want the answer typed on the terminal", got)
 	}
 
-	c := &cli{stderr: term, stderrTTY: isTerminal(term)}
+	c := &cli{stderr: term, rawStderr: term, stderrTTY: isTerminal(term)}
 	stop := c.countdown(context.Background(), time.Now().Add(4*time.Minute+30*time.Second)) // its first line, at once, says 4:30
 	var onTerm strings.Builder
 	waitFor(t, termOut, &onTerm, "\rWaiting for approval (Ctrl-C to cancel)... code expires in 4:")
