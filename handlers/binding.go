@@ -8,18 +8,26 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/memconnect/memconnect/internal/connsession"
 )
 
-// A browser flow started from a web page is bound to that browser: the
-// connect answer sets a cookie holding a random nonce, scoped to the
-// callback route, and the flow keeps the nonce's digest; the callback
-// completes the flow only with that cookie. Someone who starts a sign-in
-// and sends its link to another person cannot get that person's account
-// linked to their profile: the other browser has no cookie.
+// A browser flow started from a web page, or under a connect session
+// whatever headers the request carries, is bound to the browser that
+// started it: the connect answer sets a cookie holding a random nonce the
+// server mints (never one the client sends), scoped to the callback route,
+// and the flow keeps the nonce's digest; the callback completes the flow
+// only with that cookie. Someone who starts a sign-in and sends its link
+// to another person cannot get that person's account linked to their
+// profile: the other browser has no cookie. A connect session cannot
+// start a flow that cannot be bound (a device flow, a loopback redirect):
+// that is [provider.ErrUnbindable], 403.
 //
-// Flows started without a browser (curl, the CLI, the loopback listener,
-// the device flow) are not bound: their callback, if any, is not reached
-// by the cookies of the client that started them.
+// Only the host's own credential starts unbound flows (curl, the CLI, the
+// loopback listener, the device flow): their callback, if any, is not
+// reached by the cookies of the client that started them. A host that
+// starts flows for its users with its own credential binds them to its
+// users in its [AuthorizeFunc], on [ActionCallback].
 
 // bindingCookie is the cookie of a browser binding.
 const bindingCookie = "memconnect_flow"
@@ -30,15 +38,23 @@ func startedByBrowser(r *http.Request) bool {
 	return r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != ""
 }
 
-// bindingDigest makes *nonce a fresh one unless it holds one already (the
-// browser joins its own pending flow) and returns its digest for the flow.
-func bindingDigest(nonce *string) string {
-	if len(*nonce) != 43 {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b)
-		*nonce = base64.RawURLEncoding.EncodeToString(b)
-	}
-	sum := sha256.Sum256([]byte(*nonce))
+// underSession reports whether r acts with a connect session rather than
+// the host's own credential.
+func underSession(r *http.Request) bool {
+	_, ok := connsession.FromContext(r.Context())
+	return ok
+}
+
+// newNonce returns a fresh browser nonce: 256 random bits.
+func newNonce() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// digest is the binding a flow keeps for nonce.
+func digest(nonce string) string {
+	sum := sha256.Sum256([]byte(nonce))
 	return hex.EncodeToString(sum[:])
 }
 

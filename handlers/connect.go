@@ -136,18 +136,22 @@ func (h *Handlers) Connect(w http.ResponseWriter, r *http.Request) {
 		respond(w, r, &statusResponse{StatusReport: rep, HTTPStatusCode: http.StatusOK})
 		return
 	}
-	req := provider.ConnectRequest{Method: flow.Method(body.Method), Source: body.Source, Redirect: flow.RedirectMode(body.Redirect)}
+	req := provider.ConnectRequest{Method: flow.Method(body.Method), Source: body.Source, Redirect: flow.RedirectMode(body.Redirect),
+		RequireBinding: underSession(r)}
 	var nonce string
-	if req.Method != flow.MethodDevice && req.Redirect != flow.RedirectLoopback && startedByBrowser(r) {
-		nonce = browserNonce(r)
-		req.Binding = bindingDigest(&nonce)
+	if req.RequireBinding || (req.Method != flow.MethodDevice && req.Redirect != flow.RedirectLoopback && startedByBrowser(r)) {
+		nonce = newNonce()
+		req.Binding = digest(nonce)
 	}
 	rep, err := h.conn.Connect(r.Context(), profile, prov, req)
 	if err != nil {
 		renderError(w, r, err)
 		return
 	}
-	if nonce != "" && rep.Flow != nil {
+	if rep.Flow != nil && req.Binding != "" && rep.Flow.Binding == req.Binding {
+		// A new flow, bound to this browser's new nonce. A flow it
+		// joined keeps its binding: the browser that started it keeps
+		// its cookie, and any other gets none.
 		setBindingCookie(w, rep.Flow.RedirectURI, nonce)
 	}
 	respond(w, r, &statusResponse{StatusReport: rep, HTTPStatusCode: http.StatusAccepted})

@@ -34,6 +34,7 @@ func renderError(w http.ResponseWriter, r *http.Request, err error) {
 //	oauth.ErrNoGrant                                      conflict 409 (nothing to remove)
 //	provider.ErrAPIKeyConnection                          conflict 409 (remove the key instead)
 //	*provider.APIKeyError                                 invalid_request 400 with its Reason
+//	provider.ErrUnbindable                                forbidden 403
 //	provider.ErrNoCallbackURL                             invalid_request 400
 //	flow.ErrInvalidState                                  invalid_request 400
 //	flow.ErrClosed                                        internal 500 (shutting down)
@@ -91,6 +92,8 @@ func lowerError(err error) *apierr.Error {
 	case isType[*provider.APIKeyError](err):
 		ke, _ := errors.AsType[*provider.APIKeyError](err)
 		return apierr.Wrap(apierr.CodeInvalidRequest, err, "The API key was not stored: "+ke.Reason+".")
+	case errors.Is(err, provider.ErrUnbindable):
+		return apierr.Wrap(apierr.CodeForbidden, err, "A connect session can start only a sign-in that finishes in this browser, through this server's callback: not a device code, which anyone could enter, nor a sign-in that returns to the server's own machine.")
 	case errors.Is(err, provider.ErrNoCallbackURL):
 		return apierr.Wrap(apierr.CodeInvalidRequest, err, "This server has no callback URL configured, so \"redirect\" cannot be \"callback\"; use \"loopback\" or leave it out.")
 	case errors.Is(err, flow.ErrInvalidState):

@@ -101,7 +101,7 @@ func (h *Handlers) HermesOAuthStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep, err := h.conn.Connect(r.Context(), profile, prov, provider.ConnectRequest{
-		Method: flow.MethodBrowser, Redirect: flow.RedirectLoopback, Source: "hermes-desktop",
+		Method: flow.MethodBrowser, Redirect: flow.RedirectLoopback, Source: "hermes-desktop", RequireBinding: underSession(r),
 	})
 	if err != nil {
 		renderError(w, r, err)

@@ -40,6 +40,12 @@ type ConnectRequest struct {
 	// browser that started it ([flow.Request.Binding]): the hex SHA-256
 	// of a nonce that browser holds; "" for none (curl, the CLI).
 	Binding string
+	// RequireBinding refuses, with [ErrUnbindable], a flow that Binding
+	// cannot bind: a device flow, or a browser flow redirected to a
+	// loopback listener. A caller that is not the host itself (a connect
+	// session) sets it, so that nobody can start a sign-in and have
+	// someone else finish it for their profile.
+	RequireBinding bool
 	// OnInstalled, if not nil, is called with the token response after
 	// the grant is stored and before the flow becomes connected; the
 	// server's "config" arrives this way ([oauth2.Token.Extra]). It must
@@ -97,6 +103,12 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 				return StatusReport{}, ErrNoCallbackURL
 			}
 		}
+	}
+	if req.RequireBinding && (req.Method != flow.MethodBrowser || req.Redirect != flow.RedirectCallback || req.Binding == "") {
+		if req.Method == flow.MethodDevice {
+			return StatusReport{}, fmt.Errorf("%w: anyone who is given a device code can enter it", ErrUnbindable)
+		}
+		return StatusReport{}, fmt.Errorf("%w: a sign-in that returns to a listener on the server's machine is not reached by the browser's cookie", ErrUnbindable)
 	}
 	methods := t.provider.AuthMethods()
 	if md, ok := t.provider.(MethodDiscoverer); ok && req.Method == flow.MethodDevice {

@@ -32,6 +32,11 @@ var (
 	// ErrNoCallbackURL reports a browser flow that asks for the callback
 	// redirect mode of a Connector without a callback base URL.
 	ErrNoCallbackURL = errors.New("provider: no callback base URL is configured, so the callback redirect mode is not available")
+
+	// ErrUnbindable reports a flow that [ConnectRequest.RequireBinding]
+	// asks to bind to a browser and that no browser's cookie can reach: a
+	// device flow, or a browser flow redirected to a loopback listener.
+	ErrUnbindable = errors.New("provider: this sign-in cannot be bound to the browser that starts it")
 )
 
 // APIKeyError reports an API key that was not stored. Reason says why, for

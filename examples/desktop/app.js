@@ -271,7 +271,9 @@
     }
     if (s === UNKNOWN) return { label: TEXT.connect, key };
     if (!s.supported) return null;
-    const device = methods().includes("device");
+    // A connect session starts only sign-ins bound to this browser: a
+    // device code, which anyone could enter, is not offered with one.
+    const device = methods().includes("device") && !fragment.has("session");
     if (s.reauth_required) {
       return { label: TEXT.signInAgain, state: TEXT.expired, tone: "warn", disconnect: s.auth === "oauth", device, key };
     }

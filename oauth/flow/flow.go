@@ -176,4 +176,9 @@ type Flow struct {
 	// the state parameter of a browser flow, of the device code of a device
 	// flow.
 	ExpiresAt time.Time
+	// Binding is the digest of the browser binding of a browser flow
+	// ([Request.Binding]), "" for none: no secret, and not for people. A
+	// Start that joins a pending flow returns the flow's own, so that the
+	// caller can tell whether the browser asking holds it.
+	Binding string
 }

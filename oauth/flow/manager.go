@@ -499,6 +499,7 @@ func (f *flowRecord) snapshotLocked() Flow {
 		UserCode:        f.userCode,
 		VerificationURI: f.verificationURI,
 		ExpiresAt:       f.expiresAt,
+		Binding:         f.binding,
 	}
 }
 
