@@ -3,11 +3,14 @@ package memconnect_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/memconnect/memconnect/internal/connsession"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -122,4 +125,37 @@ func TestPlantedBindingCookie(t *testing.T) {
 	x = e.Do(fixture.Request{Method: "GET", Path: strings.TrimPrefix(target.String(), e.Base),
 		Header: map[string]string{"Cookie": "memconnect_flow=" + cookie.Value}})
 	callbackHTML(t, x, http.StatusOK, "Connected to Honcho")
+}
+
+// TestConnectSessionBoundsWhenVerified: the maximum lifetime is enforced
+// when a session is used, not only when it is minted: one signed with the
+// real key but living longer than MaxConnectSessionTTL is refused (401).
+// A session is not minted for a profile that does not exist.
+func TestConnectSessionBoundsWhenVerified(t *testing.T) {
+	key := bytes.Repeat([]byte("k"), 32)
+	clock := testkit.NewClock()
+	e := fixture.NewEnv(t, fixture.WithSessionToken("host-token-0123456789"), fixture.WithSessionKeys(key), fixture.WithClock(clock))
+	keys, err := connsession.New([][]byte{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now().Unix()
+	for _, tt := range []struct {
+		name   string
+		claims connsession.Claims
+		want   int
+	}{
+		{"within the maximum", connsession.Claims{Profile: "default", Issued: now, Expires: now + 3600}, 200},
+		{"far beyond the maximum", connsession.Claims{Profile: "default", Issued: now, Expires: now + 365*24*3600}, 401},
+		{"no issue time", connsession.Claims{Profile: "default", Expires: now + 3600}, 401},
+	} {
+		x := e.Do(fixture.Request{Method: "GET", Path: "/profiles/default/providers/honcho/status",
+			Header: map[string]string{"Authorization": "Bearer " + keys.Mint(tt.claims)}, NoAuth: true})
+		if x.Status != tt.want {
+			t.Errorf("%s: %d %s; want %d", tt.name, x.Status, x.Body, tt.want)
+		}
+	}
+	if _, _, err := e.Router.MintConnectSession("nosuchprofile", nil, 0); !errors.Is(err, provider.ErrProfileNotFound) {
+		t.Errorf("minting for a missing profile: %v; want ErrProfileNotFound", err)
+	}
 }

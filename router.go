@@ -205,7 +205,17 @@ type Router struct {
 	closeOnce sync.Once
 	sessions  *connsession.Keys // nil without Config.SessionKeys
 	now       func() time.Time
+	guard     func(http.Handler) http.Handler // for the host's own routes: Guard
 }
+
+// Guard returns h behind the guards the router's own routes have that do
+// not depend on a profile: the Host allow-list (Config.AllowedHosts, the
+// loopback names by default, and the callback's host), and the static
+// Config.SessionToken when one is set (connect sessions are not accepted).
+// A host puts its own routes that tell about the deployment behind it,
+// such as a metrics endpoint, so that a page reached by DNS rebinding, or
+// anyone without the token, cannot read them.
+func (r *Router) Guard(h http.Handler) http.Handler { return r.guard(h) }
 
 // Connect sessions' lifetimes.
 const (
@@ -237,6 +247,9 @@ func (r *Router) MintConnectSession(profile string, providers []string, ttl time
 	if profile == "current" {
 		profile = provider.DefaultProfile
 	}
+	if _, err := r.conn.Profiles.Resolve(profile); err != nil {
+		return "", time.Time{}, err // a profile that does not exist gets no session
+	}
 	for _, p := range providers {
 		if _, ok := r.conn.Registry.Lookup(p); !ok {
 			return "", time.Time{}, fmt.Errorf("%w: %q", provider.ErrUnknownProvider, p)
@@ -248,8 +261,9 @@ func (r *Router) MintConnectSession(profile string, providers []string, ttl time
 	if ttl < 0 || ttl > MaxConnectSessionTTL {
 		return "", time.Time{}, fmt.Errorf("memconnect: a connect session lasts at most %s, not %s", MaxConnectSessionTTL, ttl)
 	}
-	expires = r.now().Add(ttl).Truncate(time.Second)
-	return r.sessions.Mint(connsession.Claims{Profile: profile, Providers: providers, Expires: expires.Unix()}), expires, nil
+	now := r.now().Truncate(time.Second)
+	expires = now.Add(ttl)
+	return r.sessions.Mint(connsession.Claims{Profile: profile, Providers: providers, Issued: now.Unix(), Expires: expires.Unix()}), expires, nil
 }
 
 // Connector returns the use-case layer behind the routes, configured as the
@@ -372,7 +386,7 @@ func New(cfg Config) (*Router, error) {
 			if !connsession.Is(tok) {
 				return "", nil, false, nil
 			}
-			c, err := sessions.Verify(tok, now())
+			c, err := sessions.Verify(tok, now(), MaxConnectSessionTTL)
 			if errors.Is(err, connsession.ErrExpired) {
 				err = fmt.Errorf("%w: %w", middleware.ErrSessionExpired, err)
 			}
@@ -404,7 +418,9 @@ func New(cfg Config) (*Router, error) {
 	r.Get(clientMetadataPattern, h.ClientMetadata)
 	r.Post("/providers/{provider}/oauth/start", h.HermesOAuthStart)
 	r.Get("/providers/{provider}/oauth/status", h.HermesOAuthStatus)
-	rt := &Router{Router: r, conn: conn, sessions: sessions, now: now, stop: []func(){h.Close}}
+	hostGuard, tokenGuard := middleware.HostGuard(hosts), middleware.SessionToken(cfg.SessionToken, nil)
+	rt := &Router{Router: r, conn: conn, sessions: sessions, now: now, stop: []func(){h.Close},
+		guard: func(h http.Handler) http.Handler { return middleware.RequestID(hostGuard(tokenGuard(h))) }}
 	if cfg.Observer != nil {
 		rt.stop = append(rt.stop, conn.Events.Tap(flowObserver(cfg.Observer)))
 	}

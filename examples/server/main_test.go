@@ -120,6 +120,10 @@ func get(t *testing.T, target string, hdr ...string) (int, http.Header, string) 
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -640,6 +644,20 @@ func TestConnectSessionRoute(t *testing.T) {
 	}
 	if status, _ := mint(token, `{"profile":"default","ttl":"forever"}`); status != http.StatusBadRequest {
 		t.Errorf("mint with a bad ttl = %d; want 400", status)
+	}
+	if status, out := mint(token, `{"profile":"nosuchprofile"}`); status != http.StatusNotFound || !strings.Contains(out["message"], "nosuchprofile") {
+		t.Errorf("mint for a profile that does not exist = %d %v; want 404 naming it", status, out)
+	}
+	// /metrics has the API's guards: the token, and the Host allow-list
+	// (a page reached by DNS rebinding sends its own name).
+	if status, _, _ := get(t, base+"/metrics"); status != http.StatusUnauthorized {
+		t.Errorf("/metrics without the token = %d; want 401", status)
+	}
+	if status, _, _ := get(t, base+"/metrics", "Authorization", "Bearer "+token, "Host", "evil.example"); status != http.StatusForbidden {
+		t.Errorf("/metrics with a foreign Host = %d; want 403", status)
+	}
+	if status, _, body := get(t, base+"/metrics", "Authorization", "Bearer "+token); status != 200 || !strings.Contains(body, "memconnect_") {
+		t.Errorf("/metrics with the token = %d; want 200 with the metrics", status)
 	}
 	status, out := mint(token, `{"profile":"default","providers":["honcho"],"ttl":"15m"}`)
 	if status != 200 || out["token"] == "" || out["expires_at"] == "" {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -316,11 +314,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer stopWebhooks()
 
+	// The host's own routes that tell about the deployment, or act on
+	// it, have the API's guards: the Host allow-list and the token.
 	var admin http.Handler
 	if len(o.sessionKeys) > 0 {
-		admin = connectSessions(memory, o.sessionToken)
+		admin = memory.Guard(connectSessions(memory))
 	}
-	srv := newHTTPServer(hostRouter(memory, admin, m.handler()), defaultTimeouts)
+	srv := newHTTPServer(hostRouter(memory, admin, memory.Guard(m.handler())), defaultTimeouts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -543,24 +543,18 @@ func shellQuote(s string) string {
 }
 
 // connectSessions is the example host's own route, outside the mount and
-// guarded by its session token: POST /admin/connect-sessions with
+// guarded as the API is ([memconnect.Router.Guard]): POST /admin/connect-sessions with
 // {"profile": "work", "providers": ["honcho"], "ttl": "15m"} (providers
 // and ttl optional) answers {"token": "...", "expires_at": "..."}, a
 // connect session to hand a browser (the Connect page takes it as
 // /#session=TOKEN).
-func connectSessions(memory *memconnect.Router, token string) http.Handler {
-	want := sha256.Sum256([]byte(token))
+func connectSessions(memory *memconnect.Router) http.Handler {
 	fail := func(w http.ResponseWriter, status int, msg string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": http.StatusText(status), "message": msg})
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := sha256.Sum256([]byte(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			fail(w, http.StatusUnauthorized, "Send the server's session token as \"Authorization: Bearer TOKEN\".")
-			return
-		}
 		var req struct {
 			Profile   string   `json:"profile"`
 			Providers []string `json:"providers"`
@@ -582,7 +576,11 @@ func connectSessions(memory *memconnect.Router, token string) http.Handler {
 			ttl = d
 		}
 		tok, exp, err := memory.MintConnectSession(req.Profile, req.Providers, ttl)
-		if err != nil {
+		switch {
+		case errors.Is(err, provider.ErrProfileNotFound):
+			fail(w, http.StatusNotFound, fmt.Sprintf("There is no profile %q: create it first.", req.Profile))
+			return
+		case err != nil:
 			fail(w, http.StatusBadRequest, err.Error())
 			return
 		}

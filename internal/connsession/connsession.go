@@ -28,6 +28,7 @@ const MinKeyLen = 32
 type Claims struct {
 	Profile   string   `json:"p"`
 	Providers []string `json:"v,omitempty"` // none: every provider
+	Issued    int64    `json:"i"`           // unix seconds
 	Expires   int64    `json:"e"`           // unix seconds
 }
 
@@ -64,9 +65,15 @@ func (k *Keys) Mint(c Claims) string {
 	return body + "." + base64.RawURLEncoding.EncodeToString(mac(k.keys[0], body))
 }
 
-// Verify returns the claims of tok when one of the keys signed it and it
-// has not expired at now.
-func (k *Keys) Verify(tok string, now time.Time) (Claims, error) {
+// skew is how far ahead of a verifier's clock another instance's may be.
+const skew = time.Minute
+
+// Verify returns the claims of tok when one of the keys signed it, it was
+// issued (give or take a minute of clock skew between instances) and has
+// not expired at now, and its lifetime is at most maxTTL: a session minted
+// with the right key but a lifetime beyond the maximum is refused when it
+// is used, not only when it is minted.
+func (k *Keys) Verify(tok string, now time.Time, maxTTL time.Duration) (Claims, error) {
 	body, sig, ok := strings.Cut(tok, ".")
 	if ok {
 		// "mcs1.<payload>.<sig>": the first dot belongs to the prefix.
@@ -90,7 +97,8 @@ func (k *Keys) Verify(tok string, now time.Time) (Claims, error) {
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(body, prefix))
 	var c Claims
-	if err != nil || json.Unmarshal(payload, &c) != nil || c.Profile == "" {
+	if err != nil || json.Unmarshal(payload, &c) != nil || c.Profile == "" || c.Issued == 0 ||
+		time.Unix(c.Issued, 0).After(now.Add(skew)) || c.Expires-c.Issued > int64(maxTTL/time.Second) {
 		return Claims{}, ErrInvalid
 	}
 	if !now.Before(time.Unix(c.Expires, 0)) {
