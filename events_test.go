@@ -2,6 +2,7 @@ package memconnect_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/memconnect/memconnect/events"
+	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -268,4 +270,68 @@ func TestEventStreamHeartbeat(t *testing.T) {
 		}
 	}
 	t.Fatalf("no heartbeat before the stream ended: %v", sc.Err())
+}
+
+// TestEventStreamsPerSession: one connect session cannot hold a profile's
+// whole allowance of streams: after MaxStreamsPerSession it gets 503, and
+// all sessions of the profile together stop at three quarters of it, so
+// that the host's own credential still opens one. (That a stream's end
+// gives its place back is the handlers' test.)
+func TestEventStreamsPerSession(t *testing.T) {
+	const token = "host-token-0123456789"
+	e := fixture.NewEnv(t, fixture.WithSessionToken(token), fixture.WithSessionKeys(bytes.Repeat([]byte("k"), 32)))
+	open := func(bearer string) int {
+		ctx, cancel := context.WithCancel(t.Context())
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.Base+"/profiles/work/providers/honcho/events", nil)
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			resp.Body.Close()
+			cancel()
+			return resp.StatusCode
+		}
+		t.Cleanup(func() { cancel(); resp.Body.Close() })
+		return 200
+	}
+	mint := func() string {
+		tok, _, err := e.Router.MintConnectSession("work", nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	one := mint()
+	for i := range handlers.MaxStreamsPerSession {
+		if status := open(one); status != 200 {
+			t.Fatalf("stream %d of one session = %d; want 200", i+1, status)
+		}
+	}
+	if status := open(one); status != 503 {
+		t.Fatalf("one stream more than a session may hold = %d; want 503", status)
+	}
+	// The sessions of the profile together: 48 of the 64 a profile has.
+	limit := events.DefaultMaxPerProfile
+	held := handlers.MaxStreamsPerSession
+	for held < limit-limit/4 {
+		s := mint()
+		for range handlers.MaxStreamsPerSession {
+			if held == limit-limit/4 {
+				break
+			}
+			if status := open(s); status != 200 {
+				t.Fatalf("stream %d of the profile's sessions = %d; want 200", held+1, status)
+			}
+			held++
+		}
+	}
+	if status := open(mint()); status != 503 {
+		t.Errorf("a stream more than the profile's sessions may hold = %d; want 503", status)
+	}
+	if status := open(token); status != 200 {
+		t.Errorf("the host's own viewer = %d; want room kept for it", status)
+	}
 }

@@ -220,6 +220,9 @@ func (b *Bus) removeLocked(s *Subscription) {
 	close(s.c)
 }
 
+// PerProfileLimit is how many subscribers one profile may have ([PerProfile]).
+func (b *Bus) PerProfileLimit() int { return b.perProfile }
+
 // Subscribe returns a subscription to the events of key. after is the ID
 // of the last event the subscriber saw (0 for none): the recent events of
 // key after it are sent first, so that a reconnecting stream misses

@@ -50,7 +50,10 @@ func WithHeartbeat(d time.Duration) Option {
 // Shutdown, ends it. Changes made by other processes
 // sharing the config files are streamed too ([provider.Connector.Follow]).
 // When as many streams are open as the server allows, in all or for the
-// profile (see [events.PerProfile]), it answers 503 unavailable.
+// profile (see [events.PerProfile]), it answers 503 unavailable; so it does
+// when a connect session holds [MaxStreamsPerSession], or the connect
+// sessions of the profile together three quarters of the profile's
+// allowance: the rest is kept for the host's own credential.
 func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	// The same answer as status for a profile or provider that is not.
 	rep, ok := h.status(w, r, pathParams, ActionEvents)
@@ -70,7 +73,18 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	released := func() {}
+	if underSession(r) {
+		var err error
+		if released, err = h.streams.acquire(sessionToken(r), rep.Profile, bus); err != nil {
+			renderError(w, r, apierr.Wrap(apierr.CodeUnavailable, err, "This connect session holds as many event streams as it may. Close one, or read the status instead."))
+			return
+		}
+	}
 	sub, err := bus.Subscribe(flow.Key{Profile: rep.Profile, Provider: rep.Provider}, after)
+	if err != nil {
+		released()
+	}
 	if errors.Is(err, events.ErrTooManySubscribers) {
 		renderError(w, r, apierr.Wrap(apierr.CodeUnavailable, err, "As many event streams are open as this server allows, in all or for this profile. Close one, or read the status instead."))
 		return
@@ -81,10 +95,10 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	}
 	// What the stream holds, released when it ends (here, or on the
 	// detached stream's goroutine).
-	observed, stopFollow := func() {}, func() {}
+	observed, stopFollow := released, func() {}
 	if o := h.conn.Observer; o != nil {
 		o.Streams(bus.Len())
-		observed = func() { o.Streams(bus.Len()) }
+		observed = func() { released(); o.Streams(bus.Len()) }
 	}
 	// Changes other processes make show up too, for as long as a stream
 	// of this profile and provider is open.

@@ -38,6 +38,7 @@ type Handlers struct {
 	done          chan struct{} // closed by Close: detached event streams end
 	closeOnce     sync.Once
 	lastFormatted atomic.Pointer[formatted]
+	streams       sessionStreams // event streams held by connect sessions
 }
 
 // Close ends the event streams the handlers serve on their own goroutines

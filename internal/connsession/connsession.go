@@ -10,6 +10,7 @@ package connsession
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -30,6 +31,9 @@ type Claims struct {
 	Providers []string `json:"v,omitempty"` // none: every provider
 	Issued    int64    `json:"i"`           // unix seconds
 	Expires   int64    `json:"e"`           // unix seconds
+	// ID tells sessions minted alike apart (what one session holds, such
+	// as its event streams, is counted by session); Mint sets it.
+	ID string `json:"n,omitempty"`
 }
 
 // Errors of [Keys.Verify].
@@ -58,8 +62,12 @@ func New(keys [][]byte) (*Keys, error) {
 // Is reports whether tok has the form of a connect session.
 func Is(tok string) bool { return strings.HasPrefix(tok, prefix) }
 
-// Mint returns the token of c, signed with the newest key.
+// Mint returns the token of c, signed with the newest key, with a random
+// ID unless c has one.
 func (k *Keys) Mint(c Claims) string {
+	if c.ID == "" {
+		c.ID = rand.Text()[:16]
+	}
 	payload, _ := json.Marshal(c) // strings, a slice of strings, an int
 	body := prefix + base64.RawURLEncoding.EncodeToString(payload)
 	return body + "." + base64.RawURLEncoding.EncodeToString(mac(k.keys[0], body))
