@@ -502,6 +502,61 @@ func TestConnectorDiscoveryFillsEndpoints(t *testing.T) {
 	}
 }
 
+// TestConnectorDiscoveryFailureRetried: a metadata lookup that failed (a
+// network blip) is not kept like one that succeeded: it is asked again
+// after seconds, then after twice as long, and once it answers the
+// device flow is offered.
+func TestConnectorDiscoveryFailureRetried(t *testing.T) {
+	var lookups int
+	down := true
+	clock := testkit.NewClock()
+	f := newFixture(t, []honchotest.Option{honchotest.WithDeviceFlow(true)}, nil)
+	f.conn.Clock = clock
+	base := f.conn.HTTPClient
+	if base == nil {
+		base = f.srv.Client()
+	}
+	f.conn.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.HasPrefix(r.URL.Path, "/.well-known/") {
+			if r.URL.Path == "/.well-known/oauth-authorization-server" {
+				lookups++ // one lookup asks two paths when the first fails
+			}
+			if down {
+				return nil, errors.New("network is unreachable")
+			}
+		}
+		return base.Transport.RoundTrip(r)
+	})}
+	device := func() error {
+		_, err := f.conn.Connect(context.Background(), "default", "honcho", provider.ConnectRequest{Method: flow.MethodDevice})
+		if err == nil {
+			f.conn.Cancel(context.Background(), "default", "honcho")
+		}
+		return err
+	}
+	steps := []struct {
+		advance time.Duration
+		down    bool
+		lookups int // in all, after the step
+		offered bool
+	}{
+		{0, true, 1, false},               // the blip
+		{time.Second, true, 1, false},     // reused for seconds
+		{5 * time.Second, true, 2, false}, // asked again: still down
+		{5 * time.Second, true, 2, false}, // now it waits 10 s
+		{5 * time.Second, false, 3, true}, // back: offered
+		{time.Minute, false, 3, true},     // a success is kept
+	}
+	for i, st := range steps {
+		clock.Advance(st.advance)
+		down = st.down
+		err := device()
+		if offered := err == nil; offered != st.offered || lookups != st.lookups {
+			t.Fatalf("step %d: device flow offered %v (%v), %d lookups; want %v, %d", i, offered, err, lookups, st.offered, st.lookups)
+		}
+	}
+}
+
 // bareEndpoints is a provider that configures only its issuer.
 type bareEndpoints struct{ *honcho.Provider }
 

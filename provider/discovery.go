@@ -12,40 +12,61 @@ import (
 	"github.com/memconnect/memconnect/oauth/flow"
 )
 
-// discovered is a cached RFC 8414 metadata lookup (nil metadata: it failed).
+// discovered is a cached RFC 8414 metadata lookup (nil metadata: it
+// failed, failures times in a row).
 type discovered struct {
-	md *oauth.Metadata
-	at time.Time
+	md       *oauth.Metadata
+	at       time.Time
+	failures int
 }
 
-// metadataTTL is how long discovered metadata (or a failed lookup) is reused.
-const metadataTTL = 10 * time.Minute
+// Reuse of metadata lookups. A lookup that failed (a network blip) is not
+// kept like one that succeeded, or the device flow would not be offered,
+// and the "iss" check would be off, for as long: it is asked again after
+// seconds, waiting twice as long after each failure in a row.
+const (
+	metadataTTL      = 10 * time.Minute // a lookup that succeeded
+	metadataRetry    = 5 * time.Second  // after the first failure
+	metadataMaxRetry = 2 * time.Minute  // the longest wait after failures
+)
+
+// fresh reports whether d may be reused at now.
+func (d discovered) fresh(now time.Time) bool {
+	if d.md != nil {
+		return now.Sub(d.at) < metadataTTL
+	}
+	wait := metadataRetry << min(d.failures-1, 10)
+	return now.Sub(d.at) < min(wait, metadataMaxRetry)
+}
 
 // metadata discovers the issuer's RFC 8414 metadata, reusing a lookup made
-// within metadataTTL. It returns nil when discovery fails.
+// within metadataTTL, or a failed one for a few seconds. It returns nil
+// when discovery fails.
 func (c *Connector) metadata(ctx context.Context, issuer string) *oauth.Metadata {
 	if issuer == "" {
 		return nil
 	}
 	now := c.now()
 	c.mdMu.Lock()
-	if d, ok := c.md[issuer]; ok && now.Sub(d.at) < metadataTTL {
+	last, ok := c.md[issuer]
+	if ok && last.fresh(now) {
 		c.mdMu.Unlock()
-		return d.md
+		return last.md
 	}
 	c.mdMu.Unlock()
 	md, err := oauth.Discover(ctx, c.httpClient(), issuer)
+	d := discovered{md: md, at: now}
 	if err != nil {
 		c.Logger.Debug().Err(err).Str("issuer", issuer).Msg("metadata discovery failed")
-		md = nil
+		d.md, d.failures = nil, last.failures+1
 	}
 	c.mdMu.Lock()
 	if c.md == nil {
 		c.md = make(map[string]discovered)
 	}
-	c.md[issuer] = discovered{md: md, at: now}
+	c.md[issuer] = d
 	c.mdMu.Unlock()
-	return md
+	return d.md
 }
 
 // endpoints returns the provider's endpoints with the ones it left empty
