@@ -73,3 +73,28 @@ func TestHealth(t *testing.T) {
 		t.Errorf("a profile not connected has a health: %s", x.Body)
 	}
 }
+
+// TestHealthShortLivedToken: health uses the margin the refresh uses, half
+// a short token's lifetime: a 90 s token just obtained is "ok", and
+// "expiring" only in its last 45 s.
+func TestHealthShortLivedToken(t *testing.T) {
+	clock := testkit.NewClock()
+	e := fixture.NewEnv(t, fixture.WithClock(clock))
+	tok := e.AS.IssueGrant("write")
+	now := clock.Now()
+	testkit.WriteJSON(t, filepath.Join(e.Root, "profiles", "work", "honcho.json"), map[string]any{"hosts": map[string]any{"hermes_work": map[string]any{
+		"apiKey": tok.AccessToken,
+		"oauth": map[string]any{"refreshToken": tok.RefreshToken, "expiresAt": now.Add(90 * time.Second).Unix(), "obtainedAt": now.Unix(),
+			"clientId": e.AS.ClientID(), "tokenEndpoint": e.AS.TokenURL(), "scope": "write", "tokenType": "Bearer"},
+	}}})
+	for _, step := range []struct {
+		advance time.Duration
+		want    string
+	}{{0, "ok"}, {40 * time.Second, "ok"}, {10 * time.Second, "expiring"}} {
+		clock.Advance(step.advance)
+		x := e.Do(fixture.Request{Method: "GET", Path: "/profiles/work/providers/honcho/status"})
+		if got := x.JSON(t)["health"]; got != step.want {
+			t.Errorf("%s before expiry: health %v; want %s", now.Add(90*time.Second).Sub(clock.Now()), got, step.want)
+		}
+	}
+}

@@ -273,18 +273,34 @@ func (gs *Grants) adopted(k *keyState, g *Grant) *oauth2.Token {
 	return tok
 }
 
-// skew returns how long before g's expiry its access token is refreshed:
-// [RefreshSkew], or half the token's lifetime when that is shorter, so
-// that a token that lives a minute is used for half a minute instead of
-// being refreshed on every call.
+// SkewFor returns how long before expiry a token obtained at obtained is
+// refreshed: [RefreshSkew], or half the token's lifetime when that is
+// shorter, so that a token that lives a minute is used for half a minute
+// instead of being refreshed on every call. An unknown obtained (zero, or
+// not before expiry) gives [RefreshSkew].
+func SkewFor(obtained, expiry time.Time) time.Duration {
+	if obtained.IsZero() || !obtained.Before(expiry) {
+		return RefreshSkew
+	}
+	return min(RefreshSkew, expiry.Sub(obtained)/2)
+}
+
+// skew returns how long before g's expiry its access token is refreshed
+// ([SkewFor]). The lifetime is the grant's own when it records when its
+// tokens were obtained ([Grant.Obtained]), so that every process, a new
+// one included, sizes the skew alike.
 //
-// The file format has no issue time, so the lifetime is what this process
-// saw: a token that replaced one it knew (its own rotation, or another
-// holder's) lives from the instant it was first seen, which is exact for
-// its own and never longer than the truth for another's. The first token
-// a process sees of a key has an unknown lifetime, and the full skew; so
-// does one older than a token seen already (a stale read).
+// A grant another program wrote may not record it; its lifetime is then
+// what this process saw: a token that replaced one it knew (its own
+// rotation, or another holder's) lives from the instant it was first seen,
+// which is exact for its own and never longer than the truth for
+// another's. The first such token a process sees of a key has an unknown
+// lifetime, and the full skew; so does one older than a token seen
+// already (a stale read).
 func (k *keyState) skew(g *Grant, now time.Time) time.Duration {
+	if !g.Obtained.IsZero() && g.Obtained.Before(g.Expiry) {
+		return SkewFor(g.Obtained, g.Expiry)
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	switch {

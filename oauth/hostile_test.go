@@ -312,6 +312,37 @@ func TestShortLivedTokensCached(t *testing.T) {
 	}
 }
 
+// TestShortLivedTokensAcrossProcesses: six command-line loops, each call a
+// new process (a new Grants over the same file, knowing nothing), asking
+// for a token of 60 s every 0.5 s for 20 s: each sizes the skew from the
+// issue time the grant records (obtainedAt), so the tokens are refreshed
+// every half lifetime, not on every call (a 120 s skew would make every
+// 60 s token due at once). At most 10 refreshes; no process ever got an
+// expired token.
+func TestShortLivedTokensAcrossProcesses(t *testing.T) {
+	clock := testkit.NewClock()
+	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"hch-at-%d","refresh_token":"hch-rt-%d","expires_in":60,"token_type":"Bearer"}`, n, n)
+	})
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now().Add(60*time.Second)))
+	calls := 0
+	for range 40 {
+		for range 6 {
+			tok, err := fastStore(path, clock, nil).TokenSource("hermes").Token() // a new process
+			if err != nil || !clock.Now().Before(tok.Expiry) {
+				t.Fatalf("Token = %v, %v; want a valid token", tok, err)
+			}
+			calls++
+		}
+		clock.Advance(500 * time.Millisecond)
+	}
+	if n := ep.calls.Load(); n > 10 {
+		t.Errorf("%d refreshes in %d calls over 20 s of 60 s tokens; want at most 10", n, calls)
+	}
+}
+
 // TestLoopbackClientsRegisterAsNative: a client whose redirect URIs are
 // all loopback registers with application_type "native", so that the
 // server accepts any loopback port; one with a web redirect does not.

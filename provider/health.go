@@ -105,8 +105,9 @@ func (c *Connector) health(t target, st Status, rep *StatusReport, now time.Time
 			return
 		}
 	}
+	// The margin the refresh itself uses: half a short token's lifetime.
 	left := tk.ExpiresAt.Sub(now)
-	if tk.Refreshable && left <= oauth.RefreshSkew || !tk.Refreshable && left <= expiringWithin {
+	if tk.Refreshable && left <= oauth.SkewFor(tk.Obtained, tk.ExpiresAt) || !tk.Refreshable && left <= expiringWithin {
 		rep.Health = HealthExpiring
 	}
 }
