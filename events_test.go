@@ -185,8 +185,9 @@ func TestEventStreamOtherProcess(t *testing.T) {
 	// unavailable): refresh_failed, and the token in hand is kept.
 	other2 := oauth.NewGrants(oauth.NewFileStore(loc.WritePath, loc.Layout), oauth.WithHTTPClient(e.AS.Client()))
 	tok2 := e.AS.IssueGrant("write")
-	tok2.ExpiresIn = 60 // in the refresh window
-	if _, err := other2.Install(t.Context(), loc.Host, tok2, oauth.Grant{ClientID: e.AS.ClientID(), TokenEndpoint: e.AS.TokenURL(), TokenType: "Bearer"}); err != nil {
+	tok2.ExpiresIn = 60 // in the refresh window of a token obtained an hour ago
+	if _, err := other2.Install(t.Context(), loc.Host, tok2, oauth.Grant{ClientID: e.AS.ClientID(), TokenEndpoint: e.AS.TokenURL(), TokenType: "Bearer",
+		Obtained: time.Now().Add(-59 * time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	if ev := nextEvent(t, stream); ev.data != `{"connection":"connected"}` {

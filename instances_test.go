@@ -55,7 +55,7 @@ func TestSeveralInstancesOnPostgres(t *testing.T) {
 
 	// The grant needs a refresh; three fresh instances (their caches
 	// empty) want a token at once, eight callers each.
-	if _, err := pool.Exec(t.Context(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute'`); err != nil {
+	if _, err := pool.Exec(t.Context(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute', obtained_at = now() - interval '59 minutes'`); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup

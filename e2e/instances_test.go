@@ -243,7 +243,7 @@ func TestInstancesOnPostgres(t *testing.T) {
 			t.Fatalf("round %d: %d distinct tokens", round, n)
 		}
 		// The next round's callers find the token in the refresh window.
-		if _, err := pool.Exec(t.Context(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute'`); err != nil {
+		if _, err := pool.Exec(t.Context(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute', obtained_at = now() - interval '59 minutes'`); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -279,7 +279,7 @@ func TestInstancesOnPostgres(t *testing.T) {
 	}
 	holder.Process.Signal(syscall.SIGKILL)
 	holder.Wait()
-	if _, err := pool.Exec(t.Context(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute'`); err != nil {
+	if _, err := pool.Exec(t.Context(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute', obtained_at = now() - interval '59 minutes'`); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)

@@ -42,6 +42,15 @@ var (
 	// holds by now, or keeps the current token while it is valid.
 	ErrRotationInFlight = errors.New("oauth: another holder's refresh of this grant has not finished")
 
+	// ErrRotationAbandoned is returned, wrapped, by a [LockedGrant]'s
+	// Prepare when a holder recorded that it spent the refresh token and
+	// never came back with an answer, for longer than the store waits (it
+	// was killed, or paused for good, while its request was at the
+	// server). The server may have rotated the token; spending it again
+	// could be a replay, which revokes the whole grant. [Grants] records
+	// the grant as needing a new sign-in ([CodeAbandoned]) instead.
+	ErrRotationAbandoned = errors.New("oauth: a refresh of this grant was sent and never finished")
+
 	// ErrNoRevocationEndpoint is returned by [Revoke] when the server has
 	// no revocation endpoint to call.
 	ErrNoRevocationEndpoint = errors.New("oauth: no revocation endpoint")

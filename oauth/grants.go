@@ -39,6 +39,10 @@ type Grants struct {
 	// version did: the crash harness measures the window the early record
 	// closes.
 	lateJournal bool
+	// answerArrived, in tests, is called the moment a refresh's answer
+	// has been read off the wire, before anything parses it: a crash
+	// there must lose no rotation.
+	answerArrived func()
 
 	mu   sync.Mutex // guards keys
 	keys map[string]*keyState
@@ -135,8 +139,9 @@ func (gs *Grants) ReauthRequired(key string) bool {
 
 // Install stores a grant fresh from a token response (an authorization code
 // or device grant) as key's grant, replacing any other; base supplies what
-// the response leaves out (client id, token endpoint, scope, token type).
-// It returns the stored grant. A response without a refresh token (RFC 6749
+// the response leaves out (client id, token endpoint, scope, token type),
+// and when the tokens were obtained if base.Obtained is set (a grant
+// brought from elsewhere; else now). It returns the stored grant. A response without a refresh token (RFC 6749
 // section 5.1 makes it optional) is a grant that ends with its access
 // token: it is never refreshed, and past its expiry calls fail with
 // [ErrReauthRequired] without a network call.
@@ -152,6 +157,9 @@ func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, ba
 		return nil, errors.New("oauth: install grant: client id and token endpoint are required")
 	}
 	g := grantFromToken(tok, gs.now(), &base)
+	if !base.Obtained.IsZero() {
+		g.Obtained = base.Obtained.Truncate(time.Second) // a grant brought from elsewhere
+	}
 	k := gs.key(key)
 	lg, unlock, err := gs.lock(ctx, nil, key)
 	if err != nil {

@@ -51,6 +51,10 @@ func TestOAuthChildProcess(t *testing.T) {
 		os.Exit(childCrash(path, true))
 	case "readonly":
 		os.Exit(childReadOnly(path))
+	case "paused":
+		os.Exit(childPaused(path))
+	case "killedonarrival", "killedonarrivallate":
+		os.Exit(childKilledOnArrival(path, mode == "killedonarrivallate"))
 	}
 	os.Exit(2)
 }

@@ -10,8 +10,11 @@ type ReauthError struct {
 }
 
 func (e *ReauthError) Error() string {
-	if e.Code == CodeExpired {
+	switch e.Code {
+	case CodeExpired:
 		return fmt.Sprintf("oauth: the grant of %s has no refresh token and its access token expired; sign in again", e.Grant)
+	case CodeAbandoned:
+		return fmt.Sprintf("oauth: a refresh of %s was sent by a process that stopped before it got the answer; the server may have rotated the token, which is not sent again (that could revoke the grant); sign in again", e.Grant)
 	}
 	return fmt.Sprintf("oauth: the authorization server rejected the grant of %s (%s); sign in again", e.Grant, e.Code)
 }
@@ -19,6 +22,11 @@ func (e *ReauthError) Error() string {
 // CodeExpired is the [ReauthError] code of a grant without a refresh token
 // whose access token expired: it ended, nobody rejected it.
 const CodeExpired = "expired"
+
+// CodeAbandoned is the [ReauthError] code of a grant whose refresh token a
+// holder spent without ever storing the answer ([ErrRotationAbandoned]):
+// nobody rejected it, but it cannot be refreshed without risking a replay.
+const CodeAbandoned = "abandoned_refresh"
 
 // Is reports whether target is [ErrReauthRequired].
 func (e *ReauthError) Is(target error) bool { return target == ErrReauthRequired }

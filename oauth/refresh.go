@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptrace"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -135,6 +136,9 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 	}
 
 	record, err := lg.Prepare(g)
+	if errors.Is(err, ErrRotationAbandoned) {
+		return ts.abandoned(lg, g, err, out)
+	}
 	if errors.Is(err, ErrRotationInFlight) {
 		return ts.inFlight(lg, g, err, force, out)
 	}
@@ -156,7 +160,7 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 	kept := false
 	journal := func(body []byte, contentType string) {
 		if jerr := record(body, contentType); jerr != nil {
-			log.Warn().Str("error", redact(jerr.Error(), g)).Msg("oauth: could not write the rotation journal")
+			log.Warn().Str("error", redactAnswer(jerr.Error(), body, contentType, g)).Msg("oauth: could not write the rotation journal")
 			return
 		}
 		kept = true
@@ -169,9 +173,12 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 	fresh, err := ts.exchange(g, func(body []byte, contentType string) {
 		if gs.lateJournal {
 			late.body, late.ct = body, contentType
-			return
+		} else {
+			journal(body, contentType)
 		}
-		journal(body, contentType)
+		if gs.answerArrived != nil {
+			gs.answerArrived()
+		}
 	})
 	if err != nil {
 		if sa, ok := lg.(SpendAbandoner); ok && unspent(err) {
@@ -264,6 +271,24 @@ func (ts *Source) inFlight(lg LockedGrant, g *Grant, err error, force bool, out 
 	return nil, out, fmt.Errorf("oauth: token for %s: %w", gs.store.Describe(ts.key), err)
 }
 
+// abandoned handles a spend another holder never finished: the grant needs
+// a new sign-in, recorded for every process, and is never spent again.
+func (ts *Source) abandoned(lg LockedGrant, g *Grant, err error, out outcome) (*oauth2.Token, outcome, error) {
+	gs, k := ts.gs, ts.k
+	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
+	k.cache.Store(nil)
+	k.mu.Lock()
+	k.dead = &deadGrant{refreshToken: g.RefreshToken, code: CodeAbandoned}
+	k.mu.Unlock()
+	if rerr := lg.Reject(g, CodeAbandoned); rerr != nil {
+		log.Warn().Str("error", redact(rerr.Error(), g)).Msg("oauth: could not record the abandoned refresh for other processes")
+	}
+	rerr := ts.reauthError(CodeAbandoned)
+	log.Error().Str("error", redact(err.Error(), g)).Msg("oauth: " + strings.TrimPrefix(rerr.Error(), "oauth: "))
+	out.kind, out.msg = OutcomeRejected, rerr.Error()
+	return nil, out, rerr
+}
+
 // failed handles a failed exchange: a rejected grant is adopted from the
 // store or marked dead; anything else fails open and starts the cooldown.
 func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool, out outcome) (*oauth2.Token, outcome, error) {
@@ -319,15 +344,19 @@ func (ts *Source) exchange(g *Grant, answered func(body []byte, contentType stri
 		ClientID: g.ClientID,
 		Endpoint: oauth2.Endpoint{TokenURL: g.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
 	}
-	budget, cancel := context.WithTimeout(context.Background(), gs.budget)
-	defer cancel()
+	// The budget bounds the attempts and the wait between them; each
+	// attempt has its own deadline, which keeps a delivered answer.
+	budgetEnd := time.Now().Add(gs.budget)
 	for attempt := 1; ; attempt++ {
 		var sent atomic.Bool
 		capture := &tokenresp.Capture{OnSuccess: answered}
 		if g.Resource != "" {
 			capture.Params = url.Values{"resource": {g.Resource}}
 		}
-		actx, acancel := context.WithTimeout(context.WithValue(budget, oauth2.HTTPClient, capture.Client(gs.client)), gs.attemptTimeout)
+		client := capture.Client(gs.client)
+		client.Timeout = 0 // the attempt's deadline below bounds it, keeping a delivered answer
+		actx, acancel := context.WithCancel(context.WithValue(context.Background(), oauth2.HTTPClient, client))
+		stopDeadline := keepAnswerDeadline(min(gs.attemptTimeout, time.Until(budgetEnd)), &sent, acancel)
 		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
 			WroteRequest: func(i httptrace.WroteRequestInfo) {
 				if i.Err == nil {
@@ -336,6 +365,7 @@ func (ts *Source) exchange(g *Grant, answered func(body []byte, contentType stri
 			},
 		})
 		_, err := cfg.TokenSource(actx, &oauth2.Token{RefreshToken: g.RefreshToken}).Token()
+		stopDeadline()
 		acancel()
 		if ans := capture.Last(); ans != nil {
 			tok, odd, perr := tokenresp.Parse(ans.Body, ans.ContentType, ans.Received)
@@ -356,14 +386,33 @@ func (ts *Source) exchange(g *Grant, answered func(body []byte, contentType stri
 			return nil, err
 		}
 		gs.logger.Debug().Str("grant", gs.store.Describe(ts.key)).Str("error", describe(err, g)).Msg("oauth: token refresh attempt failed; retrying")
-		t := time.NewTimer(gs.retryDelay)
-		select {
-		case <-t.C:
-		case <-budget.Done():
-			t.Stop()
+		if time.Until(budgetEnd) <= gs.retryDelay {
 			return nil, err
 		}
+		time.Sleep(gs.retryDelay)
 	}
+}
+
+// answerGrace is how long an attempt whose request was sent in full may
+// still read its answer once its deadline has passed.
+const answerGrace = 2 * time.Second
+
+// keepAnswerDeadline cancels an attempt after d, unless its request was
+// sent in full by then: the refresh token is spent, and its answer may be
+// waiting, unread, in the connection. A process paused while the server
+// answered (a laptop's lid closed, SIGSTOP) wakes with its deadline past
+// and the answer delivered; cancelling at once would drop the rotated
+// tokens, and nobody may spend the old one again. Such an attempt gets
+// [answerGrace] more to read what has arrived. stop ends the deadline.
+func keepAnswerDeadline(d time.Duration, sent *atomic.Bool, cancel context.CancelFunc) (stop func()) {
+	t := time.AfterFunc(d, func() {
+		if !sent.Load() {
+			cancel()
+			return
+		}
+		time.AfterFunc(answerGrace, cancel)
+	})
+	return func() { t.Stop() }
 }
 
 // retryable reports whether a failed refresh may be sent again without risk

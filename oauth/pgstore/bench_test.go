@@ -72,7 +72,7 @@ func BenchmarkPostgres(b *testing.B) {
 	b.Run("refreshes-per-expiry-3x8", func(b *testing.B) {
 		var total int
 		for b.Loop() {
-			if _, err := pool.Exec(context.Background(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute'`); err != nil {
+			if _, err := pool.Exec(context.Background(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute', obtained_at = now() - interval '59 minutes'`); err != nil {
 				b.Fatal(err)
 			}
 			before := srv.Stats().Refreshes

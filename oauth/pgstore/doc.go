@@ -37,10 +37,11 @@
 //
 // What no store can protect is a holder killed while its request is at the
 // server: the server may rotate, and its answer is gone. Its recorded spend
-// then blocks the grant's refresh until [Config.AbandonAfter] (10 minutes)
-// has passed; the next holder then spends the token, and the server either
-// rotates it (the request never arrived) or rejects the grant, which then
-// needs a new sign-in, as it would have anyway.
+// blocks the grant's refresh (holders keep the current token while it is
+// valid) until [Config.AbandonAfter] (10 minutes) has passed; the grant
+// then needs a new sign-in, with a status that says why
+// ([oauth.CodeAbandoned]). The token is never spent again: that could be a
+// replay, which revokes the whole grant at the server.
 //
 // A rejection (invalid_grant) is recorded on the row, bound to the refresh
 // token, so that every instance reports that a sign-in is needed.

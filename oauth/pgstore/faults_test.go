@@ -105,7 +105,8 @@ func waitLeaseOver(t *testing.T, pool *pgxpool.Pool, key string) {
 func installPlain(t *testing.T, gs *oauth.Grants, srv *strictServer, key, at, rt string, exp time.Time) {
 	t.Helper()
 	tok := &oauth2.Token{AccessToken: at, RefreshToken: rt, Expiry: exp}
-	if _, err := gs.Install(t.Context(), key, tok, oauth.Grant{ClientID: "c", TokenEndpoint: srv.URL, TokenType: "Bearer"}); err != nil {
+	// Tokens an hour old: near its end, a token is due for every holder.
+	if _, err := gs.Install(t.Context(), key, tok, oauth.Grant{ClientID: "c", TokenEndpoint: srv.URL, TokenType: "Bearer", Obtained: exp.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -171,6 +172,66 @@ func TestPausedHolderNeverCausesAReplay(t *testing.T) {
 	}
 	if issued, replays := srv.stats(); issued != 1 || replays != 0 {
 		t.Errorf("server: %d refreshes, %d replays; want 1 and 0", issued, replays)
+	}
+}
+
+// TestAbandonedSpendNeedsSignIn: holder A spends the refresh token and
+// never comes back (killed, or paused for good, at the server). Once its
+// spend is older than AbandonAfter, the next holder does not spend the
+// token again (the server may have rotated it): the grant needs a new
+// sign-in, for every process, with an error that says why. A, should it
+// wake after all with its answer, still commits it.
+func TestAbandonedSpendNeedsSignIn(t *testing.T) {
+	pool := testPool(t, false)
+	srv := newStrictServer(t)
+	paused, wake := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(wake) })
+	t.Cleanup(release)
+	var once sync.Once
+	srv.onRefresh = func() {
+		once.Do(func() {
+			close(paused)
+			<-wake
+		})
+	}
+	cfg := func(owner string) pgstore.Config {
+		return pgstore.Config{Owner: owner, LeaseTTL: 300 * time.Millisecond, SpendWait: 100 * time.Millisecond, AbandonAfter: 500 * time.Millisecond}
+	}
+	a := oauth.NewGrants(newStore(t, pool, cfg("a")))
+	installPlain(t, a, srv, "k", "at-0", "rt-0", time.Now().Add(-time.Second)) // expired: due for everyone
+	aDone := make(chan error, 1)
+	go func() {
+		_, err := a.TokenSource("k").Token()
+		aDone <- err
+	}()
+	<-paused
+	waitLeaseOver(t, pool, "k")
+	// Within the abandon period: the spend may still finish.
+	b := oauth.NewGrants(newStore(t, pool, cfg("b")))
+	if _, err := b.TokenSource("k").Token(); err == nil || errors.Is(err, oauth.ErrReauthRequired) {
+		t.Fatalf("B within the abandon period: %v; want an error that another refresh has not finished", err)
+	}
+	<-time.After(600 * time.Millisecond) // past AbandonAfter
+	c := oauth.NewGrants(newStore(t, pool, cfg("c")))
+	_, err := c.TokenSource("k").Token()
+	var re *oauth.ReauthError
+	if !errors.As(err, &re) || re.Code != oauth.CodeAbandoned || !strings.Contains(err.Error(), "stopped before it got the answer") {
+		t.Fatalf("C past the abandon period: %v; want a ReauthError saying why", err)
+	}
+	st := newStore(t, pool, cfg("d"))
+	if cr, err := st.Credentials(t.Context(), "k"); err != nil || cr.Rejected != oauth.CodeAbandoned {
+		t.Fatalf("stored: %+v, %v; want the grant recorded as needing a sign-in", cr, err)
+	}
+	if issued, replays := srv.stats(); issued != 1 || replays != 0 {
+		t.Fatalf("server: %d refreshes, %d replays; want 1 and 0", issued, replays)
+	}
+
+	release() // A wakes with its answer after all
+	if err := <-aDone; err != nil {
+		t.Fatalf("A, woken: %v; want its answer committed", err)
+	}
+	if cr, err := st.Credentials(t.Context(), "k"); err != nil || cr.Rejected != "" || cr.Grant == nil || cr.Grant.AccessToken != "at-1" {
+		t.Fatalf("after A: %+v, %v; want A's rotation, the grant alive", cr, err)
 	}
 }
 

@@ -53,9 +53,12 @@ type Config struct {
 	// the current token; zero means the smaller of 20 s and half LeaseTTL.
 	SpendWait time.Duration
 	// AbandonAfter is how old an unfinished spend must be before a holder
-	// takes its holder for gone and spends the token itself; zero means
-	// [DefaultAbandonAfter]. A holder paused longer than this that then
-	// wakes with an answer finds the grant moved on.
+	// takes its holder for gone; zero means [DefaultAbandonAfter]. The
+	// token is then never spent again (the server may have rotated it, and
+	// a replay revokes the grant): Prepare fails with
+	// [oauth.ErrRotationAbandoned] and the grant needs a new sign-in. A
+	// holder paused longer than this that then wakes with its answer still
+	// commits it, and the grant lives on.
 	AbandonAfter time.Duration
 }
 
@@ -283,9 +286,8 @@ UPDATE memconnect_grants SET lease_until = now() + $4::bigint * interval '1 mill
 	journal = NULL, journal_type = NULL, journal_at = NULL,
 	journal_from = $5, spend_fence = $2, spend_owner = $3, spend_at = now()
 WHERE key = $1 AND fence = $2 AND lease_owner = $3 AND lease_until > now() AND refresh_digest = $5
-	AND (journal_from IS DISTINCT FROM $5 OR spend_fence IS NULL OR spend_fence = $2
-		OR spend_at < now() - $6::bigint * interval '1 millisecond')`,
-			l.key, l.fence, l.s.owner, l.s.ttl.Milliseconds(), from, l.s.abandon.Milliseconds())
+	AND (journal_from IS DISTINCT FROM $5 OR spend_fence IS NULL OR spend_fence = $2)`,
+			l.key, l.fence, l.s.owner, l.s.ttl.Milliseconds(), from)
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("pgstore: renew the lease on %s: %w", l.s.Describe(l.key), err)
@@ -310,6 +312,9 @@ WHERE key = $1 AND fence = $2 AND lease_owner = $3 AND lease_until > now() AND r
 			return nil, err
 		case st.refreshDigest != from:
 			return nil, fmt.Errorf("%w: %s holds another grant by now", oauth.ErrRotationInFlight, l.s.Describe(l.key))
+		case inFlight && st.abandoned:
+			return nil, fmt.Errorf("%w: %s began the refresh of %s at %s and has not recorded an answer in %s",
+				oauth.ErrRotationAbandoned, st.owner, l.s.Describe(l.key), st.at.UTC().Format(time.RFC3339), l.s.abandon)
 		case inFlight && (!st.leased || time.Now().After(deadline)):
 			return nil, fmt.Errorf("%w: the refresh of %s that %s began at %s has not finished, and the token is not spent again while it may be at the server",
 				oauth.ErrRotationInFlight, l.s.Describe(l.key), st.owner, st.at.UTC().Format(time.RFC3339))
@@ -330,6 +335,7 @@ type spendState struct {
 	answered      bool // a journal answer is recorded
 	owner         string
 	at            time.Time
+	abandoned     bool // the spend began more than AbandonAfter ago
 }
 
 func (l *lease) spendState(ctx context.Context) (spendState, error) {
@@ -339,8 +345,9 @@ func (l *lease) spendState(ctx context.Context) (spendState, error) {
 		at                   *time.Time
 	)
 	err := l.s.pool.QueryRow(ctx, `
-SELECT fence = $2 AND lease_owner = $3 AND lease_until > now(), refresh_digest, journal_from, journal IS NOT NULL, spend_owner, spend_at
-FROM memconnect_grants WHERE key = $1`, l.key, l.fence, l.s.owner).Scan(&st.leased, &rdigest, &from, &st.answered, &owner, &at)
+SELECT fence = $2 AND lease_owner = $3 AND lease_until > now(), refresh_digest, journal_from, journal IS NOT NULL, spend_owner, spend_at,
+	COALESCE(spend_at < now() - $4::bigint * interval '1 millisecond', false)
+FROM memconnect_grants WHERE key = $1`, l.key, l.fence, l.s.owner, l.s.abandon.Milliseconds()).Scan(&st.leased, &rdigest, &from, &st.answered, &owner, &at, &st.abandoned)
 	if err != nil {
 		return st, fmt.Errorf("pgstore: read the lease on %s: %w", l.s.Describe(l.key), err)
 	}

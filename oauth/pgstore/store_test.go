@@ -76,7 +76,8 @@ func install(t *testing.T, gs *oauth.Grants, srv *honchotest.Server, key string,
 	t.Helper()
 	tok := srv.IssueGrant("write")
 	tok.ExpiresIn = int64(time.Until(expiry) / time.Second)
-	if _, err := gs.Install(t.Context(), key, tok, oauth.Grant{ClientID: srv.ClientID(), TokenEndpoint: srv.TokenURL(), TokenType: "Bearer"}); err != nil {
+	// Tokens an hour old: near its end, a token is due for every holder.
+	if _, err := gs.Install(t.Context(), key, tok, oauth.Grant{ClientID: srv.ClientID(), TokenEndpoint: srv.TokenURL(), TokenType: "Bearer", Obtained: expiry.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	return tok
@@ -179,7 +180,7 @@ func TestFencedRefreshAcrossInstances(t *testing.T) {
 			t.Fatalf("round %d: %+v; want %d refreshes and no replay", round, st, round+1)
 		}
 		// Expire the stored token again for the next round.
-		if _, err := pool.Exec(t.Context(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute'`); err != nil {
+		if _, err := pool.Exec(t.Context(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute', obtained_at = now() - interval '59 minutes'`); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -585,5 +586,36 @@ func TestResourceKept(t *testing.T) {
 	}
 	if _, err := gs.TokenSource("mcp/default").ForceRefresh(t.Context(), tok.AccessToken); err != nil {
 		t.Fatalf("refresh: %v", err)
+	}
+}
+
+// TestCommitComparesThePreviousToken: under a live lease, a commit whose
+// previous grant is not the one stored (a holder working from a stale
+// read) is refused with ErrStaleGrant and changes nothing: the lease alone
+// is not enough to overwrite a rotation.
+func TestCommitComparesThePreviousToken(t *testing.T) {
+	pool := testPool(t, false)
+	srv := honchotest.NewServer()
+	t.Cleanup(srv.Close)
+	st := newStore(t, pool, pgstore.Config{Owner: "a"})
+	tok := install(t, oauth.NewGrants(st), srv, "hermes", time.Now().Add(time.Hour))
+	lg, err := st.Lock(t.Context(), "hermes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Unlock()
+	c, err := lg.Credentials()
+	if err != nil || c.Grant == nil {
+		t.Fatalf("Credentials = %+v, %v", c, err)
+	}
+	stale := *c.Grant
+	stale.RefreshToken = "rt-superseded"
+	next := *c.Grant
+	next.AccessToken, next.RefreshToken = "at-from-a-stale-read", "rt-from-a-stale-read"
+	if err := lg.Commit(&stale, &next); !errors.Is(err, oauth.ErrStaleGrant) {
+		t.Fatalf("Commit with a previous token not stored: %v; want ErrStaleGrant", err)
+	}
+	if c, err := st.Credentials(t.Context(), "hermes"); err != nil || c.Grant == nil || c.Grant.RefreshToken != tok.RefreshToken {
+		t.Fatalf("after the refused commit: %+v, %v; want the grant as it was", c.Grant, err)
 	}
 }
