@@ -7,10 +7,12 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/internal/outbound"
+	"github.com/memconnect/memconnect/internal/tokenresp"
 )
 
 // describe words a refresh error for a log line or an error message without
@@ -64,6 +66,19 @@ func unspent(err error) bool {
 }
 
 // redact replaces every token of grants found in s.
+// redactAnswer is redact for a message that may quote a token endpoint's
+// answer (body, as it came): the answer itself, and the tokens in it, are
+// taken out as well as g's.
+func redactAnswer(s string, body []byte, contentType string, g *Grant) string {
+	if len(body) > 0 {
+		s = strings.ReplaceAll(s, string(body), "[answer]")
+	}
+	if tok, _, err := tokenresp.Parse(body, contentType, time.Now()); err == nil {
+		s = redact(s, &Grant{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken})
+	}
+	return redact(s, g)
+}
+
 func redact(s string, grants ...*Grant) string {
 	for _, g := range grants {
 		if g == nil {

@@ -227,6 +227,10 @@ func TestLockFileDeletedDuringRefresh(t *testing.T) {
 		}
 		rotating(n, w, r)
 	})
+	// A failing test ends the slow refresh before the server closes
+	// (cleanups run last first), so that it fails instead of hanging.
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
 	clock := testkit.NewClock()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now()))
@@ -256,7 +260,7 @@ func TestLockFileDeletedDuringRefresh(t *testing.T) {
 		t.Fatalf("the second process returned before the first's rotation: %v", err)
 	case <-time.After(300 * time.Millisecond): // it is waiting, as it should
 	}
-	close(release)
+	unblock()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -613,4 +614,95 @@ type echoingLock struct{ LockedGrant }
 
 func (echoingLock) Prepare(prev *Grant) (func([]byte, string) error, error) {
 	return nil, fmt.Errorf("journal insert failed for %s", prev.RefreshToken)
+}
+
+// TestStoreErrorsRedacted: a store whose errors quote the tokens they
+// were given (a driver echoing its parameters) never gets a token into the
+// log or the refresh report, on every path that logs a store error: the
+// journal write, the commit, and the withdrawal of a spend that did not
+// happen.
+func TestStoreErrorsRedacted(t *testing.T) {
+	tests := []struct {
+		name    string
+		fail    string // the method that fails, quoting its tokens
+		offline bool   // the token endpoint cannot be reached
+		logged  string
+	}{
+		{"journal write", "record", false, "could not write the rotation journal"},
+		{"commit", "commit", false, "could not be stored"},
+		{"withdrawn spend", "abandon", true, "could not withdraw"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep := newFakeTokenEndpoint(t, rotating)
+			url := ep.URL
+			if tt.offline {
+				ep.Close()
+			}
+			path := filepath.Join(t.TempDir(), "honcho.json")
+			testkit.WriteFile(t, path, configWithGrant(url, "hch-at-old-secret", "hch-rt-old-secret", time.Now().Add(time.Minute)))
+			var logs testkit.SyncBuffer
+			st := &faultyStore{GrantStore: newTestStore(path).file, fail: tt.fail}
+			var reported []string
+			gs := NewGrants(st, WithLogger(zerolog.New(&logs)))
+			gs.retryDelay, gs.attemptTimeout = time.Millisecond, 2*time.Second
+			_, _ = gs.TokenSource("hermes", OnRefresh(func(r RefreshReport) { reported = append(reported, r.Error) })).ForceRefresh(t.Context(), "hch-at-old-secret")
+			all := logs.String() + strings.Join(reported, " ")
+			for _, secret := range []string{"hch-rt-old-secret", "hch-at-old-secret", "hch-at-new1", "hch-rt-new1"} {
+				if strings.Contains(all, secret) {
+					t.Errorf("%s reached the log or the report:\n%s\n%v", secret, logs.String(), reported)
+				}
+			}
+			if !st.failed.Load() || !strings.Contains(logs.String(), tt.logged) {
+				t.Errorf("the store's failure (%v) was not logged (%q):\n%s", st.failed.Load(), tt.logged, logs.String())
+			}
+		})
+	}
+}
+
+// faultyStore's locks fail one method, quoting every token they were given.
+type faultyStore struct {
+	GrantStore
+	fail   string
+	failed atomic.Bool
+}
+
+func (s *faultyStore) Lock(ctx context.Context, key string) (LockedGrant, error) {
+	lg, err := s.GrantStore.Lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &faultyLock{LockedGrant: lg, s: s}, nil
+}
+
+type faultyLock struct {
+	LockedGrant
+	s *faultyStore
+}
+
+func (l *faultyLock) Prepare(prev *Grant) (func([]byte, string) error, error) {
+	record, err := l.LockedGrant.Prepare(prev)
+	if err != nil || l.s.fail != "record" {
+		return record, err
+	}
+	return func(body []byte, _ string) error {
+		l.s.failed.Store(true)
+		return fmt.Errorf("journal insert of %s failed for %s", body, prev.RefreshToken)
+	}, nil
+}
+
+func (l *faultyLock) Commit(prev, next *Grant) error {
+	if l.s.fail == "commit" && prev != nil {
+		l.s.failed.Store(true)
+		return fmt.Errorf("update failed: %s %s -> %s %s", prev.AccessToken, prev.RefreshToken, next.AccessToken, next.RefreshToken)
+	}
+	return l.LockedGrant.Commit(prev, next)
+}
+
+func (l *faultyLock) Abandon(prev *Grant) error {
+	if l.s.fail == "abandon" {
+		l.s.failed.Store(true)
+		return fmt.Errorf("delete of the spend of %s failed", prev.RefreshToken)
+	}
+	return nil
 }

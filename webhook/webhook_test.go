@@ -211,6 +211,27 @@ func TestRetriesThenGivesUp(t *testing.T) {
 	}
 }
 
+// TestNoRedirectFollowed: a receiver that answers with a redirect does
+// not get the signed delivery sent on to wherever it points: the sender
+// follows no redirect, and the delivery fails.
+func TestNoRedirectFollowed(t *testing.T) {
+	elsewhere, stolen := receiver(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(srv.Close)
+	obs := &counter{done: make(chan string, 1)}
+	s := newSender(t, webhook.Config{URL: srv.URL + "/hooks", Secret: webhook.NewSecret(), MaxAttempts: 2, Observer: obs})
+	s.Send(events.Event{Key: key, Kind: events.KindConnection, Connection: events.ReauthRequired})
+	if o := <-obs.done; o != "failed" {
+		t.Errorf("outcome %q; want failed", o)
+	}
+	s.Close()
+	if n := len(stolen); n != 0 {
+		t.Errorf("the redirect's target got %d deliveries; want none", n)
+	}
+}
+
 func TestQueueFullDrops(t *testing.T) {
 	block := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
