@@ -415,6 +415,7 @@ func New(cfg Config) (*Router, error) {
 	r.Post("/profiles/{profile}/providers/{provider}/cancel", h.Cancel)
 	r.Delete("/profiles/{profile}/providers/{provider}/connection", h.Disconnect)
 	r.Get("/profiles/{profile}/providers/{provider}/events", h.Events)
+	r.Post("/profiles/{profile}/providers/{provider}/token", h.Token)
 	r.Get(clientMetadataPattern, h.ClientMetadata)
 	r.Post("/providers/{provider}/oauth/start", h.HermesOAuthStart)
 	r.Get("/providers/{provider}/oauth/status", h.HermesOAuthStatus)

@@ -150,8 +150,8 @@ func TestRouterWithoutMount(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(routes) != 11 {
-		t.Errorf("routes = %v, want 11 (9, and the Hermes desktop's 2)", routes)
+	if len(routes) != 12 {
+		t.Errorf("routes = %v, want 12 (10, and the Hermes desktop's 2)", routes)
 	}
 }
 

@@ -44,7 +44,7 @@ func TestOpenAPIIsValid(t *testing.T) {
 		codes = append(codes, c.(string))
 	}
 	want := []string{"conflict", "forbidden", "internal", "invalid_profile", "invalid_request", "method_not_allowed",
-		"not_found", "payload_too_large", "profile_not_found", "unauthorized", "unavailable", "unknown_provider", "unsupported", "upstream_error"}
+		"not_connected", "not_found", "payload_too_large", "profile_not_found", "reauth_required", "unauthorized", "unavailable", "unknown_provider", "unsupported", "upstream_error"}
 	slices.Sort(codes)
 	if !slices.Equal(codes, want) {
 		t.Errorf("ErrorCode enum = %v, want %v", codes, want)
@@ -83,8 +83,8 @@ func TestOpenAPIRouteTable(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("route table and openapi.yaml differ:\nrouter: %q\nspec:   %q", got, want)
 	}
-	if len(got) != 11 {
-		t.Errorf("%d routes, want the 11 of the route table", len(got))
+	if len(got) != 12 {
+		t.Errorf("%d routes, want the 12 of the route table", len(got))
 	}
 }
 

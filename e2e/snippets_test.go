@@ -22,6 +22,7 @@ import (
 const snippetPrelude = `package snippet
 
 import (
+	"errors"
 	"net/http"
 	"os"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/middleware"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/provider"
@@ -42,7 +44,7 @@ func snippet(
 	logger zerolog.Logger, hermesHome string, r chi.Router, mux *http.ServeMux,
 	registry *provider.Registry, memory *memconnect.Router, cfg memconnect.Config,
 	hosts, origins []string, token, secret string, isCallback func(*http.Request) bool,
-	opts []honcho.Option,
+	opts []honcho.Option, currentUser func(*http.Request) (struct{ Profile string }, error),
 ) error {
 `
 

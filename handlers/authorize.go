@@ -22,6 +22,7 @@ const (
 	ActionDisconnect Action = "disconnect" // DELETE connection
 	ActionEvents     Action = "events"     // GET events
 	ActionCallback   Action = "callback"   // GET callback: the person finishing a sign-in
+	ActionToken      Action = "token"      // POST token: an agent of the host getting a token
 )
 
 // Access is what a request asks to do: an action on a profile's connection

@@ -30,7 +30,8 @@ func renderError(w http.ResponseWriter, r *http.Request, err error) {
 //	provider.ErrUnknownProvider                           unknown_provider 404
 //	provider.ErrUnsupported, flow.ErrDeviceUnsupported    unsupported 404
 //	provider.ErrConflict, flow.ErrConflict                conflict 409
-//	oauth.ErrReauthRequired                               conflict 409 (connect again)
+//	provider.ErrNotConnected                              not_connected 404
+//	oauth.ErrReauthRequired                               conflict 409 (connect again; reauth_required on POST token)
 //	oauth.ErrNoGrant                                      conflict 409 (nothing to remove)
 //	provider.ErrAPIKeyConnection                          conflict 409 (remove the key instead)
 //	*provider.APIKeyError                                 invalid_request 400 with its Reason
@@ -83,6 +84,8 @@ func lowerError(err error) *apierr.Error {
 		return apierr.Wrap(apierr.CodeUnsupported, err, "The provider does not support this: it cannot be connected from here, or not with this sign-in method.")
 	case errors.Is(err, provider.ErrConflict), errors.Is(err, flow.ErrConflict):
 		return apierr.Wrap(apierr.CodeConflict, err, "Another kind of sign-in is already waiting for this profile. Finish it, or cancel it (POST .../cancel) and connect again.")
+	case errors.Is(err, provider.ErrNotConnected):
+		return apierr.Wrap(apierr.CodeNotConnected, err, "This profile is not connected to the provider: connect it first.")
 	case errors.Is(err, oauth.ErrReauthRequired):
 		return apierr.Wrap(apierr.CodeConflict, err, "The provider no longer accepts this sign-in. Connect again.")
 	case errors.Is(err, oauth.ErrNoGrant):

@@ -89,6 +89,8 @@ type Connector struct {
 
 	sourcesMu sync.Mutex // guards sources
 	sources   map[flow.Key]struct{}
+
+	forced forced // the forced refreshes of agents' token requests
 }
 
 // ValidateCallbackBaseURL checks a callback base URL and returns it without

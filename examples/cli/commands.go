@@ -97,8 +97,17 @@ func (c *cli) token(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("token", "print a fresh access token on stdout, refreshing it first if it is about to expire; exits 3 when not signed in")
 	cf.register(fs, &c.verbose)
 	cf.registerStore(fs, c.env)
+	server := fs.String("server", c.env("MEMCONNECT_SERVER"), "URL of a memconnect router (where the host mounts it, such as http://127.0.0.1:8080/api/memory) to ask for the token, with --session-token: no store key needed (default $MEMCONNECT_SERVER)")
+	sessionToken := fs.String("session-token", c.env("MEMCONNECT_SESSION_TOKEN"), "the router's session token, for --server (default $MEMCONNECT_SESSION_TOKEN)")
+	force := fs.Bool("force", false, "with --server: refresh even when the token is not due (a request was refused with it)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *server != "" {
+		if cf.store != "" || cf.config != "" {
+			return &usageError{msg: "token: use --server alone, or --store or --config, not both"}
+		}
+		return c.tokenFromServer(ctx, *server, *sessionToken, cf, *force)
 	}
 	s, err := c.setup(&cf, nil)
 	if err != nil {

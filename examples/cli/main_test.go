@@ -857,3 +857,31 @@ func TestLoginAlreadySignedIn(t *testing.T) {
 		t.Errorf("--force: exit %d, apiKey %v", code, got)
 	}
 }
+
+// TestTokenFromServer: token --server asks a router's token route with its
+// session token: no store key, no config file. A profile without a grant
+// exits 3 and says to sign in; a wrong session token is an error naming
+// the server's answer.
+func TestTokenFromServer(t *testing.T) {
+	t.Parallel()
+	const static = "host-token-0123456789"
+	fx := fixture.NewEnv(t, fixture.WithSessionToken(static))
+	tok := fx.AS.IssueGrant("write")
+	testkit.WriteJSON(t, filepath.Join(fx.Root, "profiles", "work", "honcho.json"), map[string]any{"hosts": map[string]any{
+		"hermes_work": grantBlock(fx.AS, tok, time.Now().Add(time.Hour))}})
+	e := newEnv(t)
+	r := runCLI(t, e, "token", "--server", fx.Base, "--session-token", static, "--profile", "work")
+	if r.code != exitOK || r.stdout != tok.AccessToken+"\n" {
+		t.Fatalf("token --server: exit %d %q %q; want the access token", r.code, r.stdout, r.stderr)
+	}
+	e["MEMCONNECT_SERVER"], e["MEMCONNECT_SESSION_TOKEN"] = fx.Base, static
+	if r := runCLI(t, e, "token", "--profile", "default"); r.code != exitReauth || !strings.Contains(r.stderr, "memconnect login") {
+		t.Errorf("not connected: exit %d %q; want 3 and the way to sign in", r.code, r.stderr)
+	}
+	if r := runCLI(t, e, "token", "--profile", "work", "--session-token", "wrong"); r.code == exitOK || !strings.Contains(r.stderr, "401") {
+		t.Errorf("a wrong session token: exit %d %q; want an error with the server's 401", r.code, r.stderr)
+	}
+	if fx.AS.Stats().Refreshes != 0 {
+		t.Error("a fresh token was refreshed")
+	}
+}

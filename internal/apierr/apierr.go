@@ -54,6 +54,11 @@ const (
 	// CodeUnavailable (503): the server cannot take the request now, for
 	// example as many event streams are open as it allows.
 	CodeUnavailable Code = "unavailable"
+	// CodeNotConnected (404): the profile has no grant and no API key for
+	// the provider.
+	CodeNotConnected Code = "not_connected"
+	// CodeReauthRequired (409): the grant needs a new sign-in.
+	CodeReauthRequired Code = "reauth_required"
 )
 
 // codes is the one table of the API's error codes: each code's HTTP status
@@ -75,6 +80,8 @@ var codes = map[Code]struct {
 	CodePayloadTooLarge:  {http.StatusRequestEntityTooLarge, "The request body is too large."},
 	CodeUpstreamError:    {http.StatusBadGateway, "The provider's server did not answer as expected. Try again later."},
 	CodeUnavailable:      {http.StatusServiceUnavailable, "The server is busy. Try again in a moment."},
+	CodeNotConnected:     {http.StatusNotFound, "This profile is not connected to the provider."},
+	CodeReauthRequired:   {http.StatusConflict, "The provider no longer accepts this sign-in: connect again."},
 	CodeInternal:         {http.StatusInternalServerError, InternalMessage},
 }
 

@@ -116,6 +116,12 @@ func WithConfigFile(path string) Option { return func(p *Provider) { p.configFil
 // "hermes_<profile>".
 func WithHost(host string) Option { return func(p *Provider) { p.host = host } }
 
+// EnvAPIKey implements [provider.EnvKeyer]: the key of [WithAPIKey], "" for
+// none.
+func (p *Provider) EnvAPIKey() string { return p.envAPIKey }
+
+var _ provider.EnvKeyer = (*Provider)(nil)
+
 // WithAPIKey sets the API key used when a profile's config has none (the
 // value of HONCHO_API_KEY). It only affects [Provider.Status].
 func WithAPIKey(key string) Option { return func(p *Provider) { p.envAPIKey = key } }
