@@ -1,9 +1,13 @@
 package memconnect_test
 
 import (
-	"io"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -220,28 +224,108 @@ func instancesOn(t *testing.T, h *fixture.Hermes, reg *provider.Registry, pools 
 	return in
 }
 
-// A server that keeps grants in PostgreSQL offers no API-key sign-in: GET
-// /providers leaves the method out, and connect with it is unsupported.
-func TestNoAPIKeysWithAGrantStore(t *testing.T) {
-	_, _, _, in := pgInstances(t, 1)
-	base := in[0].srv.Base
-	resp, err := http.Get(base + "/providers")
+// TestStatelessInstances: two instances on one PostgreSQL, each with its
+// own Hermes home: an API key saved through one is connected on the other
+// (sealed at rest), a failing refresh on one shows on the other, a profile
+// is a name (no directory anywhere), and neither home holds a file
+// afterwards.
+func TestStatelessInstances(t *testing.T) {
+	pool := fixture.Postgres(t, false)
+	h := fixture.NewHermes(t)
+	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(b), `"auth_methods":["browser","device"]`) {
-		t.Errorf("providers = %s, want honcho without apikey", b)
+	var in []instance
+	var homes []string
+	for i := range 2 {
+		home := t.TempDir()
+		homes = append(homes, home)
+		st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: string(rune('a' + i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := fixture.NewServer(t)
+		r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: provider.NamedProfiles{Root: home}, HTTPClient: h.AS.Client(),
+			GrantStore: st, FlowStore: st.Flows(), CallbackBaseURL: "http://127.0.0.1:9/api/memory"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		srv.Start(fixture.HostRouter(r))
+		in = append(in, instance{r, srv})
 	}
-	resp, err = http.Post(base+"/profiles/default/providers/honcho/connect", "application/json", strings.NewReader(`{"method":"apikey","api_key":"k-0123456789"}`))
+	a, b := in[0], in[1]
+	do := func(inst instance, method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, inst.srv.Base+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := inst.srv.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+
+	// An API key through A, for a profile that is only a name.
+	const key = "hch-v2-stateless-0123456789"
+	if status, m := do(a, "POST", "/profiles/carol/providers/honcho/connect", `{"method":"apikey","api_key":"`+key+`"}`); status != 200 || m["auth"] != "apikey" {
+		t.Fatalf("API key through A: %d %v", status, m)
+	}
+	if status, m := do(b, "GET", "/profiles/carol/providers/honcho/status", ""); status != 200 || m["connected"] != true || m["auth"] != "apikey" {
+		t.Fatalf("status on B: %d %v; want connected with the API key", status, m)
+	}
+	if status, m := do(b, "POST", "/profiles/carol/providers/honcho/token", ""); status != 200 || m["access_token"] != key || m["token_type"] != "api_key" {
+		t.Fatalf("token on B: %d %v", status, m)
+	}
+	var sealed []byte
+	if err := pool.QueryRow(t.Context(), `SELECT api_key FROM memconnect_grants WHERE key = 'honcho/carol'`).Scan(&sealed); err != nil || bytes.Contains(sealed, []byte(key)) {
+		t.Fatalf("the API key at rest: %v; want it sealed", err)
+	}
+	if status, m := do(b, "GET", "/connections", ""); status != 200 || !strings.Contains(fmt.Sprint(m), "carol") {
+		t.Errorf("GET /connections on B: %d %v; want carol's key listed", status, m)
+	}
+
+	// A grant, signed in through A; a refresh on B fails: A shows it.
+	rep, err := a.r.Connector().Connect(t.Context(), "dave", "honcho", provider.ConnectRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), `"error":"unsupported"`) {
-		t.Errorf("connect with a key = %d %s, want 404 unsupported", resp.StatusCode, b)
+	consentOn(t, h, a.srv, rep.Flow.AuthorizeURL)
+	if _, err := pool.Exec(t.Context(), `UPDATE memconnect_grants SET expires_at = now() + interval '1 minute', obtained_at = now() - interval '59 minutes' WHERE key = 'honcho/dave'`); err != nil {
+		t.Fatal(err)
+	}
+	h.AS.FailNextTokenRequests(1, http.StatusBadRequest, "temporarily_unavailable")
+	if status, m := do(b, "POST", "/profiles/dave/providers/honcho/token", ""); status != 200 {
+		t.Fatalf("token on B while the server fails: %d %v; want the current token", status, m)
+	}
+	if status, m := do(a, "GET", "/profiles/dave/providers/honcho/status", ""); status != 200 || m["health"] != "failing" || m["last_error"] == nil {
+		t.Fatalf("status on A after B's refresh failed: %d health %v last_error %v; want failing", status, m["health"], m["last_error"])
+	}
+
+	// Disconnecting the key through B removes it for A too.
+	if status, m := do(b, "DELETE", "/profiles/carol/providers/honcho/connection", ""); status != 200 || m["removed"] != true {
+		t.Fatalf("disconnect on B: %d %v", status, m)
+	}
+	if _, m := do(a, "GET", "/profiles/carol/providers/honcho/status", ""); m["connected"] != false {
+		t.Errorf("status on A after B removed the key: %v", m)
+	}
+	for _, home := range homes {
+		var files []string
+		_ = filepath.WalkDir(home, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if len(files) != 0 {
+			t.Errorf("the instance wrote into its Hermes home: %v", files)
+		}
 	}
 }
 

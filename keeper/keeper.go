@@ -235,7 +235,9 @@ func (k *Keeper) Round(ctx context.Context) observe.KeeperRun {
 func (k *Keeper) walk(ctx context.Context, now time.Time, p oauth.KeepPolicy, send func(flow.Key, oauth.KeepPolicy) bool) {
 	c := k.cfg.Connector
 	if c.GrantStore != nil {
-		hold := 4 * k.cfg.Tick
+		// A claim ends with the refresh that commits (the store releases
+		// it then); a failed one is claimed again after a round.
+		hold := k.cfg.Tick
 		for ctx.Err() == nil {
 			keys, err := c.ClaimDue(ctx, k.cfg.Owner, now.Add(-p.MaxAge), hold, claimBatch)
 			if err != nil {

@@ -102,6 +102,19 @@ type Credentials struct {
 	Rejected     string
 	APIKey       string `json:"-"`
 	APIKeySource string // where the API key was found, such as "host" or "root"; "" for none
+	// Shared is what a store every instance shares keeps of the
+	// connection besides its credentials ([StateStore]); nil for a store
+	// that keeps none, whose readers know only their own process's.
+	Shared *SharedState
+}
+
+// SharedState is what a [StateStore] keeps of a connection for every
+// instance: how its refreshes went, the scopes a resource asked for, and
+// when a token was last asked for, so that any instance reports the same.
+type SharedState struct {
+	Health      Health
+	NeedsScopes []string
+	LastUsed    time.Time // to the minute; zero when never
 }
 
 // Rotated returns the grant that the token response tok, received at now,

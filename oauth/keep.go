@@ -103,11 +103,32 @@ func (gs *Grants) LastUsed(key string) time.Time {
 }
 
 // touch records a use of k at now, at most once a minute: a load, and a
-// store only when the last one is older.
-func (k *keyState) touch(now time.Time) {
+// store only when the last one is older; it reports whether it stored.
+func (k *keyState) touch(now time.Time) bool {
 	if s := now.Unix(); s-k.used.Load() >= 60 {
 		k.used.Store(s)
+		return true
 	}
+	return false
+}
+
+// stateTimeout bounds a record of shared state ([StateStore]).
+const stateTimeout = 5 * time.Second
+
+// share records a use of ts's key at now in a [StateStore], if the store
+// is one, on a goroutine of its own: the caller is on the token path.
+func (ts *Source) share(now time.Time) {
+	ss, ok := ts.gs.store.(StateStore)
+	if !ok {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+		defer cancel()
+		if err := ss.RecordUse(ctx, ts.key, now); err != nil {
+			ts.gs.logger.Debug().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: the use of the grant was not recorded for other instances")
+		}
+	}()
 }
 
 // report records out in the key's health and hands it to OnRefresh.
@@ -131,7 +152,15 @@ func (ts *Source) report(out outcome) {
 		}
 		k.health.LastError = &RefreshError{At: now, Message: out.msg}
 	}
+	h := k.health
 	k.mu.Unlock()
+	if ss, ok := ts.gs.store.(StateStore); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+		if err := ss.RecordHealth(ctx, ts.key, h); err != nil {
+			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: how the refresh went was not recorded for other instances")
+		}
+		cancel()
+	}
 	if ts.onRefresh != nil {
 		ts.onRefresh(RefreshReport{
 			Outcome:   out.kind,
@@ -195,6 +224,18 @@ func (ts *Source) Keep(ctx context.Context, p KeepPolicy) (Outcome, error) {
 		return out.kind, fmt.Errorf("%w: %s: %s", ErrKeepFailed, ts.gs.store.Describe(ts.key), out.msg)
 	}
 	return out.kind, nil
+}
+
+// StateStore is a [GrantStore] that several instances share and that keeps
+// what each process learns of a connection for all of them, such as
+// package pgstore's: [Grants] records there how every refresh went, the
+// scopes a resource asked for (step-up), and that a token was used (at
+// most once a minute), and readers find it in [Credentials.Shared]. A
+// store's record fails only the record: the refresh stands.
+type StateStore interface {
+	RecordHealth(ctx context.Context, key string, h Health) error
+	RecordNeeds(ctx context.Context, key string, scopes []string) error
+	RecordUse(ctx context.Context, key string, at time.Time) error
 }
 
 // DueClaimer is a [GrantStore] that several instances share and that can

@@ -78,10 +78,14 @@ func (ts *Source) Token() (*oauth2.Token, error) {
 func (ts *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	now := ts.gs.now()
 	if e := ts.k.cache.Load(); e != nil && now.Before(e.refreshAt) {
-		ts.k.touch(now)
+		if ts.k.touch(now) {
+			ts.share(now)
+		}
 		return e.tok, nil
 	}
-	ts.k.touch(now)
+	if ts.k.touch(now) {
+		ts.share(now)
+	}
 	return ts.slow(ctx)
 }
 

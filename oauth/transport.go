@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,6 +72,13 @@ func (ts *Source) needsScopes(u *url.URL, add []string) (error, bool) {
 	}
 	k.needs = merged
 	k.mu.Unlock()
+	if ss, ok := ts.gs.store.(StateStore); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+		if err := ss.RecordNeeds(ctx, ts.key, merged); err != nil {
+			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: the scopes asked for were not recorded for other instances")
+		}
+		cancel()
+	}
 	return &InsufficientScopeError{URL: u.Scheme + "://" + u.Host + u.EscapedPath(), Scopes: add}, true
 }
 

@@ -18,8 +18,8 @@ import (
 //
 // The key is checked first: a malformed key, or one the provider's server
 // refuses ([KeyChecker]), fails with [ErrAPIKeyRejected]. A provider
-// without [AuthKey], or a Connector with a GrantStore (which keeps OAuth
-// grants only), fails with [ErrUnsupported]. The key never appears in an
+// without [AuthKey], or a Connector whose GrantStore keeps OAuth grants
+// only (not an [oauth.KeyStore]), fails with [ErrUnsupported]. The key never appears in an
 // error or a log line.
 func (c *Connector) ConnectAPIKey(ctx context.Context, profileName, providerName, key string) (_ StatusReport, err error) {
 	defer func() { err = c.unreachable(providerName, err) }()
@@ -30,8 +30,8 @@ func (c *Connector) ConnectAPIKey(ctx context.Context, profileName, providerName
 	if !slices.Contains(t.provider.AuthMethods(), AuthKey) {
 		return StatusReport{}, fmt.Errorf("%w: %s does not accept an API key", ErrUnsupported, t.provider.DisplayName())
 	}
-	if c.GrantStore != nil {
-		return StatusReport{}, fmt.Errorf("%w: this server keeps sign-ins in a shared store, which holds OAuth grants only, not API keys", ErrUnsupported)
+	if _, ok := c.GrantStore.(oauth.KeyStore); c.GrantStore != nil && !ok {
+		return StatusReport{}, fmt.Errorf("%w: this server's shared store holds OAuth grants only, not API keys", ErrUnsupported)
 	}
 	if err := oauth.CheckAPIKey(key); err != nil {
 		return StatusReport{}, keyError(err)
@@ -59,4 +59,15 @@ func (c *Connector) ConnectAPIKey(ctx context.Context, profileName, providerName
 		c.revoke(ctx, t, replaced)
 	}
 	return c.report(ctx, t)
+}
+
+// KeyHint returns "…" and the last four characters of key, or "" when the
+// key is shorter than 12 characters, so that the hint never gives away a
+// meaningful part of it ([Status.APIKeyHint]).
+func KeyHint(key string) string {
+	r := []rune(key)
+	if len(r) < 12 {
+		return ""
+	}
+	return "…" + string(r[len(r)-4:])
 }

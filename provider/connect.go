@@ -121,12 +121,14 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	if err != nil {
 		return StatusReport{}, err
 	}
-	if needs := c.needsScopes(t); len(needs) > 0 {
-		// Step-up: what the grant had and what a resource asked for.
-		if st, err := c.status(ctx, t); err == nil && st.Token != nil {
-			ep.Scopes = scopes.Union(ep.Scopes, strings.Fields(st.Token.Scope))
+	if st, err := c.status(ctx, t); err == nil && st.Auth == AuthOAuth {
+		if needs := c.needsScopes(t, st); len(needs) > 0 {
+			// Step-up: what the grant had and what a resource asked for.
+			if st.Token != nil {
+				ep.Scopes = scopes.Union(ep.Scopes, strings.Fields(st.Token.Scope))
+			}
+			ep.Scopes = scopes.Union(ep.Scopes, needs)
 		}
-		ep.Scopes = scopes.Union(ep.Scopes, needs)
 	}
 	if req.Method == flow.MethodDevice && (!deviceOK || ep.DeviceAuthURL == "") {
 		return StatusReport{}, fmt.Errorf("%w: %s does not announce the device flow in its metadata (RFC 8414)", ErrUnsupported, t.provider.DisplayName())

@@ -69,7 +69,8 @@ func (c *Connector) Connections(ctx context.Context, f ConnectionFilter) ([]Conn
 		}
 	}
 	var pairs [][2]string // profile, provider
-	switch lister := c.Profiles.(ProfileLister); {
+	lister, _ := c.Profiles.(ProfileLister)
+	switch {
 	case c.GrantStore != nil:
 		gl, ok := c.GrantStore.(GrantLister)
 		if !ok {

@@ -118,7 +118,12 @@ func ValidateCallbackBaseURL(raw string) (string, error) {
 // Stores returns the shared stores of the config files, configured with the
 // Connector's logger, HTTP client and clock.
 func (c *Connector) Stores() *Stores {
-	c.storesOnce.Do(func() { c.stores = NewStores(c.options()...) })
+	c.storesOnce.Do(func() {
+		c.stores = NewStores(c.options()...)
+		if cs, ok := c.GrantStore.(ClientStore); ok {
+			c.stores.clients = cs
+		}
+	})
 	return c.stores
 }
 

@@ -65,7 +65,7 @@ func (c *Connector) disconnectKey(ctx context.Context, t target, ref grantRef) (
 	if err != nil || !st.Connected || st.Auth != AuthAPIKey {
 		return DisconnectResult{}, err
 	}
-	if st.APIKeySource == "host" && ref.file != nil {
+	if (st.APIKeySource == "host" && ref.file != nil) || st.APIKeySource == "store" {
 		removed, err := ref.grants.RemoveAPIKey(ctx, ref.key)
 		if err != nil || removed {
 			if removed {

@@ -95,6 +95,9 @@ func (c *Connector) health(t target, st Status, rep *StatusReport, now time.Time
 	}
 	if ref, err := c.where(t, false); err == nil {
 		h := ref.grants.Health(ref.key)
+		if st.Shared != nil {
+			h = st.Shared.Health // what every instance recorded
+		}
 		if rep.LastRefreshAt == nil && !h.LastRefresh.IsZero() {
 			lr := h.LastRefresh
 			rep.LastRefreshAt = &lr

@@ -46,10 +46,30 @@ func (c *Connector) Keep(ctx context.Context, profileName, providerName string, 
 	return ts.Keep(ctx, p)
 }
 
-// UsedSince returns the connections whose tokens this Connector handed
-// out ([Connector.TokenSource]) at or after since, as far as this process
-// knows: the grants a keeper refreshes ahead of their expiry.
+// UseLister is a GrantStore that knows when every instance last used each
+// grant ([oauth.StateStore]), such as package pgstore's.
+type UseLister interface {
+	// UsedSince returns the keys whose tokens were asked for at or after
+	// since, by any instance.
+	UsedSince(ctx context.Context, since time.Time) ([]string, error)
+}
+
+// UsedSince returns the connections whose tokens were asked for at or
+// after since: by any instance with a GrantStore that lists its uses
+// ([UseLister]), else by this Connector's token sources
+// ([Connector.TokenSource]) as far as this process knows. These are the
+// grants a keeper refreshes ahead of their expiry.
 func (c *Connector) UsedSince(since time.Time) []flow.Key {
+	if ul, ok := c.GrantStore.(UseLister); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		keys, err := ul.UsedSince(ctx, since)
+		if err != nil {
+			c.Logger.Warn().Str("error", err.Error()).Msg("the grants used recently cannot be read from the store")
+			return nil
+		}
+		return parseKeys(keys)
+	}
 	c.sourcesMu.Lock()
 	keys := make([]flow.Key, 0, len(c.sources))
 	for k := range c.sources {
@@ -88,13 +108,18 @@ func (c *Connector) ClaimDue(ctx context.Context, owner string, obtainedBefore t
 	if err != nil {
 		return nil, err
 	}
+	return parseKeys(keys), nil
+}
+
+// parseKeys turns a GrantStore's "<provider>/<profile>" keys into flow keys.
+func parseKeys(keys []string) []flow.Key {
 	out := make([]flow.Key, 0, len(keys))
 	for _, k := range keys {
 		if prov, prof, ok := strings.Cut(k, "/"); ok {
 			out = append(out, flow.Key{Profile: prof, Provider: prov})
 		}
 	}
-	return out, nil
+	return out
 }
 
 // OAuthConnections returns every profile and OAuth provider pair the

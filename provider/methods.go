@@ -5,11 +5,13 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/memconnect/memconnect/oauth"
 )
 
 // Methods returns the sign-in methods this Connector offers for p: p's
 // methods, without [AuthKey] when the Connector keeps grants in a
-// GrantStore (which holds no API keys).
+// GrantStore that holds no API keys (not an [oauth.KeyStore]).
 func (c *Connector) Methods(p Provider) []AuthMethod {
 	return c.withoutStoreless(slices.Clone(p.AuthMethods()))
 }
@@ -40,9 +42,9 @@ func (c *Connector) MethodsContext(ctx context.Context, ps []Provider) [][]AuthM
 }
 
 // withoutStoreless drops from ms what this Connector cannot offer: API
-// keys with a GrantStore.
+// keys with a GrantStore that keeps OAuth grants only.
 func (c *Connector) withoutStoreless(ms []AuthMethod) []AuthMethod {
-	if c.GrantStore != nil {
+	if _, ok := c.GrantStore.(oauth.KeyStore); c.GrantStore != nil && !ok {
 		ms = slices.DeleteFunc(ms, func(m AuthMethod) bool { return m == AuthKey })
 	}
 	return ms

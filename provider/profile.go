@@ -95,6 +95,33 @@ func (h HermesProfiles) Resolve(name string) (Profile, error) {
 	return Profile{Name: name, Home: home, DefaultHome: root}, nil
 }
 
+// NamedProfiles is the profile resolver of instances that keep everything
+// in a shared store (a Connector with a GrantStore): a profile is a name.
+// Every well-formed name resolves, with the homes HermesProfiles would
+// give it under Root, which need not exist: nothing of a connection is
+// written there. The host's own [ProfileResolver] or its authorization
+// hook decides who exists; without either, any name may be connected.
+// It is safe for concurrent use.
+type NamedProfiles struct {
+	// Root is where homes would be; it is never written by the Connector.
+	Root string
+}
+
+var _ ProfileResolver = NamedProfiles{}
+
+// Resolve implements [ProfileResolver]: "default" and "current" name the
+// default profile; any other name must match ^[a-z0-9][a-z0-9_-]{0,63}$.
+func (n NamedProfiles) Resolve(name string) (Profile, error) {
+	root := filepath.Clean(n.Root)
+	if name == DefaultProfile || name == "current" {
+		return Profile{Name: DefaultProfile, Home: root, DefaultHome: root}, nil
+	}
+	if err := ValidateProfileName(name); err != nil {
+		return Profile{}, err
+	}
+	return Profile{Name: name, Home: filepath.Join(root, "profiles", name), DefaultHome: root}, nil
+}
+
 // ProfileLister is a [ProfileResolver] that can name every profile, for
 // [Connector.Connections] over config files.
 type ProfileLister interface {

@@ -205,6 +205,10 @@ type Status struct {
 	// Honcho, the peer name), or "" when the provider knows none. Never a
 	// secret.
 	Account string
+	// Shared is what a shared store keeps of the connection for every
+	// instance ([oauth.StateStore]): its health, the scopes asked for, the
+	// last use; nil when the store keeps none.
+	Shared *oauth.SharedState
 }
 
 // TokenInfo describes an OAuth grant without its secrets.

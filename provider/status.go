@@ -40,7 +40,7 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 	}
 	var needs []string
 	if st.Auth == AuthOAuth {
-		needs = c.needsScopes(t)
+		needs = c.needsScopes(t, st)
 	}
 	rep := StatusReport{
 		Provider:       t.provider.Name(),
@@ -60,7 +60,10 @@ func (c *Connector) report(ctx context.Context, t target) (StatusReport, error) 
 
 // needsScopes are the scopes a resource asked t's grant for and it lacks
 // (a 403 insufficient_scope through a Transport of this Connector).
-func (c *Connector) needsScopes(t target) []string {
+func (c *Connector) needsScopes(t target, st Status) []string {
+	if st.Shared != nil {
+		return st.Shared.NeedsScopes // what every instance was asked
+	}
 	ref, err := c.where(t, false)
 	if err != nil {
 		return nil
@@ -80,8 +83,16 @@ func (c *Connector) status(ctx context.Context, t target) (Status, error) {
 		return Status{}, err
 	}
 	creds, err := c.GrantStore.Credentials(ctx, ref.key)
-	if err != nil || creds.Grant == nil {
+	if err != nil {
 		return st, err
+	}
+	st.Shared = creds.Shared
+	if creds.Grant == nil {
+		if creds.APIKey != "" {
+			st.Connected, st.Auth = true, AuthAPIKey
+			st.APIKeySource, st.APIKeyHint = creds.APIKeySource, KeyHint(creds.APIKey)
+		}
+		return st, nil
 	}
 	g := creds.Grant
 	st.Connected, st.Auth = true, AuthOAuth

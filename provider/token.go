@@ -148,11 +148,15 @@ func (c *Connector) apiKey(ctx context.Context, t target) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if ref.file != nil {
-		creds, err := ref.file.Credentials(ctx, ref.key)
-		if err != nil || creds.APIKey != "" {
-			return creds.APIKey, err
-		}
+	var creds oauth.Credentials
+	switch {
+	case c.GrantStore != nil:
+		creds, err = c.GrantStore.Credentials(ctx, ref.key)
+	case ref.file != nil:
+		creds, err = ref.file.Credentials(ctx, ref.key)
+	}
+	if err != nil || creds.APIKey != "" {
+		return creds.APIKey, err
 	}
 	if ek, ok := t.provider.(EnvKeyer); ok {
 		return ek.EnvAPIKey(), nil

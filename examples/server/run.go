@@ -296,7 +296,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		HTTPClient:      client,
 	}
 	if shared != nil {
+		// Stateless over the shared store: a profile is a name, and
+		// nothing of a connection is written into the Hermes home.
 		mc.GrantStore, mc.FlowStore = shared, shared.Flows()
+		mc.Profiles = provider.NamedProfiles{Root: home}
 	}
 	if o.openBrowser {
 		mc.OpenBrowser = func(_ context.Context, u string) error { return browser.Open(u) }

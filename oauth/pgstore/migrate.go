@@ -2,10 +2,21 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"strconv"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+// describePool names pool's database for people: `PostgreSQL database
+// "memconnect" on db.internal:5432`, without the user or the password.
+func describePool(pool *pgxpool.Pool) string {
+	cc := pool.Config().ConnConfig
+	return fmt.Sprintf("PostgreSQL database %q on %s", cc.Database, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))))
+}
 
 // migrations are the schema, one step a version. A step is never changed
 // once released; a new version appends one.
@@ -67,10 +78,34 @@ ALTER TABLE memconnect_grants ADD COLUMN keep_owner text;
 ALTER TABLE memconnect_grants ADD COLUMN keep_until timestamptz;
 CREATE INDEX memconnect_grants_obtained ON memconnect_grants (obtained_at);
 `,
+	5: `
+-- Everything else a connection has, for every instance: an API key (sealed
+-- like the tokens) for a profile that connects with one instead of a grant;
+-- how the refreshes went; the scopes a resource asked for; the last use.
+ALTER TABLE memconnect_grants ADD COLUMN api_key bytea;
+ALTER TABLE memconnect_grants ADD COLUMN last_refresh_at timestamptz;
+ALTER TABLE memconnect_grants ADD COLUMN last_error_at timestamptz;
+ALTER TABLE memconnect_grants ADD COLUMN last_error text;
+ALTER TABLE memconnect_grants ADD COLUMN failing_since timestamptz;
+ALTER TABLE memconnect_grants ADD COLUMN needs_scopes text[];
+ALTER TABLE memconnect_grants ADD COLUMN used_at timestamptz;
+CREATE INDEX memconnect_grants_used ON memconnect_grants (used_at);
+-- The clients obtained from an authorization server (RFC 7591), and its
+-- refusals of a client metadata document, per issuer and redirect URIs:
+-- one for the whole deployment, whichever profile or instance asked.
+CREATE TABLE memconnect_clients (
+	issuer        text NOT NULL,
+	redirect_uris text NOT NULL,               -- space-separated, as asked for; "" for the refusal row
+	client        jsonb,                       -- the registration: a public client, no secret
+	refused_at    timestamptz,                 -- on the refusal row: the issuer refused client metadata documents
+	updated_at    timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (issuer, redirect_uris)
+);
+`,
 }
 
 // SchemaVersion is the schema version this package needs.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // Migrate brings the schema to [SchemaVersion], one step a version, each in
 // a transaction, and records the version. It never runs by itself: call it
@@ -110,11 +145,19 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// checkSchema reports a database whose schema is not [SchemaVersion].
+// checkSchema reports a database whose schema is not [SchemaVersion], and
+// one that cannot be reached or refuses us as such (naming the host, never
+// the password), not as a schema to migrate.
 func checkSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	var have int
 	err := pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM memconnect_schema`).Scan(&have)
-	if err != nil || have != SchemaVersion {
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && pe.Code == "42P01" { // undefined_table: never migrated
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("pgstore: the %s cannot be used: %w", describePool(pool), err)
+	}
+	if have != SchemaVersion {
 		return fmt.Errorf("pgstore: the database schema is version %d, this program needs %d: run the migration first (Migrate, or examples/server -migrate)", have, SchemaVersion)
 	}
 	return nil

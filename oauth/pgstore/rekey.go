@@ -22,7 +22,7 @@ func (s *Store) Rekey(ctx context.Context) (int, error) {
 		return fmt.Sprintf("(%s IS NOT NULL AND substring(%s from 1 for %d) <> $1)", col, col, len(prefix))
 	}
 	rows, err := s.pool.Query(ctx, `SELECT key FROM memconnect_grants WHERE `+
-		stale("access_token")+" OR "+stale("refresh_token")+" OR "+stale("journal"), prefix)
+		stale("access_token")+" OR "+stale("refresh_token")+" OR "+stale("journal")+" OR "+stale("api_key"), prefix)
 	if err != nil {
 		return 0, fmt.Errorf("pgstore: rekey: find the grants sealed with another key: %w", err)
 	}
@@ -72,10 +72,10 @@ func (s *Store) reseal(sealed []byte, ad string) ([]byte, bool, error) {
 func (s *Store) rekeyGrant(ctx context.Context, key string) (int, error) {
 	n := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		cols := []string{"access_token", "refresh_token", "journal"}
+		cols := []string{"access_token", "refresh_token", "journal", "api_key"}
 		vals := make([][]byte, len(cols))
-		err := tx.QueryRow(ctx, `SELECT access_token, refresh_token, journal FROM memconnect_grants WHERE key = $1 FOR UPDATE`, key).
-			Scan(&vals[0], &vals[1], &vals[2])
+		err := tx.QueryRow(ctx, `SELECT access_token, refresh_token, journal, api_key FROM memconnect_grants WHERE key = $1 FOR UPDATE`, key).
+			Scan(&vals[0], &vals[1], &vals[2], &vals[3])
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // removed meanwhile
 		}
@@ -92,7 +92,7 @@ func (s *Store) rekeyGrant(ctx context.Context, key string) (int, error) {
 				n++
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE memconnect_grants SET access_token = $2, refresh_token = $3, journal = $4 WHERE key = $1`, key, vals[0], vals[1], vals[2])
+		_, err = tx.Exec(ctx, `UPDATE memconnect_grants SET access_token = $2, refresh_token = $3, journal = $4, api_key = $5 WHERE key = $1`, key, vals[0], vals[1], vals[2], vals[3])
 		return err
 	})
 	if err != nil {

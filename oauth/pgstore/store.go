@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -123,10 +121,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, c Config) (*Store, error) {
 
 // String names the database for people: `PostgreSQL database "memconnect"
 // on db.internal:5432`. It never holds the user name or the password.
-func (s *Store) String() string {
-	cc := s.pool.Config().ConnConfig
-	return fmt.Sprintf("PostgreSQL database %q on %s", cc.Database, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))))
-}
+func (s *Store) String() string { return describePool(s.pool) }
 
 // Describe implements [oauth.GrantStore].
 func (s *Store) Describe(key string) string { return fmt.Sprintf("%q in PostgreSQL", key) }
@@ -142,28 +137,42 @@ func digest(token string) string {
 // aad binds a sealed value to its table, row and column.
 func aad(table, key, column string) string { return table + "\x00" + key + "\x00" + column }
 
-const grantColumns = `access_token, refresh_token, refresh_digest, expires_at, client_id, token_endpoint, scope, token_type, rejected, resource, obtained_at`
+const grantColumns = `access_token, refresh_token, refresh_digest, expires_at, client_id, token_endpoint, scope, token_type, rejected, resource, obtained_at, api_key`
 
-// Credentials implements [oauth.GrantStore]. A key without a grant is the
-// zero Credentials.
+// Credentials implements [oauth.GrantStore]: the grant, or the API key,
+// with what every instance recorded of the connection
+// ([oauth.Credentials.Shared]). A key with neither is the zero
+// Credentials.
 func (s *Store) Credentials(ctx context.Context, key string) (oauth.Credentials, error) {
 	return s.read(ctx, s.pool, key)
 }
 
 func (s *Store) read(ctx context.Context, q querier, key string) (oauth.Credentials, error) {
 	var (
-		access, refresh                                         []byte
+		access, refresh, apiKey                                 []byte
 		rdigest, clientID, endpoint, scope, tokenType, rejected *string
 		resource                                                *string
 		expires, obtained                                       *time.Time
+		shared                                                  sharedState
 	)
-	err := q.QueryRow(ctx, `SELECT `+grantColumns+` FROM memconnect_grants WHERE key = $1`, key).
-		Scan(&access, &refresh, &rdigest, &expires, &clientID, &endpoint, &scope, &tokenType, &rejected, &resource, &obtained)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && len(access) == 0) {
+	err := q.QueryRow(ctx, `SELECT `+grantColumns+`, `+stateColumns+` FROM memconnect_grants WHERE key = $1`, key).
+		Scan(append([]any{&access, &refresh, &rdigest, &expires, &clientID, &endpoint, &scope, &tokenType, &rejected, &resource, &obtained, &apiKey},
+			shared.dest()...)...)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return oauth.Credentials{}, nil
 	}
 	if err != nil {
 		return oauth.Credentials{}, fmt.Errorf("pgstore: read %s: %w", s.Describe(key), err)
+	}
+	if len(access) == 0 {
+		if len(apiKey) == 0 {
+			return oauth.Credentials{}, nil
+		}
+		k, err := s.seal.open(apiKey, aad("grants", key, "api_key"))
+		if err != nil {
+			return oauth.Credentials{}, fmt.Errorf("%w (%s)", err, s.Describe(key))
+		}
+		return oauth.Credentials{APIKey: k, APIKeySource: "store", Shared: shared.state()}, nil
 	}
 	g := &oauth.Grant{ClientID: str(clientID), TokenEndpoint: str(endpoint), Scope: str(scope), TokenType: str(tokenType), Resource: str(resource)}
 	if expires != nil {
@@ -178,7 +187,7 @@ func (s *Store) read(ctx context.Context, q querier, key string) (oauth.Credenti
 	if g.RefreshToken, err = s.seal.open(refresh, aad("grants", key, "refresh_token")); err != nil {
 		return oauth.Credentials{}, fmt.Errorf("%w (%s)", err, s.Describe(key))
 	}
-	return oauth.Credentials{Grant: g, Rejected: str(rejected)}, nil
+	return oauth.Credentials{Grant: g, Rejected: str(rejected), Shared: shared.state()}, nil
 }
 
 func str(p *string) string {
@@ -188,11 +197,11 @@ func str(p *string) string {
 	return *p
 }
 
-// GrantKeys returns the keys that hold a grant, sorted, after the key
-// after ("" for the first), at most limit: the host's list of connections
-// (it implements provider.GrantLister).
+// GrantKeys returns the keys that hold a grant or an API key, sorted,
+// after the key after ("" for the first), at most limit: the host's list
+// of connections (it implements provider.GrantLister).
 func (s *Store) GrantKeys(ctx context.Context, after string, limit int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT key FROM memconnect_grants WHERE access_token IS NOT NULL AND key > $1 ORDER BY key LIMIT $2`, after, limit)
+	rows, err := s.pool.Query(ctx, `SELECT key FROM memconnect_grants WHERE (access_token IS NOT NULL OR api_key IS NOT NULL) AND key > $1 ORDER BY key LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: list the grants: %w", err)
 	}
@@ -416,7 +425,14 @@ func (l *lease) Commit(prev, next *oauth.Grant) error {
 UPDATE memconnect_grants SET access_token = $4, refresh_token = $5, refresh_digest = $6, expires_at = $7,
 	client_id = $8, token_endpoint = $9, scope = $10, token_type = $11, resource = $12, obtained_at = $13, rejected = NULL,
 	journal = NULL, journal_from = NULL, journal_type = NULL, journal_at = NULL,
-	spend_fence = NULL, spend_owner = NULL, spend_at = NULL, updated_at = now()
+	spend_fence = NULL, spend_owner = NULL, spend_at = NULL, updated_at = now(),
+	keep_owner = NULL, keep_until = NULL,
+	api_key = CASE WHEN $4::bytea IS NULL THEN api_key END,
+	last_refresh_at = CASE WHEN $3::text IS NULL THEN NULL ELSE last_refresh_at END,
+	last_error_at = CASE WHEN $3::text IS NULL THEN NULL ELSE last_error_at END,
+	last_error = CASE WHEN $3::text IS NULL THEN NULL ELSE last_error END,
+	failing_since = CASE WHEN $3::text IS NULL THEN NULL ELSE failing_since END,
+	needs_scopes = CASE WHEN $3::text IS NULL THEN NULL ELSE needs_scopes END
 WHERE key = $1 AND ($3::text IS NULL AND fence = $2
 	OR refresh_digest = $3 AND (fence = $2 OR spend_fence = $2 AND journal_from = $3))`,
 		l.key, l.fence, prevDigest, access, refresh, rdigest, expires, client, endpoint, scope, tokenType, resource, obtained)

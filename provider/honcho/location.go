@@ -78,13 +78,16 @@ func (p *Provider) chain(prof provider.Profile) (write string, chain []string, h
 		return "", nil, "", err
 	}
 	p.chainMu.Lock()
-	if p.chains == nil {
-		p.chains = make(map[provider.Profile]grantChain)
+	if p.chains == nil || len(p.chains) >= maxChains {
+		p.chains = make(map[provider.Profile]grantChain) // profiles that are only names are many
 	}
 	p.chains[prof] = grantChain{write, chain, host}
 	p.chainMu.Unlock()
 	return write, chain, host, nil
 }
+
+// maxChains bounds the answers of chain remembered.
+const maxChains = 4096
 
 // grantChain is a remembered answer of chain; its slice is never modified.
 type grantChain struct {

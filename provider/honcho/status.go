@@ -45,10 +45,10 @@ func (p *Provider) Status(ctx context.Context, prof provider.Profile, stores *pr
 		st.Token = &provider.TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != "", TokenEndpoint: g.TokenEndpoint, Obtained: g.Obtained}
 	case creds.APIKey != "":
 		st.Connected, st.Auth = true, provider.AuthAPIKey
-		st.APIKeySource, st.APIKeyHint = creds.APIKeySource, keyHint(creds.APIKey)
+		st.APIKeySource, st.APIKeyHint = creds.APIKeySource, provider.KeyHint(creds.APIKey)
 	case p.envAPIKey != "":
 		st.Connected, st.Auth = true, provider.AuthAPIKey
-		st.APIKeySource, st.APIKeyHint = "env", keyHint(p.envAPIKey)
+		st.APIKeySource, st.APIKeyHint = "env", provider.KeyHint(p.envAPIKey)
 	}
 	if st.Connected {
 		st.Account = p.peerName(read, host)
@@ -105,15 +105,4 @@ func (c peerCache) byHost(host string) string {
 		return n
 	}
 	return c.cfg.PeerName
-}
-
-// keyHint returns "…" and the last four characters of key, or "" when the
-// key is shorter than 12 characters, so that the hint never gives away a
-// meaningful part of it.
-func keyHint(key string) string {
-	r := []rune(key)
-	if len(r) < 12 {
-		return ""
-	}
-	return "…" + string(r[len(r)-4:])
 }

@@ -144,7 +144,7 @@ func (p *Provider) Endpoints(ctx context.Context, prof provider.Profile) (provid
 	if p.clientID != "" {
 		return p.endpoints(d, p.clientID), nil
 	}
-	reg, err := p.registration(prof)
+	reg, err := p.registration(ctx, prof, nil, "", nil) // the profile's: a shared client needs the redirect URIs
 	if err != nil {
 		return provider.Endpoints{}, err
 	}
@@ -173,11 +173,11 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provid
 		return p.endpoints(d, p.clientID), nil
 	}
 	if req.MetadataURL != "" && d.md.ClientIDMetadataDocumentSupported && req.RejectedClientID != req.MetadataURL &&
-		!p.documentRefused(prof, d.md.Issuer) {
+		!p.documentRefused(ctx, prof, stores, d.md.Issuer) {
 		return p.endpoints(d, req.MetadataURL), nil
 	}
 	redirectURIs := req.RedirectURIs
-	reg, err := p.registration(prof)
+	reg, err := p.registration(ctx, prof, stores, d.md.Issuer, redirectURIs)
 	if err != nil {
 		return provider.Endpoints{}, err
 	}
@@ -191,7 +191,7 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provid
 		return provider.Endpoints{}, fmt.Errorf("mcp: %s: %w", p.display, err)
 	}
 	p.regMu.Lock()
-	err = p.saveRegistration(ctx, prof, stores, reg)
+	err = p.saveRegistration(ctx, prof, stores, redirectURIs, reg)
 	p.regMu.Unlock()
 	if err != nil {
 		return provider.Endpoints{}, err
@@ -264,23 +264,45 @@ func (p *Provider) ClientRejected(ctx context.Context, prof provider.Profile, cl
 		// A metadata document's URL: the server did not take it. Remember
 		// that, so that the next sign-in registers instead.
 		if d, err := p.discover(ctx); err == nil {
+			if cs := stores.Clients(); cs != nil {
+				_ = cs.RefuseDocument(ctx, d.md.Issuer)
+				return
+			}
 			p.regMu.Lock()
 			_ = p.saveMember(ctx, prof, stores, "documentRefused", &refusal{Issuer: d.md.Issuer, At: p.now().Unix()})
 			p.regMu.Unlock()
 		}
 		return
 	}
-	p.regMu.Lock()
-	defer p.regMu.Unlock()
-	if reg, err := p.registration(prof); err != nil || reg == nil || reg.ClientID != clientID {
+	if cs := stores.Clients(); cs != nil {
+		if d, err := p.discover(ctx); err == nil {
+			_ = cs.ForgetClient(ctx, d.md.Issuer, clientID)
+		}
 		return
 	}
-	_ = p.saveRegistration(ctx, prof, stores, nil)
+	p.regMu.Lock()
+	defer p.regMu.Unlock()
+	if reg, err := p.registration(ctx, prof, stores, "", nil); err != nil || reg == nil || reg.ClientID != clientID {
+		return
+	}
+	_ = p.saveRegistration(ctx, prof, stores, nil, nil)
 }
 
-// registration reads the profile's stored registration; nil for none.
-func (p *Provider) registration(prof provider.Profile) (*registration, error) {
+// registration reads the stored registration for issuer and redirectURIs:
+// the deployment's ([provider.Stores.Clients]), else the profile's; nil
+// for none.
+func (p *Provider) registration(ctx context.Context, prof provider.Profile, stores *provider.Stores, issuer string, redirectURIs []string) (*registration, error) {
 	var reg *registration
+	if cs := stores.Clients(); cs != nil {
+		raw, err := cs.Client(ctx, issuer, strings.Join(redirectURIs, " "))
+		if err != nil || raw == nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(raw, &reg); err != nil {
+			return nil, fmt.Errorf("mcp: the stored client of %s: %w", issuer, err)
+		}
+		return reg, nil
+	}
 	err := p.readMember(prof, "registration", &reg)
 	return reg, err
 }
@@ -292,9 +314,14 @@ type refusal struct {
 	At     int64  `json:"at"`
 }
 
-// documentRefused reports whether the profile's grant file records that
-// issuer refused the client's metadata document.
-func (p *Provider) documentRefused(prof provider.Profile, issuer string) bool {
+// documentRefused reports whether issuer refused the client's metadata
+// document, as the deployment's client store, or else the profile's grant
+// file, records.
+func (p *Provider) documentRefused(ctx context.Context, prof provider.Profile, stores *provider.Stores, issuer string) bool {
+	if cs := stores.Clients(); cs != nil {
+		refused, err := cs.DocumentRefused(ctx, issuer)
+		return err == nil && refused
+	}
 	var r *refusal
 	return p.readMember(prof, "documentRefused", &r) == nil && r != nil && r.Issuer == issuer
 }
@@ -330,9 +357,20 @@ func (p *Provider) readMember(prof provider.Profile, name string, v any) error {
 	return nil
 }
 
-// saveRegistration writes reg (nil: none) into the profile's grant file,
+// saveRegistration stores reg (nil: none) as the client for redirectURIs:
+// in the deployment's client store, else in the profile's grant file,
 // keeping everything else.
-func (p *Provider) saveRegistration(ctx context.Context, prof provider.Profile, stores *provider.Stores, reg *registration) error {
+func (p *Provider) saveRegistration(ctx context.Context, prof provider.Profile, stores *provider.Stores, redirectURIs []string, reg *registration) error {
+	if cs := stores.Clients(); cs != nil && reg != nil {
+		raw, err := json.Marshal(reg)
+		if err == nil {
+			err = cs.SaveClient(ctx, reg.Issuer, strings.Join(redirectURIs, " "), raw)
+		}
+		if err != nil {
+			return fmt.Errorf("mcp: %s: store the client registration: %w", p.display, err)
+		}
+		return nil
+	}
 	if err := p.saveMember(ctx, prof, stores, "registration", reg); err != nil {
 		return fmt.Errorf("mcp: %s: store the client registration: %w", p.display, err)
 	}

@@ -2,6 +2,8 @@ package mcp_test
 
 import (
 	"context"
+	"net/http"
+	"os"
 	"testing"
 
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
@@ -69,5 +71,63 @@ func TestOnPostgres(t *testing.T) {
 	}
 	if again := signIn(); again == client || srv.AS.Registrations() != 2 {
 		t.Errorf("after invalid_client: client %s (was %s), %d registrations; want a new one", again, client, srv.AS.Registrations())
+	}
+}
+
+// TestOneRegistrationForTheDeployment: two instances with their own homes
+// sign two profiles (names only) in through the shared store, each with
+// its loopback listener: the profiles share their redirect URI, so the
+// server sees one registration, which both use, and neither home holds a
+// file. (Sign-ins through the router's callback have a redirect URI of
+// their own profile, and a client of their own.)
+func TestOneRegistrationForTheDeployment(t *testing.T) {
+	pool := fixture.Postgres(t, false)
+	ctx := context.Background()
+	srv := oauthtest.NewMCPServer()
+	t.Cleanup(srv.Close)
+	var homes []string
+	instance := func(owner string) *provider.Connector {
+		home := t.TempDir()
+		homes = append(homes, home)
+		st, err := pgstore.New(ctx, pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}, Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &provider.Connector{Registry: registry(t, srv.URL), Profiles: provider.NamedProfiles{Root: home}, GrantStore: st}
+		c.Flows = flow.NewManager(flow.Config{Store: st.Flows(), LoopbackAddr: "127.0.0.1:0", Resume: c.Resume})
+		t.Cleanup(func() { c.Flows.Close() })
+		return c
+	}
+	a, b := instance("a"), instance("b")
+	var clients []string
+	for _, signIn := range []struct {
+		c       *provider.Connector
+		profile string
+	}{{a, "alice"}, {b, "bob"}} {
+		rep, err := signIn.c.Connect(ctx, signIn.profile, "memdev", provider.ConnectRequest{Redirect: flow.RedirectLoopback})
+		if err != nil {
+			t.Fatal(err)
+		}
+		target, err := srv.AS.Consent(ctx, nil, rep.Flow.AuthorizeURL, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(target.String()) // the browser, at the instance's loopback listener
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if fl, err := signIn.c.Wait(ctx, signIn.profile, "memdev"); err != nil || fl.State != flow.StateConnected {
+			t.Fatalf("%s: %+v, %v; want connected", signIn.profile, fl, err)
+		}
+		clients = append(clients, srv.AS.LastAuthorizeQuery().Get("client_id"))
+	}
+	if n := srv.AS.Registrations(); n != 1 || clients[0] != clients[1] {
+		t.Errorf("%d registrations, clients %v; want one client for the deployment", n, clients)
+	}
+	for _, home := range homes {
+		if entries, _ := os.ReadDir(home); len(entries) != 0 {
+			t.Errorf("an instance wrote into its home %s: %v", home, entries)
+		}
 	}
 }
