@@ -2,8 +2,10 @@ package memconnect_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -14,10 +16,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
@@ -372,4 +376,83 @@ func TestEventsSurviveADatabaseRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	next(events.Disconnected)
+}
+
+// TestDatabaseOutageAnswers503: with its database cut from under a running
+// instance, a status read is retried once and then answered 503
+// unavailable with Retry-After and a sentence, not 500 internal; once the
+// database is back it answers 200. A request its client abandoned while
+// the database did not answer is logged at INFO as abandoned, not as an
+// error.
+func TestDatabaseOutageAnswers503(t *testing.T) {
+	raw := fixture.PostgresURL(t, false)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := fixture.NewProxy(t, u.Host)
+	pool, err := pgxpool.New(t.Context(), proxy.URL(t, raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	h := fixture.NewHermes(t)
+	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testkit.SyncBuffer{}
+	r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: provider.NamedProfiles{Root: t.TempDir()}, GrantStore: st, FlowStore: st.Flows(),
+		Logger: zerolog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	srv := fixture.NewServer(t)
+	srv.Start(fixture.HostRouter(r))
+	status := func(ctx context.Context) (*http.Response, string, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.Base+"/profiles/default/providers/honcho/status", nil)
+		resp, err := srv.Client.Do(req)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b), nil
+	}
+	if resp, body, err := status(t.Context()); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("before the outage: %v %s", err, body)
+	}
+
+	proxy.Cut()
+	resp, body, err := status(t.Context())
+	if err != nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, `"error":"unavailable"`) || !strings.Contains(body, "database") {
+		t.Fatalf("during the outage: %v %v %s; want 503 unavailable with Retry-After, saying why", err, resp, body)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond) // the client gives up before the retry
+	_, _, _ = status(ctx)
+	cancel()
+	proxy.Restore()
+	if resp, body, err := status(t.Context()); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after the outage: %v %s; want 200", err, body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "request abandoned by the client") && time.Now().Before(deadline) {
+		<-time.After(10 * time.Millisecond)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "request abandoned by the client") && !strings.Contains(line, `"level":"info"`) {
+			t.Errorf("the abandoned request is logged as %s; want info", line)
+		}
+		if strings.Contains(line, `"status":500`) {
+			t.Errorf("a 500 was logged: %s", line)
+		}
+	}
+	if !strings.Contains(logs.String(), "request abandoned by the client") {
+		t.Errorf("no line for the abandoned request:\n%s", logs)
+	}
 }

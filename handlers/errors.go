@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -30,6 +31,7 @@ func renderError(w http.ResponseWriter, r *http.Request, err error) {
 //	provider.ErrUnknownProvider                           unknown_provider 404
 //	provider.ErrUnsupported, flow.ErrDeviceUnsupported    unsupported 404
 //	provider.ErrConflict, flow.ErrConflict                conflict 409
+//	oauth.ErrStoreUnavailable                             unavailable 503, Retry-After
 //	provider.ErrNotConnected                              not_connected 404
 //	oauth.ErrReauthRequired                               conflict 409 (connect again; reauth_required on POST token)
 //	oauth.ErrNoGrant                                      conflict 409 (nothing to remove)
@@ -66,6 +68,10 @@ const configMessage = "The memory provider's config file could not be read, or i
 // provider (see [toError]); it returns nil for any other error.
 func lowerError(err error) *apierr.Error {
 	switch {
+	case errors.Is(err, oauth.ErrStoreUnavailable):
+		e := apierr.Wrap(apierr.CodeUnavailable, err, "The memory service's database is not answering right now (it may be restarting). Try again in a few seconds.")
+		e.RetryAfter = 2 * time.Second
+		return e
 	case errors.Is(err, flow.ErrClosed):
 		return apierr.Wrap(apierr.CodeInternal, err, "The server is shutting down. Try again in a moment.")
 	case isType[*oauth.ConfigError](err):

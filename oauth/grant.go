@@ -51,6 +51,11 @@ var (
 	// the grant as needing a new sign-in ([CodeAbandoned]) instead.
 	ErrRotationAbandoned = errors.New("oauth: a refresh of this grant was sent and never finished")
 
+	// ErrStoreUnavailable is matched by a store's error when the store
+	// cannot be reached for now (a database restarting or gone away), as
+	// opposed to refusing the operation: try again in a few seconds.
+	ErrStoreUnavailable = errors.New("oauth: the store cannot be reached for now")
+
 	// ErrNoRevocationEndpoint is returned by [Revoke] when the server has
 	// no revocation endpoint to call.
 	ErrNoRevocationEndpoint = errors.New("oauth: no revocation endpoint")

@@ -161,9 +161,10 @@ func keyWord(p provider.Provider) string {
 // logout revokes the grant at the server and removes it from the config.
 func (c *cli) logout(ctx context.Context, args []string) error {
 	var cf common
-	fs := c.newFlagSet("logout", "revoke the grant at the server and remove it from the config, keeping every other key; not signed in is not an error")
+	fs := c.newFlagSet("logout", "revoke the grant at the server and remove it from the config (or --store), keeping every other key; not signed in is not an error")
 	cf.register(fs, &c.verbose)
 	cf.registerEndpoints(fs, "token-url", "revocation-url")
+	cf.registerStore(fs, c.env)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -172,6 +173,10 @@ func (c *cli) logout(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
+	from := "the config"
+	if s.store != nil {
+		from = "the shared store"
+	}
 	res, err := s.conn.Disconnect(ctx, s.profile, s.name)
 	if err != nil {
 		return err
@@ -180,11 +185,11 @@ func (c *cli) logout(ctx context.Context, args []string) error {
 	case !res.Removed:
 		fmt.Fprintf(c.stdout, "Not signed in to %s; nothing to remove.\n", c.displayName())
 	case res.Revoked:
-		fmt.Fprintf(c.stdout, "Signed out of %s: the grant was revoked at the server and removed from the config.\n", c.displayName())
+		fmt.Fprintf(c.stdout, "Signed out of %s: the grant was revoked at the server and removed from %s.\n", c.displayName(), from)
 	case res.RevokeError != "":
-		fmt.Fprintf(c.stdout, "Signed out of %s: the grant was removed from the config, but the server did not revoke it (%s).\n", c.displayName(), res.RevokeError)
+		fmt.Fprintf(c.stdout, "Signed out of %s: the grant was removed from %s, but the server did not revoke it (%s).\n", c.displayName(), from, res.RevokeError)
 	default:
-		fmt.Fprintf(c.stdout, "Signed out of %s: the grant (or API key) was removed from the config.\n", c.displayName())
+		fmt.Fprintf(c.stdout, "Signed out of %s: the grant (or API key) was removed from %s.\n", c.displayName(), from)
 	}
 	return nil
 }

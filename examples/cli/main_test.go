@@ -699,9 +699,37 @@ func TestStoreFlag(t *testing.T) {
 	if first, _, _ := strings.Cut(r.stdout, "\n"); r.code != exitOK || !strings.Contains(first, "PostgreSQL database ") || strings.Contains(first, "honcho.json") {
 		t.Errorf("status --store: exit %d, first line %q", r.code, first)
 	}
+	// logout --store removes the shared grant (and revokes it); a second
+	// run has nothing to remove; nothing else was touched.
+	other := srv.IssueGrant("write")
+	if _, err := oauth.NewGrants(st).Install(t.Context(), "honcho/work", other, oauth.Grant{ClientID: srv.ClientID(), TokenEndpoint: srv.TokenURL()}); err != nil {
+		t.Fatal(err)
+	}
+	e["MEMCONNECT_STORE"], e["MEMCONNECT_STORE_KEY"] = url, key
+	r = runCLI(t, e, "logout", "--token-url", srv.TokenURL())
+	if r.code != exitOK || !strings.Contains(r.stdout, "removed from the shared store") {
+		t.Fatalf("logout --store: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if c, err := st.Credentials(t.Context(), "honcho/default"); err != nil || c.Grant != nil {
+		t.Fatalf("after logout --store: %+v, %v; want the grant gone", c.Grant, err)
+	}
+	if r := runCLI(t, e, "logout"); r.code != exitOK || r.stdout != "Not signed in to Honcho; nothing to remove.\n" {
+		t.Errorf("a second logout --store: exit %d %q", r.code, r.stdout)
+	}
+	if c, err := st.Credentials(t.Context(), "honcho/work"); err != nil || c.Grant == nil || c.Grant.AccessToken != other.AccessToken {
+		t.Errorf("another profile's grant after logout: %+v, %v; want it untouched", c.Grant, err)
+	}
+	delete(e, "MEMCONNECT_STORE")
+	delete(e, "MEMCONNECT_STORE_KEY")
+	// A store URL at which no database answers: said so, naming where,
+	// never the password, and not as a schema to migrate.
+	r = runCLI(t, e, "token", "--store", "postgres://memconnect:pw-secret-123@127.0.0.1:1/memconnect?connect_timeout=5", "--store-key", key)
+	if r.code == exitOK || !strings.Contains(r.stderr, "127.0.0.1:1") || strings.Contains(r.stderr, "pw-secret-123") || strings.Contains(r.stderr, "migrat") {
+		t.Errorf("a store that does not answer: exit %d, stderr %q; want the database named, no password, no migration", r.code, r.stderr)
+	}
 	// A key with the right ID and other bytes is named as the likely cause.
 	wrong := "k1:" + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("w", 32)))
-	r = runCLI(t, e, "token", "--store", url, "--store-key", wrong)
+	r = runCLI(t, e, "token", "--store", url, "--store-key", wrong, "--profile", "work")
 	if r.code != exitFailed || !strings.Contains(r.stderr, "This key does not open what key k1 sealed: is it the right key?") || strings.Contains(r.stderr, "changed") {
 		t.Errorf("a wrong key named k1: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -817,8 +845,8 @@ func TestCommandHelp(t *testing.T) {
 	}{
 		{"login", "connect the profile to a memory provider", []string{"-device", "-port", "-authorize-url", "-api-key", "-provider", "-v"}, []string{"-store", "-json", "-revocation-url"}},
 		{"status", "show how the profile authenticates", []string{"-json", "-store"}, []string{"-authorize-url", "-device", "-port"}},
-		{"token", "print a fresh access token", []string{"-store", "-profile"}, []string{"-authorize-url", "-json", "-revocation-url"}},
-		{"logout", "revoke the grant", []string{"-revocation-url"}, []string{"-store", "-device", "-authorize-url"}},
+		{"token", "print a fresh access token", []string{"-store", "-profile", "-server", "-session-token"}, []string{"-authorize-url", "-json", "-revocation-url"}},
+		{"logout", "revoke the grant", []string{"-revocation-url", "-store"}, []string{"-device", "-authorize-url"}},
 	} {
 		r := runCLI(t, newEnv(t), tt.cmd, "-h")
 		if r.code != exitOK || !strings.HasPrefix(r.stderr, "usage: memconnect "+tt.cmd) || !strings.Contains(r.stderr, tt.does) {

@@ -52,9 +52,10 @@ every command takes:
   -v                   say what happens underneath (log lines on stderr)
 
 Endpoints come from the HONCHO_OAUTH_* variables; login and logout also take
-them as flags. status and token can read a server's shared PostgreSQL store
-(--store, --store-key). Run "memconnect <command> -h" for the flags of one
-command.
+them as flags. status, token and logout can use a server's shared PostgreSQL
+store (--store, --store-key); token can ask a running server instead
+(--server, --session-token), with no store key. Run "memconnect <command> -h"
+for the flags of one command.
 
 exit status:
   0    done (logout when not signed in, too)
@@ -118,7 +119,7 @@ type common struct {
 	profile, config, host                            string
 	authorizeURL, tokenURL, deviceAuthURL, revokeURL string
 	clientID, scope                                  string
-	store, storeKey                                  string // status and token only
+	store, storeKey                                  string // status, token and logout
 }
 
 // registerStore adds --store and --store-key, for the commands that can read
@@ -414,10 +415,10 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 		return nil, err
 	}
 	var profiles provider.ProfileResolver
+	root := c.env("HERMES_HOME")
 	if cf.config != "" {
 		profiles = fileProfile{}
 	} else {
-		root := c.env("HERMES_HOME")
 		if root == "" {
 			if home == "" {
 				return nil, errors.New("neither HERMES_HOME nor HOME is set; use --config FILE")
@@ -425,6 +426,9 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 			root = filepath.Join(home, ".hermes")
 		}
 		profiles = provider.HermesProfiles{Root: root}
+		if cf.store != "" {
+			profiles = provider.NamedProfiles{Root: root} // in the shared store, a profile is a name
+		}
 	}
 	conn := &provider.Connector{Registry: reg, Profiles: profiles, Flows: flows, Logger: c.logger()}
 	closeStore := func() {}
@@ -435,7 +439,7 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 		}
 		// The spill directory examples/server uses, so that an answer one
 		// kept is committed by the other.
-		spillDir := filepath.Join(profiles.(provider.HermesProfiles).Root, "memconnect-spill")
+		spillDir := filepath.Join(root, "memconnect-spill")
 		st, closeFn, err := openStore(cf.store, cf.storeKey, spillDir)
 		if err != nil {
 			return nil, err

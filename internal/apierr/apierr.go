@@ -5,9 +5,12 @@
 package apierr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/render"
@@ -127,6 +130,9 @@ type Error struct {
 	Message string
 	// Err is the internal cause, or nil. It is logged, never sent.
 	Err error
+	// RetryAfter, when positive, is sent as the Retry-After header (RFC
+	// 9110 section 10.2.3): when to try again.
+	RetryAfter time.Duration
 }
 
 // Error returns "apierr: <code>: <message>". It never includes the cause.
@@ -246,6 +252,13 @@ func Write(w http.ResponseWriter, r *http.Request, e *Error) {
 
 	var ev *zerolog.Event
 	switch {
+	case errors.Is(r.Context().Err(), context.Canceled) && resp.HTTPStatusCode >= 500:
+		// The client went away: what failed is its abandoned request, not
+		// the server, and nobody reads the answer.
+		hlog.FromRequest(r).Info().Str("request_id", resp.RequestID).Msg("request abandoned by the client")
+		_ = resp.Render(w, r)
+		WriteJSON(w, r, resp)
+		return
 	case resp.HTTPStatusCode >= 500:
 		ev = hlog.FromRequest(r).Error()
 	case e.Err != nil:
@@ -262,6 +275,9 @@ func Write(w http.ResponseWriter, r *http.Request, e *Error) {
 		ev.Msg("request failed")
 	}
 
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Round(time.Second)/time.Second)))
+	}
 	_ = resp.Render(w, r) // sets the status; never fails
 	WriteJSON(w, r, resp)
 }

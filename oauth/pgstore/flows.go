@@ -132,8 +132,11 @@ WHERE profile = $1 AND provider = $2 AND ($3 = '' OR id = $3) AND phase = ANY($5
 }
 
 func (f flows) Status(ctx context.Context, key flow.Key) (flow.Flow, bool, error) {
-	var snap []byte
-	err := f.s.pool.QueryRow(ctx, `SELECT flow FROM memconnect_flows WHERE profile = $1 AND provider = $2`, key.Profile, key.Provider).Scan(&snap)
+	snap, err := retryRead(ctx, func() ([]byte, error) {
+		var snap []byte
+		err := f.s.pool.QueryRow(ctx, `SELECT flow FROM memconnect_flows WHERE profile = $1 AND provider = $2`, key.Profile, key.Provider).Scan(&snap)
+		return snap, err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return flow.Flow{}, false, nil
 	}

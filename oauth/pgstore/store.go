@@ -144,7 +144,7 @@ const grantColumns = `access_token, refresh_token, refresh_digest, expires_at, c
 // ([oauth.Credentials.Shared]). A key with neither is the zero
 // Credentials.
 func (s *Store) Credentials(ctx context.Context, key string) (oauth.Credentials, error) {
-	return s.read(ctx, s.pool, key)
+	return retryRead(ctx, func() (oauth.Credentials, error) { return s.read(ctx, s.pool, key) })
 }
 
 func (s *Store) read(ctx context.Context, q querier, key string) (oauth.Credentials, error) {
