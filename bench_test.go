@@ -130,3 +130,55 @@ func (m memProvider) AuthMethods() []provider.AuthMethod {
 func (m memProvider) Status(context.Context, provider.Profile, *provider.Stores) (provider.Status, error) {
 	return m.status, nil
 }
+
+// BenchmarkTokenRoute measures POST token through the whole router for a
+// fresh grant (no refresh: the token source's cache, then a status read for
+// the scope and the issue time) against GET status of the same profile in
+// the same run; "x-status" is the ratio. No timing is asserted.
+func BenchmarkTokenRoute(b *testing.B) {
+	root := b.TempDir()
+	expiry := time.Now().Add(time.Hour).Unix()
+	testkit.WriteFile(b, filepath.Join(root, "honcho.json"), fmt.Sprintf(`{"hosts":{"hermes":{`+
+		`"apiKey":"hch-at-benchmark-access-token","oauth":{"refreshToken":"hch-rt-benchmark","expiresAt":%d,"obtainedAt":%d,`+
+		`"clientId":"hermes-agent","tokenEndpoint":"http://127.0.0.1:1/oauth/token","scope":"write","tokenType":"Bearer"}}}}`, expiry, expiry-3600))
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(root, "honcho.json"), past, past); err != nil {
+		b.Fatal(err)
+	}
+	reg, err := provider.NewRegistry(honcho.New(honcho.WithAuthorizeURL("http://127.0.0.1:1/authorize"), honcho.WithTokenURL("http://127.0.0.1:1/oauth/token")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	memory, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: provider.HermesProfiles{Root: root}, Logger: zerolog.New(io.Discard)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { memory.Close() })
+	stack := fixture.HostRouter(memory)
+	var nsStatus float64
+	for _, bm := range []struct {
+		name, method, path string
+	}{
+		{"status", http.MethodGet, prefix + fixture.StatusPath},
+		{"token", http.MethodPost, prefix + "/profiles/default/providers/honcho/token"},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(bm.method, bm.path, nil)
+				req.Host = "127.0.0.1:8080"
+				w := httptest.NewRecorder()
+				stack.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("%s: %d %s", bm.name, w.Code, w.Body)
+				}
+			}
+			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if bm.name == "status" {
+				nsStatus = ns
+			} else if nsStatus > 0 {
+				b.ReportMetric(ns/nsStatus, "x-status")
+			}
+		})
+	}
+}

@@ -172,8 +172,9 @@ func (k *Keeper) Round(ctx context.Context) observe.KeeperRun {
 	var mu sync.Mutex
 	seen := map[flow.Key]bool{}
 	type job struct {
-		key flow.Key
-		p   oauth.KeepPolicy
+		key     flow.Key
+		p       oauth.KeepPolicy
+		claimed bool // handed out as due by the store: no unlocked check
 	}
 	jobs := make(chan job)
 	var wg sync.WaitGroup
@@ -181,7 +182,11 @@ func (k *Keeper) Round(ctx context.Context) observe.KeeperRun {
 		wg.Go(func() {
 			for j := range jobs {
 				key := j.key
-				out, err := k.cfg.Connector.Keep(ctx, key.Profile, key.Provider, j.p)
+				keep := k.cfg.Connector.Keep
+				if j.claimed {
+					keep = k.cfg.Connector.KeepClaimed
+				}
+				out, err := keep(ctx, key.Profile, key.Provider, j.p)
 				mu.Lock()
 				run.Checked++
 				switch {
@@ -199,13 +204,13 @@ func (k *Keeper) Round(ctx context.Context) observe.KeeperRun {
 			}
 		})
 	}
-	send := func(key flow.Key, p oauth.KeepPolicy) bool {
+	send := func(key flow.Key, p oauth.KeepPolicy, claimed bool) bool {
 		if seen[key] {
 			return true
 		}
 		seen[key] = true
 		select {
-		case jobs <- job{key, p}:
+		case jobs <- job{key, p, claimed}:
 			return true
 		case <-ctx.Done():
 			return false
@@ -213,7 +218,7 @@ func (k *Keeper) Round(ctx context.Context) observe.KeeperRun {
 	}
 	// Used recently: ahead of expiry, or for age.
 	for _, key := range shuffled(k.cfg.Connector.UsedSince(now.Add(-k.cfg.Recent)), k.cfg.Rand) {
-		if !send(key, policy) {
+		if !send(key, policy, false) {
 			break
 		}
 	}
@@ -232,7 +237,7 @@ func (k *Keeper) Round(ctx context.Context) observe.KeeperRun {
 
 // walk hands send every grant old enough for p: claimed in batches from a
 // shared store, or read from every profile's config files.
-func (k *Keeper) walk(ctx context.Context, now time.Time, p oauth.KeepPolicy, send func(flow.Key, oauth.KeepPolicy) bool) {
+func (k *Keeper) walk(ctx context.Context, now time.Time, p oauth.KeepPolicy, send func(flow.Key, oauth.KeepPolicy, bool) bool) {
 	c := k.cfg.Connector
 	if c.GrantStore != nil {
 		// A claim ends with the refresh that commits (the store releases
@@ -247,7 +252,7 @@ func (k *Keeper) walk(ctx context.Context, now time.Time, p oauth.KeepPolicy, se
 				return
 			}
 			for _, key := range keys {
-				if !send(key, p) {
+				if !send(key, p, true) {
 					return
 				}
 			}
@@ -265,7 +270,7 @@ func (k *Keeper) walk(ctx context.Context, now time.Time, p oauth.KeepPolicy, se
 		return
 	}
 	for _, key := range shuffled(keys, k.cfg.Rand) {
-		if !send(key, p) {
+		if !send(key, p, false) {
 			return
 		}
 	}

@@ -167,6 +167,9 @@ func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, ba
 	}
 	defer unlock()
 	commit := lg.Commit
+	if fc, ok := lg.(FinalCommitter); ok {
+		commit = fc.CommitAndUnlock
+	}
 	if cm, ok := lg.(ConfigMerger); ok && io.config != nil {
 		commit = func(prev, next *Grant) error { return cm.CommitWithConfig(prev, next, io.config) }
 	}

@@ -154,7 +154,10 @@ func (ts *Source) report(out outcome) {
 	}
 	h := k.health
 	k.mu.Unlock()
-	if ss, ok := ts.gs.store.(StateStore); ok {
+	// A refresh that works while none failed changes nothing the store
+	// keeps beyond its commit (which records when): no statement for it.
+	changed := failing || h.LastError != nil
+	if ss, ok := ts.gs.store.(StateStore); ok && changed {
 		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 		if err := ss.RecordHealth(ctx, ts.key, h); err != nil {
 			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: how the refresh went was not recorded for other instances")
@@ -228,7 +231,8 @@ func (ts *Source) Keep(ctx context.Context, p KeepPolicy) (Outcome, error) {
 
 // StateStore is a [GrantStore] that several instances share and that keeps
 // what each process learns of a connection for all of them, such as
-// package pgstore's: [Grants] records there how every refresh went, the
+// package pgstore's: [Grants] records there how refreshes went (a failure,
+// and the recovery after one; a store's commit records a refresh), the
 // scopes a resource asked for (step-up), and that a token was used (at
 // most once a minute), and readers find it in [Credentials.Shared]. A
 // store's record fails only the record: the refresh stands.

@@ -197,7 +197,11 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 	if gs.lateJournal && late.body != nil {
 		journal(late.body, late.ct)
 	}
-	if werr := lg.Commit(g, ng); errors.Is(werr, ErrStaleGrant) {
+	commit := lg.Commit
+	if fc, ok := lg.(FinalCommitter); ok {
+		commit = fc.CommitAndUnlock // the last write under the lock
+	}
+	if werr := commit(g, ng); errors.Is(werr, ErrStaleGrant) {
 		// Another holder wrote the grant meanwhile (this one paused past
 		// its lease): it may have committed this very answer from the
 		// journal; anything else means this answer is not the grant.

@@ -35,6 +35,15 @@ type SpendAbandoner interface {
 	Abandon(prev *Grant) error
 }
 
+// FinalCommitter is a [LockedGrant] that can end the lock in the same step
+// as a commit, such as package pgstore's (one round trip to the database
+// instead of two): CommitAndUnlock is Commit followed by Unlock when it
+// succeeds; Unlock after it does nothing. [Grants] uses it for the last
+// write under a lock.
+type FinalCommitter interface {
+	CommitAndUnlock(prev, next *Grant) error
+}
+
 // ConfigMerger is a [LockedGrant] that keeps a config document beside the
 // grant, as [FileStore]'s config file does. CommitWithConfig is Commit
 // that also deep-merges patch into that document in the same durable

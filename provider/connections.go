@@ -38,6 +38,17 @@ type GrantLister interface {
 	GrantKeys(ctx context.Context, after string, limit int) ([]string, error)
 }
 
+// ConnectionPager is a [oauth.GrantStore] that pages through what it holds
+// in the order of [Connector.Connections], such as package pgstore's: one
+// statement a page however many it holds. Keys are "<provider>/<profile>".
+type ConnectionPager interface {
+	// ConnectionPage calls each, in order of profile then provider, with
+	// the key and credentials of up to limit keys that hold a grant or an
+	// API key and come after after ("profile/provider"; "" for the
+	// first), only of profile and of provider when they are not "".
+	ConnectionPage(ctx context.Context, profile, provider, after string, limit int, each func(key string, c oauth.Credentials)) error
+}
+
 // ErrNoListing reports a Connector that cannot enumerate its connections:
 // its profiles cannot be listed ([ProfileLister]) or its GrantStore not
 // ([GrantLister]).
@@ -67,6 +78,9 @@ func (c *Connector) Connections(ctx context.Context, f ConnectionFilter) ([]Conn
 		if f.Profile == "current" {
 			f.Profile = DefaultProfile
 		}
+	}
+	if cp, ok := c.GrantStore.(ConnectionPager); ok {
+		return c.connectionPage(ctx, cp, f)
 	}
 	var pairs [][2]string // profile, provider
 	lister, _ := c.Profiles.(ProfileLister)
@@ -133,6 +147,46 @@ func (c *Connector) Connections(ctx context.Context, f ConnectionFilter) ([]Conn
 		}
 		out = append(out, Connection{Profile: rep.Profile, Provider: rep.Provider, Auth: rep.Auth,
 			ReauthRequired: rep.ReauthRequired, Token: rep.Token})
+	}
+	return out, "", nil
+}
+
+// connectionPage is Connections over a [ConnectionPager]: one page from
+// the store, with no read per connection.
+func (c *Connector) connectionPage(ctx context.Context, cp ConnectionPager, f ConnectionFilter) ([]Connection, string, error) {
+	var out []Connection
+	var visited int
+	var next string // the cursor after the limit-th row visited
+	more := false
+	now := c.now()
+	err := cp.ConnectionPage(ctx, f.Profile, f.Provider, f.After, f.Limit+1, func(key string, cr oauth.Credentials) {
+		visited++
+		if visited > f.Limit {
+			more = true // a row past the page: there is a next one
+			return
+		}
+		prov, prof, ok := strings.Cut(key, "/")
+		next = prof + "/" + prov
+		p, registered := c.Registry.Lookup(prov)
+		if !ok || !registered {
+			return // a provider no longer registered
+		}
+		conn := Connection{Profile: prof, Provider: prov, Auth: AuthAPIKey}
+		if g := cr.Grant; g != nil {
+			info := &TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != "", TokenEndpoint: g.TokenEndpoint, Obtained: g.Obtained}
+			conn.Auth, conn.Token = AuthOAuth, newTokenReport(info, now)
+			conn.ReauthRequired = cr.Rejected != "" || (!info.Refreshable && !now.Before(g.Expiry))
+			if ic, ok := p.(IssuerChecker); ok && ic.Moved(g.TokenEndpoint) {
+				conn.ReauthRequired = true
+			}
+		}
+		out = append(out, conn)
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if more {
+		return out, next, nil
 	}
 	return out, "", nil
 }

@@ -19,6 +19,17 @@ import (
 // outcome is "" then. Refreshes count as background ones for the
 // observer and publish events as a caller's do.
 func (c *Connector) Keep(ctx context.Context, profileName, providerName string, p oauth.KeepPolicy) (oauth.Outcome, error) {
+	return c.keep(ctx, profileName, providerName, p, false)
+}
+
+// KeepClaimed is [Connector.Keep] for a grant that the GrantStore handed
+// out as due ([Connector.ClaimDue]): it skips the unlocked check, which
+// the store made, and goes to the lock, where the decision is made again.
+func (c *Connector) KeepClaimed(ctx context.Context, profileName, providerName string, p oauth.KeepPolicy) (oauth.Outcome, error) {
+	return c.keep(ctx, profileName, providerName, p, true)
+}
+
+func (c *Connector) keep(ctx context.Context, profileName, providerName string, p oauth.KeepPolicy, claimed bool) (oauth.Outcome, error) {
 	t, err := c.oauthTarget(profileName, providerName)
 	if err != nil {
 		return "", err
@@ -26,6 +37,10 @@ func (c *Connector) Keep(ctx context.Context, profileName, providerName string, 
 	ref, err := c.where(t, false)
 	if err != nil {
 		return "", err
+	}
+	if claimed && c.GrantStore != nil {
+		ts := ref.grants.TokenSource(ref.key, oauth.OnRefresh(c.onRefresh(t.key, true)))
+		return ts.Keep(ctx, p)
 	}
 	var store oauth.GrantStore = c.GrantStore
 	if ref.file != nil {

@@ -90,6 +90,11 @@ ALTER TABLE memconnect_grants ADD COLUMN failing_since timestamptz;
 ALTER TABLE memconnect_grants ADD COLUMN needs_scopes text[];
 ALTER TABLE memconnect_grants ADD COLUMN used_at timestamptz;
 CREATE INDEX memconnect_grants_used ON memconnect_grants (used_at);
+-- The host's list of connections, by profile then provider (keys are
+-- "<provider>/<profile>"), a page at a time, in byte order.
+CREATE INDEX memconnect_grants_by_profile ON memconnect_grants
+	((split_part(key, '/', 2) COLLATE "C"), (split_part(key, '/', 1) COLLATE "C"))
+	WHERE access_token IS NOT NULL OR api_key IS NOT NULL;
 -- The clients obtained from an authorization server (RFC 7591), and its
 -- refusals of a client metadata document, per issuer and redirect URIs:
 -- one for the whole deployment, whichever profile or instance asked.

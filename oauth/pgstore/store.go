@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -148,46 +149,58 @@ func (s *Store) Credentials(ctx context.Context, key string) (oauth.Credentials,
 }
 
 func (s *Store) read(ctx context.Context, q querier, key string) (oauth.Credentials, error) {
-	var (
-		access, refresh, apiKey                                 []byte
-		rdigest, clientID, endpoint, scope, tokenType, rejected *string
-		resource                                                *string
-		expires, obtained                                       *time.Time
-		shared                                                  sharedState
-	)
-	err := q.QueryRow(ctx, `SELECT `+grantColumns+`, `+stateColumns+` FROM memconnect_grants WHERE key = $1`, key).
-		Scan(append([]any{&access, &refresh, &rdigest, &expires, &clientID, &endpoint, &scope, &tokenType, &rejected, &resource, &obtained, &apiKey},
-			shared.dest()...)...)
+	var row credRow
+	err := q.QueryRow(ctx, `SELECT `+grantColumns+`, `+stateColumns+` FROM memconnect_grants WHERE key = $1`, key).Scan(row.dest()...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return oauth.Credentials{}, nil
 	}
 	if err != nil {
 		return oauth.Credentials{}, fmt.Errorf("pgstore: read %s: %w", s.Describe(key), err)
 	}
-	if len(access) == 0 {
-		if len(apiKey) == 0 {
+	return s.credentials(key, &row)
+}
+
+// credRow is a row's grantColumns and stateColumns as scanned.
+type credRow struct {
+	access, refresh, apiKey                                 []byte
+	rdigest, clientID, endpoint, scope, tokenType, rejected *string
+	resource                                                *string
+	expires, obtained                                       *time.Time
+	shared                                                  sharedState
+}
+
+func (r *credRow) dest() []any {
+	return append([]any{&r.access, &r.refresh, &r.rdigest, &r.expires, &r.clientID, &r.endpoint, &r.scope, &r.tokenType, &r.rejected,
+		&r.resource, &r.obtained, &r.apiKey}, r.shared.dest()...)
+}
+
+// credentials opens the sealed values of key's row r.
+func (s *Store) credentials(key string, r *credRow) (oauth.Credentials, error) {
+	if len(r.access) == 0 {
+		if len(r.apiKey) == 0 {
 			return oauth.Credentials{}, nil
 		}
-		k, err := s.seal.open(apiKey, aad("grants", key, "api_key"))
+		k, err := s.seal.open(r.apiKey, aad("grants", key, "api_key"))
 		if err != nil {
 			return oauth.Credentials{}, fmt.Errorf("%w (%s)", err, s.Describe(key))
 		}
-		return oauth.Credentials{APIKey: k, APIKeySource: "store", Shared: shared.state()}, nil
+		return oauth.Credentials{APIKey: k, APIKeySource: "store", Shared: r.shared.state()}, nil
 	}
-	g := &oauth.Grant{ClientID: str(clientID), TokenEndpoint: str(endpoint), Scope: str(scope), TokenType: str(tokenType), Resource: str(resource)}
-	if expires != nil {
-		g.Expiry = *expires
+	g := &oauth.Grant{ClientID: str(r.clientID), TokenEndpoint: str(r.endpoint), Scope: str(r.scope), TokenType: str(r.tokenType), Resource: str(r.resource)}
+	if r.expires != nil {
+		g.Expiry = *r.expires
 	}
-	if obtained != nil {
-		g.Obtained = *obtained
+	if r.obtained != nil {
+		g.Obtained = *r.obtained
 	}
-	if g.AccessToken, err = s.seal.open(access, aad("grants", key, "access_token")); err != nil {
+	var err error
+	if g.AccessToken, err = s.seal.open(r.access, aad("grants", key, "access_token")); err != nil {
 		return oauth.Credentials{}, fmt.Errorf("%w (%s)", err, s.Describe(key))
 	}
-	if g.RefreshToken, err = s.seal.open(refresh, aad("grants", key, "refresh_token")); err != nil {
+	if g.RefreshToken, err = s.seal.open(r.refresh, aad("grants", key, "refresh_token")); err != nil {
 		return oauth.Credentials{}, fmt.Errorf("%w (%s)", err, s.Describe(key))
 	}
-	return oauth.Credentials{Grant: g, Rejected: str(rejected), Shared: shared.state()}, nil
+	return oauth.Credentials{Grant: g, Rejected: str(r.rejected), Shared: r.shared.state()}, nil
 }
 
 func str(p *string) string {
@@ -212,6 +225,46 @@ func (s *Store) GrantKeys(ctx context.Context, after string, limit int) ([]strin
 	return keys, nil
 }
 
+// ConnectionPage calls each with the key and credentials of up to limit
+// keys that hold a grant or an API key, in order of profile then provider
+// (keys are "<provider>/<profile>"; byte order), after after
+// ("profile/provider"; "" for the first), only of profile and of prov when
+// they are not "": one statement, on an index, whatever the position of
+// the page (it implements provider.ConnectionPager).
+func (s *Store) ConnectionPage(ctx context.Context, profile, prov, after string, limit int, each func(key string, c oauth.Credentials)) error {
+	afterProfile, afterProvider, _ := strings.Cut(after, "/")
+	rows, err := retryRead(ctx, func() (pgx.Rows, error) {
+		return s.pool.Query(ctx, `
+SELECT key, `+grantColumns+`, `+stateColumns+` FROM memconnect_grants
+WHERE (access_token IS NOT NULL OR api_key IS NOT NULL)
+	AND ($1 = '' OR split_part(key, '/', 2) COLLATE "C" = $1)
+	AND ($2 = '' OR split_part(key, '/', 1) COLLATE "C" = $2)
+	AND (split_part(key, '/', 2) COLLATE "C", split_part(key, '/', 1) COLLATE "C") > ($3 COLLATE "C", $4 COLLATE "C")
+ORDER BY split_part(key, '/', 2) COLLATE "C", split_part(key, '/', 1) COLLATE "C"
+LIMIT $5`, profile, prov, afterProfile, afterProvider, limit)
+	})
+	if err != nil {
+		return fmt.Errorf("pgstore: list the connections: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var row credRow
+		if err := rows.Scan(append([]any{&key}, row.dest()...)...); err != nil {
+			return fmt.Errorf("pgstore: list the connections: %w", err)
+		}
+		c, err := s.credentials(key, &row)
+		if err != nil {
+			return err
+		}
+		each(key, c)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("pgstore: list the connections: %w", err)
+	}
+	return nil
+}
+
 // querier is a pool or a transaction.
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
@@ -220,22 +273,32 @@ type querier interface {
 // Lock implements [oauth.GrantStore]: it takes the lease on key's row (the
 // row is made when there is none), waiting while another holder's lease
 // runs, until ctx is done. Every lease gets a fence number larger than any
-// before it; only the holder of the current fence can commit.
+// before it; only the holder of the current fence can commit. The one
+// statement that takes the lease also reads the row, which the lease's
+// first Credentials returns.
 func (s *Store) Lock(ctx context.Context, key string) (oauth.LockedGrant, error) {
 	wait := 5 * time.Millisecond
 	for {
-		var fence int64
+		var (
+			fence   int64
+			journal bool
+			row     credRow
+		)
 		err := s.pool.QueryRow(ctx, `
 INSERT INTO memconnect_grants AS g (key, fence, lease_owner, lease_until)
 VALUES ($1, 1, $2, now() + $3::bigint * interval '1 millisecond')
 ON CONFLICT (key) DO UPDATE SET fence = g.fence + 1, lease_owner = $2, lease_until = now() + $3::bigint * interval '1 millisecond'
 WHERE g.lease_until IS NULL OR g.lease_until < now()
-RETURNING fence`, key, s.owner, s.ttl.Milliseconds()).Scan(&fence)
+RETURNING fence, journal IS NOT NULL, `+grantColumns+`, `+stateColumns, key, s.owner, s.ttl.Milliseconds()).
+			Scan(append([]any{&fence, &journal}, row.dest()...)...)
 		if err == nil {
-			l := &lease{s: s, key: key, fence: fence}
-			if err := l.recoverJournal(ctx); err != nil {
-				l.Unlock()
-				return nil, err
+			l := &lease{s: s, key: key, fence: fence, row: &row}
+			if journal {
+				l.row = nil
+				if err := l.recoverJournal(ctx); err != nil {
+					l.Unlock()
+					return nil, err
+				}
 			}
 			if err := l.recoverSpill(ctx); err != nil {
 				l.Unlock()
@@ -263,9 +326,20 @@ type lease struct {
 	key   string
 	fence int64
 	from  string // the refresh digest a journal started by Prepare rotates from
+	// row is the row as the lease found it, for the first Credentials;
+	// nil once read, or written.
+	row *credRow
+	// released: a commit ended the lease; Unlock has nothing to do.
+	released bool
 }
 
+// Credentials implements [oauth.LockedGrant]: the row as the lease found
+// it the first time (no second statement), read anew after.
 func (l *lease) Credentials() (oauth.Credentials, error) {
+	if r := l.row; r != nil {
+		l.row = nil
+		return l.s.credentials(l.key, r)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return l.s.read(ctx, l.s.pool, l.key)
@@ -391,7 +465,18 @@ WHERE key = $1 AND spend_fence = $2 AND journal_from = $4 AND refresh_digest = $
 
 // Commit implements [oauth.LockedGrant]: a compare-and-swap on the fence
 // and on prev's refresh token.
-func (l *lease) Commit(prev, next *oauth.Grant) error {
+// The statement also tells the other instances (NOTIFY).
+func (l *lease) Commit(prev, next *oauth.Grant) error { return l.commit(prev, next, false) }
+
+// CommitAndUnlock implements [oauth.FinalCommitter]: Commit that also ends
+// the current lease, in the same statement.
+func (l *lease) CommitAndUnlock(prev, next *oauth.Grant) error { return l.commit(prev, next, true) }
+
+var _ oauth.FinalCommitter = (*lease)(nil)
+
+// commit is Commit, and with release also ends the lease when it is still
+// this holder's.
+func (l *lease) commit(prev, next *oauth.Grant, release bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var prevDigest *string
@@ -421,31 +506,39 @@ func (l *lease) Commit(prev, next *oauth.Grant) error {
 	// recorded, after its lease ended (it paused at the server): the
 	// compare-and-swap on the refresh token is what keeps a rotation from
 	// being lost or applied twice.
-	tag, err := l.s.pool.Exec(ctx, `
+	var n int
+	err := l.s.pool.QueryRow(ctx, `
+WITH u AS (
 UPDATE memconnect_grants SET access_token = $4, refresh_token = $5, refresh_digest = $6, expires_at = $7,
 	client_id = $8, token_endpoint = $9, scope = $10, token_type = $11, resource = $12, obtained_at = $13, rejected = NULL,
 	journal = NULL, journal_from = NULL, journal_type = NULL, journal_at = NULL,
 	spend_fence = NULL, spend_owner = NULL, spend_at = NULL, updated_at = now(),
 	keep_owner = NULL, keep_until = NULL,
+	lease_owner = CASE WHEN $14 AND fence = $2 THEN NULL ELSE lease_owner END,
+	lease_until = CASE WHEN $14 AND fence = $2 THEN NULL ELSE lease_until END,
 	api_key = CASE WHEN $4::bytea IS NULL THEN api_key END,
-	last_refresh_at = CASE WHEN $3::text IS NULL THEN NULL ELSE last_refresh_at END,
+	last_refresh_at = CASE WHEN $3::text IS NULL THEN NULL ELSE now() END,
 	last_error_at = CASE WHEN $3::text IS NULL THEN NULL ELSE last_error_at END,
 	last_error = CASE WHEN $3::text IS NULL THEN NULL ELSE last_error END,
 	failing_since = CASE WHEN $3::text IS NULL THEN NULL ELSE failing_since END,
 	needs_scopes = CASE WHEN $3::text IS NULL THEN NULL ELSE needs_scopes END
 WHERE key = $1 AND ($3::text IS NULL AND fence = $2
-	OR refresh_digest = $3 AND (fence = $2 OR spend_fence = $2 AND journal_from = $3))`,
-		l.key, l.fence, prevDigest, access, refresh, rdigest, expires, client, endpoint, scope, tokenType, resource, obtained)
+	OR refresh_digest = $3 AND (fence = $2 OR spend_fence = $2 AND journal_from = $3))
+RETURNING key)
+SELECT count(*) FROM u, LATERAL (SELECT pg_notify($15, u.key)) n`,
+		l.key, l.fence, prevDigest, access, refresh, rdigest, expires, client, endpoint, scope, tokenType, resource, obtained,
+		release, channel).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("pgstore: store %s: %w", l.s.Describe(l.key), err)
 	}
-	if tag.RowsAffected() != 1 {
+	if n != 1 {
 		return fmt.Errorf("%w: %s has another lease or another grant", oauth.ErrStaleGrant, l.s.Describe(l.key))
 	}
+	l.row = nil
+	l.released = l.released || release
 	if prevDigest != nil {
 		l.s.spill.forget(l.key, *prevDigest)
 	}
-	l.s.notify(ctx, l.key)
 	return nil
 }
 
@@ -478,6 +571,9 @@ func (l *lease) Reject(prev *oauth.Grant, code string) error {
 // Unlock implements [oauth.LockedGrant]: it ends the lease, unless another
 // holder took it meanwhile.
 func (l *lease) Unlock() {
+	if l.released {
+		return // the commit ended it
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, _ = l.s.pool.Exec(ctx, `UPDATE memconnect_grants SET lease_owner = NULL, lease_until = NULL WHERE key = $1 AND fence = $2`, l.key, l.fence)
