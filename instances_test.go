@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -310,6 +311,15 @@ func TestStatelessInstances(t *testing.T) {
 	}
 	if status, m := do(a, "GET", "/profiles/dave/providers/honcho/status", ""); status != 200 || m["health"] != "failing" || m["last_error"] == nil {
 		t.Fatalf("status on A after B's refresh failed: %d health %v last_error %v; want failing", status, m["health"], m["last_error"])
+	}
+	// A, which handed out no token of dave's, knows that B used it: its
+	// keeper keeps the grant fresh ahead of expiry.
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(a.r.Connector().UsedSince(time.Now().Add(-time.Minute)), flow.Key{Profile: "dave", Provider: "honcho"}) {
+		if time.Now().After(deadline) {
+			t.Fatal("A does not know that B used dave's grant")
+		}
+		<-time.After(10 * time.Millisecond)
 	}
 
 	// Disconnecting the key through B removes it for A too.

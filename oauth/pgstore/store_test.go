@@ -428,6 +428,9 @@ func TestRekey(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Unlock()
+	if _, err := old.SetAPIKey(t.Context(), "honcho/c", "hch-v2-rekey-0123456789"); err != nil {
+		t.Fatal(err)
+	}
 	fkey := flow.Key{Profile: "default", Provider: "honcho"}
 	if err := old.Flows().Put(t.Context(), flow.Pending{Key: fkey, ID: "f1", State: "s", Verifier: "the-verifier", ExpiresAt: time.Now().Add(time.Minute),
 		Flow: flow.Flow{ID: "f1", State: flow.StatePending}}); err != nil {
@@ -435,8 +438,8 @@ func TestRekey(t *testing.T) {
 	}
 
 	both := newStore(t, pool, pgstore.Config{Keys: []pgstore.Key{testKey("k2"), testKey("k1")}})
-	if n, err := both.Rekey(t.Context()); err != nil || n != 6 {
-		t.Fatalf("Rekey = %d, %v; want 6 values (2 grants × 2 tokens, 1 journal, 1 verifier)", n, err)
+	if n, err := both.Rekey(t.Context()); err != nil || n != 7 {
+		t.Fatalf("Rekey = %d, %v; want 7 values (2 grants × 2 tokens, 1 journal, 1 API key, 1 verifier)", n, err)
 	}
 	if n, err := both.Rekey(t.Context()); err != nil || n != 0 {
 		t.Fatalf("Rekey again = %d, %v; want 0", n, err)
@@ -444,7 +447,7 @@ func TestRekey(t *testing.T) {
 	var left int
 	if err := pool.QueryRow(t.Context(), `SELECT
 	(SELECT count(*) FROM memconnect_grants WHERE substring(access_token from 1 for 3) = $1
-		OR substring(refresh_token from 1 for 3) = $1 OR substring(journal from 1 for 3) = $1)
+		OR substring(refresh_token from 1 for 3) = $1 OR substring(journal from 1 for 3) = $1 OR substring(api_key from 1 for 3) = $1)
 	+ (SELECT count(*) FROM memconnect_flows WHERE substring(verifier from 1 for 3) = $1)`, []byte("k1\x00")).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d rows still sealed with k1 (%v)", left, err)
 	}
@@ -454,6 +457,9 @@ func TestRekey(t *testing.T) {
 		if err != nil || c.Grant == nil || c.Grant.RefreshToken != tok.RefreshToken || c.Grant.AccessToken != tok.AccessToken {
 			t.Fatalf("%s with the new key only: %v", key, err)
 		}
+	}
+	if c, err := only.Credentials(t.Context(), "honcho/c"); err != nil || c.APIKey != "hch-v2-rekey-0123456789" {
+		t.Fatalf("the API key with the new key only: %q, %v", c.APIKey, err)
 	}
 	p, err := only.Flows().Claim(t.Context(), fkey, "s")
 	if err != nil || p.Verifier != "the-verifier" {
