@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
+	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
@@ -311,6 +313,23 @@ func TestStatelessInstances(t *testing.T) {
 	}
 	if status, m := do(a, "GET", "/profiles/dave/providers/honcho/status", ""); status != 200 || m["health"] != "failing" || m["last_error"] == nil {
 		t.Fatalf("status on A after B's refresh failed: %d health %v last_error %v; want failing", status, m["health"], m["last_error"])
+	}
+	// A resource refuses B's token for a scope it lacks: A's status says
+	// which scopes the next sign-in asks for.
+	res := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="memory.admin"`)
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	defer res.Close()
+	ts, err := b.r.Connector().TokenSource("dave", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&http.Client{Transport: &oauth.Transport{Source: ts}}).Get(res.URL); err == nil {
+		t.Fatal("the resource's 403 insufficient_scope is not an error")
+	}
+	if _, m := do(a, "GET", "/profiles/dave/providers/honcho/status", ""); fmt.Sprint(m["needs_scopes"]) != "[memory.admin]" {
+		t.Errorf("needs_scopes on A after B was refused: %v; want [memory.admin]", m["needs_scopes"])
 	}
 	// A, which handed out no token of dave's, knows that B used it: its
 	// keeper keeps the grant fresh ahead of expiry.
