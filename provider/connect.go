@@ -117,7 +117,16 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	if !slices.Contains(methods, AuthMethod(req.Method)) {
 		return StatusReport{}, fmt.Errorf("%w: %s does not support the %s flow", ErrUnsupported, t.provider.DisplayName(), quoteShort(string(req.Method)))
 	}
-	ep, deviceOK, err := c.connectEndpoints(ctx, t, req.Method == flow.MethodDevice)
+	// A loopback sign-in binds its listener first, so that a client is
+	// registered for the exact URI it listens on.
+	var lb *flow.Reservation
+	if req.Method == flow.MethodBrowser && req.Redirect == flow.RedirectLoopback {
+		if lb, err = fm.ReserveLoopback(c.loopbackAddr(t)); err != nil {
+			return StatusReport{}, err
+		}
+		defer lb.Release() // unless the flow took it
+	}
+	ep, deviceOK, err := c.connectEndpoints(ctx, t, c.signInClient(t, req, callbackURL, lb), req.Method == flow.MethodDevice)
 	if err != nil {
 		return StatusReport{}, err
 	}
@@ -193,7 +202,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 		Complete:        c.installer(t.key, ref, ep, req),
 	}
 	if fr.Method == flow.MethodBrowser && fr.Redirect == flow.RedirectLoopback {
-		fr.LoopbackAddr = c.loopbackAddr(t)
+		fr.LoopbackAddr, fr.Loopback = c.loopbackAddr(t), lb
 	}
 	f, err := fm.Start(ctx, fr)
 	switch {

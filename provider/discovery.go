@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -92,13 +93,13 @@ func (c *Connector) endpoints(ctx context.Context, t target, device bool) (Endpo
 }
 
 // connectEndpoints is endpoints for a new flow: a [Registrar] is asked for
-// a client for the redirect URIs this Connector uses.
-func (c *Connector) connectEndpoints(ctx context.Context, t target, device bool) (Endpoints, bool, error) {
+// a client for the redirect URIs the sign-in uses (signIn).
+func (c *Connector) connectEndpoints(ctx context.Context, t target, signIn ClientRequest, device bool) (Endpoints, bool, error) {
 	r, ok := t.provider.(Registrar)
 	if !ok {
 		return c.endpoints(ctx, t, device)
 	}
-	req := c.clientRequest(t)
+	req := signIn
 	req.RejectedClientID = c.rejectedClient(ctx, t)
 	ep, err := r.Client(ctx, t.profile, req, c.Stores())
 	return ep, ep.DeviceAuthURL != "", err
@@ -124,7 +125,44 @@ func (c *Connector) rejectedClient(ctx context.Context, t target) string {
 	return creds.Grant.ClientID
 }
 
-// clientRequest is what t's client is obtained for.
+// signInClient is what the client of a sign-in of t is obtained for: the
+// redirect URI it uses, and only that (see [ClientRequest]). lb is the
+// reserved listener of a loopback sign-in.
+func (c *Connector) signInClient(t target, req ConnectRequest, callbackURL string, lb *flow.Reservation) ClientRequest {
+	switch {
+	case req.Method == flow.MethodBrowser && req.Redirect == flow.RedirectCallback:
+		cr := ClientRequest{RedirectURIs: []string{callbackURL}}
+		if strings.HasPrefix(callbackURL, "https://") {
+			cr.MetadataURL = strings.TrimSuffix(callbackURL, "/callback") + "/client-metadata"
+		}
+		return cr
+	case lb != nil:
+		portless := portlessLoopback(lb.RedirectURI())
+		return ClientRequest{RedirectURIs: []string{lb.RedirectURI()}, FallbackRedirectURIs: []string{portless}}
+	}
+	addr := c.loopbackAddr(t)
+	if addr == "" && c.Flows != nil {
+		return ClientRequest{RedirectURIs: []string{c.Flows.LoopbackRedirectURI()}}
+	}
+	return ClientRequest{RedirectURIs: []string{portlessLoopback(flow.LoopbackRedirectURI(addr))}}
+}
+
+// portlessLoopback is loopback redirect URI u without its port.
+func portlessLoopback(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	host := pu.Hostname()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	pu.Host = host
+	return pu.String()
+}
+
+// clientRequest is what t's client metadata document lists: every
+// redirect URI a sign-in of t may use.
 func (c *Connector) clientRequest(t target) ClientRequest {
 	var req ClientRequest
 	if cb := c.callbackURL(t); cb != "" {

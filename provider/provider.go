@@ -134,10 +134,18 @@ type MethodDiscoverer interface {
 
 // ClientRequest is what a [Registrar] obtains a client for.
 type ClientRequest struct {
-	// RedirectURIs are the redirect URIs the Connector uses for the
-	// profile: its callback route, when it has a callback base URL, and
-	// its loopback listener.
+	// RedirectURIs are the redirect URIs the sign-in uses, and no other:
+	// the router's callback route for a sign-in that returns there; the
+	// exact URI the loopback listener is bound to, port included, for one
+	// that returns to a listener; the loopback URI without a port (RFC
+	// 8252 section 7.3) for a device flow, which uses none.
 	RedirectURIs []string
+	// FallbackRedirectURIs, when not empty, are registered instead when
+	// the authorization server refuses RedirectURIs with
+	// invalid_redirect_uri: the other form of the same loopback redirect
+	// (without the port, which a server that follows RFC 8252 section 7.3
+	// matches whatever the port).
+	FallbackRedirectURIs []string
 	// MetadataURL is the https URL where the host serves the profile's
 	// Client ID Metadata Document ([Connector.ClientMetadata]); "" when
 	// the callback base URL is not https.

@@ -123,6 +123,13 @@ type Request struct {
 	// [MethodDevice] request is refused with [ErrDeviceUnsupported].
 	DeviceSupported bool
 
+	// Loopback, for a browser flow in the loopback redirect mode, is the
+	// listener reserved for it ([Manager.ReserveLoopback]), so that the
+	// client could be registered for its exact redirect URI first; nil
+	// binds one at LoopbackAddr. Start owns it from then on: a flow that
+	// is joined, or that cannot start, closes it.
+	Loopback *Reservation
+
 	// Binding, when not empty, binds a browser flow to the browser that
 	// started it: the hex SHA-256 of a nonce that browser holds (a cookie).
 	// A callback must present the nonce ([Manager.CallbackBound]); one

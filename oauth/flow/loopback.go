@@ -33,30 +33,73 @@ func CheckLoopbackAddr(addr string) error {
 	return nil
 }
 
-// listenLoopbackLocked binds the listener of f: on the manager's loopback
-// address, or on an OS-assigned port of the same IP when that one is taken,
-// and serves f's callback until the flow ends. The redirect URI names the IP
-// literal and port actually bound, never "localhost" (RFC 8252 section 8.3).
-func (m *Manager) listenLoopbackLocked(f *flowRecord) (*loopbackServer, error) {
-	addr := cmp.Or(f.loopbackAt, m.loopbackAddr)
+// Reservation is a loopback listener bound ahead of its flow
+// ([Manager.ReserveLoopback]), so that a client can be registered for the
+// exact redirect URI it listens on, port included, before the flow starts
+// with it ([Request.Loopback]). Release frees a reservation no flow took;
+// after Start it is the flow's.
+type Reservation struct {
+	ln          net.Listener
+	redirectURI string
+	// Moved is the address that was asked for when it was taken and
+	// another port was bound instead; "" when it was not.
+	Moved string
+}
+
+// RedirectURI is "http://<IP literal>:<bound port>/callback".
+func (r *Reservation) RedirectURI() string { return r.redirectURI }
+
+// Release closes a listener no flow took; it does nothing after Start.
+func (r *Reservation) Release() {
+	if r != nil && r.ln != nil {
+		_ = r.ln.Close()
+	}
+}
+
+// ReserveLoopback binds a loopback listener for a browser flow to come: at
+// addr ("" for the manager's loopback address), or at an OS-assigned port
+// of the same IP when that one is taken (Moved says so). The redirect URI
+// names the IP literal and port actually bound, never "localhost" (RFC
+// 8252 section 8.3).
+func (m *Manager) ReserveLoopback(addr string) (*Reservation, error) {
+	addr = cmp.Or(addr, m.loopbackAddr)
 	if err := CheckLoopbackAddr(addr); err != nil {
 		return nil, err
 	}
 	host, _, _ := net.SplitHostPort(addr)
 	ip := net.ParseIP(host)
+	r := &Reservation{}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		ln, err = net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
 		if err != nil {
 			return nil, fmt.Errorf("flow: loopback listener: %w", err)
 		}
-		m.log.Info().Str("flow_id", f.id).Str("wanted", addr).
-			Str("bound", ln.Addr().String()).Msg("flow: loopback port taken, using an OS-assigned one")
+		r.Moved = addr
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
+	r.ln = ln
+	r.redirectURI = "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)) + "/callback"
+	return r, nil
+}
+
+// listenLoopbackLocked serves f's callback on its reserved listener, or
+// on one it binds now ([Manager.ReserveLoopback]), until the flow ends.
+func (m *Manager) listenLoopbackLocked(f *flowRecord, res *Reservation) (*loopbackServer, error) {
+	if res == nil || res.ln == nil {
+		var err error
+		if res, err = m.ReserveLoopback(f.loopbackAt); err != nil {
+			return nil, err
+		}
+	}
+	if res.Moved != "" {
+		m.log.Info().Str("flow_id", f.id).Str("wanted", res.Moved).
+			Str("bound", res.ln.Addr().String()).Msg("flow: loopback port taken, using an OS-assigned one")
+	}
+	ln := res.ln
+	res.ln = nil // the flow's now
 	lb := &loopbackServer{
 		ln:          ln,
-		redirectURI: "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(port)) + "/callback",
+		redirectURI: res.redirectURI,
 		srv: &http.Server{
 			Handler:           m.loopbackHandler(f),
 			ReadHeaderTimeout: 10 * time.Second,

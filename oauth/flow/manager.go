@@ -117,6 +117,7 @@ type flowRecord struct {
 // ctx bounds only the start (the device authorization request); the flow
 // itself lives until it finishes, is cancelled or the manager is closed.
 func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
+	defer req.Loopback.Release() // unless the flow took it
 	req, opts, err := prepareRequest(req)
 	if err != nil {
 		return m.Status(ctx, req.Key), err
@@ -212,7 +213,7 @@ func (m *Manager) joinPending(ctx context.Context, f *flowRecord, req Request) (
 func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.AuthCodeOption) error {
 	secret, verifier := newStateParam(), oauth2.GenerateVerifier()
 	if f.redirect == RedirectLoopback {
-		lb, err := m.listenLoopbackLocked(f)
+		lb, err := m.listenLoopbackLocked(f, req.Loopback)
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,23 @@ func WithDynamicRegistration() Option {
 	return func(s *Server) { s.dcr = true }
 }
 
+// WithRedirectURIRule makes dynamic registration refuse, with 400
+// invalid_redirect_uri, a client any of whose redirect URIs accept
+// refuses: a server whose allow-list needs a loopback port (as FastMCP's
+// default, "http://127.0.0.1:*"), or one that takes only the port-less form
+// (RFC 8252 section 7.3).
+func WithRedirectURIRule(accept func(redirectURI string) bool) Option {
+	return func(s *Server) { s.redirectRule = accept }
+}
+
+// RegisteredRedirectURIs returns the redirect_uris of every registration
+// asked for, in order, those refused included.
+func (s *Server) RegisteredRedirectURIs() [][]string {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	return slices.Clone(s.asked)
+}
+
 // WithResource makes the server a resource-indicator server (RFC 8707) for
 // the resource uri: every authorization request and token request (code,
 // refresh and device grants) must carry resource=uri, else it is refused
@@ -142,7 +159,12 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "the body is not a JSON client metadata object"})
 		return
 	}
-	if len(md.RedirectURIs) == 0 || slices.ContainsFunc(md.RedirectURIs, func(u string) bool { return !validRedirectURI(u) }) {
+	s.regMu.Lock()
+	s.asked = append(s.asked, slices.Clone(md.RedirectURIs))
+	s.regMu.Unlock()
+	if len(md.RedirectURIs) == 0 || slices.ContainsFunc(md.RedirectURIs, func(u string) bool {
+		return !validRedirectURI(u) || (s.redirectRule != nil && !s.redirectRule(u))
+	}) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_redirect_uri", "error_description": "redirect_uris must be http loopback addresses"})
 		return
 	}

@@ -104,10 +104,13 @@ type Server struct {
 
 	cimd *http.Client // fetches Client ID Metadata Documents; nil: not taken
 
-	regMu      sync.Mutex          // guards dynamic, registered and docs
+	regMu      sync.Mutex          // guards dynamic, registered, asked and docs
 	dynamic    map[string][]string // dynamically registered clients: their redirect URIs
 	registered int
-	docs       map[string][]string // documented clients: their redirect URIs
+	asked      [][]string // the redirect URIs of every registration asked for
+	// redirectRule, if not nil, refuses a registration's redirect URI.
+	redirectRule func(string) bool
+	docs         map[string][]string // documented clients: their redirect URIs
 
 	mu            sync.Mutex // guards the fields below
 	stats         Stats

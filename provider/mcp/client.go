@@ -177,17 +177,28 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provid
 		return p.endpoints(d, req.MetadataURL), nil
 	}
 	redirectURIs := req.RedirectURIs
-	reg, err := p.registration(ctx, prof, stores, d.md.Issuer, redirectURIs)
-	if err != nil {
-		return provider.Endpoints{}, err
-	}
-	if reg.covers(d, redirectURIs) && reg.ClientID != req.RejectedClientID {
-		return p.endpoints(d, reg.ClientID), nil
+	for _, uris := range [][]string{redirectURIs, req.FallbackRedirectURIs} {
+		if len(uris) == 0 {
+			continue
+		}
+		reg, err := p.registration(ctx, prof, stores, d.md.Issuer, uris)
+		if err != nil {
+			return provider.Endpoints{}, err
+		}
+		if reg.covers(d, uris) && reg.ClientID != req.RejectedClientID {
+			return p.endpoints(d, reg.ClientID), nil
+		}
 	}
 	if d.md.RegistrationEndpoint == "" {
 		return provider.Endpoints{}, fmt.Errorf("mcp: %s: %w", p.display, &oauth.UpstreamError{Step: oauth.StepRegistration, URL: d.md.Issuer, Err: errNoClient})
 	}
-	if reg, err = p.register(ctx, d, redirectURIs, req.RejectedClientID); err != nil {
+	reg, err := p.register(ctx, d, redirectURIs, req.RejectedClientID)
+	if re, ok := errors.AsType[*oauth.RegistrationError](err); ok && re.ErrorCode == "invalid_redirect_uri" && len(req.FallbackRedirectURIs) > 0 {
+		// The server takes the other form of the loopback redirect only.
+		redirectURIs = req.FallbackRedirectURIs
+		reg, err = p.register(ctx, d, redirectURIs, req.RejectedClientID)
+	}
+	if err != nil {
 		return provider.Endpoints{}, fmt.Errorf("mcp: %s: %w", p.display, err)
 	}
 	p.regMu.Lock()

@@ -2,6 +2,7 @@ package mcp_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -76,16 +77,25 @@ func TestOnPostgres(t *testing.T) {
 
 // TestOneRegistrationForTheDeployment: two instances with their own homes
 // sign two profiles (names only) in through the shared store, each with
-// its loopback listener: the profiles share their redirect URI, so the
-// server sees one registration, which both use, and neither home holds a
-// file. (Sign-ins through the router's callback have a redirect URI of
-// their own profile, and a client of their own.)
+// its loopback listener on the deployment's loopback address: the profiles
+// share their redirect URI, so the server sees one registration, which
+// both use, and neither home holds a file. (Sign-ins through the router's
+// callback have a redirect URI of their own profile, and a client of
+// their own.)
 func TestOneRegistrationForTheDeployment(t *testing.T) {
 	pool := fixture.Postgres(t, false)
 	ctx := context.Background()
 	srv := oauthtest.NewMCPServer()
 	t.Cleanup(srv.Close)
 	var homes []string
+	// The deployment's loopback address: a port free now, which each
+	// sign-in binds in turn.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
 	instance := func(owner string) *provider.Connector {
 		home := t.TempDir()
 		homes = append(homes, home)
@@ -94,7 +104,7 @@ func TestOneRegistrationForTheDeployment(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := &provider.Connector{Registry: registry(t, srv.URL), Profiles: provider.NamedProfiles{Root: home}, GrantStore: st}
-		c.Flows = flow.NewManager(flow.Config{Store: st.Flows(), LoopbackAddr: "127.0.0.1:0", Resume: c.Resume})
+		c.Flows = flow.NewManager(flow.Config{Store: st.Flows(), LoopbackAddr: addr, Resume: c.Resume})
 		t.Cleanup(func() { c.Flows.Close() })
 		return c
 	}
