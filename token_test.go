@@ -3,15 +3,21 @@ package memconnect_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
+	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/honcho"
 	"golang.org/x/oauth2"
 )
 
@@ -136,5 +142,49 @@ func TestTokenRoute(t *testing.T) {
 		if strings.Contains(e.Logs.String(), secret) {
 			t.Errorf("the log holds a token")
 		}
+	}
+}
+
+// TestDisconnectWithoutRevocation: a server that offers no revocation
+// endpoint (FastMCP's OAuthProxy): DELETE connection removes the grant
+// and says, in revoke_error, valid_until and a sentence, that the server
+// was not asked to revoke it and until when its access token works.
+func TestDisconnectWithoutRevocation(t *testing.T) {
+	h := fixture.NewHermes(t)
+	noMetadata := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(noMetadata.Close)
+	reg, err := provider.NewRegistry(honcho.New(honcho.WithAuthorizeURL(h.AS.AuthorizeURL()), honcho.WithTokenURL(h.AS.TokenURL()),
+		honcho.WithIssuer(noMetadata.URL), honcho.WithUserHome(h.UserHome)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), HTTPClient: h.AS.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	srv := fixture.NewServer(t)
+	srv.Start(fixture.HostRouter(r))
+	tok := h.AS.IssueGrant("write")
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	testkit.WriteJSON(t, filepath.Join(h.Root, "honcho.json"), map[string]any{"hosts": map[string]any{"hermes": map[string]any{
+		"apiKey": tok.AccessToken,
+		"oauth": map[string]any{"refreshToken": tok.RefreshToken, "expiresAt": exp.Unix(),
+			"clientId": h.AS.ClientID(), "tokenEndpoint": h.AS.TokenURL(), "scope": "write", "tokenType": "Bearer"},
+	}}})
+	req, _ := http.NewRequest("DELETE", srv.Base+"/profiles/default/providers/honcho/connection", nil)
+	resp, err := srv.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	if resp.StatusCode != 200 || m["removed"] != true || m["revoked"] != false || m["revoke_error"] == nil ||
+		m["valid_until"] != exp.UTC().Format(time.RFC3339) || !strings.Contains(fmt.Sprint(m["message"]), "Honcho offers no way to revoke it") {
+		t.Fatalf("DELETE = %d %v; want removed, not revoked, saying why and until when", resp.StatusCode, m)
+	}
+	if !h.AS.Active(tok.AccessToken) {
+		t.Error("the server's grant is gone; this server cannot revoke")
 	}
 }

@@ -38,10 +38,7 @@ func (h *Handlers) Callback(w http.ResponseWriter, r *http.Request) {
 		var f flow.Flow
 		f, err = h.conn.CallbackBound(r.Context(), profile, prov, r.URL.Query(), browserNonce(r))
 		clearBrowserBinding(w, r)
-		name := prov
-		if p, ok := h.conn.Registry.Lookup(prov); ok {
-			name = p.DisplayName()
-		}
+		name := h.displayName(prov)
 		if _, isFlow := errors.AsType[*flow.Failure](err); err == nil || isFlow || errors.Is(err, flow.ErrInvalidState) {
 			page = callbackOutcome(f, err, name)
 		} else {

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/go-chi/render"
 )
@@ -19,9 +20,16 @@ type disconnectResponse struct {
 	// Revoked reports that the provider's server confirmed the revocation
 	// of the refresh token (RFC 7009).
 	Revoked bool `json:"revoked"`
-	// RevokeError says, for a person, why the revocation failed; null when
-	// it succeeded or was not attempted. It never holds a token.
+	// RevokeError says why the grant was not revoked at the server (the
+	// revocation failed, or the server offers none); null when it was, or
+	// when nothing was removed. It never holds a token.
 	RevokeError *string `json:"revoke_error"`
+	// ValidUntil, when the grant was removed but not revoked, is when its
+	// access token stops working at the server; absent otherwise.
+	ValidUntil *time.Time `json:"valid_until,omitempty"`
+	// Message, when the grant was removed but not revoked, says so in one
+	// sentence for a person; absent otherwise.
+	Message string `json:"message,omitempty"`
 }
 
 var _ render.Renderer = (*disconnectResponse)(nil)
@@ -61,5 +69,10 @@ func (h *Handlers) Disconnect(w http.ResponseWriter, r *http.Request) {
 		msg := res.RevokeError
 		resp.RevokeError = &msg
 	}
+	if !res.ValidUntil.IsZero() {
+		v := res.ValidUntil.UTC().Truncate(time.Second)
+		resp.ValidUntil = &v
+	}
+	resp.Message = res.NotRevokedSentence(h.displayName(prov))
 	respond(w, r, resp)
 }

@@ -115,3 +115,11 @@ func respond(w http.ResponseWriter, r *http.Request, v render.Renderer) {
 	// of "\u0026", so a person can copy it from curl's output.
 	apierr.WriteJSON(w, r, v)
 }
+
+// displayName is the provider's name for people, or its registry name.
+func (h *Handlers) displayName(prov string) string {
+	if p, ok := h.conn.Registry.Lookup(prov); ok {
+		return p.DisplayName()
+	}
+	return prov
+}

@@ -364,18 +364,20 @@ func TestConnectorDisconnectRevocation(t *testing.T) {
 		opts        func(*honchotest.Server) []honcho.Option
 		wantRevoked bool
 		wantErr     bool
-		wantServer  int // revocations the authorization server saw
+		wantServer  int    // revocations the authorization server saw
+		sentence    string // NotRevokedSentence has it
 	}{
-		{"discovered from the issuer", nil, true, false, 1},
+		{"discovered from the issuer", nil, true, false, 1, ""},
 		{"explicit endpoint", func(srv *honchotest.Server) []honcho.Option {
 			return []honcho.Option{honcho.WithIssuer(noMetadata.URL), honcho.WithRevocationURL(srv.RevocationURL())}
-		}, true, false, 1},
+		}, true, false, 1, ""},
 		{"endpoint fails", func(*honchotest.Server) []honcho.Option {
 			return []honcho.Option{honcho.WithRevocationURL(failing.URL)}
-		}, false, true, 0},
+		}, false, true, 0, "Honcho did not revoke it"},
+		// The server cannot revoke: said so, with when the token ends.
 		{"no endpoint known", func(*honchotest.Server) []honcho.Option {
 			return []honcho.Option{honcho.WithIssuer(noMetadata.URL)}
-		}, false, false, 0},
+		}, false, true, 0, "Honcho offers no way to revoke it: its access token works until"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -387,6 +389,12 @@ func TestConnectorDisconnectRevocation(t *testing.T) {
 			}
 			if res.Revoked != tt.wantRevoked || (res.RevokeError != "") != tt.wantErr {
 				t.Errorf("Disconnect = %+v", res)
+			}
+			if got := res.NotRevokedSentence("Honcho"); (tt.sentence == "") != (got == "") || !strings.Contains(got, tt.sentence) {
+				t.Errorf("NotRevokedSentence = %q; want it with %q", got, tt.sentence)
+			}
+			if !tt.wantRevoked && !res.ValidUntil.Equal(tok.Expiry.Truncate(time.Second)) {
+				t.Errorf("ValidUntil = %v; want the access token's expiry %v", res.ValidUntil, tok.Expiry)
 			}
 			if strings.Contains(res.RevokeError, tok.RefreshToken) || strings.Contains(res.RevokeError, tok.AccessToken) {
 				t.Errorf("RevokeError holds a token: %s", res.RevokeError)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth"
@@ -17,11 +19,36 @@ type DisconnectResult struct {
 	// Revoked reports that the server accepted the revocation of the
 	// refresh token (RFC 7009).
 	Revoked bool
-	// RevokeError says why revocation failed, for a person; empty when it
-	// succeeded or was not attempted (no revocation endpoint is known). It
-	// never holds a token.
+	// RevokeError says, for a person, why the grant was not revoked at
+	// the server: the revocation failed, or the server offers none (no
+	// revocation endpoint is known); empty when it was revoked, or when
+	// nothing was removed. It never holds a token.
 	RevokeError string
+	// ValidUntil, when the grant was removed but not revoked, is when its
+	// access token stops working at the server (its refresh token may
+	// work until the server expires it); zero otherwise.
+	ValidUntil time.Time
 }
+
+// NotRevokedSentence says, in one sentence for a person, what a removal
+// that could not revoke left at the server; "" when there is nothing to
+// say (revoked, or nothing removed).
+func (r DisconnectResult) NotRevokedSentence(provider string) string {
+	if !r.Removed || r.Revoked || r.RevokeError == "" {
+		return ""
+	}
+	s := fmt.Sprintf("The sign-in was removed here, but %s did not revoke it (%s)", provider, strings.TrimPrefix(r.RevokeError, "oauth: "))
+	if r.RevokeError == noRevocationEndpoint {
+		s = fmt.Sprintf("The sign-in was removed here, but %s offers no way to revoke it", provider)
+	}
+	if !r.ValidUntil.IsZero() {
+		s += fmt.Sprintf(": its access token works until %s UTC, and its refresh token until %s expires it", r.ValidUntil.UTC().Format("2006-01-02 15:04"), provider)
+	}
+	return s + "."
+}
+
+// noRevocationEndpoint is the RevokeError of a server without revocation.
+const noRevocationEndpoint = "the server offers no revocation endpoint (RFC 7009)"
 
 // Disconnect removes the profile's credentials for the provider from the
 // file they are read from, keeping every other key and host: its grant,
@@ -96,11 +123,12 @@ func (c *Connector) revoke(ctx context.Context, t target, g *oauth.Grant) Discon
 	endpoint := c.revocationEndpoint(ctx, t)
 	if endpoint == "" {
 		log.Info().Msg("grant removed; no revocation endpoint is known, so the refresh token was not revoked")
+		res.RevokeError, res.ValidUntil = noRevocationEndpoint, g.Expiry
 		return res
 	}
 	if err := oauth.Revoke(ctx, c.httpClient(), endpoint, g.ClientID, token, hint); err != nil {
 		log.Warn().Err(err).Str("endpoint", endpoint).Msg("grant removed, but revoking the refresh token failed")
-		res.RevokeError = err.Error()
+		res.RevokeError, res.ValidUntil = err.Error(), g.Expiry
 		return res
 	}
 	log.Info().Msg("grant removed and refresh token revoked")

@@ -187,7 +187,7 @@ func (c *cli) logout(ctx context.Context, args []string) error {
 	case res.Revoked:
 		fmt.Fprintf(c.stdout, "Signed out of %s: the grant was revoked at the server and removed from %s.\n", c.displayName(), from)
 	case res.RevokeError != "":
-		fmt.Fprintf(c.stdout, "Signed out of %s: the grant was removed from %s, but the server did not revoke it (%s).\n", c.displayName(), from, res.RevokeError)
+		fmt.Fprintln(c.stdout, res.NotRevokedSentence(c.displayName()))
 	default:
 		fmt.Fprintf(c.stdout, "Signed out of %s: the grant (or API key) was removed from %s.\n", c.displayName(), from)
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -911,5 +912,27 @@ func TestTokenFromServer(t *testing.T) {
 	}
 	if fx.AS.Stats().Refreshes != 0 {
 		t.Error("a fresh token was refreshed")
+	}
+}
+
+// TestLogoutWithoutRevocation: logout from a server that cannot revoke
+// says in one line that the sign-in was removed here only, and until when
+// its access token works.
+func TestLogoutWithoutRevocation(t *testing.T) {
+	t.Parallel()
+	srv := honchotest.NewServer()
+	defer srv.Close()
+	noMetadata := httptest.NewServer(http.NotFoundHandler())
+	defer noMetadata.Close()
+	e := newEnv(t)
+	e["HONCHO_OAUTH_ISSUER"] = noMetadata.URL
+	exp := time.Now().Add(time.Hour)
+	testkit.WriteJSON(t, filepath.Join(e["HOME"], ".hermes", "honcho.json"), map[string]any{
+		"hosts": map[string]any{"hermes": grantBlock(srv, srv.IssueGrant("write"), exp)}})
+	r := runCLI(t, e, "logout", "--token-url", srv.TokenURL())
+	want := "The sign-in was removed here, but Honcho offers no way to revoke it: its access token works until " +
+		exp.UTC().Format("2006-01-02 15:04") + " UTC, and its refresh token until Honcho expires it.\n"
+	if r.code != exitOK || r.stdout != want {
+		t.Errorf("logout: exit %d\n%q\nwant\n%q", r.code, r.stdout, want)
 	}
 }

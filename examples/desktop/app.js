@@ -716,8 +716,9 @@
     st.busy = true;
     ui.disconnect.setAttribute("aria-disabled", "true");
     setStatus(TEXT.disconnecting);
+    let result = null;
     try {
-      await request("DELETE", providerPath("connection"));
+      result = await request("DELETE", providerPath("connection"));
     } catch (err) {
       if (seq === st.seq) showError(err.message);
       return;
@@ -726,6 +727,13 @@
       ui.disconnect.removeAttribute("aria-disabled");
     }
     if (seq !== st.seq) return;
+    // What the server could not do (it revokes nothing) stays said.
+    if (result && typeof result.message === "string" && result.message) {
+      setStatus(result.message);
+      await loadStatus(seq);
+      setStatus(result.message);
+      return;
+    }
     const note = TEXT.disconnected(displayName());
     setStatus(note);
     clearLater(note, NOTE_CLEAR_MS);

@@ -171,7 +171,7 @@ function makeServer(initial) {
     }
     if (method === "DELETE" && what === "connection") {
       Object.assign(srv.status, { connected: false, auth: null, token: null, reauth_required: false, flow: null });
-      return { status: 200, body: srv.status };
+      return { status: 200, body: srv.disconnected || { disconnected: true, removed: true, revoked: true, revoke_error: null } };
     }
     return { status: 400, body: { error: "invalid_request", message: "Bad request.", request_id: "r" } };
   };
@@ -689,6 +689,19 @@ const scenarios = {
     const polls = p.statusPolls();
     await p.advance(10_000);
     assert.equal(p.statusPolls(), polls);
+  },
+
+  async disconnectWithoutRevocation() {
+    // A server that cannot revoke: the page says so, and keeps saying it.
+    const message =
+      "The sign-in was removed here, but Honcho offers no way to revoke it: its access token works until 2026-12-07 06:00 UTC, and its refresh token until Honcho expires it.";
+    const p = await openPage({ status: { connected: true, auth: "oauth" } });
+    p.srv.disconnected = { disconnected: true, removed: true, revoked: false, revoke_error: "no revocation endpoint", valid_until: "2026-12-07T06:00:00Z", message };
+    await p.click("disconnect-button");
+    assert.equal(p.text("connect-status"), message);
+    assert.equal(p.text("connect-button"), "Connect");
+    await p.advance(8_000);
+    assert.equal(p.text("connect-status"), message);
   },
 
   async disconnect() {
