@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -265,4 +266,66 @@ func TestExitCodesOnPTY(t *testing.T) {
 	if code := p.exit(t); code != exitOK || !strings.Contains(p.out.String(), "Auth: API key") {
 		t.Errorf("status with an API key: exit %d:\n%q", code, p.out.String())
 	}
+}
+
+// login --paste on a terminal: the person signs in elsewhere and pastes
+// back the address the browser ended at, or its code and state; an address
+// of another sign-in is refused and nothing is stored; Ctrl-C at the
+// prompt ends it at once.
+func TestLoginPaste(t *testing.T) {
+	paste := func(t *testing.T, answer func(target *url.URL) string) (*ptyCLI, string) {
+		t.Helper()
+		srv := honchotest.NewServer()
+		t.Cleanup(srv.Close)
+		e, args := loginEnv(t, srv)
+		path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
+		p := startPTY(t, e, append([]string{"login", "--paste"}, args...)...)
+		p.waitFor(t, "paste the address the browser ended at")
+		target, err := srv.Consent(context.Background(), srv.Client(), linkRE.FindString(p.out.String()), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.typeText(t, answer(target)+"\r")
+		return p, path
+	}
+	for _, tt := range []struct {
+		name   string
+		answer func(target *url.URL) string
+	}{
+		{"the whole address", func(u *url.URL) string { return u.String() }},
+		{"the code and the state", func(u *url.URL) string { return u.Query().Get("code") + " " + u.Query().Get("state") }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, path := paste(t, tt.answer)
+			p.waitFor(t, "Connected to Honcho.")
+			if code := p.exit(t); code != exitOK {
+				t.Fatalf("exit %d:\n%q", code, p.out.String())
+			}
+			if hb := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes"); hb["oauth"] == nil {
+				t.Errorf("no grant stored: %v", hb)
+			}
+		})
+	}
+	t.Run("a wrong state", func(t *testing.T) {
+		p, path := paste(t, func(u *url.URL) string { return u.Query().Get("code") + " not-this-sign-ins-state" })
+		if code := p.exit(t); code == exitOK || !strings.Contains(p.out.String(), "nothing was stored") {
+			t.Fatalf("exit %d:\n%q; want a refusal saying nothing was stored", code, p.out.String())
+		}
+		if b := fileBytes(t, path); b != nil {
+			t.Errorf("a config was written: %s", b)
+		}
+	})
+	t.Run("Ctrl-C", func(t *testing.T) {
+		srv := honchotest.NewServer()
+		t.Cleanup(srv.Close)
+		e, args := loginEnv(t, srv)
+		p := startPTY(t, e, append([]string{"login", "--paste"}, args...)...)
+		p.waitFor(t, "paste the address the browser ended at")
+		p.typeText(t, "http://127.0.0.1:1/cal")
+		p.typeText(t, "\x03")
+		p.interrupted(t, "Interrupted; nothing was stored.")
+		if b := fileBytes(t, filepath.Join(e["HOME"], ".hermes", "honcho.json")); b != nil {
+			t.Errorf("a config was written: %s", b)
+		}
+	})
 }

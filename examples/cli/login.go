@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	cf.registerEndpoints(fs, "authorize-url", "token-url", "device-auth-url", "client-id", "scope")
 	device := fs.Bool("device", false, "sign in on another device with a code (RFC 8628)")
 	noBrowser := fs.Bool("no-browser", false, "print the link without opening a browser")
+	paste := fs.Bool("paste", false, "sign in from a machine without a browser: open the link on any machine, then paste back the address the browser ended at (or its code and state)")
 	port := fs.Int("port", -1, "loopback port for the browser's redirect (0: any free port; default: the provider's, 8765 for Honcho, else any)")
 	apiKey := fs.Bool("api-key", false, "store an API key instead of signing in: the key is read from stdin (asked for, without echo, on a terminal), never from the command line")
 	force := fs.Bool("force", false, "replace a sign-in that still works without asking")
@@ -41,10 +43,13 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		return err
 	}
 	if *apiKey {
-		if *device {
-			return &usageError{msg: "login: use either --api-key or --device"}
+		if *device || *paste {
+			return &usageError{msg: "login: --api-key goes with neither --device nor --paste"}
 		}
 		return c.loginAPIKey(ctx, &cf, *force)
+	}
+	if *device && *paste {
+		return &usageError{msg: "login: use either --device or --paste"}
 	}
 	if *port < -1 || *port > 65535 || (*port == -1 && portSet(fs)) {
 		return &usageError{msg: fmt.Sprintf("login: --port %d is not a port", *port)}
@@ -98,9 +103,16 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		}
 	} else {
 		fmt.Fprintf(c.stdout, "Open this link to connect %s:\n\n    %s\n\n", c.displayName(), f.AuthorizeURL)
-		if !*noBrowser {
+		if !*noBrowser && !*paste {
 			if err := browser.Open(f.AuthorizeURL); err != nil {
-				fmt.Fprintln(c.stderr, "Could not open a browser; open the link yourself.")
+				// No browser here (a machine reached over SSH): a server
+				// without the device flow is signed in by pasting back.
+				*paste = c.interactive && !slices.Contains(s.conn.MethodsContext(ctx, []provider.Provider{s.provider})[0], provider.AuthDevice)
+				if *paste {
+					fmt.Fprintln(c.stderr, "Could not open a browser here. Open the link on any machine; this one waits for you to paste back where the browser ends up.")
+				} else {
+					fmt.Fprintln(c.stderr, "Could not open a browser; open the link yourself.")
+				}
 			}
 		}
 	}
@@ -110,15 +122,22 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	stopCountdown := func() {}
 	if *device && !f.ExpiresAt.IsZero() {
 		stopCountdown = c.countdown(waitCtx, f.ExpiresAt)
-	} else {
+	} else if !*paste {
 		fmt.Fprintln(c.stderr, "Waiting for consent in the browser (Ctrl-C to cancel)...")
 	}
-	done, err := s.conn.Wait(waitCtx, s.profile, s.name)
+	var done flow.Flow
+	if *paste {
+		done, err = c.waitOrPaste(waitCtx, s, f)
+	} else {
+		done, err = s.conn.Wait(waitCtx, s.profile, s.name)
+	}
 	stopCountdown()
 	if err != nil || done.State != flow.StateConnected {
 		// Free the loopback port and end device polling whatever happened.
 		_, _ = s.conn.Cancel(context.WithoutCancel(ctx), s.profile, s.name)
 		switch {
+		case errors.Is(err, errInterrupted) || (*paste && ctx.Err() != nil):
+			return fmt.Errorf("%w; nothing was stored", errInterrupted) // Ctrl-C at the paste prompt
 		case ctx.Err() != nil:
 			return errors.New("sign-in cancelled")
 		case waitCtx.Err() != nil:

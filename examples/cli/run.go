@@ -38,7 +38,8 @@ const usage = `usage: memconnect <command> [flags]
 
 commands:
   login    connect a memory provider in a browser (or --device on another
-           device, or --api-key with the key on stdin)
+           device, --paste from a machine without a browser, or --api-key
+           with the key on stdin)
   status   show how the profile authenticates (--json for the status body)
   token    print a fresh access token (refreshing it if needed)
   logout   revoke the grant at the server and remove it (or the API key)
