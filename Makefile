@@ -5,11 +5,13 @@
 # a non-root user, in a temporary directory, and stops at the end (Debian's
 # postgresql is installed with apt-get when missing). Then it runs the e2e
 # module against a real Ory Hydra, panva's oidc-provider (a certified OpenID
-# provider, run by Debian's Node.js) and headless Chromium. The e2e step
+# provider, run by Debian's Node.js), an MCP server made with npm's fastmcp
+# (its OAuthProxy with its defaults) and headless Chromium. The e2e step
 # installs Debian's chromium (and nodejs, npm, and curl and jq for running
 # examples/curl.md) with apt-get when missing,
 # builds Hydra v2.3.0 from the Go module proxy and installs oidc-provider
-# from the npm registry once, into ~/.cache/memconnect (outside the repo).
+# and fastmcp (pinned) from the npm registry once, into ~/.cache/memconnect
+# (outside the repo).
 GO ?= go
 
 .PHONY: test vet unit e2e bench crash
@@ -27,6 +29,7 @@ e2e:
 	bash scripts/install-debian.sh curl jq
 	bash scripts/build-hydra.sh >/dev/null
 	bash scripts/install-oidc-provider.sh >/dev/null
+	bash scripts/install-fastmcp.sh >/dev/null
 	cd e2e && $(GO) vet ./... && bash ../scripts/with-postgres.sh $(GO) test -count=1 -timeout 5m ./...
 
 bench:

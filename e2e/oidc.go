@@ -37,26 +37,43 @@ func StartOIDC(t *testing.T, resource string) *OIDC {
 	if testing.Short() {
 		t.Skip("e2e: skipping the oidc-provider test in -short mode (it runs Node.js)")
 	}
-	dir := os.Getenv(OIDCProviderEnv)
-	if dir == "" {
-		script, err := findUp("scripts/install-oidc-provider.sh")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command("bash", script).Output()
-		if err != nil {
-			t.Fatalf("e2e: %s: %v", script, err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		dir = lines[len(lines)-1]
+	dir := npmPackage(t, OIDCProviderEnv, "scripts/install-oidc-provider.sh")
+	said := runNode(t, "e2e/testdata/oidc/server.mjs", []string{"OIDC_PROVIDER_DIR=" + dir, "RESOURCE=" + resource}, "issuer")
+	return &OIDC{Issuer: said["issuer"]}
+}
+
+// npmPackage returns the directory of an npm package the tests run: the
+// one env names, else the one script installs (once, into the user's
+// cache) and prints last.
+func npmPackage(t *testing.T, env, script string) string {
+	t.Helper()
+	if dir := os.Getenv(env); dir != "" {
+		return dir
 	}
-	server, err := findUp("e2e/testdata/oidc/server.mjs")
+	path, err := findUp(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("bash", path).Output()
+	if err != nil {
+		t.Fatalf("e2e: %s: %v", path, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+// runNode runs the node script (a path from the repository's root) with
+// env added, stopped with the test, and returns the value of each line
+// "<key> <value>" it prints for keys, once it printed them all.
+func runNode(t *testing.T, script string, env []string, keys ...string) map[string]string {
+	t.Helper()
+	path, err := findUp(script)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "node", server)
-	cmd.Env = append(os.Environ(), "OIDC_PROVIDER_DIR="+dir, "RESOURCE="+resource)
+	cmd := exec.CommandContext(ctx, "node", path)
+	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -71,24 +88,33 @@ func StartOIDC(t *testing.T, resource string) *OIDC {
 		cancel()
 		_ = cmd.Wait()
 	})
-	issuer := make(chan string, 1)
+	said := make(chan map[string]string, 1)
 	go func() {
+		got := map[string]string{}
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if iss, ok := strings.CutPrefix(sc.Text(), "issuer "); ok {
-				issuer <- iss
+			for _, k := range keys {
+				if v, ok := strings.CutPrefix(sc.Text(), k+" "); ok {
+					got[k] = v
+				}
+			}
+			if len(got) == len(keys) {
+				said <- got
+				for sc.Scan() { // drain
+				}
+				return
 			}
 		}
-		close(issuer)
+		close(said)
 	}()
 	select {
-	case iss, ok := <-issuer:
+	case got, ok := <-said:
 		if !ok {
-			t.Fatalf("e2e: oidc-provider ended before it listened:\n%s", stderr.String())
+			t.Fatalf("e2e: %s ended before it listened:\n%s", script, stderr.String())
 		}
-		return &OIDC{Issuer: iss}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("e2e: oidc-provider did not listen within 30 s:\n%s", stderr.String())
+		return got
+	case <-time.After(60 * time.Second):
+		t.Fatalf("e2e: %s did not listen within 60 s:\n%s", script, stderr.String())
 	}
 	return nil
 }
@@ -113,23 +139,8 @@ func (o *OIDC) Consent(t *testing.T, link string) *url.URL {
 	issuer, _ := url.Parse(o.Issuer)
 	method, next, form := http.MethodGet, link, url.Values(nil)
 	for range 20 {
-		var body io.Reader
-		if form != nil {
-			body = strings.NewReader(form.Encode())
-		}
-		req, err := http.NewRequest(method, next, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		resp, err := browser.Do(req)
-		if err != nil {
-			t.Fatalf("e2e: oidc-provider %s %s: %v", method, next, err)
-		}
-		page, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
+		resp, page := browse(t, browser, method, next, form)
+		req := resp.Request
 		if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
 			u, err := req.URL.Parse(loc)
 			if err != nil {
@@ -172,4 +183,28 @@ func (o *OIDC) Consent(t *testing.T, link string) *url.URL {
 	}
 	t.Fatalf("e2e: oidc-provider: no end after 20 steps from %s", link)
 	return nil
+}
+
+// browse sends one request of a browser (a form POST when form is not
+// nil) and returns the answer, its body read (at most 1 MiB) and closed.
+func browse(t *testing.T, browser *http.Client, method, target string, form url.Values) (*http.Response, []byte) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, target, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := browser.Do(req)
+	if err != nil {
+		t.Fatalf("e2e: %s %s: %v", method, target, err)
+	}
+	page, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	return resp, page
 }

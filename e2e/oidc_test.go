@@ -1,26 +1,18 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
-	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
-	"github.com/memconnect/memconnect/provider/mcp"
 )
 
 // oidcResource is a memory server whose tokens the oidc-provider issues:
@@ -68,33 +60,7 @@ func TestOIDCProvider(t *testing.T) {
 	rs.issuer = op.Issuer
 	rs.mu.Unlock()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String() + "/api/memory"
-	p, err := mcp.New("oidc", "OIDC memory", rs.URL+"/mcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := provider.NewRegistry(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	home := hermesHome(t)
-	router, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: provider.HermesProfiles{Root: home}, CallbackBaseURL: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { router.Close() })
-	mux := chi.NewRouter()
-	mux.Mount("/api/memory", router)
-	srv := httptest.NewUnstartedServer(mux)
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
-	conn := router.Connector()
+	base, conn := startMCPRouter(t, "oidc", "OIDC memory", rs.URL+"/mcp")
 	ctx := t.Context()
 
 	// Discovery lists the device flow the provider announces.
@@ -183,33 +149,8 @@ func TestOIDCProvider(t *testing.T) {
 
 	// The CLI: a loopback sign-in on an OS-assigned port, not the
 	// registered 8765, which a native client may use (RFC 8252 section 7.3).
-	cli := cliBinary(t)
-	env := []string{"HOME=" + t.TempDir(), "HERMES_HOME=" + hermesHome(t)}
-	lctx, lcancel := context.WithTimeout(ctx, 60*time.Second)
-	defer lcancel()
-	cmd := exec.CommandContext(lctx, cli, "login", "--no-browser", "--port", "0", "--provider", "oidc="+rs.URL+"/mcp")
-	cmd.Env = append(env, "PATH="+os.Getenv("PATH"))
-	var out, stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(stdout)
-	var link string
-	for link == "" {
-		line, err := r.ReadString('\n')
-		out.WriteString(line)
-		if strings.HasPrefix(strings.TrimSpace(line), op.Issuer) {
-			link = strings.TrimSpace(line)
-		}
-		if err != nil && link == "" {
-			t.Fatalf("login printed no link: %v\n%s\n%s", err, out.String(), stderr.String())
-		}
-	}
+	cli := startLoginProcess(t, "--no-browser", "--port", "0", "--provider", "oidc="+rs.URL+"/mcp")
+	link := cli.link(t, op.Issuer)
 	redirect, _ := url.Parse(mustQuery(t, link).Get("redirect_uri"))
 	if redirect.Hostname() != "127.0.0.1" || redirect.Port() == "8765" {
 		t.Errorf("redirect_uri = %s; want a loopback port other than the registered one", redirect)
@@ -218,18 +159,8 @@ func TestOIDCProvider(t *testing.T) {
 	if back == nil || back.Host != redirect.Host {
 		t.Fatalf("the provider sent the browser to %v; want %s", back, redirect)
 	}
-	resp, err = http.Get(back.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	rest, _ := io.ReadAll(r)
-	out.Write(rest)
-	if err := cmd.Wait(); err != nil || !strings.Contains(out.String(), "Connected to oidc") {
-		t.Fatalf("login: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), stderr.String())
-	}
+	cli.finish(t, back.String(), "Connected to oidc")
 }
-
 func mustQuery(t *testing.T, raw string) url.Values {
 	t.Helper()
 	u, err := url.Parse(raw)
