@@ -159,3 +159,21 @@ func TestConnectSessionBoundsWhenVerified(t *testing.T) {
 		t.Errorf("minting for a missing profile: %v; want ErrProfileNotFound", err)
 	}
 }
+
+// TestProvidersUnderAConnectSession: GET /providers with a connect session
+// for some providers lists those only, so a Connect page offers nothing
+// the session cannot connect; the host's credential sees them all.
+func TestProvidersUnderAConnectSession(t *testing.T) {
+	e, _ := sessionEnv(t)
+	tok, _, err := e.Router.MintConnectSession("default", []string{"honcho"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := e.Do(fixture.Request{Method: "GET", Path: "/providers", Header: map[string]string{"Authorization": "Bearer " + tok}, NoAuth: true})
+	if x.Status != 200 || !strings.Contains(string(x.Body), `"honcho"`) || strings.Contains(string(x.Body), `"nooauth"`) {
+		t.Errorf("providers with a session for honcho = %d %s; want honcho alone", x.Status, x.Body)
+	}
+	if x := e.Do(fixture.Request{Method: "GET", Path: "/providers"}); !strings.Contains(string(x.Body), `"nooauth"`) {
+		t.Errorf("providers with the host's token = %s; want every provider", x.Body)
+	}
+}

@@ -485,3 +485,46 @@ func TestDatabaseOutageAnswers503(t *testing.T) {
 		t.Errorf("no line for the abandoned request:\n%s", logs)
 	}
 }
+
+// TestInstanceWithoutTheNewKey: after a rekey, an instance still running
+// with the old key alone answers 503 naming the key it lacks, not 500.
+func TestInstanceWithoutTheNewKey(t *testing.T) {
+	pool := fixture.Postgres(t, false)
+	h := fixture.NewHermes(t)
+	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := func(keys ...string) *pgstore.Store {
+		var ks []pgstore.Key
+		for _, k := range keys {
+			ks = append(ks, fixture.PostgresKey(k))
+		}
+		st, err := pgstore.New(t.Context(), pool, pgstore.Config{SpillDir: t.TempDir(), Keys: ks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	tok := h.AS.IssueGrant("write")
+	if _, err := oauth.NewGrants(store("k2", "k1")).Install(t.Context(), "honcho/default", tok, oauth.Grant{ClientID: h.AS.ClientID(), TokenEndpoint: h.AS.TokenURL()}); err != nil {
+		t.Fatal(err)
+	}
+	old := store("k1")
+	r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: provider.NamedProfiles{Root: t.TempDir()}, GrantStore: old, FlowStore: old.Flows()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	srv := fixture.NewServer(t)
+	srv.Start(fixture.HostRouter(r))
+	resp, err := srv.Client.Get(srv.Base + "/profiles/default/providers/honcho/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `\"k2\"`) || !strings.Contains(string(body), "same keys") {
+		t.Errorf("status on an instance without k2 = %d %s; want 503 naming k2", resp.StatusCode, body)
+	}
+}

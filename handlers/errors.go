@@ -31,6 +31,7 @@ func renderError(w http.ResponseWriter, r *http.Request, err error) {
 //	provider.ErrUnknownProvider                           unknown_provider 404
 //	provider.ErrUnsupported, flow.ErrDeviceUnsupported    unsupported 404
 //	provider.ErrConflict, flow.ErrConflict                conflict 409
+//	*oauth.StoreKeyError                                  unavailable 503, naming the key
 //	oauth.ErrStoreUnavailable                             unavailable 503, Retry-After
 //	provider.ErrNotConnected                              not_connected 404
 //	oauth.ErrReauthRequired                               conflict 409 (connect again; reauth_required on POST token)
@@ -68,6 +69,9 @@ const configMessage = "The memory provider's config file could not be read, or i
 // provider (see [toError]); it returns nil for any other error.
 func lowerError(err error) *apierr.Error {
 	switch {
+	case isType[*oauth.StoreKeyError](err):
+		ke, _ := errors.AsType[*oauth.StoreKeyError](err)
+		return apierr.Wrap(apierr.CodeUnavailable, err, fmt.Sprintf("This server instance was not given the store key %q that the shared store is now sealed with. Give it the same keys as the other instances (the newest first) and restart it.", ke.KeyID))
 	case errors.Is(err, oauth.ErrStoreUnavailable):
 		e := apierr.Wrap(apierr.CodeUnavailable, err, "The memory service's database is not answering right now (it may be restarting). Try again in a few seconds.")
 		e.RetryAfter = 2 * time.Second

@@ -2,9 +2,11 @@ package handlers
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/go-chi/render"
 
+	"github.com/memconnect/memconnect/internal/connsession"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -41,9 +43,13 @@ func (p *providersResponse) Render(w http.ResponseWriter, r *http.Request) error
 }
 
 // ListProviders serves GET /providers: the registered providers and their
-// sign-in methods.
+// sign-in methods. Under a connect session for some providers, only those:
+// a Connect page offers nothing the session cannot connect.
 func (h *Handlers) ListProviders(w http.ResponseWriter, r *http.Request) {
 	list := h.conn.Registry.List()
+	if cs, ok := connsession.FromContext(r.Context()); ok && len(cs.Providers) > 0 {
+		list = slices.DeleteFunc(list, func(p provider.Provider) bool { return !slices.Contains(cs.Providers, p.Name()) })
+	}
 	resp := &providersResponse{Providers: make([]providerInfo, 0, len(list))}
 	all := h.conn.MethodsContext(r.Context(), list)
 	for i, p := range list {

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -96,6 +97,18 @@ func (g *Grant) ObtainedOrEstimate() time.Time {
 // left out on purpose: it is spent only under the locks.
 func (g *Grant) token() *oauth2.Token {
 	return &oauth2.Token{AccessToken: g.AccessToken, TokenType: g.TokenType, Expiry: g.Expiry}
+}
+
+// StoreKeyError reports a stored value that this process cannot open: it
+// was sealed with the key KeyID, which this process was not given (another
+// instance sealed it after a key rotation it has not had yet). KeyID is a
+// name, never a secret.
+type StoreKeyError struct {
+	KeyID string
+}
+
+func (e *StoreKeyError) Error() string {
+	return fmt.Sprintf("oauth: the store holds values sealed with key %q, which this process was not given", e.KeyID)
 }
 
 // Credentials is what a store holds for one key: an OAuth grant, or else a

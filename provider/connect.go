@@ -33,9 +33,14 @@ type ConnectRequest struct {
 	// empty means the default above. It must be empty for a device flow.
 	Redirect flow.RedirectMode
 	// TokensOnly stores the tokens and skips the merge of the
-	// authorization server's "config" into the configuration file (the
-	// command-line client asks for the consent values itself).
+	// authorization server's "config" into the configuration file.
 	TokensOnly bool
+	// ConfigExcept are members of the server's "config" left out of the
+	// merge, which the caller handles itself (the command-line client
+	// asks for "peerName"): every other member is merged as the router
+	// merges it, so that one account's sign-in writes the same file
+	// whichever way it came.
+	ConfigExcept []string
 	// Binding binds a browser flow in the callback redirect mode to the
 	// browser that started it ([flow.Request.Binding]): the hex SHA-256
 	// of a nonce that browser holds; "" for none (curl, the CLI).
@@ -256,6 +261,12 @@ func (c *Connector) installer(key flow.Key, ref grantRef, ep Endpoints, req Conn
 		base := oauth.Grant{ClientID: ep.ClientID, TokenEndpoint: ep.TokenURL, Scope: ref.scope, TokenType: "Bearer", Resource: ep.Resource}
 		var opts []oauth.InstallOption
 		if cfg, ok := tokenConfig(tok); ok && !req.TokensOnly {
+			if len(req.ConfigExcept) > 0 {
+				cfg = maps.Clone(cfg)
+				for _, k := range req.ConfigExcept {
+					delete(cfg, k)
+				}
+			}
 			opts = append(opts, oauth.InstallConfig(cfg)) // one write with the grant
 		}
 		if _, err := ref.grants.Install(ctx, ref.key, tok, base, opts...); err != nil {

@@ -70,10 +70,12 @@ func (c *cli) login(ctx context.Context, args []string) error {
 
 	installed := make(chan *oauth2.Token, 1)
 	req := provider.ConnectRequest{
-		Method:     flow.MethodBrowser,
-		Source:     "hermes-cli",
-		Redirect:   flow.RedirectLoopback,
-		TokensOnly: true, // the CLI asks for the consent values itself
+		Method:   flow.MethodBrowser,
+		Source:   "hermes-cli",
+		Redirect: flow.RedirectLoopback,
+		// The CLI asks for the peer name itself; the rest of the consent's
+		// config is merged as the router merges it.
+		ConfigExcept: []string{"peerName"},
 		OnInstalled: func(in *oauth2.Token) {
 			select {
 			case installed <- in:

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +27,10 @@ import (
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
+	"github.com/memconnect/memconnect/provider"
+	"github.com/memconnect/memconnect/provider/honcho"
 
 	"golang.org/x/oauth2"
 
@@ -407,8 +412,8 @@ func TestLoginNoBrowser(t *testing.T) {
 	if cfg["peerName"] != "bob" {
 		t.Errorf("peerName = %v, want bob", cfg["peerName"])
 	}
-	if cfg["workspace"] != "mine" {
-		t.Errorf("the CLI merged the consent config: workspace %v", cfg["workspace"])
+	if cfg["workspace"] != "from-consent" {
+		t.Errorf("workspace = %v; want the consent's, merged as the router merges it", cfg["workspace"])
 	}
 	hb := testkit.HostBlock(cfg, "hermes")
 	if at, _ := hb["apiKey"].(string); !srv.Active(at) {
@@ -934,5 +939,51 @@ func TestLogoutWithoutRevocation(t *testing.T) {
 		exp.UTC().Format("2006-01-02 15:04") + " UTC, and its refresh token until Honcho expires it.\n"
 	if r.code != exitOK || r.stdout != want {
 		t.Errorf("logout: exit %d\n%q\nwant\n%q", r.code, r.stdout, want)
+	}
+}
+
+// TestCLIAndRouterWriteTheSameMembers: one account's sign-in through the
+// CLI and through the router leaves the same members in honcho.json (the
+// consent's config merged alike; the CLI asks for the peer name itself and
+// keeps the consent's when nobody can answer).
+func TestCLIAndRouterWriteTheSameMembers(t *testing.T) {
+	t.Parallel()
+	srv := honchotest.NewServer(honchotest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "ws", "environment": "production"}))
+	defer srv.Close()
+	e, args := loginEnv(t, srv)
+	if r := consentLogin(t, srv, e, strings.NewReader(""), true, args...); r.code != exitOK {
+		t.Fatalf("CLI login: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	byCLI := testkit.ReadJSON(t, filepath.Join(e["HOME"], ".hermes", "honcho.json"))
+
+	root := t.TempDir()
+	reg, err := provider.NewRegistry(honcho.New(honcho.WithAuthorizeURL(srv.AuthorizeURL()), honcho.WithTokenURL(srv.TokenURL()), honcho.WithUserHome(t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := flow.NewManager(flow.Config{LoopbackAddr: "127.0.0.1:0"})
+	defer fm.Close()
+	conn := &provider.Connector{Registry: reg, Profiles: provider.HermesProfiles{Root: root}, Flows: fm, CallbackBaseURL: "http://127.0.0.1:9/api/memory"}
+	rep, err := conn.Connect(t.Context(), "default", "honcho", provider.ConnectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := srv.Consent(t.Context(), srv.Client(), rep.Flow.AuthorizeURL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl, err := conn.Callback(t.Context(), "default", "honcho", target.Query()); err != nil || fl.State != flow.StateConnected {
+		t.Fatalf("router sign-in: %+v, %v", fl, err)
+	}
+	byRouter := testkit.ReadJSON(t, filepath.Join(root, "honcho.json"))
+	keys := func(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
+	if !slices.Equal(keys(byCLI), keys(byRouter)) || !slices.Equal(keys(testkit.HostBlock(byCLI, "hermes")), keys(testkit.HostBlock(byRouter, "hermes"))) {
+		t.Errorf("the CLI wrote %v (host %v); the router %v (host %v)", keys(byCLI), keys(testkit.HostBlock(byCLI, "hermes")),
+			keys(byRouter), keys(testkit.HostBlock(byRouter, "hermes")))
+	}
+	for _, k := range []string{"peerName", "workspace", "environment"} {
+		if byCLI[k] != byRouter[k] {
+			t.Errorf("%s: the CLI wrote %v, the router %v", k, byCLI[k], byRouter[k])
+		}
 	}
 }

@@ -450,7 +450,9 @@ func TestRunStore(t *testing.T) {
 	}
 	keyFlag := func(k pgstore.Key) string { return k.ID + ":" + base64.StdEncoding.EncodeToString(k.Secret[:]) }
 	out.Reset()
-	if err := run(t.Context(), []string{"-store", url, "-store-key", keyFlag(k2) + "," + keyFlag(k1), "-rekey"}, &out, io.Discard); err != nil || out.String() != "key \"k2\" now seals every value in -store (1 sealed again); the other keys can go\n" {
+	if err := run(t.Context(), []string{"-store", url, "-store-key", keyFlag(k2) + "," + keyFlag(k1), "-rekey"}, &out, io.Discard); err != nil ||
+		out.String() != "-rekey: every instance must already run with key \"k2\" (first in -store-key); one that lacks it cannot open what is sealed again now\n"+
+			"key \"k2\" now seals every value in -store (1 sealed again); the other keys can go\n" {
 		t.Fatalf("-rekey: %v %q", err, out.String())
 	}
 	if p, err := sealed(k2).Flows().Claim(t.Context(), fkey, "s"); err != nil || p.Verifier != "v" {

@@ -171,6 +171,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer closeStore()
 	if o.rekey {
+		newest := strings.SplitN(strings.TrimSpace(o.storeKey), ":", 2)[0]
+		// Once values are sealed with the new key, an instance that does
+		// not have it cannot open them: it answers 503 naming the key.
+		fmt.Fprintf(stdout, "-rekey: every instance must already run with key %q (first in -store-key); one that lacks it cannot open what is sealed again now\n", newest)
 		n, err := shared.Rekey(ctx)
 		if err != nil {
 			return err

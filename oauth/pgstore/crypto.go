@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/memconnect/memconnect/oauth"
 )
 
 // Key is an AES-256 key for the secrets at rest, with the ID stored beside
@@ -93,7 +95,7 @@ func (s *sealer) open(sealed []byte, aad string) (string, error) {
 	sealed = sealed[i+1:]
 	aead, ok := s.aeads[keyID]
 	if !ok {
-		return "", fmt.Errorf("pgstore: a value is sealed with key %q, which this store was not given", keyID)
+		return "", fmt.Errorf("pgstore: a value is sealed with key %q, which this store was not given: %w", keyID, &oauth.StoreKeyError{KeyID: keyID})
 	}
 	if len(sealed) < aead.NonceSize() {
 		return "", errors.New("pgstore: a sealed value is too short")
