@@ -27,12 +27,15 @@ import (
 	"os"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/middleware"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/prommetrics"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 	"github.com/memconnect/memconnect/provider/mcp"

@@ -7,101 +7,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/memconnect/memconnect/observe"
+	"github.com/memconnect/memconnect/prommetrics"
 )
 
-// metrics is the router's observer as Prometheus metrics, served at
-// /metrics on the host's side of the mount. The names are documented in
-// README.md ("Metrics").
+// metrics is the router's observer as Prometheus metrics (package
+// prommetrics), with the Go runtime's and the process's, served at
+// /metrics on the host's side of the mount. README.md ("Metrics") names
+// them.
 type metrics struct {
-	reg          *prometheus.Registry
-	refreshes    *prometheus.CounterVec
-	refreshTime  *prometheus.HistogramVec
-	lockWait     *prometheus.HistogramVec
-	flowsStarted *prometheus.CounterVec
-	flowsEnded   *prometheus.CounterVec
-	keyChecks    *prometheus.CounterVec
-	streams      prometheus.Gauge
-	keeperRuns   prometheus.Counter
-	keeperGrants *prometheus.CounterVec
-	keeperTime   prometheus.Histogram
-	webhooks     *prometheus.CounterVec
+	*prommetrics.Metrics
+	reg *prometheus.Registry
 }
 
-var _ observe.Observer = (*metrics)(nil)
-
-func newMetrics() *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "memconnect_refreshes_total",
-			Help: "Grant refreshes under the locks, by provider, outcome (ok, adopted, transient_failure, rejected) and whether the keeper made them."},
-			[]string{"provider", "outcome", "background"}),
-		refreshTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "memconnect_refresh_duration_seconds",
-			Help: "Time of the exchange with the token endpoint, by provider.", Buckets: prometheus.DefBuckets}, []string{"provider"}),
-		lockWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "memconnect_refresh_lock_wait_seconds",
-			Help:    "Wait for the in-process lock and the store's lock (file lock or PostgreSQL lease) before a refresh, by provider.",
-			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 5, 10}}, []string{"provider"}),
-		flowsStarted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "memconnect_flows_started_total",
-			Help: "Sign-in flows started, by provider and method (browser, device)."}, []string{"provider", "method"}),
-		flowsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "memconnect_flows_finished_total",
-			Help: "Sign-in flows finished, by provider and outcome (connected, error, cancelled)."}, []string{"provider", "outcome"}),
-		keyChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "memconnect_api_key_checks_total",
-			Help: "API keys checked with the provider's server, by provider and outcome (ok, rejected, error)."}, []string{"provider", "outcome"}),
-		streams: prometheus.NewGauge(prometheus.GaugeOpts{Name: "memconnect_event_streams_open",
-			Help: "Event streams open on this instance."}),
-		keeperRuns: prometheus.NewCounter(prometheus.CounterOpts{Name: "memconnect_keeper_runs_total",
-			Help: "Rounds of the background keeper."}),
-		keeperGrants: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "memconnect_keeper_grants_total",
-			Help: "Grants the keeper's rounds looked at, by result (checked, refreshed, adopted, failed)."}, []string{"result"}),
-		keeperTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "memconnect_keeper_run_duration_seconds",
-			Help: "Duration of a keeper round.", Buckets: prometheus.DefBuckets}),
-		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "memconnect_webhook_deliveries_total",
-			Help: "Webhook delivery attempts by outcome (ok, retry, failed), and events dropped with a full queue (dropped)."}, []string{"outcome"}),
+func newMetrics() (*metrics, error) {
+	reg := prometheus.NewRegistry()
+	m, err := prommetrics.New(reg)
+	if err != nil {
+		return nil, err
 	}
-	m.reg.MustRegister(m.refreshes, m.refreshTime, m.lockWait, m.flowsStarted, m.flowsEnded, m.keyChecks, m.streams,
-		m.keeperRuns, m.keeperGrants, m.keeperTime, m.webhooks,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
+	}
+	return &metrics{Metrics: m, reg: reg}, nil
 }
 
 // handler serves the metrics in the Prometheus exposition format.
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
-
-func (m *metrics) Refresh(r observe.Refresh) {
-	bg := "false"
-	if r.Background {
-		bg = "true"
-	}
-	m.refreshes.WithLabelValues(r.Provider, r.Outcome, bg).Inc()
-	if r.Took > 0 {
-		m.refreshTime.WithLabelValues(r.Provider).Observe(r.Took.Seconds())
-	}
-	m.lockWait.WithLabelValues(r.Provider).Observe(r.LockWait.Seconds())
-}
-
-func (m *metrics) FlowStarted(provider, method string) {
-	m.flowsStarted.WithLabelValues(provider, method).Inc()
-}
-
-func (m *metrics) FlowFinished(provider, outcome string) {
-	m.flowsEnded.WithLabelValues(provider, outcome).Inc()
-}
-
-func (m *metrics) APIKeyChecked(provider, outcome string) {
-	m.keyChecks.WithLabelValues(provider, outcome).Inc()
-}
-
-func (m *metrics) Streams(open int) { m.streams.Set(float64(open)) }
-
-func (m *metrics) KeeperRun(r observe.KeeperRun) {
-	m.keeperRuns.Inc()
-	m.keeperGrants.WithLabelValues("checked").Add(float64(r.Checked))
-	m.keeperGrants.WithLabelValues("refreshed").Add(float64(r.Refreshed))
-	m.keeperGrants.WithLabelValues("adopted").Add(float64(r.Adopted))
-	m.keeperGrants.WithLabelValues("failed").Add(float64(r.Failed))
-	m.keeperTime.Observe(r.Took.Seconds())
-}
-
-func (m *metrics) Webhook(outcome string) { m.webhooks.WithLabelValues(outcome).Inc() }

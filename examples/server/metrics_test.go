@@ -54,7 +54,10 @@ func TestMetricsMoveWithRefreshes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMetrics()
+	m, err := newMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
 	memory, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), HTTPClient: h.AS.Client(), Observer: m})
 	if err != nil {
 		t.Fatal(err)

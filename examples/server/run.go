@@ -286,7 +286,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln.Close()
 		return errors.New("-session-key needs -session-token: it guards the route that mints connect sessions, and without it every request passes")
 	}
-	m := newMetrics()
+	m, err := newMetrics()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	mc := memconnect.Config{
 		KeepFresh:       o.watch.keepFresh,
 		Observer:        m,
