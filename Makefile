@@ -11,7 +11,8 @@
 # examples/curl.md) with apt-get when missing,
 # builds Hydra v2.3.0 from the Go module proxy and installs oidc-provider
 # and fastmcp (pinned) from the npm registry once, into ~/.cache/memconnect
-# (outside the repo).
+# (outside the repo). Each download, build and install says it is ready in
+# one line; what a failed one printed is shown in full.
 GO ?= go
 
 .PHONY: test vet unit e2e bench crash
@@ -19,18 +20,19 @@ GO ?= go
 test: vet unit e2e
 
 vet:
+	bash scripts/quietly.sh "Go modules" $(GO) mod download
 	$(GO) vet ./...
 
 unit:
 	bash scripts/with-postgres.sh $(GO) test -race -count=1 -timeout 5m ./...
 
 e2e:
-	bash scripts/install-chromium.sh
-	bash scripts/install-debian.sh curl jq
-	bash scripts/build-hydra.sh >/dev/null
-	bash scripts/install-oidc-provider.sh >/dev/null
-	bash scripts/install-fastmcp.sh >/dev/null
-	cd e2e && $(GO) vet ./... && bash ../scripts/with-postgres.sh $(GO) test -count=1 -timeout 5m ./...
+	bash scripts/quietly.sh "Chromium" bash scripts/install-chromium.sh
+	bash scripts/quietly.sh "curl and jq" bash scripts/install-debian.sh curl jq
+	bash scripts/quietly.sh "Ory Hydra" bash scripts/build-hydra.sh
+	bash scripts/quietly.sh "oidc-provider" bash scripts/install-oidc-provider.sh
+	bash scripts/quietly.sh "fastmcp" bash scripts/install-fastmcp.sh
+	cd e2e && bash ../scripts/quietly.sh "Go modules of e2e" $(GO) mod download && $(GO) vet ./... && bash ../scripts/with-postgres.sh $(GO) test -count=1 -timeout 5m ./...
 
 bench:
 	bash scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...
