@@ -16,6 +16,8 @@ type DisconnectResult struct {
 	// Removed reports that a grant, or the profile's own API key, was
 	// removed; false when there was none (disconnecting is idempotent).
 	Removed bool
+	// APIKey reports that what was removed is the profile's API key.
+	APIKey bool
 	// Revoked reports that the server accepted the revocation of the
 	// refresh token (RFC 7009).
 	Revoked bool
@@ -98,7 +100,7 @@ func (c *Connector) disconnectKey(ctx context.Context, t target, ref grantRef) (
 			if removed {
 				c.publish(t.key, events.Disconnected)
 			}
-			return DisconnectResult{Removed: removed}, err
+			return DisconnectResult{Removed: removed, APIKey: removed}, err
 		}
 	}
 	where := "for every profile of the configuration file"

@@ -188,8 +188,10 @@ func (c *cli) logout(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "Signed out of %s: the grant was revoked at the server and removed from %s.\n", c.displayName(), from)
 	case res.RevokeError != "":
 		fmt.Fprintln(c.stdout, res.NotRevokedSentence(c.displayName()))
+	case res.APIKey:
+		fmt.Fprintf(c.stdout, "Signed out of %s: the API key was removed from %s.\n", c.displayName(), from)
 	default:
-		fmt.Fprintf(c.stdout, "Signed out of %s: the grant (or API key) was removed from %s.\n", c.displayName(), from)
+		fmt.Fprintf(c.stdout, "Signed out of %s: the sign-in was removed from %s.\n", c.displayName(), from)
 	}
 	return nil
 }

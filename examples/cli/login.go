@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -36,7 +36,8 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	device := fs.Bool("device", false, "sign in on another device with a code (RFC 8628)")
 	noBrowser := fs.Bool("no-browser", false, "print the link without opening a browser")
 	paste := fs.Bool("paste", false, "sign in from a machine without a browser: open the link on any machine, then paste back the address the browser ended at (or its code and state)")
-	port := fs.Int("port", -1, "loopback port for the browser's redirect (0: any free port; default: the provider's, 8765 for Honcho, else any)")
+	port := &portFlag{}
+	fs.Var(port, "port", "loopback `port` for the browser's redirect: 0 for any free one (default: the provider's, 8765 for Honcho, else any)")
 	apiKey := fs.Bool("api-key", false, "store an API key instead of signing in: the key is read from stdin (asked for, without echo, on a terminal), never from the command line")
 	force := fs.Bool("force", false, "replace a sign-in that still works without asking")
 	if err := parse(fs, args); err != nil {
@@ -51,8 +52,8 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	if *device && *paste {
 		return &usageError{msg: "login: use either --device or --paste"}
 	}
-	if *port < -1 || *port > 65535 || (*port == -1 && portSet(fs)) {
-		return &usageError{msg: fmt.Sprintf("login: --port %d is not a port", *port)}
+	if port.bad != "" {
+		return &usageError{msg: fmt.Sprintf("login: --port %s is not a port", port.bad)}
 	}
 	flows := flow.NewManager(flow.Config{Logger: c.logger(), Page: handlers.WriteCallbackPage, Words: handlers.FlowWords})
 	defer flows.Close()
@@ -61,8 +62,8 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
-	if *port >= 0 {
-		s.conn.LoopbackAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))
+	if port.set {
+		s.conn.LoopbackAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port.n))
 	}
 	if err := c.confirmReplace(ctx, s, *force); err != nil {
 		return err
@@ -104,6 +105,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 			timeout = time.Until(f.ExpiresAt) + 5*time.Second
 		}
 	} else {
+		c.sayMovedPort(s, f.RedirectURI)
 		fmt.Fprintf(c.stdout, "Open this link to connect %s:\n\n    %s\n\n", c.displayName(), f.AuthorizeURL)
 		if !*noBrowser && !*paste {
 			if err := browser.Open(f.AuthorizeURL); err != nil {
@@ -380,9 +382,43 @@ func orElse(s, def string) string {
 	return def
 }
 
-// portSet reports whether --port was given.
-func portSet(fs *flag.FlagSet) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "port" })
-	return set
+// portFlag is --port: a port from 0 to 65535, when set. Its help shows no
+// default, which is the provider's.
+type portFlag struct {
+	n   int
+	set bool
+	bad string // what was given when it is not a port
+}
+
+func (p *portFlag) String() string {
+	if p == nil || !p.set {
+		return ""
+	}
+	return strconv.Itoa(p.n)
+}
+
+func (p *portFlag) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 65535 {
+		p.bad = v // reported as a usage error with the command's words
+		return nil
+	}
+	p.n, p.set, p.bad = n, true, ""
+	return nil
+}
+
+// sayMovedPort says so when the loopback listener could not take the port
+// asked for (another sign-in, or another program, holds it) and took
+// another: the server must then accept that port too.
+func (c *cli) sayMovedPort(s *setup, redirectURI string) {
+	asked := s.conn.LoopbackAddr
+	if la, ok := s.provider.(provider.LoopbackAddresser); ok && asked == "" {
+		asked = la.LoopbackAddr()
+	}
+	_, want, err := net.SplitHostPort(asked)
+	u, uerr := url.Parse(redirectURI)
+	if err != nil || uerr != nil || want == "0" || want == "" || u.Port() == want {
+		return
+	}
+	fmt.Fprintf(c.stderr, "Port %s is taken, so the sign-in listens on port %s instead; if the server refuses that port, free %s and run memconnect login again.\n", want, u.Port(), want)
 }

@@ -573,6 +573,12 @@ func TestTokenAPIKey(t *testing.T) {
 			if want := "sk-" + tt.name + "-0123456789\n"; r.code != exitOK || r.stdout != want {
 				t.Errorf("token: exit %d, stdout %q, stderr %q; want 0 and %q", r.code, r.stdout, r.stderr, want)
 			}
+			if tt.name == "host" {
+				// The profile's own key is signed out of as a key.
+				if r := runCLI(t, e, "logout"); r.code != exitOK || r.stdout != "Signed out of Honcho: the API key was removed from the config.\n" {
+					t.Errorf("logout of an API key: exit %d %q", r.code, r.stdout)
+				}
+			}
 		})
 	}
 }
@@ -985,5 +991,36 @@ func TestCLIAndRouterWriteTheSameMembers(t *testing.T) {
 		if byCLI[k] != byRouter[k] {
 			t.Errorf("%s: the CLI wrote %v, the router %v", k, byCLI[k], byRouter[k])
 		}
+	}
+}
+
+// TestLoginSaysThePortMoved: with the loopback port asked for taken, login
+// says it listens on another one.
+func TestLoginSaysThePortMoved(t *testing.T) {
+	t.Parallel()
+	srv := honchotest.NewServer()
+	defer srv.Close()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, port, _ := net.SplitHostPort(taken.Addr().String())
+	e, args := loginEnv(t, srv)
+	for i, a := range args {
+		if a == "--port" {
+			args[i+1] = port
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	lines, done, _ := startLogin(ctx, e, strings.NewReader(""), args...)
+	nextLink(t, lines)
+	cancel()
+	go func() {
+		for range lines {
+		}
+	}()
+	if r := waitResult(t, done); !strings.Contains(r.stderr, "Port "+port+" is taken, so the sign-in listens on port ") {
+		t.Errorf("stderr = %q; want the moved port said", r.stderr)
 	}
 }
