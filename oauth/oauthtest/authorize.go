@@ -105,6 +105,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		s.renderPage(w, http.StatusOK, consentTemplate, consentData{
 			Title:      "Allow access?",
+			ClientName: s.clientName(req.clientID),
 			ClientID:   req.clientID,
 			Scope:      req.scope,
 			ConfigPath: s.shownConfigPath(req.configPath),

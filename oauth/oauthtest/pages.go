@@ -10,7 +10,8 @@ import (
 var (
 	consentTemplate = mustPage("consent", `
 <h1>{{.Title}}</h1>
-<p><strong>{{.ClientID}}</strong> wants access to your account.</p>
+<p><strong>{{.ClientName}}</strong> wants access to your account.</p>
+{{if ne .ClientName .ClientID}}<p class="note">Client id <code>{{.ClientID}}</code></p>{{end}}
 <dl>
   <dt>Access requested (scope)</dt><dd><code>{{.Scope}}</code></dd>
   <dt>You will be sent back to</dt><dd><code>{{.ReturnTo}}</code></dd>
@@ -70,6 +71,7 @@ dt{font-weight:600}.error{color:#b00020}.note{color:#555;font-size:.875rem}
 
 type consentData struct {
 	Title      string
+	ClientName string // the name it registered with; else its id
 	ClientID   string
 	Scope      string
 	ConfigPath string

@@ -114,6 +114,17 @@ func (s *Server) ForgetClients() {
 	s.dynamic = nil
 }
 
+// clientName is the name client id registered with, or its id when it
+// gave none (a person recognizes the name, not "dyn-7QK...").
+func (s *Server) clientName(id string) string {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	if n := s.names[id]; n != "" {
+		return n
+	}
+	return id
+}
+
 // dynamicClient reports whether id is a registered dynamic client, and its
 // redirect URIs.
 func (s *Server) dynamicClient(id string) ([]string, bool) {
@@ -181,6 +192,12 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.dynamic = make(map[string][]string)
 	}
 	s.dynamic[id] = slices.Clone(md.RedirectURIs)
+	if md.ClientName != "" {
+		if s.names == nil {
+			s.names = make(map[string]string)
+		}
+		s.names[id] = md.ClientName
+	}
 	s.registered++
 	s.regMu.Unlock()
 	writeJSON(w, http.StatusCreated, map[string]any{

@@ -107,7 +107,8 @@ type Server struct {
 	regMu      sync.Mutex          // guards dynamic, registered, asked and docs
 	dynamic    map[string][]string // dynamically registered clients: their redirect URIs
 	registered int
-	asked      [][]string // the redirect URIs of every registration asked for
+	asked      [][]string        // the redirect URIs of every registration asked for
+	names      map[string]string // the client_name each dynamic client registered with
 	// redirectRule, if not nil, refuses a registration's redirect URI.
 	redirectRule func(string) bool
 	docs         map[string][]string // documented clients: their redirect URIs
