@@ -10,8 +10,8 @@ import (
 var (
 	consentTemplate = mustPage("consent", `
 <h1>{{.Title}}</h1>
-<p><strong>{{.ClientName}}</strong> wants access to your account.</p>
-{{if ne .ClientName .ClientID}}<p class="note">Client id <code>{{.ClientID}}</code></p>{{end}}
+<p><strong>{{.ClientName}}</strong> wants access to your account.</p>{{if ne .ClientName .ClientID}}
+<p class="note">Client id <code>{{.ClientID}}</code></p>{{end}}
 <dl>
   <dt>Access requested (scope)</dt><dd><code>{{.Scope}}</code></dd>
   <dt>You will be sent back to</dt><dd><code>{{.ReturnTo}}</code></dd>
