@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/memconnect/memconnect/clock"
@@ -19,18 +18,6 @@ import (
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 )
-
-// statements counts the statements a pool sends, as the database's load
-// from this side. The store opens no transaction on these paths: each
-// statement is one.
-type statements struct{ all atomic.Int64 }
-
-func (s *statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	s.all.Add(1)
-	return ctx
-}
-
-func (s *statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // BenchmarkKeeperScale is the keeper at scale: GRANTS grants in one
 // PostgreSQL store (10,000 unless KEEPER_GRANTS says otherwise), three
@@ -50,7 +37,7 @@ func BenchmarkKeeperScale(b *testing.B) {
 	}
 	url := fixture.PostgresURL(b, false)
 	hm := newHome(b)
-	var load statements
+	var load fixture.Statements
 	newPool := func() *pgxpool.Pool {
 		cfg, err := pgxpool.ParseConfig(url)
 		if err != nil {
@@ -92,7 +79,7 @@ func BenchmarkKeeperScale(b *testing.B) {
 		if _, err := seedPool.Exec(context.Background(), `UPDATE memconnect_grants SET keep_until = NULL`); err != nil {
 			b.Fatal(err)
 		}
-		before, all0 := hm.h.AS.Stats(), load.all.Load()
+		before, all0 := hm.h.AS.Stats(), load.Count()
 		b.StartTimer()
 		began := time.Now()
 		round, looked := roundAll(context.Background(), keepers)
@@ -113,7 +100,7 @@ func BenchmarkKeeperScale(b *testing.B) {
 		}
 		refreshed += int64(round)
 		checked += int64(looked)
-		statementsSent += load.all.Load() - all0
+		statementsSent += load.Count() - all0
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(refreshed)/took.Seconds(), "refreshes/s")

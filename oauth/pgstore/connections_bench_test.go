@@ -3,11 +3,9 @@ package pgstore_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
@@ -15,15 +13,6 @@ import (
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
-
-// countQueries counts the statements a pool sends.
-type countQueries struct{ n atomic.Int64 }
-
-func (c *countQueries) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-func (c *countQueries) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // BenchmarkConnectionsPage is a page of 100 of the host's list of
 // connections (Connector.Connections, what GET /connections?limit=100
@@ -38,7 +27,7 @@ func BenchmarkConnectionsPage(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var load countQueries
+			var load fixture.Statements
 			cfg.ConnConfig.Tracer = &load
 			pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 			if err != nil {
@@ -68,14 +57,14 @@ func BenchmarkConnectionsPage(b *testing.B) {
 				{"first", ""}, {"middle", fmt.Sprintf("p%06d/honcho", n/2)}, {"last", fmt.Sprintf("p%06d/honcho", n-101)},
 			} {
 				b.Run(page.name, func(b *testing.B) {
-					before := load.n.Load()
+					before := load.Count()
 					for b.Loop() {
 						conns, _, err := c.Connections(context.Background(), provider.ConnectionFilter{After: page.after, Limit: 100})
 						if err != nil || len(conns) != 100 {
 							b.Fatalf("a page: %d connections, %v", len(conns), err)
 						}
 					}
-					b.ReportMetric(float64(load.n.Load()-before)/float64(b.N), "statements/page")
+					b.ReportMetric(float64(load.Count()-before)/float64(b.N), "statements/page")
 				})
 			}
 		})
