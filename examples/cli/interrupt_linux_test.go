@@ -95,7 +95,7 @@ func (p *ptyCLI) interrupted(t *testing.T, said string) {
 	if code := p.exit(t); code != exitInterrupted {
 		t.Fatalf("exit %d, want %d:\n%q", code, exitInterrupted, p.out.String())
 	}
-	if !strings.Contains(p.out.String(), said) || strings.Contains(p.out.String(), "stdin") {
+	if !strings.Contains(p.out.String(), "memconnect: "+said) || strings.Contains(p.out.String(), "stdin") {
 		t.Errorf("the command said:\n%q\nwant %q", p.out.String(), said)
 	}
 }

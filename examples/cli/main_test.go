@@ -202,7 +202,7 @@ func TestStatusJSONAndProfiles(t *testing.T) {
 		t.Error("the JSON holds the API key")
 	}
 
-	if r := runCLI(t, e, "status", "--profile", "missing"); r.code != exitFailed || r.stderr != "There is no Hermes profile \"missing\": create it with Hermes first, or check --profile.\n" {
+	if r := runCLI(t, e, "status", "--profile", "missing"); r.code != exitFailed || r.stderr != "memconnect: There is no Hermes profile \"missing\": create it with Hermes first, or check --profile.\n" {
 		t.Errorf("missing profile: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
@@ -798,11 +798,11 @@ func TestErrorsAsSentences(t *testing.T) {
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
 	r := consentLogin(t, srv, e, strings.NewReader(""), false, args...)
-	if r.code != exitFailed || !strings.HasSuffix(r.stderr, "\nSign-in was denied.\n") || strings.Contains(r.stderr, "flow:") || strings.Contains(r.stderr, "oauth:") {
+	if r.code != exitFailed || !strings.HasSuffix(r.stderr, "\nmemconnect: Sign-in was denied.\n") || strings.Contains(r.stderr, "flow:") || strings.Contains(r.stderr, "oauth:") {
 		t.Errorf("denied login: exit %d, stderr:\n%s\nwant 1 and the sentence alone", r.code, r.stderr)
 	}
 	r = consentLogin(t, srv, e, strings.NewReader(""), false, append(args, "-v")...)
-	if r.code != exitFailed || !strings.Contains(r.stderr, "memconnect: flow: access_denied: Sign-in was denied") || !strings.HasSuffix(r.stderr, "\nSign-in was denied.\n") {
+	if r.code != exitFailed || !strings.Contains(r.stderr, "memconnect: -v: flow: access_denied: Sign-in was denied") || !strings.HasSuffix(r.stderr, "\nmemconnect: Sign-in was denied.\n") {
 		t.Errorf("denied login with -v: stderr:\n%s\nwant the chain, then the sentence", r.stderr)
 	}
 	// A token that cannot be refreshed says so in one sentence; the
@@ -830,7 +830,7 @@ func TestExitCodes(t *testing.T) {
 		code  int
 		match string
 	}{
-		{[]string{"token"}, exitReauth, "Not signed in to Honcho. Sign in: memconnect login\n"},
+		{[]string{"token"}, exitReauth, "memconnect: Not signed in to Honcho. Sign in: memconnect login\n"},
 		{[]string{"status"}, exitReauth, ""},
 		{[]string{"logout"}, exitOK, ""},
 		{[]string{"status", "--nope"}, exitUsage, "-nope"},
@@ -886,7 +886,7 @@ func TestLoginAlreadySignedIn(t *testing.T) {
 	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": map[string]any{"apiKey": "hch-v2-old-0123456789"}}})
 	var stdout, stderr testkit.SyncBuffer
 	code := run(context.Background(), []string{"login", "--api-key"}, e.lookup, strings.NewReader("hch-v2-new-0123456789\n"), &stdout, &stderr)
-	if want := "This profile is already signed in to Honcho with an API key. Nothing was changed; to replace the sign-in, run the same command with --force.\n"; code != exitFailed || stderr.String() != want {
+	if want := "memconnect: This profile is already signed in to Honcho with an API key. Nothing was changed; to replace the sign-in, run the same command with --force.\n"; code != exitFailed || stderr.String() != want {
 		t.Errorf("exit %d %q, want %d %q", code, stderr.String(), exitFailed, want)
 	}
 	if got := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["apiKey"]; got != "hch-v2-old-0123456789" {
