@@ -131,6 +131,9 @@ type pageState struct {
 	AuthorizeURL string `json:"authorizeURL"` // #authorize-link href when the fallback is shown
 	Connected    int    `json:"connected"`    // memconnect:connected events seen (see countConnected)
 	SelectBox    string `json:"selectBox"`    // #provider-select's rendered width x height
+	Code         string `json:"code"`         // #device-code when the device box is shown
+	Profile      string `json:"profile"`      // #profile-line
+	Detail       string `json:"detail"`       // #state-detail; "" when hidden
 }
 
 const readPageState = `(() => {
@@ -150,6 +153,9 @@ const readPageState = `(() => {
     authorizeURL: shown("authorize-fallback") ? (el("authorize-link").getAttribute("href") || "") : "",
     connected: window.__e2eConnected || 0,
     selectBox: (() => { const r = el("provider-select").getBoundingClientRect(); return r.width + "x" + r.height; })(),
+    code: shown("device-box") ? el("device-code").textContent : "",
+    profile: el("profile-line").textContent,
+    detail: shown("state-detail") ? el("state-detail").textContent : "",
   };
 })()`
 
@@ -218,7 +224,7 @@ func idle(st pageState) bool {
 
 // connected is the link of a provider connected with OAuth.
 func connected(st pageState) bool {
-	return st.Provider == honcho.Name && strings.HasPrefix(st.State, "Connected · token valid") && st.Connect == "Reconnect" &&
+	return st.Provider == honcho.Name && st.State == "Connected · renews automatically" && st.Connect == "Reconnect" &&
 		st.Disconnect && !st.StopWaiting && st.Tone == "ok"
 }
 
@@ -445,9 +451,7 @@ func TestDesktopDisconnect(t *testing.T) {
 	openPage(t, ctx, ds, `"connected"`, connected)
 	screenshot(t, ctx, "disconnect-1-connected.png")
 
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("disconnect-button"))); err != nil {
-		t.Fatalf("click Disconnect: %v", err)
-	}
+	disconnectOnPage(t, ctx)
 	st := waitPage(t, ctx, "Connect after Disconnect", func(st pageState) bool {
 		return idle(st) && st.Status == "Disconnected from Honcho."
 	})
@@ -566,13 +570,30 @@ func TestDesktopAPIKey(t *testing.T) {
 		t.Errorf("honcho.json = %s (%v), want the key and no oauth block", b, err)
 	}
 
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("disconnect-button"))); err != nil {
-		t.Fatalf("click Disconnect: %v", err)
-	}
+	disconnectOnPage(t, ctx)
 	waitPage(t, ctx, "Connect after Disconnect", func(st pageState) bool {
 		return idle(st) && st.Status == "Disconnected from Honcho."
 	})
 	if b, _ := os.ReadFile(configPath(home)); strings.Contains(string(b), key) {
 		t.Errorf("the key is still in honcho.json: %s", b)
+	}
+}
+
+// disconnectOnPage presses Disconnect, checks that the page asks before
+// acting, and confirms.
+func disconnectOnPage(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("disconnect-button")), chromedp.WaitVisible(chromedp.ID("disconnect-yes"))); err != nil {
+		t.Fatalf("click Disconnect: %v", err)
+	}
+	question, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("disconnect-question")))
+	if err != nil {
+		t.Fatalf("read the question: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("disconnect-yes"))); err != nil {
+		t.Fatalf("confirm Disconnect: %v", err)
+	}
+	if !strings.HasPrefix(question, "Disconnect from ") {
+		t.Errorf("the page asked %q before disconnecting", question)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 // TestDesktopRenewalFailing: a connection whose renewal fails (the token
 // endpoint answers 503) shows on the Connect page as "Renewal failing
-// since HH:MM; retrying", with the reason, in Chromium.
+// since HH:MM · retrying; …", with the reason as a detail, in Chromium.
 func TestDesktopRenewalFailing(t *testing.T) {
 	h := StartHydra(t)
 	home := hermesHome(t)
@@ -48,13 +48,13 @@ func TestDesktopRenewalFailing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
 	st := openPage(t, ctx, ds, "renewal failing", func(st pageState) bool {
-		return strings.HasPrefix(st.State, "Renewal failing since ") && strings.Contains(st.State, "; retrying")
+		return strings.HasPrefix(st.State, "Renewal failing since ") && strings.HasSuffix(st.State, " · retrying; reconnect if it goes on")
 	})
-	if !strings.Contains(st.State, "503") || !st.Disconnect {
-		t.Errorf("page state %q (disconnect shown: %v), want the reason and Disconnect", st.State, st.Disconnect)
+	if !strings.HasPrefix(st.Detail, "Details: ") || !strings.Contains(st.Detail, "503") || strings.Contains(st.State, "503") || !st.Disconnect {
+		t.Errorf("page state %q, detail %q (disconnect shown: %v), want the reason in the detail alone, and Disconnect", st.State, st.Detail, st.Disconnect)
 	}
-	if strings.Contains(st.State, "ory_rt_") || strings.Contains(st.State, "ory_at_") {
-		t.Errorf("the page shows a token: %q", st.State)
+	if s := st.State + st.Detail; strings.Contains(s, "ory_rt_") || strings.Contains(s, "ory_at_") {
+		t.Errorf("the page shows a token: %q", s)
 	}
 	screenshot(t, ctx, "health-failing.png")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 // TestDesktopPersonsSide: the Connect page in Chromium offers the host's
 // first provider first (Honcho, though another sorts before it); a
 // provider that cannot be reached says so in one sentence; and a device
-// sign-in's waiting text speaks of entering the code, not of browser
+// sign-in shows its code and speaks of entering it, not of browser
 // consent.
 func TestDesktopPersonsSide(t *testing.T) {
 	h := StartHydra(t)
@@ -80,8 +79,8 @@ func TestDesktopPersonsSide(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("device-button"))); err != nil {
 		t.Fatal(err)
 	}
-	st = waitPage(t, ctx, "the device flow's waiting text", func(st pageState) bool { return st.StopWaiting && strings.HasPrefix(st.Status, "Enter the code ") })
-	if !strings.Contains(st.Status, "Waiting for it to be entered") || strings.Contains(st.Status, "browser consent") {
+	st = waitPage(t, ctx, "the device flow's code", func(st pageState) bool { return st.StopWaiting && st.Code != "" })
+	if st.Status != "Enter this code on the sign-in page. Waiting for it…" {
 		t.Errorf("waiting text %q, want it to speak of entering the code", st.Status)
 	}
 	screenshot(t, ctx, "persons-side-device.png")

@@ -36,27 +36,33 @@
     connect: "Connect",
     reconnect: "Reconnect",
     signInAgain: "Sign in again",
-    connectOAuth: "Connect via OAuth",
+    signInInstead: (name) => `Sign in to ${name} instead`,
     // The state comes first on the line, then what to do about it.
     signInNeeded: "Sign-in needed",
-    connectedFor: (who, left) => `Connected${who ? ` as ${who}` : ""} · token valid ${left}, renewed on its own`,
-    connectedAs: (who) => (who ? `Connected as ${who}` : "Connected"),
-    renewalFailing: (since, why) => `Renewal failing since ${since}; retrying${why ? ` (${why})` : ""}`,
+    connectedAs: (who) => `Connected${who ? ` as ${who}` : ""} · renews automatically`,
+    renewalFailing: (since) => `Renewal failing since ${since} · retrying; reconnect if it goes on`,
+    detail: (why) => `Details: ${why}`,
     apiKey: "Connected with an API key",
     expired: "Sign-in expired",
     useCode: "Use a code instead",
     opening: "Opening the sign-in page…",
     waiting: "Waiting for browser consent…",
-    waitingCode: (code) => `Enter the code ${code} on the sign-in page. Waiting for it to be entered…`,
+    waitingCode: "Enter this code on the sign-in page. Waiting for it…",
+    copyCode: "Copy code",
+    copied: "Copied",
+    codeLeft: (left) => `The code works for ${left} more.`,
+    codeExpired: "The code has expired: stop waiting, then connect again.",
     gaveUp: "Still waiting? The sign-in window may have been closed.",
     done: (name) => `Connected to ${name}.`,
     disconnecting: "Disconnecting…",
+    confirmDisconnect: (name) => `Disconnect from ${name}? Your assistant stops using it for memory until you connect again.`,
+    profile: (name) => `Profile: ${name}`,
     disconnected: (name) => `Disconnected from ${name}.`,
     flowFailed: "Sign-in didn't finish. Please try again.",
     flowEnded: "Sign-in stopped before it finished. You can try again.",
     noStart: "The sign-in couldn't start. Please try again.",
     offline: "Can't reach the memory service. Check that the app is running, then try again.",
-    httpError: (code) => `Something went wrong (error ${code}). Please try again.`,
+    httpError: "Something went wrong on the memory service's side. Please try again.",
     unauthorized:
       "This page can't use the memory service: the app did not give it the right session token. Open Memory settings from the app again.",
     openPage: "Open the sign-in page",
@@ -99,7 +105,13 @@
     text: byId("provider-text"),
     connect: byId("connect-button"),
     state: byId("connect-state"),
+    detail: byId("state-detail"),
     disconnect: byId("disconnect-button"),
+    confirm: byId("disconnect-confirm"),
+    question: byId("disconnect-question"),
+    confirmYes: byId("disconnect-yes"),
+    confirmNo: byId("disconnect-no"),
+    profile: byId("profile-line"),
     device: byId("device-button"),
     key: byId("key-button"),
     keyRow: byId("key-row"),
@@ -108,10 +120,15 @@
     keySave: byId("key-save"),
     keyCancel: byId("key-cancel"),
     status: byId("connect-status"),
+    statusDetail: byId("status-detail"),
     stop: byId("stop-waiting"),
     retry: byId("retry-button"),
     dismiss: byId("dismiss-error"),
     fallback: byId("authorize-fallback"),
+    deviceBox: byId("device-box"),
+    deviceCode: byId("device-code"),
+    copyCode: byId("copy-code"),
+    countdown: byId("code-countdown"),
     link: byId("authorize-link"),
   });
 
@@ -123,6 +140,7 @@
     names: new Map(), // provider name -> display name
     methods: new Map(), // provider name -> its sign-in methods (browser, device, apikey)
     keyOpen: false, // the API key field is shown
+    confirming: false, // Disconnect was pressed once: the page asks before acting
     provider: "",
     status: null, // last status body for st.provider; null while loading, UNKNOWN after an error
     mode: "idle", // idle | waiting | gaveup
@@ -131,7 +149,7 @@
     flow: null, // the sign-in being watched: {key, id, started, wasSignedIn, tokenMark, url}
     localFlows: 0,
     announced: new Set(), // flow keys that already fired memconnect:connected
-    timers: { poll: 0, giveUp: 0, clear: 0, stream: 0 },
+    timers: { poll: 0, giveUp: 0, clear: 0, stream: 0, tick: 0, copied: 0 },
     stream: null, // the open event stream: {ctl, live, provider}
   };
 
@@ -184,7 +202,7 @@
           ? TEXT.unauthorized
           : data && typeof data.message === "string" && data.message.trim()
             ? data.message
-            : TEXT.httpError(res.status);
+            : TEXT.httpError;
       throw new ApiError(res.status, code, message);
     }
     return data;
@@ -223,12 +241,6 @@
     return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
   }
 
-  // "59 min", "2 h 05 min": how long a token stays valid, from expires_in.
-  function duration(seconds) {
-    const m = Math.max(0, Math.floor(seconds / 60));
-    return m < 60 ? `${m} min` : `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
-  }
-
   function show(node, visible) {
     node.hidden = !visible;
   }
@@ -241,7 +253,44 @@
   function stopWatching() {
     clearTimer("poll");
     clearTimer("giveUp");
+    clearTimer("tick");
     st.flow = null;
+  }
+
+  // "9:05": minutes and seconds left, from a number of seconds.
+  function minSec(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  // tick shows how long the device code still works, once a second while
+  // it is shown.
+  function tick() {
+    clearTimer("tick");
+    const f = st.flow;
+    if (st.mode !== "waiting" || !f || !f.code || !f.expires) return;
+    const left = (f.expires - Date.now()) / 1000;
+    ui.countdown.textContent = left > 0 ? TEXT.codeLeft(minSec(left)) : TEXT.codeExpired;
+    if (left > 0) st.timers.tick = setTimeout(tick, 1000);
+  }
+
+  // copyCode puts the device code on the clipboard, where the browser
+  // allows it; the code stays on screen to type either way.
+  async function copyCode() {
+    const f = st.flow;
+    const clip = window.navigator && window.navigator.clipboard;
+    if (!f || !f.code || !clip || typeof clip.writeText !== "function") return;
+    try {
+      await clip.writeText(f.code);
+    } catch (_) {
+      return; // not allowed here: the code is on screen to type
+    }
+    ui.copyCode.textContent = TEXT.copied;
+    clearTimer("copied");
+    st.timers.copied = setTimeout(() => {
+      st.timers.copied = 0;
+      ui.copyCode.textContent = TEXT.copyCode;
+    }, 2000);
   }
 
   // ---- rendering --------------------------------------------------------
@@ -278,16 +327,15 @@
       return { label: TEXT.signInAgain, state: TEXT.expired, tone: "warn", disconnect: s.auth === "oauth", device, key };
     }
     if (s.connected && s.auth === "oauth" && s.health === "failing" && s.last_error) {
-      return { label: TEXT.reconnect, state: TEXT.renewalFailing(clock(s.last_error.since || s.last_error.at), s.last_error.message), tone: "warn", disconnect: true };
+      const why = typeof s.last_error.message === "string" ? s.last_error.message : "";
+      return { label: TEXT.reconnect, state: TEXT.renewalFailing(clock(s.last_error.since || s.last_error.at)), detail: why, tone: "warn", disconnect: true };
     }
     if (s.connected && s.auth === "oauth") {
       const who = typeof s.account === "string" ? s.account : "";
-      const left =
-        s.token && typeof s.token.expires_in === "number" ? TEXT.connectedFor(who, duration(s.token.expires_in)) : TEXT.connectedAs(who);
-      return { label: TEXT.reconnect, state: left, tone: "ok", disconnect: true };
+      return { label: TEXT.reconnect, state: TEXT.connectedAs(who), tone: "ok", disconnect: true };
     }
     // Connected is connected, however: the same green as OAuth.
-    if (s.auth === "apikey") return { label: TEXT.connectOAuth, state: TEXT.apiKey, tone: "ok", disconnect: true, key };
+    if (s.auth === "apikey") return { label: TEXT.signInInstead(displayName()), state: TEXT.apiKey, tone: "ok", disconnect: true, key };
     return { label: TEXT.connect, state: TEXT.signInNeeded, device, key };
   }
 
@@ -302,12 +350,25 @@
         ? TEXT.unsupported(displayName())
         : TEXT.provider(displayName());
 
-    const link = mode === "idle" ? idleLink(st.status) : null;
-    show(ui.connect, !!link);
+    let link = mode === "idle" ? idleLink(st.status) : null;
+    const confirming = st.confirming && !!link && !!link.disconnect;
+    st.confirming = confirming;
+    show(ui.confirm, confirming);
+    if (confirming) {
+      ui.question.textContent = TEXT.confirmDisconnect(displayName());
+      link = { state: link.state, tone: link.tone }; // the question's buttons stand in for the others
+    }
+    show(ui.connect, !!(link && link.label));
     ui.connect.textContent = link ? link.label : TEXT.connect;
+    // The filled button is the thing to do next; connected and well, there
+    // is none, so every button is quiet.
+    ui.connect.setAttribute("data-primary", link && link.tone === "ok" ? "false" : "true");
     show(ui.state, !!(link && link.state));
     ui.state.textContent = (link && link.state) || "";
     ui.state.setAttribute("data-tone", (link && link.tone) || "");
+    // Why, in the server's words (an HTTP status, say): a detail, not the news.
+    show(ui.detail, !!(link && link.detail));
+    ui.detail.textContent = link && link.detail ? TEXT.detail(link.detail) : "";
     show(ui.disconnect, !!(link && link.disconnect));
     show(ui.device, !!(link && link.device));
     const keyField = mode === "idle" && st.keyOpen && !!st.provider;
@@ -317,6 +378,10 @@
     if (keyField) ui.keyLabel.textContent = TEXT.keyLabel(displayName());
 
     show(ui.stop, mode === "waiting");
+    const code = mode === "waiting" && st.flow ? st.flow.code : "";
+    show(ui.deviceBox, !!code);
+    ui.deviceCode.textContent = code;
+    if (!code) ui.countdown.textContent = "";
     show(ui.retry, mode === "gaveup");
 
     const url = mode === "waiting" && st.flow ? st.flow.url : "";
@@ -335,8 +400,8 @@
     }
 
     // Keep keyboard focus on the pane when the focused control just went away.
-    const managed = [ui.connect, ui.disconnect, ui.device, ui.key, ui.keyInput, ui.keySave, ui.keyCancel, ui.stop, ui.retry, ui.link];
-    if (focused && managed.includes(focused) && (focused.hidden || (focused === ui.link && ui.fallback.hidden))) {
+    const managed = [ui.connect, ui.disconnect, ui.confirmYes, ui.confirmNo, ui.copyCode, ui.device, ui.key, ui.keyInput, ui.keySave, ui.keyCancel, ui.stop, ui.retry, ui.link];
+    if (focused && managed.includes(focused) && (focused.hidden || (focused === ui.link && ui.fallback.hidden) || ((focused === ui.confirmYes || focused === ui.confirmNo) && ui.confirm.hidden) || (focused === ui.copyCode && ui.deviceBox.hidden))) {
       const next = [ui.stop, ui.retry, ui.connect].find((b) => !b.hidden) || ui.select;
       next.focus();
     }
@@ -347,6 +412,8 @@
     ui.status.textContent = text || "";
     ui.status.setAttribute("data-tone", tone || "");
     show(ui.dismiss, tone === "error" && !!text);
+    show(ui.statusDetail, false);
+    ui.statusDetail.textContent = "";
   }
 
   // Clear message from the live region after ms, unless something newer replaced it.
@@ -364,6 +431,16 @@
   // stay, so it is never a dead end.
   function showError(message) {
     setStatus(message, "error");
+  }
+
+  // showFailure shows what a failed request means to the person; the HTTP
+  // status, for whoever helps them, is a detail beside it.
+  function showFailure(err) {
+    showError(err.message);
+    if (err instanceof ApiError && err.status) {
+      ui.statusDetail.textContent = TEXT.detail(`HTTP ${err.status}${err.code ? ` ${err.code}` : ""}`);
+      show(ui.statusDetail, true);
+    }
   }
 
   // ---- status -----------------------------------------------------------
@@ -386,7 +463,7 @@
       }
       st.status = UNKNOWN;
       render("idle");
-      showError(err.message);
+      showFailure(err);
       return;
     }
     if (seq !== st.seq) return;
@@ -437,7 +514,7 @@
       }
       if (seq !== st.seq) return;
       render("idle");
-      showError(err.message);
+      showFailure(err);
       return;
     } finally {
       st.busy = false;
@@ -469,6 +546,9 @@
       wasSignedIn: signedIn(before),
       tokenMark: tokenMark(before),
       url,
+      // A device sign-in's code, and when it stops working (ms, 0 unknown).
+      code: typeof flow.user_code === "string" && flow.user_code ? flow.user_code : "",
+      expires: Date.parse(flow.expires_at) || 0,
     };
     if (flow.state !== "pending") {
       handleStatus(st.status, seq);
@@ -487,9 +567,11 @@
       }
     }
     render("waiting");
-    const code = typeof flow.user_code === "string" && flow.user_code ? flow.user_code : "";
-    setStatus(code ? TEXT.waitingCode(code) : TEXT.waiting, "waiting");
-    st.timers.giveUp = setTimeout(() => giveUp(seq), GIVE_UP_MS);
+    setStatus(st.flow.code ? TEXT.waitingCode : TEXT.waiting, "waiting");
+    tick();
+    // A device code may be entered until it expires: the page waits as long.
+    const wait = st.flow.code && st.flow.expires ? Math.max(GIVE_UP_MS, st.flow.expires - Date.now()) : GIVE_UP_MS;
+    st.timers.giveUp = setTimeout(() => giveUp(seq), wait);
     schedulePoll(seq);
   }
 
@@ -631,7 +713,7 @@
     if (st.announced.has(key)) return;
     st.announced.add(key);
     const note = TEXT.done(displayName());
-    setStatus(note, "ok");
+    setStatus(note, "announce"); // the state line shows it; this tells a screen reader
     clearLater(note, NOTE_CLEAR_MS);
     document.dispatchEvent(
       new CustomEvent("memconnect:connected", {
@@ -697,7 +779,7 @@
     render("idle");
     const err = await cancelQuietly();
     if (seq !== st.seq) return;
-    if (err) showError(err.message);
+    if (err) showFailure(err);
     await loadStatus(seq);
   }
 
@@ -709,22 +791,32 @@
     await startConnect();
   }
 
+  // Disconnect asks once: the person confirms, or keeps the connection.
+  function askDisconnect() {
+    if (st.busy || !st.provider) return;
+    st.confirming = true;
+    setStatus("");
+    render("idle");
+    ui.confirmNo.focus();
+  }
+
   async function disconnect() {
     if (st.busy || !st.provider) return;
     const seq = ++st.seq;
     stopWatching();
     st.busy = true;
-    ui.disconnect.setAttribute("aria-disabled", "true");
+    st.confirming = false;
+    ui.confirmYes.setAttribute("aria-disabled", "true");
     setStatus(TEXT.disconnecting);
     let result = null;
     try {
       result = await request("DELETE", providerPath("connection"));
     } catch (err) {
-      if (seq === st.seq) showError(err.message);
+      if (seq === st.seq) showFailure(err);
       return;
     } finally {
       st.busy = false;
-      ui.disconnect.removeAttribute("aria-disabled");
+      ui.confirmYes.removeAttribute("aria-disabled");
     }
     if (seq !== st.seq) return;
     // What the server could not do (it revokes nothing) stays said.
@@ -775,7 +867,7 @@
       s = await request("POST", providerPath("connect"), { method: "apikey", api_key: key });
     } catch (err) {
       if (seq === st.seq) {
-        showError(err.message);
+        showFailure(err);
         ui.keyInput.focus();
       }
       return;
@@ -789,7 +881,7 @@
     st.status = s;
     render("idle");
     const note = TEXT.keySaved(displayName());
-    setStatus(note, "ok");
+    setStatus(note, "announce"); // the state line shows it; this tells a screen reader
     clearLater(note, NOTE_CLEAR_MS);
     document.dispatchEvent(
       new CustomEvent("memconnect:connected", { detail: { provider: st.provider, profile: config.profile, flowId: null } }),
@@ -800,6 +892,7 @@
     const seq = ++st.seq;
     stopWatching();
     st.keyOpen = false;
+    st.confirming = false;
     ui.keyInput.value = "";
     if (!keepMessage) setStatus("");
     st.provider = name;
@@ -825,7 +918,15 @@
     ui.device.addEventListener("click", () => startConnect("device"));
     ui.retry.addEventListener("click", () => retry());
     ui.stop.addEventListener("click", () => stopWaiting());
-    ui.disconnect.addEventListener("click", () => disconnect());
+    ui.copyCode.addEventListener("click", () => copyCode());
+    ui.disconnect.addEventListener("click", () => askDisconnect());
+    ui.confirmYes.addEventListener("click", () => disconnect());
+    ui.confirmNo.addEventListener("click", () => {
+      st.confirming = false;
+      render("idle");
+      ui.disconnect.focus();
+    });
+    ui.profile.textContent = TEXT.profile(config.profile);
     ui.dismiss.addEventListener("click", () => {
       setStatus("");
       ui.select.focus();
@@ -838,7 +939,7 @@
       const data = await request("GET", `${config.api}/providers`);
       providers = data && Array.isArray(data.providers) ? data.providers : [];
     } catch (err) {
-      if (seq === st.seq) showError(err.message);
+      if (seq === st.seq) showFailure(err);
       failed = true;
     }
     if (seq !== st.seq) return;

@@ -20,6 +20,13 @@
 // blocked) and also learns the outcome from the callback page's message on
 // the BroadcastChannel "memconnect" (of its own origin only). When a sign-in finishes it
 // dispatches one "memconnect:connected" CustomEvent on document.
+//
+// For the person, the pane names the profile it connects, fills only the
+// button of the thing to do next (none while connected and well), says the
+// state once in plain words ("Connected as ada · renews automatically")
+// with an HTTP status only as a detail, shows a device sign-in's code large
+// with a copy button and the time it has left, and asks once before
+// Disconnect. The card is centred and fits a 360 px phone.
 package desktop
 
 import (

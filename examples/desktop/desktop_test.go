@@ -74,6 +74,8 @@ func TestDOMContract(t *testing.T) {
 	for _, id := range []string{
 		"provider-select", "provider-description", "connect-button", "connect-state",
 		"connect-status", "stop-waiting", "retry-button", "disconnect-button", "authorize-link",
+		"disconnect-confirm", "disconnect-yes", "disconnect-no", "profile-line", "state-detail", "status-detail",
+		"device-box", "device-code", "copy-code", "code-countdown",
 	} {
 		inHTML := strings.Contains(html, `id="`+id+`"`)
 		inJS := regexp.MustCompile(`\.id\s*=\s*["']` + regexp.QuoteMeta(id) + `["']`).MatchString(js)
@@ -103,7 +105,7 @@ func TestDOMContract(t *testing.T) {
 		t.Error("connect-button and connect-state must sit inside #provider-description")
 	}
 	for _, want := range []string{
-		`"Connect"`, `"Reconnect"`, `"Connect via OAuth"`, `"Connected"`, `"Connected with an API key"`, `"Sign-in expired"`,
+		`"Connect"`, `"Reconnect"`, "Sign in to ${name} instead", " · renews automatically", `"Connected with an API key"`, `"Sign-in expired"`,
 		`"Sign-in needed"`, `"Sign in again"`, `"Use a code instead"`,
 		`"Waiting for browser consent…"`, `"Still waiting? The sign-in window may have been closed."`,
 		`"memconnect:connected"`, `"hermes-desktop"`, `"noopener,popup,width=520,height=720"`, `new BroadcastChannel("memconnect")`, `e.origin === window.location.origin`, "Authorization = `Bearer ${", `"/api/memory"`,

@@ -223,6 +223,7 @@ async function openPage({ status = {}, query = "", hash = "", bodyAttrs = {}, se
   const opened = [];
   const replaced = []; // URLs history.replaceState was given
   const channels = []; // BroadcastChannel("memconnect") instances of the page
+  const copied = []; // what the page put on the clipboard
   const win = new EventTarget();
   class FakeBroadcastChannel extends EventTarget {
     constructor(name) {
@@ -272,6 +273,7 @@ async function openPage({ status = {}, query = "", hash = "", bodyAttrs = {}, se
         return clock.now;
       }
     },
+    navigator: { clipboard: { writeText: async (text) => copied.push(text) } },
     URL,
     URLSearchParams,
     AbortController,
@@ -292,6 +294,7 @@ async function openPage({ status = {}, query = "", hash = "", bodyAttrs = {}, se
     events,
     opened,
     replaced,
+    copied,
     $,
     async advance(ms) {
       const end = clock.now + ms;
@@ -367,6 +370,7 @@ const scenarios = {
     assert.deepEqual(p.replaced, ["/?token=host"], "the session left the address bar at once");
     const st = p.srv.requests.find((r) => r.url === "/api/memory/profiles/work/providers/honcho/status");
     assert.ok(st, "the session's profile is the one shown");
+    assert.equal(p.text("profile-line"), "Profile: work", "and the page says which");
     for (const r of p.srv.requests) assert.equal(r.headers.Authorization, "Bearer mcs1.abc.def");
   },
 
@@ -476,20 +480,35 @@ const scenarios = {
 
   async labels() {
     const a = await openPage({ status: { connected: true, auth: "apikey" } });
-    assert.equal(a.text("connect-button"), "Connect via OAuth");
+    assert.equal(a.text("connect-button"), "Sign in to Honcho instead");
+    assert.equal(a.$("connect-button").getAttribute("data-primary"), "false", "connected: nothing loud");
     assert.equal(a.text("connect-state"), "Connected with an API key");
     assert.ok(a.visible("connect-state"));
     assert.ok(a.visible("disconnect-button")); // removes the profile's own key
 
     const o = await openPage({ status: { connected: true, auth: "oauth" } });
     assert.equal(o.text("connect-button"), "Reconnect");
-    assert.equal(o.text("connect-state"), "Connected");
+    assert.equal(o.$("connect-button").getAttribute("data-primary"), "false", "connected: nothing loud");
+    assert.equal(o.text("connect-state"), "Connected · renews automatically");
     const named = await openPage({ status: { connected: true, auth: "oauth", account: "<alice>", token: { expires_in: 3540 } } });
-    assert.equal(named.text("connect-state"), "Connected as <alice> · token valid 59 min, renewed on its own");
+    assert.equal(named.text("connect-state"), "Connected as <alice> · renews automatically");
     assert.ok(o.visible("disconnect-button"));
+
+    const f = await openPage({ status: { connected: true, auth: "oauth", health: "failing", last_error: { since: "2026-11-28T10:42:00Z", message: "HTTP 401" } } });
+    assert.match(f.text("connect-state"), /^Renewal failing since \d\d:\d\d · retrying; reconnect if it goes on$/);
+    assert.equal(f.text("state-detail"), "Details: HTTP 401", "the status code is a detail, not the news");
+    assert.ok(f.visible("state-detail"));
+    assert.equal(f.text("connect-button"), "Reconnect");
+    assert.equal(f.$("connect-button").getAttribute("data-primary"), "true", "failing: the remedy is the filled button");
+    assert.ok(!o.visible("state-detail"));
 
     const r = await openPage({ status: { connected: false, auth: "oauth", reauth_required: true } });
     assert.equal(r.text("connect-button"), "Sign in again");
+    assert.equal(r.$("connect-button").getAttribute("data-primary"), "true", "the thing to do is the filled button");
+    const n = await openPage();
+    assert.equal(n.text("connect-button"), "Connect");
+    assert.equal(n.$("connect-button").getAttribute("data-primary"), "true");
+    assert.equal(n.text("profile-line"), "Profile: default");
     assert.equal(r.text("connect-state"), "Sign-in expired");
   },
 
@@ -519,12 +538,13 @@ const scenarios = {
     await p.advance(1500);
     assert.equal(p.events.length, 1);
     assert.deepEqual(JSON.parse(JSON.stringify(p.events[0])), { provider: "honcho", profile: "default", flowId: "f1" });
-    assert.equal(p.text("connect-state"), "Connected · token valid 1 h 00 min, renewed on its own");
+    assert.equal(p.text("connect-state"), "Connected · renews automatically");
     assert.equal(p.text("connect-button"), "Reconnect");
     assert.ok(p.visible("disconnect-button"));
     assert.ok(!p.visible("stop-waiting"));
     assert.ok(!p.visible("authorize-fallback"));
     assert.equal(p.text("connect-status"), "Connected to Honcho.");
+    assert.equal(p.$("connect-status").getAttribute("data-tone"), "announce", "said to a screen reader; the state line says it on screen");
     assert.equal(p.doc.activeElement, p.$("connect-button"), "focus goes back to the link");
 
     const after = p.statusPolls();
@@ -532,7 +552,7 @@ const scenarios = {
     assert.equal(p.statusPolls(), after, "polling stopped");
     assert.equal(p.events.length, 1, "event fired once");
     assert.equal(p.text("connect-status"), "", "the note fades once announced");
-    assert.match(p.text("connect-state"), /^Connected · token valid/, "the state stays");
+    assert.match(p.text("connect-state"), /^Connected · renews automatically/, "the state stays");
   },
 
   async connectedViaStatusWithoutFlow() {
@@ -649,10 +669,22 @@ const scenarios = {
     } });
     await p.click("connect-button");
     assert.equal(p.text("connect-status"), "Honcho did not answer. Try again in a minute.");
+    assert.equal(p.text("status-detail"), "Details: HTTP 502 upstream_error", "the status code is a detail");
+    assert.ok(p.visible("status-detail"));
     assert.ok(p.visible("connect-button"));
     assert.equal(p.opened.length, 0);
     await p.advance(8_000);
     assert.equal(p.text("connect-status"), "Honcho did not answer. Try again in a minute.");
+    await p.click("dismiss-error");
+    assert.ok(!p.visible("status-detail"), "the detail goes with its message");
+
+    // A failure without the server's words: what to do, the code aside.
+    const q = await openPage({ setup: (srv) => {
+      srv.override = (m, path) => (m === "POST" && path.endsWith("/connect") ? { status: 500, body: null } : undefined);
+    } });
+    await q.click("connect-button");
+    assert.equal(q.text("connect-status"), "Something went wrong on the memory service's side. Please try again.");
+    assert.equal(q.text("status-detail"), "Details: HTTP 500");
   },
 
   async networkDown() {
@@ -698,6 +730,7 @@ const scenarios = {
     const p = await openPage({ status: { connected: true, auth: "oauth" } });
     p.srv.disconnected = { disconnected: true, removed: true, revoked: false, revoke_error: "no revocation endpoint", valid_until: "2026-12-07T06:00:00Z", message };
     await p.click("disconnect-button");
+    await p.click("disconnect-yes");
     assert.equal(p.text("connect-status"), message);
     assert.equal(p.text("connect-button"), "Connect");
     await p.advance(8_000);
@@ -707,6 +740,20 @@ const scenarios = {
   async disconnect() {
     const p = await openPage({ status: { connected: true, auth: "oauth" } });
     await p.click("disconnect-button");
+    // It asks once, focus on the safe answer, and nothing is sent yet.
+    assert.ok(p.visible("disconnect-confirm"));
+    assert.equal(p.text("disconnect-question"), "Disconnect from Honcho? Your assistant stops using it for memory until you connect again.");
+    assert.equal(p.doc.activeElement, p.$("disconnect-no"));
+    assert.ok(!p.visible("connect-button") && !p.visible("disconnect-button"), "only the question's answers");
+    assert.ok(!p.srv.requests.some((r) => r.method === "DELETE"));
+    await p.click("disconnect-no");
+    assert.ok(!p.visible("disconnect-confirm"));
+    assert.ok(p.visible("disconnect-button"));
+    assert.equal(p.doc.activeElement, p.$("disconnect-button"));
+    assert.ok(!p.srv.requests.some((r) => r.method === "DELETE"), "Keep connected keeps it");
+    await p.click("disconnect-button");
+    await p.click("disconnect-yes");
+    assert.ok(!p.visible("disconnect-confirm"));
     assert.ok(p.srv.requests.some((r) => r.method === "DELETE" && r.url.endsWith("/honcho/connection")));
     assert.equal(p.text("connect-button"), "Connect");
     assert.ok(!p.visible("disconnect-button"));
@@ -754,20 +801,35 @@ const scenarios = {
       srv.override = (m, path, body) => {
         if (m !== "POST" || !path.endsWith("/connect") || !body || body.method !== "device") return undefined;
         srv.status.flow = Object.assign(srv.pendingFlow(), { method: "device", user_code: "WDJB-MJHT", verification_uri: "https://auth.example.test/device",
-          authorize_url: "https://auth.example.test/device?user_code=WDJB-MJHT", redirect_uri: null });
+          authorize_url: "https://auth.example.test/device?user_code=WDJB-MJHT", redirect_uri: null,
+          expires_at: new Date(1_800_000_000_000 + 600_000).toISOString() });
         return { status: 202, body: srv.status };
       };
     } });
     await p.click("device-button");
     const connect = p.srv.requests.find((r) => r.method === "POST" && r.url.endsWith("/connect"));
     assert.equal(connect.body.method, "device");
-    assert.match(p.text("connect-status"), /WDJB-MJHT/);
+    // The code on its own, large, with a copy button and the time it has left.
+    assert.equal(p.text("connect-status"), "Enter this code on the sign-in page. Waiting for it…");
+    assert.ok(p.visible("device-box"));
+    assert.equal(p.text("device-code"), "WDJB-MJHT");
+    assert.equal(p.text("code-countdown"), "The code works for 10:00 more.");
     assert.ok(p.visible("stop-waiting"));
     assert.ok(p.visible("authorize-fallback"));
+    await p.click("copy-code");
+    assert.deepEqual(p.copied, ["WDJB-MJHT"]);
+    assert.equal(p.text("copy-code"), "Copied");
+    await p.advance(3000);
+    assert.equal(p.text("copy-code"), "Copy code");
+    assert.equal(p.text("code-countdown"), "The code works for 9:57 more.");
+    await p.advance(150_000); // past the browser's give-up: the code still works
+    assert.ok(p.visible("device-box"));
+    assert.equal(p.text("code-countdown"), "The code works for 7:27 more.");
     p.srv.grant();
     await p.advance(1500);
     assert.equal(p.events.length, 1);
     assert.match(p.text("connect-state"), /^Connected/);
+    assert.ok(!p.visible("device-box"), "the code goes with the sign-in");
     // A provider without the device flow offers no code.
     const q = await openPage({ setup: (srv) => {
       srv.providers = [{ name: "honcho", display_name: "Honcho", auth_methods: ["browser"] }];
