@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,10 +16,10 @@ import (
 	"time"
 
 	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
-	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -120,7 +121,7 @@ func TestAuthorizeHook(t *testing.T) {
 		}
 	}
 	// Nothing was started or written for the refused requests.
-	if f := e.Flows.Status(context.Background(), flow.Key{Profile: "work", Provider: "honcho"}); f.ID != "" {
+	if f := e.Flows.Status(context.Background(), connid.ID{Profile: "work", Provider: "honcho"}); f.ID != "" {
 		t.Errorf("a refused connect started a flow: %+v", f)
 	}
 	if after, err := os.ReadFile(apikeyFile); err != nil || !bytes.Equal(before, after) {
@@ -381,6 +382,9 @@ func TestConnectionsList(t *testing.T) {
 	}
 	if status, _ := list("?limit=0"); status != 400 {
 		t.Errorf("limit=0 = %d; want 400", status)
+	}
+	if status, body := list("?after=apikey"); status != 400 || !strings.Contains(fmt.Sprint(body["message"]), "after") {
+		t.Errorf("after=apikey (no provider) = %d %v; want 400 naming after", status, body)
 	}
 	tok, _, err := e.Router.MintConnectSession("default", nil, 0)
 	if err != nil {

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -235,7 +235,7 @@ func TestEventStreamCap(t *testing.T) {
 // hold.
 func TestEventStreamDropsSlowClient(t *testing.T) {
 	e := fixture.NewEnv(t)
-	key := flow.Key{Profile: "work", Provider: "honcho"}
+	key := connid.ID{Profile: "work", Provider: "honcho"}
 	for range events.Buffer + 10 {
 		e.Router.Events().Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: events.Refreshed})
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -259,7 +260,7 @@ func TestEndToEndDevice(t *testing.T) {
 	if err := e.AS.ApproveDevice(rep.Flow.UserCode); err != nil {
 		t.Fatal(err)
 	}
-	f, err := e.Flows.Wait(ctx, flow.Key{Profile: "default", Provider: "honcho"})
+	f, err := e.Flows.Wait(ctx, connid.ID{Profile: "default", Provider: "honcho"})
 	if err != nil || f.State != flow.StateConnected {
 		t.Fatalf("Wait = %+v, %v", f, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
@@ -154,7 +155,7 @@ func forceRefresh(t *testing.T, r *memconnect.Router, profile, prov string) {
 // or, not strict, the next of that kind.
 func followDefault(t *testing.T, r *memconnect.Router, strict bool) func(want string) {
 	t.Helper()
-	key := flow.Key{Profile: "default", Provider: "honcho"}
+	key := connid.ID{Profile: "default", Provider: "honcho"}
 	sub, err := r.Events().Subscribe(key, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -334,7 +335,7 @@ func TestStatelessInstances(t *testing.T) {
 	// A, which handed out no token of dave's, knows that B used it: its
 	// keeper keeps the grant fresh ahead of expiry.
 	deadline := time.Now().Add(5 * time.Second)
-	for !slices.Contains(a.r.Connector().UsedSince(time.Now().Add(-time.Minute)), flow.Key{Profile: "dave", Provider: "honcho"}) {
+	for !slices.Contains(a.r.Connector().UsedSince(time.Now().Add(-time.Minute)), connid.ID{Profile: "dave", Provider: "honcho"}) {
 		if time.Now().After(deadline) {
 			t.Fatal("A does not know that B used dave's grant")
 		}

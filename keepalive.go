@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/keeper"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -15,7 +16,7 @@ import (
 // error, or cancelled when it goes back to idle).
 func flowObserver(o observe.Observer) func(events.Event) {
 	var mu sync.Mutex
-	pending := map[flow.Key]string{} // flow id
+	pending := map[connid.ID]string{} // flow id
 	return func(ev events.Event) {
 		if ev.Kind != events.KindFlow || ev.Flow == nil {
 			return

@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -240,7 +241,7 @@ func TestCloseEndsCreatedFlows(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if f := r.Connector().Flows.Status(context.Background(), flow.Key{Profile: "default", Provider: "honcho"}); f.State != flow.StateError {
+	if f := r.Connector().Flows.Status(context.Background(), connid.ID{Profile: "default", Provider: "honcho"}); f.State != flow.StateError {
 		t.Errorf("flow after Close = %s, want error (closed)", f.State)
 	}
 	if _, err := r.Connector().Connect(t.Context(), "work", "honcho", provider.ConnectRequest{}); !errors.Is(err, flow.ErrClosed) {

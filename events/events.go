@@ -4,7 +4,7 @@
 // subscribers of its profile and provider, such as the router's
 // Server-Sent Events route, or Go code of a host that is not a browser:
 //
-//	sub, err := bus.Subscribe(flow.Key{Profile: "default", Provider: "honcho"}, 0)
+//	sub, err := bus.Subscribe(connid.ID{Profile: "default", Provider: "honcho"}, 0)
 //	if err != nil {
 //		return err
 //	}
@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth/flow"
 )
 
@@ -53,7 +54,7 @@ type Event struct {
 	// ID grows with every event of a Bus; a subscriber that reconnects
 	// passes the last one it saw to Subscribe to resume after it.
 	ID         uint64
-	Key        flow.Key
+	Key        connid.ID
 	Kind       string     // KindFlow or KindConnection
 	Flow       *flow.Flow // for KindFlow
 	Connection string     // for KindConnection
@@ -94,7 +95,7 @@ type Bus struct {
 	lastID     uint64
 	recent     []Event // the last replay events, oldest first
 	n          int     // subscribers
-	subs       map[flow.Key]map[*Subscription]struct{}
+	subs       map[connid.ID]map[*Subscription]struct{}
 	profiles   map[string]int // subscribers by profile
 	taps       map[*tap]struct{}
 }
@@ -129,7 +130,7 @@ func MaxSubscribers(n int) BusOption {
 // unless [MaxSubscribers] and [PerProfile] say otherwise.
 func NewBus(opts ...BusOption) *Bus {
 	b := &Bus{max: DefaultMaxSubscribers, perProfile: DefaultMaxPerProfile,
-		subs: make(map[flow.Key]map[*Subscription]struct{}), profiles: make(map[string]int), taps: make(map[*tap]struct{})}
+		subs: make(map[connid.ID]map[*Subscription]struct{}), profiles: make(map[string]int), taps: make(map[*tap]struct{})}
 	for _, o := range opts {
 		o(b)
 	}
@@ -187,7 +188,7 @@ func (b *Bus) Len() int {
 // PublishFlow publishes f as a [KindFlow] event of key. Its signature is
 // that of [flow.Config.OnChange], so that a flow manager reports to the
 // bus: flow.Config{OnChange: bus.PublishFlow}.
-func (b *Bus) PublishFlow(key flow.Key, f flow.Flow) {
+func (b *Bus) PublishFlow(key connid.ID, f flow.Flow) {
 	b.Publish(Event{Key: key, Kind: KindFlow, Flow: &f})
 }
 
@@ -228,7 +229,7 @@ func (b *Bus) PerProfileLimit() int { return b.perProfile }
 // key after it are sent first, so that a reconnecting stream misses
 // nothing the bus still holds. It fails with an error matching
 // [ErrTooManySubscribers] when the bus, or key's profile, is full.
-func (b *Bus) Subscribe(key flow.Key, after uint64) (*Subscription, error) {
+func (b *Bus) Subscribe(key connid.ID, after uint64) (*Subscription, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.n >= b.max {
@@ -259,7 +260,7 @@ func (b *Bus) Subscribe(key flow.Key, after uint64) (*Subscription, error) {
 // Subscription is one subscriber's events.
 type Subscription struct {
 	bus     *Bus
-	key     flow.Key
+	key     connid.ID
 	c       chan Event
 	dropped bool // guarded by bus.mu
 }

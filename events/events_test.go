@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
-	"github.com/memconnect/memconnect/oauth/flow"
 )
 
 var (
-	work  = flow.Key{Profile: "work", Provider: "honcho"}
-	other = flow.Key{Profile: "default", Provider: "honcho"}
+	work  = connid.ID{Profile: "work", Provider: "honcho"}
+	other = connid.ID{Profile: "default", Provider: "honcho"}
 )
 
-func connection(key flow.Key, what string) events.Event {
+func connection(key connid.ID, what string) events.Event {
 	return events.Event{Key: key, Kind: events.KindConnection, Connection: what}
 }
 

@@ -3,6 +3,7 @@ package events_test
 import (
 	"fmt"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth/flow"
 )
@@ -11,7 +12,7 @@ import (
 // router's bus (memconnect.Router.Events).
 func ExampleBus() {
 	bus := events.NewBus()
-	key := flow.Key{Profile: "default", Provider: "honcho"}
+	key := connid.ID{Profile: "default", Provider: "honcho"}
 	sub, err := bus.Subscribe(key, 0)
 	if err != nil {
 		panic(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-chi/render"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/internal/connsession"
 	"github.com/memconnect/memconnect/provider"
@@ -56,6 +57,12 @@ func (h *Handlers) Connections(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := provider.ConnectionFilter{Profile: q.Get("profile"), Provider: q.Get("provider"), After: q.Get("after")}
+	if f.After != "" {
+		if _, err := connid.ParseCursor(f.After); err != nil {
+			renderError(w, r, apierr.Errorf(apierr.CodeInvalidRequest, "The after cursor must be a previous page's next: a profile and a provider joined by a slash."))
+			return
+		}
+	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > provider.MaxConnectionsPage {

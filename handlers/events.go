@@ -12,9 +12,9 @@ import (
 
 	"github.com/rs/zerolog/hlog"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/apierr"
-	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -81,7 +81,7 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sub, err := bus.Subscribe(flow.Key{Profile: rep.Profile, Provider: rep.Provider}, after)
+	sub, err := bus.Subscribe(connid.ID{Profile: rep.Profile, Provider: rep.Provider}, after)
 	if err != nil {
 		released()
 	}

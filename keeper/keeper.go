@@ -33,8 +33,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect/clock"
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/observe"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -170,9 +170,9 @@ func (k *Keeper) Round(ctx context.Context) observe.KeeperRun {
 	policy := oauth.KeepPolicy{Lead: k.cfg.Lead, MaxAge: MaxAge(k.cfg.Interval, k.cfg.Rand())}
 	var run observe.KeeperRun
 	var mu sync.Mutex
-	seen := map[flow.Key]bool{}
+	seen := map[connid.ID]bool{}
 	type job struct {
-		key     flow.Key
+		key     connid.ID
 		p       oauth.KeepPolicy
 		claimed bool // handed out as due by the store: no unlocked check
 	}
@@ -204,7 +204,7 @@ func (k *Keeper) Round(ctx context.Context) observe.KeeperRun {
 			}
 		})
 	}
-	send := func(key flow.Key, p oauth.KeepPolicy, claimed bool) bool {
+	send := func(key connid.ID, p oauth.KeepPolicy, claimed bool) bool {
 		if seen[key] {
 			return true
 		}
@@ -237,7 +237,7 @@ func (k *Keeper) Round(ctx context.Context) observe.KeeperRun {
 
 // walk hands send every grant old enough for p: claimed in batches from a
 // shared store, or read from every profile's config files.
-func (k *Keeper) walk(ctx context.Context, now time.Time, p oauth.KeepPolicy, send func(flow.Key, oauth.KeepPolicy, bool) bool) {
+func (k *Keeper) walk(ctx context.Context, now time.Time, p oauth.KeepPolicy, send func(connid.ID, oauth.KeepPolicy, bool) bool) {
 	c := k.cfg.Connector
 	if c.GrantStore != nil {
 		// A claim ends with the refresh that commits (the store releases
@@ -278,7 +278,7 @@ func (k *Keeper) walk(ctx context.Context, now time.Time, p oauth.KeepPolicy, se
 
 // shuffled returns keys in a random order, so that keepers of several
 // processes do not queue behind each other's locks.
-func shuffled(keys []flow.Key, r func() float64) []flow.Key {
+func shuffled(keys []connid.ID, r func() float64) []connid.ID {
 	for i := len(keys) - 1; i > 0; i-- {
 		j := int(r() * float64(i+1))
 		keys[i], keys[j] = keys[j], keys[i]

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/scopes"
 	"github.com/memconnect/memconnect/oauth"
@@ -234,7 +235,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 // here). Pass it as [flow.Config.Resume] of a flow manager that shares its
 // Store with other instances (memconnect.New does so for the manager it
 // makes).
-func (c *Connector) Resume(ctx context.Context, key flow.Key, cfg oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
+func (c *Connector) Resume(ctx context.Context, key connid.ID, cfg oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
 	t, err := c.oauthTarget(key.Profile, key.Provider)
 	if err != nil {
 		return nil, err
@@ -256,7 +257,7 @@ func (c *Connector) Resume(ctx context.Context, key flow.Key, cfg oauth2.Config)
 // installer returns the Complete function of a flow: it stores the grant
 // and, in a config file, merges the server's "config" object into it
 // (unless req.TokensOnly).
-func (c *Connector) installer(key flow.Key, ref grantRef, ep Endpoints, req ConnectRequest) func(context.Context, *oauth2.Token) error {
+func (c *Connector) installer(key connid.ID, ref grantRef, ep Endpoints, req ConnectRequest) func(context.Context, *oauth2.Token) error {
 	return func(ctx context.Context, tok *oauth2.Token) error {
 		base := oauth.Grant{ClientID: ep.ClientID, TokenEndpoint: ep.TokenURL, Scope: ref.scope, TokenType: "Bearer", Resource: ep.Resource}
 		var opts []oauth.InstallOption

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth"
 )
 
@@ -79,10 +79,17 @@ func (c *Connector) Connections(ctx context.Context, f ConnectionFilter) ([]Conn
 			f.Profile = DefaultProfile
 		}
 	}
+	var after connid.ID
+	if f.After != "" {
+		var err error
+		if after, err = connid.ParseCursor(f.After); err != nil {
+			return nil, "", fmt.Errorf("provider: the page's after: %w", err)
+		}
+	}
 	if cp, ok := c.GrantStore.(ConnectionPager); ok {
 		return c.connectionPage(ctx, cp, f)
 	}
-	var pairs [][2]string // profile, provider
+	var pairs []connid.ID
 	lister, _ := c.Profiles.(ProfileLister)
 	switch {
 	case c.GrantStore != nil:
@@ -96,12 +103,7 @@ func (c *Connector) Connections(ctx context.Context, f ConnectionFilter) ([]Conn
 			if err != nil {
 				return nil, "", err
 			}
-			for _, k := range keys {
-				prov, prof, ok := strings.Cut(k, "/")
-				if ok {
-					pairs = append(pairs, [2]string{prof, prov})
-				}
-			}
+			pairs = append(pairs, parseKeys(keys)...)
 			if len(keys) < MaxConnectionsPage {
 				break
 			}
@@ -114,29 +116,29 @@ func (c *Connector) Connections(ctx context.Context, f ConnectionFilter) ([]Conn
 		}
 		for _, prof := range names {
 			for _, p := range c.Registry.List() {
-				pairs = append(pairs, [2]string{prof, p.Name()})
+				pairs = append(pairs, connid.ID{Profile: prof, Provider: p.Name()})
 			}
 		}
 	default:
 		return nil, "", ErrNoListing
 	}
-	slices.SortFunc(pairs, func(a, b [2]string) int { return strings.Compare(a[0]+"/"+a[1], b[0]+"/"+b[1]) })
+	slices.SortFunc(pairs, connid.Compare)
 	var out []Connection
 	for _, pr := range pairs {
-		if (f.Profile != "" && pr[0] != f.Profile) || (f.Provider != "" && pr[1] != f.Provider) ||
-			(f.After != "" && pr[0]+"/"+pr[1] <= f.After) {
+		if (f.Profile != "" && pr.Profile != f.Profile) || (f.Provider != "" && pr.Provider != f.Provider) ||
+			(f.After != "" && connid.Compare(pr, after) <= 0) {
 			continue
 		}
 		if len(out) == f.Limit {
 			last := out[len(out)-1]
-			return out, last.Profile + "/" + last.Provider, nil
+			return out, connid.ID{Profile: last.Profile, Provider: last.Provider}.Cursor(), nil
 		}
-		rep, err := c.Status(ctx, pr[0], pr[1])
+		rep, err := c.Status(ctx, pr.Profile, pr.Provider)
 		if errors.Is(err, ErrProfileNotFound) || errors.Is(err, ErrUnknownProvider) {
 			continue // gone meanwhile, or a provider no longer registered
 		}
 		if _, bad := errors.AsType[*oauth.ConfigError](err); bad {
-			c.Logger.Warn().Str("profile", pr[0]).Str("provider", pr[1]).Err(err).Msg("connections: a config file cannot be read; left out")
+			c.Logger.Warn().Str("profile", pr.Profile).Str("provider", pr.Provider).Err(err).Msg("connections: a config file cannot be read; left out")
 			continue
 		}
 		if err != nil {
@@ -165,13 +167,13 @@ func (c *Connector) connectionPage(ctx context.Context, cp ConnectionPager, f Co
 			more = true // a row past the page: there is a next one
 			return
 		}
-		prov, prof, ok := strings.Cut(key, "/")
-		next = prof + "/" + prov
-		p, registered := c.Registry.Lookup(prov)
-		if !ok || !registered {
+		id, err := connid.Parse(key)
+		next = id.Cursor()
+		p, registered := c.Registry.Lookup(id.Provider)
+		if err != nil || !registered {
 			return // a provider no longer registered
 		}
-		conn := Connection{Profile: prof, Provider: prov, Auth: AuthAPIKey}
+		conn := Connection{Profile: id.Profile, Provider: id.Provider, Auth: AuthAPIKey}
 		if g := cr.Grant; g != nil {
 			info := &TokenInfo{ClientID: g.ClientID, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != "", TokenEndpoint: g.TokenEndpoint, Obtained: g.Obtained}
 			conn.Auth, conn.Token = AuthOAuth, newTokenReport(info, now)

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect/clock"
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -83,12 +84,12 @@ type Connector struct {
 	md   map[string]discovered
 
 	followMu  sync.Mutex // guards followers and published
-	followers map[flow.Key]*follower
-	published map[flow.Key]publishedEvent
+	followers map[connid.ID]*follower
+	published map[connid.ID]publishedEvent
 	watch     dirWatch // the file watch of every follower
 
 	sourcesMu sync.Mutex // guards sources
-	sources   map[flow.Key]struct{}
+	sources   map[connid.ID]struct{}
 
 	forced forced // the forced refreshes of agents' token requests
 }
@@ -149,7 +150,7 @@ func (c *Connector) where(t target, write bool) (grantRef, error) {
 	}
 	if c.GrantStore != nil {
 		c.sharedOnce.Do(func() { c.shared = oauth.NewGrants(c.GrantStore, c.options()...) })
-		return grantRef{grants: c.shared, key: t.provider.Name() + "/" + t.profile.Name, scope: loc.Layout.DefaultScope}, nil
+		return grantRef{grants: c.shared, key: t.key.String(), scope: loc.Layout.DefaultScope}, nil
 	}
 	path := loc.ReadPath
 	if write {
@@ -163,7 +164,7 @@ func (c *Connector) where(t target, write bool) (grantRef, error) {
 type target struct {
 	profile  Profile
 	provider Provider
-	key      flow.Key
+	key      connid.ID
 }
 
 // resolve looks up the provider and resolves the profile. The provider is
@@ -181,7 +182,7 @@ func (c *Connector) resolve(profileName, providerName string) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	return target{profile: p, provider: pv, key: flow.Key{Profile: p.Name, Provider: pv.Name()}}, nil
+	return target{profile: p, provider: pv, key: connid.ID{Profile: p.Name, Provider: pv.Name()}}, nil
 }
 
 // oauthTarget is resolve for an operation that needs OAuth.
@@ -253,13 +254,13 @@ type publishedEvent struct {
 }
 
 // publish sends a connection event for key, when the Connector has a bus.
-func (c *Connector) publish(key flow.Key, what string) {
+func (c *Connector) publish(key connid.ID, what string) {
 	if c.Events == nil {
 		return
 	}
 	c.followMu.Lock()
 	if c.published == nil {
-		c.published = make(map[flow.Key]publishedEvent)
+		c.published = make(map[connid.ID]publishedEvent)
 	}
 	c.published[key] = publishedEvent{what, time.Now()}
 	c.followMu.Unlock()

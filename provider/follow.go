@@ -10,9 +10,9 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/flow"
 )
 
 // followDebounce gathers the file events of one write (a temp file, a
@@ -168,13 +168,13 @@ func (c *Connector) Follow(ctx context.Context, profileName, providerName string
 	c.followMu.Lock()
 	defer c.followMu.Unlock()
 	if c.followers == nil {
-		c.followers = make(map[flow.Key]*follower)
+		c.followers = make(map[connid.ID]*follower)
 	}
 	f := c.followers[t.key]
 	if f == nil && gw != nil {
 		// Bounded: the lock is held, and Watch may wait for a connection.
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		changed, stopWatch, err := gw.Watch(wctx, t.provider.Name()+"/"+t.profile.Name)
+		changed, stopWatch, err := gw.Watch(wctx, t.key.String())
 		cancel()
 		if err != nil {
 			return nil, err
@@ -327,7 +327,7 @@ func changes(a, b snapshot) []string {
 
 // echo reports whether this Connector published what for key itself
 // within echoWindow, so that its own write is not published twice.
-func (c *Connector) echo(key flow.Key, what string) bool {
+func (c *Connector) echo(key connid.ID, what string) bool {
 	c.followMu.Lock()
 	defer c.followMu.Unlock()
 	p, ok := c.published[key]

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/observe"
 )
 
@@ -44,7 +44,7 @@ type ErrorReport struct {
 // onRefresh is the OnRefresh callback of the Connector's token sources of
 // key: the observer hears of every refresh, and the bus of those that
 // change the connection.
-func (c *Connector) onRefresh(key flow.Key, background bool) func(oauth.RefreshReport) {
+func (c *Connector) onRefresh(key connid.ID, background bool) func(oauth.RefreshReport) {
 	return func(r oauth.RefreshReport) {
 		if c.Observer != nil {
 			c.Observer.Refresh(observe.Refresh{Provider: key.Provider, Outcome: string(r.Outcome),
@@ -65,11 +65,11 @@ func (c *Connector) onRefresh(key flow.Key, background bool) func(oauth.RefreshR
 
 // used records that a token source of key was made, so that the keeper
 // knows which grants this process uses.
-func (c *Connector) used(key flow.Key) {
+func (c *Connector) used(key connid.ID) {
 	c.sourcesMu.Lock()
 	defer c.sourcesMu.Unlock()
 	if c.sources == nil {
-		c.sources = make(map[flow.Key]struct{})
+		c.sources = make(map[connid.ID]struct{})
 	}
 	c.sources[key] = struct{}{}
 }

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/flow"
 )
 
 // Keep refreshes the profile's grant for the provider in the background's
@@ -74,7 +73,7 @@ type UseLister interface {
 // ([UseLister]), else by this Connector's token sources
 // ([Connector.TokenSource]) as far as this process knows. These are the
 // grants a keeper refreshes ahead of their expiry.
-func (c *Connector) UsedSince(since time.Time) []flow.Key {
+func (c *Connector) UsedSince(since time.Time) []connid.ID {
 	if ul, ok := c.GrantStore.(UseLister); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -86,12 +85,12 @@ func (c *Connector) UsedSince(since time.Time) []flow.Key {
 		return parseKeys(keys)
 	}
 	c.sourcesMu.Lock()
-	keys := make([]flow.Key, 0, len(c.sources))
+	keys := make([]connid.ID, 0, len(c.sources))
 	for k := range c.sources {
 		keys = append(keys, k)
 	}
 	c.sourcesMu.Unlock()
-	var out []flow.Key
+	var out []connid.ID
 	for _, k := range keys {
 		t, err := c.oauthTarget(k.Profile, k.Provider)
 		if err != nil {
@@ -105,7 +104,7 @@ func (c *Connector) UsedSince(since time.Time) []flow.Key {
 			out = append(out, k)
 		}
 	}
-	slices.SortFunc(out, func(a, b flow.Key) int { return strings.Compare(a.Profile+"/"+a.Provider, b.Profile+"/"+b.Provider) })
+	slices.SortFunc(out, connid.Compare)
 	return out
 }
 
@@ -114,7 +113,7 @@ func (c *Connector) UsedSince(since time.Time) []flow.Key {
 // were obtained before obtainedBefore, claimed for owner for hold so that
 // keepers of other instances skip them. It fails with [ErrNoListing]
 // without such a store.
-func (c *Connector) ClaimDue(ctx context.Context, owner string, obtainedBefore time.Time, hold time.Duration, limit int) ([]flow.Key, error) {
+func (c *Connector) ClaimDue(ctx context.Context, owner string, obtainedBefore time.Time, hold time.Duration, limit int) ([]connid.ID, error) {
 	dc, ok := c.GrantStore.(oauth.DueClaimer)
 	if !ok {
 		return nil, ErrNoListing
@@ -126,12 +125,13 @@ func (c *Connector) ClaimDue(ctx context.Context, owner string, obtainedBefore t
 	return parseKeys(keys), nil
 }
 
-// parseKeys turns a GrantStore's "<provider>/<profile>" keys into flow keys.
-func parseKeys(keys []string) []flow.Key {
-	out := make([]flow.Key, 0, len(keys))
+// parseKeys turns a GrantStore's keys into connections, leaving out any
+// that is not one.
+func parseKeys(keys []string) []connid.ID {
+	out := make([]connid.ID, 0, len(keys))
 	for _, k := range keys {
-		if prov, prof, ok := strings.Cut(k, "/"); ok {
-			out = append(out, flow.Key{Profile: prof, Provider: prov})
+		if id, err := connid.Parse(k); err == nil {
+			out = append(out, id)
 		}
 	}
 	return out
@@ -142,7 +142,7 @@ func parseKeys(keys []string) []flow.Key {
 // lists ([ProfileLister]) with each registered provider that signs in
 // with OAuth. It fails with [ErrNoListing] when the profiles cannot be
 // listed.
-func (c *Connector) OAuthConnections() ([]flow.Key, error) {
+func (c *Connector) OAuthConnections() ([]connid.ID, error) {
 	lister, ok := c.Profiles.(ProfileLister)
 	if !ok {
 		return nil, ErrNoListing
@@ -151,11 +151,11 @@ func (c *Connector) OAuthConnections() ([]flow.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []flow.Key
+	var out []connid.ID
 	for _, prof := range names {
 		for _, p := range c.Registry.List() {
 			if SupportsOAuth(p) {
-				out = append(out, flow.Key{Profile: prof, Provider: p.Name()})
+				out = append(out, connid.ID{Profile: prof, Provider: p.Name()})
 			}
 		}
 	}

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth"
-	"github.com/memconnect/memconnect/oauth/flow"
 )
 
 // AgentToken is what an agent calls the provider with: the profile's
@@ -48,7 +48,7 @@ type EnvKeyer interface {
 // forced remembers the forced refreshes of the last ForceInterval.
 type forced struct {
 	mu   sync.Mutex // guards last
-	last map[flow.Key]forcedRefresh
+	last map[connid.ID]forcedRefresh
 }
 
 type forcedRefresh struct {
@@ -122,7 +122,7 @@ func (c *Connector) Token(ctx context.Context, profileName, providerName string,
 // Calls within the interval that still hold the token it replaced refresh
 // away from that same token, so that they wait for the one refresh and
 // adopt its answer.
-func (c *Connector) forcing(key flow.Key, current string) (string, bool) {
+func (c *Connector) forcing(key connid.ID, current string) (string, bool) {
 	now := c.now()
 	c.forced.mu.Lock()
 	defer c.forced.mu.Unlock()
@@ -130,7 +130,7 @@ func (c *Connector) forcing(key flow.Key, current string) (string, bool) {
 		return last.from, current == last.from
 	}
 	if c.forced.last == nil {
-		c.forced.last = make(map[flow.Key]forcedRefresh)
+		c.forced.last = make(map[connid.ID]forcedRefresh)
 	}
 	for k, f := range c.forced.last {
 		if now.Sub(f.at) >= ForceInterval {

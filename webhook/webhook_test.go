@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/observe"
@@ -125,7 +126,7 @@ func next(t *testing.T, got chan received) received {
 	}
 }
 
-var key = flow.Key{Profile: "default", Provider: "honcho"}
+var key = connid.ID{Profile: "default", Provider: "honcho"}
 
 func TestDeliveryIsSignedPerSpec(t *testing.T) {
 	url, got := receiver(t)
@@ -134,11 +135,11 @@ func TestDeliveryIsSignedPerSpec(t *testing.T) {
 	s := newSender(t, webhook.Config{URL: url, Secret: secret})
 	defer s.Attach(bus)()
 
-	bus.Publish(events.Event{Key: key, Kind: events.KindFlow, Flow: &flow.Flow{State: flow.StatePending}})                                   // not sent
-	bus.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: events.Refreshed})                                           // not asked for
-	bus.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: events.Connected, Remote: true})                             // another instance's
-	bus.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: events.RefreshFailed})                                       // sent
-	bus.Publish(events.Event{Key: flow.Key{Profile: "work", Provider: "honcho"}, Kind: events.KindConnection, Connection: events.Recovered}) // sent
+	bus.Publish(events.Event{Key: key, Kind: events.KindFlow, Flow: &flow.Flow{State: flow.StatePending}})                                    // not sent
+	bus.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: events.Refreshed})                                            // not asked for
+	bus.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: events.Connected, Remote: true})                              // another instance's
+	bus.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: events.RefreshFailed})                                        // sent
+	bus.Publish(events.Event{Key: connid.ID{Profile: "work", Provider: "honcho"}, Kind: events.KindConnection, Connection: events.Recovered}) // sent
 
 	for _, want := range []string{"refresh_failed", "recovered"} {
 		r := next(t, got)

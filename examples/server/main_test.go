@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -444,7 +445,7 @@ func TestRunStore(t *testing.T) {
 		}
 		return st
 	}
-	fkey := flow.Key{Profile: "default", Provider: "honcho"}
+	fkey := connid.ID{Profile: "default", Provider: "honcho"}
 	if err := sealed(k1).Flows().Put(t.Context(), flow.Pending{Key: fkey, ID: "f", State: "s", Verifier: "v", ExpiresAt: time.Now().Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
@@ -563,7 +564,7 @@ func TestEventStreamOutlivesTimeouts(t *testing.T) {
 		close(lines)
 	}()
 	<-time.After(300 * time.Millisecond) // past both timeouts
-	memory.Events().Publish(events.Event{Key: flow.Key{Profile: "default", Provider: "honcho"}, Kind: events.KindConnection, Connection: events.Refreshed})
+	memory.Events().Publish(events.Event{Key: connid.ID{Profile: "default", Provider: "honcho"}, Kind: events.KindConnection, Connection: events.Refreshed})
 	timeout := time.After(5 * time.Second)
 	for {
 		select {

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/internal/tokenresp"
 )
 
@@ -30,7 +31,7 @@ import (
 // default one). ctx's values reach the store calls and the exchange, but
 // not its end: the exchange belongs to the flow (Cancel and Close end it),
 // so a browser that goes away does not abandon a spent code.
-func (m *Manager) Callback(ctx context.Context, key Key, q url.Values) (Flow, error) {
+func (m *Manager) Callback(ctx context.Context, key connid.ID, q url.Values) (Flow, error) {
 	return m.CallbackBound(ctx, key, q, "")
 }
 
@@ -38,7 +39,7 @@ func (m *Manager) Callback(ctx context.Context, key Key, q url.Values) (Flow, er
 // the browser binding of the flow it completes ([Request.Binding]); "" for
 // none. A flow bound to another nonce ends with [CodeOtherBrowser] and its
 // code is not exchanged.
-func (m *Manager) CallbackBound(ctx context.Context, key Key, q url.Values, nonce string) (Flow, error) {
+func (m *Manager) CallbackBound(ctx context.Context, key connid.ID, q url.Values, nonce string) (Flow, error) {
 	return m.completeCallback(ctx, key, nil, q, nonce)
 }
 
@@ -55,7 +56,7 @@ func boundTo(binding, nonce string) bool {
 // completeCallback is the one completion code of browser flows. owner is
 // the flow whose loopback listener received the callback, or nil for
 // [Manager.Callback].
-func (m *Manager) completeCallback(ctx context.Context, key Key, owner *flowRecord, q url.Values, nonce string) (Flow, error) {
+func (m *Manager) completeCallback(ctx context.Context, key connid.ID, owner *flowRecord, q url.Values, nonce string) (Flow, error) {
 	got := q.Get("state")
 	m.mu.Lock()
 	f := m.flows[key]
@@ -162,7 +163,7 @@ func (m *Manager) exchange(a answer, q url.Values, nonce string) (*oauth2.Token,
 // calls, exchange and Complete run under ctx's values but last as long as
 // the Manager: once the state is claimed, the flow is this call's to end,
 // whether or not the browser waits for the answer.
-func (m *Manager) completeResumed(ctx context.Context, key Key, state string, q url.Values, nonce string) (Flow, error) {
+func (m *Manager) completeResumed(ctx context.Context, key connid.ID, state string, q url.Values, nonce string) (Flow, error) {
 	ctx, stop := detached(ctx, m.ctx)
 	defer stop()
 	p, err := m.store.Claim(ctx, key, state)

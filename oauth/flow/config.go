@@ -10,6 +10,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/clock"
+	"github.com/memconnect/memconnect/connid"
 )
 
 // Defaults of a [Manager].
@@ -90,14 +91,14 @@ type Config struct {
 	// the function Resume returns for the key and the flow's client and
 	// endpoints (cfg, as the starting instance recorded them). Without it
 	// such a callback is [ErrInvalidState], and the Store is not asked.
-	Resume func(ctx context.Context, key Key, cfg oauth2.Config) (complete func(context.Context, *oauth2.Token) error, err error)
+	Resume func(ctx context.Context, key connid.ID, cfg oauth2.Config) (complete func(context.Context, *oauth2.Token) error, err error)
 
 	// OnChange, if not nil, is told every flow of this Manager that starts
 	// (pending) or ends (connected, error, or idle when cancelled), with
 	// the flow as Status reports it: nothing secret. It is called with the
 	// Manager's lock held, so it must return at once and must not call the
 	// Manager; hand the flow to a channel or an event bus.
-	OnChange func(key Key, f Flow)
+	OnChange func(key connid.ID, f Flow)
 
 	// Page writes what the browser gets at the end of a flow on the
 	// loopback listener; nil means [PlainPage]. A host gives its own, such
@@ -125,7 +126,7 @@ func NewManager(c Config) *Manager {
 		onChange:        c.OnChange,
 		page:            c.Page,
 		words:           c.Words,
-		flows:           make(map[Key]*flowRecord),
+		flows:           make(map[connid.ID]*flowRecord),
 	}
 	if m.client == nil {
 		m.client = &http.Client{Timeout: 30 * time.Second}

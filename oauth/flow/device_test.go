@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/memconnect/memconnect/clock"
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
@@ -21,7 +22,7 @@ import (
 
 // deviceRequest is a device flow request whose device support comes from
 // the server's RFC 8414 metadata, as a provider would set it.
-func (e *flowEnv) deviceRequest(t *testing.T, key flow.Key) flow.Request {
+func (e *flowEnv) deviceRequest(t *testing.T, key connid.ID) flow.Request {
 	t.Helper()
 	md, err := oauth.Discover(context.Background(), e.srv.Client(), e.srv.URL)
 	if err != nil {

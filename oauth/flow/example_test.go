@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
@@ -26,7 +27,7 @@ func ExampleManager() {
 	flows := flow.NewManager(flow.Config{LoopbackAddr: "127.0.0.1:0"})
 	defer flows.Close()
 
-	key := flow.Key{Profile: "default", Provider: "honcho"}
+	key := connid.ID{Profile: "default", Provider: "honcho"}
 	f, err := flows.Start(context.Background(), flow.Request{
 		Key:        key,
 		Method:     flow.MethodBrowser,
@@ -75,7 +76,7 @@ func ExampleManager_device() {
 
 	flows := flow.NewManager(flow.Config{})
 	defer flows.Close()
-	key := flow.Key{Profile: "work", Provider: "honcho"}
+	key := connid.ID{Profile: "work", Provider: "honcho"}
 	f, err := flows.Start(context.Background(), flow.Request{
 		Key:             key,
 		Method:          flow.MethodDevice,
@@ -104,7 +105,7 @@ func ExamplePlainPage() {
 	flows := flow.NewManager(flow.Config{})
 	defer flows.Close()
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := flow.Key{Profile: "default", Provider: "honcho"} // from the route
+		key := connid.ID{Profile: "default", Provider: "honcho"} // from the route
 		f, err := flows.Callback(r.Context(), key, r.URL.Query())
 		flow.PlainPage(w, f, err, "Honcho")
 	})

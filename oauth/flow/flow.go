@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/connid"
 )
 
 // Method is how a person authorizes a flow.
@@ -49,17 +51,11 @@ const (
 	RedirectCallback RedirectMode = "callback"
 )
 
-// Key names the one flow a [Manager] may have pending for a profile
-// and a provider.
-type Key struct {
-	Profile  string
-	Provider string
-}
-
 // Request describes a flow to start with [Manager.Start].
 type Request struct {
-	// Key binds the flow, and its state parameter, to a profile and provider.
-	Key Key
+	// Key binds the flow, and its state parameter, to a connection: a
+	// [Manager] has at most one flow pending per connection.
+	Key connid.ID
 
 	// Method is the authorization method. Required: the package decides no
 	// default, the caller does.

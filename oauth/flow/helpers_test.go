@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -74,10 +75,10 @@ func newFlowEnv(t *testing.T, srvOpts []honchotest.Option, cfg func(*flow.Config
 // seconds of real time outside, passes as soon as everything waits.
 var inMemory = []honchotest.Option{oauthtest.WithInMemoryNetwork()}
 
-var flowKeyDefault = flow.Key{Profile: "default", Provider: "honcho"}
+var flowKeyDefault = connid.ID{Profile: "default", Provider: "honcho"}
 
 // request is a browser flow request against the env's server.
-func (e *flowEnv) request(key flow.Key, redirect flow.RedirectMode) flow.Request {
+func (e *flowEnv) request(key connid.ID, redirect flow.RedirectMode) flow.Request {
 	req := flow.Request{
 		Key:      key,
 		Method:   flow.MethodBrowser,
@@ -130,7 +131,7 @@ func flowGet(t *testing.T, u string) (int, string) {
 }
 
 // waitFlow waits, with a deadline, until key's flow leaves pending.
-func waitFlow(t *testing.T, m *flow.Manager, key flow.Key) (flow.Flow, error) {
+func waitFlow(t *testing.T, m *flow.Manager, key connid.ID) (flow.Flow, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect/clock"
+	"github.com/memconnect/memconnect/connid"
 
 	"golang.org/x/oauth2"
 )
@@ -47,8 +48,8 @@ type Manager struct {
 	loopbackTimeout time.Duration
 	errorReset      time.Duration
 	connectedReset  time.Duration
-	resume          func(context.Context, Key, oauth2.Config) (func(context.Context, *oauth2.Token) error, error)
-	onChange        func(Key, Flow)
+	resume          func(context.Context, connid.ID, oauth2.Config) (func(context.Context, *oauth2.Token) error, error)
+	onChange        func(connid.ID, Flow)
 	page            PageFunc
 	words           Words
 
@@ -57,7 +58,7 @@ type Manager struct {
 	wg   sync.WaitGroup // loopback servers and device pollers
 
 	mu     sync.Mutex // guards flows, closed and every flowRecord's mutable fields
-	flows  map[Key]*flowRecord
+	flows  map[connid.ID]*flowRecord
 	closed bool
 }
 
@@ -66,7 +67,7 @@ type Manager struct {
 type flowRecord struct {
 	id         string
 	loopbackAt string // where its loopback listener binds first
-	key        Key
+	key        connid.ID
 	method     Method
 	redirect   RedirectMode
 	cfg        oauth2.Config
@@ -276,7 +277,7 @@ func LoopbackRedirectURI(addr string) string {
 // is none. A browser flow that another instance sharing the [Store] started,
 // completed or cancelled is reported as the store records it (asked under
 // ctx); a flow of this Manager that ended elsewhere ends here too.
-func (m *Manager) Status(ctx context.Context, key Key) Flow {
+func (m *Manager) Status(ctx context.Context, key connid.ID) Flow {
 	m.mu.Lock()
 	f := m.flows[key]
 	if f != nil && (f.state != StatePending || f.completing) {
@@ -309,7 +310,7 @@ func (m *Manager) Status(ctx context.Context, key Key) Flow {
 	return f.snapshotLocked()
 }
 
-func (m *Manager) statusLocked(key Key) Flow {
+func (m *Manager) statusLocked(key connid.ID) Flow {
 	if f := m.flows[key]; f != nil {
 		return f.snapshotLocked()
 	}
@@ -323,7 +324,7 @@ func (m *Manager) statusLocked(key Key) Flow {
 // flow was cancelled. A flow whose callback was already accepted can no
 // longer be cancelled: it ends connected or failed within moments. A flow
 // of another instance is cancelled in the shared [Store], asked under ctx.
-func (m *Manager) Cancel(ctx context.Context, key Key) bool {
+func (m *Manager) Cancel(ctx context.Context, key connid.ID) bool {
 	m.mu.Lock()
 	f := m.flows[key]
 	if f != nil {
@@ -453,7 +454,7 @@ func (m *Manager) changedLocked(f *flowRecord) {
 // the flow with the error it ended with: nil when connected, a [*Failure],
 // or [ErrCancelled]. With no flow for key it returns at once with a
 // [StateIdle] snapshot; with a finished one, that flow and its error.
-func (m *Manager) Wait(ctx context.Context, key Key) (Flow, error) {
+func (m *Manager) Wait(ctx context.Context, key connid.ID) (Flow, error) {
 	m.mu.Lock()
 	f := m.flows[key]
 	m.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/clock"
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho"
@@ -217,7 +218,7 @@ func TestLoopbackRejectsNonLoopbackAddr(t *testing.T) {
 
 // Callbacks whose state is not the pending flow's change nothing.
 func TestCallbackStateValidation(t *testing.T) {
-	other := flow.Key{Profile: "work", Provider: "honcho"}
+	other := connid.ID{Profile: "work", Provider: "honcho"}
 	tests := []struct {
 		name string
 		// query builds the callback query from the real callback of the
@@ -544,7 +545,7 @@ func TestStartConflictAndValidation(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			req := e.request(flow.Key{Profile: "p", Provider: "honcho"}, flow.RedirectLoopback)
+			req := e.request(connid.ID{Profile: "p", Provider: "honcho"}, flow.RedirectLoopback)
 			tc.mod(&req)
 			if _, err := e.m.Start(context.Background(), req); !errors.Is(err, flow.ErrInvalidRequest) {
 				t.Errorf("Start: %v, want ErrInvalidRequest", err)
@@ -705,7 +706,7 @@ func TestStatesAreUnique(t *testing.T) {
 	e := newFlowEnv(t, nil, nil)
 	seen := map[string]bool{}
 	for i := range 20 {
-		key := flow.Key{Profile: "p" + itoa(i), Provider: "honcho"}
+		key := connid.ID{Profile: "p" + itoa(i), Provider: "honcho"}
 		q := mustURL(t, e.start(e.request(key, flow.RedirectCallback)).AuthorizeURL).Query()
 		if seen[q.Get("state")] || seen[q.Get("code_challenge")] {
 			t.Fatalf("state or challenge repeated after %d flows", i)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/connid"
 )
 
 // Pending is a pending browser flow as a [Store] keeps it: what its
@@ -16,7 +18,7 @@ import (
 // Store keeps it from [Manager.Start] until the flow ends and its key
 // reverts to [StateIdle]. A Store never logs the secrets.
 type Pending struct {
-	Key       Key
+	Key       connid.ID
 	ID        string    // the flow's id
 	State     string    // the state parameter (RFC 6749 section 10.12)
 	Verifier  string    // the PKCE code_verifier (RFC 7636)
@@ -58,18 +60,18 @@ type Store interface {
 	// recorded, as pending, until Finish. A state that matches no pending
 	// flow is [ErrInvalidState], and nothing changes. Claim does not check
 	// the expiry; the caller does.
-	Claim(ctx context.Context, key Key, state string) (Pending, error)
+	Claim(ctx context.Context, key connid.ID, state string) (Pending, error)
 	// Finish records that key's flow id ended as f, unless it ended
 	// already, and forgets its secrets; id "" means whichever flow of key
 	// is pending. A cancellation (f.State [StateIdle]) applies only to a
 	// flow not claimed yet: a claimed one is being completed. Finish
 	// reports whether it recorded the end.
-	Finish(ctx context.Context, key Key, id string, f Flow) (bool, error)
+	Finish(ctx context.Context, key connid.ID, id string, f Flow) (bool, error)
 	// Status returns key's flow as last recorded: pending, or how it
 	// ended. ok is false when there is none.
-	Status(ctx context.Context, key Key) (f Flow, ok bool, err error)
+	Status(ctx context.Context, key connid.ID) (f Flow, ok bool, err error)
 	// Delete forgets key's flow if it is still the flow id.
-	Delete(ctx context.Context, key Key, id string) error
+	Delete(ctx context.Context, key connid.ID, id string) error
 }
 
 // storeTimeout bounds each call to a Store given in [Config.Store]: the
@@ -89,25 +91,25 @@ func (b boundedStore) Put(ctx context.Context, p Pending) error {
 	return b.s.Put(ctx, p)
 }
 
-func (b boundedStore) Claim(ctx context.Context, key Key, state string) (Pending, error) {
+func (b boundedStore) Claim(ctx context.Context, key connid.ID, state string) (Pending, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.d)
 	defer cancel()
 	return b.s.Claim(ctx, key, state)
 }
 
-func (b boundedStore) Finish(ctx context.Context, key Key, id string, f Flow) (bool, error) {
+func (b boundedStore) Finish(ctx context.Context, key connid.ID, id string, f Flow) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.d)
 	defer cancel()
 	return b.s.Finish(ctx, key, id, f)
 }
 
-func (b boundedStore) Status(ctx context.Context, key Key) (Flow, bool, error) {
+func (b boundedStore) Status(ctx context.Context, key connid.ID) (Flow, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.d)
 	defer cancel()
 	return b.s.Status(ctx, key)
 }
 
-func (b boundedStore) Delete(ctx context.Context, key Key, id string) error {
+func (b boundedStore) Delete(ctx context.Context, key connid.ID, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, b.d)
 	defer cancel()
 	return b.s.Delete(ctx, key, id)
@@ -120,7 +122,7 @@ func NewMemoryStore() Store { return newMemoryStore() }
 // memoryStore is the in-memory [Store].
 type memoryStore struct {
 	mu sync.Mutex // guards m
-	m  map[Key]*memRecord
+	m  map[connid.ID]*memRecord
 }
 
 type memRecord struct {
@@ -129,7 +131,7 @@ type memRecord struct {
 	ended   bool
 }
 
-func newMemoryStore() *memoryStore { return &memoryStore{m: make(map[Key]*memRecord)} }
+func newMemoryStore() *memoryStore { return &memoryStore{m: make(map[connid.ID]*memRecord)} }
 
 func (s *memoryStore) Put(_ context.Context, p Pending) error {
 	s.mu.Lock()
@@ -138,7 +140,7 @@ func (s *memoryStore) Put(_ context.Context, p Pending) error {
 	return nil
 }
 
-func (s *memoryStore) Claim(_ context.Context, key Key, state string) (Pending, error) {
+func (s *memoryStore) Claim(_ context.Context, key connid.ID, state string) (Pending, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.m[key]
@@ -151,7 +153,7 @@ func (s *memoryStore) Claim(_ context.Context, key Key, state string) (Pending, 
 	return p, nil
 }
 
-func (s *memoryStore) Finish(_ context.Context, key Key, id string, f Flow) (bool, error) {
+func (s *memoryStore) Finish(_ context.Context, key connid.ID, id string, f Flow) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.m[key]
@@ -164,7 +166,7 @@ func (s *memoryStore) Finish(_ context.Context, key Key, id string, f Flow) (boo
 	return true, nil
 }
 
-func (s *memoryStore) Status(_ context.Context, key Key) (Flow, bool, error) {
+func (s *memoryStore) Status(_ context.Context, key connid.ID) (Flow, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.m[key]
@@ -174,7 +176,7 @@ func (s *memoryStore) Status(_ context.Context, key Key) (Flow, bool, error) {
 	return r.p.Flow, true, nil
 }
 
-func (s *memoryStore) Delete(_ context.Context, key Key, id string) error {
+func (s *memoryStore) Delete(_ context.Context, key connid.ID, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.m[key]; ok && r.p.ID == id {

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
@@ -59,7 +60,7 @@ func TestPendingFlowStore(t *testing.T) {
 	}
 
 	// A cancelled flow's record is deleted.
-	key := flow.Key{Profile: "work", Provider: "honcho"}
+	key := connid.ID{Profile: "work", Provider: "honcho"}
 	e.start(e.request(key, flow.RedirectCallback))
 	e.m.Cancel(context.Background(), key)
 	if got, ok := store.Get(key); !ok || got.State != flow.StateIdle || got.Detail != "Cancelled" {
@@ -99,10 +100,10 @@ func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 	store := &testkit.FlowStore{}
 	a := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
 	other := &completer{}
-	var resumed []flow.Key
+	var resumed []connid.ID
 	type requestKey struct{}
 	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
-		Resume: func(ctx context.Context, key flow.Key, _ oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
+		Resume: func(ctx context.Context, key connid.ID, _ oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
 			if ctx.Value(requestKey{}) != "r1" || ctx.Err() != nil {
 				t.Errorf("Resume's context: value %v, err %v; want the request's value and no end", ctx.Value(requestKey{}), ctx.Err())
 			}
@@ -152,7 +153,7 @@ func TestStatusAndCancelFromAnotherInstance(t *testing.T) {
 	a := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
 	other := &completer{}
 	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
-		Resume: func(context.Context, flow.Key, oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
+		Resume: func(context.Context, connid.ID, oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
 			return other.Complete, nil
 		}})
 	t.Cleanup(func() { b.Close() })
@@ -245,7 +246,7 @@ func TestOnChange(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
 	e := newFlowEnv(t, nil, func(c *flow.Config) {
-		c.OnChange = func(key flow.Key, f flow.Flow) {
+		c.OnChange = func(key connid.ID, f flow.Flow) {
 			mu.Lock()
 			defer mu.Unlock()
 			seen = append(seen, key.Profile+" "+string(f.State)+" "+f.Detail)

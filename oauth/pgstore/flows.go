@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth/flow"
 )
 
@@ -40,7 +41,7 @@ type flowConfig struct {
 	Binding string `json:"binding,omitempty"`
 }
 
-func flowKey(k flow.Key) string { return k.Profile + "\x00" + k.Provider }
+func flowKey(k connid.ID) string { return k.Profile + "\x00" + k.Provider }
 
 func (f flows) Put(ctx context.Context, p flow.Pending) error {
 	cfg, err := json.Marshal(flowConfig{ClientID: p.Config.ClientID, AuthURL: p.Config.Endpoint.AuthURL, TokenURL: p.Config.Endpoint.TokenURL,
@@ -68,7 +69,7 @@ ON CONFLICT (profile, provider) DO UPDATE SET id = $3, phase = 'pending', state_
 
 // Claim deletes and returns the row in one statement: of two claims of one
 // state, on any instances, one gets it.
-func (f flows) Claim(ctx context.Context, key flow.Key, state string) (flow.Pending, error) {
+func (f flows) Claim(ctx context.Context, key connid.ID, state string) (flow.Pending, error) {
 	if state == "" {
 		return flow.Pending{}, flow.ErrInvalidState
 	}
@@ -113,7 +114,7 @@ RETURNING o.id, o.verifier, o.config, o.flow, o.expires_at`, key.Profile, key.Pr
 		}}, nil
 }
 
-func (f flows) Finish(ctx context.Context, key flow.Key, id string, fl flow.Flow) (bool, error) {
+func (f flows) Finish(ctx context.Context, key connid.ID, id string, fl flow.Flow) (bool, error) {
 	snap, err := json.Marshal(f.newFlowJSON(key, fl))
 	if err != nil {
 		return false, err
@@ -131,7 +132,7 @@ WHERE profile = $1 AND provider = $2 AND ($3 = '' OR id = $3) AND phase = ANY($5
 	return tag.RowsAffected() == 1, nil
 }
 
-func (f flows) Status(ctx context.Context, key flow.Key) (flow.Flow, bool, error) {
+func (f flows) Status(ctx context.Context, key connid.ID) (flow.Flow, bool, error) {
 	snap, err := retryRead(ctx, func() ([]byte, error) {
 		var snap []byte
 		err := f.s.pool.QueryRow(ctx, `SELECT flow FROM memconnect_flows WHERE profile = $1 AND provider = $2`, key.Profile, key.Provider).Scan(&snap)
@@ -166,9 +167,9 @@ type flowJSON struct {
 }
 
 // urlAAD binds a flow's sealed authorize URL to its row and flow.
-func urlAAD(key flow.Key, id string) string { return aad("flows", flowKey(key), id+"/authorize_url") }
+func urlAAD(key connid.ID, id string) string { return aad("flows", flowKey(key), id+"/authorize_url") }
 
-func (f flows) newFlowJSON(key flow.Key, fl flow.Flow) flowJSON {
+func (f flows) newFlowJSON(key connid.ID, fl flow.Flow) flowJSON {
 	j := flowJSON{ID: fl.ID, State: string(fl.State), Method: string(fl.Method), Detail: fl.Detail,
 		RedirectURI: fl.RedirectURI, UserCode: fl.UserCode, VerificationURI: fl.VerificationURI, ExpiresAt: fl.ExpiresAt}
 	if fl.AuthorizeURL != "" {
@@ -177,7 +178,7 @@ func (f flows) newFlowJSON(key flow.Key, fl flow.Flow) flowJSON {
 	return j
 }
 
-func (f flows) flow(key flow.Key, j flowJSON) flow.Flow {
+func (f flows) flow(key connid.ID, j flowJSON) flow.Flow {
 	fl := flow.Flow{ID: j.ID, State: flow.State(j.State), Method: flow.Method(j.Method), Detail: j.Detail, AuthorizeURL: j.AuthorizeURL,
 		RedirectURI: j.RedirectURI, UserCode: j.UserCode, VerificationURI: j.VerificationURI, ExpiresAt: j.ExpiresAt}
 	if len(j.SealedURL) > 0 {
@@ -189,7 +190,7 @@ func (f flows) flow(key flow.Key, j flowJSON) flow.Flow {
 	return fl
 }
 
-func (f flows) Delete(ctx context.Context, key flow.Key, id string) error {
+func (f flows) Delete(ctx context.Context, key connid.ID, id string) error {
 	_, err := f.s.pool.Exec(ctx, `DELETE FROM memconnect_flows WHERE profile = $1 AND provider = $2 AND id = $3`, key.Profile, key.Provider, id)
 	return err
 }

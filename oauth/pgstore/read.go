@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth"
 )
 
@@ -106,7 +106,7 @@ func (s *Store) GrantKeys(ctx context.Context, after string, limit int) ([]strin
 // they are not "": one statement, on an index, whatever the position of
 // the page (it implements provider.ConnectionPager).
 func (s *Store) ConnectionPage(ctx context.Context, profile, prov, after string, limit int, each func(key string, c oauth.Credentials)) error {
-	afterProfile, afterProvider, _ := strings.Cut(after, "/")
+	from, _ := connid.ParseCursor(after) // "" (or malformed): from the first
 	rows, err := retryRead(ctx, func() (pgx.Rows, error) {
 		return s.pool.Query(ctx, `
 SELECT key, `+grantColumns+`, `+stateColumns+` FROM memconnect_grants
@@ -115,7 +115,7 @@ WHERE (access_token IS NOT NULL OR api_key IS NOT NULL)
 	AND ($2 = '' OR split_part(key, '/', 1) COLLATE "C" = $2)
 	AND (split_part(key, '/', 2) COLLATE "C", split_part(key, '/', 1) COLLATE "C") > ($3 COLLATE "C", $4 COLLATE "C")
 ORDER BY split_part(key, '/', 2) COLLATE "C", split_part(key, '/', 1) COLLATE "C"
-LIMIT $5`, profile, prov, afterProfile, afterProvider, limit)
+LIMIT $5`, profile, prov, from.Profile, from.Provider, limit)
 	})
 	if err != nil {
 		return fmt.Errorf("pgstore: list the connections: %w", err)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/connid"
 )
 
 // Rekey seals again, with the store's first key, every value sealed with
@@ -42,7 +42,7 @@ func (s *Store) Rekey(ctx context.Context) (int, error) {
 	if err != nil {
 		return total, fmt.Errorf("pgstore: rekey: find the pending flows sealed with another key: %w", err)
 	}
-	flows, err := pgx.CollectRows(rows, pgx.RowToStructByPos[flow.Key])
+	flows, err := pgx.CollectRows(rows, pgx.RowToStructByPos[connid.ID])
 	if err != nil {
 		return total, fmt.Errorf("pgstore: rekey: find the pending flows sealed with another key: %w", err)
 	}
@@ -101,7 +101,7 @@ func (s *Store) rekeyGrant(ctx context.Context, key string) (int, error) {
 	return n, nil
 }
 
-func (s *Store) rekeyFlow(ctx context.Context, key flow.Key) (int, error) {
+func (s *Store) rekeyFlow(ctx context.Context, key connid.ID) (int, error) {
 	n := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var id string

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
@@ -300,7 +301,7 @@ func TestRejectionSeenByEveryInstance(t *testing.T) {
 func TestFlowStore(t *testing.T) {
 	pool := testPool(t, false)
 	a, b := newStore(t, pool, pgstore.Config{}).Flows(), newStore(t, pool, pgstore.Config{}).Flows()
-	key := flow.Key{Profile: "default", Provider: "honcho"}
+	key := connid.ID{Profile: "default", Provider: "honcho"}
 	expires := time.Now().Add(10 * time.Minute).Truncate(time.Second)
 	pending := flow.Flow{ID: "f1", State: flow.StatePending, Method: flow.MethodBrowser, AuthorizeURL: "https://a/authorize?state=x", ExpiresAt: expires}
 	p := flow.Pending{Key: key, ID: "f1", State: "the-state", Verifier: "the-verifier-0123456789", ExpiresAt: expires, Flow: pending,
@@ -431,7 +432,7 @@ func TestRekey(t *testing.T) {
 	if _, err := old.SetAPIKey(t.Context(), "honcho/c", "hch-v2-rekey-0123456789"); err != nil {
 		t.Fatal(err)
 	}
-	fkey := flow.Key{Profile: "default", Provider: "honcho"}
+	fkey := connid.ID{Profile: "default", Provider: "honcho"}
 	if err := old.Flows().Put(t.Context(), flow.Pending{Key: fkey, ID: "f1", State: "s", Verifier: "the-verifier", ExpiresAt: time.Now().Add(time.Minute),
 		Flow: flow.Flow{ID: "f1", State: flow.StatePending}}); err != nil {
 		t.Fatal(err)
@@ -533,7 +534,7 @@ func TestFlowStoreSweeps(t *testing.T) {
 	a, b := newStore(t, pool, pgstore.Config{}).Flows(), newStore(t, pool, pgstore.Config{}).Flows()
 	put := func(fs flow.Store, profile string, expires time.Time) {
 		t.Helper()
-		key := flow.Key{Profile: profile, Provider: "honcho"}
+		key := connid.ID{Profile: profile, Provider: "honcho"}
 		if err := fs.Put(t.Context(), flow.Pending{Key: key, ID: profile, State: profile + "-state", Verifier: "v", ExpiresAt: expires,
 			Flow: flow.Flow{ID: profile, State: flow.StatePending}}); err != nil {
 			t.Fatal(err)
@@ -543,7 +544,7 @@ func TestFlowStoreSweeps(t *testing.T) {
 	put(a, "recent", time.Now().Add(-time.Minute))
 	put(b, "new", time.Now().Add(10*time.Minute))
 	for profile, want := range map[string]bool{"old": false, "recent": true, "new": true} {
-		if _, ok, err := b.Status(t.Context(), flow.Key{Profile: profile, Provider: "honcho"}); err != nil || ok != want {
+		if _, ok, err := b.Status(t.Context(), connid.ID{Profile: profile, Provider: "honcho"}); err != nil || ok != want {
 			t.Errorf("flow %q recorded = %v (%v); want %v", profile, ok, err, want)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth/flow"
 )
 
@@ -15,7 +16,7 @@ type FlowStore struct {
 	store     flow.Store
 	mu        sync.Mutex // guards puts, failClaim and keys
 	puts      int
-	last      map[flow.Key]flow.Pending
+	last      map[connid.ID]flow.Pending
 	failClaim error
 }
 
@@ -31,7 +32,7 @@ func (s *FlowStore) Put(ctx context.Context, p flow.Pending) error {
 	s.mu.Lock()
 	s.puts++
 	if s.last == nil {
-		s.last = make(map[flow.Key]flow.Pending)
+		s.last = make(map[connid.ID]flow.Pending)
 	}
 	s.last[p.Key] = p
 	s.mu.Unlock()
@@ -39,7 +40,7 @@ func (s *FlowStore) Put(ctx context.Context, p flow.Pending) error {
 }
 
 // Claim implements flow.Store, failing as FailClaims says.
-func (s *FlowStore) Claim(ctx context.Context, key flow.Key, state string) (flow.Pending, error) {
+func (s *FlowStore) Claim(ctx context.Context, key connid.ID, state string) (flow.Pending, error) {
 	s.mu.Lock()
 	err := s.failClaim
 	s.mu.Unlock()
@@ -50,28 +51,28 @@ func (s *FlowStore) Claim(ctx context.Context, key flow.Key, state string) (flow
 }
 
 // Finish implements flow.Store.
-func (s *FlowStore) Finish(ctx context.Context, key flow.Key, id string, f flow.Flow) (bool, error) {
+func (s *FlowStore) Finish(ctx context.Context, key connid.ID, id string, f flow.Flow) (bool, error) {
 	return s.inner().Finish(ctx, key, id, f)
 }
 
 // Status implements flow.Store.
-func (s *FlowStore) Status(ctx context.Context, key flow.Key) (flow.Flow, bool, error) {
+func (s *FlowStore) Status(ctx context.Context, key connid.ID) (flow.Flow, bool, error) {
 	return s.inner().Status(ctx, key)
 }
 
 // Delete implements flow.Store.
-func (s *FlowStore) Delete(ctx context.Context, key flow.Key, id string) error {
+func (s *FlowStore) Delete(ctx context.Context, key connid.ID, id string) error {
 	return s.inner().Delete(ctx, key, id)
 }
 
 // Get returns key's flow as the store records it, if any.
-func (s *FlowStore) Get(key flow.Key) (flow.Flow, bool) {
+func (s *FlowStore) Get(key connid.ID) (flow.Flow, bool) {
 	f, ok, _ := s.inner().Status(context.Background(), key)
 	return f, ok
 }
 
 // LastPut returns the last record put for key, secrets included.
-func (s *FlowStore) LastPut(key flow.Key) (flow.Pending, bool) {
+func (s *FlowStore) LastPut(key connid.ID) (flow.Pending, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.last[key]
