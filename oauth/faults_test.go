@@ -196,7 +196,7 @@ func runAsUnprivileged(t *testing.T, mode, path string) []byte {
 // childReadOnly asks for a token from the store at path and prints the
 // outcome as JSON.
 func childReadOnly(path string) int {
-	s := newTestStore(path, WithLockTimeout(5*time.Second))
+	s := newTestStore(path, withLockTimeout(5*time.Second))
 	s.attemptTimeout, s.retryDelay, s.budget = 2*time.Second, 10*time.Millisecond, 5*time.Second
 	tok, err := s.TokenSource("hermes").Token()
 	var out struct{ Token, Err string }
@@ -405,7 +405,7 @@ print(n)
 	if line, err := peer.ReadString('\n'); line != "ready\n" {
 		t.Fatalf("the peer did not start: %q %v", line, err)
 	}
-	s := newTestStore(path, WithLockTimeout(2*time.Second))
+	s := newTestStore(path, withLockTimeout(2*time.Second))
 	failures := 0
 	for range 20 {
 		unlock, err := s.file.lock(context.Background())
@@ -451,7 +451,7 @@ func TestLockTimeoutFailsOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer unlock()
-			tok, err := fastStore(path, clock, nil, WithLockTimeout(100*time.Millisecond)).TokenSource("hermes").Token()
+			tok, err := fastStore(path, clock, nil, withLockTimeout(100*time.Millisecond)).TokenSource("hermes").Token()
 			if tt.wantErr {
 				if err == nil || !strings.Contains(err.Error(), "lock") {
 					t.Fatalf("Token = %v, %v; want an error about the lock", tok, err)

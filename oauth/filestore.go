@@ -104,7 +104,7 @@ var _ GrantStore = (*FileStore)(nil)
 
 // NewFileStore returns the store of the config file at path. The file need
 // not exist yet; the first write creates it with mode 0600. It takes the
-// [WithLogger] and [WithLockTimeout] options.
+// [WithLogger] option.
 func NewFileStore(path string, layout FileLayout, opts ...Option) *FileStore {
 	o := newOptions(opts)
 	return &FileStore{

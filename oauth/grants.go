@@ -49,7 +49,7 @@ type Grants struct {
 }
 
 // NewGrants returns the engine for the grants of store. It takes the
-// [WithLogger], [WithClock], [WithHTTPClient] and [WithLockTimeout] options.
+// [WithLogger], [WithClock] and [WithHTTPClient] options.
 func NewGrants(store GrantStore, opts ...Option) *Grants {
 	o := newOptions(opts)
 	return &Grants{

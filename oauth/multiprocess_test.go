@@ -63,7 +63,7 @@ func TestOAuthChildProcess(t *testing.T) {
 // until the stop file appears, and prints how many rotations it made.
 func childRotate(path, stop string) int {
 	var rotations atomic.Int64
-	s := newTestStore(path, WithLockTimeout(30*time.Second), WithClock(childClock()))
+	s := newTestStore(path, withLockTimeout(30*time.Second), WithClock(childClock()))
 	var wg sync.WaitGroup
 	var failed atomic.Bool
 	for range 8 {

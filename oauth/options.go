@@ -56,9 +56,10 @@ func WithHTTPClient(c *http.Client) Option {
 	}
 }
 
-// WithLockTimeout bounds how long an operation waits for the locks. The
-// default, 30 s, outlasts another holder's whole refresh budget.
-func WithLockTimeout(d time.Duration) Option {
+// withLockTimeout bounds how long an operation waits for the locks, for
+// tests that need a holder to give up sooner. The default, 30 s, outlasts
+// another holder's whole refresh budget.
+func withLockTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
 			o.lockTimeout = d

@@ -19,7 +19,7 @@ import (
 // childPaused asks for one token with a 300 ms attempt deadline and a 1 s
 // budget, and prints it (or the error).
 func childPaused(path string) int {
-	s := newTestStore(path, WithLockTimeout(30*time.Second))
+	s := newTestStore(path, withLockTimeout(30*time.Second))
 	s.attemptTimeout, s.budget, s.retryDelay = 300*time.Millisecond, time.Second, 10*time.Millisecond
 	tok, err := s.TokenSource("hermes").Token()
 	if err != nil {
@@ -98,7 +98,7 @@ func TestPausedHolderKeepsItsAnswer(t *testing.T) {
 // answer has been read, before anything parses it; lateJournal writes the
 // journal as the first version did, once the answer is parsed.
 func childKilledOnArrival(path string, lateJournal bool) int {
-	s := newTestStore(path, WithLockTimeout(30*time.Second))
+	s := newTestStore(path, withLockTimeout(30*time.Second))
 	s.lateJournal = lateJournal
 	s.answerArrived = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	_, err := s.TokenSource("hermes").Token()

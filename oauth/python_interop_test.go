@@ -122,7 +122,7 @@ func TestPythonAgentLockInterop(t *testing.T) {
 	}
 
 	// Python holds the lock: Go's lock wait ends at its deadline.
-	waiter := newTestStore(path, WithLockTimeout(100*time.Millisecond))
+	waiter := newTestStore(path, withLockTimeout(100*time.Millisecond))
 	if err := waiter.file.MergeConfig(context.Background(), "hermes", map[string]any{"x": 1}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Go wrote while Python held the lock: %v", err)
 	}

@@ -136,7 +136,7 @@ func (s *testStore) installGrant(ctx context.Context, host string, tok *oauth2.T
 // fastStore returns a store for path with short refresh timings and a log
 // sink at debug level.
 func fastStore(path string, clock *testkit.Clock, log *testkit.SyncBuffer, opts ...Option) *testStore {
-	base := []Option{WithClock(clock), WithLockTimeout(5 * time.Second)}
+	base := []Option{WithClock(clock), withLockTimeout(5 * time.Second)}
 	if log != nil {
 		base = append(base, WithLogger(zerolog.New(log).Level(zerolog.DebugLevel)))
 	}

@@ -417,7 +417,7 @@ func TestLockTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unlock()
-	waiter := newTestStore(path, WithLockTimeout(50*time.Millisecond))
+	waiter := newTestStore(path, withLockTimeout(50*time.Millisecond))
 	err = waiter.file.MergeConfig(context.Background(), "hermes", map[string]any{"a": 1})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a deadline error (the file lock is held)", err)
