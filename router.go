@@ -195,11 +195,12 @@ type Config struct {
 	Clock clock.Clock
 }
 
-// Router is the memconnect router that [New] returns: a [chi.Router] to
-// mount, the [provider.Connector] behind it, and Close for what New
-// created.
+// Router is the memconnect router that [New] returns: an [http.Handler]
+// to mount (its routes are fixed once New returns, so it exposes no way to
+// add middleware or routes to it), the [provider.Connector] behind it, and
+// Close for what New created.
 type Router struct {
-	chi.Router
+	mux       chi.Router
 	conn      *provider.Connector
 	stop      []func() // what Close ends: the keeper, the flow tap, the streams
 	closeOnce sync.Once
@@ -270,6 +271,13 @@ func (r *Router) MintConnectSession(profile string, providers []string, ttl time
 // router is: the token source of a profile, status, connect and
 // disconnect for Go code.
 func (r *Router) Connector() *provider.Connector { return r.conn }
+
+// ServeHTTP serves the memconnect API.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.mux.ServeHTTP(w, req) }
+
+// Routes returns the router's routes to read, such as with chi.Walk to
+// list them; they cannot be changed through it.
+func (r *Router) Routes() chi.Routes { return r.mux }
 
 // Events returns the bus of the router's events, for Go code that follows
 // a connection as the events route does.
@@ -420,7 +428,7 @@ func New(cfg Config) (*Router, error) {
 	r.Post("/providers/{provider}/oauth/start", h.HermesOAuthStart)
 	r.Get("/providers/{provider}/oauth/status", h.HermesOAuthStatus)
 	hostGuard, tokenGuard := middleware.HostGuard(hosts), middleware.SessionToken(cfg.SessionToken, nil)
-	rt := &Router{Router: r, conn: conn, sessions: sessions, now: now, stop: []func(){h.Close},
+	rt := &Router{mux: r, conn: conn, sessions: sessions, now: now, stop: []func(){h.Close},
 		guard: func(h http.Handler) http.Handler { return middleware.RequestID(hostGuard(tokenGuard(h))) }}
 	if cfg.Observer != nil {
 		rt.stop = append(rt.stop, conn.Events.Tap(flowObserver(cfg.Observer)))

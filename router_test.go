@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -143,9 +144,16 @@ func TestRouterWithoutMount(t *testing.T) {
 			t.Errorf("GET %s = %d %s, want %d", tt.target, w.Code, w.Body, tt.want)
 		}
 	}
+	// The routes are fixed: nothing on the Router adds middleware or routes
+	// (chi's Use panics once routes exist).
+	for _, m := range []string{"Use", "With", "Group", "Route", "Mount", "Handle", "HandleFunc", "Get"} {
+		if _, ok := reflect.TypeOf(r).MethodByName(m); ok {
+			t.Errorf("*Router has method %s: its routes are not fixed", m)
+		}
+	}
 	// The route table, as chi sees it.
 	var routes []string
-	if err := chi.Walk(r, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+	if err := chi.Walk(r.Routes(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		routes = append(routes, method+" "+route)
 		return nil
 	}); err != nil {

@@ -65,7 +65,7 @@ func TestOpenAPIRouteTable(t *testing.T) {
 	}
 	t.Cleanup(func() { r.Close() })
 	var got []string
-	err = chi.Walk(r, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+	err = chi.Walk(r.Routes(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		got = append(got, method+" "+route)
 		return nil
 	})
