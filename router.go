@@ -379,8 +379,7 @@ func New(cfg Config) (*Router, error) {
 	}
 	// The flow manager is made last of what can fail, and closed if what
 	// follows does.
-	conn.Flows = flow.NewManager(flow.Config{Clock: cfg.Clock, HTTPClient: cfg.HTTPClient, Logger: cfg.Logger, Store: cfg.FlowStore,
-		Resume: conn.Resume, OnChange: conn.Events.PublishFlow, Page: handlers.WriteCallbackPage, Words: handlers.FlowWords})
+	conn.Flows = conn.NewFlows(flow.Config{Store: cfg.FlowStore, Page: handlers.WriteCallbackPage, Words: handlers.FlowWords})
 	h, err := handlers.New(conn, handlers.WithOpenBrowser(cfg.OpenBrowser), handlers.WithHeartbeat(cfg.EventHeartbeat),
 		handlers.WithAuthorize(cfg.Authorize))
 	if err != nil {

@@ -266,3 +266,19 @@ func (c *Connector) publish(key connid.ID, what string) {
 	c.followMu.Unlock()
 	c.Events.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: what})
 }
+
+// NewFlows returns a flow manager for c's sign-ins, to set as c.Flows
+// (the caller closes it): cfg, with its Clock, HTTPClient and Logger
+// replaced by c's, Resume by c's (a sign-in started by another instance
+// completes here as one started here), and OnChange by c.Events' when c
+// has a bus. The router and a command-line sign-in build their managers
+// with it, so that both wire a flow the same way.
+func (c *Connector) NewFlows(cfg flow.Config) *flow.Manager {
+	cfg.Clock, cfg.HTTPClient, cfg.Logger = c.Clock, c.HTTPClient, c.Logger
+	cfg.Resume = c.Resume
+	cfg.OnChange = nil
+	if c.Events != nil {
+		cfg.OnChange = c.Events.PublishFlow
+	}
+	return flow.NewManager(cfg)
+}

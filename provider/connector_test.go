@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/connid"
+	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
@@ -690,5 +692,41 @@ func TestConnectorLoopbackAddr(t *testing.T) {
 	rep, err = conn.Connect(t.Context(), "default", "honcho", req)
 	if err != nil || rep.Flow == nil || rep.Flow.RedirectURI == "http://"+addr+"/callback" || !strings.HasPrefix(rep.Flow.RedirectURI, "http://127.0.0.1:") {
 		t.Fatalf("Connect with the Connector's address = %+v, %v; want any free port", rep.Flow, err)
+	}
+}
+
+// TestNewFlowsWiresTheConnector: a manager from NewFlows tells the
+// Connector's bus of every flow and runs on the Connector's clock, whoever
+// builds it (the router, the CLI).
+func TestNewFlowsWiresTheConnector(t *testing.T) {
+	start := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	clk := testkit.ClockAt(start)
+	bus := events.NewBus()
+	c := &provider.Connector{Clock: clk, Events: bus}
+	m := c.NewFlows(flow.Config{})
+	defer m.Close()
+	key := connid.ID{Profile: "default", Provider: "x"}
+	sub, err := bus.Subscribe(key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	f, err := m.Start(context.Background(), flow.Request{Key: key, Method: flow.MethodBrowser, Redirect: flow.RedirectLoopback,
+		Config:   oauth2.Config{ClientID: "c", Endpoint: oauth2.Endpoint{AuthURL: "http://127.0.0.1:9/authorize", TokenURL: "http://127.0.0.1:9/token"}},
+		Complete: func(context.Context, *oauth2.Token) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Cancel(context.Background(), key)
+	if !f.ExpiresAt.After(start) || f.ExpiresAt.After(start.Add(time.Hour)) {
+		t.Errorf("the flow expires at %v; want soon after the Connector's clock, %v", f.ExpiresAt, start)
+	}
+	select {
+	case ev := <-sub.Events():
+		if ev.Kind != events.KindFlow || ev.Flow == nil || ev.Flow.State != flow.StatePending {
+			t.Errorf("first event %+v; want the pending flow", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Connector's bus heard nothing of the flow")
 	}
 }

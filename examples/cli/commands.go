@@ -24,7 +24,7 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	s, err := c.setup(&cf, nil)
+	s, err := c.setup(&cf)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (c *cli) token(ctx context.Context, args []string) error {
 		}
 		return c.tokenFromServer(ctx, *server, *sessionToken, cf, *force)
 	}
-	s, err := c.setup(&cf, nil)
+	s, err := c.setup(&cf)
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (c *cli) logout(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	s, err := c.setup(&cf, nil)
+	s, err := c.setup(&cf)
 	if err != nil {
 		return err
 	}

@@ -55,13 +55,14 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	if port.bad != "" {
 		return &usageError{msg: fmt.Sprintf("login: --port %s is not a port", port.bad)}
 	}
-	flows := flow.NewManager(flow.Config{Logger: c.logger(), Page: handlers.WriteCallbackPage, Words: handlers.FlowWords})
-	defer flows.Close()
-	s, err := c.setup(&cf, flows)
+	s, err := c.setup(&cf)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	// The flow manager is wired as the router's is.
+	s.conn.Flows = s.conn.NewFlows(flow.Config{Page: handlers.WriteCallbackPage, Words: handlers.FlowWords})
+	defer s.conn.Flows.Close()
 	if port.set {
 		s.conn.LoopbackAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port.n))
 	}
@@ -225,7 +226,7 @@ func (c *cli) confirmReplace(ctx context.Context, s *setup, force bool) error {
 
 // loginAPIKey reads an API key from stdin and stores it for the profile.
 func (c *cli) loginAPIKey(ctx context.Context, cf *common, force bool) error {
-	s, err := c.setup(cf, nil)
+	s, err := c.setup(cf)
 	if err != nil {
 		return err
 	}

@@ -284,7 +284,7 @@ func TestStatusReauthLine(t *testing.T) {
 
 	var stdout, stderr testkit.SyncBuffer
 	c := &cli{lookupEnv: e.lookup, stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
-	s, err := c.setup(&common{config: path}, nil)
+	s, err := c.setup(&common{config: path})
 	if err != nil {
 		t.Fatal(err)
 	}

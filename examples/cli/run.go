@@ -422,7 +422,7 @@ func chooseProvider(flag string, hp *honcho.Provider, clientID string) (provider
 
 // setup builds the provider and service for the common flags. flows may be
 // nil for commands that start no flow.
-func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
+func (c *cli) setup(cf *common) (*setup, error) {
 	if cf.config != "" && cf.profile != "" {
 		return nil, &usageError{msg: "use either --profile or --config, not both"}
 	}
@@ -494,7 +494,7 @@ func (c *cli) setup(cf *common, flows *flow.Manager) (*setup, error) {
 			profiles = provider.NamedProfiles{Root: root} // in the shared store, a profile is a name
 		}
 	}
-	conn := &provider.Connector{Registry: reg, Profiles: profiles, Flows: flows, Logger: c.logger()}
+	conn := &provider.Connector{Registry: reg, Profiles: profiles, Logger: c.logger()}
 	closeStore := func() {}
 	var shared *pgstore.Store
 	if cf.store != "" {
