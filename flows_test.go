@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
+	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // callbackHTML asserts that x is an HTML page with status want whose text
@@ -315,19 +317,7 @@ func TestCallbackOnAnotherInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := &testkit.FlowStore{}
-	instance := func() (*memconnect.Router, *fixture.Server) {
-		srv := fixture.NewServer(t)
-		// The store is all a host gives: New wires the flows to it.
-		r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), FlowStore: store, LoopbackAddr: "127.0.0.1:0",
-			HTTPClient: h.AS.Client(), CallbackBaseURL: "http://127.0.0.1:9/api/memory"}) // the load balancer's address
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		srv.Start(fixture.HostRouter(r))
-		return r, srv
-	}
+	instance := sharedFlowInstances(t, h, reg)
 	a, _ := instance()
 	_, bsrv := instance()
 
@@ -359,5 +349,76 @@ func consentOn(t *testing.T, h *fixture.Hermes, srv *fixture.Server, authorizeUR
 	cb.Body.Close()
 	if cb.StatusCode != http.StatusOK || !strings.Contains(string(body), "Connected") {
 		t.Fatalf("callback = %d %s", cb.StatusCode, body)
+	}
+}
+
+// A sign-in completed by another instance writes what it would have
+// written where it started: the starting request's completion options
+// (TokensOnly, ConfigExcept) travel with the pending flow.
+func TestResumedSignInCompletesAsLocal(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		req  provider.ConnectRequest
+		want []string // the file's members besides the hosts
+	}{
+		{"everything", provider.ConnectRequest{}, []string{"peerName", "workspace"}},
+		{"config except peerName", provider.ConnectRequest{ConfigExcept: []string{"peerName"}}, []string{"workspace"}},
+		{"tokens only", provider.ConnectRequest{TokensOnly: true}, nil},
+	} {
+		for _, where := range []string{"local", "resumed"} {
+			t.Run(tt.name+"/"+where, func(t *testing.T) {
+				h := fixture.NewHermes(t, honchotest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "w1"}))
+				reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				instance := sharedFlowInstances(t, h, reg)
+				a, asrv := instance()
+				_, bsrv := instance()
+				req := tt.req
+				req.Method, req.Redirect = flow.MethodBrowser, flow.RedirectCallback
+				rep, err := a.Connector().Connect(t.Context(), "default", "honcho", req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lands := asrv
+				if where == "resumed" {
+					lands = bsrv
+				}
+				consentOn(t, h, lands, rep.Flow.AuthorizeURL)
+				file := testkit.ReadJSON(t, filepath.Join(h.Root, "honcho.json"))
+				if blk := testkit.HostBlock(file, "hermes"); blk["oauth"] == nil {
+					t.Fatalf("no grant stored: %v", file)
+				}
+				var got []string
+				for k := range file {
+					if k != "hosts" {
+						got = append(got, k)
+					}
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("the config holds %v besides the grant, want %v: %v", got, tt.want, file)
+				}
+			})
+		}
+	}
+}
+
+// sharedFlowInstances returns a maker of instances of a host that share the
+// Hermes home and one pending-flow store, each serving its router.
+func sharedFlowInstances(t *testing.T, h *fixture.Hermes, reg *provider.Registry) func() (*memconnect.Router, *fixture.Server) {
+	store := &testkit.FlowStore{}
+	return func() (*memconnect.Router, *fixture.Server) {
+		srv := fixture.NewServer(t)
+		// The store is all a host gives: New wires the flows to it.
+		r, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: h.Profiles(), FlowStore: store, LoopbackAddr: "127.0.0.1:0",
+			HTTPClient: h.AS.Client(), CallbackBaseURL: "http://127.0.0.1:9/api/memory"}) // the load balancer's address
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		srv.Start(fixture.HostRouter(r))
+		return r, srv
 	}
 }

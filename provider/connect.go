@@ -3,6 +3,7 @@ package provider
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -55,7 +56,10 @@ type ConnectRequest struct {
 	// OnInstalled, if not nil, is called with the token response after
 	// the grant is stored and before the flow becomes connected; the
 	// server's "config" arrives this way ([oauth2.Token.Extra]). It must
-	// not block.
+	// not block. It runs only where the flow started: TokensOnly and
+	// ConfigExcept travel with a flow that another instance completes
+	// (through a shared flow store), a function cannot. Anywhere, the
+	// connection's "connected" event says the grant is stored.
 	OnInstalled func(*oauth2.Token)
 }
 
@@ -206,6 +210,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 		Binding:         bindingFor(req),
 		DisplayName:     t.provider.DisplayName(),
 		Complete:        c.installer(t.key, ref, ep, req),
+		ResumeData:      resumeData(req),
 	}
 	if fr.Method == flow.MethodBrowser && fr.Redirect == flow.RedirectLoopback {
 		fr.LoopbackAddr, fr.Loopback = c.loopbackAddr(t), lb
@@ -232,10 +237,11 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 // would have given the flow, with the server's config merged, for the
 // client and token endpoint of cfg, the flow's configuration as the
 // starting instance recorded it (a client registered there may be unknown
-// here). Pass it as [flow.Config.Resume] of a flow manager that shares its
+// here), and with the starting request's TokensOnly and ConfigExcept,
+// which data carries. Pass it as [flow.Config.Resume] of a flow manager that shares its
 // Store with other instances (memconnect.New does so for the manager it
 // makes).
-func (c *Connector) Resume(ctx context.Context, key connid.ID, cfg oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
+func (c *Connector) Resume(ctx context.Context, key connid.ID, cfg oauth2.Config, data []byte) (func(context.Context, *oauth2.Token) error, error) {
 	t, err := c.oauthTarget(key.Profile, key.Provider)
 	if err != nil {
 		return nil, err
@@ -251,7 +257,31 @@ func (c *Connector) Resume(ctx context.Context, key connid.ID, cfg oauth2.Config
 	if err != nil {
 		return nil, err
 	}
-	return c.installer(key, ref, ep, ConnectRequest{}), nil
+	var opts completion
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &opts); err != nil {
+			return nil, fmt.Errorf("provider: the flow's completion options: %w", err)
+		}
+	}
+	return c.installer(key, ref, ep, ConnectRequest{TokensOnly: opts.TokensOnly, ConfigExcept: opts.ConfigExcept}), nil
+}
+
+// completion is what of a ConnectRequest a flow carries to the instance
+// that completes it ([flow.Request.ResumeData]): the options of the
+// grant's install that are data, not functions.
+type completion struct {
+	TokensOnly   bool     `json:"tokens_only,omitempty"`
+	ConfigExcept []string `json:"config_except,omitempty"`
+}
+
+// resumeData encodes req's completion options for another instance; nil
+// when there are none.
+func resumeData(req ConnectRequest) []byte {
+	if !req.TokensOnly && len(req.ConfigExcept) == 0 {
+		return nil
+	}
+	data, _ := json.Marshal(completion{TokensOnly: req.TokensOnly, ConfigExcept: req.ConfigExcept}) // cannot fail
+	return data
 }
 
 // installer returns the Complete function of a flow: it stores the grant

@@ -202,7 +202,7 @@ func (m *Manager) completeResumed(ctx context.Context, key connid.ID, state stri
 		cfg: p.Config, opts: append(tokenOptions(p.TokenParams), oauth2.VerifierOption(p.Verifier)),
 		ready: func(ctx context.Context) *Failure {
 			var err error
-			if complete, err = m.resume(ctx, key, p.Config); err != nil {
+			if complete, err = m.resume(ctx, key, p.Config, p.ResumeData); err != nil {
 				return &Failure{Code: CodeComplete, Detail: m.say(ReasonComplete), Err: err}
 			}
 			return nil

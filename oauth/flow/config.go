@@ -88,10 +88,11 @@ type Config struct {
 	// Resume, if not nil, completes browser flows that another instance
 	// started: a callback whose key has no flow here claims the state from
 	// the (shared) Store, exchanges the code, and stores the grant with
-	// the function Resume returns for the key and the flow's client and
-	// endpoints (cfg, as the starting instance recorded them). Without it
-	// such a callback is [ErrInvalidState], and the Store is not asked.
-	Resume func(ctx context.Context, key connid.ID, cfg oauth2.Config) (complete func(context.Context, *oauth2.Token) error, err error)
+	// the function Resume returns for the key, the flow's client and
+	// endpoints (cfg, as the starting instance recorded them) and the
+	// request's [Request.ResumeData]. Without it such a callback is
+	// [ErrInvalidState], and the Store is not asked.
+	Resume func(ctx context.Context, key connid.ID, cfg oauth2.Config, data []byte) (complete func(context.Context, *oauth2.Token) error, err error)
 
 	// OnChange, if not nil, is told every flow of this Manager that starts
 	// (pending) or ends (connected, error, or idle when cancelled), with

@@ -143,6 +143,13 @@ type Request struct {
 	// "iss" is then refused (RFC 9207 section 2.4).
 	IssuerRequired bool
 
+	// ResumeData is given to [Config.Resume] when another instance
+	// completes the flow, so that it completes as Complete would here:
+	// the caller's options, encoded as it likes. It is kept in the clear
+	// by a shared Store, so it must hold no secret; at most
+	// [MaxResumeData] bytes.
+	ResumeData []byte
+
 	// DisplayName names the provider on the loopback listener's result page
 	// ("Connected to Honcho"); "" leaves it out.
 	DisplayName string

@@ -48,7 +48,7 @@ type Manager struct {
 	loopbackTimeout time.Duration
 	errorReset      time.Duration
 	connectedReset  time.Duration
-	resume          func(context.Context, connid.ID, oauth2.Config) (func(context.Context, *oauth2.Token) error, error)
+	resume          func(context.Context, connid.ID, oauth2.Config, []byte) (func(context.Context, *oauth2.Token) error, error)
 	onChange        func(connid.ID, Flow)
 	page            PageFunc
 	words           Words
@@ -75,6 +75,7 @@ type flowRecord struct {
 	// tokenOpts are the TokenParams of the request; rejected its
 	// ClientRejected.
 	tokenParams url.Values
+	resumeData  []byte
 	tokenOpts   []oauth2.AuthCodeOption
 	rejected    func()
 	unanswered  func() // Request.Unanswered
@@ -160,6 +161,7 @@ func (m *Manager) Start(ctx context.Context, req Request) (Flow, error) {
 		cfg:         req.Config,
 		complete:    req.Complete,
 		tokenParams: req.TokenParams,
+		resumeData:  req.ResumeData,
 		tokenOpts:   tokenOptions(req.TokenParams),
 		rejected:    req.ClientRejected,
 		unanswered:  req.Unanswered,
@@ -240,7 +242,7 @@ func (m *Manager) startBrowserLocked(f *flowRecord, req Request, opts []oauth2.A
 	f.authorizeURL = f.cfg.AuthCodeURL(secret, opts...)
 	f.detail = m.say(ReasonWaitingBrowser)
 	p := Pending{Key: f.key, ID: f.id, State: secret, Verifier: verifier, ExpiresAt: f.expiresAt, Config: f.cfg, TokenParams: f.tokenParams,
-		Issuer: f.issuer, IssuerRequired: f.issRequired, Binding: f.binding, Flow: f.snapshotLocked()}
+		Issuer: f.issuer, IssuerRequired: f.issRequired, Binding: f.binding, ResumeData: f.resumeData, Flow: f.snapshotLocked()}
 	if err := m.store.Put(m.ctx, p); err != nil {
 		f.stopTimersLocked()
 		if lb := f.loopback; lb != nil {

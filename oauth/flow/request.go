@@ -24,6 +24,9 @@ func prepareRequest(req Request) (Request, []oauth2.AuthCodeOption, error) {
 	if req.Complete == nil {
 		return invalid("Complete is required")
 	}
+	if len(req.ResumeData) > MaxResumeData {
+		return invalid("resume data of %d bytes, more than %d", len(req.ResumeData), MaxResumeData)
+	}
 	if req.Config.ClientID == "" || req.Config.Endpoint.TokenURL == "" {
 		return invalid("client id and token endpoint are required")
 	}

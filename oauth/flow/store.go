@@ -36,6 +36,8 @@ type Pending struct {
 	// authorization response's "iss" (RFC 9207) on any instance.
 	Issuer         string
 	IssuerRequired bool
+	// ResumeData is the request's [Request.ResumeData], for Resume.
+	ResumeData []byte
 	// Flow is the flow as [Manager.Status] reports it while it is pending.
 	Flow Flow
 }
@@ -78,6 +80,10 @@ type Store interface {
 // Manager makes some while it holds its lock, and a database that hangs
 // must not hold every flow of the Manager with it.
 const storeTimeout = 5 * time.Second
+
+// MaxResumeData bounds [Request.ResumeData]: a shared Store keeps it with
+// every pending flow.
+const MaxResumeData = 4096
 
 // boundedStore is a Store whose every call ends within storeTimeout.
 type boundedStore struct {

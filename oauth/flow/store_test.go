@@ -103,7 +103,10 @@ func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 	var resumed []connid.ID
 	type requestKey struct{}
 	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
-		Resume: func(ctx context.Context, key connid.ID, _ oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
+		Resume: func(ctx context.Context, key connid.ID, _ oauth2.Config, data []byte) (func(context.Context, *oauth2.Token) error, error) {
+			if string(data) != `{"tokens_only":true}` {
+				t.Errorf("Resume's data %q; want the starting request's", data)
+			}
 			if ctx.Value(requestKey{}) != "r1" || ctx.Err() != nil {
 				t.Errorf("Resume's context: value %v, err %v; want the request's value and no end", ctx.Value(requestKey{}), ctx.Err())
 			}
@@ -114,7 +117,9 @@ func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 	c := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client()}) // no Resume
 	t.Cleanup(func() { c.Close() })
 
-	f := a.start(a.request(flowKeyDefault, flow.RedirectCallback))
+	req := a.request(flowKeyDefault, flow.RedirectCallback)
+	req.ResumeData = []byte(`{"tokens_only":true}`) // the starter's options, for whoever completes
+	f := a.start(req)
 	back := a.consent(f, true)
 	if _, err := c.Callback(context.Background(), flowKeyDefault, back.Query()); !errors.Is(err, flow.ErrInvalidState) {
 		t.Fatalf("callback on an instance without Resume: %v, want ErrInvalidState", err)
@@ -153,7 +158,7 @@ func TestStatusAndCancelFromAnotherInstance(t *testing.T) {
 	a := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
 	other := &completer{}
 	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
-		Resume: func(context.Context, connid.ID, oauth2.Config) (func(context.Context, *oauth2.Token) error, error) {
+		Resume: func(context.Context, connid.ID, oauth2.Config, []byte) (func(context.Context, *oauth2.Token) error, error) {
 			return other.Complete, nil
 		}})
 	t.Cleanup(func() { b.Close() })

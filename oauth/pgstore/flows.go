@@ -39,6 +39,9 @@ type flowConfig struct {
 	IssuerRequired bool   `json:"issuer_required,omitempty"`
 	// Binding is the digest of the starting browser's nonce: no secret.
 	Binding string `json:"binding,omitempty"`
+	// ResumeData is the starting request's options for the instance that
+	// completes the flow (flow.Request.ResumeData): no secret.
+	ResumeData []byte `json:"resume_data,omitempty"`
 }
 
 func flowKey(k connid.ID) string { return k.Profile + "\x00" + k.Provider }
@@ -46,7 +49,7 @@ func flowKey(k connid.ID) string { return k.Profile + "\x00" + k.Provider }
 func (f flows) Put(ctx context.Context, p flow.Pending) error {
 	cfg, err := json.Marshal(flowConfig{ClientID: p.Config.ClientID, AuthURL: p.Config.Endpoint.AuthURL, TokenURL: p.Config.Endpoint.TokenURL,
 		DeviceAuthURL: p.Config.Endpoint.DeviceAuthURL, RedirectURL: p.Config.RedirectURL, Scopes: p.Config.Scopes, TokenParams: p.TokenParams,
-		Issuer: p.Issuer, IssuerRequired: p.IssuerRequired, Binding: p.Binding})
+		Issuer: p.Issuer, IssuerRequired: p.IssuerRequired, Binding: p.Binding, ResumeData: p.ResumeData})
 	if err != nil {
 		return err
 	}
@@ -106,7 +109,7 @@ RETURNING o.id, o.verifier, o.config, o.flow, o.expires_at`, key.Profile, key.Pr
 		return flow.Pending{}, fmt.Errorf("pgstore: the pending flow: %w", err)
 	}
 	return flow.Pending{Key: key, ID: id, State: state, Verifier: v, ExpiresAt: expires, Flow: f.flow(key, fj), TokenParams: c.TokenParams,
-		Issuer: c.Issuer, IssuerRequired: c.IssuerRequired, Binding: c.Binding, Config: oauth2.Config{
+		Issuer: c.Issuer, IssuerRequired: c.IssuerRequired, Binding: c.Binding, ResumeData: c.ResumeData, Config: oauth2.Config{
 			ClientID:    c.ClientID,
 			Endpoint:    oauth2.Endpoint{AuthURL: c.AuthURL, TokenURL: c.TokenURL, DeviceAuthURL: c.DeviceAuthURL, AuthStyle: oauth2.AuthStyleInParams},
 			RedirectURL: c.RedirectURL,

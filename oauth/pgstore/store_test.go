@@ -305,7 +305,7 @@ func TestFlowStore(t *testing.T) {
 	expires := time.Now().Add(10 * time.Minute).Truncate(time.Second)
 	pending := flow.Flow{ID: "f1", State: flow.StatePending, Method: flow.MethodBrowser, AuthorizeURL: "https://a/authorize?state=x", ExpiresAt: expires}
 	p := flow.Pending{Key: key, ID: "f1", State: "the-state", Verifier: "the-verifier-0123456789", ExpiresAt: expires, Flow: pending,
-		Issuer: "https://a", IssuerRequired: true,
+		Issuer: "https://a", IssuerRequired: true, ResumeData: []byte(`{"tokens_only":true}`),
 		Config: oauth2.Config{ClientID: "c", RedirectURL: "http://127.0.0.1:9/cb", Endpoint: oauth2.Endpoint{AuthURL: "https://a/authorize", TokenURL: "https://a/token"}}}
 	if err := a.Put(t.Context(), p); err != nil {
 		t.Fatal(err)
@@ -332,7 +332,7 @@ func TestFlowStore(t *testing.T) {
 			if err == nil {
 				won.Add(1)
 				if got.Verifier != p.Verifier || got.ID != "f1" || got.Config.RedirectURL != p.Config.RedirectURL || !got.ExpiresAt.Equal(p.ExpiresAt) || got.Flow.AuthorizeURL != pending.AuthorizeURL ||
-					got.Issuer != p.Issuer || !got.IssuerRequired {
+					got.Issuer != p.Issuer || !got.IssuerRequired || string(got.ResumeData) != string(p.ResumeData) {
 					t.Errorf("claimed %+v", got)
 				}
 			} else if !errors.Is(err, flow.ErrInvalidState) {
