@@ -31,31 +31,7 @@ import (
 // router's results report their ratio to the bare handler as "x-bare"; no
 // timing is asserted.
 func BenchmarkStatus(b *testing.B) {
-	root := b.TempDir()
-	expiry := time.Now().Add(time.Hour).Unix()
-	testkit.WriteFile(b, filepath.Join(root, "honcho.json"), fmt.Sprintf(`{"workspace":"hermes","hosts":{"hermes":{`+
-		`"apiKey":"hch-at-benchmark-access-token","oauth":{"refreshToken":"hch-rt-benchmark","expiresAt":%d,`+
-		`"clientId":"hermes-agent","tokenEndpoint":"http://127.0.0.1:1/oauth/token","scope":"write","tokenType":"Bearer"}}}}`, expiry))
-	// A config file written a while ago, as it is between sign-ins: the
-	// store answers an unchanged, settled file after one stat.
-	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(filepath.Join(root, "honcho.json"), past, past); err != nil {
-		b.Fatal(err)
-	}
-	reg, err := provider.NewRegistry(honcho.New(honcho.WithAuthorizeURL("http://127.0.0.1:1/authorize"), honcho.WithTokenURL("http://127.0.0.1:1/oauth/token")))
-	if err != nil {
-		b.Fatal(err)
-	}
-	profiles := provider.HermesProfiles{Root: root}
-	memory, err := memconnect.New(memconnect.Config{
-		Registry: reg,
-		Profiles: profiles,
-		Logger:   zerolog.New(io.Discard),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { memory.Close() })
+	memory := benchRouter(b)
 	stack := fixture.HostRouter(memory)
 
 	rep, err := memory.Connector().Status(b.Context(), "default", "honcho")
@@ -90,7 +66,7 @@ func BenchmarkStatus(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	memRouter, err := memconnect.New(memconnect.Config{Registry: memReg, Profiles: profiles, Logger: zerolog.New(io.Discard)})
+	memRouter, err := memconnect.New(memconnect.Config{Registry: memReg, Profiles: provider.HermesProfiles{Root: b.TempDir()}, Logger: zerolog.New(io.Discard)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,25 +112,7 @@ func (m memProvider) Status(context.Context, provider.Profile, *provider.Stores)
 // the scope and the issue time) against GET status of the same profile in
 // the same run; "x-status" is the ratio. No timing is asserted.
 func BenchmarkTokenRoute(b *testing.B) {
-	root := b.TempDir()
-	expiry := time.Now().Add(time.Hour).Unix()
-	testkit.WriteFile(b, filepath.Join(root, "honcho.json"), fmt.Sprintf(`{"hosts":{"hermes":{`+
-		`"apiKey":"hch-at-benchmark-access-token","oauth":{"refreshToken":"hch-rt-benchmark","expiresAt":%d,"obtainedAt":%d,`+
-		`"clientId":"hermes-agent","tokenEndpoint":"http://127.0.0.1:1/oauth/token","scope":"write","tokenType":"Bearer"}}}}`, expiry, expiry-3600))
-	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(filepath.Join(root, "honcho.json"), past, past); err != nil {
-		b.Fatal(err)
-	}
-	reg, err := provider.NewRegistry(honcho.New(honcho.WithAuthorizeURL("http://127.0.0.1:1/authorize"), honcho.WithTokenURL("http://127.0.0.1:1/oauth/token")))
-	if err != nil {
-		b.Fatal(err)
-	}
-	memory, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: provider.HermesProfiles{Root: root}, Logger: zerolog.New(io.Discard)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { memory.Close() })
-	stack := fixture.HostRouter(memory)
+	stack := fixture.HostRouter(benchRouter(b))
 	var nsStatus float64
 	for _, bm := range []struct {
 		name, method, path string
@@ -181,4 +139,29 @@ func BenchmarkTokenRoute(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchRouter is a router over one profile connected with a grant valid
+// for an hour, in a config file written a while ago, as it is between
+// sign-ins: the store answers an unchanged, settled file after one stat.
+func benchRouter(b *testing.B) *memconnect.Router {
+	root := b.TempDir()
+	expiry := time.Now().Add(time.Hour).Unix()
+	testkit.WriteFile(b, filepath.Join(root, "honcho.json"), fmt.Sprintf(`{"workspace":"hermes","hosts":{"hermes":{`+
+		`"apiKey":"hch-at-benchmark-access-token","oauth":{"refreshToken":"hch-rt-benchmark","expiresAt":%d,"obtainedAt":%d,`+
+		`"clientId":"hermes-agent","tokenEndpoint":"http://127.0.0.1:1/oauth/token","scope":"write","tokenType":"Bearer"}}}}`, expiry, expiry-3600))
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(root, "honcho.json"), past, past); err != nil {
+		b.Fatal(err)
+	}
+	reg, err := provider.NewRegistry(honcho.New(honcho.WithAuthorizeURL("http://127.0.0.1:1/authorize"), honcho.WithTokenURL("http://127.0.0.1:1/oauth/token")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	memory, err := memconnect.New(memconnect.Config{Registry: reg, Profiles: provider.HermesProfiles{Root: root}, Logger: zerolog.New(io.Discard)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { memory.Close() })
+	return memory
 }

@@ -2,7 +2,6 @@ package memconnect_test
 
 import (
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +18,7 @@ func TestHealth(t *testing.T) {
 	e := fixture.NewEnv(t, fixture.WithClock(clock))
 	tok := e.AS.IssueGrant("write")
 	now := clock.Now()
-	testkit.WriteJSON(t, filepath.Join(e.Root, "profiles", "work", "honcho.json"), map[string]any{"hosts": map[string]any{"hermes_work": map[string]any{
-		"apiKey": tok.AccessToken,
-		"oauth": map[string]any{"refreshToken": tok.RefreshToken, "expiresAt": now.Add(time.Minute).Unix(), "obtainedAt": now.Add(-time.Hour).Unix(),
-			"clientId": e.AS.ClientID(), "tokenEndpoint": e.AS.TokenURL(), "scope": "write", "tokenType": "Bearer"},
-	}}})
+	writeGrant(t, e, tok, now.Add(time.Minute), now.Add(-time.Hour))
 	status := func() map[string]any {
 		t.Helper()
 		x := e.Do(fixture.Request{Method: "GET", Path: "/profiles/work/providers/honcho/status"})
@@ -82,11 +77,7 @@ func TestHealthShortLivedToken(t *testing.T) {
 	e := fixture.NewEnv(t, fixture.WithClock(clock))
 	tok := e.AS.IssueGrant("write")
 	now := clock.Now()
-	testkit.WriteJSON(t, filepath.Join(e.Root, "profiles", "work", "honcho.json"), map[string]any{"hosts": map[string]any{"hermes_work": map[string]any{
-		"apiKey": tok.AccessToken,
-		"oauth": map[string]any{"refreshToken": tok.RefreshToken, "expiresAt": now.Add(90 * time.Second).Unix(), "obtainedAt": now.Unix(),
-			"clientId": e.AS.ClientID(), "tokenEndpoint": e.AS.TokenURL(), "scope": "write", "tokenType": "Bearer"},
-	}}})
+	writeGrant(t, e, tok, now.Add(90*time.Second), now)
 	for _, step := range []struct {
 		advance time.Duration
 		want    string

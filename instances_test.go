@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -367,12 +366,7 @@ func TestStatelessInstances(t *testing.T) {
 // database restarts) while B holds a stream; a change A commits meanwhile
 // is published on B once B listens again, and later ones too.
 func TestEventsSurviveADatabaseRestart(t *testing.T) {
-	raw := fixture.PostgresURL(t, false)
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := fixture.NewProxy(t, u.Host)
+	raw, proxy := fixture.PostgresBehindProxy(t)
 	h := fixture.NewHermes(t)
 	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
 	if err != nil {
@@ -415,17 +409,8 @@ func TestEventsSurviveADatabaseRestart(t *testing.T) {
 // the database did not answer is logged at INFO as abandoned, not as an
 // error.
 func TestDatabaseOutageAnswers503(t *testing.T) {
-	raw := fixture.PostgresURL(t, false)
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := fixture.NewProxy(t, u.Host)
-	pool, err := pgxpool.New(t.Context(), proxy.URL(t, raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	raw, proxy := fixture.PostgresBehindProxy(t)
+	pool := proxy.Pool(t, raw)
 	h := fixture.NewHermes(t)
 	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
 	if err != nil {

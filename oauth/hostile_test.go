@@ -289,12 +289,7 @@ func TestWiderScopeWarned(t *testing.T) {
 // not one on every call (a 120 s skew would make every token due at once).
 func TestShortLivedTokensCached(t *testing.T) {
 	clock := testkit.NewClock()
-	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"access_token":"hch-at-%d","refresh_token":"hch-rt-%d","expires_in":60,"token_type":"Bearer"}`, n, n)
-	})
-	path := filepath.Join(t.TempDir(), "honcho.json")
-	testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now().Add(60*time.Second)))
+	ep, path := shortLivedGrant(t, clock)
 	s := fastStore(path, clock, nil)
 	for range 100 {
 		for range 6 {
@@ -312,6 +307,18 @@ func TestShortLivedTokensCached(t *testing.T) {
 	}
 }
 
+// shortLivedGrant is a config file whose grant's token endpoint issues
+// tokens that live 60 s, the first one expiring in 60 s of clock.
+func shortLivedGrant(t *testing.T, clock *testkit.Clock) (*fakeTokenEndpoint, string) {
+	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"hch-at-%d","refresh_token":"hch-rt-%d","expires_in":60,"token_type":"Bearer"}`, n, n)
+	})
+	path := filepath.Join(t.TempDir(), "honcho.json")
+	testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now().Add(60*time.Second)))
+	return ep, path
+}
+
 // TestShortLivedTokensAcrossProcesses: six command-line loops, each call a
 // new process (a new Grants over the same file, knowing nothing), asking
 // for a token of 60 s every 0.5 s for 20 s: each sizes the skew from the
@@ -321,12 +328,7 @@ func TestShortLivedTokensCached(t *testing.T) {
 // expired token.
 func TestShortLivedTokensAcrossProcesses(t *testing.T) {
 	clock := testkit.NewClock()
-	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"access_token":"hch-at-%d","refresh_token":"hch-rt-%d","expires_in":60,"token_type":"Bearer"}`, n, n)
-	})
-	path := filepath.Join(t.TempDir(), "honcho.json")
-	testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old", clock.Now().Add(60*time.Second)))
+	ep, path := shortLivedGrant(t, clock)
 	calls := 0
 	for range 40 {
 		for range 6 {

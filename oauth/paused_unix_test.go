@@ -47,14 +47,7 @@ func TestPausedHolderKeepsItsAnswer(t *testing.T) {
 		once.Do(func() {
 			// Stop the sender before it reads the answer, and answer
 			// only once it is stopped.
-			p := <-started
-			_ = p.Signal(syscall.SIGSTOP)
-			var ws syscall.WaitStatus
-			for {
-				if _, err := syscall.Wait4(p.Pid, &ws, syscall.WUNTRACED, nil); err != syscall.EINTR {
-					break
-				}
-			}
+			testkit.StopProcess(<-started)
 			close(stopped)
 		})
 		rotating(n, w, r)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -240,17 +239,8 @@ func TestAbandonedSpendNeedsSignIn(t *testing.T) {
 // directory, Sync says so truthfully, and the next process commits it when
 // the database is back: no replay, no rotation lost.
 func TestAnswerSurvivesADatabaseOutage(t *testing.T) {
-	raw := fixture.PostgresURL(t, false)
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := fixture.NewProxy(t, u.Host)
-	pool, err := pgxpool.New(t.Context(), proxy.URL(t, raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	raw, proxy := fixture.PostgresBehindProxy(t)
+	pool := proxy.Pool(t, raw)
 	srv := newStrictServer(t)
 	spill := t.TempDir()
 	log := &testkit.SyncBuffer{}
@@ -294,17 +284,8 @@ func TestAnswerSurvivesADatabaseOutage(t *testing.T) {
 // taken again, every open watch hears of it (a change may have come while
 // nobody listened), and later changes are heard as before.
 func TestWatchSurvivesADatabaseRestart(t *testing.T) {
-	raw := fixture.PostgresURL(t, false)
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := fixture.NewProxy(t, u.Host)
-	proxied, err := pgxpool.New(t.Context(), proxy.URL(t, raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxied.Close)
+	raw, proxy := fixture.PostgresBehindProxy(t)
+	proxied := proxy.Pool(t, raw)
 	direct, err := pgxpool.New(t.Context(), raw)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 )
@@ -81,18 +82,9 @@ func TestStoppedProcessNeverReplays(t *testing.T) {
 	srv.onRefresh = func() {
 		once.Do(func() {
 			// The request is here; stop its sender before it reads the
-			// answer. A stop takes effect when a thread of the child
-			// takes the signal, not when kill returns: answer only once
-			// the child is stopped, or a busy machine lets it read the
-			// answer first.
-			p := <-started
-			_ = p.Signal(syscall.SIGSTOP)
-			var ws syscall.WaitStatus
-			for {
-				if _, err := syscall.Wait4(p.Pid, &ws, syscall.WUNTRACED, nil); err != syscall.EINTR {
-					break
-				}
-			}
+			// answer, and answer only once it is stopped, or a busy
+			// machine lets it read the answer first.
+			testkit.StopProcess(<-started)
 			close(stopped)
 		})
 	}
