@@ -61,14 +61,14 @@ func stepUpScopes(scope string) ([]string, error) {
 
 // needsScopes records that ts's grant lacks scopes and returns the error.
 // What a grant is asked for stays within [MaxNeededScopes]: a challenge that
-// would grow it beyond is refused with false, and recorded nowhere.
-func (ts *Source) needsScopes(u *url.URL, add []string) (error, bool) {
+// would grow it beyond is refused with nil, and recorded nowhere.
+func (ts *Source) needsScopes(u *url.URL, add []string) *InsufficientScopeError {
 	k := ts.k
 	k.mu.Lock()
 	merged := scopes.Union(k.needs, add)
 	if len(merged) > MaxNeededScopes {
 		k.mu.Unlock()
-		return nil, false
+		return nil
 	}
 	k.needs = merged
 	k.mu.Unlock()
@@ -79,7 +79,7 @@ func (ts *Source) needsScopes(u *url.URL, add []string) (error, bool) {
 		}
 		cancel()
 	}
-	return &InsufficientScopeError{URL: u.Scheme + "://" + u.Host + u.EscapedPath(), Scopes: add}, true
+	return &InsufficientScopeError{URL: u.Scheme + "://" + u.Host + u.EscapedPath(), Scopes: add}
 }
 
 // NeedsScopes returns the scopes a resource asked for with 403
@@ -129,7 +129,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base().RoundTrip(first)
 	if err == nil && resp.StatusCode == http.StatusForbidden {
 		if ch, ok := ParseChallenge(resp.Header.Values("WWW-Authenticate")); ok && ch.Error == "insufficient_scope" {
-			if serr, ok := t.stepUp(req.URL, ch.Scope); ok {
+			if serr := t.stepUp(req.URL, ch.Scope); serr != nil {
 				io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 				resp.Body.Close()
 				return nil, serr
@@ -163,21 +163,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // stepUp records the scopes of an insufficient_scope challenge for u and
 // returns the error to give the caller. A challenge beyond the bounds is
-// logged (its scope cut short) and reported with false: the 403 is then
-// returned as any other.
-func (t *Transport) stepUp(u *url.URL, scope string) (error, bool) {
+// logged (its scope cut short) and answered nil: the 403 is then returned
+// as any other.
+func (t *Transport) stepUp(u *url.URL, scope string) error {
 	scopes, err := stepUpScopes(scope)
 	if err == nil {
-		var ok bool
-		if err, ok = t.Source.needsScopes(u, scopes); ok {
-			return err, true
+		if serr := t.Source.needsScopes(u, scopes); serr != nil {
+			return serr
 		}
 		err = fmt.Errorf("the grant would be asked for more than %d scopes", MaxNeededScopes)
 	}
 	ts := t.Source
 	ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("url", u.Scheme+"://"+u.Host+u.EscapedPath()).
 		Str("scope", wire.Printable(scope, 200)).Str("reason", err.Error()).Msg("oauth: an insufficient_scope challenge beyond the bounds is answered as a plain 403")
-	return nil, false
+	return nil
 }
 
 func (t *Transport) base() http.RoundTripper {

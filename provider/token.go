@@ -101,7 +101,11 @@ func (c *Connector) Token(ctx context.Context, profileName, providerName string,
 		return AgentToken{}, err
 	}
 	at := AgentToken{AccessToken: tok.AccessToken, TokenType: tok.Type(), ExpiresAt: tok.Expiry}
-	if info, err := c.status(ctx, t); err == nil && info.Token != nil {
+	info := st
+	if info.Token == nil || !info.Token.ExpiresAt.Equal(tok.Expiry) {
+		info, err = c.status(ctx, t) // refreshed since: read what the rotation recorded
+	}
+	if err == nil && info.Token != nil {
 		at.Scope = info.Token.Scope
 		obtained := info.Token.Obtained
 		if !info.Token.ExpiresAt.Equal(tok.Expiry) {
