@@ -41,4 +41,4 @@ bench:
 # answer arrives, and 500 times as the first version wrote it, and reports
 # what each kind of kill left behind (see BENCHMARKS.md).
 crash:
-	$(GO) test -count=1 -run '^TestCrashHarness$$' -v ./oauth -crash.kills=500 | grep -v -- '-keys'
+	$(GO) test -count=1 -run '^TestCrashHarness$$' -v ./oauth/filestore -crash.kills=500 | grep -v -- '-keys'

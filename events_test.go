@@ -17,6 +17,7 @@ import (
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -155,7 +156,7 @@ func TestEventStreamOtherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The other process: its own store over the same file.
-	other := oauth.NewGrants(oauth.NewFileStore(loc.WritePath, loc.Layout), oauth.WithHTTPClient(e.AS.Client()))
+	other := oauth.NewGrants(filestore.New(loc.WritePath, loc.Layout), oauth.WithHTTPClient(e.AS.Client()))
 	tok := e.AS.IssueGrant("write")
 	if _, err := other.Install(t.Context(), loc.Host, tok, oauth.Grant{ClientID: e.AS.ClientID(), TokenEndpoint: e.AS.TokenURL(), TokenType: "Bearer"}); err != nil {
 		t.Fatal(err)
@@ -170,7 +171,7 @@ func TestEventStreamOtherProcess(t *testing.T) {
 		t.Fatalf("after another process refreshed: %+v", ev)
 	}
 	// The server rejects the grant when the other process next refreshes.
-	cr, err := oauth.NewFileStore(loc.WritePath, loc.Layout).Credentials(t.Context(), loc.Host)
+	cr, err := filestore.New(loc.WritePath, loc.Layout).Credentials(t.Context(), loc.Host)
 	if err != nil || cr.Grant == nil {
 		t.Fatal(err)
 	}
@@ -183,7 +184,7 @@ func TestEventStreamOtherProcess(t *testing.T) {
 	}
 	// A refresh through this server that fails for a while (the server
 	// unavailable): refresh_failed, and the token in hand is kept.
-	other2 := oauth.NewGrants(oauth.NewFileStore(loc.WritePath, loc.Layout), oauth.WithHTTPClient(e.AS.Client()))
+	other2 := oauth.NewGrants(filestore.New(loc.WritePath, loc.Layout), oauth.WithHTTPClient(e.AS.Client()))
 	tok2 := e.AS.IssueGrant("write")
 	tok2.ExpiresIn = 60 // in the refresh window of a token obtained an hour ago
 	if _, err := other2.Install(t.Context(), loc.Host, tok2, oauth.Grant{ClientID: e.AS.ClientID(), TokenEndpoint: e.AS.TokenURL(), TokenType: "Bearer",

@@ -124,7 +124,7 @@ type Config struct {
 	// the request answers 502 upstream_error naming the server and the
 	// step. Zero means [provider.DefaultConnectTimeout] (20 s), well under
 	// the 30 s write timeout examples/server sets; keep it under yours.
-	// Each step has its own deadline as well ([oauth.StepTimeout]).
+	// Each step has its own deadline as well ([authserver.StepTimeout]).
 	ConnectTimeout time.Duration
 
 	// HTTPClient makes every request to a provider's server: refreshes,

@@ -19,6 +19,7 @@ import (
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -168,7 +169,7 @@ func benchStreams(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	other := oauth.NewGrants(oauth.NewFileStore(filepath.Clean(loc.WritePath), loc.Layout), oauth.WithHTTPClient(h.AS.Client()))
+	other := oauth.NewGrants(filestore.New(filepath.Clean(loc.WritePath), loc.Layout), oauth.WithHTTPClient(h.AS.Client()))
 	tok := h.AS.IssueGrant("write")
 	if _, err := other.Install(b.Context(), loc.Host, tok, oauth.Grant{ClientID: h.AS.ClientID(), TokenEndpoint: h.AS.TokenURL(), TokenType: "Bearer"}); err != nil {
 		b.Fatal(err)

@@ -22,7 +22,7 @@ import (
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/examples/desktop"
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
@@ -536,7 +536,7 @@ func TestDesktopMessages(t *testing.T) {
 	screenshot(t, ctx, "messages-1-no-session-token.png")
 
 	// The server rejects the grant: revoked at Hydra, then a refresh.
-	if err := oauth.Revoke(ctx, http.DefaultClient, h.RevokeURL, e2eClientID, g.RefreshToken, "refresh_token"); err != nil {
+	if err := authserver.Revoke(ctx, http.DefaultClient, h.RevokeURL, e2eClientID, g.RefreshToken, "refresh_token"); err != nil {
 		t.Fatal(err)
 	}
 	ts, err := conn.TokenSource("default", honcho.Name)

@@ -15,6 +15,7 @@ import (
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
@@ -145,7 +146,7 @@ func TestGenericProviderOnHydra(t *testing.T) {
 		t.Error("the refresh kept the access token")
 	}
 	assertActive(t, h, "the spent refresh token", before, false)
-	if status, _, err := oauth.Probe(bg, &http.Client{Transport: &oauth.Transport{Source: ts}}, rs.URL+"/mcp", ""); err != nil || status != http.StatusOK {
+	if status, _, err := authserver.Probe(bg, &http.Client{Transport: &oauth.Transport{Source: ts}}, rs.URL+"/mcp", ""); err != nil || status != http.StatusOK {
 		t.Errorf("the resource answered %d (%v) with the refreshed token, want 200", status, err)
 	}
 

@@ -5,12 +5,12 @@ import (
 
 	"github.com/go-chi/render"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 )
 
 // clientMetadataResponse is a Client ID Metadata Document.
 type clientMetadataResponse struct {
-	oauth.ClientMetadataDocument
+	authserver.ClientMetadataDocument
 }
 
 var _ render.Renderer = (*clientMetadataResponse)(nil)

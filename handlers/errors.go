@@ -12,6 +12,8 @@ import (
 
 	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -25,7 +27,7 @@ func renderError(w http.ResponseWriter, r *http.Request, err error) {
 // toError classifies err ([apierr.Classify]), mapping the sentinel and
 // typed errors of the lower packages (first match wins):
 //
-//	*oauth.ConfigError                                    internal 500, names no path
+//	*filestore.ConfigError                                    internal 500, names no path
 //	provider.ErrInvalidProfile                            invalid_profile 400
 //	provider.ErrProfileNotFound                           profile_not_found 404
 //	provider.ErrUnknownProvider                           unknown_provider 404
@@ -46,9 +48,9 @@ func renderError(w http.ResponseWriter, r *http.Request, err error) {
 //	                                                      internal 500 for complete_failed and closed
 //	*provider.UnreachableError (no connection made)       upstream_error 502: the provider can't be
 //	                                                      reached from here, why, what to do
-//	*oauth.UpstreamError (discovery, registration, a       upstream_error 502 naming the server,
+//	*authserver.UpstreamError (discovery, registration, a       upstream_error 502 naming the server,
 //	step that timed out or was redirected)                the step and the reason
-//	*oauth2.RetrieveError, *oauth.RevokeError,
+//	*oauth2.RetrieveError, *authserver.RevokeError,
 //	*url.Error (a request to the provider failed)         upstream_error 502
 //
 // An Error built here has err itself as its cause, so the log keeps the
@@ -59,7 +61,7 @@ func toError(err error) *apierr.Error {
 	return apierr.Classify(err, lowerError)
 }
 
-// configMessage is what a client sees for an [*oauth.ConfigError]. It names
+// configMessage is what a client sees for an [*filestore.ConfigError]. It names
 // no path: an HTTP client must not learn the server's directory layout; the
 // log has the full path.
 const configMessage = "The memory provider's config file could not be read, or it is not valid JSON. " +
@@ -78,7 +80,7 @@ func lowerError(err error) *apierr.Error {
 		return e
 	case errors.Is(err, flow.ErrClosed):
 		return apierr.Wrap(apierr.CodeInternal, err, "The server is shutting down. Try again in a moment.")
-	case isType[*oauth.ConfigError](err):
+	case isType[*filestore.ConfigError](err):
 		// Before *FlowFailure: a grant that could not be stored because
 		// the file is broken is a local problem, not the provider's.
 		return apierr.Wrap(apierr.CodeInternal, err, configMessage)
@@ -115,7 +117,7 @@ func lowerError(err error) *apierr.Error {
 	if ue, ok := errors.AsType[*provider.UnreachableError](err); ok && ue != nil {
 		return apierr.Wrap(apierr.CodeUpstreamError, err, ue.Sentence()+".")
 	}
-	if ue, ok := errors.AsType[*oauth.UpstreamError](err); ok && ue != nil {
+	if ue, ok := errors.AsType[*authserver.UpstreamError](err); ok && ue != nil {
 		return apierr.Wrap(apierr.CodeUpstreamError, err, fmt.Sprintf("The server %s failed at the %s step: %s.", ue.URL, ue.Step, strings.TrimSuffix(ue.Reason(), ".")))
 	}
 	if fe, ok := errors.AsType[*flow.Failure](err); ok && fe != nil {
@@ -125,7 +127,7 @@ func lowerError(err error) *apierr.Error {
 		}
 		return apierr.Wrap(apierr.CodeUpstreamError, err, fe.Detail+".")
 	}
-	if isType[*oauth2.RetrieveError](err) || isType[*oauth.RevokeError](err) || isType[*url.Error](err) {
+	if isType[*oauth2.RetrieveError](err) || isType[*authserver.RevokeError](err) || isType[*url.Error](err) {
 		return apierr.Wrap(apierr.CodeUpstreamError, err, "")
 	}
 	return nil

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/memconnect/memconnect/internal/apierr"
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -37,12 +37,12 @@ func TestToError(t *testing.T) {
 			apierr.CodeInternal, "Something went wrong on our side.", plain},
 		{"unknown code", &apierr.Error{Code: "teapot", Message: "I am a teapot."},
 			apierr.CodeInternal, "Something went wrong on our side.", nil},
-		{"upstream timeout", fmt.Errorf("mcp: Dev: %w", &oauth.UpstreamError{Step: oauth.StepProbe, URL: "https://mem.example/mcp", Err: context.DeadlineExceeded}),
+		{"upstream timeout", fmt.Errorf("mcp: Dev: %w", &authserver.UpstreamError{Step: authserver.StepProbe, URL: "https://mem.example/mcp", Err: context.DeadlineExceeded}),
 			apierr.CodeUpstreamError, "The server https://mem.example/mcp failed at the probe step: the server did not answer in time.", context.DeadlineExceeded},
 		{"unreachable", &provider.UnreachableError{Provider: "Supermemory", Host: "mcp.supermemory.ai",
-			Err: &oauth.UpstreamError{Step: oauth.StepProbe, URL: "https://mcp.supermemory.ai/mcp", Err: &net.DNSError{Name: "mcp.supermemory.ai", IsNotFound: true}}},
+			Err: &authserver.UpstreamError{Step: authserver.StepProbe, URL: "https://mcp.supermemory.ai/mcp", Err: &net.DNSError{Name: "mcp.supermemory.ai", IsNotFound: true}}},
 			apierr.CodeUpstreamError, `Supermemory can't be reached from here (mcp.supermemory.ai: the host name "mcp.supermemory.ai" could not be resolved); check the internet connection, then try again.`, nil},
-		{"upstream rule", &oauth.UpstreamError{Step: oauth.StepServerMetadata, URL: "https://as.example/.well-known/x", Err: errors.New(`the document names issuer "https://evil.example", not "https://as.example"`)},
+		{"upstream rule", &authserver.UpstreamError{Step: authserver.StepServerMetadata, URL: "https://as.example/.well-known/x", Err: errors.New(`the document names issuer "https://evil.example", not "https://as.example"`)},
 			apierr.CodeUpstreamError, `failed at the server metadata step: the document names issuer "https://evil.example"`, nil},
 	}
 	for _, tt := range tests {

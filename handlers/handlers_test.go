@@ -14,6 +14,8 @@ import (
 
 	"github.com/memconnect/memconnect/internal/apierr"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -107,7 +109,7 @@ func TestBindOverLimitIs413(t *testing.T) {
 }
 
 func TestToErrorLowerPackages(t *testing.T) {
-	cfgErr := &oauth.ConfigError{Path: "/home/someone/.hermes/honcho.json", Err: errors.New("not valid JSON")}
+	cfgErr := &filestore.ConfigError{Path: "/home/someone/.hermes/honcho.json", Err: errors.New("not valid JSON")}
 	tests := []struct {
 		name     string
 		err      error
@@ -136,7 +138,7 @@ func TestToErrorLowerPackages(t *testing.T) {
 			apierr.CodeInternal, "Signed in, but not saved."},
 		{"retrieve error", &oauth2.RetrieveError{Response: &http.Response{StatusCode: 500}, Body: []byte("hch-rt-secret")},
 			apierr.CodeUpstreamError, "did not answer as expected"},
-		{"revoke error", &oauth.RevokeError{StatusCode: 503}, apierr.CodeUpstreamError, "did not answer as expected"},
+		{"revoke error", &authserver.RevokeError{StatusCode: 503}, apierr.CodeUpstreamError, "did not answer as expected"},
 		{"transport error", &url.Error{Op: "Post", URL: "http://127.0.0.1:1/token", Err: errors.New("connection refused")},
 			apierr.CodeUpstreamError, "did not answer as expected"},
 		{"handler's choice wins", apierr.Wrap(apierr.CodeConflict, provider.ErrUnsupported, "mine"), apierr.CodeConflict, "mine"},

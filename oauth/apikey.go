@@ -8,8 +8,8 @@ import (
 	"unicode"
 )
 
-// KeyStore is a [GrantStore] that can also hold a plain API key for a key,
-// in place of an OAuth grant. [*FileStore] is one: the key goes where the
+// KeyStore is a [GrantStore] that can also hold a plain API key for a key, in
+// place of an OAuth grant. [*filestore.Store] is one: the key goes where the
 // layout keeps the access token, with no grant fields beside it, which is
 // where an agent that reads the file looks for an API key.
 type KeyStore interface {
@@ -23,8 +23,6 @@ type KeyStore interface {
 	// only inherits (a file's root key), are left alone.
 	RemoveAPIKey(ctx context.Context, key string) (removed bool, err error)
 }
-
-var _ KeyStore = (*FileStore)(nil)
 
 // ErrNoKeyStore is returned by [Grants.SetAPIKey] and [Grants.RemoveAPIKey]
 // when the store cannot hold API keys.
@@ -55,55 +53,6 @@ func CheckAPIKey(s string) error {
 		return &InvalidAPIKeyError{"the key holds white space or control characters; paste the key alone"}
 	}
 	return nil
-}
-
-// SetAPIKey implements [KeyStore]. A key that [CheckAPIKey] refuses, or
-// that starts with the layout's access-token prefix (the file would read it
-// back as an OAuth access token), is an [*InvalidAPIKeyError].
-func (s *FileStore) SetAPIKey(ctx context.Context, key, apiKey string) (*Grant, error) {
-	if err := CheckAPIKey(apiKey); err != nil {
-		return nil, err
-	}
-	if p := s.layout.AccessTokenPrefix; p != "" && strings.HasPrefix(apiKey, p) {
-		return nil, &InvalidAPIKeyError{fmt.Sprintf("the key starts with %q, the prefix of an OAuth access token, not of an API key", p)}
-	}
-	unlock, err := s.lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	var replaced *Grant
-	err = s.updateLocked(key, func(root *object) (bool, error) {
-		_, block := s.block(root, key)
-		replaced, _, _, _ = scanBlock(block.compact(), &s.layout)
-		s.removeGrant(root, key)
-		s.editBlock(root, key, func(b *object) { b.setValue(s.layout.AccessToken, apiKey) })
-		return true, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return replaced, nil
-}
-
-// RemoveAPIKey implements [KeyStore].
-func (s *FileStore) RemoveAPIKey(ctx context.Context, key string) (bool, error) {
-	unlock, err := s.lock(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer unlock()
-	removed := false
-	err = s.updateLocked(key, func(root *object) (bool, error) {
-		_, block := s.block(root, key)
-		if g, apiKey, _, _ := scanBlock(block.compact(), &s.layout); g != nil || apiKey == "" {
-			return false, nil // a grant, or no key of its own
-		}
-		s.editBlock(root, key, func(b *object) { b.delete(s.layout.AccessToken) })
-		removed = true
-		return true, nil
-	})
-	return removed, err
 }
 
 // SetAPIKey stores apiKey as key's credentials in place of its grant (see

@@ -13,6 +13,7 @@ import (
 
 	"github.com/memconnect/memconnect/internal/outbound"
 	"github.com/memconnect/memconnect/internal/tokenresp"
+	"github.com/memconnect/memconnect/internal/wire"
 )
 
 // describe words a refresh error for a log line or an error message without
@@ -81,13 +82,8 @@ func redactAnswer(s string, body []byte, contentType string, g *Grant) string {
 
 func redact(s string, grants ...*Grant) string {
 	for _, g := range grants {
-		if g == nil {
-			continue
-		}
-		for _, t := range []string{g.AccessToken, g.RefreshToken} {
-			if t != "" {
-				s = strings.ReplaceAll(s, t, "[redacted]")
-			}
+		if g != nil {
+			s = wire.Redact(s, g.AccessToken, g.RefreshToken)
 		}
 	}
 	return s

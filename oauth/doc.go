@@ -58,45 +58,19 @@
 // grace period for the superseded token (Ory Hydra's rotation_grace_period)
 // is the only remedy.
 //
-// # Config files
+// # Servers, flows and stores
 //
-// [FileStore] is the [GrantStore] of a JSON config file, laid out as its
-// [FileLayout] says (a provider supplies the layout; this package knows no
-// provider):
+// Package [github.com/memconnect/memconnect/oauth/authserver] talks to the
+// authorization server (discovery, registration, revocation) and the
+// protected resource; package [github.com/memconnect/memconnect/oauth/flow]
+// runs the authorization flows that obtain a grant. A grant with a
+// [Grant.Resource] sends it as the resource indicator (RFC 8707) with every
+// refresh.
 //
-//   - The lock is an exclusive flock(2) on "<config>.lock", the lock the
-//     Python agent takes, waited for in the kernel as Python does, so that
-//     both get their turns. After taking it, the locked file must still be
-//     the one at the path; otherwise it is taken again.
-//   - Writes are atomic (a temp file, fsync, rename, fsync of the directory)
-//     and keep every other member. A file that does not parse, or that
-//     names a member on the path to a grant twice, is never written.
-//   - The rotation journal "<config>.rotation" is created before a refresh
-//     token is spent (a directory that cannot take it gets no refresh, so
-//     nothing is spent that cannot be kept) and holds the server's answer
-//     the moment it arrives; the next holder finishes a rotation a killed
-//     process left there. A journal without an answer that was started
-//     under another lock file, one deleted or replaced since, is a rotation
-//     in progress: a holder waits for it instead of spending the same token.
-//
-// What only the Python agent can still lose: it neither reads the journal
-// nor checks its lock file. If "<config>.lock" is deleted or replaced while
-// the Python agent holds it or waits for it, Python and a Go process can
-// hold locks on two different files, and one can spend a refresh token the
-// other is spending. Go processes among themselves are safe.
-//
-// # Standards helpers
-//
-// [Discover] reads authorization server metadata (RFC 8414, with OpenID
-// discovery as the fallback), [DiscoverResource] a protected resource's
-// metadata (RFC 9728) from its 401 challenge ([ParseChallenge]) or its
-// well-known URL, [Register] registers a public client (RFC 7591), and
-// [Revoke] revokes a token (RFC 7009). Every document is bounded to 1 MiB
-// and every URL must be https (http on a loopback host only); errors name
-// the URL at fault. A grant with a [Grant.Resource] sends it as the resource
-// indicator (RFC 8707) with every refresh. The authorization flows that
-// obtain a grant are in package [github.com/memconnect/memconnect/oauth/flow].
-//
-// A [FileStore] also holds plain API keys ([KeyStore]): [Grants.SetAPIKey]
-// stores one in place of a grant, where the layout keeps the access token.
+// The stores are packages of their own:
+// [github.com/memconnect/memconnect/oauth/filestore] keeps grants in a JSON
+// config file such as honcho.json, shared with the Python agent, and
+// [github.com/memconnect/memconnect/oauth/pgstore] in PostgreSQL, shared by
+// instances. A store that also holds plain API keys is a [KeyStore]:
+// [Grants.SetAPIKey] stores one in place of a grant.
 package oauth

@@ -9,12 +9,13 @@ import (
 	"strings"
 
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // exampleLayout is where honcho.json keeps a grant: the host block
 // hosts.<key>, with the access token in "apiKey" and the rest in "oauth".
-var exampleLayout = oauth.FileLayout{
+var exampleLayout = filestore.Layout{
 	Section: "hosts", AccessToken: "apiKey", Fields: "oauth",
 	AccessTokenPrefix: "hch-at-", DefaultScope: "write", RootAPIKey: true,
 }
@@ -27,7 +28,7 @@ func ExampleGrants_TokenSource() {
 	dir, _ := os.MkdirTemp("", "memconnect-example")
 	defer os.RemoveAll(dir)
 
-	grants := oauth.NewGrants(oauth.NewFileStore(filepath.Join(dir, "honcho.json"), exampleLayout))
+	grants := oauth.NewGrants(filestore.New(filepath.Join(dir, "honcho.json"), exampleLayout))
 	// What a completed sign-in does with the token response:
 	_, err := grants.Install(context.Background(), "hermes", srv.IssueGrant("write"), oauth.Grant{
 		ClientID:      srv.ClientID(),
@@ -54,7 +55,7 @@ func ExampleTransport() {
 	dir, _ := os.MkdirTemp("", "memconnect-example")
 	defer os.RemoveAll(dir)
 
-	grants := oauth.NewGrants(oauth.NewFileStore(filepath.Join(dir, "honcho.json"), exampleLayout))
+	grants := oauth.NewGrants(filestore.New(filepath.Join(dir, "honcho.json"), exampleLayout))
 	if _, err := grants.Install(context.Background(), "hermes", srv.IssueGrant("write"), oauth.Grant{
 		ClientID: srv.ClientID(), TokenEndpoint: srv.TokenURL(),
 	}); err != nil {

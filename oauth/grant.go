@@ -56,10 +56,6 @@ var (
 	// cannot be reached for now (a database restarting or gone away), as
 	// opposed to refusing the operation: try again in a few seconds.
 	ErrStoreUnavailable = errors.New("oauth: the store cannot be reached for now")
-
-	// ErrNoRevocationEndpoint is returned by [Revoke] when the server has
-	// no revocation endpoint to call.
-	ErrNoRevocationEndpoint = errors.New("oauth: no revocation endpoint")
 )
 
 // Grant is an OAuth grant: the tokens and what is needed to refresh them.

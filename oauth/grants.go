@@ -29,20 +29,13 @@ type Grants struct {
 	client      *http.Client
 	lockTimeout time.Duration
 
-	// Refresh timing; fields so that tests in this package can shorten
-	// them.
+	// Refresh timing, and the crash harness's hooks (see package tuning).
 	attemptTimeout time.Duration // one exchange attempt
 	retryDelay     time.Duration // before the one retry
 	budget         time.Duration // all attempts
 	cooldown       time.Duration // no new attempt after a transient failure
-	// lateJournal records the answer only once it is parsed, as the first
-	// version did: the crash harness measures the window the early record
-	// closes.
-	lateJournal bool
-	// answerArrived, in tests, is called the moment a refresh's answer
-	// has been read off the wire, before anything parses it: a crash
-	// there must lose no rotation.
-	answerArrived func()
+	lateJournal    bool
+	answerArrived  func()
 
 	mu   sync.Mutex // guards keys
 	keys map[string]*keyState
@@ -52,18 +45,24 @@ type Grants struct {
 // [WithLogger], [WithClock] and [WithHTTPClient] options.
 func NewGrants(store GrantStore, opts ...Option) *Grants {
 	o := newOptions(opts)
-	return &Grants{
+	gs := &Grants{
 		store:          store,
-		logger:         o.logger,
-		now:            o.now,
-		client:         o.client,
-		lockTimeout:    o.lockTimeout,
-		attemptTimeout: 15 * time.Second,
-		retryDelay:     2 * time.Second,
-		budget:         20 * time.Second,
-		cooldown:       30 * time.Second,
+		logger:         o.Logger,
+		now:            o.Now,
+		client:         o.Client,
+		lockTimeout:    o.LockTimeout,
+		attemptTimeout: o.AttemptTimeout,
+		retryDelay:     o.RetryDelay,
+		budget:         o.Budget,
+		cooldown:       o.Cooldown,
+		lateJournal:    o.LateJournal,
+		answerArrived:  o.AnswerArrived,
 		keys:           make(map[string]*keyState),
 	}
+	if o.Uncache != nil {
+		*o.Uncache = func(key string) { gs.key(key).cache.Store(nil) }
+	}
+	return gs
 }
 
 // keyState is the in-process state of one key's grant.
@@ -190,10 +189,10 @@ type InstallOption func(*installConfig)
 
 type installConfig struct{ config map[string]any }
 
-// InstallConfig makes Install also deep-merge patch into the config file
-// the grant goes to, as [FileStore.MergeConfig] does, in the same locked
-// write: the server's "config" object of a sign-in (a peer name, say) and
-// the grant land together or not at all. A store whose lock is not a
+// InstallConfig makes Install also deep-merge patch into the config file the
+// grant goes to, as package filestore's MergeConfig does, in the same locked
+// write: the server's "config" object of a sign-in (a peer name, say) and the
+// grant land together or not at all. A store whose lock is not a
 // [ConfigMerger] (package pgstore's) ignores it.
 func InstallConfig(patch map[string]any) InstallOption {
 	return func(o *installConfig) { o.config = patch }

@@ -2,31 +2,22 @@ package oauth
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/memconnect/memconnect/clock"
+	"github.com/memconnect/memconnect/oauth/internal/tuning"
 )
 
-// Option configures [NewGrants] and [NewFileStore]. Each takes the options
-// that concern it and ignores the others, so one list can configure both.
+// Option configures [NewGrants].
 type Option func(*options)
 
-type options struct {
-	logger      zerolog.Logger
-	now         func() time.Time
-	client      *http.Client
-	lockTimeout time.Duration
-}
+// options are the engine's settings; tests beside the engine set the ones
+// no option here reaches (package tuning).
+type options = tuning.Options
 
 func newOptions(opts []Option) options {
-	o := options{
-		logger:      zerolog.Nop(),
-		now:         time.Now,
-		client:      http.DefaultClient,
-		lockTimeout: 30 * time.Second,
-	}
+	o := tuning.Defaults()
 	for _, f := range opts {
 		f(&o)
 	}
@@ -34,14 +25,14 @@ func newOptions(opts []Option) options {
 }
 
 // WithLogger sets the logger. Tokens are never logged. The default discards.
-func WithLogger(l zerolog.Logger) Option { return func(o *options) { o.logger = l } }
+func WithLogger(l zerolog.Logger) Option { return func(o *options) { o.Logger = l } }
 
 // WithClock sets the clock of every expiry decision. The default, and
 // nil, is the system clock.
 func WithClock(c clock.Clock) Option {
 	return func(o *options) {
 		if c != nil {
-			o.now = c.Now
+			o.Now = c.Now
 		}
 	}
 }
@@ -51,18 +42,7 @@ func WithClock(c clock.Clock) Option {
 func WithHTTPClient(c *http.Client) Option {
 	return func(o *options) {
 		if c != nil {
-			o.client = c
-		}
-	}
-}
-
-// withLockTimeout bounds how long an operation waits for the locks, for
-// tests that need a holder to give up sooner. The default, 30 s, outlasts
-// another holder's whole refresh budget.
-func withLockTimeout(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.lockTimeout = d
+			o.Client = c
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 )
 
@@ -18,8 +19,8 @@ func TestFileGrantResource(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.WithResource(resource))
 	defer srv.Close()
 	path := filepath.Join(t.TempDir(), "memconnect.json")
-	layout := oauth.FileLayout{Section: "servers", AccessToken: "token", Fields: "oauth"}
-	gs := oauth.NewGrants(oauth.NewFileStore(path, layout), oauth.WithHTTPClient(srv.Client()))
+	layout := filestore.Layout{Section: "servers", AccessToken: "token", Fields: "oauth"}
+	gs := oauth.NewGrants(filestore.New(path, layout), oauth.WithHTTPClient(srv.Client()))
 	tok := srv.IssueGrant("write")
 	if _, err := gs.Install(ctx, "mem", tok, oauth.Grant{ClientID: srv.ClientID(), TokenEndpoint: srv.TokenURL(), Resource: resource}); err != nil {
 		t.Fatal(err)

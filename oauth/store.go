@@ -3,9 +3,9 @@ package oauth
 import "context"
 
 // GrantStore keeps grants by key and serializes their rotation across every
-// holder that shares it: other processes, other instances, the Python
-// agent. [Grants] runs the refresh protocol over it; [FileStore] is the
-// implementation for JSON config files.
+// holder that shares it: other processes, other instances, the Python agent.
+// [Grants] runs the refresh protocol over it; package filestore's Store keeps
+// JSON config files, package pgstore's PostgreSQL.
 //
 // Implementations must be safe for concurrent use.
 type GrantStore interface {
@@ -45,7 +45,7 @@ type FinalCommitter interface {
 }
 
 // ConfigMerger is a [LockedGrant] that keeps a config document beside the
-// grant, as [FileStore]'s config file does. CommitWithConfig is Commit
+// grant, as package filestore's config file does. CommitWithConfig is Commit
 // that also deep-merges patch into that document in the same durable
 // write: both land or neither does. [Grants.Install] uses it for
 // [InstallConfig]; a store without it keeps the grant alone.

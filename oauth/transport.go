@@ -12,6 +12,7 @@ import (
 
 	"github.com/memconnect/memconnect/internal/scopes"
 	"github.com/memconnect/memconnect/internal/wire"
+	"github.com/memconnect/memconnect/oauth/authserver"
 )
 
 // InsufficientScopeError reports a request the resource refused because
@@ -128,7 +129,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tok.SetAuthHeader(first)
 	resp, err := t.base().RoundTrip(first)
 	if err == nil && resp.StatusCode == http.StatusForbidden {
-		if ch, ok := ParseChallenge(resp.Header.Values("WWW-Authenticate")); ok && ch.Error == "insufficient_scope" {
+		if ch, ok := authserver.ParseChallenge(resp.Header.Values("WWW-Authenticate")); ok && ch.Error == "insufficient_scope" {
 			if serr := t.stepUp(req.URL, ch.Scope); serr != nil {
 				io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 				resp.Body.Close()

@@ -80,7 +80,7 @@ const DefaultConnectTimeout = 20 * time.Second
 // pending. A device flow that the authorization server refuses to start
 // fails with a [*flow.Failure]. A server that does not answer within
 // ConnectTimeout, or answers what the rules refuse, fails with an
-// [*oauth.UpstreamError] naming it and the step; one that could not be
+// [*authserver.UpstreamError] naming it and the step; one that could not be
 // reached at all (offline, no such host) with an [*UnreachableError]
 // wrapping it.
 func (c *Connector) Connect(ctx context.Context, profileName, providerName string, req ConnectRequest) (rep StatusReport, err error) {

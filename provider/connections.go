@@ -8,6 +8,7 @@ import (
 
 	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 )
 
 // Connection is one profile's connection to one provider, as the host's
@@ -137,7 +138,7 @@ func (c *Connector) Connections(ctx context.Context, f ConnectionFilter) ([]Conn
 		if errors.Is(err, ErrProfileNotFound) || errors.Is(err, ErrUnknownProvider) {
 			continue // gone meanwhile, or a provider no longer registered
 		}
-		if _, bad := errors.AsType[*oauth.ConfigError](err); bad {
+		if _, bad := errors.AsType[*filestore.ConfigError](err); bad {
 			c.Logger.Warn().Str("profile", pr.Profile).Str("provider", pr.Provider).Err(err).Msg("connections: a config file cannot be read; left out")
 			continue
 		}

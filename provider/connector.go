@@ -15,6 +15,7 @@ import (
 	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/observe"
 )
@@ -69,7 +70,7 @@ type Connector struct {
 	Events *events.Bus
 	// ConnectTimeout bounds the work of [Connector.Connect] with the
 	// provider's servers; zero means [DefaultConnectTimeout]. Each step
-	// has its own deadline as well ([oauth.StepTimeout]).
+	// has its own deadline as well ([authserver.StepTimeout]).
 	ConnectTimeout time.Duration
 	// Observer, when not nil, receives the refreshes and API-key checks
 	// this Connector makes, for metrics.
@@ -120,7 +121,7 @@ func ValidateCallbackBaseURL(raw string) (string, error) {
 // Connector's logger, HTTP client and clock.
 func (c *Connector) Stores() *Stores {
 	c.storesOnce.Do(func() {
-		c.stores = NewStores(c.options()...)
+		c.stores = NewStores(c.Logger, c.options()...)
 		if cs, ok := c.GrantStore.(ClientStore); ok {
 			c.stores.clients = cs
 		}
@@ -137,7 +138,7 @@ func (c *Connector) options() []oauth.Option {
 type grantRef struct {
 	grants *oauth.Grants
 	key    string
-	file   *oauth.FileStore // nil for a GrantStore
+	file   *filestore.Store // nil for a GrantStore
 	scope  string           // of a grant whose response names none
 }
 

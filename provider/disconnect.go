@@ -9,6 +9,7 @@ import (
 
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 )
 
 // DisconnectResult is what [Connector.Disconnect] did.
@@ -128,7 +129,7 @@ func (c *Connector) revoke(ctx context.Context, t target, g *oauth.Grant) Discon
 		res.RevokeError, res.ValidUntil = noRevocationEndpoint, g.Expiry
 		return res
 	}
-	if err := oauth.Revoke(ctx, c.httpClient(), endpoint, g.ClientID, token, hint); err != nil {
+	if err := authserver.Revoke(ctx, c.httpClient(), endpoint, g.ClientID, token, hint); err != nil {
 		log.Warn().Err(err).Str("endpoint", endpoint).Msg("grant removed, but revoking the refresh token failed")
 		res.RevokeError, res.ValidUntil = err.Error(), g.Expiry
 		return res

@@ -10,13 +10,14 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
 )
 
 // discovered is a cached RFC 8414 metadata lookup (nil metadata: it
 // failed, failures times in a row).
 type discovered struct {
-	md       *oauth.Metadata
+	md       *authserver.Metadata
 	at       time.Time
 	failures int
 }
@@ -43,7 +44,7 @@ func (d discovered) fresh(now time.Time) bool {
 // metadata discovers the issuer's RFC 8414 metadata, reusing a lookup made
 // within metadataTTL, or a failed one for a few seconds. It returns nil
 // when discovery fails.
-func (c *Connector) metadata(ctx context.Context, issuer string) *oauth.Metadata {
+func (c *Connector) metadata(ctx context.Context, issuer string) *authserver.Metadata {
 	if issuer == "" {
 		return nil
 	}
@@ -55,7 +56,7 @@ func (c *Connector) metadata(ctx context.Context, issuer string) *oauth.Metadata
 		return last.md
 	}
 	c.mdMu.Unlock()
-	md, err := oauth.Discover(ctx, c.httpClient(), issuer)
+	md, err := authserver.Discover(ctx, c.httpClient(), issuer)
 	d := discovered{md: md, at: now}
 	if err != nil {
 		c.Logger.Debug().Err(err).Str("issuer", issuer).Msg("metadata discovery failed")
@@ -185,18 +186,18 @@ func (c *Connector) clientRequest(t target) ClientRequest {
 // and whose redirect URIs are the callback route and the loopback
 // listener. Only a [Registrar] has one, and only with an https callback
 // base URL; else it fails with [ErrUnsupported].
-func (c *Connector) ClientMetadata(profileName, providerName string) (oauth.ClientMetadataDocument, error) {
+func (c *Connector) ClientMetadata(profileName, providerName string) (authserver.ClientMetadataDocument, error) {
 	t, err := c.resolve(profileName, providerName)
 	if err != nil {
-		return oauth.ClientMetadataDocument{}, err
+		return authserver.ClientMetadataDocument{}, err
 	}
 	req := c.clientRequest(t)
 	if _, ok := t.provider.(Registrar); !ok || req.MetadataURL == "" {
-		return oauth.ClientMetadataDocument{}, fmt.Errorf("%w: %s has no client metadata document here (it needs an https callback base URL)", ErrUnsupported, t.provider.DisplayName())
+		return authserver.ClientMetadataDocument{}, fmt.Errorf("%w: %s has no client metadata document here (it needs an https callback base URL)", ErrUnsupported, t.provider.DisplayName())
 	}
-	return oauth.ClientMetadataDocument{
+	return authserver.ClientMetadataDocument{
 		ClientID: req.MetadataURL,
-		ClientMetadata: oauth.ClientMetadata{
+		ClientMetadata: authserver.ClientMetadata{
 			RedirectURIs:            req.RedirectURIs,
 			ClientName:              "memconnect",
 			GrantTypes:              []string{"authorization_code", "refresh_token"},

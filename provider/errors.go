@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 )
 
 // Errors of the [Connector], for [errors.Is].
@@ -68,7 +69,7 @@ func keyError(err error) error {
 type UnreachableError struct {
 	Provider string // the provider's display name
 	Host     string // the host that could not be reached
-	Err      error  // the *oauth.UpstreamError
+	Err      error  // the *authserver.UpstreamError
 }
 
 func (e *UnreachableError) Error() string { return "provider: " + e.Sentence() }
@@ -79,17 +80,17 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 // why, and what to do.
 func (e *UnreachableError) Sentence() string {
 	why := "no connection could be made"
-	if ue, ok := errors.AsType[*oauth.UpstreamError](e.Err); ok {
+	if ue, ok := errors.AsType[*authserver.UpstreamError](e.Err); ok {
 		why = ue.Reason()
 	}
 	return fmt.Sprintf("%s can't be reached from here (%s: %s); check the internet connection, then try again", e.Provider, e.Host, why)
 }
 
 // unreachable returns err as an [*UnreachableError] of the provider named
-// name when it is an [*oauth.UpstreamError] that made no connection;
+// name when it is an [*authserver.UpstreamError] that made no connection;
 // any other error as it is.
 func (c *Connector) unreachable(name string, err error) error {
-	ue, ok := errors.AsType[*oauth.UpstreamError](err)
+	ue, ok := errors.AsType[*authserver.UpstreamError](err)
 	if !ok || !ue.Unreachable() {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 )
 
 // AuthMethod is a way a person can grant a provider access.
@@ -72,7 +73,7 @@ type Provider interface {
 	GrantLocation(p Profile) (GrantLocation, error)
 	// Status reports profile p's connection to the provider, reading the
 	// files through stores, so that every reader shares one
-	// [oauth.FileStore] per file.
+	// [filestore.Store] per file.
 	Status(ctx context.Context, p Profile, stores *Stores) (Status, error)
 }
 
@@ -185,7 +186,7 @@ type GrantLocation struct {
 	// Host is the key of the profile's grant in the file.
 	Host string
 	// Layout says where in the file the grant lives.
-	Layout oauth.FileLayout
+	Layout filestore.Layout
 }
 
 // Status is a profile's connection to a provider, as the provider sees it.

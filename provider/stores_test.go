@@ -4,7 +4,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/rs/zerolog"
+
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -12,8 +14,8 @@ import (
 // in-process refresh lock and the token cache are the same for every caller.
 func TestStoresSharePerFile(t *testing.T) {
 	dir := t.TempDir()
-	s := provider.NewStores()
-	var layout oauth.FileLayout
+	s := provider.NewStores(zerolog.Nop())
+	var layout filestore.Layout
 	a := s.File(filepath.Join(dir, "honcho.json"), layout)
 	if b := s.File(filepath.Join(dir, ".", "x", "..", "honcho.json"), layout); a != b {
 		t.Error("File returned two stores for one file")

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -69,15 +70,15 @@ func (c *cli) exit(err error) int {
 	case errors.As(err, &unreachable):
 		return say(exitFailed, sentence(unreachable.Sentence()))
 	case isUpstream(err):
-		ue, _ := errors.AsType[*oauth.UpstreamError](err)
+		ue, _ := errors.AsType[*authserver.UpstreamError](err)
 		return say(exitFailed, sentence(fmt.Sprintf("the server %s failed at the %s step: %s", ue.URL, ue.Step, ue.Reason())))
 	}
 	return say(exitFailed, sentence(plain(err)))
 }
 
-// isUpstream reports whether err's chain holds an [*oauth.UpstreamError].
+// isUpstream reports whether err's chain holds an [*authserver.UpstreamError].
 func isUpstream(err error) bool {
-	_, ok := errors.AsType[*oauth.UpstreamError](err)
+	_, ok := errors.AsType[*authserver.UpstreamError](err)
 	return ok
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
@@ -21,7 +23,7 @@ func TestClientIDForAnyProvider(t *testing.T) {
 			t.Fatal(err)
 		}
 		ep, err := p.(provider.Registrar).Client(t.Context(), provider.Profile{Name: "default", Home: t.TempDir()},
-			provider.ClientRequest{RedirectURIs: []string{"http://127.0.0.1:8765/callback"}}, provider.NewStores())
+			provider.ClientRequest{RedirectURIs: []string{"http://127.0.0.1:8765/callback"}}, provider.NewStores(zerolog.Nop()))
 		if err != nil || ep.ClientID != "pre-registered" {
 			t.Fatalf("%s: client %q, %v; want pre-registered", flag, ep.ClientID, err)
 		}

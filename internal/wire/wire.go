@@ -157,3 +157,14 @@ func (t terminal) Write(p []byte) (int, error) {
 func harmlessText(s string) bool {
 	return harmless(strings.NewReplacer("\n", "", "\t", "").Replace(s))
 }
+
+// Redact replaces every occurrence of each non-empty secret in s with
+// "[redacted]".
+func Redact(s string, secrets ...string) string {
+	for _, t := range secrets {
+		if t != "" {
+			s = strings.ReplaceAll(s, t, "[redacted]")
+		}
+	}
+	return s
+}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/connid"
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
@@ -24,7 +24,7 @@ import (
 // the server's RFC 8414 metadata, as a provider would set it.
 func (e *flowEnv) deviceRequest(t *testing.T, key connid.ID) flow.Request {
 	t.Helper()
-	md, err := oauth.Discover(context.Background(), e.srv.Client(), e.srv.URL)
+	md, err := authserver.Discover(context.Background(), e.srv.Client(), e.srv.URL)
 	if err != nil {
 		t.Fatalf("Discover: %v", err)
 	}

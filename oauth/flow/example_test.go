@@ -11,7 +11,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/connid"
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
@@ -66,7 +66,7 @@ func ExampleManager() {
 func ExampleManager_device() {
 	as := honchotest.NewServer()
 	defer as.Close()
-	md, err := oauth.Discover(context.Background(), nil, as.URL)
+	md, err := authserver.Discover(context.Background(), nil, as.URL)
 	if err != nil {
 		fmt.Println(err)
 		return

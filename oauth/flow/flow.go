@@ -114,7 +114,7 @@ type Request struct {
 
 	// DeviceSupported reports whether the authorization server supports the
 	// device flow. Set it from the server's metadata (RFC 8414), for example
-	// with [github.com/memconnect/memconnect/oauth.Metadata.SupportsDeviceFlow], or from what
+	// with [github.com/memconnect/memconnect/authserver.Metadata.SupportsDeviceFlow], or from what
 	// the provider knows for certain). The zero value fails closed: a
 	// [MethodDevice] request is refused with [ErrDeviceUnsupported].
 	DeviceSupported bool

@@ -21,6 +21,7 @@ import (
 	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
@@ -40,8 +41,8 @@ func TestBrowserFlowLoopbackInstallsGrantAndRefreshRotates(t *testing.T) {
 	storeNow := time.Now()
 	var storeMu sync.Mutex
 	storeClock := func() time.Time { storeMu.Lock(); defer storeMu.Unlock(); return storeNow }
-	layout := oauth.FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: "hch-at-", DefaultScope: "write", RootAPIKey: true}
-	file := oauth.NewFileStore(path, layout)
+	layout := filestore.Layout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: "hch-at-", DefaultScope: "write", RootAPIKey: true}
+	file := filestore.New(path, layout)
 	store := oauth.NewGrants(file, oauth.WithClock(clock.Func(storeClock)), oauth.WithHTTPClient(e.srv.Client()))
 
 	var calls int

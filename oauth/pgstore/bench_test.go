@@ -13,6 +13,7 @@ import (
 
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
@@ -37,8 +38,8 @@ func BenchmarkPostgres(b *testing.B) {
 	}
 	// The same hot path over a honcho.json file, and x/oauth2's cached
 	// source, in the same run.
-	file := oauth.NewGrants(oauth.NewFileStore(filepath.Join(b.TempDir(), "honcho.json"),
-		oauth.FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", DefaultScope: "write"}), oauth.WithHTTPClient(srv.Client()))
+	file := oauth.NewGrants(filestore.New(filepath.Join(b.TempDir(), "honcho.json"),
+		filestore.Layout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", DefaultScope: "write"}), oauth.WithHTTPClient(srv.Client()))
 	if _, err := file.Install(context.Background(), "hermes", srv.IssueGrant("write"), oauth.Grant{ClientID: srv.ClientID(), TokenEndpoint: srv.TokenURL()}); err != nil {
 		b.Fatal(err)
 	}

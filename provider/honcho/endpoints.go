@@ -14,7 +14,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -26,14 +26,14 @@ type rootConfig struct {
 
 // readRootConfig reads the root "environment" and "baseUrl" of the file at
 // path. A missing or empty file is the zero value; a file that does not
-// parse is an [*oauth.ConfigError].
+// parse is an [*filestore.ConfigError].
 func readRootConfig(path string) (rootConfig, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return rootConfig{}, nil
 	}
 	if err != nil {
-		return rootConfig{}, &oauth.ConfigError{Path: path, Err: err}
+		return rootConfig{}, &filestore.ConfigError{Path: path, Err: err}
 	}
 	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -41,7 +41,7 @@ func readRootConfig(path string) (rootConfig, error) {
 	}
 	var root map[string]json.RawMessage
 	if err := json.Unmarshal(data, &root); err != nil {
-		return rootConfig{}, &oauth.ConfigError{Path: path, Err: err}
+		return rootConfig{}, &filestore.ConfigError{Path: path, Err: err}
 	}
 	var rc rootConfig
 	// Values of the wrong type are treated as absent, like the Python agent.

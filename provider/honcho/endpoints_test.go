@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -107,7 +107,7 @@ func TestEndpointsBrokenConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := honcho.New().Endpoints(context.Background(), provider.Profile{Name: "default", Home: home, DefaultHome: home})
-	var ce *oauth.ConfigError
+	var ce *filestore.ConfigError
 	if !errors.As(err, &ce) || ce.Path != path {
 		t.Fatalf("error = %v, want a ConfigError naming %s", err, path)
 	}
@@ -126,7 +126,7 @@ func TestProviderBasics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := oauth.FileLayout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: "hch-at-", PrefixSetting: "HONCHO_OAUTH_TOKEN_PREFIX (honcho.WithAccessTokenPrefix in Go)", DefaultScope: "write", RootAPIKey: true, Verdict: "oauthRejected"}
+	want := filestore.Layout{Section: "hosts", AccessToken: "apiKey", Fields: "oauth", AccessTokenPrefix: "hch-at-", PrefixSetting: "HONCHO_OAUTH_TOKEN_PREFIX (honcho.WithAccessTokenPrefix in Go)", DefaultScope: "write", RootAPIKey: true, Verdict: "oauthRejected"}
 	if loc.Layout != want {
 		t.Errorf("Layout = %+v, want %+v", loc.Layout, want)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
@@ -127,7 +129,7 @@ func TestFromEnvAPIKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	st, err := honcho.New(opts...).Status(context.Background(), provider.Profile{Name: "default", Home: home, DefaultHome: home}, provider.NewStores())
+	st, err := honcho.New(opts...).Status(context.Background(), provider.Profile{Name: "default", Home: home, DefaultHome: home}, provider.NewStores(zerolog.Nop()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -165,8 +165,8 @@ const VerdictKey = "oauthRejected"
 // layout is where honcho.json keeps a profile's grant: the host block
 // hosts.<host>, with the access token in "apiKey" and the rest in "oauth".
 // The root's "apiKey" is the API key of every host without one.
-func (p *Provider) layout() oauth.FileLayout {
-	return oauth.FileLayout{
+func (p *Provider) layout() filestore.Layout {
+	return filestore.Layout{
 		Section:           "hosts",
 		AccessToken:       "apiKey",
 		Fields:            "oauth",

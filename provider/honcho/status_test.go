@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
@@ -106,7 +109,7 @@ func TestStatus(t *testing.T) {
 			if tt.profile != "" {
 				prof = provider.Profile{Name: tt.profile, Home: filepath.Join(root, "profiles", tt.profile), DefaultHome: root}
 			}
-			got, err := honcho.New(tt.opts...).Status(context.Background(), prof, provider.NewStores())
+			got, err := honcho.New(tt.opts...).Status(context.Background(), prof, provider.NewStores(zerolog.Nop()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +157,7 @@ func TestStatusReauthRequired(t *testing.T) {
 	srv.RevokeGrant(tok.RefreshToken)
 
 	p := honcho.New()
-	stores := provider.NewStores(oauth.WithHTTPClient(srv.Client()))
+	stores := provider.NewStores(zerolog.Nop(), oauth.WithHTTPClient(srv.Client()))
 	prof := provider.Profile{Name: "default", Home: root, DefaultHome: root}
 	before, err := p.Status(context.Background(), prof, stores)
 	if err != nil {
@@ -184,8 +187,8 @@ func TestStatusBrokenConfig(t *testing.T) {
 	root := t.TempDir()
 	path := filepath.Join(root, "honcho.json")
 	testkit.WriteJSON(t, path, []int{1})
-	_, err := honcho.New().Status(context.Background(), provider.Profile{Name: "default", Home: root, DefaultHome: root}, provider.NewStores())
-	var ce *oauth.ConfigError
+	_, err := honcho.New().Status(context.Background(), provider.Profile{Name: "default", Home: root, DefaultHome: root}, provider.NewStores(zerolog.Nop()))
+	var ce *filestore.ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("error = %v, want a ConfigError", err)
 	}
@@ -206,7 +209,7 @@ func TestStatusAccountFollowsTheFile(t *testing.T) {
 	prof := provider.Profile{Name: "default", Home: root, DefaultHome: root}
 	for _, name := range []string{"alice", "alice-the-second"} {
 		testkit.WriteJSON(t, path, map[string]any{"peerName": name, "hosts": map[string]any{"hermes": map[string]any{"apiKey": "key-0123456789abc"}}})
-		st, err := p.Status(context.Background(), prof, provider.NewStores())
+		st, err := p.Status(context.Background(), prof, provider.NewStores(zerolog.Nop()))
 		if err != nil || st.Account != name {
 			t.Fatalf("Account = %q, %v; want %q", st.Account, err, name)
 		}

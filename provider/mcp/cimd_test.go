@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/memconnect/memconnect"
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -43,7 +43,7 @@ func TestClientIDMetadataDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc oauth.ClientMetadataDocument
+	var doc authserver.ClientMetadataDocument
 	err = json.NewDecoder(resp.Body).Decode(&doc)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 || doc.ClientID != docURL || doc.TokenEndpointAuthMethod != "none" ||
@@ -127,8 +127,8 @@ func TestRefusedDocumentRemembered(t *testing.T) {
 	// The next sign-in registers (the fake takes loopback redirect URIs
 	// only, so it refuses this https one: the registration was tried).
 	_, err = r.Connector().Connect(ctx, "default", "memdev", provider.ConnectRequest{})
-	var ue *oauth.UpstreamError
-	if !errors.As(err, &ue) || ue.Step != oauth.StepRegistration {
+	var ue *authserver.UpstreamError
+	if !errors.As(err, &ue) || ue.Step != authserver.StepRegistration {
 		t.Errorf("second sign-in: %v; want a registration instead of the document", err)
 	}
 }

@@ -10,14 +10,15 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/provider"
 )
 
 // discovery is what the server and its authorization server said.
 type discovery struct {
 	resource string
-	md       *oauth.Metadata
+	md       *authserver.Metadata
 	scopes   []string
 }
 
@@ -38,16 +39,16 @@ func (p *Provider) discover(ctx context.Context) (*discovery, error) {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("mcp: %s: %w", p.display, err)
 	}
-	rmd, ch, err := oauth.DiscoverResource(ctx, p.client, p.serverURL)
+	rmd, ch, err := authserver.DiscoverResource(ctx, p.client, p.serverURL)
 	if err != nil {
 		return failed(err)
 	}
-	md, err := oauth.Discover(ctx, p.client, rmd.AuthorizationServers[0])
+	md, err := authserver.Discover(ctx, p.client, rmd.AuthorizationServers[0])
 	if err != nil {
 		return failed(err)
 	}
 	if md.AuthorizationEndpoint == "" {
-		return nil, fmt.Errorf("mcp: %s: %w", p.display, &oauth.UpstreamError{Step: oauth.StepServerMetadata, URL: md.Issuer,
+		return nil, fmt.Errorf("mcp: %s: %w", p.display, &authserver.UpstreamError{Step: authserver.StepServerMetadata, URL: md.Issuer,
 			Err: errors.New("the metadata name no authorization_endpoint")})
 	}
 	d := &discovery{resource: rmd.Resource, md: md}
@@ -126,7 +127,7 @@ func (p *Provider) endpoints(d *discovery, clientID string) provider.Endpoints {
 
 // deviceURL is md's device authorization endpoint when md announce the
 // device flow, else "".
-func deviceURL(md *oauth.Metadata) string {
+func deviceURL(md *authserver.Metadata) string {
 	if md.SupportsDeviceFlow() {
 		return md.DeviceAuthorizationEndpoint
 	}
@@ -190,10 +191,10 @@ func (p *Provider) Client(ctx context.Context, prof provider.Profile, req provid
 		}
 	}
 	if d.md.RegistrationEndpoint == "" {
-		return provider.Endpoints{}, fmt.Errorf("mcp: %s: %w", p.display, &oauth.UpstreamError{Step: oauth.StepRegistration, URL: d.md.Issuer, Err: errNoClient})
+		return provider.Endpoints{}, fmt.Errorf("mcp: %s: %w", p.display, &authserver.UpstreamError{Step: authserver.StepRegistration, URL: d.md.Issuer, Err: errNoClient})
 	}
 	reg, err := p.register(ctx, d, redirectURIs, req.RejectedClientID)
-	if re, ok := errors.AsType[*oauth.RegistrationError](err); ok && re.ErrorCode == "invalid_redirect_uri" && len(req.FallbackRedirectURIs) > 0 {
+	if re, ok := errors.AsType[*authserver.RegistrationError](err); ok && re.ErrorCode == "invalid_redirect_uri" && len(req.FallbackRedirectURIs) > 0 {
 		// The server takes the other form of the loopback redirect only.
 		redirectURIs = req.FallbackRedirectURIs
 		reg, err = p.register(ctx, d, redirectURIs, req.RejectedClientID)
@@ -220,7 +221,7 @@ type registerCall struct {
 
 // register registers a client of d's authorization server for
 // redirectURIs. Concurrent calls for the same server, redirect URIs and
-// rejected client share one request, made with its own [oauth.StepTimeout]
+// rejected client share one request, made with its own [authserver.StepTimeout]
 // and no lock held; each caller waits for it only until its own ctx ends.
 func (p *Provider) register(ctx context.Context, d *discovery, redirectURIs []string, rejected string) (*registration, error) {
 	key := d.md.Issuer + "\x00" + strings.Join(redirectURIs, " ") + "\x00" + rejected
@@ -234,9 +235,9 @@ func (p *Provider) register(ctx context.Context, d *discovery, redirectURIs []st
 		p.registering[key] = call
 		go func() {
 			// Not the first caller's context: the others share the answer.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), oauth.StepTimeout)
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), authserver.StepTimeout)
 			defer cancel()
-			ci, err := oauth.Register(rctx, p.client, d.md.RegistrationEndpoint, oauth.ClientMetadata{
+			ci, err := authserver.Register(rctx, p.client, d.md.RegistrationEndpoint, authserver.ClientMetadata{
 				RedirectURIs:  redirectURIs,
 				ClientName:    p.clientName,
 				GrantTypes:    grantTypes(d),
@@ -259,7 +260,7 @@ func (p *Provider) register(ctx context.Context, d *discovery, redirectURIs []st
 	case <-call.done:
 		return call.reg, call.err
 	case <-ctx.Done():
-		return nil, &oauth.UpstreamError{Step: oauth.StepRegistration, URL: d.md.RegistrationEndpoint, Err: ctx.Err()}
+		return nil, &authserver.UpstreamError{Step: authserver.StepRegistration, URL: d.md.RegistrationEndpoint, Err: ctx.Err()}
 	}
 }
 
@@ -356,14 +357,14 @@ func (p *Provider) readMember(prof provider.Profile, name string, v any) error {
 		Servers map[string]map[string]json.RawMessage `json:"servers"`
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
-		return &oauth.ConfigError{Path: loc.ReadPath, Err: err}
+		return &filestore.ConfigError{Path: loc.ReadPath, Err: err}
 	}
 	raw, ok := f.Servers[p.name][name]
 	if !ok {
 		return nil
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return &oauth.ConfigError{Path: loc.ReadPath, Err: err}
+		return &filestore.ConfigError{Path: loc.ReadPath, Err: err}
 	}
 	return nil
 }

@@ -14,14 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
 )
 
 // TestConnectToAHangingServer: a memory server that never answers ends a
-// connect at the Connector's deadline with an *oauth.UpstreamError naming
+// connect at the Connector's deadline with an *authserver.UpstreamError naming
 // the server and the step, and a second profile is not held up by it.
 func TestConnectToAHangingServer(t *testing.T) {
 	t.Parallel() // waits for its deadlines
@@ -51,8 +51,8 @@ func TestConnectToAHangingServer(t *testing.T) {
 	}
 	waitOrFail(t, &wg)
 	for i, err := range errs {
-		var ue *oauth.UpstreamError
-		if !errors.As(err, &ue) || !ue.Timeout() || ue.Step != oauth.StepProbe || ue.URL != srv.URL+"/mcp" {
+		var ue *authserver.UpstreamError
+		if !errors.As(err, &ue) || !ue.Timeout() || ue.Step != authserver.StepProbe || ue.URL != srv.URL+"/mcp" {
 			t.Errorf("connect %d: %v; want a timed-out probe of %s/mcp", i, err, srv.URL)
 		}
 	}
@@ -113,8 +113,8 @@ func TestSlowRegistrationBlocksNobody(t *testing.T) {
 	}
 	waitOrFail(t, &wg)
 	for i, err := range errs {
-		var ue *oauth.UpstreamError
-		if !errors.As(err, &ue) || ue.Step != oauth.StepRegistration || !ue.Timeout() {
+		var ue *authserver.UpstreamError
+		if !errors.As(err, &ue) || ue.Step != authserver.StepRegistration || !ue.Timeout() {
 			t.Errorf("connect %d (%s): %v; want a timed-out registration", i, profiles[i], err)
 		}
 	}

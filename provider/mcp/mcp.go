@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/memconnect/memconnect/clock"
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
+	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -102,7 +103,7 @@ func New(name, displayName, serverURL string, opts ...Option) (*Provider, error)
 	if !nameRE.MatchString(name) {
 		return nil, fmt.Errorf("mcp: provider name %q: use at most 32 lower-case letters, digits, '-' or '_'", name)
 	}
-	if err := oauth.CheckResourceURL(serverURL); err != nil {
+	if err := authserver.CheckResourceURL(serverURL); err != nil {
 		return nil, fmt.Errorf("mcp: provider %s: server URL %w", name, err)
 	}
 	if displayName == "" {
@@ -187,8 +188,8 @@ func (p *Provider) DiscoverMethods(ctx context.Context) []provider.AuthMethod {
 }
 
 // layout is where the grant file keeps a server's grant.
-func (p *Provider) layout() oauth.FileLayout {
-	return oauth.FileLayout{Section: "servers", AccessToken: "token", Fields: "oauth", Verdict: "oauthRejected"}
+func (p *Provider) layout() filestore.Layout {
+	return filestore.Layout{Section: "servers", AccessToken: "token", Fields: "oauth", Verdict: "oauthRejected"}
 }
 
 // GrantLocation implements [provider.Provider]: the profile's
@@ -238,7 +239,7 @@ func (p *Provider) Moved(tokenEndpoint string) bool {
 // rejection; any other answer means the key passed the server's
 // authentication.
 func (p *Provider) CheckAPIKey(ctx context.Context, _ provider.Profile, key string) error {
-	status, _, err := oauth.Probe(ctx, p.client, p.serverURL, key)
+	status, _, err := authserver.Probe(ctx, p.client, p.serverURL, key)
 	if err != nil {
 		return fmt.Errorf("mcp: the API key could not be checked at %s: %w", p.serverURL, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
@@ -140,7 +141,7 @@ func TestGenericChain(t *testing.T) {
 		t.Errorf("token requests %d -> %d, want one refresh", before, c.srv.AS.Stats().TokenRequests)
 	}
 	hc := &http.Client{Transport: &oauth.Transport{Source: ts}}
-	if status, _, err := oauth.Probe(ctx, hc, c.srv.URL, ""); err != nil || status != http.StatusOK {
+	if status, _, err := authserver.Probe(ctx, hc, c.srv.URL, ""); err != nil || status != http.StatusOK {
 		t.Errorf("resource call with the refreshed token = %d, %v; want 200", status, err)
 	}
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/memconnect/memconnect/oauth"
+	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/mcp"
@@ -46,12 +46,12 @@ func TestConnectOffline(t *testing.T) {
 			if !strings.HasPrefix(s, "Supermemory can't be reached from here (mcp.supermemory.ai: ") || !strings.HasSuffix(s, "; check the internet connection, then try again") {
 				t.Errorf("Sentence() = %q", s)
 			}
-			if _, ok := errors.AsType[*oauth.UpstreamError](err); !ok {
-				t.Error("the *oauth.UpstreamError is not in the chain")
+			if _, ok := errors.AsType[*authserver.UpstreamError](err); !ok {
+				t.Error("the *authserver.UpstreamError is not in the chain")
 			}
 		})
 	}
-	ue := &oauth.UpstreamError{Step: oauth.StepProbe, URL: "https://x", Err: errors.New("HTTP 500")}
+	ue := &authserver.UpstreamError{Step: authserver.StepProbe, URL: "https://x", Err: errors.New("HTTP 500")}
 	if ue.Unreachable() {
 		t.Error("a server that answered is unreachable")
 	}

@@ -3,6 +3,8 @@ package testkit
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,4 +53,14 @@ func HostBlock(config map[string]any, host string) map[string]any {
 	hosts, _ := config["hosts"].(map[string]any)
 	b, _ := hosts[host].(map[string]any)
 	return b
+}
+
+// Redirecting is a server answering every request with 307 to target (the
+// same path), closed when t ends.
+func Redirecting(t testing.TB, target string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }

@@ -1,0 +1,27 @@
+package filestore
+
+import (
+	"cmp"
+	"fmt"
+)
+
+// PrefixError reports a sign-in whose access token lacks the prefix that
+// marks an OAuth access token in the file's layout: the grant is not
+// stored, since every reader would take it for a plain API key.
+type PrefixError struct {
+	Prefix  string
+	Setting string // what changes the prefix; "" when unnamed
+}
+
+func (e *PrefixError) Error() string {
+	return fmt.Sprintf("oauth: the access token does not start with the prefix %q that marks a grant in the config file (set by %s)", e.Prefix, cmp.Or(e.Setting, "the file's layout"))
+}
+
+// Detail says what happened and what to change, for a person.
+func (e *PrefixError) Detail() string {
+	s := fmt.Sprintf("Signed in, but the server's access tokens do not start with %q, which marks a sign-in in the config file, so it was not saved", e.Prefix)
+	if e.Setting != "" {
+		s += fmt.Sprintf("; set %s to the server's prefix (empty for none) and sign in again", e.Setting)
+	}
+	return s
+}
