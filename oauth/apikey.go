@@ -8,22 +8,6 @@ import (
 	"unicode"
 )
 
-// KeyStore is a [GrantStore] that can also hold a plain API key for a key, in
-// place of an OAuth grant. [*filestore.Store] is one: the key goes where the
-// layout keeps the access token, with no grant fields beside it, which is
-// where an agent that reads the file looks for an API key.
-type KeyStore interface {
-	GrantStore
-	// SetAPIKey stores apiKey as key's credentials, removing key's grant,
-	// under the store's lock, and returns the grant it removed (nil for
-	// none), so that the caller can revoke it.
-	SetAPIKey(ctx context.Context, key, apiKey string) (replaced *Grant, err error)
-	// RemoveAPIKey removes key's own API key under the store's lock and
-	// reports whether there was one. A grant, and an API key that key
-	// only inherits (a file's root key), are left alone.
-	RemoveAPIKey(ctx context.Context, key string) (removed bool, err error)
-}
-
 // ErrNoKeyStore is returned by [Grants.SetAPIKey] and [Grants.RemoveAPIKey]
 // when the store cannot hold API keys.
 var ErrNoKeyStore = errors.New("oauth: this store keeps OAuth grants only, not API keys")
@@ -61,8 +45,8 @@ func CheckAPIKey(s string) error {
 // replaced, nil for none, so that the caller can revoke it. It fails with
 // [ErrNoKeyStore] when the store cannot hold API keys.
 func (gs *Grants) SetAPIKey(ctx context.Context, key, apiKey string) (*Grant, error) {
-	ks, ok := gs.store.(KeyStore)
-	if !ok {
+	ks := gs.caps.Keys
+	if ks == nil {
 		return nil, ErrNoKeyStore
 	}
 	var replaced *Grant
@@ -81,8 +65,8 @@ func (gs *Grants) SetAPIKey(ctx context.Context, key, apiKey string) (*Grant, er
 // whether there was one. It fails with [ErrNoKeyStore] when the store
 // cannot hold API keys.
 func (gs *Grants) RemoveAPIKey(ctx context.Context, key string) (bool, error) {
-	ks, ok := gs.store.(KeyStore)
-	if !ok {
+	ks := gs.caps.Keys
+	if ks == nil {
 		return false, ErrNoKeyStore
 	}
 	var removed bool

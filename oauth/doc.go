@@ -71,6 +71,9 @@
 // [github.com/memconnect/memconnect/oauth/filestore] keeps grants in a JSON
 // config file such as honcho.json, shared with the Python agent, and
 // [github.com/memconnect/memconnect/oauth/pgstore] in PostgreSQL, shared by
-// instances. A store that also holds plain API keys is a [KeyStore]:
-// [Grants.SetAPIKey] stores one in place of a grant.
+// instances. What a store must do is [GrantStore] and [LockedGrant]; what
+// it may do besides is [Capabilities] (a store that also holds plain API
+// keys is a [KeyStore], and [Grants.SetAPIKey] stores one in place of a
+// grant). Package [github.com/memconnect/memconnect/oauth/storetest]
+// checks a store against all of it.
 package oauth

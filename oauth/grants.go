@@ -24,6 +24,7 @@ import (
 // lock, the token cache and the dead-grant state of each key.
 type Grants struct {
 	store       GrantStore
+	caps        Capabilities
 	logger      zerolog.Logger
 	now         func() time.Time
 	client      *http.Client
@@ -47,6 +48,7 @@ func NewGrants(store GrantStore, opts ...Option) *Grants {
 	o := newOptions(opts)
 	gs := &Grants{
 		store:          store,
+		caps:           CapabilitiesOf(store),
 		logger:         o.Logger,
 		now:            o.Now,
 		client:         o.Client,
@@ -166,13 +168,17 @@ func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, ba
 	}
 	defer unlock()
 	commit := lg.Commit
-	if fc, ok := lg.(FinalCommitter); ok {
-		commit = fc.CommitAndUnlock
+	lc := lockCapabilitiesOf(lg)
+	if lc.final != nil {
+		commit = lc.final.CommitAndUnlock
 	}
-	if cm, ok := lg.(ConfigMerger); ok && io.config != nil {
-		commit = func(prev, next *Grant) error { return cm.CommitWithConfig(prev, next, io.config) }
+	if lc.config != nil && io.config != nil {
+		commit = func(ctx context.Context, prev, next *Grant) error {
+			return lc.config.CommitWithConfig(ctx, prev, next, io.config)
+		}
 	}
-	if err := commit(nil, g); err != nil {
+	// The sign-in's tokens are stored even when its request is gone.
+	if err := commit(context.WithoutCancel(ctx), nil, g); err != nil {
 		return nil, err
 	}
 	k.mu.Lock()
@@ -207,14 +213,14 @@ func (gs *Grants) Remove(ctx context.Context, key string) (*Grant, error) {
 		return nil, err
 	}
 	defer unlock()
-	c, err := lg.Credentials()
+	c, err := lg.Credentials(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if c.Grant == nil {
 		return nil, fmt.Errorf("%w for %s", ErrNoGrant, gs.store.Describe(key))
 	}
-	if err := lg.Commit(c.Grant, nil); err != nil {
+	if err := lg.Commit(ctx, c.Grant, nil); err != nil {
 		return nil, err
 	}
 	gs.key(key).forget()

@@ -118,8 +118,8 @@ const stateTimeout = 5 * time.Second
 // share records a use of ts's key at now in a [StateStore], if the store
 // is one, on a goroutine of its own: the caller is on the token path.
 func (ts *Source) share(now time.Time) {
-	ss, ok := ts.gs.store.(StateStore)
-	if !ok {
+	ss := ts.gs.caps.State
+	if ss == nil {
 		return
 	}
 	go func() {
@@ -157,7 +157,7 @@ func (ts *Source) report(out outcome) {
 	// A refresh that works while none failed changes nothing the store
 	// keeps beyond its commit (which records when): no statement for it.
 	changed := failing || h.LastError != nil
-	if ss, ok := ts.gs.store.(StateStore); ok && changed {
+	if ss := ts.gs.caps.State; ss != nil && changed {
 		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 		if err := ss.RecordHealth(ctx, ts.key, h); err != nil {
 			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: how the refresh went was not recorded for other instances")
@@ -227,30 +227,4 @@ func (ts *Source) Keep(ctx context.Context, p KeepPolicy) (Outcome, error) {
 		return out.kind, fmt.Errorf("%w: %s: %s", ErrKeepFailed, ts.gs.store.Describe(ts.key), out.msg)
 	}
 	return out.kind, nil
-}
-
-// StateStore is a [GrantStore] that several instances share and that keeps
-// what each process learns of a connection for all of them, such as
-// package pgstore's: [Grants] records there how refreshes went (a failure,
-// and the recovery after one; a store's commit records a refresh), the
-// scopes a resource asked for (step-up), and that a token was used (at
-// most once a minute), and readers find it in [Credentials.Shared]. A
-// store's record fails only the record: the refresh stands.
-type StateStore interface {
-	RecordHealth(ctx context.Context, key string, h Health) error
-	RecordNeeds(ctx context.Context, key string, scopes []string) error
-	RecordUse(ctx context.Context, key string, at time.Time) error
-}
-
-// DueClaimer is a [GrantStore] that several instances share and that can
-// hand out the grants due for a keep-alive refresh, each to one instance
-// at a time, such as package pgstore's: a keeper claims a batch, refreshes
-// it, and the others skip what it holds.
-type DueClaimer interface {
-	// ClaimDue claims for owner, until hold has passed, up to limit keys
-	// whose refreshable, unrejected grant was obtained before
-	// obtainedBefore ([Grant.ObtainedOrEstimate]) or whose access token
-	// expires before expiresBefore (zero: not for expiry), and that no
-	// other owner holds a claim on; oldest first.
-	ClaimDue(ctx context.Context, owner string, obtainedBefore, expiresBefore time.Time, hold time.Duration, limit int) ([]string, error)
 }

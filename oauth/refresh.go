@@ -86,7 +86,7 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 		return gs.adopted(k, g), out, nil
 	}
 
-	c, err := lg.Credentials()
+	c, err := lg.Credentials(ctx)
 	g, err := ts.grant(c, err)
 	if err != nil {
 		k.cache.Store(nil)
@@ -101,7 +101,7 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 	k.mu.Unlock()
 
 	if unsaved != nil {
-		g = ts.saveUnsaved(lg, g, unsaved)
+		g = ts.saveUnsaved(ctx, lg, g, unsaved)
 	}
 	if dead != nil && dead.refreshToken == g.RefreshToken {
 		return nil, out, ts.reauthError(dead.code)
@@ -135,12 +135,12 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 		return g.token(), out, nil
 	}
 
-	record, err := lg.Prepare(g)
+	record, err := lg.Prepare(ctx, g)
 	if errors.Is(err, ErrRotationAbandoned) {
-		return ts.abandoned(lg, g, err, out)
+		return ts.abandoned(ctx, lg, g, err, out)
 	}
 	if errors.Is(err, ErrRotationInFlight) {
-		return ts.inFlight(lg, g, err, force, out)
+		return ts.inFlight(ctx, lg, g, err, force, out)
 	}
 	if err != nil {
 		// Nothing was spent. Keep the current token while it is valid and
@@ -180,14 +180,17 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 			gs.answerArrived()
 		}
 	})
+	// From here on the token may be spent: what follows reaches the store
+	// even when the caller is gone.
+	spent := context.WithoutCancel(ctx)
 	if err != nil {
-		if sa, ok := lg.(SpendAbandoner); ok && unspent(err) {
-			if aerr := sa.Abandon(g); aerr != nil {
+		if sa := lockCapabilitiesOf(lg).abandon; sa != nil && unspent(err) {
+			if aerr := sa.Abandon(spent, g); aerr != nil {
 				log.Warn().Str("error", redact(aerr.Error(), g)).Msg("oauth: could not withdraw the record of a spend that did not happen")
 			}
 		}
 		out.took = time.Since(sent)
-		return ts.failed(lg, g, err, force, out)
+		return ts.failed(spent, lg, g, err, force, out)
 	}
 	out.took = time.Since(sent)
 	ng := grantFromToken(fresh, gs.now(), g)
@@ -198,14 +201,14 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 		journal(late.body, late.ct)
 	}
 	commit := lg.Commit
-	if fc, ok := lg.(FinalCommitter); ok {
+	if fc := lockCapabilitiesOf(lg).final; fc != nil {
 		commit = fc.CommitAndUnlock // the last write under the lock
 	}
-	if werr := commit(g, ng); errors.Is(werr, ErrStaleGrant) {
+	if werr := commit(spent, g, ng); errors.Is(werr, ErrStaleGrant) {
 		// Another holder wrote the grant meanwhile (this one paused past
 		// its lease): it may have committed this very answer from the
 		// journal; anything else means this answer is not the grant.
-		if c, err := lg.Credentials(); err != nil || c.Grant == nil || c.Grant.RefreshToken != ng.RefreshToken {
+		if c, err := lg.Credentials(spent); err != nil || c.Grant == nil || c.Grant.RefreshToken != ng.RefreshToken {
 			log.Error().Str("error", redact(werr.Error(), g, ng)).Msg("oauth: the grant changed while this refresh was at the server; its answer was not stored")
 			k.cache.Store(nil)
 			out.kind, out.msg = OutcomeFailed, "the grant changed while this refresh was at the server"
@@ -230,7 +233,7 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 // when the store still holds its predecessor. It returns the grant to
 // continue with: the unsaved one while it cannot be stored, so the spent
 // refresh token is never replayed.
-func (ts *Source) saveUnsaved(lg LockedGrant, stored, unsaved *Grant) *Grant {
+func (ts *Source) saveUnsaved(ctx context.Context, lg LockedGrant, stored, unsaved *Grant) *Grant {
 	gs, k := ts.gs, ts.k
 	k.mu.Lock()
 	from := k.unsavedFrom
@@ -242,7 +245,7 @@ func (ts *Source) saveUnsaved(lg LockedGrant, stored, unsaved *Grant) *Grant {
 		return stored // the store moved on without us
 	}
 	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
-	if err := lg.Commit(stored, unsaved); err != nil {
+	if err := lg.Commit(context.WithoutCancel(ctx), stored, unsaved); err != nil {
 		log.Error().Str("error", redact(err.Error(), stored, unsaved)).Msg("oauth: rotated token still cannot be stored; serving it from memory")
 		return unsaved
 	}
@@ -257,9 +260,9 @@ func (ts *Source) saveUnsaved(lg LockedGrant, stored, unsaved *Grant) *Grant {
 // refresh token unfinished: nothing was spent. It adopts what the store
 // holds by now; else it keeps the current token while it is valid (and
 // waits out the cooldown), else it reports the error.
-func (ts *Source) inFlight(lg LockedGrant, g *Grant, err error, force bool, out outcome) (*oauth2.Token, outcome, error) {
+func (ts *Source) inFlight(ctx context.Context, lg LockedGrant, g *Grant, err error, force bool, out outcome) (*oauth2.Token, outcome, error) {
 	gs, k := ts.gs, ts.k
-	if g2, gerr := ts.grant(lg.Credentials()); gerr == nil && g2.RefreshToken != g.RefreshToken {
+	if g2, gerr := ts.grant(lg.Credentials(ctx)); gerr == nil && g2.RefreshToken != g.RefreshToken {
 		out.kind = OutcomeAdopted
 		return gs.adopted(k, g2), out, nil
 	}
@@ -277,14 +280,14 @@ func (ts *Source) inFlight(lg LockedGrant, g *Grant, err error, force bool, out 
 
 // abandoned handles a spend another holder never finished: the grant needs
 // a new sign-in, recorded for every process, and is never spent again.
-func (ts *Source) abandoned(lg LockedGrant, g *Grant, err error, out outcome) (*oauth2.Token, outcome, error) {
+func (ts *Source) abandoned(ctx context.Context, lg LockedGrant, g *Grant, err error, out outcome) (*oauth2.Token, outcome, error) {
 	gs, k := ts.gs, ts.k
 	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
 	k.cache.Store(nil)
 	k.mu.Lock()
 	k.dead = &deadGrant{refreshToken: g.RefreshToken, code: CodeAbandoned}
 	k.mu.Unlock()
-	if rerr := lg.Reject(g, CodeAbandoned); rerr != nil {
+	if rerr := lg.Reject(context.WithoutCancel(ctx), g, CodeAbandoned); rerr != nil {
 		log.Warn().Str("error", redact(rerr.Error(), g)).Msg("oauth: could not record the abandoned refresh for other processes")
 	}
 	rerr := ts.reauthError(CodeAbandoned)
@@ -295,12 +298,13 @@ func (ts *Source) abandoned(lg LockedGrant, g *Grant, err error, out outcome) (*
 
 // failed handles a failed exchange: a rejected grant is adopted from the
 // store or marked dead; anything else fails open and starts the cooldown.
-func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool, out outcome) (*oauth2.Token, outcome, error) {
+// ctx is not cancelled: the token may have been spent.
+func (ts *Source) failed(ctx context.Context, lg LockedGrant, g *Grant, err error, force bool, out outcome) (*oauth2.Token, outcome, error) {
 	gs, k := ts.gs, ts.k
 	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && isRejection(re.ErrorCode) {
-		if g2, gerr := ts.grant(lg.Credentials()); gerr == nil && g2.RefreshToken != g.RefreshToken {
+		if g2, gerr := ts.grant(lg.Credentials(ctx)); gerr == nil && g2.RefreshToken != g.RefreshToken {
 			log.Info().Msg("oauth: lost a refresh race; adopting the token another holder stored")
 			out.kind = OutcomeAdopted
 			return gs.adopted(k, g2), out, nil
@@ -309,7 +313,7 @@ func (ts *Source) failed(lg LockedGrant, g *Grant, err error, force bool, out ou
 		k.mu.Lock()
 		k.dead = &deadGrant{refreshToken: g.RefreshToken, code: re.ErrorCode}
 		k.mu.Unlock()
-		if rerr := lg.Reject(g, re.ErrorCode); rerr != nil {
+		if rerr := lg.Reject(ctx, g, re.ErrorCode); rerr != nil {
 			log.Warn().Str("error", redact(rerr.Error(), g)).Msg("oauth: could not record the rejection for other processes")
 		}
 		log.Warn().Str("error", describe(err, g)).Msg("oauth: grant rejected by the authorization server; sign-in required")

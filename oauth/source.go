@@ -211,8 +211,8 @@ func (ts *Source) Sync(ctx context.Context) error {
 	if err == nil {
 		defer unlock()
 		var c Credentials
-		if c, err = lg.Credentials(); err == nil && c.Grant != nil {
-			ts.saveUnsaved(lg, c.Grant, unsaved)
+		if c, err = lg.Credentials(ctx); err == nil && c.Grant != nil {
+			ts.saveUnsaved(ctx, lg, c.Grant, unsaved)
 		}
 	}
 	k.mu.Lock()

@@ -73,7 +73,7 @@ func (ts *Source) needsScopes(u *url.URL, add []string) *InsufficientScopeError 
 	}
 	k.needs = merged
 	k.mu.Unlock()
-	if ss, ok := ts.gs.store.(StateStore); ok {
+	if ss := ts.gs.caps.State; ss != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 		if err := ss.RecordNeeds(ctx, ts.key, merged); err != nil {
 			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: the scopes asked for were not recorded for other instances")

@@ -30,7 +30,7 @@ func (c *Connector) ConnectAPIKey(ctx context.Context, profileName, providerName
 	if !slices.Contains(t.provider.AuthMethods(), AuthKey) {
 		return StatusReport{}, fmt.Errorf("%w: %s does not accept an API key", ErrUnsupported, t.provider.DisplayName())
 	}
-	if _, ok := c.GrantStore.(oauth.KeyStore); c.GrantStore != nil && !ok {
+	if c.GrantStore != nil && c.storeCaps().Keys == nil {
 		return StatusReport{}, fmt.Errorf("%w: this server's shared store holds OAuth grants only, not API keys", ErrUnsupported)
 	}
 	if err := oauth.CheckAPIKey(key); err != nil {

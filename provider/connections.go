@@ -31,28 +31,9 @@ type ConnectionFilter struct {
 	Limit             int
 }
 
-// GrantLister is a [oauth.GrantStore] that can list the keys it holds
-// grants for, such as package pgstore's.
-type GrantLister interface {
-	// GrantKeys returns the keys with a grant, sorted, after the key after
-	// (all when ""), at most limit.
-	GrantKeys(ctx context.Context, after string, limit int) ([]string, error)
-}
-
-// ConnectionPager is a [oauth.GrantStore] that pages through what it holds
-// in the order of [Connector.Connections], such as package pgstore's: one
-// statement a page however many it holds. Keys are "<provider>/<profile>".
-type ConnectionPager interface {
-	// ConnectionPage calls each, in order of profile then provider, with
-	// the key and credentials of up to limit keys that hold a grant or an
-	// API key and come after after ("profile/provider"; "" for the
-	// first), only of profile and of provider when they are not "".
-	ConnectionPage(ctx context.Context, profile, provider, after string, limit int, each func(key string, c oauth.Credentials)) error
-}
-
 // ErrNoListing reports a Connector that cannot enumerate its connections:
 // its profiles cannot be listed ([ProfileLister]) or its GrantStore not
-// ([GrantLister]).
+// ([oauth.GrantLister]).
 var ErrNoListing = errors.New("provider: the connections cannot be listed here")
 
 // MaxConnectionsPage bounds one page of [Connector.Connections].
@@ -87,15 +68,16 @@ func (c *Connector) Connections(ctx context.Context, f ConnectionFilter) ([]Conn
 			return nil, "", fmt.Errorf("provider: the page's after: %w", err)
 		}
 	}
-	if cp, ok := c.GrantStore.(ConnectionPager); ok {
-		return c.connectionPage(ctx, cp, f)
+	caps := c.storeCaps()
+	if caps.Pages != nil {
+		return c.connectionPage(ctx, caps.Pages, f)
 	}
 	var pairs []connid.ID
 	lister, _ := c.Profiles.(ProfileLister)
 	switch {
 	case c.GrantStore != nil:
-		gl, ok := c.GrantStore.(GrantLister)
-		if !ok {
+		gl := caps.List
+		if gl == nil {
 			return nil, "", ErrNoListing
 		}
 		// Keys are "<provider>/<profile>": list them all, sort by profile.
@@ -154,9 +136,9 @@ func (c *Connector) Connections(ctx context.Context, f ConnectionFilter) ([]Conn
 	return out, "", nil
 }
 
-// connectionPage is Connections over a [ConnectionPager]: one page from
+// connectionPage is Connections over a [oauth.ConnectionPager]: one page from
 // the store, with no read per connection.
-func (c *Connector) connectionPage(ctx context.Context, cp ConnectionPager, f ConnectionFilter) ([]Connection, string, error) {
+func (c *Connector) connectionPage(ctx context.Context, cp oauth.ConnectionPager, f ConnectionFilter) ([]Connection, string, error) {
 	var out []Connection
 	var visited int
 	var next string // the cursor after the limit-th row visited

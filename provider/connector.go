@@ -78,6 +78,7 @@ type Connector struct {
 
 	storesOnce sync.Once
 	stores     *Stores
+	caps       oauth.Capabilities // of GrantStore, read with the stores
 	sharedOnce sync.Once
 	shared     *oauth.Grants
 
@@ -122,11 +123,19 @@ func ValidateCallbackBaseURL(raw string) (string, error) {
 func (c *Connector) Stores() *Stores {
 	c.storesOnce.Do(func() {
 		c.stores = NewStores(c.Logger, c.options()...)
-		if cs, ok := c.GrantStore.(ClientStore); ok {
-			c.stores.clients = cs
+		if c.GrantStore != nil {
+			c.caps = oauth.CapabilitiesOf(c.GrantStore)
 		}
+		c.stores.clients = c.caps.Clients
 	})
 	return c.stores
+}
+
+// storeCaps returns what GrantStore can do beyond keeping grants; none
+// without a GrantStore.
+func (c *Connector) storeCaps() oauth.Capabilities {
+	c.Stores()
+	return c.caps
 }
 
 func (c *Connector) options() []oauth.Option {

@@ -138,7 +138,7 @@ func (d *dirWatch) dispatch(w *fsnotify.Watcher) {
 // and written to, and on every change compares the status with the one
 // before, publishing connected, refreshed, reauth_required or
 // disconnected. With a GrantStore that can watch its grants (a
-// [GrantWatcher], such as pgstore's, over PostgreSQL's LISTEN/NOTIFY) it
+// [oauth.GrantWatcher], such as pgstore's, over PostgreSQL's LISTEN/NOTIFY) it
 // follows the changes every instance commits instead. Calls for the same
 // profile and provider share one watch; stop ends the caller's share.
 // Without Events, or with a GrantStore that cannot watch, Follow watches
@@ -150,7 +150,7 @@ func (c *Connector) Follow(ctx context.Context, profileName, providerName string
 	if c.Events == nil {
 		return noop, nil
 	}
-	gw, _ := c.GrantStore.(GrantWatcher)
+	gw := c.storeCaps().Watch
 	if c.GrantStore != nil && gw == nil {
 		return noop, nil
 	}
@@ -269,7 +269,7 @@ func (c *Connector) follow(t target, f *follower, last snapshot) {
 	}
 }
 
-// followStore is the watch of f over a GrantWatcher, until f.stop.
+// followStore is the watch of f over a oauth.GrantWatcher, until f.stop.
 func (c *Connector) followStore(t target, changed <-chan struct{}, stopWatch func(), f *follower, last snapshot) {
 	defer close(f.done)
 	defer stopWatch()
@@ -296,14 +296,6 @@ func (c *Connector) publishChanges(t target, last *snapshot) {
 		}
 	}
 	*last = now
-}
-
-// GrantWatcher is a GrantStore that tells of the changes any instance
-// commits to a grant, such as package pgstore's Store; Follow uses it.
-type GrantWatcher interface {
-	// Watch returns a channel that receives a value when key's grant
-	// changed; stop ends the watch.
-	Watch(ctx context.Context, key string) (changed <-chan struct{}, stop func(), err error)
 }
 
 // changes are the connection events that lead from a to b.

@@ -60,21 +60,13 @@ func (c *Connector) keep(ctx context.Context, profileName, providerName string, 
 	return ts.Keep(ctx, p)
 }
 
-// UseLister is a GrantStore that knows when every instance last used each
-// grant ([oauth.StateStore]), such as package pgstore's.
-type UseLister interface {
-	// UsedSince returns the keys whose tokens were asked for at or after
-	// since, by any instance.
-	UsedSince(ctx context.Context, since time.Time) ([]string, error)
-}
-
 // UsedSince returns the connections whose tokens were asked for at or
 // after since: by any instance with a GrantStore that lists its uses
-// ([UseLister]), else by this Connector's token sources
+// ([oauth.UseLister]), else by this Connector's token sources
 // ([Connector.TokenSource]) as far as this process knows. These are the
 // grants a keeper refreshes ahead of their expiry.
 func (c *Connector) UsedSince(since time.Time) []connid.ID {
-	if ul, ok := c.GrantStore.(UseLister); ok {
+	if ul := c.storeCaps().Uses; ul != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		keys, err := ul.UsedSince(ctx, since)
@@ -114,8 +106,8 @@ func (c *Connector) UsedSince(since time.Time) []connid.ID {
 // keepers of other instances skip them. It fails with [ErrNoListing]
 // without such a store.
 func (c *Connector) ClaimDue(ctx context.Context, owner string, obtainedBefore time.Time, hold time.Duration, limit int) ([]connid.ID, error) {
-	dc, ok := c.GrantStore.(oauth.DueClaimer)
-	if !ok {
+	dc := c.storeCaps().Due
+	if dc == nil {
 		return nil, ErrNoListing
 	}
 	keys, err := dc.ClaimDue(ctx, owner, obtainedBefore, time.Time{}, hold, limit)

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/memconnect/memconnect/oauth"
 )
 
 // Methods returns the sign-in methods this Connector offers for p: p's
@@ -44,7 +42,7 @@ func (c *Connector) MethodsContext(ctx context.Context, ps []Provider) [][]AuthM
 // withoutStoreless drops from ms what this Connector cannot offer: API
 // keys with a GrantStore that keeps OAuth grants only.
 func (c *Connector) withoutStoreless(ms []AuthMethod) []AuthMethod {
-	if _, ok := c.GrantStore.(oauth.KeyStore); c.GrantStore != nil && !ok {
+	if c.GrantStore != nil && c.storeCaps().Keys == nil {
 		ms = slices.DeleteFunc(ms, func(m AuthMethod) bool { return m == AuthKey })
 	}
 	return ms

@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"context"
 	"path/filepath"
 	"sync"
 
@@ -21,7 +20,7 @@ import (
 type Stores struct {
 	logger  zerolog.Logger
 	opts    []oauth.Option
-	clients ClientStore // nil: each profile's grant file keeps its clients
+	clients oauth.ClientStore // nil: each profile's grant file keeps its clients
 
 	mu sync.Mutex            // guards m
 	m  map[string]*fileGrant // by cleaned absolute path
@@ -38,31 +37,9 @@ func NewStores(logger zerolog.Logger, opts ...oauth.Option) *Stores {
 	return &Stores{logger: logger, opts: append([]oauth.Option{oauth.WithLogger(logger)}, opts...), m: make(map[string]*fileGrant)}
 }
 
-// ClientStore keeps the clients a [Registrar] obtains from an
-// authorization server, once for the whole deployment: registrations (RFC
-// 7591) per issuer and redirect URIs, and the issuers that refused a
-// client metadata document. A GrantStore that every instance shares
-// implements it (package pgstore's), so that a provider registers one
-// client for every profile and instance instead of one a profile.
-// Registrations are JSON, the Registrar's own.
-type ClientStore interface {
-	// Client returns the registration for issuer and redirectURIs (space
-	// separated, as asked for); nil for none.
-	Client(ctx context.Context, issuer, redirectURIs string) ([]byte, error)
-	// SaveClient stores reg as the client for issuer and redirectURIs.
-	SaveClient(ctx context.Context, issuer, redirectURIs string, reg []byte) error
-	// ForgetClient forgets every registration of issuer whose client is
-	// clientID (the server rejected it).
-	ForgetClient(ctx context.Context, issuer, clientID string) error
-	// DocumentRefused reports whether issuer refused a client metadata
-	// document, and RefuseDocument records that it did.
-	DocumentRefused(ctx context.Context, issuer string) (bool, error)
-	RefuseDocument(ctx context.Context, issuer string) error
-}
-
 // Clients returns the store that keeps the clients every profile shares
-// ([ClientStore]), nil when each profile's grant file keeps its own.
-func (s *Stores) Clients() ClientStore {
+// ([oauth.ClientStore]), nil when each profile's grant file keeps its own.
+func (s *Stores) Clients() oauth.ClientStore {
 	if s == nil {
 		return nil
 	}

@@ -172,13 +172,13 @@ func pointAt(t *testing.T, path, tokenURL string) {
 		t.Fatal(err)
 	}
 	defer lg.Unlock()
-	c, err := lg.Credentials()
+	c, err := lg.Credentials(t.Context())
 	if err != nil || c.Grant == nil {
 		t.Fatalf("no grant: %v", err)
 	}
 	g := *c.Grant
 	g.TokenEndpoint = tokenURL
-	if err := lg.Commit(c.Grant, &g); err != nil {
+	if err := lg.Commit(t.Context(), c.Grant, &g); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -115,12 +115,22 @@ type fileLock struct {
 	journal *os.File // open between Prepare and the end of the rotation
 }
 
-func (l *fileLock) Credentials() (oauth.Credentials, error) {
+// Credentials implements [oauth.LockedGrant]. A file read is not
+// cancelled: it ends when the read does.
+func (l *fileLock) Credentials(ctx context.Context) (oauth.Credentials, error) {
+	if err := ctx.Err(); err != nil {
+		return oauth.Credentials{}, err
+	}
 	c, _, err := l.s.read(l.key, true)
 	return c, err
 }
 
-func (l *fileLock) Prepare(prev *oauth.Grant) (func(body []byte, contentType string) error, error) {
+// Prepare implements [oauth.LockedGrant]: it creates the journal. A done
+// ctx fails it before anything is written, so nothing is spent.
+func (l *fileLock) Prepare(ctx context.Context, prev *oauth.Grant) (func(body []byte, contentType string) error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	l.closeJournal()
 	f, err := l.s.openJournal(l.lockID)
 	if err != nil {
@@ -150,11 +160,15 @@ func (l *fileLock) closeJournal() {
 
 var _ oauth.ConfigMerger = (*fileLock)(nil)
 
-func (l *fileLock) Commit(prev, next *oauth.Grant) error { return l.CommitWithConfig(prev, next, nil) }
+// Commit implements [oauth.LockedGrant]. The write is not cancelled by
+// ctx: a commit may carry a spent token's rotation.
+func (l *fileLock) Commit(ctx context.Context, prev, next *oauth.Grant) error {
+	return l.CommitWithConfig(ctx, prev, next, nil)
+}
 
-// CommitWithConfig is Commit that also merges patch into the file, as
-// [Store.MergeConfig] does, in the same write.
-func (l *fileLock) CommitWithConfig(prev, next *oauth.Grant, patch map[string]any) error {
+// CommitWithConfig implements [oauth.ConfigMerger]: Commit that also merges
+// patch into the file, as [Store.MergeConfig] does, in the same write.
+func (l *fileLock) CommitWithConfig(_ context.Context, prev, next *oauth.Grant, patch map[string]any) error {
 	s := l.s
 	if prev == nil && next != nil && !strings.HasPrefix(next.AccessToken, s.layout.AccessTokenPrefix) {
 		return &PrefixError{Prefix: s.layout.AccessTokenPrefix, Setting: s.layout.PrefixSetting}
@@ -201,7 +215,8 @@ func (l *fileLock) holds(root *object, prev *oauth.Grant) error {
 	return nil
 }
 
-func (l *fileLock) Reject(prev *oauth.Grant, code string) error {
+// Reject implements [oauth.LockedGrant], where the layout keeps a verdict.
+func (l *fileLock) Reject(_ context.Context, prev *oauth.Grant, code string) error {
 	s := l.s
 	if s.layout.Verdict == "" {
 		return nil

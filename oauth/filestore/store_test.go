@@ -529,9 +529,9 @@ type mergingLock struct {
 	s *mergingStore
 }
 
-func (l *mergingLock) CommitWithConfig(prev, next *oauth.Grant, patch map[string]any) error {
+func (l *mergingLock) CommitWithConfig(ctx context.Context, prev, next *oauth.Grant, patch map[string]any) error {
 	l.s.merged++
-	return l.LockedGrant.(oauth.ConfigMerger).CommitWithConfig(prev, next, patch)
+	return l.LockedGrant.(oauth.ConfigMerger).CommitWithConfig(ctx, prev, next, patch)
 }
 
 // mustRead returns the file at path.
@@ -580,7 +580,7 @@ func (s *echoingStore) Lock(ctx context.Context, key string) (oauth.LockedGrant,
 
 type echoingLock struct{ oauth.LockedGrant }
 
-func (echoingLock) Prepare(prev *oauth.Grant) (func([]byte, string) error, error) {
+func (echoingLock) Prepare(ctx context.Context, prev *oauth.Grant) (func([]byte, string) error, error) {
 	return nil, fmt.Errorf("journal insert failed for %s", prev.RefreshToken)
 }
 
@@ -647,8 +647,8 @@ type faultyLock struct {
 	s *faultyStore
 }
 
-func (l *faultyLock) Prepare(prev *oauth.Grant) (func([]byte, string) error, error) {
-	record, err := l.LockedGrant.Prepare(prev)
+func (l *faultyLock) Prepare(ctx context.Context, prev *oauth.Grant) (func([]byte, string) error, error) {
+	record, err := l.LockedGrant.Prepare(ctx, prev)
 	if err != nil || l.s.fail != "record" {
 		return record, err
 	}
@@ -658,15 +658,15 @@ func (l *faultyLock) Prepare(prev *oauth.Grant) (func([]byte, string) error, err
 	}, nil
 }
 
-func (l *faultyLock) Commit(prev, next *oauth.Grant) error {
+func (l *faultyLock) Commit(ctx context.Context, prev, next *oauth.Grant) error {
 	if l.s.fail == "commit" && prev != nil {
 		l.s.failed.Store(true)
 		return fmt.Errorf("update failed: %s %s -> %s %s", prev.AccessToken, prev.RefreshToken, next.AccessToken, next.RefreshToken)
 	}
-	return l.LockedGrant.Commit(prev, next)
+	return l.LockedGrant.Commit(ctx, prev, next)
 }
 
-func (l *faultyLock) Abandon(prev *oauth.Grant) error {
+func (l *faultyLock) Abandon(ctx context.Context, prev *oauth.Grant) error {
 	if l.s.fail == "abandon" {
 		l.s.failed.Store(true)
 		return fmt.Errorf("delete of the spend of %s failed", prev.RefreshToken)

@@ -93,7 +93,7 @@ func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 			return // cancelled or closed: the flow has ended already
 		}
 		f.clientRejected(err)
-		_, _ = m.fail(context.Background(), f, m.deviceError(err)) // the poller's own, past any request
+		_, _ = m.fail(m.own(), f, m.deviceError(err))
 		return
 	}
 	m.mu.Lock()
@@ -108,11 +108,11 @@ func (m *Manager) pollDevice(f *flowRecord, da *oauth2.DeviceAuthResponse) {
 		m.mu.Lock()
 		f.completing = false
 		f.endedElsewhere = true
-		m.endLocked(context.Background(), f, StateIdle, m.say(ReasonCancelled), ErrCancelled)
+		m.endLocked(m.own(), f, StateIdle, m.say(ReasonCancelled), ErrCancelled)
 		m.mu.Unlock()
 		return
 	}
-	_, _ = m.install(context.Background(), f, tok)
+	_, _ = m.install(m.own(), f, tok)
 }
 
 // deviceError classifies how device polling failed (RFC 8628 section 3.5).

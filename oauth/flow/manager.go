@@ -372,11 +372,16 @@ func detached(ctx, life context.Context) (context.Context, func()) {
 	return d, func() { stopAfter(); cancel() }
 }
 
+// own is the context of what the manager does on its own, past any
+// request: a device poller's end, a timer, Close. It is never cancelled
+// (Close waits for this work); the flow store bounds each call.
+func (m *Manager) own() context.Context { return context.WithoutCancel(m.ctx) }
+
 // expire ends f with fe if it is still pending and no callback is being
 // completed; the state and loopback timers call it.
 func (m *Manager) expire(f *flowRecord, fe *Failure) {
 	m.mu.Lock()
-	ended := f.state == StatePending && !f.completing && m.endLocked(context.Background(), f, StateError, fe.Detail, fe)
+	ended := f.state == StatePending && !f.completing && m.endLocked(m.own(), f, StateError, fe.Detail, fe)
 	m.mu.Unlock()
 	if ended {
 		f.unansweredHook()
@@ -439,7 +444,7 @@ func (m *Manager) endLocked(ctx context.Context, f *flowRecord, state State, det
 		defer m.mu.Unlock()
 		if m.flows[f.key] == f {
 			delete(m.flows, f.key)
-			_ = m.store.Delete(context.Background(), f.key, f.id)
+			_ = m.store.Delete(m.own(), f.key, f.id)
 		}
 	}))
 	return true
@@ -482,7 +487,7 @@ func (m *Manager) Close() error {
 	if !m.closed {
 		m.closed = true
 		for _, f := range m.flows {
-			m.endLocked(context.Background(), f, StateError, m.say(ReasonClosed), &Failure{Code: CodeClosed, Detail: m.say(ReasonClosed)})
+			m.endLocked(m.own(), f, StateError, m.say(ReasonClosed), &Failure{Code: CodeClosed, Detail: m.say(ReasonClosed)})
 			f.stopTimersLocked()
 		}
 	}

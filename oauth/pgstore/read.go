@@ -86,7 +86,7 @@ func str(p *string) string {
 
 // GrantKeys returns the keys that hold a grant or an API key, sorted,
 // after the key after ("" for the first), at most limit: the host's list
-// of connections (it implements provider.GrantLister).
+// of connections (it implements oauth.GrantLister).
 func (s *Store) GrantKeys(ctx context.Context, after string, limit int) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT key FROM memconnect_grants WHERE (access_token IS NOT NULL OR api_key IS NOT NULL) AND key > $1 ORDER BY key LIMIT $2`, after, limit)
 	if err != nil {
@@ -104,7 +104,7 @@ func (s *Store) GrantKeys(ctx context.Context, after string, limit int) ([]strin
 // (keys are "<provider>/<profile>"; byte order), after after
 // ("profile/provider"; "" for the first), only of profile and of prov when
 // they are not "": one statement, on an index, whatever the position of
-// the page (it implements provider.ConnectionPager).
+// the page (it implements oauth.ConnectionPager).
 func (s *Store) ConnectionPage(ctx context.Context, profile, prov, after string, limit int, each func(key string, c oauth.Credentials)) error {
 	from, _ := connid.ParseCursor(after) // "" (or malformed): from the first
 	rows, err := retryRead(ctx, func() (pgx.Rows, error) {

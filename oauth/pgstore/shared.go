@@ -117,7 +117,7 @@ func (s *Store) UsedSince(ctx context.Context, since time.Time) ([]string, error
 func (s *Store) SetAPIKey(ctx context.Context, key, apiKey string) (*oauth.Grant, error) {
 	var replaced *oauth.Grant
 	err := s.underLease(ctx, key, func(l *lease) error {
-		c, err := l.Credentials()
+		c, err := l.Credentials(ctx)
 		if err != nil {
 			return err
 		}
@@ -181,7 +181,7 @@ func (l *lease) exec(ctx context.Context, sql string, arg any) error {
 // (space-separated), as JSON; nil when none. With [Store.SaveClient],
 // [Store.ForgetClient], [Store.DocumentRefused] and [Store.RefuseDocument]
 // the Store keeps the clients a provider obtains at sign-in once for the
-// whole deployment (it implements provider.ClientStore).
+// whole deployment (it implements oauth.ClientStore).
 func (s *Store) Client(ctx context.Context, issuer, redirectURIs string) ([]byte, error) {
 	var client []byte
 	err := s.pool.QueryRow(ctx, `SELECT client FROM memconnect_clients WHERE issuer = $1 AND redirect_uris = $2`, issuer, redirectURIs).Scan(&client)

@@ -23,6 +23,16 @@ import (
 // within its lease ends it within its lease.
 const DefaultLeaseTTL = 30 * time.Second
 
+// The store's own bounds on one statement under a lease: a ceiling within
+// the caller's context, which may end sooner. A statement after a spend
+// gets a context without the caller's cancellation (package oauth passes
+// one), so its bound is this alone.
+const (
+	readTimeout   = 10 * time.Second
+	writeTimeout  = 5 * time.Second
+	commitTimeout = 10 * time.Second
+)
+
 // Config configures a [Store].
 type Config struct {
 	// Keys seal the tokens and PKCE verifiers at rest with AES-256-GCM: the
@@ -202,12 +212,12 @@ type lease struct {
 
 // Credentials implements [oauth.LockedGrant]: the row as the lease found
 // it the first time (no second statement), read anew after.
-func (l *lease) Credentials() (oauth.Credentials, error) {
+func (l *lease) Credentials(ctx context.Context) (oauth.Credentials, error) {
 	if r := l.row; r != nil {
 		l.row = nil
 		return l.s.credentials(l.key, r)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	return l.s.read(ctx, l.s.pool, l.key)
 }
@@ -221,8 +231,8 @@ func (l *lease) Credentials() (oauth.Credentials, error) {
 // commits an answer that holder recorded meanwhile.
 //
 // The returned record keeps the answer in the row, or, when the database
-// cannot take it, in the spill directory.
-func (l *lease) Prepare(prev *oauth.Grant) (func(body []byte, contentType string) error, error) {
+// cannot take it, in the spill directory, whatever became of ctx.
+func (l *lease) Prepare(ctx context.Context, prev *oauth.Grant) (func(body []byte, contentType string) error, error) {
 	if err := l.s.spill.check(); err != nil {
 		return nil, err
 	}
@@ -230,8 +240,8 @@ func (l *lease) Prepare(prev *oauth.Grant) (func(body []byte, contentType string
 	deadline := time.Now().Add(l.s.spendWait)
 	wait := 20 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		tag, err := l.s.pool.Exec(ctx, `
+		sctx, cancel := context.WithTimeout(ctx, writeTimeout)
+		tag, err := l.s.pool.Exec(sctx, `
 UPDATE memconnect_grants SET lease_until = now() + $4::bigint * interval '1 millisecond',
 	journal = NULL, journal_type = NULL, journal_at = NULL,
 	journal_from = $5, spend_fence = $2, spend_owner = $3, spend_at = now()
@@ -245,12 +255,13 @@ WHERE key = $1 AND fence = $2 AND lease_owner = $3 AND lease_until > now() AND r
 		if tag.RowsAffected() == 1 {
 			cancel()
 			l.from = from
-			return l.record, nil
+			rctx := context.WithoutCancel(ctx)
+			return func(body []byte, contentType string) error { return l.record(rctx, body, contentType) }, nil
 		}
-		st, err := l.spendState(ctx)
+		st, err := l.spendState(sctx)
 		if err == nil && st.answered && st.journalFrom == from {
 			// The other holder's answer arrived: commit it for them.
-			err = l.recoverJournal(ctx)
+			err = l.recoverJournal(sctx)
 			if err == nil {
 				err = fmt.Errorf("%w: another holder's answer was committed", oauth.ErrRotationInFlight)
 			}
@@ -272,7 +283,12 @@ WHERE key = $1 AND fence = $2 AND lease_owner = $3 AND lease_until > now() AND r
 			return nil, fmt.Errorf("pgstore: the lease on %s ended before the refresh; nothing was spent", l.s.Describe(l.key))
 		}
 		t := time.NewTimer(wait)
-		<-t.C
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("pgstore: wait for another holder's refresh of %s: %w", l.s.Describe(l.key), ctx.Err())
+		}
 		wait = min(2*wait, 250*time.Millisecond)
 	}
 }
@@ -311,8 +327,8 @@ FROM memconnect_grants WHERE key = $1`, l.key, l.fence, l.s.owner, l.s.abandon.M
 // record keeps the token endpoint's answer of this holder's spend: in the
 // row, bound to the spend; when the database does not take it, in the
 // spill directory.
-func (l *lease) record(body []byte, contentType string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func (l *lease) record(ctx context.Context, body []byte, contentType string) error {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	tag, err := l.s.pool.Exec(ctx, `
 UPDATE memconnect_grants SET journal = $3, journal_type = $5, journal_at = now()
@@ -333,18 +349,22 @@ WHERE key = $1 AND spend_fence = $2 AND journal_from = $4 AND refresh_digest = $
 // Commit implements [oauth.LockedGrant]: a compare-and-swap on the fence
 // and on prev's refresh token.
 // The statement also tells the other instances (NOTIFY).
-func (l *lease) Commit(prev, next *oauth.Grant) error { return l.commit(prev, next, false) }
+func (l *lease) Commit(ctx context.Context, prev, next *oauth.Grant) error {
+	return l.commit(ctx, prev, next, false)
+}
 
 // CommitAndUnlock implements [oauth.FinalCommitter]: Commit that also ends
 // the current lease, in the same statement.
-func (l *lease) CommitAndUnlock(prev, next *oauth.Grant) error { return l.commit(prev, next, true) }
+func (l *lease) CommitAndUnlock(ctx context.Context, prev, next *oauth.Grant) error {
+	return l.commit(ctx, prev, next, true)
+}
 
 var _ oauth.FinalCommitter = (*lease)(nil)
 
 // commit is Commit, and with release also ends the lease when it is still
 // this holder's.
-func (l *lease) commit(prev, next *oauth.Grant, release bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+func (l *lease) commit(ctx context.Context, prev, next *oauth.Grant, release bool) error {
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
 	var prevDigest *string
 	if prev != nil {
@@ -412,8 +432,8 @@ SELECT count(*) FROM u, LATERAL (SELECT pg_notify($15, u.key)) n`,
 // Abandon implements [oauth.SpendAbandoner]: it withdraws this holder's
 // record of a spend that did not happen (the server answered with an error,
 // or was never reached), so that the next holder need not wait for it.
-func (l *lease) Abandon(prev *oauth.Grant) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func (l *lease) Abandon(ctx context.Context, prev *oauth.Grant) error {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	_, err := l.s.pool.Exec(ctx, `
 UPDATE memconnect_grants SET journal_from = NULL, spend_fence = NULL, spend_owner = NULL, spend_at = NULL
@@ -424,8 +444,8 @@ WHERE key = $1 AND spend_fence = $2 AND journal_from = $3 AND journal IS NULL`, 
 var _ oauth.SpendAbandoner = (*lease)(nil)
 
 // Reject implements [oauth.LockedGrant].
-func (l *lease) Reject(prev *oauth.Grant, code string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func (l *lease) Reject(ctx context.Context, prev *oauth.Grant, code string) error {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	tag, err := l.s.pool.Exec(ctx, `UPDATE memconnect_grants SET rejected = $4 WHERE key = $1 AND fence = $2 AND refresh_digest = $3`,
 		l.key, l.fence, digest(prev.RefreshToken), code)
@@ -441,7 +461,7 @@ func (l *lease) Unlock() {
 	if l.released {
 		return // the commit ended it
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	_, _ = l.s.pool.Exec(ctx, `UPDATE memconnect_grants SET lease_owner = NULL, lease_until = NULL WHERE key = $1 AND fence = $2`, l.key, l.fence)
 }
@@ -484,7 +504,7 @@ WHERE key = $1 AND fence = $2`, l.key, l.fence)
 		return err
 	}
 	next := prev.Grant.Rotated(tok, *at)
-	if err := l.Commit(prev.Grant, next); err != nil {
+	if err := l.Commit(ctx, prev.Grant, next); err != nil {
 		return err
 	}
 	l.s.logger.Info().Str("grant", l.s.Describe(l.key)).Msg("pgstore: finished a rotation another holder left in the journal")
@@ -516,7 +536,7 @@ func (l *lease) recoverSpill(ctx context.Context) error {
 			tok, _, err := tokenresp.Parse([]byte(e.Body), e.ContentType, e.Received)
 			if err != nil {
 				l.s.logger.Warn().Str("grant", l.s.Describe(l.key)).Str("error", err.Error()).Msg("pgstore: a kept answer without a grant was dropped")
-			} else if err := l.Commit(cur.Grant, cur.Grant.Rotated(tok, e.Received)); err != nil {
+			} else if err := l.Commit(ctx, cur.Grant, cur.Grant.Rotated(tok, e.Received)); err != nil {
 				return err
 			} else {
 				l.s.logger.Info().Str("grant", l.s.Describe(l.key)).Msg("pgstore: stored a rotation this machine kept while the database was away")

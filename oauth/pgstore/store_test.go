@@ -23,7 +23,6 @@ import (
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/oauth/pgstore"
-	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
@@ -202,7 +201,7 @@ func TestStaleAndCrashedLeaseHolders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := stale.Credentials()
+	c, err := stale.Credentials(t.Context())
 	if err != nil || c.Grant == nil {
 		t.Fatal(c, err)
 	}
@@ -219,12 +218,12 @@ func TestStaleAndCrashedLeaseHolders(t *testing.T) {
 	if waited := time.Since(start); waited < 100*time.Millisecond {
 		t.Errorf("b took a lease a had %v into it", waited)
 	}
-	if _, err := stale.Prepare(c.Grant); err == nil {
+	if _, err := stale.Prepare(t.Context(), c.Grant); err == nil {
 		t.Fatal("a stale holder may spend the refresh token")
 	}
 	next := *c.Grant
 	next.RefreshToken, next.AccessToken = "hch-rt-stale", "hch-at-stale"
-	if err := stale.Commit(c.Grant, &next); !errors.Is(err, oauth.ErrStaleGrant) {
+	if err := stale.Commit(t.Context(), c.Grant, &next); !errors.Is(err, oauth.ErrStaleGrant) {
 		t.Fatalf("a stale holder's commit: %v, want ErrStaleGrant", err)
 	}
 	stale.Unlock() // harmless: the lease is b's
@@ -234,7 +233,7 @@ func TestStaleAndCrashedLeaseHolders(t *testing.T) {
 	if err != nil {
 		t.Fatalf("c never got the lease of a crashed holder: %v", err)
 	}
-	got, err := l.Credentials()
+	got, err := l.Credentials(t.Context())
 	if err != nil || got.Grant.RefreshToken != c.Grant.RefreshToken {
 		t.Errorf("after the stale commit the grant is %+v, %v; want the one before", got.Grant, err)
 	}
@@ -253,8 +252,8 @@ func TestJournalFinishedByTheNextHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := l.Credentials()
-	record, err := l.Prepare(c.Grant)
+	c, _ := l.Credentials(t.Context())
+	record, err := l.Prepare(t.Context(), c.Grant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +267,7 @@ func TestJournalFinishedByTheNextHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := next.Credentials()
+	got, err := next.Credentials(t.Context())
 	next.Unlock()
 	if err != nil || got.Grant.RefreshToken != "hch-rt-journal" || got.Grant.AccessToken != "hch-at-journal" || got.Grant.ClientID != srv.ClientID() {
 		t.Fatalf("after recovery the grant is %+v, %v; want the journalled rotation of %s", got.Grant, err, tok.RefreshToken)
@@ -420,8 +419,8 @@ func TestRekey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cr, _ := l.Credentials()
-	record, err := l.Prepare(cr.Grant)
+	cr, _ := l.Credentials(t.Context())
+	record, err := l.Prepare(t.Context(), cr.Grant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -550,7 +549,7 @@ func TestFlowStoreSweeps(t *testing.T) {
 	}
 }
 
-var _ provider.GrantWatcher = (*pgstore.Store)(nil)
+var _ oauth.GrantWatcher = (*pgstore.Store)(nil)
 
 // Watch hears the changes another instance commits, through LISTEN/NOTIFY;
 // after the last watch stops, a new one listens again.
@@ -611,7 +610,7 @@ func TestCommitComparesThePreviousToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lg.Unlock()
-	c, err := lg.Credentials()
+	c, err := lg.Credentials(t.Context())
 	if err != nil || c.Grant == nil {
 		t.Fatalf("Credentials = %+v, %v", c, err)
 	}
@@ -619,7 +618,7 @@ func TestCommitComparesThePreviousToken(t *testing.T) {
 	stale.RefreshToken = "rt-superseded"
 	next := *c.Grant
 	next.AccessToken, next.RefreshToken = "at-from-a-stale-read", "rt-from-a-stale-read"
-	if err := lg.Commit(&stale, &next); !errors.Is(err, oauth.ErrStaleGrant) {
+	if err := lg.Commit(t.Context(), &stale, &next); !errors.Is(err, oauth.ErrStaleGrant) {
 		t.Fatalf("Commit with a previous token not stored: %v; want ErrStaleGrant", err)
 	}
 	if c, err := st.Credentials(t.Context(), "hermes"); err != nil || c.Grant == nil || c.Grant.RefreshToken != tok.RefreshToken {

@@ -1,0 +1,67 @@
+package oauth_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/oauth"
+)
+
+// TestRotationStoredWhenCallerGone: the caller's request ends while its
+// refresh is at the server; the server rotates. The rotation still
+// reaches a store that honours its context (as a database driver does),
+// since every call after the spend is given one without the caller's
+// cancellation: the store holds the new grant, and the next token comes
+// from it without a second spend.
+func TestRotationStoredWhenCallerGone(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var refreshes atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refreshes.Add(1)
+		cancel() // the caller goes away while the server rotates
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"at-new","refresh_token":"rt-new","expires_in":3600,"token_type":"Bearer"}`)
+	}))
+	defer srv.Close()
+
+	mem := newMemStore()
+	gs := oauth.NewGrants(mem, oauth.WithHTTPClient(srv.Client()))
+	old := &oauth2.Token{AccessToken: "at-old", RefreshToken: "rt-old", Expiry: time.Now().Add(10 * time.Second)}
+	if _, err := gs.Install(t.Context(), "honcho/default", old, oauth.Grant{ClientID: "c", TokenEndpoint: srv.URL, Obtained: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	changed, stop, _ := mem.Watch(t.Context(), "honcho/default")
+	defer stop()
+
+	// The answer may beat the cancellation to the caller: either way the
+	// store must end up with the rotation.
+	if _, err := gs.TokenSource("honcho/default").TokenContext(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("TokenContext = %v; want the token or the caller's cancellation", err)
+	}
+	for {
+		c, err := mem.Credentials(t.Context(), "honcho/default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Grant != nil && c.Grant.RefreshToken == "rt-new" {
+			break
+		}
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the rotation never reached the store; it holds %+v", c.Grant)
+		}
+	}
+	tok, err := gs.TokenSource("honcho/default").Token()
+	if err != nil || tok.AccessToken != "at-new" || refreshes.Load() != 1 {
+		t.Fatalf("next Token = %v, %v after %d refreshes; want at-new after 1", tok, err, refreshes.Load())
+	}
+}
