@@ -1,14 +1,12 @@
 package handlers
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/go-chi/render"
 
 	"github.com/memconnect/memconnect/internal/apierr"
-	"github.com/memconnect/memconnect/oauth"
 )
 
 // tokenRequest is the body of POST token; it may be left out:
@@ -89,13 +87,6 @@ func (h *Handlers) Token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at, err := h.conn.Token(r.Context(), profile, prov, body.Force)
-	if errors.Is(err, oauth.ErrReauthRequired) {
-		msg := "The provider no longer accepts this sign-in: a person must connect again."
-		if re, ok := errors.AsType[*oauth.ReauthError](err); ok && re.Code == oauth.CodeAbandoned {
-			msg = "A refresh of this sign-in was cut off at the server, so its token is not sent again (that could revoke it): a person must connect again."
-		}
-		err = apierr.Wrap(apierr.CodeReauthRequired, err, msg)
-	}
 	if err != nil {
 		renderError(w, r, err)
 		return

@@ -23,7 +23,7 @@ func BodyLimit(n int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > n {
-				apierr.Write(w, r, apierr.Classify(&http.MaxBytesError{Limit: n}, nil))
+				apierr.Write(w, r, apierr.Classify(&http.MaxBytesError{Limit: n}))
 				return
 			}
 			if r.Body != nil && r.Body != http.NoBody {

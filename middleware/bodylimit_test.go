@@ -18,7 +18,7 @@ import (
 var readingHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	var v map[string]any
 	if err := json.NewDecoder(r.Body).Decode(&v); err != nil && err != io.EOF {
-		apierr.Write(w, r, apierr.Classify(apierr.Wrap(apierr.CodeInvalidRequest, err, "The body is not JSON."), nil))
+		apierr.Write(w, r, apierr.Classify(apierr.Wrap(apierr.CodeInvalidRequest, err, "The body is not JSON.")))
 		return
 	}
 	_, _ = w.Write([]byte("ok"))

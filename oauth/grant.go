@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/errkind"
 )
 
 // RefreshSkew is how long before its expiry an access token is refreshed, so
@@ -22,14 +24,14 @@ const defaultExpiresIn = time.Hour
 var (
 	// ErrNoGrant reports that a store holds no OAuth grant for a key (it
 	// may hold a plain API key, or nothing).
-	ErrNoGrant = errors.New("oauth: no grant stored")
+	ErrNoGrant = errkind.New(errkind.Conflict, "oauth: no grant stored", "This profile has no sign-in for this provider.")
 
 	// ErrReauthRequired reports that the authorization server rejected
 	// the grant (invalid_grant, invalid_client or unauthorized_client) and
 	// no other holder had stored a newer one: the person has to sign in
 	// again. Errors returned for a dead grant match it; they are
 	// [*ReauthError] values.
-	ErrReauthRequired = errors.New("oauth: re-authentication required")
+	ErrReauthRequired = errkind.New(errkind.Conflict, "oauth: re-authentication required", reauthMessage)
 
 	// ErrStaleGrant is returned by [LockedGrant.Commit] when the store no
 	// longer holds the refresh token the commit replaces: someone wrote
@@ -55,7 +57,8 @@ var (
 	// ErrStoreUnavailable is matched by a store's error when the store
 	// cannot be reached for now (a database restarting or gone away), as
 	// opposed to refusing the operation: try again in a few seconds.
-	ErrStoreUnavailable = errors.New("oauth: the store cannot be reached for now")
+	ErrStoreUnavailable = errkind.New(errkind.Unavailable, "oauth: the store cannot be reached for now",
+		"The memory service's database is not answering right now (it may be restarting). Try again in a few seconds.").RetryAfter(2 * time.Second)
 )
 
 // Grant is an OAuth grant: the tokens and what is needed to refresh them.
@@ -101,6 +104,15 @@ func (g *Grant) token() *oauth2.Token {
 // name, never a secret.
 type StoreKeyError struct {
 	KeyID string
+}
+
+// Kind is [errkind.Unavailable]: this instance cannot serve until it is
+// given the key.
+func (e *StoreKeyError) Kind() errkind.Kind { return errkind.Unavailable }
+
+// Message says what to do, for a person.
+func (e *StoreKeyError) Message() string {
+	return fmt.Sprintf("This server instance was not given the store key %q that the shared store is now sealed with. Give it the same keys as the other instances (the newest first) and restart it.", e.KeyID)
 }
 
 func (e *StoreKeyError) Error() string {

@@ -1,6 +1,10 @@
 package oauth
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/memconnect/memconnect/errkind"
+)
 
 // ReauthError is the error for a grant the server rejected. It matches
 // [ErrReauthRequired].
@@ -27,6 +31,16 @@ const CodeExpired = "expired"
 // holder spent without ever storing the answer ([ErrRotationAbandoned]):
 // nobody rejected it, but it cannot be refreshed without risking a replay.
 const CodeAbandoned = "abandoned_refresh"
+
+// reauthMessage is what a person reads of a grant that needs a new
+// sign-in.
+const reauthMessage = "The provider no longer accepts this sign-in. Connect again."
+
+// Kind is [errkind.Conflict], as [ErrReauthRequired]'s.
+func (e *ReauthError) Kind() errkind.Kind { return errkind.Conflict }
+
+// Message is [ErrReauthRequired]'s.
+func (e *ReauthError) Message() string { return reauthMessage }
 
 // Is reports whether target is [ErrReauthRequired].
 func (e *ReauthError) Is(target error) bool { return target == ErrReauthRequired }

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/memconnect/memconnect/connid"
+	"github.com/memconnect/memconnect/errkind"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/filestore"
 )
@@ -34,7 +35,8 @@ type ConnectionFilter struct {
 // ErrNoListing reports a Connector that cannot enumerate its connections:
 // its profiles cannot be listed ([ProfileLister]) or its GrantStore not
 // ([oauth.GrantLister]).
-var ErrNoListing = errors.New("provider: the connections cannot be listed here")
+var ErrNoListing = errkind.New(errkind.Unsupported, "provider: the connections cannot be listed here",
+	"This server cannot list its connections: its profiles (or its grant store) cannot be enumerated.")
 
 // MaxConnectionsPage bounds one page of [Connector.Connections].
 const MaxConnectionsPage = 500

@@ -9,15 +9,18 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+
+	"github.com/memconnect/memconnect/errkind"
 )
 
 // ErrInvalidProfile reports a profile name that is not valid: it does not
 // match ^[a-z0-9][a-z0-9_-]{0,63}$ and is not "default" or "current".
-var ErrInvalidProfile = errors.New("provider: invalid profile name")
+var ErrInvalidProfile = errkind.New(errkind.InvalidProfile, "provider: invalid profile name", "")
 
 // ErrProfileNotFound reports a well-formed profile name for which no profile
 // exists.
-var ErrProfileNotFound = errors.New("provider: profile not found")
+var ErrProfileNotFound = errkind.New(errkind.ProfileNotFound, "provider: profile not found",
+	"There is no profile with this name. Use \"default\", or create the profile first.")
 
 // DefaultProfile is the name of the default profile. The name "current" is
 // an alias for it.

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/memconnect/memconnect/errkind"
 )
 
 // ErrUnknownProvider reports a provider name that no [Registry] entry has.
-var ErrUnknownProvider = errors.New("provider: unknown provider")
+var ErrUnknownProvider = errkind.New(errkind.UnknownProvider, "provider: unknown provider",
+	"There is no provider with this name. GET /providers lists the providers.")
 
 // ErrDuplicateProvider reports two providers registered under one name.
 var ErrDuplicateProvider = errors.New("provider: duplicate provider name")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/memconnect/memconnect/connid"
+	"github.com/memconnect/memconnect/errkind"
 	"github.com/memconnect/memconnect/oauth"
 )
 
@@ -37,7 +38,8 @@ const ForceInterval = 10 * time.Second
 
 // ErrNotConnected reports a profile that has no grant and no API key for
 // the provider.
-var ErrNotConnected = errors.New("provider: the profile is not connected to the provider")
+var ErrNotConnected = errkind.New(errkind.NotConnected, "provider: the profile is not connected to the provider",
+	"This profile is not connected to the provider: connect it first.")
 
 // EnvKeyer is implemented by a provider configured with an API key of its
 // own (from the environment) that a profile without one uses.
@@ -65,7 +67,7 @@ type forcedRefresh struct {
 //
 // It fails with [ErrNotConnected] when there is nothing to give, and with
 // an error matching [oauth.ErrReauthRequired] when the grant needs a new
-// sign-in.
+// sign-in, classified [errkind.ReauthRequired].
 func (c *Connector) Token(ctx context.Context, profileName, providerName string, force bool) (AgentToken, error) {
 	t, err := c.resolve(profileName, providerName)
 	if err != nil {
@@ -85,7 +87,7 @@ func (c *Connector) Token(ctx context.Context, profileName, providerName string,
 		}
 		return AgentToken{AccessToken: key, TokenType: TokenTypeAPIKey}, err
 	case st.ReauthRequired:
-		return AgentToken{}, fmt.Errorf("provider: %s, profile %s: %w", t.provider.DisplayName(), t.profile.Name, oauth.ErrReauthRequired)
+		return AgentToken{}, reauthToken(fmt.Errorf("provider: %s, profile %s: %w", t.provider.DisplayName(), t.profile.Name, oauth.ErrReauthRequired))
 	}
 	ts, err := c.TokenSource(profileName, providerName)
 	if err != nil {
@@ -98,7 +100,7 @@ func (c *Connector) Token(ctx context.Context, profileName, providerName string,
 		}
 	}
 	if err != nil {
-		return AgentToken{}, err
+		return AgentToken{}, reauthToken(err)
 	}
 	at := AgentToken{AccessToken: tok.AccessToken, TokenType: tok.Type(), ExpiresAt: tok.Expiry}
 	info := st
@@ -166,4 +168,18 @@ func (c *Connector) apiKey(ctx context.Context, t target) (string, error) {
 		return ek.EnvAPIKey(), nil
 	}
 	return "", nil
+}
+
+// reauthToken classifies a token refused because the grant needs a new
+// sign-in as [errkind.ReauthRequired], the verdict an agent asking for a
+// token gets, with what happened for a person; any other error as it is.
+func reauthToken(err error) error {
+	if !errors.Is(err, oauth.ErrReauthRequired) {
+		return err
+	}
+	msg := "The provider no longer accepts this sign-in: a person must connect again."
+	if re, ok := errors.AsType[*oauth.ReauthError](err); ok && re.Code == oauth.CodeAbandoned {
+		msg = "A refresh of this sign-in was cut off at the server, so its token is not sent again (that could revoke it): a person must connect again."
+	}
+	return errkind.Wrap(errkind.ReauthRequired, err, msg)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 	"github.com/go-chi/render"
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
+	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/errkind"
 	"github.com/memconnect/memconnect/internal/wire"
 )
 
@@ -199,10 +202,16 @@ func (e *errResponse) Render(w http.ResponseWriter, r *http.Request) error {
 //     size limit is the real reason a body was unreadable;
 //   - else the first [*Error] in err's chain, unless its code is not one of
 //     the API's, which makes it [CodeInternal];
-//   - else what lower makes of err, when lower is not nil and returns an
-//     Error (the handlers map the errors of the lower packages there);
+//   - else err's kind ([errkind.Of]): the code of the kind, the error's
+//     message for a person (the code's default when it has none) and its
+//     Retry-After;
+//   - else a request of another module that failed without a layer
+//     classifying it ([*oauth2.RetrieveError], [*url.Error]) is
+//     [CodeUpstreamError];
 //   - else [CodeInternal] with a generic message.
-func Classify(err error, lower func(error) *Error) *Error {
+//
+// The Error has err as its cause, so the log keeps the whole story.
+func Classify(err error) *Error {
 	if err == nil {
 		return nil
 	}
@@ -220,12 +229,34 @@ func Classify(err error, lower func(error) *Error) *Error {
 		}
 		return e
 	}
-	if lower != nil {
-		if e := lower(err); e != nil {
-			return e
+	if c, ok := errkind.Of(err); ok {
+		if code, ok := kindCodes[c.Kind()]; ok {
+			return &Error{Code: code, Message: c.Message(), Err: err, RetryAfter: errkind.RetryAfter(err)}
 		}
 	}
+	if _, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
+		return &Error{Code: CodeUpstreamError, Err: err}
+	}
+	if _, ok := errors.AsType[*url.Error](err); ok {
+		return &Error{Code: CodeUpstreamError, Err: err}
+	}
 	return &Error{Code: CodeInternal, Message: InternalMessage, Err: err}
+}
+
+// kindCodes is the code of each kind of error.
+var kindCodes = map[errkind.Kind]Code{
+	errkind.Invalid:         CodeInvalidRequest,
+	errkind.InvalidProfile:  CodeInvalidProfile,
+	errkind.ProfileNotFound: CodeProfileNotFound,
+	errkind.UnknownProvider: CodeUnknownProvider,
+	errkind.Unsupported:     CodeUnsupported,
+	errkind.Conflict:        CodeConflict,
+	errkind.NotConnected:    CodeNotConnected,
+	errkind.ReauthRequired:  CodeReauthRequired,
+	errkind.Forbidden:       CodeForbidden,
+	errkind.Unavailable:     CodeUnavailable,
+	errkind.Upstream:        CodeUpstreamError,
+	errkind.Internal:        CodeInternal,
 }
 
 // Write writes e to w as a JSON [errResponse]: the one place an error

@@ -11,8 +11,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	chimw "github.com/go-chi/chi/v5/middleware"
+
+	"github.com/memconnect/memconnect/errkind"
 
 	"github.com/rs/zerolog"
 )
@@ -287,7 +290,7 @@ func ExampleWrap() {
 
 	fmt.Println(err)                // what a client may see
 	fmt.Println(errors.Unwrap(err)) // what only the log sees
-	fmt.Println(Classify(err, nil).Code.Status())
+	fmt.Println(Classify(err).Code.Status())
 	// Output:
 	// apierr: upstream_error: Honcho's server did not answer. Try again later.
 	// dial tcp 203.0.113.7:443: connect: connection refused
@@ -301,4 +304,17 @@ func ExampleCode_Status() {
 
 // writeErr is what the handlers' renderError does, without their mapping
 // of the lower packages' errors.
-func writeErr(w http.ResponseWriter, r *http.Request, err error) { Write(w, r, Classify(err, nil)) }
+func writeErr(w http.ResponseWriter, r *http.Request, err error) { Write(w, r, Classify(err)) }
+
+// Every kind of error has a code of the API.
+func TestEveryKindHasACode(t *testing.T) {
+	for k := errkind.Invalid; k <= errkind.Internal; k++ {
+		if c, ok := kindCodes[k]; !ok || !c.Known() {
+			t.Errorf("kind %v has no code of the API (%q)", k, c)
+		}
+	}
+	err := fmt.Errorf("store: %w", errkind.New(errkind.Unavailable, "down", "Try again in a few seconds.").RetryAfter(2*time.Second))
+	if e := Classify(err); e.Code != CodeUnavailable || e.Text() != "Try again in a few seconds." || e.RetryAfter != 2*time.Second {
+		t.Errorf("Classify(%v) = %+v; want unavailable, its message and Retry-After", err, e)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/memconnect/memconnect/errkind"
 	"github.com/memconnect/memconnect/internal/outbound"
 	"github.com/memconnect/memconnect/internal/wire"
 )
@@ -26,6 +27,13 @@ type RevokeError struct {
 	ErrorCode        string // RFC 6749 section 5.2 "error", e.g. unsupported_token_type
 	ErrorDescription string
 }
+
+// Kind is [errkind.Upstream]; Message is "": the server's words are for
+// the log.
+func (e *RevokeError) Kind() errkind.Kind { return errkind.Upstream }
+
+// Message is "", the kind's general words.
+func (e *RevokeError) Message() string { return "" }
 
 // Error returns the status, error code and (redacted) description.
 func (e *RevokeError) Error() string {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/memconnect/memconnect/errkind"
 	"github.com/memconnect/memconnect/internal/outbound"
 	"github.com/memconnect/memconnect/internal/wire"
 )
@@ -48,6 +49,14 @@ func (e *UpstreamError) Error() string {
 }
 
 func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// Kind is [errkind.Upstream].
+func (e *UpstreamError) Kind() errkind.Kind { return errkind.Upstream }
+
+// Message names the server, the step and the reason, for a person.
+func (e *UpstreamError) Message() string {
+	return fmt.Sprintf("The server %s failed at the %s step: %s.", e.URL, e.Step, strings.TrimSuffix(e.Reason(), "."))
+}
 
 // Timeout reports whether the server did not answer in time.
 func (e *UpstreamError) Timeout() bool { return outbound.TimedOut(e.Err) }

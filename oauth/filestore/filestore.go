@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/memconnect/memconnect/errkind"
 	"github.com/memconnect/memconnect/oauth"
 )
 
@@ -69,6 +70,16 @@ func (e *ConfigError) Error() string {
 }
 
 func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Kind is [errkind.Internal]: the server's own file is at fault.
+func (e *ConfigError) Kind() errkind.Kind { return errkind.Internal }
+
+// Message says what to do, for a person, and names no path: a client
+// must not learn the server's directory layout; the log has the path.
+func (e *ConfigError) Message() string {
+	return "The memory provider's config file could not be read, or it is not valid JSON. " +
+		"It was left untouched: fix or move it, then try again. The server log names the file."
+}
 
 // Store is the [oauth.GrantStore] of one JSON config file, such as Honcho's
 // honcho.json, laid out as its [Layout] says.

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/connid"
+	"github.com/memconnect/memconnect/errkind"
 	"github.com/memconnect/memconnect/internal/tokenresp"
 )
 
@@ -276,13 +278,12 @@ func (m *Manager) install(ctx context.Context, f *flowRecord, tok *oauth2.Token)
 }
 
 // completeFailure is the failure of a Complete that returned err: its own
-// words when err says what a person can do (it has a Detail method), else
-// the general ones.
+// words when err has them for a person ([errkind.Classified]), else the
+// general ones.
 func (m *Manager) completeFailure(err error) *Failure {
 	detail := m.say(ReasonComplete)
-	var d interface{ Detail() string }
-	if errors.As(err, &d) {
-		detail = d.Detail()
+	if c, ok := errkind.Of(err); ok && c.Message() != "" {
+		detail = strings.TrimSuffix(c.Message(), ".")
 	}
 	return &Failure{Code: CodeComplete, Detail: detail, Err: err}
 }

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/errkind"
 	"github.com/memconnect/memconnect/internal/wire"
 )
 
@@ -17,12 +18,14 @@ var (
 	// missing, unknown, expired, already used or bound to another
 	// [Key] (RFC 6749 section 10.12). Such a callback changes nothing: a
 	// pending flow keeps waiting for the real one.
-	ErrInvalidState = errors.New("flow: missing, unknown or expired state")
+	ErrInvalidState = errkind.New(errkind.Invalid, "flow: missing, unknown or expired state",
+		"This sign-in link is not valid: it is unknown, expired or was already used. Start the sign-in again.")
 
 	// ErrDeviceUnsupported is returned by [Manager.Start] for a
 	// device flow the authorization server is not known to support
 	// (RFC 8628 section 4, RFC 8414 grant_types_supported).
-	ErrDeviceUnsupported = errors.New("flow: the authorization server does not support the device flow")
+	ErrDeviceUnsupported = errkind.New(errkind.Unsupported, "flow: the authorization server does not support the device flow",
+		"The provider does not support this: it cannot be connected from here, or not with this sign-in method.")
 
 	// ErrInvalidRequest is wrapped by the errors [Manager.Start]
 	// returns for a malformed [Request].
@@ -31,15 +34,19 @@ var (
 	// ErrConflict is returned by [Manager.Start], together with the
 	// pending flow, when a flow of another method or redirect mode is
 	// already pending for the key. Cancel it first to switch.
-	ErrConflict = errors.New("flow: another kind of flow is pending")
+	ErrConflict = errkind.New(errkind.Conflict, "flow: another kind of flow is pending", ConflictMessage)
 
 	// ErrCancelled is returned by [Manager.Wait] when the flow was
 	// cancelled.
 	ErrCancelled = errors.New("flow: cancelled")
 
 	// ErrClosed is returned once [Manager.Close] was called.
-	ErrClosed = errors.New("flow: manager closed")
+	ErrClosed = errkind.New(errkind.Internal, "flow: manager closed", "The server is shutting down. Try again in a moment.")
 )
+
+// ConflictMessage is what a person reads of a sign-in refused because
+// another kind is waiting for the same connection.
+const ConflictMessage = "Another kind of sign-in is already waiting for this profile. Finish it, or cancel it (POST .../cancel) and connect again."
 
 // Codes of a [Failure].
 const (
@@ -74,6 +81,19 @@ func (e *Failure) Error() string { return "flow: " + e.Code + ": " + e.Detail }
 
 // Unwrap returns the cause.
 func (e *Failure) Unwrap() error { return e.Err }
+
+// Kind is [errkind.Internal] for a flow that failed here (the grant was
+// not stored, the manager closed), else [errkind.Upstream]: the
+// authorization server refused or failed.
+func (e *Failure) Kind() errkind.Kind {
+	if e.Code == CodeComplete || e.Code == CodeClosed {
+		return errkind.Internal
+	}
+	return errkind.Upstream
+}
+
+// Message is the Detail, as a sentence.
+func (e *Failure) Message() string { return strings.TrimSuffix(e.Detail, ".") + "." }
 
 // authorizationError is the Failure for an error= callback
 // (RFC 6749 section 4.1.2.1). The server's words are kept, cleaned and
