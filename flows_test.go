@@ -15,11 +15,11 @@ import (
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // callbackHTML asserts that x is an HTML page with status want whose text
@@ -367,7 +367,7 @@ func TestResumedSignInCompletesAsLocal(t *testing.T) {
 	} {
 		for _, where := range []string{"local", "resumed"} {
 			t.Run(tt.name+"/"+where, func(t *testing.T) {
-				h := fixture.NewHermes(t, honchotest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "w1"}))
+				h := fixture.NewHermes(t, honchofake.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "w1"}))
 				reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
 				if err != nil {
 					t.Fatal(err)

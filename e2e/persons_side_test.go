@@ -10,7 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/memconnect/memconnect"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 	"github.com/memconnect/memconnect/provider/mcp"
@@ -34,7 +34,7 @@ func TestDesktopPersonsSide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev := oauthtest.NewMCPServer()
+	dev := oauthfake.NewMCPServer()
 	t.Cleanup(dev.Close)
 	devmem, err := mcp.New("devmemory", "Development memory", dev.URL)
 	if err != nil {

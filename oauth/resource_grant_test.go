@@ -5,10 +5,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/filestore"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 )
 
 // A grant's resource (RFC 8707) is kept in the file, and sent with the
@@ -16,7 +16,7 @@ import (
 func TestFileGrantResource(t *testing.T) {
 	const resource = "https://memory.example/mcp"
 	ctx := context.Background()
-	srv := oauthtest.NewServer(oauthtest.WithResource(resource))
+	srv := oauthfake.NewServer(oauthfake.WithResource(resource))
 	defer srv.Close()
 	path := filepath.Join(t.TempDir(), "memconnect.json")
 	layout := filestore.Layout{Section: "servers", AccessToken: "token", Fields: "oauth"}

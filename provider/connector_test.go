@@ -19,19 +19,19 @@ import (
 	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // connFixture is a Connector wired to an in-process authorization server,
 // with a Hermes layout in a temporary user home.
 type connFixture struct {
-	srv      *honchotest.Server
+	srv      *honchofake.Server
 	conn     *provider.Connector
 	userHome string
 	root     string // $HERMES_HOME
@@ -39,7 +39,7 @@ type connFixture struct {
 
 // newFixture starts the server with srvOpts and adds the options extra
 // returns for it to the Honcho provider's.
-func newFixture(t *testing.T, srvOpts []honchotest.Option, extra func(*honchotest.Server) []honcho.Option) *connFixture {
+func newFixture(t *testing.T, srvOpts []honchofake.Option, extra func(*honchofake.Server) []honcho.Option) *connFixture {
 	t.Helper()
 	h := fixture.NewHermes(t, srvOpts...)
 	opts := []honcho.Option{
@@ -59,7 +59,7 @@ func newFixture(t *testing.T, srvOpts []honchotest.Option, extra func(*honchotes
 
 func TestConnectorConnectCallbackStatusDisconnect(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, []honchotest.Option{honchotest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "ws-new"})}, nil)
+	f := newFixture(t, []honchofake.Option{honchofake.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "ws-new"})}, nil)
 	path := filepath.Join(f.root, "honcho.json")
 	testkit.WriteJSON(t, path, map[string]any{
 		"workspace": "ws-old",
@@ -177,7 +177,7 @@ func TestConnectorConnectCallbackStatusDisconnect(t *testing.T) {
 
 func TestConnectorLoopbackTokensOnly(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, []honchotest.Option{honchotest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "ws-new"})}, nil)
+	f := newFixture(t, []honchofake.Option{honchofake.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "ws-new"})}, nil)
 	shared := filepath.Join(f.root, "honcho.json")
 	testkit.WriteJSON(t, shared, map[string]any{"workspace": "ws-shared"})
 
@@ -256,7 +256,7 @@ func TestConnectorDeviceFlow(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
 		ctx := context.Background()
-		f := newFixture(t, []honchotest.Option{oauthtest.WithInMemoryNetwork()}, nil)
+		f := newFixture(t, []honchofake.Option{oauthfake.WithInMemoryNetwork()}, nil)
 		rep, err := f.conn.Connect(ctx, "default", "honcho", provider.ConnectRequest{Method: flow.MethodDevice})
 		if err != nil {
 			t.Fatal(err)
@@ -363,21 +363,21 @@ func TestConnectorDisconnectRevocation(t *testing.T) {
 
 	tests := []struct {
 		name        string
-		opts        func(*honchotest.Server) []honcho.Option
+		opts        func(*honchofake.Server) []honcho.Option
 		wantRevoked bool
 		wantErr     bool
 		wantServer  int    // revocations the authorization server saw
 		sentence    string // NotRevokedSentence has it
 	}{
 		{"discovered from the issuer", nil, true, false, 1, ""},
-		{"explicit endpoint", func(srv *honchotest.Server) []honcho.Option {
+		{"explicit endpoint", func(srv *honchofake.Server) []honcho.Option {
 			return []honcho.Option{honcho.WithIssuer(noMetadata.URL), honcho.WithRevocationURL(srv.RevocationURL())}
 		}, true, false, 1, ""},
-		{"endpoint fails", func(*honchotest.Server) []honcho.Option {
+		{"endpoint fails", func(*honchofake.Server) []honcho.Option {
 			return []honcho.Option{honcho.WithRevocationURL(failing.URL)}
 		}, false, true, 0, "Honcho did not revoke it"},
 		// The server cannot revoke: said so, with when the token ends.
-		{"no endpoint known", func(*honchotest.Server) []honcho.Option {
+		{"no endpoint known", func(*honchofake.Server) []honcho.Option {
 			return []honcho.Option{honcho.WithIssuer(noMetadata.URL)}
 		}, false, true, 0, "Honcho offers no way to revoke it: its access token works until"},
 	}
@@ -458,18 +458,18 @@ func TestConnectorDeviceFlowNeedsMetadata(t *testing.T) {
 	tests := []struct {
 		name   string
 		device bool                                     // the server's device flow (and its metadata entry)
-		extra  func(*honchotest.Server) []honcho.Option // provider options beyond the fixture's
+		extra  func(*honchofake.Server) []honcho.Option // provider options beyond the fixture's
 	}{
-		{"metadata without the device grant", false, func(s *honchotest.Server) []honcho.Option {
+		{"metadata without the device grant", false, func(s *honchofake.Server) []honcho.Option {
 			return []honcho.Option{honcho.WithDeviceAuthURL(s.URL + "/oauth/device_authorization")}
 		}},
-		{"no metadata at the issuer", true, func(s *honchotest.Server) []honcho.Option {
+		{"no metadata at the issuer", true, func(s *honchofake.Server) []honcho.Option {
 			return []honcho.Option{honcho.WithIssuer(s.URL + "/nowhere")}
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, []honchotest.Option{honchotest.WithDeviceFlow(tt.device)}, tt.extra)
+			f := newFixture(t, []honchofake.Option{honchofake.WithDeviceFlow(tt.device)}, tt.extra)
 			_, err := f.conn.Connect(context.Background(), "default", "honcho", provider.ConnectRequest{Method: flow.MethodDevice})
 			if !errors.Is(err, provider.ErrUnsupported) {
 				t.Fatalf("err = %v, want ErrUnsupported", err)
@@ -520,7 +520,7 @@ func TestConnectorDiscoveryFailureRetried(t *testing.T) {
 	var lookups int
 	down := true
 	clock := testkit.NewClock()
-	f := newFixture(t, []honchotest.Option{honchotest.WithDeviceFlow(true)}, nil)
+	f := newFixture(t, []honchofake.Option{honchofake.WithDeviceFlow(true)}, nil)
 	f.conn.Clock = clock
 	base := f.conn.HTTPClient
 	if base == nil {
@@ -637,7 +637,7 @@ func TestConnectorDefaultRedirect(t *testing.T) {
 // setting to change, and nothing is stored.
 func TestConnectorForeignTokenPrefix(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, []honchotest.Option{honchotest.WithAccessTokenPrefix("other-at-")}, nil)
+	f := newFixture(t, []honchofake.Option{honchofake.WithAccessTokenPrefix("other-at-")}, nil)
 	f.conn.CallbackBaseURL = "http://127.0.0.1:9/api/memory"
 	rep, err := f.conn.Connect(ctx, "default", "honcho", provider.ConnectRequest{})
 	if err != nil {

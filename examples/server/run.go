@@ -22,12 +22,12 @@ import (
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/examples/desktop"
 	"github.com/memconnect/memconnect/internal/browser"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/internal/wire"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 	"github.com/memconnect/memconnect/provider/mcp"
 )
 
@@ -186,20 +186,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var honchoOpts []honcho.Option
 	var (
 		client *http.Client
-		as     *honchotest.Server
+		as     *honchofake.Server
 	)
 	if userHome != "" {
 		honchoOpts = append(honchoOpts, honcho.WithUserHome(userHome))
 	}
 	if o.dev {
-		asOpts := []honchotest.Option{honchotest.WithGrantConfig(map[string]any{"peerName": "you", "workspace": "hermes"}), honchotest.WithAPIKey(devAPIKey)}
+		asOpts := []honchofake.Option{honchofake.WithGrantConfig(map[string]any{"peerName": "you", "workspace": "hermes"}), honchofake.WithAPIKey(devAPIKey)}
 		if userHome != "" {
 			// The consent page then names the file really written, in
 			// the temporary home, not a "~/.hermes/honcho.json" that
 			// reads as the person's own.
-			asOpts = append(asOpts, honchotest.WithUserHome(userHome))
+			asOpts = append(asOpts, honchofake.WithUserHome(userHome))
 		}
-		as = honchotest.NewServer(asOpts...)
+		as = honchofake.NewServer(asOpts...)
 		defer as.Close()
 		client = as.Client()
 		honchoOpts = append(honchoOpts,
@@ -234,12 +234,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		honchoOpts = append(honchoOpts, honcho.WithClientID(id))
 	}
 	providers := []provider.Provider{honcho.New(honchoOpts...), mcp.Supermemory(mcpOpts("supermemory")...)}
-	var dev *oauthtest.MCPServer
+	var dev *oauthfake.MCPServer
 	if o.dev {
 		// A memory server behind the MCP authorization model, to try the
 		// generic provider offline (dynamic registration, resource
 		// indicators); it also takes the development API key.
-		dev = oauthtest.NewMCPServer(oauthtest.WithAuthServer(oauthtest.WithAPIKey(devAPIKey)))
+		dev = oauthfake.NewMCPServer(oauthfake.WithAuthServer(oauthfake.WithAPIKey(devAPIKey)))
 		defer dev.Close()
 		p, err := mcp.New("devmemory", "Development memory (MCP)", dev.URL, mcpOpts("devmemory", mcp.WithAPIKeys())...)
 		if err != nil {
@@ -474,7 +474,7 @@ func displayAddr(a net.Addr) string {
 // nothing: the development server runs on loopback and holds no data.
 const devAPIKey = "hch-v2-dev-0123456789abcdef"
 
-func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *honchotest.Server, dev *oauthtest.MCPServer, shared *pgstore.Store) {
+func printBanner(w io.Writer, o options, origin, home string, tempHome bool, callbackBase string, as *honchofake.Server, dev *oauthfake.MCPServer, shared *pgstore.Store) {
 	mode := "Honcho"
 	if o.dev {
 		mode = "development mode"
@@ -522,7 +522,7 @@ func printBanner(w io.Writer, o options, origin, home string, tempHome bool, cal
 
 // devExports is the shell line that points the CLI, through HERMES_HOME and
 // the variables honcho.FromEnv reads, at the development server.
-func devExports(home string, as *honchotest.Server) string {
+func devExports(home string, as *honchofake.Server) string {
 	vars := [][2]string{
 		{"HERMES_HOME", home},
 		{honcho.EnvAuthorizeURL, as.AuthorizeURL()},

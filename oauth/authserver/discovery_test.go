@@ -11,12 +11,12 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/oauth/authserver"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 func TestDiscoverRFC8414(t *testing.T) {
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	md, err := authserver.Discover(context.Background(), srv.Client(), srv.URL+"/")
 	if err != nil {

@@ -9,12 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/oauth/authserver"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 func TestRevokeAgainstOAuthtest(t *testing.T) {
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	tests := []struct {
 		name string
@@ -47,7 +47,7 @@ func TestRevokeAgainstOAuthtest(t *testing.T) {
 }
 
 func TestRevokeErrors(t *testing.T) {
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	tok := srv.IssueGrant("write")
 

@@ -18,8 +18,8 @@ import (
 
 	"math/rand/v2"
 
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 var crashKills = flag.Int("crash.kills", 0, "run TestCrashHarness with this many SIGKILLs of each kind (make crash)")
@@ -62,7 +62,7 @@ func TestCrashHarness(t *testing.T) {
 }
 
 func crashRun(t *testing.T, mode string, kills int) crashTally {
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	var mu sync.Mutex
 	successor := map[string]string{}

@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 )
 
 // The multi-process tests re-execute the test binary as child processes that
@@ -139,7 +139,7 @@ func TestMultiProcessRotation(t *testing.T) {
 	}
 	// Due every 1.5 s (half the lifetime) of the children's clock, which
 	// runs childSpeed times faster than real time.
-	srv := honchotest.NewServer(honchotest.WithAccessTokenTTL(3 * time.Second))
+	srv := honchofake.NewServer(honchofake.WithAccessTokenTTL(3 * time.Second))
 	defer srv.Close()
 	grant := srv.IssueGrant("write")
 	dir := t.TempDir()

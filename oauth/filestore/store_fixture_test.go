@@ -13,10 +13,10 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/internal/tuning"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 
 	"github.com/rs/zerolog"
 )
@@ -156,9 +156,9 @@ func fastStore(path string, clock *testkit.Clock, log *testkit.SyncBuffer, opts 
 // serverGrant starts an in-process authorization server (closed with the
 // test), issues a grant and writes it, expiring at exp, as host "hermes" of
 // a fresh configWithGrant file.
-func serverGrant(t *testing.T, exp time.Time) (*honchotest.Server, *oauth2.Token, string) {
+func serverGrant(t *testing.T, exp time.Time) (*honchofake.Server, *oauth2.Token, string) {
 	t.Helper()
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	grant := srv.IssueGrant("write")
 	path := filepath.Join(t.TempDir(), "honcho.json")

@@ -14,10 +14,10 @@ import (
 
 	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/connid"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // deviceRequest is a device flow request whose device support comes from
@@ -48,8 +48,8 @@ func TestDeviceFlowApproved(t *testing.T) {
 		if f.RedirectURI != "" {
 			t.Errorf("device flow has a redirect URI %q", f.RedirectURI)
 		}
-		if d := f.ExpiresAt.Sub(e.clock.Now()); d < oauthtest.DefaultDeviceCodeTTL-5*time.Second || d > oauthtest.DefaultDeviceCodeTTL {
-			t.Errorf("ExpiresAt is %v after now, want about %v", d, oauthtest.DefaultDeviceCodeTTL)
+		if d := f.ExpiresAt.Sub(e.clock.Now()); d < oauthfake.DefaultDeviceCodeTTL-5*time.Second || d > oauthfake.DefaultDeviceCodeTTL {
+			t.Errorf("ExpiresAt is %v after now, want about %v", d, oauthfake.DefaultDeviceCodeTTL)
 		}
 		if err := e.srv.ApproveDevice(f.UserCode); err != nil {
 			t.Fatalf("ApproveDevice: %v", err)
@@ -136,7 +136,7 @@ func TestDeviceFlowFailures(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
 				var skew atomic.Int64
 				now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-				e := newFlowEnv(t, []honchotest.Option{honchotest.WithClock(clock.Func(now)), oauthtest.WithInMemoryNetwork()}, nil)
+				e := newFlowEnv(t, []honchofake.Option{honchofake.WithClock(clock.Func(now)), oauthfake.WithInMemoryNetwork()}, nil)
 				f := e.start(e.deviceRequest(t, flowKeyDefault))
 				if err := tc.act(e, f, &skew); err != nil {
 					t.Fatal(err)
@@ -183,10 +183,10 @@ func TestDeviceFlowUnsupported(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
-		server []honchotest.Option
+		server []honchofake.Option
 		mod    func(*flow.Request)
 	}{
-		{"metadata without device grant", []honchotest.Option{honchotest.WithDeviceFlow(false)}, func(r *flow.Request) {
+		{"metadata without device grant", []honchofake.Option{honchofake.WithDeviceFlow(false)}, func(r *flow.Request) {
 			r.Config.Endpoint.DeviceAuthURL = "http://127.0.0.1:9/device" // configured, but the server says no
 		}},
 		{"support unknown", nil, func(r *flow.Request) { r.DeviceSupported = false }},

@@ -13,6 +13,7 @@ import (
 	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
+	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
@@ -20,7 +21,7 @@ import (
 // approves at once, so an http.Client following redirects plays the
 // browser.
 func ExampleManager() {
-	as := honchotest.NewServer(honchotest.WithAutoApprove())
+	as := honchotest.NewServer(oauthtest.WithAutoApprove())
 	defer as.Close()
 
 	// Production code keeps the default loopback address, 127.0.0.1:8765.

@@ -15,10 +15,10 @@ import (
 
 	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/handlers"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // completer counts Complete calls and records the tokens.
@@ -49,17 +49,17 @@ type flowEnv struct {
 	t     *testing.T
 	clock *testkit.Clock
 	m     *flow.Manager
-	srv   *honchotest.Server
+	srv   *honchofake.Server
 	done  *completer
 }
 
 // newFlowEnv starts the env; cfg, if not nil, changes the manager's
 // configuration after the env filled in its clock, loopback address and
 // HTTP client.
-func newFlowEnv(t *testing.T, srvOpts []honchotest.Option, cfg func(*flow.Config)) *flowEnv {
+func newFlowEnv(t *testing.T, srvOpts []honchofake.Option, cfg func(*flow.Config)) *flowEnv {
 	t.Helper()
 	e := &flowEnv{t: t, clock: testkit.NewClock(), done: &completer{}}
-	e.srv = honchotest.NewServer(srvOpts...)
+	e.srv = honchofake.NewServer(srvOpts...)
 	t.Cleanup(e.srv.Close)
 	c := flow.Config{Clock: e.clock, LoopbackAddr: "127.0.0.1:0", HTTPClient: e.srv.Client(), Words: handlers.FlowWords}
 	if cfg != nil {
@@ -73,7 +73,7 @@ func newFlowEnv(t *testing.T, srvOpts []honchotest.Option, cfg func(*flow.Config
 // inMemory are the server options of an env made inside a
 // [synctest.Test] bubble: there x/oauth2's device polling interval, whole
 // seconds of real time outside, passes as soon as everything waits.
-var inMemory = []honchotest.Option{oauthtest.WithInMemoryNetwork()}
+var inMemory = []honchofake.Option{oauthfake.WithInMemoryNetwork()}
 
 var flowKeyDefault = connid.ID{Profile: "default", Provider: "honcho"}
 

@@ -20,11 +20,11 @@ import (
 
 	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/connid"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/provider/honcho"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // The whole browser flow through the loopback listener, a real consent page,
@@ -35,7 +35,7 @@ import (
 const successMessage = "You can close this window and return to the app."
 
 func TestBrowserFlowLoopbackInstallsGrantAndRefreshRotates(t *testing.T) {
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithGrantConfig(map[string]any{"peerName": "alice"})}, nil)
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithGrantConfig(map[string]any{"peerName": "alice"})}, nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "honcho.json")
 	storeNow := time.Now()
@@ -129,7 +129,7 @@ func TestBrowserFlowLoopbackInstallsGrantAndRefreshRotates(t *testing.T) {
 // An http.Client that follows redirects is all a browser needs when the
 // server approves at once.
 func TestBrowserFlowFollowingRedirects(t *testing.T) {
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, nil)
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, nil)
 	f := e.start(e.request(flowKeyDefault, flow.RedirectLoopback))
 	status, body := flowGet(t, f.AuthorizeURL)
 	if status != http.StatusOK || !strings.Contains(body, successMessage) {
@@ -149,7 +149,7 @@ func TestBrowserFlowFollowingRedirects(t *testing.T) {
 
 // The router's callback route goes through Callback: the same completion.
 func TestCallbackRedirectMode(t *testing.T) {
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, nil)
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, nil)
 	req := e.request(flowKeyDefault, flow.RedirectCallback)
 	req.CallbackURL = "http://127.0.0.1:8080/api/memory/profiles/default/providers/honcho/callback"
 	f := e.start(req)
@@ -172,7 +172,7 @@ func TestLoopbackPortFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, func(c *flow.Config) { c.LoopbackAddr = taken.Addr().String() })
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, func(c *flow.Config) { c.LoopbackAddr = taken.Addr().String() })
 	f := e.start(e.request(flowKeyDefault, flow.RedirectLoopback))
 	u, err := url.Parse(f.RedirectURI)
 	if err != nil {
@@ -248,7 +248,7 @@ func TestCallbackStateValidation(t *testing.T) {
 	for _, tc := range tests {
 		for _, via := range []string{"Callback", "loopback"} {
 			t.Run(tc.name+"/"+via, func(t *testing.T) {
-				e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, nil)
+				e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, nil)
 				mode := flow.RedirectCallback
 				if via == "loopback" {
 					mode = flow.RedirectLoopback
@@ -293,7 +293,7 @@ func TestCallbackStateValidation(t *testing.T) {
 }
 
 func TestCallbackReplayed(t *testing.T) {
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, nil)
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, nil)
 	f := e.start(e.request(flowKeyDefault, flow.RedirectLoopback))
 	back := e.consent(f, true)
 	if status, _ := flowGet(t, back.String()); status != http.StatusOK {
@@ -316,7 +316,7 @@ func TestCallbackReplayed(t *testing.T) {
 }
 
 func TestCallbackStateExpires(t *testing.T) {
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, nil)
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, nil)
 	f := e.start(e.request(flowKeyDefault, flow.RedirectCallback))
 	back := e.consent(f, true)
 
@@ -424,7 +424,7 @@ func TestCallbackErrorParamEscaped(t *testing.T) {
 }
 
 func TestCompleteFailureShowsErrorPage(t *testing.T) {
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, nil)
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, nil)
 	e.done.err = errors.New("disk full")
 	f := e.start(e.request(flowKeyDefault, flow.RedirectLoopback))
 	status, body := flowGet(t, e.consent(f, true).String())
@@ -441,7 +441,7 @@ func TestCompleteFailureShowsErrorPage(t *testing.T) {
 }
 
 func TestCompletePanicEndsFlow(t *testing.T) {
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, nil)
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, nil)
 	req := e.request(flowKeyDefault, flow.RedirectLoopback)
 	req.Complete = func(context.Context, *oauth2.Token) error { panic("bug in the caller") }
 	f := e.start(req)
@@ -455,7 +455,7 @@ func TestCompletePanicEndsFlow(t *testing.T) {
 }
 
 func TestExchangeFailure(t *testing.T) {
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, nil)
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, nil)
 	f := e.start(e.request(flowKeyDefault, flow.RedirectCallback))
 	back := e.consent(f, true)
 	tests := []struct {
@@ -590,7 +590,7 @@ func TestCancelFreesPort(t *testing.T) {
 }
 
 func TestConnectedStaysObservable(t *testing.T) {
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, nil)
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, nil)
 	e.start(e.request(flowKeyDefault, flow.RedirectLoopback))
 	f := e.m.Status(context.Background(), flowKeyDefault)
 	if status, _ := flowGet(t, f.AuthorizeURL); status != http.StatusOK {
@@ -720,7 +720,7 @@ func TestFlowNeverLogsSecrets(t *testing.T) {
 	var buf strings.Builder
 	var mu sync.Mutex
 	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return buf.Write(p) })
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, func(c *flow.Config) { c.Logger = zerolog.New(w) })
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, func(c *flow.Config) { c.Logger = zerolog.New(w) })
 	f := e.start(e.request(flowKeyDefault, flow.RedirectLoopback))
 	back := e.consent(f, true)
 	flowGet(t, back.String())

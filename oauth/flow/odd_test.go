@@ -10,9 +10,9 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/oauth/flow"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // oddExpiry rewrites the expires_in of token endpoint answers into a fraction,
@@ -46,7 +46,7 @@ func TestSignInKeepsAnOddAnswer(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
 				var e *flowEnv
-				e = newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove(), oauthtest.WithInMemoryNetwork()}, func(c *flow.Config) {
+				e = newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove(), oauthfake.WithInMemoryNetwork()}, func(c *flow.Config) {
 					c.HTTPClient = &http.Client{Transport: oddExpiry{base: c.HTTPClient.Transport}}
 				})
 				req := e.request(flowKeyDefault, flow.RedirectCallback)

@@ -15,9 +15,9 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/connid"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // The secrets of a pending browser flow live in the Store: the state and
@@ -75,7 +75,7 @@ func TestPendingFlowStore(t *testing.T) {
 // A state that another holder of a shared store claimed is spent here too.
 func TestPendingFlowStoreSingleUse(t *testing.T) {
 	store := &testkit.FlowStore{}
-	e := newFlowEnv(t, []honchotest.Option{honchotest.WithAutoApprove()}, func(c *flow.Config) { c.Store = store })
+	e := newFlowEnv(t, []honchofake.Option{honchofake.WithAutoApprove()}, func(c *flow.Config) { c.Store = store })
 	f := e.start(e.request(flowKeyDefault, flow.RedirectCallback))
 	p, _ := store.LastPut(flowKeyDefault)
 	if _, err := store.Claim(context.Background(), flowKeyDefault, p.State); err != nil {

@@ -12,10 +12,10 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/oauth/pgstore"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // BenchmarkPostgres measures the grant engine over PostgreSQL on the
@@ -25,7 +25,7 @@ import (
 // instances of 8 callers each it reports the refreshes one expiry costs.
 func BenchmarkPostgres(b *testing.B) {
 	pool := fixture.Postgres(b, false)
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	b.Cleanup(srv.Close)
 	st, err := pgstore.New(context.Background(), pool, pgstore.Config{SpillDir: b.TempDir(), Keys: []pgstore.Key{fixture.PostgresKey("k1")}})
 	if err != nil {

@@ -18,12 +18,12 @@ import (
 
 	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/oauth/pgstore"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 func testPool(t *testing.T, bare bool) *pgxpool.Pool { return fixture.Postgres(t, bare) }
@@ -72,7 +72,7 @@ func TestMigrateAndKeys(t *testing.T) {
 
 // install stores a grant of srv as key's, through the engine as a sign-in
 // would.
-func install(t *testing.T, gs *oauth.Grants, srv *honchotest.Server, key string, expiry time.Time) *oauth2.Token {
+func install(t *testing.T, gs *oauth.Grants, srv *honchofake.Server, key string, expiry time.Time) *oauth2.Token {
 	t.Helper()
 	tok := srv.IssueGrant("write")
 	tok.ExpiresIn = int64(time.Until(expiry) / time.Second)
@@ -87,7 +87,7 @@ func install(t *testing.T, gs *oauth.Grants, srv *honchotest.Server, key string,
 // row does not open, and a second key reads what the first sealed.
 func TestSealedAtRest(t *testing.T) {
 	pool := testPool(t, false)
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	s := newStore(t, pool, pgstore.Config{})
 	tok := install(t, oauth.NewGrants(s, oauth.WithHTTPClient(srv.Client())), srv, "hermes", time.Now().Add(time.Hour))
@@ -148,7 +148,7 @@ SELECT 'copy', access_token, refresh_token, refresh_digest, client_id, token_end
 // the server sees no replay.
 func TestFencedRefreshAcrossInstances(t *testing.T) {
 	pool := testPool(t, false)
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	first := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "i0"}), oauth.WithHTTPClient(srv.Client()))
 	install(t, first, srv, "hermes", time.Now().Add(time.Minute)) // inside the refresh window
@@ -191,7 +191,7 @@ func TestFencedRefreshAcrossInstances(t *testing.T) {
 // crashed holding a lease blocks the others only until the lease ends.
 func TestStaleAndCrashedLeaseHolders(t *testing.T) {
 	pool := testPool(t, false)
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	short := pgstore.Config{Owner: "a", LeaseTTL: 300 * time.Millisecond}
 	a := newStore(t, pool, short)
@@ -244,7 +244,7 @@ func TestStaleAndCrashedLeaseHolders(t *testing.T) {
 // server answered) is committed by the next holder.
 func TestJournalFinishedByTheNextHolder(t *testing.T) {
 	pool := testPool(t, false)
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	s := newStore(t, pool, pgstore.Config{Owner: "a", LeaseTTL: 200 * time.Millisecond})
 	tok := install(t, oauth.NewGrants(s), srv, "hermes", time.Now().Add(time.Minute))
@@ -277,7 +277,7 @@ func TestJournalFinishedByTheNextHolder(t *testing.T) {
 // A rejection is recorded for every instance, bound to the refresh token.
 func TestRejectionSeenByEveryInstance(t *testing.T) {
 	pool := testPool(t, false)
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	a := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "a"}), oauth.WithHTTPClient(srv.Client()))
 	tok := install(t, a, srv, "hermes", time.Now().Add(-time.Minute))
@@ -406,7 +406,7 @@ func TestParseKey(t *testing.T) {
 // instances kept working; a second run has nothing to do.
 func TestRekey(t *testing.T) {
 	pool := testPool(t, false)
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	old := newStore(t, pool, pgstore.Config{})
 	gs := oauth.NewGrants(old, oauth.WithHTTPClient(srv.Client()))
@@ -478,7 +478,7 @@ func TestRekey(t *testing.T) {
 // database that cannot be reached keeps the token in hand while it is
 // valid, and only then fails, naming the grant.
 func TestFailOpen(t *testing.T) {
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	t.Run("token endpoint fails", func(t *testing.T) {
 		gs := oauth.NewGrants(newStore(t, testPool(t, false), pgstore.Config{}), oauth.WithHTTPClient(srv.Client()))
@@ -555,7 +555,7 @@ var _ oauth.GrantWatcher = (*pgstore.Store)(nil)
 // after the last watch stops, a new one listens again.
 func TestWatch(t *testing.T) {
 	pool := testPool(t, false)
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	a := oauth.NewGrants(newStore(t, pool, pgstore.Config{Owner: "a"}), oauth.WithHTTPClient(srv.Client()))
 	b := newStore(t, pool, pgstore.Config{Owner: "b"})
@@ -579,7 +579,7 @@ func TestWatch(t *testing.T) {
 // a server that requires it refuses without.
 func TestResourceKept(t *testing.T) {
 	const resource = "https://memory.example/mcp"
-	srv := oauthtest.NewServer(oauthtest.WithResource(resource))
+	srv := oauthfake.NewServer(oauthfake.WithResource(resource))
 	defer srv.Close()
 	s := newStore(t, testPool(t, false), pgstore.Config{})
 	gs := oauth.NewGrants(s, oauth.WithHTTPClient(srv.Client()))
@@ -601,7 +601,7 @@ func TestResourceKept(t *testing.T) {
 // is not enough to overwrite a rotation.
 func TestCommitComparesThePreviousToken(t *testing.T) {
 	pool := testPool(t, false)
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	st := newStore(t, pool, pgstore.Config{Owner: "a"})
 	tok := install(t, oauth.NewGrants(st), srv, "hermes", time.Now().Add(time.Hour))

@@ -9,9 +9,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 // lookup is an os.LookupEnv over a map.
@@ -141,7 +141,7 @@ func TestFromEnvAPIKey(t *testing.T) {
 // HONCHO_API_KEY_CHECK_URL makes API keys checked there before they are
 // stored; a key the server refuses is an *APIKeyError.
 func TestFromEnvAPIKeyCheckURL(t *testing.T) {
-	srv := honchotest.NewServer(honchotest.WithAPIKey("hch-v2-good-key-0123"))
+	srv := honchofake.NewServer(honchofake.WithAPIKey("hch-v2-good-key-0123"))
 	defer srv.Close()
 	if _, err := honcho.FromEnv(lookup(map[string]string{"HONCHO_API_KEY_CHECK_URL": "not a url"})); err == nil || !strings.Contains(err.Error(), "HONCHO_API_KEY_CHECK_URL") {
 		t.Errorf("a bad check URL: %v", err)

@@ -12,12 +12,12 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/filestore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
-	"github.com/memconnect/memconnect/provider/honcho/honchotest"
 )
 
 func TestStatus(t *testing.T) {
@@ -144,7 +144,7 @@ func fmtStatus(s provider.Status) string {
 }
 
 func TestStatusReauthRequired(t *testing.T) {
-	srv := honchotest.NewServer()
+	srv := honchofake.NewServer()
 	defer srv.Close()
 	tok := srv.IssueGrant("write")
 	root := t.TempDir()

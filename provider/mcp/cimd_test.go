@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/memconnect/memconnect"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/oauth/authserver"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -25,7 +25,7 @@ func TestClientIDMetadataDocument(t *testing.T) {
 	mux := http.NewServeMux()
 	host := httptest.NewTLSServer(mux)
 	defer host.Close()
-	srv := oauthtest.NewMCPServer(oauthtest.WithAuthServer(oauthtest.WithClientIDMetadataDocuments(host.Client())))
+	srv := oauthfake.NewMCPServer(oauthfake.WithAuthServer(oauthfake.WithClientIDMetadataDocuments(host.Client())))
 	defer srv.Close()
 	reg := registry(t, srv.URL)
 	r, err := memconnect.New(memconnect.Config{
@@ -80,7 +80,7 @@ func TestClientIDMetadataDocument(t *testing.T) {
 // document (404 unsupported), and a server that takes documents gets a
 // registration instead.
 func TestNoDocumentWithoutHTTPS(t *testing.T) {
-	c := newChain(t, []oauthtest.MCPOption{oauthtest.WithAuthServer(oauthtest.WithClientIDMetadataDocuments(http.DefaultClient))})
+	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithAuthServer(oauthfake.WithClientIDMetadataDocuments(http.DefaultClient))})
 	if _, err := c.conn.ClientMetadata("default", "memdev"); err == nil || !strings.Contains(err.Error(), "https callback base URL") {
 		t.Errorf("ClientMetadata = %v, want unsupported", err)
 	}
@@ -100,7 +100,7 @@ func TestRefusedDocumentRemembered(t *testing.T) {
 	host := httptest.NewTLSServer(mux)
 	defer host.Close()
 	cannotFetch := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, errors.New("unreachable") })}
-	srv := oauthtest.NewMCPServer(oauthtest.WithAuthServer(oauthtest.WithClientIDMetadataDocuments(cannotFetch)))
+	srv := oauthfake.NewMCPServer(oauthfake.WithAuthServer(oauthfake.WithClientIDMetadataDocuments(cannotFetch)))
 	defer srv.Close()
 	r, err := memconnect.New(memconnect.Config{Registry: registry(t, srv.URL), Profiles: provider.HermesProfiles{Root: t.TempDir()},
 		CallbackBaseURL: host.URL + "/api/memory"})

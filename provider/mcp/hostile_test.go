@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -98,7 +98,7 @@ func TestSlowRegistrationBlocksNobody(t *testing.T) {
 		}
 	}))
 	t.Cleanup(as.Close)
-	c := newChain(t, []oauthtest.MCPOption{oauthtest.WithMetadata(func(m map[string]any) { m["authorization_servers"] = []string{as.URL} })})
+	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithMetadata(func(m map[string]any) { m["authorization_servers"] = []string{as.URL} })})
 	t.Cleanup(func() { close(release) })
 	c.conn.ConnectTimeout = 300 * time.Millisecond
 	os.MkdirAll(filepath.Join(c.home, "profiles", "work"), 0o700)

@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"github.com/memconnect/memconnect/clock"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/authserver"
 	"github.com/memconnect/memconnect/oauth/flow"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/mcp"
 )
@@ -29,15 +29,15 @@ import (
 // with the default profile's home in a temporary directory and the
 // callback route at a fixed (never dialled) loopback base URL.
 type chain struct {
-	srv  *oauthtest.MCPServer
+	srv  *oauthfake.MCPServer
 	conn *provider.Connector
 	home string
 	file string // the default profile's grant file
 }
 
-func newChain(t *testing.T, srvOpts []oauthtest.MCPOption, opts ...mcp.Option) *chain {
+func newChain(t *testing.T, srvOpts []oauthfake.MCPOption, opts ...mcp.Option) *chain {
 	t.Helper()
-	srv := oauthtest.NewMCPServer(srvOpts...)
+	srv := oauthfake.NewMCPServer(srvOpts...)
 	t.Cleanup(srv.Close)
 	reg := registry(t, srv.URL, opts...)
 	home := t.TempDir()
@@ -101,8 +101,8 @@ func TestGenericChain(t *testing.T) {
 	if got := q["resource"]; len(got) != 1 || got[0] != c.srv.URL {
 		t.Errorf("authorize resource = %v, want [%s]", got, c.srv.URL)
 	}
-	if q["code_challenge_method"][0] != "S256" || !strings.HasPrefix(q["client_id"][0], "dyn-") || q["scope"][0] != oauthtest.MCPScope {
-		t.Errorf("authorize query = %v, want PKCE S256, a registered client and scope %q from the challenge", q, oauthtest.MCPScope)
+	if q["code_challenge_method"][0] != "S256" || !strings.HasPrefix(q["client_id"][0], "dyn-") || q["scope"][0] != oauthfake.MCPScope {
+		t.Errorf("authorize query = %v, want PKCE S256, a registered client and scope %q from the challenge", q, oauthfake.MCPScope)
 	}
 	if n := c.srv.AS.Registrations(); n != 1 {
 		t.Errorf("registrations = %d, want 1", n)
@@ -168,7 +168,7 @@ func TestGenericChain(t *testing.T) {
 
 // TestRegistrationReused: a second sign-in reuses the stored client.
 func TestRegistrationReused(t *testing.T) {
-	c := newChain(t, []oauthtest.MCPOption{oauthtest.WithoutChallengeMetadata()})
+	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithoutChallengeMetadata()})
 	q1 := c.signIn(t)
 	q2 := c.signIn(t)
 	if n := c.srv.AS.Registrations(); n != 1 || q1["client_id"][0] != q2["client_id"][0] {
@@ -222,7 +222,7 @@ func registration(t *testing.T, path string) any {
 
 // TestPreRegisteredClient: a configured client id is used as it is.
 func TestPreRegisteredClient(t *testing.T) {
-	c := newChain(t, []oauthtest.MCPOption{oauthtest.WithAuthServer(oauthtest.WithClientID("pre-registered"))}, mcp.WithClientID("pre-registered"))
+	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithAuthServer(oauthfake.WithClientID("pre-registered"))}, mcp.WithClientID("pre-registered"))
 	q := c.signIn(t)
 	if q["client_id"][0] != "pre-registered" || c.srv.AS.Registrations() != 0 {
 		t.Errorf("client %s, %d registrations; want the pre-registered one", q["client_id"][0], c.srv.AS.Registrations())
@@ -234,7 +234,7 @@ func TestPreRegisteredClient(t *testing.T) {
 func TestAPIKey(t *testing.T) {
 	ctx := context.Background()
 	const good = "mem-key-0123456789"
-	c := newChain(t, []oauthtest.MCPOption{oauthtest.WithAuthServer(oauthtest.WithAPIKey(good))}, mcp.WithAPIKeys())
+	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithAuthServer(oauthfake.WithAPIKey(good))}, mcp.WithAPIKeys())
 	_, err := c.conn.ConnectAPIKey(ctx, "default", "memdev", "mem-key-wrong")
 	if ke, ok := errors.AsType[*provider.APIKeyError](err); !ok || !strings.Contains(ke.Reason, "Dev memory refused the key (HTTP 401)") || strings.Contains(err.Error(), "mem-key-wrong") {
 		t.Fatalf("a refused key: %v, want an APIKeyError saying so", err)
@@ -284,7 +284,7 @@ func TestBadServer(t *testing.T) {
 		{"http authorization server", func(m map[string]any) { m["authorization_servers"] = []string{"http://as.example"} }, "not an https URL"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newChain(t, []oauthtest.MCPOption{oauthtest.WithMetadata(tt.md)})
+			c := newChain(t, []oauthfake.MCPOption{oauthfake.WithMetadata(tt.md)})
 			_, err := c.conn.Connect(context.Background(), "default", "memdev", provider.ConnectRequest{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "http") {
 				t.Fatalf("Connect = %v, want an error with %q naming a URL", err, tt.want)
@@ -319,7 +319,7 @@ func TestBadAuthorizationServer(t *testing.T) {
 				_, _ = w.Write([]byte(strings.ReplaceAll(tt.md, "{as}", as.URL)))
 			}))
 			defer as.Close()
-			c := newChain(t, []oauthtest.MCPOption{oauthtest.WithMetadata(func(m map[string]any) { m["authorization_servers"] = []string{as.URL} })})
+			c := newChain(t, []oauthfake.MCPOption{oauthfake.WithMetadata(func(m map[string]any) { m["authorization_servers"] = []string{as.URL} })})
 			_, err := c.conn.Connect(context.Background(), "default", "memdev", provider.ConnectRequest{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), as.URL) {
 				t.Fatalf("Connect = %v, want an error with %q naming %s", err, tt.want, as.URL)
@@ -427,7 +427,7 @@ func TestDeviceFlow(t *testing.T) {
 func TestGrantWithoutRefreshToken(t *testing.T) {
 	ctx := context.Background()
 	now := testkit.ClockAt(time.Now())
-	c := newChain(t, []oauthtest.MCPOption{oauthtest.WithAuthServer(oauthtest.WithoutRefreshTokens())})
+	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithAuthServer(oauthfake.WithoutRefreshTokens())})
 	c.conn.Clock = now
 	c.signIn(t)
 	rep, err := c.conn.Status(ctx, "default", "memdev")
@@ -449,7 +449,7 @@ func TestIssuerMoved(t *testing.T) {
 	now := time.Now()
 	var other string // when set, the authorization server the metadata name
 	var mu sync.Mutex
-	c := newChain(t, []oauthtest.MCPOption{oauthtest.WithMetadata(func(m map[string]any) {
+	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithMetadata(func(m map[string]any) {
 		mu.Lock()
 		defer mu.Unlock()
 		if other != "" {
@@ -460,7 +460,7 @@ func TestIssuerMoved(t *testing.T) {
 	if rep, err := c.conn.Status(ctx, "default", "memdev"); err != nil || rep.ReauthRequired {
 		t.Fatalf("status = %+v, %v; want connected", rep, err)
 	}
-	as2 := oauthtest.NewServer()
+	as2 := oauthfake.NewServer()
 	t.Cleanup(as2.Close)
 	mu.Lock()
 	other, now = as2.URL, now.Add(time.Hour) // past the discovery's reuse
@@ -557,7 +557,7 @@ func TestClientNameAndKeyOnly(t *testing.T) {
 	}
 
 	const good = "mem-key-0123456789"
-	k := newChain(t, []oauthtest.MCPOption{oauthtest.WithAuthServer(oauthtest.WithAPIKey(good))}, mcp.WithoutOAuth())
+	k := newChain(t, []oauthfake.MCPOption{oauthfake.WithAuthServer(oauthfake.WithAPIKey(good))}, mcp.WithoutOAuth())
 	p, _ := k.conn.Registry.Lookup("memdev")
 	if ms := p.AuthMethods(); len(ms) != 1 || ms[0] != provider.AuthKey {
 		t.Errorf("AuthMethods() = %v, want the API key only", ms)

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/oauth/flow"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
 )
@@ -22,7 +22,7 @@ import (
 func TestOnPostgres(t *testing.T) {
 	pool := fixture.Postgres(t, false) // skips without a database
 	ctx := context.Background()
-	srv := oauthtest.NewMCPServer()
+	srv := oauthfake.NewMCPServer()
 	t.Cleanup(srv.Close)
 	home := t.TempDir()
 	instance := func(owner string) *provider.Connector {
@@ -85,7 +85,7 @@ func TestOnPostgres(t *testing.T) {
 func TestOneRegistrationForTheDeployment(t *testing.T) {
 	pool := fixture.Postgres(t, false)
 	ctx := context.Background()
-	srv := oauthtest.NewMCPServer()
+	srv := oauthfake.NewMCPServer()
 	t.Cleanup(srv.Close)
 	var homes []string
 	// The deployment's loopback address: a port free now, which each

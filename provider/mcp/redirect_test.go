@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/oauth/flow"
-	"github.com/memconnect/memconnect/oauth/oauthtest"
 	"github.com/memconnect/memconnect/provider"
 )
 
@@ -70,7 +70,7 @@ func TestRegistrationFallsBackToTheOtherForm(t *testing.T) {
 		{"refuses a port", func(u string) bool { return !ported(u) }, 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newChain(t, []oauthtest.MCPOption{oauthtest.WithAuthServer(oauthtest.WithRedirectURIRule(tt.accept))})
+			c := newChain(t, []oauthfake.MCPOption{oauthfake.WithAuthServer(oauthfake.WithRedirectURIRule(tt.accept))})
 			ctx := context.Background()
 			rep, err := c.conn.Connect(ctx, "default", "memdev", provider.ConnectRequest{Redirect: flow.RedirectLoopback})
 			if err != nil {

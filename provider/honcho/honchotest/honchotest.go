@@ -1,68 +1,42 @@
+// Package honchotest is an authorization server in Honcho's likeness for a
+// host's tests: package oauthtest's [oauthtest.Server] with Honcho's
+// defaults, the public client "hermes-agent", the scope "write", "hch-at-"
+// and "hch-rt-" token prefixes, and the "config" Honcho returns with a
+// grant ([WithGrantConfig]).
 package honchotest
 
 import (
-	"time"
-
-	"github.com/memconnect/memconnect/clock"
+	"github.com/memconnect/memconnect/internal/testsupport/honchofake"
+	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/oauth/oauthtest"
 )
 
 // Honcho's defaults, which [NewServer] starts from.
 const (
 	// DefaultClientID is the public client Hermes is registered as.
-	DefaultClientID = "hermes-agent"
+	DefaultClientID = honchofake.DefaultClientID
 	// DefaultAccessTokenPrefix starts every access token, as Honcho's do.
-	DefaultAccessTokenPrefix = "hch-at-"
-	// DefaultRefreshTokenPrefix starts every refresh token, as Honcho's do.
-	DefaultRefreshTokenPrefix = "hch-rt-"
+	DefaultAccessTokenPrefix = honchofake.DefaultAccessTokenPrefix
 	// DefaultScope is Honcho's scope, granted when a request names none.
-	DefaultScope = "write"
+	DefaultScope = honchofake.DefaultScope
 )
 
-type (
-	// Server is the authorization server; see [oauthtest.Server].
-	Server = oauthtest.Server
-	// Option configures a [Server].
-	Option = oauthtest.Option
-)
-
-// NewServer starts an authorization server in Honcho's likeness: the client
-// [DefaultClientID] (unless [oauthtest.WithClientID] names others), Honcho's token
-// prefixes and scope, and "honchotest" on its pages; opts come after those
-// and override them. Close it with [Server.Close].
-func NewServer(opts ...Option) *Server {
-	honcho := []Option{
-		oauthtest.WithName("honchotest"),
-		oauthtest.WithDefaultClientID(DefaultClientID),
-		oauthtest.WithAccessTokenPrefix(DefaultAccessTokenPrefix),
-		oauthtest.WithRefreshTokenPrefix(DefaultRefreshTokenPrefix),
-		oauthtest.WithDefaultScope(DefaultScope),
+// NewServer starts an authorization server in Honcho's likeness; opts come
+// after Honcho's defaults and override them. Close it with
+// [oauthtest.Server.Close].
+func NewServer(opts ...oauthtest.Option) *oauthtest.Server {
+	var all []oauthtest.Option
+	for _, o := range honchofake.Defaults() {
+		all = append(all, oauthtest.Option(o))
 	}
-	return oauthtest.NewServer(append(honcho, opts...)...)
+	return oauthtest.NewServer(append(all, opts...)...)
 }
 
-// WithAccessTokenPrefix is [oauthtest.WithAccessTokenPrefix].
-func WithAccessTokenPrefix(p string) Option { return oauthtest.WithAccessTokenPrefix(p) }
+// WithGrantConfig is the "config" Honcho returns with a new grant, such as
+// {"peerName": "alice"}.
+func WithGrantConfig(cfg map[string]any) oauthtest.Option {
+	return oauthtest.Option(oauthfake.WithGrantConfig(cfg))
+}
 
-// WithAccessTokenTTL is [oauthtest.WithAccessTokenTTL].
-func WithAccessTokenTTL(d time.Duration) Option { return oauthtest.WithAccessTokenTTL(d) }
-
-// WithClock is [oauthtest.WithClock].
-func WithClock(c clock.Clock) Option { return oauthtest.WithClock(c) }
-
-// WithAutoApprove is [oauthtest.WithAutoApprove].
-func WithAutoApprove() Option { return oauthtest.WithAutoApprove() }
-
-// WithGrantConfig is [oauthtest.WithGrantConfig]: the "config" Honcho
-// returns with a new grant, such as {"peerName": "alice"}.
-func WithGrantConfig(cfg map[string]any) Option { return oauthtest.WithGrantConfig(cfg) }
-
-// WithUserHome is [oauthtest.WithUserHome]: the "~" of the config_path
-// Honcho's consent page shows.
-func WithUserHome(dir string) Option { return oauthtest.WithUserHome(dir) }
-
-// WithDeviceFlow is [oauthtest.WithDeviceFlow].
-func WithDeviceFlow(enabled bool) Option { return oauthtest.WithDeviceFlow(enabled) }
-
-// WithAPIKey is [oauthtest.WithAPIKey]: an API key Honcho's API accepts.
-func WithAPIKey(key string) Option { return oauthtest.WithAPIKey(key) }
+// WithAPIKey makes Honcho's API accept key as an API key.
+func WithAPIKey(key string) oauthtest.Option { return oauthtest.Option(oauthfake.WithAPIKey(key)) }

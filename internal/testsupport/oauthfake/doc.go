@@ -1,7 +1,8 @@
-// Package oauthtest holds in-process OAuth servers for tests and local
-// development, built on [net/http/httptest] and bound to 127.0.0.1 (or,
-// with [WithInMemoryNetwork], to no socket at all). They
-// never log anything, so tokens never reach a log.
+// Package oauthfake holds the in-process OAuth servers of this module's
+// tests and of examples/server -dev, built on [net/http/httptest] and bound
+// to 127.0.0.1 (or, with [WithInMemoryNetwork], to no socket at all). They
+// never log anything, so tokens never reach a log. Package oauthtest is
+// the part of it a host's tests need, as public API.
 //
 // A [Server] is an OAuth 2.1 authorization server that speaks just enough
 // of the protocol family to exercise a real client end to end, offline:
@@ -29,10 +30,10 @@
 // happened with [Server.Stats], [Server.Active] and
 // [Server.LastAuthorizeQuery]. Tokens are opaque random strings with
 // configurable prefixes. A provider's likeness is a set of options: package
-// honchotest is Honcho's.
+// honchofake is Honcho's.
 //
 // An [MCPServer] is a memory server behind the MCP authorization model: a
 // protected resource that answers 401 with a challenge naming its protected
 // resource metadata (RFC 9728), in front of a Server with dynamic
 // registration and resource indicators.
-package oauthtest
+package oauthfake
