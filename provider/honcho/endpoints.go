@@ -50,11 +50,11 @@ func readRootConfig(path string) (rootConfig, error) {
 	return rc, nil
 }
 
-// IsLoopbackURL reports whether raw is an absolute URL whose host is a
+// isLoopbackURL reports whether raw is an absolute URL whose host is a
 // loopback name: "localhost" (or a subdomain of .localhost), an address in
 // 127.0.0.0/8, or ::1. The host is parsed, never matched as a substring, so
 // "https://localhost.evil.example" is not loopback.
-func IsLoopbackURL(raw string) bool {
+func isLoopbackURL(raw string) bool {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Scheme == "" {
 		return false
@@ -69,7 +69,7 @@ func IsLoopbackURL(raw string) bool {
 
 // isLocal reports whether rc describes a local development setup.
 func (rc rootConfig) isLocal() bool {
-	return strings.EqualFold(strings.TrimSpace(rc.Environment), "local") || IsLoopbackURL(rc.BaseURL)
+	return strings.EqualFold(strings.TrimSpace(rc.Environment), "local") || isLoopbackURL(rc.BaseURL)
 }
 
 // Endpoints implements [provider.Provider]. Without overrides it picks, from

@@ -19,14 +19,6 @@ func ExampleHostKey() {
 	// hermes_a_b
 }
 
-func ExampleIsLoopbackURL() {
-	fmt.Println(honcho.IsLoopbackURL("http://127.0.0.1:8000"))
-	fmt.Println(honcho.IsLoopbackURL("https://localhost.evil.example"))
-	// Output:
-	// true
-	// false
-}
-
 func ExampleFromEnv() {
 	env := map[string]string{
 		"HONCHO_OAUTH_DASHBOARD": "https://dashboard.example.com",

@@ -1,0 +1,4 @@
+package honcho
+
+// IsLoopbackURL is isLoopbackURL, for the tests.
+var IsLoopbackURL = isLoopbackURL
