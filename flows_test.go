@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/memconnect/memconnect"
 	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
@@ -354,7 +356,8 @@ func consentOn(t *testing.T, h *fixture.Hermes, srv *fixture.Server, authorizeUR
 
 // A sign-in completed by another instance writes what it would have
 // written where it started: the starting request's completion options
-// (TokensOnly, ConfigExcept) travel with the pending flow.
+// (TokensOnly, ConfigExcept) travel with the pending flow, and the
+// completing instance's OnInstalled is told.
 func TestResumedSignInCompletesAsLocal(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -374,7 +377,16 @@ func TestResumedSignInCompletesAsLocal(t *testing.T) {
 				}
 				instance := sharedFlowInstances(t, h, reg)
 				a, asrv := instance()
-				_, bsrv := instance()
+				b, bsrv := instance()
+				installedOn := make(chan string, 2)
+				for name, r := range map[string]*memconnect.Router{"local": a, "resumed": b} {
+					r.Connector().OnInstalled = func(key connid.ID, tok *oauth2.Token) {
+						if tok.Extra("config") == nil {
+							t.Errorf("OnInstalled on %s got no config", name)
+						}
+						installedOn <- name
+					}
+				}
 				req := tt.req
 				req.Method, req.Redirect = flow.MethodBrowser, flow.RedirectCallback
 				rep, err := a.Connector().Connect(t.Context(), "default", "honcho", req)
@@ -386,6 +398,14 @@ func TestResumedSignInCompletesAsLocal(t *testing.T) {
 					lands = bsrv
 				}
 				consentOn(t, h, lands, rep.Flow.AuthorizeURL)
+				select {
+				case on := <-installedOn:
+					if on != where {
+						t.Errorf("OnInstalled ran on the %s instance; want the %s one, which completed the sign-in", on, where)
+					}
+				default:
+					t.Error("OnInstalled was not called")
+				}
 				file := testkit.ReadJSON(t, filepath.Join(h.Root, "honcho.json"))
 				if blk := testkit.HostBlock(file, "hermes"); blk["oauth"] == nil {
 					t.Fatalf("no grant stored: %v", file)

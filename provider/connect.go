@@ -53,14 +53,6 @@ type ConnectRequest struct {
 	// session) sets it, so that nobody can start a sign-in and have
 	// someone else finish it for their profile.
 	RequireBinding bool
-	// OnInstalled, if not nil, is called with the token response after
-	// the grant is stored and before the flow becomes connected; the
-	// server's "config" arrives this way ([oauth2.Token.Extra]). It must
-	// not block. It runs only where the flow started: TokensOnly and
-	// ConfigExcept travel with a flow that another instance completes
-	// (through a shared flow store), a function cannot. Anywhere, the
-	// connection's "connected" event says the grant is stored.
-	OnInstalled func(*oauth2.Token)
 }
 
 // DefaultConnectTimeout is [Connector.ConnectTimeout]'s default: well
@@ -155,6 +147,9 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	if ep.AuthorizeURL == "" || ep.TokenURL == "" {
 		return StatusReport{}, fmt.Errorf("provider: %s has no authorization or token endpoint configured or discoverable", t.provider.DisplayName())
 	}
+	if err := needClient(t, ep); err != nil {
+		return StatusReport{}, err
+	}
 	ref, err := c.where(t, true)
 	if err != nil {
 		return StatusReport{}, err
@@ -177,14 +172,7 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 		params.Set("resource", ep.Resource)
 		tokenParams = url.Values{"resource": {ep.Resource}}
 	}
-	var rejected func()
-	if r, ok := t.provider.(Registrar); ok {
-		rejected = func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			r.ClientRejected(ctx, t.profile, ep.ClientID, c.Stores())
-		}
-	}
+	comp := c.completion(t, ref, ep, completionOf(req))
 	fr := flow.Request{
 		Key:         t.key,
 		Method:      req.Method,
@@ -202,15 +190,15 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 		},
 		AuthParams:      params,
 		TokenParams:     tokenParams,
-		ClientRejected:  rejected,
-		Unanswered:      rejected,
+		ClientRejected:  comp.ClientRejected,
+		Unanswered:      comp.ClientRejected,
 		DeviceSupported: deviceOK,
 		Issuer:          ep.Issuer,
 		IssuerRequired:  ep.IssuerInResponse,
 		Binding:         bindingFor(req),
 		DisplayName:     t.provider.DisplayName(),
-		Complete:        c.installer(t.key, ref, ep, req),
-		ResumeData:      resumeData(req),
+		Complete:        comp.Complete,
+		ResumeData:      completionOf(req).data(),
 	}
 	if fr.Method == flow.MethodBrowser && fr.Redirect == flow.RedirectLoopback {
 		fr.LoopbackAddr, fr.Loopback = c.loopbackAddr(t), lb
@@ -232,38 +220,50 @@ func (c *Connector) Connect(ctx context.Context, profileName, providerName strin
 	return rep, nil
 }
 
-// Resume returns how to store the grant of a browser flow for key that
-// another instance started and this one completes: what [Connector.Connect]
-// would have given the flow, with the server's config merged, for the
-// client and token endpoint of cfg, the flow's configuration as the
-// starting instance recorded it (a client registered there may be unknown
-// here), and with the starting request's TokensOnly and ConfigExcept,
-// which data carries. Pass it as [flow.Config.Resume] of a flow manager that shares its
-// Store with other instances (memconnect.New does so for the manager it
-// makes).
-func (c *Connector) Resume(ctx context.Context, key connid.ID, cfg oauth2.Config, data []byte) (func(context.Context, *oauth2.Token) error, error) {
+// Resume returns how a browser flow for key that another instance started
+// completes here: the completion [Connector.Connect] gave the flow (the
+// grant stored, the server's config merged, a rejected client forgotten),
+// for the client and token endpoint of cfg, the flow's configuration as
+// the starting instance recorded it (a client registered there may be
+// unknown here), and with the starting request's TokensOnly and
+// ConfigExcept, which data carries. Pass it as [flow.Config.Resume] of a
+// flow manager that shares its Store with other instances
+// ([Connector.NewFlows] does).
+func (c *Connector) Resume(ctx context.Context, key connid.ID, cfg oauth2.Config, data []byte) (flow.Completion, error) {
 	t, err := c.oauthTarget(key.Profile, key.Provider)
 	if err != nil {
-		return nil, err
+		return flow.Completion{}, err
 	}
 	ep, _, err := c.endpoints(ctx, t, false)
 	if err != nil {
-		return nil, err
+		return flow.Completion{}, err
 	}
 	if cfg.ClientID != "" {
 		ep.ClientID, ep.TokenURL = cfg.ClientID, cfg.Endpoint.TokenURL
 	}
+	if err := needClient(t, ep); err != nil {
+		return flow.Completion{}, err
+	}
 	ref, err := c.where(t, true)
 	if err != nil {
-		return nil, err
+		return flow.Completion{}, err
 	}
 	var opts completion
 	if len(data) > 0 {
 		if err := json.Unmarshal(data, &opts); err != nil {
-			return nil, fmt.Errorf("provider: the flow's completion options: %w", err)
+			return flow.Completion{}, fmt.Errorf("provider: the flow's completion options: %w", err)
 		}
 	}
-	return c.installer(key, ref, ep, ConnectRequest{TokensOnly: opts.TokensOnly, ConfigExcept: opts.ConfigExcept}), nil
+	return c.completion(t, ref, ep, opts), nil
+}
+
+// needClient is the one answer to a sign-in without a client: the
+// provider names none and its registrar (if any) gave none.
+func needClient(t target, ep Endpoints) error {
+	if ep.ClientID != "" {
+		return nil
+	}
+	return fmt.Errorf("%w: %s names no OAuth client to sign in with (set one, or use a server that registers clients)", ErrUnsupported, t.provider.DisplayName())
 }
 
 // completion is what of a ConnectRequest a flow carries to the instance
@@ -274,27 +274,31 @@ type completion struct {
 	ConfigExcept []string `json:"config_except,omitempty"`
 }
 
-// resumeData encodes req's completion options for another instance; nil
-// when there are none.
-func resumeData(req ConnectRequest) []byte {
-	if !req.TokensOnly && len(req.ConfigExcept) == 0 {
+func completionOf(req ConnectRequest) completion {
+	return completion{TokensOnly: req.TokensOnly, ConfigExcept: req.ConfigExcept}
+}
+
+// data encodes o for another instance; nil when there is nothing.
+func (o completion) data() []byte {
+	if !o.TokensOnly && len(o.ConfigExcept) == 0 {
 		return nil
 	}
-	data, _ := json.Marshal(completion{TokensOnly: req.TokensOnly, ConfigExcept: req.ConfigExcept}) // cannot fail
+	data, _ := json.Marshal(o) // cannot fail
 	return data
 }
 
-// installer returns the Complete function of a flow: it stores the grant
-// and, in a config file, merges the server's "config" object into it
-// (unless req.TokensOnly).
-func (c *Connector) installer(key connid.ID, ref grantRef, ep Endpoints, req ConnectRequest) func(context.Context, *oauth2.Token) error {
-	return func(ctx context.Context, tok *oauth2.Token) error {
+// completion is how a flow of t completes, wherever it started: Complete
+// stores the grant and, in a config file, merges the server's "config"
+// object into it (unless o.TokensOnly), then calls OnInstalled;
+// ClientRejected has a [Registrar] forget ep's client.
+func (c *Connector) completion(t target, ref grantRef, ep Endpoints, o completion) flow.Completion {
+	comp := flow.Completion{Complete: func(ctx context.Context, tok *oauth2.Token) error {
 		base := oauth.Grant{ClientID: ep.ClientID, TokenEndpoint: ep.TokenURL, Scope: ref.scope, TokenType: "Bearer", Resource: ep.Resource}
 		var opts []oauth.InstallOption
-		if cfg, ok := tokenConfig(tok); ok && !req.TokensOnly {
-			if len(req.ConfigExcept) > 0 {
+		if cfg, ok := tokenConfig(tok); ok && !o.TokensOnly {
+			if len(o.ConfigExcept) > 0 {
 				cfg = maps.Clone(cfg)
-				for _, k := range req.ConfigExcept {
+				for _, k := range o.ConfigExcept {
 					delete(cfg, k)
 				}
 			}
@@ -303,12 +307,20 @@ func (c *Connector) installer(key connid.ID, ref grantRef, ep Endpoints, req Con
 		if _, err := ref.grants.Install(ctx, ref.key, tok, base, opts...); err != nil {
 			return err
 		}
-		c.publish(key, events.Connected)
-		if req.OnInstalled != nil {
-			req.OnInstalled(tok)
+		c.publish(t.key, events.Connected)
+		if c.OnInstalled != nil {
+			c.OnInstalled(t.key, tok)
 		}
 		return nil
+	}}
+	if r, ok := t.provider.(Registrar); ok {
+		comp.ClientRejected = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			r.ClientRejected(ctx, t.profile, ep.ClientID, c.Stores())
+		}
 	}
+	return comp
 }
 
 // Cancel cancels the profile's pending flow for the provider, freeing its

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/clock"
 	"github.com/memconnect/memconnect/connid"
@@ -75,6 +76,13 @@ type Connector struct {
 	// Observer, when not nil, receives the refreshes and API-key checks
 	// this Connector makes, for metrics.
 	Observer observe.Observer
+	// OnInstalled, if not nil, is called with the token response of every
+	// sign-in this Connector completes, after the grant is stored and
+	// before the flow becomes connected; the server's "config" arrives
+	// this way ([oauth2.Token.Extra]). It must not block. A sign-in that
+	// another instance started and this one completes calls this one's,
+	// so give every instance the same.
+	OnInstalled func(key connid.ID, tok *oauth2.Token)
 
 	storesOnce sync.Once
 	stores     *Stores

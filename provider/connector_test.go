@@ -182,9 +182,9 @@ func TestConnectorLoopbackTokensOnly(t *testing.T) {
 	testkit.WriteJSON(t, shared, map[string]any{"workspace": "ws-shared"})
 
 	installed := make(chan *oauth2.Token, 1)
+	f.conn.OnInstalled = func(_ connid.ID, tok *oauth2.Token) { installed <- tok }
 	rep, err := f.conn.Connect(ctx, "work", "honcho", provider.ConnectRequest{
 		Source: "hermes-cli", Redirect: flow.RedirectLoopback, TokensOnly: true,
-		OnInstalled: func(tok *oauth2.Token) { installed <- tok },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -728,5 +728,23 @@ func TestNewFlowsWiresTheConnector(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the Connector's bus heard nothing of the flow")
+	}
+}
+
+// A provider that names no client and registers none gets one answer,
+// whichever sign-in is asked for: unsupported, saying so; no flow starts.
+func TestConnectWithoutClient(t *testing.T) {
+	f := newFixture(t, nil, func(*honchofake.Server) []honcho.Option { return []honcho.Option{honcho.WithClientID("")} })
+	for _, req := range []provider.ConnectRequest{
+		{Method: flow.MethodBrowser, Redirect: flow.RedirectLoopback},
+		{Method: flow.MethodDevice},
+	} {
+		_, err := f.conn.Connect(t.Context(), "default", "honcho", req)
+		if !errors.Is(err, provider.ErrUnsupported) || !strings.Contains(err.Error(), "names no OAuth client") {
+			t.Errorf("Connect(%s) = %v; want ErrUnsupported naming the missing client", req.Method, err)
+		}
+		if st, _ := f.conn.Status(t.Context(), "default", "honcho"); st.Flow != nil && st.Flow.State == flow.StatePending {
+			t.Errorf("a flow started without a client: %+v", st.Flow)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/handlers"
 	"github.com/memconnect/memconnect/internal/browser"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -71,6 +72,12 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	}
 
 	installed := make(chan *oauth2.Token, 1)
+	s.conn.OnInstalled = func(_ connid.ID, in *oauth2.Token) {
+		select {
+		case installed <- in:
+		default:
+		}
+	}
 	req := provider.ConnectRequest{
 		Method:   flow.MethodBrowser,
 		Source:   "hermes-cli",
@@ -78,12 +85,6 @@ func (c *cli) login(ctx context.Context, args []string) error {
 		// The CLI asks for the peer name itself; the rest of the consent's
 		// config is merged as the router merges it.
 		ConfigExcept: []string{"peerName"},
-		OnInstalled: func(in *oauth2.Token) {
-			select {
-			case installed <- in:
-			default:
-			}
-		},
 	}
 	if *device {
 		req.Method, req.Redirect = flow.MethodDevice, ""

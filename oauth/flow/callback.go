@@ -199,22 +199,26 @@ func (m *Manager) completeResumed(ctx context.Context, key connid.ID, state stri
 	}
 	// How to store the grant is asked before the code is spent: a code
 	// exchanged with nowhere to keep its grant is lost.
-	var complete func(context.Context, *oauth2.Token) error
+	var comp Completion
 	tok, fe := m.exchange(answer{id: p.ID, ctx: ctx, binding: p.Binding, issuer: p.Issuer, issuerRequired: p.IssuerRequired,
 		cfg: p.Config, opts: append(tokenOptions(p.TokenParams), oauth2.VerifierOption(p.Verifier)),
 		ready: func(ctx context.Context) *Failure {
 			var err error
-			if complete, err = m.resume(ctx, key, p.Config, p.ResumeData); err != nil {
+			if comp, err = m.resume(ctx, key, p.Config, p.ResumeData); err == nil && comp.Complete == nil {
+				err = errors.New("flow: Resume gave no Complete")
+			}
+			if err != nil {
 				return &Failure{Code: CodeComplete, Detail: m.say(ReasonComplete), Err: err}
 			}
 			return nil
 		}}, q, nonce)
 	if fe != nil {
+		clientRejected(comp.ClientRejected, fe.Err)
 		return end(fe)
 	}
 	cctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
 	defer cancel()
-	if err := callComplete(cctx, complete, tok); err != nil {
+	if err := callComplete(cctx, comp.Complete, tok); err != nil {
 		return end(m.completeFailure(err))
 	}
 	f.State = StateConnected

@@ -44,6 +44,17 @@ const (
 	exchangeTimeout = 30 * time.Second
 )
 
+// Completion is how a browser flow that another instance started completes
+// here ([Config.Resume]): what its [Request] had as Complete and
+// ClientRejected.
+type Completion struct {
+	// Complete stores the grant, as [Request.Complete].
+	Complete func(context.Context, *oauth2.Token) error
+	// ClientRejected, if not nil, is called when the token endpoint
+	// rejects the flow's client, as [Request.ClientRejected].
+	ClientRejected func()
+}
+
 // Config configures a [Manager]. The zero value is ready to use: every
 // field has a default.
 type Config struct {
@@ -87,12 +98,13 @@ type Config struct {
 
 	// Resume, if not nil, completes browser flows that another instance
 	// started: a callback whose key has no flow here claims the state from
-	// the (shared) Store, exchanges the code, and stores the grant with
-	// the function Resume returns for the key, the flow's client and
+	// the (shared) Store, exchanges the code, and completes as the
+	// [Completion] Resume returns for the key, the flow's client and
 	// endpoints (cfg, as the starting instance recorded them) and the
-	// request's [Request.ResumeData]. Without it such a callback is
+	// request's [Request.ResumeData] says: the same completion the
+	// starting instance's [Request] had. Without it such a callback is
 	// [ErrInvalidState], and the Store is not asked.
-	Resume func(ctx context.Context, key connid.ID, cfg oauth2.Config, data []byte) (complete func(context.Context, *oauth2.Token) error, err error)
+	Resume func(ctx context.Context, key connid.ID, cfg oauth2.Config, data []byte) (Completion, error)
 
 	// OnChange, if not nil, is told every flow of this Manager that starts
 	// (pending) or ends (connected, error, or idle when cancelled), with

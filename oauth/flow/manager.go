@@ -48,7 +48,7 @@ type Manager struct {
 	loopbackTimeout time.Duration
 	errorReset      time.Duration
 	connectedReset  time.Duration
-	resume          func(context.Context, connid.ID, oauth2.Config, []byte) (func(context.Context, *oauth2.Token) error, error)
+	resume          func(context.Context, connid.ID, oauth2.Config, []byte) (Completion, error)
 	onChange        func(connid.ID, Flow)
 	page            PageFunc
 	words           Words
@@ -529,10 +529,14 @@ func (m *Manager) logFlow(f *flowRecord) *zerolog.Event {
 
 // clientRejected calls f's ClientRejected hook, before the flow ends, when
 // err is the token endpoint's invalid_client or unauthorized_client.
-func (f *flowRecord) clientRejected(err error) {
+func (f *flowRecord) clientRejected(err error) { clientRejected(f.rejected, err) }
+
+// clientRejected calls hook, when not nil, if err is the token endpoint's
+// invalid_client or unauthorized_client.
+func clientRejected(hook func(), err error) {
 	re, ok := errors.AsType[*oauth2.RetrieveError](err)
-	if !ok || f.rejected == nil || (re.ErrorCode != "invalid_client" && re.ErrorCode != "unauthorized_client") {
+	if !ok || hook == nil || (re.ErrorCode != "invalid_client" && re.ErrorCode != "unauthorized_client") {
 		return
 	}
-	f.rejected()
+	hook()
 }

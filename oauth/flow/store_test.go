@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -103,7 +104,7 @@ func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 	var resumed []connid.ID
 	type requestKey struct{}
 	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
-		Resume: func(ctx context.Context, key connid.ID, _ oauth2.Config, data []byte) (func(context.Context, *oauth2.Token) error, error) {
+		Resume: func(ctx context.Context, key connid.ID, _ oauth2.Config, data []byte) (flow.Completion, error) {
 			if string(data) != `{"tokens_only":true}` {
 				t.Errorf("Resume's data %q; want the starting request's", data)
 			}
@@ -111,7 +112,7 @@ func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 				t.Errorf("Resume's context: value %v, err %v; want the request's value and no end", ctx.Value(requestKey{}), ctx.Err())
 			}
 			resumed = append(resumed, key)
-			return other.Complete, nil
+			return flow.Completion{Complete: other.Complete}, nil
 		}})
 	t.Cleanup(func() { b.Close() })
 	c := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client()}) // no Resume
@@ -150,6 +151,30 @@ func TestFlowCompletesOnAnotherInstance(t *testing.T) {
 	}
 }
 
+// A flow completed on another instance reports a client the token endpoint
+// rejects to the completion Resume gave, as the starting instance's
+// Request.ClientRejected would have been told.
+func TestResumedFlowReportsRejectedClient(t *testing.T) {
+	store := &testkit.FlowStore{}
+	a := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
+	rejected := 0
+	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
+		Resume: func(context.Context, connid.ID, oauth2.Config, []byte) (flow.Completion, error) {
+			return flow.Completion{Complete: (&completer{}).Complete, ClientRejected: func() { rejected++ }}, nil
+		}})
+	t.Cleanup(func() { b.Close() })
+
+	f := a.start(a.request(flowKeyDefault, flow.RedirectCallback))
+	back := a.consent(f, true)
+	a.srv.FailNextTokenRequests(1, http.StatusUnauthorized, "invalid_client")
+	if _, err := b.Callback(context.Background(), flowKeyDefault, back.Query()); err == nil {
+		t.Fatal("the callback succeeded although the token endpoint rejected the client")
+	}
+	if rejected != 1 {
+		t.Fatalf("ClientRejected was called %d times on the completing instance; want once", rejected)
+	}
+}
+
 // Every instance sharing the store reports and cancels every flow: B sees
 // A's pending flow, cancels it, and A reports it cancelled and refuses its
 // callback; a flow completed on B is connected on A too.
@@ -158,8 +183,8 @@ func TestStatusAndCancelFromAnotherInstance(t *testing.T) {
 	a := newFlowEnv(t, nil, func(c *flow.Config) { c.Store = store })
 	other := &completer{}
 	b := flow.NewManager(flow.Config{Store: store, Clock: a.clock, HTTPClient: a.srv.Client(),
-		Resume: func(context.Context, connid.ID, oauth2.Config, []byte) (func(context.Context, *oauth2.Token) error, error) {
-			return other.Complete, nil
+		Resume: func(context.Context, connid.ID, oauth2.Config, []byte) (flow.Completion, error) {
+			return flow.Completion{Complete: other.Complete}, nil
 		}})
 	t.Cleanup(func() { b.Close() })
 
