@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -257,27 +258,29 @@ func TestEndToEndLoopback(t *testing.T) {
 
 func TestEndToEndDevice(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	e := fixture.NewEnv(t)
-	rep := e.Connect("default", "honcho", `{"method":"device"}`)
-	if err := e.AS.ApproveDevice(rep.Flow.UserCode); err != nil {
-		t.Fatal(err)
-	}
-	f, err := e.Flows.Wait(ctx, connid.ID{Profile: "default", Provider: "honcho"})
-	if err != nil || f.State != flow.StateConnected {
-		t.Fatalf("Wait = %+v, %v", f, err)
-	}
-	st := e.Status("default", "honcho")
-	if !st.Connected || st.Auth != provider.AuthOAuth || st.Flow.State != flow.StateConnected || st.Flow.UserCode != "" {
-		t.Errorf("status = %+v, flow %+v", st, st.Flow)
-	}
-	blk := testkit.HostBlock(testkit.ReadJSON(t, filepath.Join(e.Root, "honcho.json")), "hermes")
-	oa, _ := blk["oauth"].(map[string]any)
-	var seen secrets
-	seen.add(rep.Flow.UserCode)
-	seen.add(blk["apiKey"].(string), oa["refreshToken"].(string))
-	checkLogs(t, e.Logs.String(), seen)
+	synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		e := fixture.NewEnv(t, fixture.InMemory())
+		rep := e.Connect("default", "honcho", `{"method":"device"}`)
+		if err := e.AS.ApproveDevice(rep.Flow.UserCode); err != nil {
+			t.Fatal(err)
+		}
+		f, err := e.Flows.Wait(ctx, connid.ID{Profile: "default", Provider: "honcho"})
+		if err != nil || f.State != flow.StateConnected {
+			t.Fatalf("Wait = %+v, %v", f, err)
+		}
+		st := e.Status("default", "honcho")
+		if !st.Connected || st.Auth != provider.AuthOAuth || st.Flow.State != flow.StateConnected || st.Flow.UserCode != "" {
+			t.Errorf("status = %+v, flow %+v", st, st.Flow)
+		}
+		blk := testkit.HostBlock(testkit.ReadJSON(t, filepath.Join(e.Root, "honcho.json")), "hermes")
+		oa, _ := blk["oauth"].(map[string]any)
+		var seen secrets
+		seen.add(rep.Flow.UserCode)
+		seen.add(blk["apiKey"].(string), oa["refreshToken"].(string))
+		checkLogs(t, e.Logs.String(), seen)
+	})
 }
 
 // TestLogsOverEverything runs every error case and a browser flow in one

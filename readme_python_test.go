@@ -16,6 +16,7 @@ import (
 // python3 against a live router: it prints the profile's token, got with
 // the router's session token alone.
 func TestReadmePythonAgent(t *testing.T) {
+	t.Parallel()
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("no python3 on this machine")

@@ -85,7 +85,10 @@ func TestBodyLimit(t *testing.T) {
 func TestBodyLimitOverTheWire(t *testing.T) {
 	// A real server and a chunked request: the streaming path end to end.
 	srv := httptest.NewServer(middleware.BodyLimit(1024)(readingHandler))
-	defer srv.Close()
+	// Not Close, which would wait out net/http's half second of lingering
+	// on the connection whose body the 413 left unread.
+	defer srv.CloseClientConnections()
+	defer srv.Listener.Close()
 
 	for _, tt := range []struct {
 		name string

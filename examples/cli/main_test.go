@@ -20,11 +20,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/memnet"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/flow"
@@ -308,6 +310,11 @@ func TestStatusReauthLine(t *testing.T) {
 // startLogin runs login in the background. It returns a channel of the
 // lines printed on stdout and one that yields the result.
 func startLogin(ctx context.Context, e env, stdin io.Reader, args ...string) (<-chan string, <-chan result, *testkit.SyncBuffer) {
+	return startLoginOn(ctx, nil, e, stdin, args...)
+}
+
+// startLoginOn is startLogin with the CLI's HTTP client (nil: the default).
+func startLoginOn(ctx context.Context, client *http.Client, e env, stdin io.Reader, args ...string) (<-chan string, <-chan result, *testkit.SyncBuffer) {
 	pr, pw := io.Pipe()
 	lines := make(chan string, 100)
 	var all, stderr testkit.SyncBuffer
@@ -320,7 +327,9 @@ func startLogin(ctx context.Context, e env, stdin io.Reader, args ...string) (<-
 	}()
 	done := make(chan result, 1)
 	go func() {
-		code := run(ctx, append([]string{"login"}, args...), e.lookup, stdin, pw, &stderr)
+		c := newCLI(e.lookup, stdin, pw, &stderr)
+		c.client = client
+		code := c.run(ctx, append([]string{"login"}, args...), pw, &stderr)
 		pw.Close()
 		done <- result{code: code, stdout: all.String(), stderr: stderr.String()}
 	}()
@@ -485,25 +494,28 @@ func TestLoginCancelFreesPort(t *testing.T) {
 
 func TestLoginDevice(t *testing.T) {
 	t.Parallel()
-	srv := honchofake.NewServer()
-	defer srv.Close()
-	e, args := loginEnv(t, srv)
-	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
-	lines, done, _ := startLogin(context.Background(), e, strings.NewReader(""), append(args, "--device")...)
-	r := approveDeviceLogin(t, srv, lines, done)
-	if r.code != exitOK {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-	}
-	if !strings.Contains(r.stdout, srv.DeviceVerificationURL()) {
-		t.Errorf("verification link not printed:\n%s", r.stdout)
-	}
-	// Not a terminal: a line a minute, never a carriage return.
-	if n := strings.Count(r.stderr, "code expires in "); n != 1 || strings.Contains(r.stderr, "\r") {
-		t.Errorf("countdown on a non-terminal stderr: %d lines, want 1 and no \\r:\n%q", n, r.stderr)
-	}
-	if at, _ := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["apiKey"].(string); !srv.Active(at) {
-		t.Error("no active grant stored")
-	}
+	synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
+		n := memnet.New()
+		srv := honchofake.NewServer(oauthfake.WithNetwork(n))
+		defer srv.Close()
+		e, args := loginEnv(t, srv)
+		path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
+		lines, done, _ := startLoginOn(context.Background(), n.Client(), e, strings.NewReader(""), append(args, "--device")...)
+		r := approveDeviceLogin(t, srv, lines, done)
+		if r.code != exitOK {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		if !strings.Contains(r.stdout, srv.DeviceVerificationURL()) {
+			t.Errorf("verification link not printed:\n%s", r.stdout)
+		}
+		// Not a terminal: a line a minute, never a carriage return.
+		if n := strings.Count(r.stderr, "code expires in "); n != 1 || strings.Contains(r.stderr, "\r") {
+			t.Errorf("countdown on a non-terminal stderr: %d lines, want 1 and no \\r:\n%q", n, r.stderr)
+		}
+		if at, _ := testkit.HostBlock(testkit.ReadJSON(t, path), "hermes")["apiKey"].(string); !srv.Active(at) {
+			t.Error("no active grant stored")
+		}
+	})
 }
 
 // approveDeviceLogin approves the user code a device login prints, at srv,
@@ -537,18 +549,21 @@ func approveDeviceLogin(t *testing.T, srv *oauthfake.Server, lines <-chan string
 // indicator (the fake refuses a token request without it).
 func TestLoginDeviceMCP(t *testing.T) {
 	t.Parallel()
-	srv := oauthfake.NewMCPServer()
-	defer srv.Close()
-	e := newEnv(t)
-	lines, done, _ := startLogin(context.Background(), e, strings.NewReader(""), "--no-browser", "--device", "--provider", "devmem="+srv.URL)
-	r := approveDeviceLogin(t, srv.AS, lines, done)
-	if r.code != exitOK {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-	}
-	block := testkit.ReadJSON(t, filepath.Join(e["HOME"], ".hermes", "memconnect.json"))["servers"].(map[string]any)["devmem"].(map[string]any)
-	if o, _ := block["oauth"].(map[string]any); o == nil || o["resource"] != srv.URL {
-		t.Errorf("grant = %v; want it with its resource", block)
-	}
+	synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
+		n := memnet.New()
+		srv := oauthfake.NewMCPServer(oauthfake.WithMCPNetwork(n))
+		defer srv.Close()
+		e := newEnv(t)
+		lines, done, _ := startLoginOn(context.Background(), n.Client(), e, strings.NewReader(""), "--no-browser", "--device", "--provider", "devmem="+srv.URL)
+		r := approveDeviceLogin(t, srv.AS, lines, done)
+		if r.code != exitOK {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		block := testkit.ReadJSON(t, filepath.Join(e["HOME"], ".hermes", "memconnect.json"))["servers"].(map[string]any)["devmem"].(map[string]any)
+		if o, _ := block["oauth"].(map[string]any); o == nil || o["resource"] != srv.URL {
+			t.Errorf("grant = %v; want it with its resource", block)
+		}
+	})
 }
 
 // token on a profile connected with an API key prints the key, from the

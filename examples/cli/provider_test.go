@@ -18,7 +18,7 @@ func TestClientIDForAnyProvider(t *testing.T) {
 	srv := oauthfake.NewMCPServer()
 	defer srv.Close()
 	for _, flag := range []string{"zep=" + srv.URL} {
-		p, err := chooseProvider(flag, honcho.New(), "pre-registered")
+		p, err := chooseProvider(flag, honcho.New(), "pre-registered", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

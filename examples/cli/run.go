@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,6 +108,10 @@ type cli struct {
 
 	readOnce sync.Once   // starts the one reader of stdin, at the first prompt
 	lines    chan answer // the lines it read
+
+	// client reaches the provider's servers; nil is http.DefaultClient.
+	// Tests put a network in memory here.
+	client *http.Client
 }
 
 // displayName is the provider's name for messages.
@@ -162,8 +167,18 @@ func (c *common) registerEndpoints(fs *flag.FlagSet, names ...string) {
 // run is the whole command: main only supplies the process's arguments,
 // environment, streams and a context cancelled by Ctrl-C.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{lookupEnv: lookupEnv, stdin: stdin, stdout: wire.Terminal(stdout), stderr: wire.Terminal(stderr), rawStderr: stderr,
+	return newCLI(lookupEnv, stdin, stdout, stderr).run(ctx, args, stdout, stderr)
+}
+
+// newCLI is one invocation's command on these streams.
+func newCLI(lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) *cli {
+	return &cli{lookupEnv: lookupEnv, stdin: stdin, stdout: wire.Terminal(stdout), stderr: wire.Terminal(stderr), rawStderr: stderr,
 		interactive: isTerminal(stdin), stderrTTY: isTerminal(stderr)}
+}
+
+// run runs the command args name; stdout and stderr are c's, raw, for
+// the usage.
+func (c *cli) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -257,10 +272,13 @@ type setup struct {
 // provider the other flags configured.
 // A clientID, when not empty, is the client registered beforehand with the
 // provider's authorization server (Honcho's is set by the caller).
-func chooseProvider(flag string, hp *honcho.Provider, clientID string) (provider.Provider, error) {
+func chooseProvider(flag string, hp *honcho.Provider, clientID string, client *http.Client) (provider.Provider, error) {
 	var opts []mcp.Option
 	if clientID != "" {
 		opts = append(opts, mcp.WithClientID(clientID))
+	}
+	if client != nil {
+		opts = append(opts, mcp.WithHTTPClient(client))
 	}
 	switch flag {
 	case "", honcho.Name:
@@ -328,7 +346,7 @@ func (c *cli) setup(cf *common) (*setup, error) {
 	if cf.scope != "" {
 		opts = append(opts, honcho.WithScopes(strings.Fields(cf.scope)...))
 	}
-	pv, err := chooseProvider(cf.provider, honcho.New(opts...), cf.clientID)
+	pv, err := chooseProvider(cf.provider, honcho.New(opts...), cf.clientID, c.client)
 	if err != nil {
 		return nil, err
 	}
@@ -353,7 +371,7 @@ func (c *cli) setup(cf *common) (*setup, error) {
 			profiles = provider.NamedProfiles{Root: root} // in the shared store, a profile is a name
 		}
 	}
-	conn := &provider.Connector{Registry: reg, Profiles: profiles, Logger: c.logger()}
+	conn := &provider.Connector{Registry: reg, Profiles: profiles, Logger: c.logger(), HTTPClient: c.client}
 	closeStore := func() {}
 	var shared *pgstore.Store
 	if cf.store != "" {

@@ -152,6 +152,7 @@ func nodePath(t *testing.T) string {
 }
 
 func TestAppJSParses(t *testing.T) {
+	t.Parallel()
 	node := nodePath(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.js")
@@ -167,6 +168,7 @@ func TestAppJSParses(t *testing.T) {
 // (testdata/harness.js): labels, polling, give-up, error clearing, the
 // once-per-flow event, cancel and disconnect.
 func TestBehaviour(t *testing.T) {
+	t.Parallel()
 	node := nodePath(t)
 	dir := t.TempDir()
 	for _, name := range []string{"app.js", "index.html"} {

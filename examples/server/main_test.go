@@ -351,6 +351,7 @@ func TestRunProviderFlag(t *testing.T) {
 // The model server sets every timeout: a request that declares a longer
 // body than it sends is cut off when the read timeout ends.
 func TestServerTimeouts(t *testing.T) {
+	t.Parallel()
 	for name, d := range map[string]time.Duration{"read header": defaultTimeouts.readHeader, "read": defaultTimeouts.read,
 		"write": defaultTimeouts.write, "idle": defaultTimeouts.idle} {
 		if d <= 0 || d > time.Minute {
@@ -541,6 +542,7 @@ func TestRunDevExports(t *testing.T) {
 // An event stream outlives the server's read and write timeouts: an event
 // raised after both have passed still arrives.
 func TestEventStreamOutlivesTimeouts(t *testing.T) {
+	t.Parallel()
 	memory := newMemory(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

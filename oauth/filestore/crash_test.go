@@ -36,6 +36,18 @@ type crashTally struct {
 	lostAfter   int // rotations lost to a kill after the answer: the window the journal must close
 }
 
+// add counts o's kills in t.
+func (t *crashTally) add(o crashTally) {
+	t.kills += o.kills
+	t.unparsable += o.unparsable
+	t.lostKeys += o.lostKeys
+	t.revoked += o.revoked
+	t.inFlight += o.inFlight
+	t.afterAnswer += o.afterAnswer
+	t.lostInRound += o.lostInRound
+	t.lostAfter += o.lostAfter
+}
+
 // TestCrashHarness SIGKILLs a child that rotates in a tight loop at random
 // moments, -crash.kills times for each of two children: one that records
 // the server's answer in the journal the moment it arrives (this package),

@@ -90,6 +90,7 @@ func newTestStoreClock(path string, clock *testkit.Clock) *testStore {
 // Root ignores directory permissions, so as root the test runs its child
 // process as the user nobody; elsewhere it runs as the user it is.
 func TestReadOnlyDirectorySpendsNothing(t *testing.T) {
+	t.Parallel()
 	calls := 0
 	var mu sync.Mutex
 	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {

@@ -36,6 +36,7 @@ func childPaused(path string) int {
 // deadline. The answer waiting in its socket is read, not dropped: it
 // prints the new token, the file holds it, and the server saw one refresh.
 func TestPausedHolderKeepsItsAnswer(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}

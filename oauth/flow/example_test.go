@@ -63,7 +63,10 @@ func ExampleManager() {
 	// connected <nil>
 }
 
-// A device sign-in: show the user code and the link, then wait.
+// A device sign-in: show the user code and the link, then wait. The wait
+// is x/oauth2's polling interval (1 s at least), so this example is
+// compiled, not run; the package's device tests check the same steps in a
+// testing/synctest bubble, where the interval takes no time.
 func ExampleManager_device() {
 	as := honchotest.NewServer()
 	defer as.Close()
@@ -93,10 +96,7 @@ func ExampleManager_device() {
 
 	_ = as.ApproveDevice(f.UserCode) // the person, on another device
 	f, err = flows.Wait(context.Background(), key)
-	fmt.Println(f.State, err)
-	// Output:
-	// pending true true
-	// connected <nil>
+	fmt.Println(f.State, err) // pending true true, then connected <nil>
 }
 
 // A host's callback route hands the query to Callback and shows the

@@ -195,7 +195,7 @@ func testLockExcludes(t *testing.T, s oauth.GrantStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	if second, err := s.Lock(ctx, keyA); err == nil {
 		second.Unlock()

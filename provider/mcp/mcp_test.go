@@ -13,9 +13,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/memconnect/memconnect/clock"
+	"github.com/memconnect/memconnect/internal/testsupport/memnet"
 	"github.com/memconnect/memconnect/internal/testsupport/oauthfake"
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth"
@@ -392,32 +394,38 @@ func TestOfflineAccessAsksForConsent(t *testing.T) {
 // indicator (the fake refuses a token request without it).
 func TestDeviceFlow(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	c := newChain(t, nil)
-	p, _ := c.conn.Registry.Lookup("memdev")
-	if got := c.conn.MethodsContext(ctx, []provider.Provider{p})[0]; !slices.Contains(got, provider.AuthDevice) {
-		t.Fatalf("methods = %v; want the device flow listed", got)
-	}
-	rep, err := c.conn.Connect(ctx, "default", "memdev", provider.ConnectRequest{Method: flow.MethodDevice})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Flow == nil || rep.Flow.Method != flow.MethodDevice || rep.Flow.UserCode == "" {
-		t.Fatalf("Connect = %+v; want a pending device flow", rep.Flow)
-	}
-	if err := c.srv.AS.ApproveDevice(rep.Flow.UserCode); err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	fl, err := c.conn.Wait(wctx, "default", "memdev")
-	if err != nil || fl.State != flow.StateConnected {
-		t.Fatalf("Wait = %+v, %v; want connected", fl, err)
-	}
-	block := testkit.ReadJSON(t, c.file)["servers"].(map[string]any)["memdev"].(map[string]any)
-	if o, _ := block["oauth"].(map[string]any); o == nil || o["resource"] != c.srv.URL {
-		t.Errorf("grant = %v; want it with its resource", block)
-	}
+	synctest.Test(t, func(t *testing.T) { // device polling waits on the fake clock
+		ctx := context.Background()
+		n := memnet.New()
+		c := newChain(t, []oauthfake.MCPOption{oauthfake.WithMCPNetwork(n)}, mcp.WithHTTPClient(n.Client()))
+		c.conn.HTTPClient = n.Client()
+		c.conn.Flows = c.conn.NewFlows(flow.Config{}) // on the network in memory
+		t.Cleanup(func() { c.conn.Flows.Close() })
+		p, _ := c.conn.Registry.Lookup("memdev")
+		if got := c.conn.MethodsContext(ctx, []provider.Provider{p})[0]; !slices.Contains(got, provider.AuthDevice) {
+			t.Fatalf("methods = %v; want the device flow listed", got)
+		}
+		rep, err := c.conn.Connect(ctx, "default", "memdev", provider.ConnectRequest{Method: flow.MethodDevice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Flow == nil || rep.Flow.Method != flow.MethodDevice || rep.Flow.UserCode == "" {
+			t.Fatalf("Connect = %+v; want a pending device flow", rep.Flow)
+		}
+		if err := c.srv.AS.ApproveDevice(rep.Flow.UserCode); err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		fl, err := c.conn.Wait(wctx, "default", "memdev")
+		if err != nil || fl.State != flow.StateConnected {
+			t.Fatalf("Wait = %+v, %v; want connected", fl, err)
+		}
+		block := testkit.ReadJSON(t, c.file)["servers"].(map[string]any)["memdev"].(map[string]any)
+		if o, _ := block["oauth"].(map[string]any); o == nil || o["resource"] != c.srv.URL {
+			t.Errorf("grant = %v; want it with its resource", block)
+		}
+	})
 }
 
 // TestGrantWithoutRefreshToken: a server that issues no refresh token (the

@@ -52,6 +52,9 @@ func TestDeviceFlowApproved(t *testing.T) {
 		if !s.Active(tok.AccessToken) || !s.Active(tok.RefreshToken) {
 			t.Error("device tokens are not active")
 		}
+		if sc := tok.Extra("scope"); sc != "write" {
+			t.Errorf("scope = %v, want write", sc)
+		}
 		if c, _ := tok.Extra("config").(map[string]any); c["peerName"] != "alice" {
 			t.Errorf("config = %v, want peerName alice", tok.Extra("config"))
 		}

@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+
+	"github.com/memconnect/memconnect/internal/testsupport/memnet"
 )
 
 // MCPScope is the scope an [MCPServer]'s resource asks for.
@@ -29,6 +31,7 @@ type MCPServer struct {
 	scope     string
 	mdHook    func(map[string]any)
 	asOpts    []Option
+	network   *memnet.Network // [WithMCPNetwork]; nil: sockets
 
 	mu    sync.Mutex // guards calls
 	calls int
@@ -45,6 +48,10 @@ func WithoutChallengeMetadata() MCPOption { return func(s *MCPServer) { s.challe
 // before it is served (to serve bad metadata).
 func WithMetadata(f func(md map[string]any)) MCPOption { return func(s *MCPServer) { s.mdHook = f } }
 
+// WithMCPNetwork serves the memory server and its authorization server on
+// n, a network in memory ([WithNetwork]).
+func WithMCPNetwork(n *memnet.Network) MCPOption { return func(s *MCPServer) { s.network = n } }
+
 // WithAuthServer adds options of the authorization server.
 func WithAuthServer(opts ...Option) MCPOption {
 	return func(s *MCPServer) { s.asOpts = append(s.asOpts, opts...) }
@@ -58,7 +65,13 @@ func NewMCPServer(opts ...MCPOption) *MCPServer {
 		o(s)
 	}
 	mux := http.NewServeMux()
-	s.rs = httptest.NewServer(mux)
+	s.rs = httptest.NewUnstartedServer(mux)
+	if s.network != nil {
+		s.rs.Listener.Close()
+		s.rs.Listener = s.network.Listen()
+		s.asOpts = append(s.asOpts, WithNetwork(s.network))
+	}
+	s.rs.Start()
 	s.URL = s.rs.URL + "/mcp"
 	asOpts := append([]Option{
 		WithDynamicRegistration(),

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/memconnect/memconnect/clock"
+	"github.com/memconnect/memconnect/internal/testsupport/memnet"
 )
 
 // An Option configures a [Server]. Options are applied by [NewServer], before
@@ -175,7 +176,11 @@ func WithDeviceCodeTTL(d time.Duration) Option {
 // passes at once instead of in real seconds. The server's URL still names
 // a loopback address, but only [Server.Client] reaches it. A server made
 // inside a bubble must be closed inside it.
-func WithInMemoryNetwork() Option { return func(s *Server) { s.inMemory = true } }
+func WithInMemoryNetwork() Option { return WithNetwork(memnet.New()) }
+
+// WithNetwork is [WithInMemoryNetwork] on n, which other servers of the
+// test share: n's client reaches them all.
+func WithNetwork(n *memnet.Network) Option { return func(s *Server) { s.network = n } }
 
 // WithAPIKey makes key an API key that the protected resource
 // ([Server.WhoAmIURL]) accepts as a Bearer token, as a provider's API

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/memconnect/memconnect/internal/testsupport/memnet"
 )
 
 // Defaults for a [Server] built without options.
@@ -97,7 +99,7 @@ type Server struct {
 	deviceEnabled  bool
 	deviceInterval int
 	deviceTTL      time.Duration
-	inMemory       bool            // [WithInMemoryNetwork]
+	network        *memnet.Network // [WithInMemoryNetwork], [WithNetwork]
 	apiKeys        map[string]bool // accepted by the protected resource
 	dcr            bool            // dynamic client registration enabled
 	resource       string          // RFC 8707 resource required; "" for none
@@ -210,11 +212,9 @@ func NewServer(opts ...Option) *Server {
 		s.configJSON = b
 	}
 	s.ts = httptest.NewUnstartedServer(s.routes())
-	var pipes *pipeListener
-	if s.inMemory {
-		pipes = newPipeListener()
+	if s.network != nil {
 		s.ts.Listener.Close()
-		s.ts.Listener = pipes
+		s.ts.Listener = s.network.Listen()
 	}
 	base, stop := context.WithCancel(context.Background())
 	s.stopReqs = stop
@@ -222,8 +222,8 @@ func NewServer(opts ...Option) *Server {
 	// URL is set before Start so that handlers read it race-free.
 	s.URL = "http://" + s.ts.Listener.Addr().String()
 	s.ts.Start()
-	if pipes != nil {
-		s.ts.Client().Transport.(*http.Transport).DialContext = pipes.dial
+	if s.network != nil {
+		s.ts.Client().Transport.(*http.Transport).DialContext = s.network.Dial
 	}
 	return s
 }

@@ -54,7 +54,9 @@ func ExampleServer() {
 }
 
 // A device sign-in (RFC 8628): the test plays the person who enters the
-// user code. x/oauth2 waits one interval (1 s by default) before its poll.
+// user code. x/oauth2 waits one interval (1 s) before its poll, so this
+// example is compiled, not run: the module's own tests check the same
+// steps in a testing/synctest bubble, where the interval takes no time.
 func ExampleServer_ApproveDevice() {
 	srv := honchotest.NewServer()
 	defer srv.Close()
@@ -74,7 +76,7 @@ func ExampleServer_ApproveDevice() {
 		log.Fatal(err)
 	}
 	fmt.Println("scope:", tok.Extra("scope"), "active:", srv.Active(tok.AccessToken))
-	// Output:
-	// verify at: /device
-	// scope: write active: true
+	// It prints:
+	//	verify at: /device
+	//	scope: write active: true
 }
