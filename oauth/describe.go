@@ -5,14 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
-	"strings"
-	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/internal/outbound"
-	"github.com/memconnect/memconnect/internal/tokenresp"
 	"github.com/memconnect/memconnect/internal/wire"
 )
 
@@ -36,18 +32,6 @@ func describe(err error, grants ...*Grant) string {
 	return redact(err.Error(), grants...)
 }
 
-// addedScopes returns the scopes of next that prev does not have.
-func addedScopes(prev, next string) []string {
-	have := strings.Fields(prev)
-	var added []string
-	for _, sc := range strings.Fields(next) {
-		if !slices.Contains(have, sc) && !slices.Contains(added, sc) {
-			added = append(added, sc)
-		}
-	}
-	return added
-}
-
 // unspent reports whether a failed exchange provably left the refresh token
 // unspent: the server answered (an error, or a redirect that was not
 // followed), or the connection was never made.
@@ -67,19 +51,6 @@ func unspent(err error) bool {
 }
 
 // redact replaces every token of grants found in s.
-// redactAnswer is redact for a message that may quote a token endpoint's
-// answer (body, as it came): the answer itself, and the tokens in it, are
-// taken out as well as g's.
-func redactAnswer(s string, body []byte, contentType string, g *Grant) string {
-	if len(body) > 0 {
-		s = strings.ReplaceAll(s, string(body), "[answer]")
-	}
-	if tok, _, err := tokenresp.Parse(body, contentType, time.Now()); err == nil {
-		s = redact(s, &Grant{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken})
-	}
-	return redact(s, g)
-}
-
 func redact(s string, grants ...*Grant) string {
 	for _, g := range grants {
 		if g != nil {

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/memconnect/memconnect/internal/scopes"
 	"github.com/memconnect/memconnect/internal/tokenresp"
 )
 
@@ -160,7 +161,7 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 	kept := false
 	journal := func(body []byte, contentType string) {
 		if jerr := record(body, contentType); jerr != nil {
-			log.Warn().Str("error", redactAnswer(jerr.Error(), body, contentType, g)).Msg("oauth: could not write the rotation journal")
+			log.Warn().Str("error", redact(tokenresp.Redact(jerr.Error(), body, contentType), g)).Msg("oauth: could not write the rotation journal")
 			return
 		}
 		kept = true
@@ -194,7 +195,7 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 	}
 	out.took = time.Since(sent)
 	ng := grantFromToken(fresh, gs.now(), g)
-	if added := addedScopes(g.Scope, ng.Scope); len(added) > 0 {
+	if added := scopes.Added(strings.Fields(g.Scope), strings.Fields(ng.Scope)); len(added) > 0 {
 		log.Warn().Strs("added_scopes", added).Msg("oauth: the refreshed grant has a wider scope than the grant it replaces; stored as the server answered")
 	}
 	if gs.lateJournal && late.body != nil {

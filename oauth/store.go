@@ -32,15 +32,11 @@ type GrantStore interface {
 // LockedGrant is one grant held under its store's lock. It is used by one
 // goroutine at a time, and not after Unlock.
 //
-// Each method takes the caller's context; a store bounds its own work
-// within it (a database statement's timeout, say) and never waits longer
-// than the context allows. To every call made after a refresh token was
-// spent (Commit, CommitAndUnlock, CommitWithConfig, Abandon, Reject) and to
-// a sign-in's commit, [Grants] passes [context.WithoutCancel] of the
-// caller's context: the store is still reached when the request that
-// started the refresh is gone, so no rotation is lost to a closed tab.
-// Prepare's record, called the moment the answer arrives, takes no
-// context; a store that needs one derives it from Prepare's the same way.
+// Each method takes the caller's context, within which a store bounds its
+// own work. After a refresh token was spent, and for a sign-in's commit,
+// [Grants] passes [context.WithoutCancel] of the caller's: the store is
+// reached when the request is gone, so no rotation is lost to a closed
+// tab. Prepare's record takes none; a store derives one from Prepare's.
 type LockedGrant interface {
 	// Credentials reads the grant's credentials anew. Unlike an unlocked
 	// read it requires the whole source to be valid: a refresh token is
@@ -75,20 +71,12 @@ type LockedGrant interface {
 	Unlock()
 }
 
-// # What else a store can do
-//
-// Beyond [GrantStore] and [LockedGrant], a store may implement any of the
-// interfaces below; each is optional, and what uses it says what happens
-// without it. [Capabilities] names them all, and [CapabilitiesOf] finds
-// those a store has: the engine and package provider ask once per store.
-// The capabilities of a lock are [SpendAbandoner], [FinalCommitter] and
-// [ConfigMerger]; Grants looks for them on each lock.
-//
-// Package storetest checks a store against this contract; an in-memory
-// store in this package's tests implements all of it.
-
-// Capabilities are the optional interfaces a store implements, each field
-// the store itself when it does and nil when it does not.
+// Capabilities are the optional interfaces a store implements beyond
+// [GrantStore], each field the store itself when it does and nil when it
+// does not; [CapabilitiesOf] finds them, once per store. A lock's are
+// [SpendAbandoner], [FinalCommitter] and [ConfigMerger]. Package storetest
+// checks a store against all of it; an in-memory store in this package's
+// tests implements every one.
 type Capabilities struct {
 	// Keys holds plain API keys in place of grants ([Grants.SetAPIKey]);
 	// without it, connecting with a key is refused.
@@ -171,10 +159,8 @@ type ConfigMerger interface {
 	CommitWithConfig(ctx context.Context, prev, next *Grant, patch map[string]any) error
 }
 
-// KeyStore is a [GrantStore] that can also hold a plain API key for a key, in
-// place of an OAuth grant. [*filestore.Store] is one: the key goes where the
-// layout keeps the access token, with no grant fields beside it, which is
-// where an agent that reads the file looks for an API key.
+// KeyStore is a [GrantStore] that can also hold a plain API key for a key,
+// in place of an OAuth grant, such as package filestore's.
 type KeyStore interface {
 	GrantStore
 	// SetAPIKey stores apiKey as key's credentials, removing key's grant,
@@ -229,10 +215,9 @@ type GrantLister interface {
 	GrantKeys(ctx context.Context, after string, limit int) ([]string, error)
 }
 
-// ConnectionPager is a [GrantStore] that pages through what it holds
-// in the order of a connection listing (package provider's
-// Connector.Connections), such as package pgstore's: one
-// statement a page however many it holds. Keys are "<provider>/<profile>".
+// ConnectionPager is a [GrantStore] that pages through what it holds in a
+// listing's order, such as package pgstore's: one statement a page however
+// many it holds. Keys are "<provider>/<profile>".
 type ConnectionPager interface {
 	// ConnectionPage calls each, in order of profile then provider, with
 	// the key and credentials of up to limit keys that hold a grant or an
@@ -242,20 +227,17 @@ type ConnectionPager interface {
 }
 
 // GrantWatcher is a [GrantStore] that tells of the changes any instance
-// commits to a grant, such as package pgstore's; a connection's events follow from them.
+// commits to a grant, such as package pgstore's.
 type GrantWatcher interface {
 	// Watch returns a channel that receives a value when key's grant
 	// changed; stop ends the watch.
 	Watch(ctx context.Context, key string) (changed <-chan struct{}, stop func(), err error)
 }
 
-// ClientStore keeps the clients a registrar (package provider's) obtains from an
-// authorization server, once for the whole deployment: registrations (RFC
-// 7591) per issuer and redirect URIs, and the issuers that refused a
-// client metadata document. A GrantStore that every instance shares
-// implements it (package pgstore's), so that a provider registers one
-// client for every profile and instance instead of one a profile.
-// Registrations are JSON, the registrar's own.
+// ClientStore is a [GrantStore] that keeps the clients a provider's
+// registrar obtains, once for the whole deployment (package pgstore's):
+// registrations (RFC 7591) by issuer and redirect URIs, as the registrar's
+// JSON, and the issuers that refused a client metadata document.
 type ClientStore interface {
 	// Client returns the registration for issuer and redirectURIs (space
 	// separated, as asked for); nil for none.

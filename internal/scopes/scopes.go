@@ -1,7 +1,9 @@
-// Package scopes holds the two rules of OAuth scopes (RFC 6749 section
-// 3.3) that more than one package needs: what a scope-token is, and the
-// union of two lists in linear time.
+// Package scopes holds the rules of OAuth scopes (RFC 6749 section 3.3)
+// that more than one place needs: what a scope-token is, and the union and
+// difference of two lists.
 package scopes
+
+import "slices"
 
 // Valid reports whether s is a scope-token of RFC 6749 section 3.3:
 // printable ASCII but space, '"' and '\'.
@@ -29,4 +31,16 @@ func Union(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// Added returns the scopes of next that prev lacks, each once, in next's
+// order.
+func Added(prev, next []string) []string {
+	var added []string
+	for _, s := range next {
+		if !slices.Contains(prev, s) && !slices.Contains(added, s) {
+			added = append(added, s)
+		}
+	}
+	return added
 }

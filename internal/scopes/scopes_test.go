@@ -25,3 +25,17 @@ func TestUnion(t *testing.T) {
 		t.Errorf("Union(nil, nil) = %v", got)
 	}
 }
+
+func TestAdded(t *testing.T) {
+	for _, tt := range []struct {
+		prev, next, want []string
+	}{
+		{nil, []string{"a", "b"}, []string{"a", "b"}},
+		{[]string{"a"}, []string{"a", "b", "b"}, []string{"b"}},
+		{[]string{"a", "b"}, []string{"b"}, nil},
+	} {
+		if got := Added(tt.prev, tt.next); !slices.Equal(got, tt.want) {
+			t.Errorf("Added(%v, %v) = %v, want %v", tt.prev, tt.next, got, tt.want)
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/internal/outbound"
+	"github.com/memconnect/memconnect/internal/wire"
 )
 
 // MaxBody bounds a token response body; a larger one is cut there.
@@ -224,4 +225,16 @@ func jsonKind(v any) string {
 		return "array"
 	}
 	return "value"
+}
+
+// Redact takes out of s a token endpoint's answer (body, as it came) and
+// the tokens in it, for a message that may quote it.
+func Redact(s string, body []byte, contentType string) string {
+	if len(body) > 0 {
+		s = strings.ReplaceAll(s, string(body), "[answer]")
+	}
+	if tok, _, err := Parse(body, contentType, time.Now()); err == nil {
+		s = wire.Redact(s, tok.AccessToken, tok.RefreshToken)
+	}
+	return s
 }

@@ -121,3 +121,16 @@ func TestClientFollowsNoRedirect(t *testing.T) {
 		t.Errorf("the host's client was changed")
 	}
 }
+
+func TestRedact(t *testing.T) {
+	body := []byte(`{"access_token":"at-secret","refresh_token":"rt-secret","expires_in":3600}`)
+	for _, s := range []string{
+		"insert failed: " + string(body),
+		"insert of at-secret and rt-secret failed",
+	} {
+		got := Redact(s, body, "application/json")
+		if strings.Contains(got, "at-secret") || strings.Contains(got, "rt-secret") {
+			t.Errorf("Redact(%q) = %q; a token is left", s, got)
+		}
+	}
+}
