@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/memconnect/memconnect/connid"
+	"github.com/memconnect/memconnect/errkind"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/scopes"
 	"github.com/memconnect/memconnect/oauth"
@@ -263,7 +264,8 @@ func needClient(t target, ep Endpoints) error {
 	if ep.ClientID != "" {
 		return nil
 	}
-	return fmt.Errorf("%w: %s names no OAuth client to sign in with (set one, or use a server that registers clients)", ErrUnsupported, t.provider.DisplayName())
+	err := fmt.Errorf("%w: %s names no OAuth client to sign in with (set one, or use a server that registers clients)", ErrUnsupported, t.provider.DisplayName())
+	return errkind.Wrap(errkind.Unsupported, err, t.provider.DisplayName()+" names no OAuth client to sign in with, and its server registers none: the server's operator must set one.")
 }
 
 // completion is what of a ConnectRequest a flow carries to the instance
@@ -274,6 +276,7 @@ type completion struct {
 	ConfigExcept []string `json:"config_except,omitempty"`
 }
 
+// completionOf is req's completion options.
 func completionOf(req ConnectRequest) completion {
 	return completion{TokensOnly: req.TokensOnly, ConfigExcept: req.ConfigExcept}
 }
