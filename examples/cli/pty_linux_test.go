@@ -220,7 +220,7 @@ func TestHostileDeviceServerOnTerminal(t *testing.T) {
 				"--token-url", as.URL + "/token", "--device-auth-url", as.URL + "/device"}, e.lookup, strings.NewReader(""), term, term)
 			var out strings.Builder
 			waitFor(t, termOut, &out, "\n")
-			drain(termOut, &out)
+			drain(term, termOut, &out)
 			if code == exitOK {
 				t.Fatalf("exit %d; want a failure:\n%q", code, out.String())
 			}
@@ -245,9 +245,12 @@ func writeDeviceJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// drain reads what is already on its way from chunks into got, waiting a
-// little for more.
-func drain(chunks <-chan string, got *strings.Builder) {
+// drain closes the terminal side, whose writer is done, and reads what is
+// left of its output from chunks into got: until the reader sees the
+// terminal closed, or 10 s pass.
+func drain(term *os.File, chunks <-chan string, got *strings.Builder) {
+	term.Close()
+	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case c, ok := <-chunks:
@@ -255,7 +258,7 @@ func drain(chunks <-chan string, got *strings.Builder) {
 				return
 			}
 			got.WriteString(c)
-		case <-time.After(200 * time.Millisecond):
+		case <-timeout:
 			return
 		}
 	}
@@ -280,7 +283,7 @@ func TestHostileRevocationErrorOnTerminal(t *testing.T) {
 	code := run(context.Background(), []string{"logout", "--revocation-url", rev.URL}, e.lookup, strings.NewReader(""), term, term)
 	var out strings.Builder
 	waitFor(t, termOut, &out, "did not revoke")
-	drain(termOut, &out)
+	drain(term, termOut, &out)
 	if code != exitOK {
 		t.Fatalf("exit %d:\n%q", code, out.String())
 	}

@@ -102,16 +102,22 @@ func TestStepDeadlines(t *testing.T) {
 			return Revoke(ctx, nil, hang.URL+"/revoke", "c", "tok", "")
 		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel() // each waits for its deadline
+	// Every step starts at once and waits out its deadline; the subtests
+	// then read what each came to.
+	done := make([]chan error, len(tests))
+	for i, tt := range tests {
+		done[i] = make(chan error, 1)
+		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- tt.call(ctx) }()
+			done[i] <- tt.call(ctx)
+		}()
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			var err error
 			select {
-			case err = <-done:
+			case err = <-done[i]:
 			case <-time.After(time.Minute):
 				t.Fatal("the step did not end at its deadline")
 			}
