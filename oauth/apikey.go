@@ -57,7 +57,7 @@ func (gs *Grants) SetAPIKey(ctx context.Context, key, apiKey string) (*Grant, er
 	if err != nil {
 		return nil, err
 	}
-	gs.logger.Info().Str("grant", gs.store.Describe(key)).Bool("replaced_grant", replaced != nil).Msg("oauth: API key stored")
+	gs.o.Logger.Info().Str("grant", gs.store.Describe(key)).Bool("replaced_grant", replaced != nil).Msg("oauth: API key stored")
 	return replaced, nil
 }
 
@@ -75,7 +75,7 @@ func (gs *Grants) RemoveAPIKey(ctx context.Context, key string) (bool, error) {
 		return err
 	})
 	if err == nil && removed {
-		gs.logger.Info().Str("grant", gs.store.Describe(key)).Msg("oauth: API key removed")
+		gs.o.Logger.Info().Str("grant", gs.store.Describe(key)).Msg("oauth: API key removed")
 	}
 	return removed, err
 }
@@ -85,7 +85,7 @@ func (gs *Grants) RemoveAPIKey(ctx context.Context, key string) (bool, error) {
 // knew of key's grant.
 func (gs *Grants) forgetting(ctx context.Context, key string, write func() error) error {
 	k := gs.key(key)
-	wctx, cancel := context.WithTimeout(ctx, gs.lockTimeout)
+	wctx, cancel := context.WithTimeout(ctx, gs.o.LockTimeout)
 	defer cancel()
 	select {
 	case k.sem <- struct{}{}:

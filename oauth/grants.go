@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
 )
 
@@ -23,20 +21,9 @@ import (
 // store in a process: its token sources then share the in-process refresh
 // lock, the token cache and the dead-grant state of each key.
 type Grants struct {
-	store       GrantStore
-	caps        Capabilities
-	logger      zerolog.Logger
-	now         func() time.Time
-	client      *http.Client
-	lockTimeout time.Duration
-
-	// Refresh timing, and the crash harness's hooks (see package tuning).
-	attemptTimeout time.Duration // one exchange attempt
-	retryDelay     time.Duration // before the one retry
-	budget         time.Duration // all attempts
-	cooldown       time.Duration // no new attempt after a transient failure
-	lateJournal    bool
-	answerArrived  func()
+	store GrantStore
+	caps  Capabilities
+	o     options
 
 	mu   sync.Mutex // guards keys
 	keys map[string]*keyState
@@ -47,19 +34,10 @@ type Grants struct {
 func NewGrants(store GrantStore, opts ...Option) *Grants {
 	o := newOptions(opts)
 	gs := &Grants{
-		store:          store,
-		caps:           CapabilitiesOf(store),
-		logger:         o.Logger,
-		now:            o.Now,
-		client:         o.Client,
-		lockTimeout:    o.LockTimeout,
-		attemptTimeout: o.AttemptTimeout,
-		retryDelay:     o.RetryDelay,
-		budget:         o.Budget,
-		cooldown:       o.Cooldown,
-		lateJournal:    o.LateJournal,
-		answerArrived:  o.AnswerArrived,
-		keys:           make(map[string]*keyState),
+		store: store,
+		caps:  CapabilitiesOf(store),
+		o:     o,
+		keys:  make(map[string]*keyState),
 	}
 	if o.Uncache != nil {
 		*o.Uncache = func(key string) { gs.key(key).cache.Store(nil) }
@@ -157,7 +135,7 @@ func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, ba
 	if base.ClientID == "" || base.TokenEndpoint == "" {
 		return nil, errors.New("oauth: install grant: client id and token endpoint are required")
 	}
-	g := grantFromToken(tok, gs.now(), &base)
+	g := grantFromToken(tok, gs.o.Now(), &base)
 	if !base.Obtained.IsZero() {
 		g.Obtained = base.Obtained.Truncate(time.Second) // a grant brought from elsewhere
 	}
@@ -186,7 +164,7 @@ func (gs *Grants) Install(ctx context.Context, key string, tok *oauth2.Token, ba
 	k.health = Health{}
 	k.mu.Unlock()
 	gs.adopted(k, g)
-	gs.logger.Info().Str("grant", gs.store.Describe(key)).Time("expires_at", g.Expiry).Msg("oauth: grant installed")
+	gs.o.Logger.Info().Str("grant", gs.store.Describe(key)).Time("expires_at", g.Expiry).Msg("oauth: grant installed")
 	return g, nil
 }
 
@@ -224,7 +202,7 @@ func (gs *Grants) Remove(ctx context.Context, key string) (*Grant, error) {
 		return nil, err
 	}
 	gs.key(key).forget()
-	gs.logger.Info().Str("grant", gs.store.Describe(key)).Msg("oauth: grant removed")
+	gs.o.Logger.Info().Str("grant", gs.store.Describe(key)).Msg("oauth: grant removed")
 	return c.Grant, nil
 }
 
@@ -242,7 +220,7 @@ func (k *keyState) forget() {
 // lock of key, waiting at most the lock timeout for both. The returned func
 // releases both.
 func (gs *Grants) lock(ctx context.Context, k *keyState, key string) (LockedGrant, func(), error) {
-	ctx, cancel := context.WithTimeout(ctx, gs.lockTimeout)
+	ctx, cancel := context.WithTimeout(ctx, gs.o.LockTimeout)
 	defer cancel()
 	if k != nil {
 		select {
@@ -279,7 +257,7 @@ func (gs *Grants) adopted(k *keyState, g *Grant) *oauth2.Token {
 	k.mu.Unlock()
 	refreshAt := g.Expiry // a grant without a refresh token is used to its end
 	if g.RefreshToken != "" {
-		refreshAt = g.Expiry.Add(-k.skew(g, gs.now()))
+		refreshAt = g.Expiry.Add(-k.skew(g, gs.o.Now()))
 	}
 	if pending {
 		k.cache.Store(nil)

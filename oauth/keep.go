@@ -126,7 +126,7 @@ func (ts *Source) share(now time.Time) {
 		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 		defer cancel()
 		if err := ss.RecordUse(ctx, ts.key, now); err != nil {
-			ts.gs.logger.Debug().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: the use of the grant was not recorded for other instances")
+			ts.gs.o.Logger.Debug().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: the use of the grant was not recorded for other instances")
 		}
 	}()
 }
@@ -136,7 +136,7 @@ func (ts *Source) report(out outcome) {
 	if out.kind == "" {
 		return
 	}
-	now := ts.gs.now()
+	now := ts.gs.o.Now()
 	k := ts.k
 	k.mu.Lock()
 	failing := k.health.LastError != nil
@@ -160,7 +160,7 @@ func (ts *Source) report(out outcome) {
 	if ss := ts.gs.caps.State; ss != nil && changed {
 		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 		if err := ss.RecordHealth(ctx, ts.key, h); err != nil {
-			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: how the refresh went was not recorded for other instances")
+			ts.gs.o.Logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: how the refresh went was not recorded for other instances")
 		}
 		cancel()
 	}

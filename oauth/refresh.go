@@ -60,8 +60,8 @@ func (ts *Source) refresh(ctx context.Context, req refreshReq, current *Grant) (
 	}()
 	select {
 	case r := <-done:
-		if errors.Is(r.err, errLockWait) && current != nil && ts.gs.now().Before(current.Expiry) {
-			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", r.err.Error()).
+		if errors.Is(r.err, errLockWait) && current != nil && ts.gs.o.Now().Before(current.Expiry) {
+			ts.gs.o.Logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", r.err.Error()).
 				Msg("oauth: the refresh lock is busy; keeping the current token, which is still valid")
 			return current.token(), r.out, nil
 		}
@@ -107,7 +107,7 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 	if dead != nil && dead.refreshToken == g.RefreshToken {
 		return nil, out, ts.reauthError(dead.code)
 	}
-	now := gs.now()
+	now := gs.o.Now()
 	switch {
 	case force:
 		if g.AccessToken != failedAccessToken {
@@ -147,17 +147,17 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 		// Nothing was spent. Keep the current token while it is valid and
 		// try again after the cooldown; the error names the directory.
 		k.mu.Lock()
-		k.coolTill = now.Add(gs.cooldown)
+		k.coolTill = now.Add(gs.o.Cooldown)
 		k.mu.Unlock()
 		msg := redact(err.Error(), g)
-		gs.logger.Error().Str("grant", gs.store.Describe(ts.key)).Str("error", msg).Msg("oauth: token not refreshed")
+		gs.o.Logger.Error().Str("grant", gs.store.Describe(ts.key)).Str("error", msg).Msg("oauth: token not refreshed")
 		out.kind, out.msg = OutcomeFailed, msg
 		if !force && now.Before(g.Expiry) {
 			return g.token(), out, nil
 		}
 		return nil, out, err
 	}
-	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
+	log := gs.o.Logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
 	kept := false
 	journal := func(body []byte, contentType string) {
 		if jerr := record(body, contentType); jerr != nil {
@@ -172,13 +172,13 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 	}
 	sent := time.Now()
 	fresh, err := ts.exchange(g, func(body []byte, contentType string) {
-		if gs.lateJournal {
+		if gs.o.LateJournal {
 			late.body, late.ct = body, contentType
 		} else {
 			journal(body, contentType)
 		}
-		if gs.answerArrived != nil {
-			gs.answerArrived()
+		if gs.o.AnswerArrived != nil {
+			gs.o.AnswerArrived()
 		}
 	})
 	// From here on the token may be spent: what follows reaches the store
@@ -194,11 +194,11 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 		return ts.failed(spent, lg, g, err, force, out)
 	}
 	out.took = time.Since(sent)
-	ng := grantFromToken(fresh, gs.now(), g)
+	ng := grantFromToken(fresh, gs.o.Now(), g)
 	if added := scopes.Added(strings.Fields(g.Scope), strings.Fields(ng.Scope)); len(added) > 0 {
 		log.Warn().Strs("added_scopes", added).Msg("oauth: the refreshed grant has a wider scope than the grant it replaces; stored as the server answered")
 	}
-	if gs.lateJournal && late.body != nil {
+	if gs.o.LateJournal && late.body != nil {
 		journal(late.body, late.ct)
 	}
 	commit := lg.Commit
@@ -245,7 +245,7 @@ func (ts *Source) saveUnsaved(ctx context.Context, lg LockedGrant, stored, unsav
 		k.mu.Unlock()
 		return stored // the store moved on without us
 	}
-	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
+	log := gs.o.Logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
 	if err := lg.Commit(context.WithoutCancel(ctx), stored, unsaved); err != nil {
 		log.Error().Str("error", redact(err.Error(), stored, unsaved)).Msg("oauth: rotated token still cannot be stored; serving it from memory")
 		return unsaved
@@ -268,11 +268,11 @@ func (ts *Source) inFlight(ctx context.Context, lg LockedGrant, g *Grant, err er
 		return gs.adopted(k, g2), out, nil
 	}
 	out.kind, out.msg = OutcomeFailed, "another holder's refresh has not finished"
-	now := gs.now()
+	now := gs.o.Now()
 	k.mu.Lock()
-	k.coolTill = now.Add(gs.cooldown)
+	k.coolTill = now.Add(gs.o.Cooldown)
 	k.mu.Unlock()
-	gs.logger.Warn().Str("grant", gs.store.Describe(ts.key)).Str("error", redact(err.Error(), g)).Msg("oauth: token not refreshed: another holder's refresh has not finished")
+	gs.o.Logger.Warn().Str("grant", gs.store.Describe(ts.key)).Str("error", redact(err.Error(), g)).Msg("oauth: token not refreshed: another holder's refresh has not finished")
 	if !force && now.Before(g.Expiry) {
 		return g.token(), out, nil
 	}
@@ -283,7 +283,7 @@ func (ts *Source) inFlight(ctx context.Context, lg LockedGrant, g *Grant, err er
 // a new sign-in, recorded for every process, and is never spent again.
 func (ts *Source) abandoned(ctx context.Context, lg LockedGrant, g *Grant, err error, out outcome) (*oauth2.Token, outcome, error) {
 	gs, k := ts.gs, ts.k
-	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
+	log := gs.o.Logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
 	k.cache.Store(nil)
 	k.mu.Lock()
 	k.dead = &deadGrant{refreshToken: g.RefreshToken, code: CodeAbandoned}
@@ -302,7 +302,7 @@ func (ts *Source) abandoned(ctx context.Context, lg LockedGrant, g *Grant, err e
 // ctx is not cancelled: the token may have been spent.
 func (ts *Source) failed(ctx context.Context, lg LockedGrant, g *Grant, err error, force bool, out outcome) (*oauth2.Token, outcome, error) {
 	gs, k := ts.gs, ts.k
-	log := gs.logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
+	log := gs.o.Logger.With().Str("grant", gs.store.Describe(ts.key)).Logger()
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && isRejection(re.ErrorCode) {
 		if g2, gerr := ts.grant(lg.Credentials(ctx)); gerr == nil && g2.RefreshToken != g.RefreshToken {
@@ -321,11 +321,11 @@ func (ts *Source) failed(ctx context.Context, lg LockedGrant, g *Grant, err erro
 		out.kind, out.msg = OutcomeRejected, describe(err, g)
 		return nil, out, ts.reauthError(re.ErrorCode)
 	}
-	now := gs.now()
+	now := gs.o.Now()
 	k.mu.Lock()
-	k.coolTill = now.Add(gs.cooldown)
+	k.coolTill = now.Add(gs.o.Cooldown)
 	k.mu.Unlock()
-	log.Warn().Str("error", describe(err, g)).Dur("retry_in", gs.cooldown).Msg("oauth: token refresh failed; keeping the current token")
+	log.Warn().Str("error", describe(err, g)).Dur("retry_in", gs.o.Cooldown).Msg("oauth: token refresh failed; keeping the current token")
 	out.kind, out.msg = OutcomeFailed, describe(err, g)
 	if force {
 		return nil, out, fmt.Errorf("oauth: token refresh for %s failed: %s", gs.store.Describe(ts.key), describe(err, g))
@@ -355,17 +355,17 @@ func (ts *Source) exchange(g *Grant, answered func(body []byte, contentType stri
 	}
 	// The budget bounds the attempts and the wait between them; each
 	// attempt has its own deadline, which keeps a delivered answer.
-	budgetEnd := time.Now().Add(gs.budget)
+	budgetEnd := time.Now().Add(gs.o.Budget)
 	for attempt := 1; ; attempt++ {
 		var sent atomic.Bool
 		capture := &tokenresp.Capture{OnSuccess: answered}
 		if g.Resource != "" {
 			capture.Params = url.Values{"resource": {g.Resource}}
 		}
-		client := capture.Client(gs.client)
+		client := capture.Client(gs.o.Client)
 		client.Timeout = 0 // the attempt's deadline below bounds it, keeping a delivered answer
 		actx, acancel := context.WithCancel(context.WithValue(context.Background(), oauth2.HTTPClient, client))
-		stopDeadline := keepAnswerDeadline(min(gs.attemptTimeout, time.Until(budgetEnd)), &sent, acancel)
+		stopDeadline := keepAnswerDeadline(min(gs.o.AttemptTimeout, time.Until(budgetEnd)), &sent, acancel)
 		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
 			WroteRequest: func(i httptrace.WroteRequestInfo) {
 				if i.Err == nil {
@@ -380,7 +380,7 @@ func (ts *Source) exchange(g *Grant, answered func(body []byte, contentType stri
 			tok, odd, perr := tokenresp.Parse(ans.Body, ans.ContentType, ans.Received)
 			if perr == nil {
 				if odd != "" {
-					gs.logger.Warn().Str("grant", gs.store.Describe(ts.key)).Str("odd", odd).Msg("oauth: the token endpoint's answer is unusual; kept")
+					gs.o.Logger.Warn().Str("grant", gs.store.Describe(ts.key)).Str("odd", odd).Msg("oauth: the token endpoint's answer is unusual; kept")
 				}
 				return tok, nil
 			}
@@ -394,11 +394,11 @@ func (ts *Source) exchange(g *Grant, answered func(body []byte, contentType stri
 		if attempt >= 2 || !retryable(err, sent.Load()) {
 			return nil, err
 		}
-		gs.logger.Debug().Str("grant", gs.store.Describe(ts.key)).Str("error", describe(err, g)).Msg("oauth: token refresh attempt failed; retrying")
-		if time.Until(budgetEnd) <= gs.retryDelay {
+		gs.o.Logger.Debug().Str("grant", gs.store.Describe(ts.key)).Str("error", describe(err, g)).Msg("oauth: token refresh attempt failed; retrying")
+		if time.Until(budgetEnd) <= gs.o.RetryDelay {
 			return nil, err
 		}
-		time.Sleep(gs.retryDelay)
+		time.Sleep(gs.o.RetryDelay)
 	}
 }
 

@@ -76,7 +76,7 @@ func (ts *Source) Token() (*oauth2.Token, error) {
 // it is within its skew ([RefreshSkew], or half a shorter lifetime) of
 // expiry. ctx bounds only the wait for locks.
 func (ts *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
-	now := ts.gs.now()
+	now := ts.gs.o.Now()
 	if e := ts.k.cache.Load(); e != nil && now.Before(e.refreshAt) {
 		if ts.k.touch(now) {
 			ts.share(now)
@@ -117,16 +117,16 @@ func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
 	if err != nil && ctx.Err() == nil {
 		// The store cannot be read (a database restarting, say): keep the
 		// token in hand while it is valid, as after a failed refresh.
-		if e := ts.k.cache.Load(); e != nil && ts.gs.now().Before(e.tok.Expiry) {
-			now := ts.gs.now()
+		if e := ts.k.cache.Load(); e != nil && ts.gs.o.Now().Before(e.tok.Expiry) {
+			now := ts.gs.o.Now()
 			ts.k.mu.Lock()
 			warn := !now.Before(ts.k.quietTill)
 			if warn {
-				ts.k.quietTill = now.Add(ts.gs.cooldown)
+				ts.k.quietTill = now.Add(ts.gs.o.Cooldown)
 			}
 			ts.k.mu.Unlock()
 			if warn {
-				ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).
+				ts.gs.o.Logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).
 					Msg("oauth: the grant store cannot be read; keeping the current token, which is still valid")
 			}
 			return e.tok, nil
@@ -141,7 +141,7 @@ func (ts *Source) slow(ctx context.Context) (*oauth2.Token, error) {
 		ts.k.cache.Store(nil)
 		return nil, ts.reauthError(c.Rejected) // another holder met the rejection
 	}
-	now := ts.gs.now()
+	now := ts.gs.o.Now()
 	if !ts.k.due(g, now) || g.RefreshToken == "" && now.Before(g.Expiry) {
 		return ts.gs.adopted(ts.k, g), nil
 	}

@@ -76,7 +76,7 @@ func (ts *Source) needsScopes(u *url.URL, add []string) *InsufficientScopeError 
 	if ss := ts.gs.caps.State; ss != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 		if err := ss.RecordNeeds(ctx, ts.key, merged); err != nil {
-			ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: the scopes asked for were not recorded for other instances")
+			ts.gs.o.Logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("error", err.Error()).Msg("oauth: the scopes asked for were not recorded for other instances")
 		}
 		cancel()
 	}
@@ -175,7 +175,7 @@ func (t *Transport) stepUp(u *url.URL, scope string) error {
 		err = fmt.Errorf("the grant would be asked for more than %d scopes", MaxNeededScopes)
 	}
 	ts := t.Source
-	ts.gs.logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("url", u.Scheme+"://"+u.Host+u.EscapedPath()).
+	ts.gs.o.Logger.Warn().Str("grant", ts.gs.store.Describe(ts.key)).Str("url", u.Scheme+"://"+u.Host+u.EscapedPath()).
 		Str("scope", wire.Printable(scope, 200)).Str("reason", err.Error()).Msg("oauth: an insufficient_scope challenge beyond the bounds is answered as a plain 403")
 	return nil
 }
