@@ -100,10 +100,17 @@ func (e *Error) RetryAfter(d time.Duration) *Error {
 	return &c
 }
 
-func (e *Error) Error() string   { return e.text }
-func (e *Error) Kind() Kind      { return e.kind }
+// Error returns the Go error text.
+func (e *Error) Error() string { return e.text }
+
+// Kind returns e's kind.
+func (e *Error) Kind() Kind { return e.kind }
+
+// Message returns the sentence for a person; "" for the kind's words.
 func (e *Error) Message() string { return e.message }
-func (e *Error) Unwrap() error   { return e.err }
+
+// Unwrap returns the error e classifies; nil for a sentinel.
+func (e *Error) Unwrap() error { return e.err }
 
 // Of returns the classification of err: the first error in its chain
 // that is [Classified], unless the chain holds a failure of this server
