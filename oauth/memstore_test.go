@@ -32,6 +32,9 @@ type memStore struct {
 	clients  map[string][]byte // by issuer and redirect URIs
 	refusals map[string]bool   // issuers that refused a client metadata document
 	watchers map[string][]chan struct{}
+
+	finalCommits int           // CommitAndUnlock calls, for the tests
+	used         chan struct{} // when not nil, told of each RecordUse
 }
 
 // memRow is what the store holds for one key.
@@ -249,6 +252,9 @@ func (l *memLock) CommitAndUnlock(ctx context.Context, prev, next *oauth.Grant) 
 	if err := l.Commit(ctx, prev, next); err != nil {
 		return err
 	}
+	l.s.mu.Lock()
+	l.s.finalCommits++
+	l.s.mu.Unlock()
 	l.Unlock()
 	return nil
 }
@@ -331,7 +337,11 @@ func (s *memStore) RecordNeeds(_ context.Context, key string, scopes []string) e
 }
 
 func (s *memStore) RecordUse(_ context.Context, key string, at time.Time) error {
-	return s.record(key, func(sh *oauth.SharedState) { sh.LastUsed = at.Truncate(time.Minute) })
+	err := s.record(key, func(sh *oauth.SharedState) { sh.LastUsed = at.Truncate(time.Minute) })
+	if s.used != nil {
+		s.used <- struct{}{}
+	}
+	return err
 }
 
 func (s *memStore) UsedSince(_ context.Context, since time.Time) ([]string, error) {

@@ -65,3 +65,60 @@ func TestRotationStoredWhenCallerGone(t *testing.T) {
 		t.Fatalf("next Token = %v, %v after %d refreshes; want at-new after 1", tok, err, refreshes.Load())
 	}
 }
+
+// TestEngineUsesCapabilities: the engine uses what a store can do beyond
+// keeping grants, found once (oauth.CapabilitiesOf): a sign-in's config
+// lands with its grant (ConfigMerger), a refresh's commit ends the lock
+// (FinalCommitter), a token's use is shared (StateStore), and an API key
+// replaces the grant (KeyStore).
+func TestEngineUsesCapabilities(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"at-new","refresh_token":"rt-new","expires_in":3600,"token_type":"Bearer"}`)
+	}))
+	defer srv.Close()
+	mem := newMemStore()
+	mem.used = make(chan struct{}, 10)
+	gs := oauth.NewGrants(mem, oauth.WithHTTPClient(srv.Client()))
+	const key = "honcho/default"
+
+	tok := (&oauth2.Token{AccessToken: "at-old", RefreshToken: "rt-old", Expiry: time.Now().Add(time.Hour)}).
+		WithExtra(map[string]any{"config": map[string]any{"peerName": "ada"}})
+	if _, err := gs.Install(t.Context(), key, tok, oauth.Grant{ClientID: "c", TokenEndpoint: srv.URL}, oauth.InstallConfig(map[string]any{"peerName": "ada"})); err != nil {
+		t.Fatal(err)
+	}
+	mem.mu.Lock()
+	peer := mem.rows[key].config["peerName"]
+	mem.mu.Unlock()
+	if peer != "ada" {
+		t.Errorf("the sign-in's config was not merged with its grant: peerName %v", peer)
+	}
+
+	ts := gs.TokenSource(key)
+	if got, err := ts.ForceRefresh(t.Context(), "at-old"); err != nil || got.AccessToken != "at-new" {
+		t.Fatalf("ForceRefresh = %v, %v", got, err)
+	}
+	mem.mu.Lock()
+	final := mem.finalCommits
+	mem.mu.Unlock()
+	if final != 1 { // the refresh's; the sign-in's merged its config instead
+		t.Errorf("CommitAndUnlock was used %d times; want once, for the refresh", final)
+	}
+
+	if _, err := ts.Token(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-mem.used:
+	case <-time.After(10 * time.Second):
+		t.Error("the token's use was not recorded in the shared state")
+	}
+
+	replaced, err := gs.SetAPIKey(t.Context(), key, "key-123")
+	if err != nil || replaced == nil || replaced.RefreshToken != "rt-new" {
+		t.Fatalf("SetAPIKey = %+v, %v; want the rotated grant replaced", replaced, err)
+	}
+	if c, _ := mem.Credentials(t.Context(), key); c.APIKey != "key-123" || c.Grant != nil {
+		t.Errorf("after SetAPIKey: %+v", c)
+	}
+}
