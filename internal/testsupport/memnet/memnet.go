@@ -9,6 +9,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"syscall"
@@ -36,6 +37,13 @@ func (n *Network) Listen() *Listener {
 	}
 	n.listeners[string(l.addr)] = l
 	return l
+}
+
+// Serve moves the unstarted ts from its socket onto a new listener of n;
+// start it after.
+func (n *Network) Serve(ts *httptest.Server) {
+	ts.Listener.Close()
+	ts.Listener = n.Listen()
 }
 
 // Dial connects to the listener at address: an [http.Transport]'s

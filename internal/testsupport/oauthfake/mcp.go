@@ -67,8 +67,7 @@ func NewMCPServer(opts ...MCPOption) *MCPServer {
 	mux := http.NewServeMux()
 	s.rs = httptest.NewUnstartedServer(mux)
 	if s.network != nil {
-		s.rs.Listener.Close()
-		s.rs.Listener = s.network.Listen()
+		s.network.Serve(s.rs)
 		s.asOpts = append(s.asOpts, WithNetwork(s.network))
 	}
 	s.rs.Start()

@@ -213,8 +213,7 @@ func NewServer(opts ...Option) *Server {
 	}
 	s.ts = httptest.NewUnstartedServer(s.routes())
 	if s.network != nil {
-		s.ts.Listener.Close()
-		s.ts.Listener = s.network.Listen()
+		s.network.Serve(s.ts)
 	}
 	base, stop := context.WithCancel(context.Background())
 	s.stopReqs = stop
