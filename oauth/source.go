@@ -77,14 +77,11 @@ func (ts *Source) Token() (*oauth2.Token, error) {
 // expiry. ctx bounds only the wait for locks.
 func (ts *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	now := ts.gs.o.Now()
-	if e := ts.k.cache.Load(); e != nil && now.Before(e.refreshAt) {
-		if ts.k.touch(now) {
-			ts.share(now)
-		}
-		return e.tok, nil
-	}
 	if ts.k.touch(now) {
 		ts.share(now)
+	}
+	if e := ts.k.cache.Load(); e != nil && now.Before(e.refreshAt) {
+		return e.tok, nil
 	}
 	return ts.slow(ctx)
 }
