@@ -15,6 +15,7 @@ import (
 // (revoked), is stored as the host block's apiKey, is never echoed or
 // logged, makes status "apikey", and disconnect removes it alone.
 func TestAPIKeySignIn(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	path := filepath.Join(e.Root, "profiles", "work", "honcho.json")
 	tok := e.AS.IssueGrant("write")

@@ -66,6 +66,7 @@ func (h *hookRecorder) last() handlers.Access {
 // request names nobody) and starts, reads and writes nothing; GET
 // /providers does not ask it.
 func TestAuthorizeHook(t *testing.T) {
+	t.Parallel()
 	hook := &hookRecorder{deny: []string{"work", "apikey"}}
 	e := fixture.NewEnv(t, fixture.WithCallback(), fixture.WithAuthorize(hook.authorize))
 	route := func(profile, rest string) string { return "/profiles/" + profile + "/providers/honcho" + rest }
@@ -142,6 +143,7 @@ func TestAuthorizeHook(t *testing.T) {
 // TestAuthorizeHookOnPostgres: with the PostgreSQL stores, a refused
 // connect records no pending flow and a refused disconnect keeps the grant.
 func TestAuthorizeHookOnPostgres(t *testing.T) {
+	t.Parallel()
 	pool, h, reg, in := pgInstances(t, 1)
 	rep, err := in[0].r.Connector().Connect(t.Context(), "default", "honcho", provider.ConnectRequest{})
 	if err != nil {
@@ -190,6 +192,7 @@ func TestAuthorizeHookOnPostgres(t *testing.T) {
 // instance with the same keys accepts it, and after a key rotation too;
 // the static token still works for every profile; no log holds a session.
 func TestConnectSessions(t *testing.T) {
+	t.Parallel()
 	const static = "host-token-0123456789"
 	k1, k2 := bytes.Repeat([]byte("1"), 32), bytes.Repeat([]byte("2"), 32)
 	clock := testkit.NewClock()
@@ -255,6 +258,7 @@ func TestConnectSessions(t *testing.T) {
 // by someone else) exchanges no code and says the sign-in was started
 // elsewhere; with it the sign-in completes. A curl-started one needs none.
 func TestCallbackBoundToTheBrowser(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t, fixture.WithCallback())
 	connect := func() (*http.Cookie, string) {
 		x := e.Do(fixture.Request{Method: "POST", Path: "/profiles/default/providers/honcho/connect",
@@ -302,6 +306,7 @@ func TestCallbackBoundToTheBrowser(t *testing.T) {
 // flow in PostgreSQL, so the callback on another instance needs the cookie
 // too, and completes with it.
 func TestCallbackBindingAcrossInstances(t *testing.T) {
+	t.Parallel()
 	_, h, _, in := pgInstances(t, 2)
 	a, b := in[0].srv, in[1].srv
 	for _, withCookie := range []bool{false, true} {
@@ -345,6 +350,7 @@ func TestCallbackBindingAcrossInstances(t *testing.T) {
 // filtered and paged, asks the hook with the list action, and refuses a
 // connect session; over PostgreSQL it lists the store's grants.
 func TestConnectionsList(t *testing.T) {
+	t.Parallel()
 	hook := &hookRecorder{}
 	k := bytes.Repeat([]byte("k"), 32)
 	e := fixture.NewEnv(t, fixture.WithAuthorize(hook.authorize), fixture.WithSessionKeys(k))

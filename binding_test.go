@@ -50,6 +50,7 @@ func connectFor(t *testing.T, e *fixture.Env, header map[string]string, body str
 // (403 page, no code exchanged, nothing stored); the starter's own cookie
 // completes it. Flows that cannot be bound are refused for a session.
 func TestLoginCSRFWithConnectSession(t *testing.T) {
+	t.Parallel()
 	e, session := sessionEnv(t)
 	x, cookie, rep := connectFor(t, e, session, "")
 	if x.Status != http.StatusAccepted || cookie == nil || rep.Flow == nil {
@@ -97,6 +98,7 @@ func TestLoginCSRFWithConnectSession(t *testing.T) {
 // not complete the flow. A browser that joins its own pending flow keeps
 // its cookie, which still completes it.
 func TestPlantedBindingCookie(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t, fixture.WithCallback())
 	planted := strings.Repeat("A", 43)
 	page := map[string]string{"Sec-Fetch-Site": "same-origin", "Cookie": "memconnect_flow=" + planted}
@@ -132,6 +134,7 @@ func TestPlantedBindingCookie(t *testing.T) {
 // real key but living longer than MaxConnectSessionTTL is refused (401).
 // A session is not minted for a profile that does not exist.
 func TestConnectSessionBoundsWhenVerified(t *testing.T) {
+	t.Parallel()
 	key := bytes.Repeat([]byte("k"), 32)
 	clock := testkit.NewClock()
 	e := fixture.NewEnv(t, fixture.WithSessionToken("host-token-0123456789"), fixture.WithSessionKeys(key), fixture.WithClock(clock))
@@ -164,6 +167,7 @@ func TestConnectSessionBoundsWhenVerified(t *testing.T) {
 // for some providers lists those only, so a Connect page offers nothing
 // the session cannot connect; the host's credential sees them all.
 func TestProvidersUnderAConnectSession(t *testing.T) {
+	t.Parallel()
 	e, _ := sessionEnv(t)
 	tok, _, err := e.Router.MintConnectSession("default", []string{"honcho"}, 0)
 	if err != nil {

@@ -91,6 +91,7 @@ func nextEvent(t *testing.T, c <-chan sseEvent) sseEvent {
 // resumes after the last id it saw. It is guarded like every route, and no
 // event holds a token.
 func TestEventStream(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t, fixture.WithSessionToken("s3cret"))
 	if x := e.Do(fixture.Request{Method: "GET", Path: "/profiles/work/providers/honcho/events", NoAuth: true}); x.Status != 401 {
 		t.Fatalf("events without the session token = %d", x.Status)
@@ -148,6 +149,7 @@ func TestEventStream(t *testing.T) {
 // A grant stored, refreshed and removed by another process sharing the
 // config file shows up on the stream as it happens.
 func TestEventStreamOtherProcess(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	stream := openStream(t, e, "work", "")
 	home := filepath.Join(e.Root, "profiles", "work")
@@ -216,6 +218,7 @@ func TestEventStreamOtherProcess(t *testing.T) {
 // Open streams are capped: one too many is a 503 that says why. (That a
 // closed stream frees its place is the bus's test.)
 func TestEventStreamCap(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t, fixture.WithMaxStreams(1))
 	ctx, cancel := context.WithCancel(t.Context())
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.Base+"/profiles/work/providers/honcho/events", nil)
@@ -235,6 +238,7 @@ func TestEventStreamCap(t *testing.T) {
 // stream ends: here one that resumes after more events than a stream may
 // hold.
 func TestEventStreamDropsSlowClient(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	key := connid.ID{Profile: "work", Provider: "honcho"}
 	for range events.Buffer + 10 {
@@ -256,6 +260,7 @@ func TestEventStreamDropsSlowClient(t *testing.T) {
 
 // An idle stream sends a heartbeat comment, as often as configured.
 func TestEventStreamHeartbeat(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t, fixture.WithEventHeartbeat(20*time.Millisecond))
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -280,6 +285,7 @@ func TestEventStreamHeartbeat(t *testing.T) {
 // that the host's own credential still opens one. (That a stream's end
 // gives its place back is the handlers' test.)
 func TestEventStreamsPerSession(t *testing.T) {
+	t.Parallel()
 	const token = "host-token-0123456789"
 	e := fixture.NewEnv(t, fixture.WithSessionToken(token), fixture.WithSessionKeys(bytes.Repeat([]byte("k"), 32)))
 	open := func(bearer string) int {

@@ -51,6 +51,7 @@ func callbackHTML(t *testing.T, x fixture.Exchange, want int, has ...string) {
 }
 
 func TestCallbackPages(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t, fixture.WithCallback())
 	rep := e.Connect("default", "honcho", "")
 	state := mustQuery(t, rep.Flow.AuthorizeURL).Get("state")
@@ -133,6 +134,7 @@ func checkLogs(t *testing.T, logs string, s secrets) {
 // examples/server -dev does: connect, consent at the authorization server,
 // the browser's GET of the callback, status, disconnect.
 func TestEndToEndCallback(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	const token = "session-secret-e2e"
 	e := fixture.NewEnv(t, fixture.WithCallback(), fixture.WithSessionToken(token))
@@ -214,6 +216,7 @@ func TestEndToEndCallback(t *testing.T) {
 // TestEndToEndLoopback runs the browser flow in loopback mode: the redirect
 // URI is a one-shot listener on 127.0.0.1 with an OS-assigned port.
 func TestEndToEndLoopback(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	e := fixture.NewEnv(t)
 	var seen secrets
@@ -286,6 +289,7 @@ func TestEndToEndDevice(t *testing.T) {
 // TestLogsOverEverything runs every error case and a browser flow in one
 // environment and checks its log as a whole.
 func TestLogsOverEverything(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t, fixture.WithCallback())
 	rep := e.Connect("default", "honcho", "")
 	var seen secrets
@@ -317,6 +321,7 @@ func TestLogsOverEverything(t *testing.T) {
 // a sign-in started through one completes when the browser's callback
 // lands on the other, and both report the profile connected.
 func TestCallbackOnAnotherInstance(t *testing.T) {
+	t.Parallel()
 	h := fixture.NewHermes(t)
 	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
 	if err != nil {
@@ -362,6 +367,7 @@ func consentOn(t *testing.T, h *fixture.Hermes, srv *fixture.Server, authorizeUR
 // (TokensOnly, ConfigExcept) travel with the pending flow, and the
 // completing instance's OnInstalled is told.
 func TestResumedSignInCompletesAsLocal(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		req  provider.ConnectRequest

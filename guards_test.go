@@ -11,6 +11,7 @@ import (
 )
 
 func TestSessionToken(t *testing.T) {
+	t.Parallel()
 	const token = "session-secret-123"
 	e := fixture.NewEnv(t, fixture.WithSessionToken(token), fixture.WithCallback())
 	tests := []struct {
@@ -54,6 +55,7 @@ func TestSessionToken(t *testing.T) {
 }
 
 func TestGuards(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	tests := []struct {
 		name       string
@@ -87,6 +89,7 @@ func TestGuards(t *testing.T) {
 // allowed next to the default loopback names, so the browser's redirect to
 // the callback is not refused by the Host guard.
 func TestCallbackHostAllowed(t *testing.T) {
+	t.Parallel()
 	reg, err := provider.NewRegistry(fixture.FakeProvider{ID: "nooauth"})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 // failing with the last error, ok with the last refresh), and a refresh
 // that works after failing publishes "recovered" on the event stream.
 func TestHealth(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	e := fixture.NewEnv(t, fixture.WithClock(clock))
 	tok := e.AS.IssueGrant("write")
@@ -73,6 +74,7 @@ func TestHealth(t *testing.T) {
 // a short token's lifetime: a 90 s token just obtained is "ok", and
 // "expiring" only in its last 45 s.
 func TestHealthShortLivedToken(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	e := fixture.NewEnv(t, fixture.WithClock(clock))
 	tok := e.AS.IssueGrant("write")

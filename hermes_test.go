@@ -33,6 +33,7 @@ func (d hermesDesktop) call(method, route, profile string) (int, map[string]any)
 // connected, in the Python router's shape; "current" and "" are the default
 // profile; errors are the API's.
 func TestHermesDesktopRoutes(t *testing.T) {
+	t.Parallel()
 	opened := make(chan string, 1)
 	e := fixture.NewEnv(t, fixture.WithOpenBrowser(func(_ context.Context, u string) error {
 		opened <- u
@@ -94,6 +95,7 @@ func TestHermesDesktopRoutes(t *testing.T) {
 // Without an OpenBrowser hook start opens nothing: the client opens the
 // answer's authorize_url. The routes are guarded like every other.
 func TestHermesDesktopRoutesGuarded(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t, fixture.WithSessionToken("s3cret"))
 	if x := e.Do(fixture.Request{Method: "POST", Path: "/providers/honcho/oauth/start", NoAuth: true}); x.Status != 401 {
 		t.Errorf("start without the session token = %d", x.Status)
@@ -107,6 +109,7 @@ func TestHermesDesktopRoutesGuarded(t *testing.T) {
 // A host hook that fails with the URL in its error does not put the URL's
 // state into the log.
 func TestHermesOpenBrowserErrorLogged(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t, fixture.WithOpenBrowser(func(_ context.Context, u string) error {
 		return fmt.Errorf("cannot open %s", u)
 	}))

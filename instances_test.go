@@ -36,6 +36,7 @@ import (
 // lands on B, C reports it, a refresh that all three
 // want at once happens once, and a disconnect on C is seen by A.
 func TestSeveralInstancesOnPostgres(t *testing.T) {
+	t.Parallel()
 	pool, h, reg, in := pgInstances(t, 3)
 	a, b, c := in[0], in[1], in[2]
 
@@ -115,6 +116,7 @@ func TestSeveralInstancesOnPostgres(t *testing.T) {
 // An event raised on instance A reaches a stream held on instance B:
 // PostgreSQL notifies B of every grant change A commits.
 func TestEventsAcrossInstances(t *testing.T) {
+	t.Parallel()
 	_, h, _, in := pgInstances(t, 2)
 	a, b := in[0].r, in[1].r
 	next := followDefault(t, b, true)
@@ -237,6 +239,7 @@ func instancesOn(t *testing.T, h *fixture.Hermes, reg *provider.Registry, pools 
 // is a name (no directory anywhere), and neither home holds a file
 // afterwards.
 func TestStatelessInstances(t *testing.T) {
+	t.Parallel()
 	pool := fixture.Postgres(t, false)
 	h := fixture.NewHermes(t)
 	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
@@ -366,6 +369,7 @@ func TestStatelessInstances(t *testing.T) {
 // database restarts) while B holds a stream; a change A commits meanwhile
 // is published on B once B listens again, and later ones too.
 func TestEventsSurviveADatabaseRestart(t *testing.T) {
+	t.Parallel()
 	raw, proxy := fixture.PostgresBehindProxy(t)
 	h := fixture.NewHermes(t)
 	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
@@ -409,6 +413,7 @@ func TestEventsSurviveADatabaseRestart(t *testing.T) {
 // the database did not answer is logged at INFO as abandoned, not as an
 // error.
 func TestDatabaseOutageAnswers503(t *testing.T) {
+	t.Parallel()
 	raw, proxy := fixture.PostgresBehindProxy(t)
 	pool := proxy.Pool(t, raw)
 	h := fixture.NewHermes(t)
@@ -475,6 +480,7 @@ func TestDatabaseOutageAnswers503(t *testing.T) {
 // TestInstanceWithoutTheNewKey: after a rekey, an instance still running
 // with the old key alone answers 503 naming the key it lacks, not 500.
 func TestInstanceWithoutTheNewKey(t *testing.T) {
+	t.Parallel()
 	pool := fixture.Postgres(t, false)
 	h := fixture.NewHermes(t)
 	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))

@@ -24,6 +24,7 @@ import (
 )
 
 func TestNewConfig(t *testing.T) {
+	t.Parallel()
 	reg, err := provider.NewRegistry(fixture.FakeProvider{ID: "nooauth"})
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +68,7 @@ func TestNewConfig(t *testing.T) {
 }
 
 func TestHostRoutesUnaffected(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t, fixture.WithSessionToken("session-secret-123"))
 	tests := []struct {
 		path       string
@@ -91,6 +93,7 @@ func TestHostRoutesUnaffected(t *testing.T) {
 }
 
 func TestPanicIsJSON500WithRequestID(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	x := e.Do(fixture.Request{Method: "GET", Path: "/profiles/default/providers/boom/status", Header: map[string]string{"X-Request-Id": "req-panic-1"}})
 	if x.Status != 500 {
@@ -112,6 +115,7 @@ func TestPanicIsJSON500WithRequestID(t *testing.T) {
 // TestRouterWithoutMount serves the router at the root of a server, as a
 // host may: the callback exemption and the profile checks still work.
 func TestRouterWithoutMount(t *testing.T) {
+	t.Parallel()
 	reg, err := provider.NewRegistry(fixture.FakeProvider{ID: "nooauth"})
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +184,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // injected client and is logged by the injected logger, and the status
 // body's expires_in counts on the injected clock.
 func TestConfigReachesTheGrantEngine(t *testing.T) {
+	t.Parallel()
 	h := fixture.NewHermes(t)
 	clock := testkit.NewClock()
 	grant := h.AS.IssueGrant("write")
@@ -234,6 +239,7 @@ func TestConfigReachesTheGrantEngine(t *testing.T) {
 // port) and starts no more. A LoopbackAddr that is no loopback IP literal
 // is refused at New.
 func TestCloseEndsCreatedFlows(t *testing.T) {
+	t.Parallel()
 	h := fixture.NewHermes(t)
 	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
 	if err != nil {

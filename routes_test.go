@@ -24,6 +24,7 @@ import (
 )
 
 func TestListProviders(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	x := e.Do(fixture.Request{Method: "GET", Path: "/providers", Header: map[string]string{"Accept": "application/xml"}})
 	if x.Status != 200 || x.Header.Get("Content-Type") != "application/json" {
@@ -43,6 +44,7 @@ func TestListProviders(t *testing.T) {
 }
 
 func TestStatus(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	tests := []struct {
 		name string
@@ -74,6 +76,7 @@ func TestStatus(t *testing.T) {
 }
 
 func TestConnect(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name         string
 		opts         []fixture.EnvOption
@@ -152,6 +155,7 @@ func checkError(t *testing.T, x fixture.Exchange, c fixture.ErrorCase) {
 }
 
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t, fixture.WithCallback())
 	e.Connect("default", "honcho", `{"method":"browser"}`) // for the conflict case
 	for _, c := range fixture.ErrorCases() {
@@ -162,6 +166,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestMethodNotAllowedAllow(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	tests := []struct{ method, path, want string }{
 		{"PUT", "/providers", "GET"},
@@ -182,6 +187,7 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 // "/../" unless given --path-as-is), and the answer is a 400 JSON, not a
 // 404 or a redirect to a cleaned path.
 func TestProfilePathsArrive(t *testing.T) {
+	t.Parallel()
 	seen := make(chan string, 1)
 	e := fixture.NewEnv(t, fixture.WithWrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -220,6 +226,7 @@ func TestProfilePathsArrive(t *testing.T) {
 }
 
 func TestBodyLimit(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	big := `{"source":"` + strings.Repeat("x", 64<<10) + `"}`
 	path := e.Base + "/profiles/default/providers/honcho/connect"
@@ -260,6 +267,7 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	rep := e.Connect("default", "honcho", "")
 	x := e.Do(fixture.Request{Method: "POST", Path: "/profiles/default/providers/honcho/cancel"})
@@ -291,6 +299,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestDisconnectWithoutGrant(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	x := e.Do(fixture.Request{Method: "DELETE", Path: "/profiles/work/providers/honcho/connection"})
 	want := `{"disconnected":true,"removed":false,"revoked":false,"revoke_error":null}`
@@ -302,6 +311,7 @@ func TestDisconnectWithoutGrant(t *testing.T) {
 // A grant another process found rejected shows as reauth_required in this
 // router's status, though this process never called the server.
 func TestReauthRequiredFromAnotherProcess(t *testing.T) {
+	t.Parallel()
 	e := fixture.NewEnv(t)
 	grant := e.AS.IssueGrant("write")
 	path := filepath.Join(e.Root, "honcho.json")

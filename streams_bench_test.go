@@ -209,6 +209,7 @@ func benchStreams(b *testing.B, n int) {
 // stream, says "clients: armed", and says "clients: done" once every
 // stream has read a refreshed event.
 func TestStreamClients(t *testing.T) {
+	t.Parallel()
 	spec := os.Getenv("MEMCONNECT_STREAM_CLIENTS")
 	if spec == "" {
 		t.Skip("run by BenchmarkEventStreams")

@@ -38,6 +38,7 @@ func writeGrant(t *testing.T, e *fixture.Env, tok *oauth2.Token, exp, obtained t
 // one; 404 not_connected and 409 reauth_required otherwise. Never in a log,
 // never cached.
 func TestTokenRoute(t *testing.T) {
+	t.Parallel()
 	const static = "host-token-0123456789"
 	clock := testkit.NewClock()
 	hook := &hookRecorder{deny: []string{"denied"}}
@@ -150,6 +151,7 @@ func TestTokenRoute(t *testing.T) {
 // and says, in revoke_error, valid_until and a sentence, that the server
 // was not asked to revoke it and until when its access token works.
 func TestDisconnectWithoutRevocation(t *testing.T) {
+	t.Parallel()
 	h := fixture.NewHermes(t)
 	noMetadata := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(noMetadata.Close)

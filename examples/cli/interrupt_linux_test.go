@@ -122,6 +122,7 @@ func fileBytes(t *testing.T, path string) []byte {
 // Ctrl-C at any prompt ends the command at once with exit 130, without
 // Enter, and changes nothing; the terminal's echo is back on after.
 func TestCtrlCAtEveryPrompt(t *testing.T) {
+	t.Parallel()
 	t.Run("api key", func(t *testing.T) {
 		e := newEnv(t)
 		path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
@@ -191,6 +192,7 @@ func consentOnPTY(t *testing.T, srv *honchofake.Server, p *ptyCLI) {
 // A peer name with a control character, or too long, is refused with the
 // reason and asked again.
 func TestPeerNameRefused(t *testing.T) {
+	t.Parallel()
 	srv := honchofake.NewServer(honchofake.WithGrantConfig(map[string]any{"peerName": "alice"}))
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
@@ -215,6 +217,7 @@ func TestPeerNameRefused(t *testing.T) {
 // it (exit 1), and a key the server refuses is not stored, with the
 // server's reason in one sentence.
 func TestLoginAsksAndChecksOnPTY(t *testing.T) {
+	t.Parallel()
 	srv := honchofake.NewServer(honchofake.WithAPIKey("hch-v2-good-0123456789"))
 	defer srv.Close()
 	e := newEnv(t)
@@ -252,6 +255,7 @@ func TestLoginAsksAndChecksOnPTY(t *testing.T) {
 // On a terminal, status exits 3 when not signed in, and token prints the
 // API key of a profile connected with one and exits 0.
 func TestExitCodesOnPTY(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := startPTY(t, e, "status")
 	if code := p.exit(t); code != exitReauth || !strings.Contains(p.out.String(), "Auth: not connected") {
@@ -273,6 +277,7 @@ func TestExitCodesOnPTY(t *testing.T) {
 // of another sign-in is refused and nothing is stored; Ctrl-C at the
 // prompt ends it at once.
 func TestLoginPaste(t *testing.T) {
+	t.Parallel()
 	paste := func(t *testing.T, answer func(target *url.URL) string) (*ptyCLI, string) {
 		t.Helper()
 		srv := honchofake.NewServer()

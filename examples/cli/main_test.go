@@ -44,11 +44,14 @@ import (
 // itself: the tests on a pseudo-terminal run it as its own process.
 const cliMainEnv = "MEMCONNECT_CLI_MAIN"
 
+// TestMain runs the command when cliMainEnv asks for it, and the tests
+// otherwise, more at once than there are CPUs: most wait on a sign-in's
+// poll or a pseudo-terminal.
 func TestMain(m *testing.M) {
 	if os.Getenv(cliMainEnv) == "1" {
 		main()
 	}
-	os.Exit(m.Run())
+	testkit.RunWaiting(m)
 }
 
 // env is a process environment for run.
@@ -86,6 +89,7 @@ func grantBlock(srv *honchofake.Server, tok *oauth2.Token, exp time.Time) map[st
 }
 
 func TestUsageErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		env  env
@@ -123,6 +127,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"help"}, {"status", "-h"}} {
 		if r := runCLI(t, newEnv(t), args...); r.code != exitOK {
 			t.Errorf("%v: exit %d", args, r.code)
@@ -131,6 +136,7 @@ func TestHelp(t *testing.T) {
 }
 
 func TestStatusLines(t *testing.T) {
+	t.Parallel()
 	valid := map[string]any{"apiKey": "hch-at-valid", "oauth": map[string]any{"refreshToken": "hch-rt-x",
 		"expiresAt": time.Now().Add(57*time.Minute + 30*time.Second).Unix(), "clientId": "hermes-agent", "tokenEndpoint": "https://as.example/oauth/token"}}
 	expired := map[string]any{"apiKey": "hch-at-old", "oauth": map[string]any{"refreshToken": "hch-rt-x",
@@ -176,6 +182,7 @@ func TestStatusLines(t *testing.T) {
 }
 
 func TestStatusJSONAndProfiles(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	hermes := filepath.Join(e["HOME"], "hermes-home")
 	e["HERMES_HOME"] = hermes
@@ -210,6 +217,7 @@ func TestStatusJSONAndProfiles(t *testing.T) {
 }
 
 func TestTokenRefreshRotatesAndPersists(t *testing.T) {
+	t.Parallel()
 	srv := honchofake.NewServer()
 	defer srv.Close()
 	e := newEnv(t)
@@ -249,6 +257,7 @@ func TestTokenRefreshRotatesAndPersists(t *testing.T) {
 }
 
 func TestReauthRequiredExits3(t *testing.T) {
+	t.Parallel()
 	srv := honchofake.NewServer()
 	defer srv.Close()
 	e := newEnv(t)
@@ -274,6 +283,7 @@ func TestReauthRequiredExits3(t *testing.T) {
 }
 
 func TestStatusReauthLine(t *testing.T) {
+	t.Parallel()
 	// The dead-grant state lives in one process; status in the same
 	// process after a failed refresh must say so and exit 3.
 	srv := honchofake.NewServer()
@@ -400,6 +410,7 @@ func loginEnv(t *testing.T, srv *honchofake.Server) (env, []string) {
 }
 
 func TestLoginNoBrowser(t *testing.T) {
+	t.Parallel()
 	srv := honchofake.NewServer(honchofake.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "from-consent"}))
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
@@ -462,6 +473,7 @@ func TestLoginNoBrowser(t *testing.T) {
 }
 
 func TestLoginCancelFreesPort(t *testing.T) {
+	t.Parallel()
 	srv := honchofake.NewServer()
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
@@ -569,6 +581,7 @@ func TestLoginDeviceMCP(t *testing.T) {
 // token on a profile connected with an API key prints the key, from the
 // host block, the root of the config or HONCHO_API_KEY, and exits 0.
 func TestTokenAPIKey(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name   string
 		config map[string]any
@@ -601,6 +614,7 @@ func TestTokenAPIKey(t *testing.T) {
 // TestTokenNotRefreshable: when the server cannot be reached, the library
 // fails open, but the CLI does not print a token that is already expired.
 func TestTokenNotRefreshable(t *testing.T) {
+	t.Parallel()
 	srv, tok, e, _ := expiredGrant(t)
 	// The token endpoint refuses the request without rejecting the grant:
 	// a transient failure, which is not retried since it is no 5xx.
@@ -621,6 +635,7 @@ func TestTokenNotRefreshable(t *testing.T) {
 // A grant another process found rejected: status and token say that a
 // sign-in is needed and exit 3, without calling the server.
 func TestReauthRecordedByAnotherProcess(t *testing.T) {
+	t.Parallel()
 	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
 	tok := srv.IssueGrant("write")
@@ -643,6 +658,7 @@ func TestReauthRecordedByAnotherProcess(t *testing.T) {
 // A refresh answered with a token that had already expired (a negative
 // expires_in) is stored, and token says what happened and exits 1.
 func TestTokenAlreadyExpiredByTheServer(t *testing.T) {
+	t.Parallel()
 	srv, _, e, path := expiredGrant(t)
 	srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request) bool {
 		w.Header().Set("Content-Type", "application/json")
@@ -664,6 +680,7 @@ func TestTokenAlreadyExpiredByTheServer(t *testing.T) {
 // did not take the lock, while the refresh was under way), token prints
 // nothing and fails, and the rotation waits in the journal.
 func TestTokenRotationNotStoredFails(t *testing.T) {
+	t.Parallel()
 	srv, tok, e, path := expiredGrant(t)
 	srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request) bool {
 		os.WriteFile(path, []byte("{not json"), 0o600)
@@ -688,6 +705,7 @@ func TestTokenRotationNotStoredFails(t *testing.T) {
 // token and status read a server's shared store with --store: a script on
 // a server gets a fresh token of the grant the instances share.
 func TestStoreFlag(t *testing.T) {
+	t.Parallel()
 	url := fixture.PostgresURL(t, false)
 	srv := honchofake.NewServer()
 	t.Cleanup(srv.Close)
@@ -779,6 +797,7 @@ func expiredGrant(t *testing.T) (*honchofake.Server, *oauth2.Token, env, string)
 // Without a terminal login asks nothing: a peer name the user set stays,
 // and the consent's name is taken only when none is set.
 func TestLoginNonInteractive(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name, set, want string
 	}{
@@ -809,6 +828,7 @@ func TestLoginNonInteractive(t *testing.T) {
 // Errors read as sentences, with no log line before them; -v adds the
 // detail.
 func TestErrorsAsSentences(t *testing.T) {
+	t.Parallel()
 	srv := honchofake.NewServer()
 	defer srv.Close()
 	e, args := loginEnv(t, srv)
@@ -838,6 +858,7 @@ func TestErrorsAsSentences(t *testing.T) {
 
 // The exit codes are those --help lists.
 func TestExitCodes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	help := runCLI(t, e, "--help")
 	for _, tt := range []struct {
@@ -865,6 +886,7 @@ func TestExitCodes(t *testing.T) {
 
 // Each command's -h says what it does and lists only the flags it takes.
 func TestCommandHelp(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		cmd         string
 		does        string
@@ -896,6 +918,7 @@ func TestCommandHelp(t *testing.T) {
 // Without a terminal, login over a sign-in that works refuses and says
 // how to replace it; --force replaces it without asking.
 func TestLoginAlreadySignedIn(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	path := filepath.Join(e["HOME"], ".hermes", "honcho.json")
 	testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes": map[string]any{"apiKey": "hch-v2-old-0123456789"}}})

@@ -143,6 +143,7 @@ func TestPseudoTerminal(t *testing.T) {
 
 // On a terminal login --api-key asks for the key and does not echo it.
 func TestPseudoTerminalAPIKey(t *testing.T) {
+	t.Parallel()
 	term, master, termOut := openPTY(t)
 	e := newEnv(t)
 	done := make(chan int, 1)

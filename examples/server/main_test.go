@@ -29,11 +29,15 @@ import (
 	"github.com/memconnect/memconnect/connid"
 	"github.com/memconnect/memconnect/events"
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
+	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 	"github.com/memconnect/memconnect/oauth/flow"
 	"github.com/memconnect/memconnect/oauth/pgstore"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
+
+// Several parallel tests of this package wait out a server's timeouts.
+func TestMain(m *testing.M) { testkit.RunWaiting(m) }
 
 // lines is an io.Writer that hands every complete line to a channel, so a
 // test can wait for what the server prints.
@@ -137,6 +141,7 @@ func get(t *testing.T, target string, hdr ...string) (int, http.Header, string) 
 }
 
 func TestRunDev(t *testing.T) {
+	t.Parallel()
 	base, stop := server(t, "-dev", "-addr", "127.0.0.1:0")
 	tests := []struct {
 		path       string
@@ -172,6 +177,7 @@ func TestRunDev(t *testing.T) {
 // (or examples/curl.md) does: connect, open authorize_url, click Approve,
 // follow the redirect to the callback; then disconnect.
 func TestRunDevSignIn(t *testing.T) {
+	t.Parallel()
 	for _, p := range []struct{ name, display string }{{"honcho", "Honcho"}, {"devmemory", "Development memory (MCP)"}} {
 		t.Run(p.name, func(t *testing.T) { testRunDevSignIn(t, p.name, p.display) })
 	}
@@ -249,6 +255,7 @@ func testRunDevSignIn(t *testing.T, name, display string) {
 }
 
 func TestRunTempHomeRemoved(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
 	out := newLines()
 	done := make(chan error, 1)
@@ -268,6 +275,7 @@ func TestRunTempHomeRemoved(t *testing.T) {
 }
 
 func TestRunHomeFlagKept(t *testing.T) {
+	t.Parallel()
 	home := t.TempDir()
 	_, stop := server(t, "-dev", "-addr", "127.0.0.1:0", "-home", home)
 	if err := stop(); err != nil {
@@ -279,6 +287,7 @@ func TestRunHomeFlagKept(t *testing.T) {
 }
 
 func TestRunFlags(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args    []string
 		wantErr error
@@ -326,6 +335,7 @@ func TestRunFlags(t *testing.T) {
 // TestRunProviderFlag: -provider adds a generic provider, listed with its
 // methods, and an API key for it lands in the profile's memconnect.json.
 func TestRunProviderFlag(t *testing.T) {
+	t.Parallel()
 	home := t.TempDir()
 	base, _ := server(t, "-dev", "-addr", "127.0.0.1:0", "-home", home, "-provider", "zep=https://mcp.example.com/mcp")
 	if status, _, body := get(t, base+"/api/memory/providers"); status != 200 || !strings.Contains(body, `{"name":"zep","display_name":"zep","auth_methods":["browser","apikey"]}`) {
@@ -384,6 +394,7 @@ func TestServerTimeouts(t *testing.T) {
 // A method chi does not know gets memconnect's JSON 405 under /api/memory,
 // like a known one.
 func TestUnknownMethodJSON405(t *testing.T) {
+	t.Parallel()
 	h := hostRouter(newMemory(t), nil, nil)
 	for _, method := range []string{"PUT", "BREW", "PROPFIND"} {
 		req := httptest.NewRequest(method, "/api/memory/providers", nil)
@@ -401,6 +412,7 @@ func TestUnknownMethodJSON405(t *testing.T) {
 // schema and exits; without a key the server refuses to start; with one it
 // serves.
 func TestRunStore(t *testing.T) {
+	t.Parallel()
 	url := fixture.PostgresURL(t, true)
 	var stderr bytes.Buffer
 	if err := run(t.Context(), []string{"-migrate"}, io.Discard, &stderr); !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), "-store") {
@@ -467,6 +479,7 @@ func TestRunStore(t *testing.T) {
 // reads, with values that lead to the server's endpoints. And the dev
 // consent page names the file in the temporary home.
 func TestRunDevExports(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	out := newLines()
@@ -603,6 +616,7 @@ func newMemory(t *testing.T) *memconnect.Router {
 // beforehand, used instead of a dynamic registration; a name that matches
 // no provider, or a value without an ID, is refused.
 func TestRunClientIDFlag(t *testing.T) {
+	t.Parallel()
 	base, _ := server(t, "-dev", "-addr", "127.0.0.1:0", "-client-id", "devmemory=pre-registered")
 	resp, err := http.Post(base+"/api/memory/profiles/default/providers/devmemory/connect", "application/json", strings.NewReader(`{}`))
 	if err != nil {
@@ -630,6 +644,7 @@ func TestRunClientIDFlag(t *testing.T) {
 // connect session (guarded by -session-token), which the API accepts for
 // that profile only.
 func TestConnectSessionRoute(t *testing.T) {
+	t.Parallel()
 	const token = "host-session-token-0123"
 	base, _ := server(t, "-dev", "-addr", "127.0.0.1:0", "-session-token", token, "-session-key", strings.Repeat("k", 32))
 	mint := func(auth, body string) (int, map[string]string) {

@@ -49,6 +49,7 @@ func scrape(t *testing.T, base, series string) float64 {
 // Prometheus would, while the router refreshes a grant: the refresh
 // counter, its latency and lock-wait histograms and the stream gauge move.
 func TestMetricsMoveWithRefreshes(t *testing.T) {
+	t.Parallel()
 	h := fixture.NewHermes(t)
 	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
 	if err != nil {
@@ -148,6 +149,7 @@ func scrapeAll(t *testing.T, base string) string {
 // TestRunWebhookAndMetrics: -webhook sends a signed connection.connected
 // when an API key is stored, and the API-key check shows in /metrics.
 func TestRunWebhookAndMetrics(t *testing.T) {
+	t.Parallel()
 	got := make(chan *http.Request, 4)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- r

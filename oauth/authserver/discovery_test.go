@@ -16,6 +16,7 @@ import (
 )
 
 func TestDiscoverRFC8414(t *testing.T) {
+	t.Parallel()
 	srv := honchofake.NewServer()
 	defer srv.Close()
 	md, err := authserver.Discover(context.Background(), srv.Client(), srv.URL+"/")
@@ -67,6 +68,7 @@ func newFakeIssuer(t *testing.T, docs map[string]string) *fakeIssuer {
 }
 
 func TestDiscover(t *testing.T) {
+	t.Parallel()
 	const oidc = `{"issuer":"{issuer}","authorization_endpoint":"{issuer}/oidc/auth","token_endpoint":"{issuer}/oidc/token","revocation_endpoint":"{issuer}/oidc/revoke","grant_types_supported":["authorization_code"]}`
 	tests := []struct {
 		name      string
@@ -132,6 +134,7 @@ func TestDiscover(t *testing.T) {
 }
 
 func TestDiscoverRejectsIssuer(t *testing.T) {
+	t.Parallel()
 	for _, issuer := range []string{"http://auth.example.com", "ftp://127.0.0.1", "https://as.example/?x=1", "https://as.example/#f", "not a url", ""} {
 		if _, err := authserver.Discover(context.Background(), nil, issuer); err == nil {
 			t.Errorf("Discover(%q) succeeded", issuer)
@@ -140,6 +143,7 @@ func TestDiscoverRejectsIssuer(t *testing.T) {
 }
 
 func TestSupportsDeviceFlow(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		md   *authserver.Metadata
@@ -159,6 +163,7 @@ func TestSupportsDeviceFlow(t *testing.T) {
 }
 
 func TestMetadataFill(t *testing.T) {
+	t.Parallel()
 	md := &authserver.Metadata{
 		AuthorizationEndpoint:       "https://as/authorize",
 		TokenEndpoint:               "https://as/token",
@@ -190,6 +195,7 @@ func TestMetadataFill(t *testing.T) {
 }
 
 func TestMetadataJSONNames(t *testing.T) {
+	t.Parallel()
 	b, err := json.Marshal(authserver.Metadata{Issuer: "i", DeviceAuthorizationEndpoint: "d", GrantTypesSupported: []string{"g"}})
 	if err != nil {
 		t.Fatal(err)

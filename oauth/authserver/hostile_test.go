@@ -19,6 +19,7 @@ import (
 // TestMetadataRedirects: a metadata GET follows a redirect to the same
 // origin, and refuses one to another origin.
 func TestMetadataRedirects(t *testing.T) {
+	t.Parallel()
 	var issuer string
 	mux := http.NewServeMux()
 	mux.HandleFunc("/moved/.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
@@ -135,6 +136,7 @@ func TestStepDeadlines(t *testing.T) {
 // TestRegisteredClientIDChecked: a registration answer's client_id must be
 // a printable string of sane length.
 func TestRegisteredClientIDChecked(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, id, want string
 	}{
@@ -173,6 +175,7 @@ func TestRegisteredClientIDChecked(t *testing.T) {
 // all loopback registers with application_type "native", so that the
 // server accepts any loopback port; one with a web redirect does not.
 func TestLoopbackClientsRegisterAsNative(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		uris []string
 		want string

@@ -12,6 +12,7 @@ import (
 )
 
 func TestParseChallenge(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		headers []string
@@ -66,6 +67,7 @@ func fakeResource(t *testing.T, challenge string, docs map[string]string) *httpt
 }
 
 func TestDiscoverResource(t *testing.T) {
+	t.Parallel()
 	const good = `{"resource":"{url}/mcp","authorization_servers":["https://as.example"],"scopes_supported":["memory"]}`
 	const wk = "/.well-known/oauth-protected-resource/mcp"
 	tests := []struct {
@@ -110,6 +112,7 @@ func TestDiscoverResource(t *testing.T) {
 }
 
 func TestDiscoverResourceBadURL(t *testing.T) {
+	t.Parallel()
 	for _, u := range []string{"http://example.com/mcp", "https://x.example/mcp?a=1", "mcp", "https://u:p@x.example/"} {
 		if _, _, err := authserver.DiscoverResource(context.Background(), nil, u); err == nil || !strings.Contains(err.Error(), "not an https URL") {
 			t.Errorf("DiscoverResource(%q) = %v, want a refusal", u, err)
@@ -118,6 +121,7 @@ func TestDiscoverResourceBadURL(t *testing.T) {
 }
 
 func TestRegister(t *testing.T) {
+	t.Parallel()
 	md := authserver.ClientMetadata{RedirectURIs: []string{"http://127.0.0.1/callback"}, ClientName: "memconnect"}
 	tests := []struct {
 		name    string

@@ -14,6 +14,7 @@ import (
 )
 
 func TestRevokeAgainstOAuthtest(t *testing.T) {
+	t.Parallel()
 	srv := honchofake.NewServer()
 	defer srv.Close()
 	tests := []struct {
@@ -47,6 +48,7 @@ func TestRevokeAgainstOAuthtest(t *testing.T) {
 }
 
 func TestRevokeErrors(t *testing.T) {
+	t.Parallel()
 	srv := honchofake.NewServer()
 	defer srv.Close()
 	tok := srv.IssueGrant("write")
@@ -71,6 +73,7 @@ func TestRevokeErrors(t *testing.T) {
 // A server that echoes the token in its error, and one that is down: the
 // token never reaches the error text.
 func TestRevokeErrorNeverHoldsToken(t *testing.T) {
+	t.Parallel()
 	const secret = "hch-rt-SECRETSECRET"
 	var form url.Values
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

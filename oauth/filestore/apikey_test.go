@@ -14,6 +14,7 @@ import (
 )
 
 func TestSetAPIKey(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)
 	tests := []struct {
@@ -90,6 +91,7 @@ func TestSetAPIKey(t *testing.T) {
 }
 
 func TestRemoveAPIKey(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)
 	tests := []struct {

@@ -59,6 +59,7 @@ func (t *crashTally) add(o crashTally) {
 //
 // It is slow and not part of the default suite: make crash runs it.
 func TestCrashHarness(t *testing.T) {
+	t.Parallel()
 	if *crashKills == 0 {
 		t.Skip("run with -crash.kills=N (make crash)")
 	}

@@ -28,6 +28,7 @@ import (
 // it carries is stored, and the next refresh spends the new refresh token,
 // not the old one again.
 func TestOddExpiresInKept(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		expiresIn string // as the server writes it
 		wantIn    time.Duration
@@ -169,13 +170,19 @@ func runAsUnprivileged(t *testing.T, mode, path string) []byte {
 		t.Fatal(err)
 	}
 	if os.Geteuid() == 0 {
-		// nobody must be able to run a copy of the test binary.
+		// nobody must be able to run a copy of the test binary. It is
+		// written with forks held off: a child forked by a parallel test
+		// while the copy is open for writing would make exec fail with
+		// "text file busy".
 		bin := filepath.Join(worldReadableTempDir(t), "oauth.test")
 		data, err := os.ReadFile(exe)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(bin, data, 0o755); err != nil {
+		syscall.ForkLock.Lock()
+		err = os.WriteFile(bin, data, 0o755)
+		syscall.ForkLock.Unlock()
+		if err != nil {
 			t.Fatal(err)
 		}
 		exe = bin
@@ -187,11 +194,12 @@ func runAsUnprivileged(t *testing.T, mode, path string) []byte {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	}
 	out, err := cmd.Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && len(out) == 0 {
-			t.Skipf("cannot run a child process as an unprivileged user here: %v", err)
-		}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee) && len(out) == 0:
+		t.Skipf("cannot run a child process as an unprivileged user here: %v", err)
+	case err != nil && !errors.As(err, &ee):
+		t.Fatalf("running the child: %v", err)
 	}
 	return out
 }
@@ -321,6 +329,7 @@ func TestLockFileReplacedWhileWaiting(t *testing.T) {
 // the one that saw the rejection, and no other process calls the server
 // for it again. A new sign-in clears it.
 func TestReauthSeenByAnotherProcess(t *testing.T) {
+	t.Parallel()
 	calls := 0
 	var mu sync.Mutex
 	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
@@ -490,6 +499,7 @@ func (l *spentLog) all() []string {
 // in progress: a status answers at once while the lock is held for a slow
 // refresh.
 func TestReadDoesNotWaitForARotation(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	release := make(chan struct{})
 	arrived := make(chan struct{}, 1)

@@ -46,6 +46,7 @@ func newThief(t *testing.T) *thief {
 // endpoint that redirects to another origin gets an error naming it, and
 // the other origin receives nothing; a host's client is not changed.
 func TestNoSecretFollowsARedirect(t *testing.T) {
+	t.Parallel()
 	th := newThief(t)
 	srv := testkit.Redirecting(t, th.URL)
 	host := &http.Client{} // a host's client: follows redirects by default
@@ -110,6 +111,7 @@ func TestNoSecretFollowsARedirect(t *testing.T) {
 // grant's is stored as the server answered, with a warning naming the
 // added scopes.
 func TestWiderScopeWarned(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -133,6 +135,7 @@ func TestWiderScopeWarned(t *testing.T) {
 // callers over 100 s of their clock cause a refresh every half lifetime,
 // not one on every call (a 120 s skew would make every token due at once).
 func TestShortLivedTokensCached(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	ep, path := shortLivedGrant(t, clock)
 	s := fastStore(path, clock, nil)
@@ -172,6 +175,7 @@ func shortLivedGrant(t *testing.T, clock *testkit.Clock) (*fakeTokenEndpoint, st
 // 60 s token due at once). At most 10 refreshes; no process ever got an
 // expired token.
 func TestShortLivedTokensAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	ep, path := shortLivedGrant(t, clock)
 	calls := 0
@@ -195,6 +199,7 @@ func TestShortLivedTokensAcrossProcesses(t *testing.T) {
 // token: served until it expires, then ErrReauthRequired, with no request
 // to the token endpoint at any point.
 func TestGrantWithoutRefreshToken(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	ep := newFakeTokenEndpoint(t, rotating)
 	path := filepath.Join(t.TempDir(), "honcho.json")

@@ -14,6 +14,7 @@ import (
 )
 
 func TestJournalRecovery(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	exp := clock.Now().Add(time.Hour)
 	rotated := &oauth.Grant{AccessToken: "hch-at-next", RefreshToken: "hch-rt-next", Expiry: exp.Truncate(time.Second),
@@ -88,6 +89,7 @@ func TestJournalRecovery(t *testing.T) {
 // TestJournalKeptForCorruptConfig: a journal is never applied to a config
 // file that does not parse; both stay as they are.
 func TestJournalKeptForCorruptConfig(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	testkit.WriteFile(t, path, "{not json")
 	s := newTestStore(path)

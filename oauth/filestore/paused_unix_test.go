@@ -105,6 +105,7 @@ func childKilledOnArrival(path string, lateJournal bool) int {
 // answer is parsed (as the first version did), the rotation is lost and
 // the next process replays the spent token.
 func TestJournalOnArrival(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}

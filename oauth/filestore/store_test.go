@@ -24,6 +24,7 @@ import (
 )
 
 func TestParseCredentials(t *testing.T) {
+	t.Parallel()
 	const grantBlock = `{"hosts":{"hermes":{"apiKey":"hch-at-a","oauth":{"refreshToken":"hch-rt-r","expiresAt":EXP,"clientId":"hermes-agent","tokenEndpoint":"https://t.example/token"}}}}`
 	withExp := func(e string) string { return strings.Replace(grantBlock, "EXP", e, 1) }
 	tests := []struct {
@@ -89,6 +90,7 @@ func TestParseCredentials(t *testing.T) {
 }
 
 func TestCredentialsMissingFile(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(filepath.Join(t.TempDir(), "honcho.json"))
 	c, err := s.Credentials("hermes")
 	if err != nil || c.Grant != nil || c.APIKey != "" {
@@ -100,6 +102,7 @@ func TestCredentialsMissingFile(t *testing.T) {
 }
 
 func TestInstallGrant(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	testkit.WriteFile(t, path, configWithGrant("https://t.example/token", "hch-at-old", "hch-rt-old", clock.Now()))
@@ -167,6 +170,7 @@ func TestInstallGrant(t *testing.T) {
 }
 
 func TestInstallGrantTokensOnly(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "sub", "honcho.json")
 	s := fastStore(path, testkit.NewClock(), nil)
 	tok := (&oauth2.Token{AccessToken: "hch-at-x", RefreshToken: "hch-rt-x", ExpiresIn: 60}).WithExtra(map[string]any{"config": map[string]any{"peerName": "carol", "workspace": "w"}})
@@ -187,6 +191,7 @@ func TestInstallGrantTokensOnly(t *testing.T) {
 }
 
 func TestInstallGrantRejects(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(filepath.Join(t.TempDir(), "honcho.json"))
 	opts := installOptions{ClientID: "c", TokenEndpoint: "https://t/token"}
 	tests := []struct {
@@ -216,6 +221,7 @@ func TestInstallGrantRejects(t *testing.T) {
 }
 
 func TestRemoveGrant(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	testkit.WriteFile(t, path, configWithGrant("https://t.example/token", "hch-at-a", "hch-rt-a", clock.Now().Add(time.Hour)))
@@ -254,6 +260,7 @@ func TestRemoveGrant(t *testing.T) {
 }
 
 func TestCorruptFileNeverOverwritten(t *testing.T) {
+	t.Parallel()
 	contents := map[string]string{
 		"bad JSON":   "{\"apiKey\": \"k\",\n  \"hosts\": {\"hermes\": {\"apiKey\": \"hch-at-a\" \n}",
 		"array root": `["hch-at-a"]`,
@@ -313,6 +320,7 @@ func TestCorruptFileNeverOverwritten(t *testing.T) {
 }
 
 func TestSymlinkStaysALink(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	real := filepath.Join(dir, "dotfiles", "honcho.json")
 	testkit.WriteFile(t, real, `{"keep":true}`)
@@ -355,6 +363,7 @@ func TestSymlinkStaysALink(t *testing.T) {
 // one, of a writer at work (two holders, after the lock file was deleted),
 // is left for its rename.
 func TestStaleTempFilesRemoved(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "honcho.json")
 	stale := filepath.Join(dir, ".honcho.json.tmp-123")
@@ -378,6 +387,7 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 }
 
 func TestLockTimeout(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	holder := newTestStore(path)
 	unlock, err := holder.file.lock(context.Background())
@@ -395,6 +405,7 @@ func TestLockTimeout(t *testing.T) {
 // TestCredentialsCache: a settled, unchanged file is answered from memory;
 // a replaced file, or one written less than a second ago, is read again.
 func TestCredentialsCache(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	old := time.Now().Add(-time.Hour)
 	write := func(access string, mtime time.Time, replace bool) {
@@ -458,6 +469,7 @@ func TestCredentialsCache(t *testing.T) {
 // A sign-in's grant and the server's config object land in the file in one
 // locked write: both, or neither.
 func TestInstallConfigOneWrite(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	testkit.WriteFile(t, path, `{"workspace":"mine","hosts":{"other":{"apiKey":"keep"}}}`)
 	s := newTestStore(path)
@@ -496,6 +508,7 @@ func TestInstallConfigOneWrite(t *testing.T) {
 // sign-in by being a ConfigMerger too: Install asks for the interface, not
 // for the file store's own type.
 func TestInstallConfigThroughAWrappedLock(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	testkit.WriteFile(t, path, `{"workspace":"mine"}`)
 	w := &mergingStore{GrantStore: newTestStore(path).file}
@@ -548,6 +561,7 @@ func mustRead(t *testing.T, path string) []byte {
 // (a driver echoing its parameters, say) has it redacted in the log and in
 // the reported outcome alike.
 func TestPrepareErrorRedacted(t *testing.T) {
+	t.Parallel()
 	ep := newFakeTokenEndpoint(t, rotating)
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	testkit.WriteFile(t, path, configWithGrant(ep.URL, "hch-at-old", "hch-rt-old-secret", time.Now().Add(-time.Minute)))
@@ -590,6 +604,7 @@ func (echoingLock) Prepare(ctx context.Context, prev *oauth.Grant) (func([]byte,
 // journal write, the commit, and the withdrawal of a spend that did not
 // happen.
 func TestStoreErrorsRedacted(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		fail    string // the method that fails, quoting its tokens

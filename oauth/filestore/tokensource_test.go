@@ -29,6 +29,7 @@ func expiringGrant(t *testing.T, tokenURL string, clock *testkit.Clock) string {
 }
 
 func TestTokenHotPathServesCache(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	ep := newFakeTokenEndpoint(t, rotating)
 	path := filepath.Join(t.TempDir(), "honcho.json")
@@ -55,6 +56,7 @@ func TestTokenHotPathServesCache(t *testing.T) {
 // TestConcurrentRefreshOnce: 64 goroutines hit a token inside the skew window;
 // the server sees exactly one refresh and every caller gets the new token.
 func TestConcurrentRefreshOnce(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	srv, grant, path := serverGrant(t, clock.Now().Add(time.Minute))
 	s := fastStore(path, clock, nil)
@@ -94,6 +96,7 @@ func TestConcurrentRefreshOnce(t *testing.T) {
 // TestSiblingRotationAdopted: two stores (as two processes) share a file; the
 // second adopts the first's rotation instead of spending the old token.
 func TestSiblingRotationAdopted(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	srv, _, path := serverGrant(t, clock.Now().Add(time.Hour))
 	a := fastStore(path, clock, nil).TokenSource("hermes")
@@ -124,6 +127,7 @@ func TestSiblingRotationAdopted(t *testing.T) {
 // changed the file meanwhile (a writer that ignores the lock); the new grant
 // on disk is adopted and the grant is not marked dead.
 func TestLostRaceAdopted(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	var path string
 	ep := newFakeTokenEndpoint(t, func(n int, w http.ResponseWriter, r *http.Request) {
@@ -144,6 +148,7 @@ func TestLostRaceAdopted(t *testing.T) {
 // TestDeadGrant: a rejected grant makes no further network calls until the
 // file changes, and reports ErrReauthRequired.
 func TestDeadGrant(t *testing.T) {
+	t.Parallel()
 	for _, code := range []string{"invalid_grant", "invalid_client", "unauthorized_client"} {
 		t.Run(code, func(t *testing.T) {
 			clock := testkit.NewClock()
@@ -193,6 +198,7 @@ func TestDeadGrant(t *testing.T) {
 // TestTransientFailOpen: a transient failure serves the old token, logs a
 // warning and makes no new attempt until the cooldown has passed.
 func TestTransientFailOpen(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	fail := true
 	var mu sync.Mutex
@@ -243,6 +249,7 @@ func TestTransientFailOpen(t *testing.T) {
 // TestRetryPolicy: one retry, and only when the refresh token provably did
 // not reach the server or the server said 5xx/429.
 func TestRetryPolicy(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		handler   func(n int, w http.ResponseWriter, r *http.Request)
@@ -269,7 +276,7 @@ func TestRetryPolicy(t *testing.T) {
 		}, 5 * time.Second, 1},
 		{"budget spent before the retry", func(n int, w http.ResponseWriter, r *http.Request) {
 			writeOAuthError(w, http.StatusBadGateway, "")
-		}, 5 * time.Millisecond, 1},
+		}, 500 * time.Millisecond, 1}, // less left than the 1 s retry delay
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,6 +301,7 @@ func TestRetryPolicy(t *testing.T) {
 // TestRetryWhenNeverSent: a connection refused means the refresh token never
 // left the process, so the one retry is taken.
 func TestRetryWhenNeverSent(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -324,6 +332,7 @@ func TestRetryWhenNeverSent(t *testing.T) {
 }
 
 func TestForceRefresh(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	srv, grant, path := serverGrant(t, clock.Now().Add(time.Hour))
 	s := fastStore(path, clock, nil)
@@ -369,6 +378,7 @@ func TestForceRefresh(t *testing.T) {
 // exchange is in flight gets its context error at once; the exchange still
 // completes and the rotation is stored.
 func TestCallerContextDoesNotLoseRotation(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	release := make(chan struct{})
 	arrived := make(chan struct{})
@@ -403,6 +413,7 @@ func TestCallerContextDoesNotLoseRotation(t *testing.T) {
 // TestUnsavedRotationKept: when the rotated grant cannot be written, it is
 // kept in memory, served, and written on the next call — never replayed.
 func TestUnsavedRotationKept(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	srv, grant, path := serverGrant(t, clock.Now().Add(time.Minute))
 	log := &testkit.SyncBuffer{}
@@ -448,6 +459,7 @@ func TestUnsavedRotationKept(t *testing.T) {
 // TestRedaction drives every failure path with a debug logger and checks
 // that no token value appears in the log or in returned errors.
 func TestRedaction(t *testing.T) {
+	t.Parallel()
 	clock := testkit.NewClock()
 	log := &testkit.SyncBuffer{}
 	var errs []error
@@ -517,6 +529,7 @@ func TestRedaction(t *testing.T) {
 }
 
 func TestTransport(t *testing.T) {
+	t.Parallel()
 	type result struct {
 		status   int
 		attempts int

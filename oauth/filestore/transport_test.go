@@ -18,6 +18,7 @@ import (
 // what the grant needs past MaxNeededScopes, is a plain 403, logged cut
 // short, and adds nothing. A 60,000-scope challenge costs one linear pass.
 func TestStepUpBounded(t *testing.T) {
+	t.Parallel()
 	many := func(n int, prefix string) string {
 		s := make([]string, n)
 		for i := range s {

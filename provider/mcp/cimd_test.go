@@ -21,6 +21,7 @@ import (
 // is the document the router serves (without the session token): no
 // registration.
 func TestClientIDMetadataDocument(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	mux := http.NewServeMux()
 	host := httptest.NewTLSServer(mux)
@@ -80,6 +81,7 @@ func TestClientIDMetadataDocument(t *testing.T) {
 // document (404 unsupported), and a server that takes documents gets a
 // registration instead.
 func TestNoDocumentWithoutHTTPS(t *testing.T) {
+	t.Parallel()
 	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithAuthServer(oauthfake.WithClientIDMetadataDocuments(http.DefaultClient))})
 	if _, err := c.conn.ClientMetadata("default", "memdev"); err == nil || !strings.Contains(err.Error(), "https callback base URL") {
 		t.Errorf("ClientMetadata = %v, want unsupported", err)
@@ -95,6 +97,7 @@ func TestNoDocumentWithoutHTTPS(t *testing.T) {
 // the person an error instead of redirecting) is remembered: the next
 // sign-in registers a client instead of offering the document again.
 func TestRefusedDocumentRemembered(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	mux := http.NewServeMux()
 	host := httptest.NewTLSServer(mux)

@@ -95,6 +95,7 @@ func (c *chain) signIn(t *testing.T) map[string][]string {
 // provider-neutral file, a refresh with resource, a call to the resource,
 // and re-registration once the server forgot the client.
 func TestGenericChain(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := newChain(t, nil)
 	testkit.WriteJSON(t, c.file, map[string]any{"servers": map[string]any{"other": map[string]any{"token": "their-key"}}, "mine": true})
@@ -170,6 +171,7 @@ func TestGenericChain(t *testing.T) {
 
 // TestRegistrationReused: a second sign-in reuses the stored client.
 func TestRegistrationReused(t *testing.T) {
+	t.Parallel()
 	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithoutChallengeMetadata()})
 	q1 := c.signIn(t)
 	q2 := c.signIn(t)
@@ -181,6 +183,7 @@ func TestRegistrationReused(t *testing.T) {
 // TestInvalidClientAtExchange: a code exchange answered invalid_client
 // drops the registration, so that the next sign-in registers again.
 func TestInvalidClientAtExchange(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := newChain(t, nil)
 	rep, err := c.conn.Connect(ctx, "default", "memdev", provider.ConnectRequest{})
@@ -224,6 +227,7 @@ func registration(t *testing.T, path string) any {
 
 // TestPreRegisteredClient: a configured client id is used as it is.
 func TestPreRegisteredClient(t *testing.T) {
+	t.Parallel()
 	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithAuthServer(oauthfake.WithClientID("pre-registered"))}, mcp.WithClientID("pre-registered"))
 	q := c.signIn(t)
 	if q["client_id"][0] != "pre-registered" || c.srv.AS.Registrations() != 0 {
@@ -234,6 +238,7 @@ func TestPreRegisteredClient(t *testing.T) {
 // TestAPIKey: a key the server accepts is stored as the server's token,
 // one it refuses is a clear error that never holds it.
 func TestAPIKey(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	const good = "mem-key-0123456789"
 	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithAuthServer(oauthfake.WithAPIKey(good))}, mcp.WithAPIKeys())
@@ -255,6 +260,7 @@ func TestAPIKey(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ name, url, want string }{
 		{"ok", "https://mcp.example.com/mcp", ""},
 		{"loopback-http", "http://127.0.0.1:9/mcp", ""},
@@ -276,6 +282,7 @@ func TestNew(t *testing.T) {
 // TestBadServer: discovery failures reach Connect as errors naming the
 // URL, and nothing is written.
 func TestBadServer(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		md   func(map[string]any)
@@ -301,6 +308,7 @@ func TestBadServer(t *testing.T) {
 // TestBadAuthorizationServer: metadata of the authorization server that
 // cannot be used is a clear error naming the URL, and nothing is written.
 func TestBadAuthorizationServer(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name, md, want string
 	}{
@@ -338,6 +346,7 @@ func TestBadAuthorizationServer(t *testing.T) {
 // cancels (or the sign-in expires), and the next sign-in registers again
 // instead of sending them to the same page.
 func TestForgottenClientAtTheAuthorizePage(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := newChain(t, nil)
 	first := c.signIn(t)
@@ -365,6 +374,7 @@ func TestForgottenClientAtTheAuthorizePage(t *testing.T) {
 // sends prompt=consent (OpenID Connect Core section 11), and one that does
 // not, does not.
 func TestOfflineAccessAsksForConsent(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		scopes []string
 		prompt string
@@ -433,6 +443,7 @@ func TestDeviceFlow(t *testing.T) {
 // says the grant cannot be renewed, and once it expires that a sign-in is
 // needed.
 func TestGrantWithoutRefreshToken(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	now := testkit.ClockAt(time.Now())
 	c := newChain(t, []oauthfake.MCPOption{oauthfake.WithAuthServer(oauthfake.WithoutRefreshTokens())})
@@ -453,6 +464,7 @@ func TestGrantWithoutRefreshToken(t *testing.T) {
 // server makes the grant of the first one need a new sign-in (its refresh
 // token goes to no other issuer).
 func TestIssuerMoved(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	now := time.Now()
 	var other string // when set, the authorization server the metadata name
@@ -485,6 +497,7 @@ func TestIssuerMoved(t *testing.T) {
 // asks for; status shows them, and the next sign-in asks for what the grant
 // had and what is needed.
 func TestStepUp(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := newChain(t, nil)
 	c.signIn(t)
@@ -554,6 +567,7 @@ func (rt *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error)
 // WithClientName names the client in a dynamic registration (RFC 7591
 // client_name); WithoutOAuth makes a provider that takes API keys only.
 func TestClientNameAndKeyOnly(t *testing.T) {
+	t.Parallel()
 	rt := &recordingTransport{}
 	c := newChain(t, nil, mcp.WithClientName("Hermes desktop"), mcp.WithHTTPClient(&http.Client{Transport: rt}))
 	c.signIn(t)

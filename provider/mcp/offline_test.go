@@ -19,6 +19,7 @@ import (
 // names the provider and the host and says what to do; a server that
 // answers, even badly, is not unreachable.
 func TestConnectOffline(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		dial error

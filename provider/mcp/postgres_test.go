@@ -20,6 +20,7 @@ import (
 // the client, the rejection recorded in the database makes A register
 // again.
 func TestOnPostgres(t *testing.T) {
+	t.Parallel()
 	pool := fixture.Postgres(t, false) // skips without a database
 	ctx := context.Background()
 	srv := oauthfake.NewMCPServer()
@@ -83,6 +84,7 @@ func TestOnPostgres(t *testing.T) {
 // callback have a redirect URI of their own profile, and a client of
 // their own.)
 func TestOneRegistrationForTheDeployment(t *testing.T) {
+	t.Parallel()
 	pool := fixture.Postgres(t, false)
 	ctx := context.Background()
 	srv := oauthfake.NewMCPServer()

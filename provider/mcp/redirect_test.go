@@ -19,6 +19,7 @@ import (
 // on (port included, bound first) for a loopback one, and the port-less
 // loopback URI for a device flow, which redirects nowhere.
 func TestRegistrationListsWhatTheSignInUses(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		req  provider.ConnectRequest
@@ -57,6 +58,7 @@ func TestRegistrationListsWhatTheSignInUses(t *testing.T) {
 // port), and one that refuses a ported one, both complete a loopback
 // sign-in: the refused form is retried once in the other.
 func TestRegistrationFallsBackToTheOtherForm(t *testing.T) {
+	t.Parallel()
 	ported := func(u string) bool {
 		pu, err := url.Parse(u)
 		return err == nil && pu.Port() != ""

@@ -15,6 +15,7 @@ import (
 )
 
 func TestCodeFlowConsent(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		approve bool
@@ -99,6 +100,7 @@ func TestCodeFlowConsent(t *testing.T) {
 }
 
 func TestConsentPage(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	cfg := s.OAuth2Config("http://localhost:9/cb", "write", "read")
 	authURL := cfg.AuthCodeURL("state-12345", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
@@ -136,6 +138,7 @@ func TestConsentPage(t *testing.T) {
 }
 
 func TestConsentDecisionSingleUse(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	cfg := s.OAuth2Config(testRedirect)
 	_, page := get(t, s, cfg.AuthCodeURL("state-12345", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), nil)
@@ -158,6 +161,7 @@ func TestConsentDecisionSingleUse(t *testing.T) {
 }
 
 func TestConsentRequestExpires(t *testing.T) {
+	t.Parallel()
 	clk := testkit.NewClock()
 	s := newTestServer(t, WithClock(clk))
 	_, page := get(t, s, s.OAuth2Config(testRedirect).AuthCodeURL("state-12345", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), nil)
@@ -189,6 +193,7 @@ func postFormRaw(t *testing.T, s *Server, u string, form url.Values) (*http.Resp
 }
 
 func TestAutoModes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		opt       Option
@@ -223,6 +228,7 @@ func TestAutoModes(t *testing.T) {
 }
 
 func TestAuthorizeErrors(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, WithAutoApprove())
 	challenge := oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())
 	valid := url.Values{
@@ -298,6 +304,7 @@ func TestAuthorizeErrors(t *testing.T) {
 }
 
 func TestValidRedirectURI(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		uri  string
 		want bool
@@ -332,6 +339,7 @@ func TestValidRedirectURI(t *testing.T) {
 }
 
 func TestConsentErrors(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	bad := s.AuthorizeURL() + "?" + url.Values{"client_id": {"nobody"}}.Encode()
 	if _, err := s.Consent(t.Context(), s.Client(), bad, true); err == nil || !strings.Contains(err.Error(), "400") {
@@ -344,6 +352,7 @@ func TestConsentErrors(t *testing.T) {
 
 // With WithUserHome the consent page shows where the file really is.
 func TestConsentPageUserHome(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, WithUserHome("/tmp/memconnect-dev-1"))
 	cfg := s.OAuth2Config("http://localhost:9/cb")
 	for sent, shown := range map[string]string{

@@ -97,6 +97,7 @@ func deviceForm(clientID, deviceCode string) url.Values {
 }
 
 func TestDevicePolling(t *testing.T) {
+	t.Parallel()
 	type step struct {
 		advance   time.Duration // the clock, before the action
 		action    string        // poll, approve, deny, slowdown
@@ -163,6 +164,7 @@ func TestDevicePolling(t *testing.T) {
 }
 
 func TestDeviceGrantErrors(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, WithClientID(DefaultClientID), WithClientID("tv-app"))
 	_, da := postForm(t, s, s.DeviceAuthURL(), url.Values{"client_id": {DefaultClientID},
 		"code_challenge": {oauth2.S256ChallengeFromVerifier(strings.Repeat("a", 43))}, "code_challenge_method": {"S256"}})
@@ -193,6 +195,7 @@ func TestDeviceGrantErrors(t *testing.T) {
 }
 
 func TestDeviceAuthorizationErrors(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	tests := []struct {
 		name       string
@@ -214,6 +217,7 @@ func TestDeviceAuthorizationErrors(t *testing.T) {
 }
 
 func TestApproveDeviceErrors(t *testing.T) {
+	t.Parallel()
 	clk := testkit.NewClock()
 	s := newTestServer(t, WithClock(clk), WithDeviceCodeTTL(time.Minute))
 	newCode := func() string {
@@ -252,6 +256,7 @@ func TestApproveDeviceErrors(t *testing.T) {
 }
 
 func TestDevicePage(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	_, da := postForm(t, s, s.DeviceAuthURL(), url.Values{"client_id": {DefaultClientID}, "scope": {"write"}})
 	deviceCode, userCode := da["device_code"].(string), da["user_code"].(string)
@@ -300,6 +305,7 @@ func TestDevicePage(t *testing.T) {
 }
 
 func TestDeviceFlowDisabled(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, WithDeviceFlow(false))
 	status, _ := postFormStatus(t, s, s.DeviceAuthURL(), url.Values{"client_id": {DefaultClientID}})
 	if status != http.StatusNotFound {

@@ -14,6 +14,7 @@ import (
 // registered client by the name it registered with, as a person knows it,
 // its id only beside it.
 func TestConsentNamesTheClient(t *testing.T) {
+	t.Parallel()
 	s := NewServer(WithDynamicRegistration())
 	defer s.Close()
 	body, _ := json.Marshal(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5555/callback"}, "client_name": "Hermes memory"})

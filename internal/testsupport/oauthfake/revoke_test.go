@@ -12,6 +12,7 @@ import (
 )
 
 func TestRevocation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		form        func(tok, old *oauth2.Token) url.Values
@@ -109,6 +110,7 @@ func TestRevocation(t *testing.T) {
 }
 
 func TestIntrospection(t *testing.T) {
+	t.Parallel()
 	clk := testkit.NewClock()
 	s := newTestServer(t, WithClock(clk), WithAccessTokenTTL(10*time.Minute))
 	live := s.IssueGrant("write")

@@ -12,6 +12,7 @@ import (
 )
 
 func TestMetadata(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		opts       []Option
@@ -78,6 +79,7 @@ func TestMetadata(t *testing.T) {
 }
 
 func TestURLs(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	for got, want := range map[string]string{
 		s.AuthorizeURL():          "/authorize",
@@ -100,6 +102,7 @@ func TestURLs(t *testing.T) {
 }
 
 func TestWhoAmI(t *testing.T) {
+	t.Parallel()
 	clk := testkit.NewClock()
 	s := newTestServer(t, WithClock(clk))
 	old := s.IssueGrant("write")
@@ -152,6 +155,7 @@ func TestWhoAmI(t *testing.T) {
 }
 
 func TestOptionsIgnoreNonsense(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, WithClientID(""), WithAccessTokenTTL(-time.Second), WithDeviceInterval(0),
 		WithDeviceCodeTTL(0), WithClock(nil), WithRefreshTokenTTL(-time.Hour))
 	if s.ClientID() != DefaultClientID {
@@ -164,6 +168,7 @@ func TestOptionsIgnoreNonsense(t *testing.T) {
 }
 
 func TestGrantConfigMustBeJSON(t *testing.T) {
+	t.Parallel()
 	defer func() {
 		if recover() == nil {
 			t.Error("NewServer accepted a config that is not JSON")

@@ -15,6 +15,7 @@ import (
 )
 
 func TestCodeExchangeErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		advance    time.Duration // of the clock, between consent and exchange
@@ -125,6 +126,7 @@ func TestCodeExchangeErrors(t *testing.T) {
 }
 
 func TestPKCEMismatchSpendsCode(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, WithAutoApprove())
 	cfg := s.OAuth2Config(testRedirect)
 	code, verifier := authorizeCode(t, s, cfg)
@@ -144,6 +146,7 @@ func TestPKCEMismatchSpendsCode(t *testing.T) {
 }
 
 func TestCodeReplayRevokesGrant(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, WithAutoApprove())
 	cfg := s.OAuth2Config(testRedirect)
 	code, verifier := authorizeCode(t, s, cfg)
@@ -176,6 +179,7 @@ func expired(tok *oauth2.Token) *oauth2.Token {
 }
 
 func TestRefreshRotationAndReplay(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, WithAutoApprove(), WithGrantConfig(map[string]any{"workspace": "hermes"}))
 	cfg := s.OAuth2Config(testRedirect, "write")
 	ctx := ctxWithClient(t, s)
@@ -233,6 +237,7 @@ func TestRefreshRotationAndReplay(t *testing.T) {
 }
 
 func TestRefreshErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		setup      func(s *Server, clk *testkit.Clock, rt string)
@@ -339,6 +344,7 @@ func refreshForm(clientID, rt string) url.Values {
 // Concurrent refreshes with one refresh token race: one wins, the others
 // are replays that revoke the grant. This is why clients must serialize.
 func TestConcurrentRefreshIsAReplay(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	tok := s.IssueGrant("")
 	const n = 8
@@ -370,6 +376,7 @@ func TestConcurrentRefreshIsAReplay(t *testing.T) {
 }
 
 func TestAccessTokenLifetime(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		ttl         time.Duration
@@ -408,6 +415,7 @@ func TestAccessTokenLifetime(t *testing.T) {
 }
 
 func TestTokenPrefixes(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, WithAccessTokenPrefix("at_"), WithRefreshTokenPrefix("rt_"))
 	tok := s.IssueGrant("")
 	if !strings.HasPrefix(tok.AccessToken, "at_") || !strings.HasPrefix(tok.RefreshToken, "rt_") {
@@ -419,6 +427,7 @@ func TestTokenPrefixes(t *testing.T) {
 }
 
 func TestFailNextTokenRequests(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		status    int
@@ -453,6 +462,7 @@ func TestFailNextTokenRequests(t *testing.T) {
 }
 
 func TestTokenHook(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	cfg := s.OAuth2Config(testRedirect)
 	ctx := ctxWithClient(t, s)
@@ -512,6 +522,7 @@ func TestTokenHook(t *testing.T) {
 }
 
 func TestTokenEndpointRequestShape(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t)
 	tests := []struct {
 		name       string
@@ -546,6 +557,7 @@ func TestTokenEndpointRequestShape(t *testing.T) {
 // The header-first probing of oauth2.AuthStyleUnknown still works: the
 // Basic attempt is refused with invalid_client before the code is spent.
 func TestAuthStyleProbe(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, WithAutoApprove())
 	cfg := s.OAuth2Config(testRedirect)
 	cfg.Endpoint.AuthStyle = oauth2.AuthStyleAutoDetect
@@ -559,6 +571,7 @@ func TestAuthStyleProbe(t *testing.T) {
 }
 
 func TestCloseEndsBlockingHook(t *testing.T) {
+	t.Parallel()
 	s := NewServer()
 	entered := make(chan struct{})
 	s.SetTokenHook(func(w http.ResponseWriter, r *http.Request) bool {
