@@ -380,10 +380,7 @@ func TestFairLockWaiting(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a python3 process")
 	}
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3 to play the Python agent")
-	}
+	py := python3(t)
 	path := filepath.Join(t.TempDir(), "honcho.json")
 	testkit.WriteFile(t, path, `{}`)
 	stop := path + ".stop"

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,6 +58,37 @@ for line in sys.stdin:
         say(block["apiKey"] + " " + block["oauth"]["refreshToken"] + " " + str(type(block["oauth"]["expiresAt"]).__name__))
 `
 
+// python3 returns the path of the python3 interpreter on PATH, skipping t
+// when there is none. A python3 on PATH may be a version manager's shim
+// (pyenv's starts some thirty processes each time); the interpreter it
+// resolves to is asked for once and started directly.
+func python3(t *testing.T) string {
+	t.Helper()
+	path, err := resolvePython3()
+	if errors.Is(err, exec.ErrNotFound) {
+		t.Skip("no python3 on this machine to play the Python agent")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+var resolvePython3 = sync.OnceValues(func() (string, error) {
+	onPath, err := exec.LookPath("python3")
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command(onPath, "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		return "", fmt.Errorf("asking %s for its interpreter: %w", onPath, err)
+	}
+	if exe := strings.TrimSpace(string(out)); exe != "" {
+		return exe, nil
+	}
+	return onPath, nil
+})
+
 // python runs the peer for the config at path. It skips the test when
 // python3 is not installed.
 type python struct {
@@ -66,11 +99,7 @@ type python struct {
 
 func startPython(t *testing.T, path string) *python {
 	t.Helper()
-	bin, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed; the interoperability test with the Python agent's lock needs it")
-	}
-	cmd := exec.Command(bin, "-c", pythonPeer, path)
+	cmd := exec.Command(python3(t), "-c", pythonPeer, path)
 	in, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
