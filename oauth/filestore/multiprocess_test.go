@@ -94,17 +94,18 @@ func childRotate(path, stop string) int {
 }
 
 // childCrash rotates as fast as it can, forcing a refresh of the token it
-// holds, and says "ready" after the first rotation. With lateJournal it
-// records each answer only once parsed, as the first version did.
+// holds, and says "ready" once it holds a token, as it starts rotating.
+// With lateJournal it records each answer only once parsed, as the first
+// version did.
 func childCrash(path string, lateJournal bool) int {
 	s := newTestStore(path, tuning.Crash(lateJournal, nil))
 	ts := s.TokenSource("hermes")
 	tok, err := ts.Token()
-	for i := 0; err == nil; i++ {
+	if err == nil {
+		fmt.Println("ready")
+	}
+	for err == nil {
 		tok, err = ts.ForceRefresh(context.Background(), tok.AccessToken)
-		if i == 0 && err == nil {
-			fmt.Println("ready")
-		}
 	}
 	fmt.Fprintln(os.Stderr, "child token error:", err)
 	return 1
