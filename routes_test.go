@@ -267,7 +267,7 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a parallel test's listener could take the freed port.
 	e := fixture.NewEnv(t)
 	rep := e.Connect("default", "honcho", "")
 	x := e.Do(fixture.Request{Method: "POST", Path: "/profiles/default/providers/honcho/cancel"})

@@ -473,7 +473,7 @@ func TestLoginNoBrowser(t *testing.T) {
 }
 
 func TestLoginCancelFreesPort(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a parallel test's listener could take the freed port.
 	srv := honchofake.NewServer()
 	defer srv.Close()
 	e, args := loginEnv(t, srv)

@@ -38,7 +38,7 @@ func TestClientIDForAnyProvider(t *testing.T) {
 // sentence naming the provider, the host and the cause in plain words, and
 // what to do: no Go error chain, no package name.
 func TestUpstreamErrorIsOneSentence(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a parallel test's listener could take the closed port.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestUpstreamErrorIsOneSentence(t *testing.T) {
 // "memconnect: ", then a sentence, or for a usage error the command and flag
 // at fault; no Go error chain reaches the person (-v shows it).
 func TestOneErrorStyle(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a parallel test's listener could take the closed port.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

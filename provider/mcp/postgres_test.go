@@ -84,7 +84,7 @@ func TestOnPostgres(t *testing.T) {
 // callback have a redirect URI of their own profile, and a client of
 // their own.)
 func TestOneRegistrationForTheDeployment(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a parallel test's listener could take the free port.
 	pool := fixture.Postgres(t, false)
 	ctx := context.Background()
 	srv := oauthfake.NewMCPServer()
