@@ -18,6 +18,7 @@ import (
 	"github.com/memconnect/memconnect/internal/testsupport/fixture"
 	"github.com/memconnect/memconnect/oauth"
 	"github.com/memconnect/memconnect/oauth/filestore"
+	"github.com/memconnect/memconnect/observe"
 	"github.com/memconnect/memconnect/provider"
 	"github.com/memconnect/memconnect/provider/honcho"
 )
@@ -84,6 +85,60 @@ func nextEvent(t *testing.T, c <-chan sseEvent) sseEvent {
 		t.Fatal("no event")
 	}
 	return sseEvent{}
+}
+
+// heldRefreshes is an observer that holds every refresh's report until
+// release is closed, telling entered first.
+type heldRefreshes struct {
+	observe.Nop
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *heldRefreshes) Refresh(observe.Refresh) {
+	h.entered <- struct{}{}
+	<-h.release
+}
+
+// TestOwnRefreshNotSeenAsAnotherProcess: a refresh this server made is
+// published once, as its own, even when the watch of the config file sees
+// the rotated file before the refresh's report is published: it is not
+// also published as another process's "refreshed".
+func TestOwnRefreshNotSeenAsAnotherProcess(t *testing.T) {
+	t.Parallel()
+	held := &heldRefreshes{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	e := fixture.NewEnv(t, fixture.WithObserver(held))
+	tok := e.AS.IssueGrant("write")
+	writeGrant(t, e, tok, time.Now().Add(time.Minute), time.Now().Add(-time.Hour))
+	stream := openStream(t, e, "work", "")
+	ts, err := e.Router.Connector().TokenSource("work", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ts.Token() // in the refresh window: it rotates
+		done <- err
+	}()
+	<-held.entered // the rotation is in the file; its report is held
+	select {
+	case ev := <-stream:
+		close(held.release)
+		t.Fatalf("before the refresh's report, the stream had %+v: this server's own write seen as another process's", ev)
+	case <-time.After(300 * time.Millisecond): // the watch's look at the file is long done
+	}
+	close(held.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, stream); ev.data != `{"connection":"refreshed"}` {
+		t.Fatalf("after the refresh: %+v", ev)
+	}
+	select {
+	case ev := <-stream:
+		t.Fatalf("a second event for one refresh: %+v", ev)
+	case <-time.After(100 * time.Millisecond):
+	}
 }
 
 // The events route streams a connect as it happens: the flow pending, the

@@ -2,6 +2,7 @@ package oauth_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -120,5 +121,38 @@ func TestEngineUsesCapabilities(t *testing.T) {
 	}
 	if c, _ := mem.Credentials(t.Context(), key); c.APIKey != "key-123" || c.Grant != nil {
 		t.Errorf("after SetAPIKey: %+v", c)
+	}
+}
+
+// TestRotatedHere: a Grants knows the rotations it made, from the moment
+// the answer arrives, and no others: not a sign-in's grant, nor a rotation
+// another Grants over the same store made.
+func TestRotatedHere(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"at-%[1]d","refresh_token":"rt-%[1]d","expires_in":3600,"token_type":"Bearer"}`, n.Add(1))
+	}))
+	defer srv.Close()
+	mem := newMemStore()
+	here := oauth.NewGrants(mem, oauth.WithHTTPClient(srv.Client()))
+	other := oauth.NewGrants(mem, oauth.WithHTTPClient(srv.Client()))
+	const key = "honcho/default"
+	sum := func(s string) [sha256.Size]byte { return sha256.Sum256([]byte(s)) }
+	tok := &oauth2.Token{AccessToken: "at-0", RefreshToken: "rt-0", Expiry: time.Now().Add(time.Hour)}
+	if _, err := here.Install(t.Context(), key, tok, oauth.Grant{ClientID: "c", TokenEndpoint: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if here.RotatedHere(key, sum("rt-0")) || here.RotatedHere(key, [sha256.Size]byte{}) {
+		t.Error("a sign-in's grant, or no grant, counted as a rotation made here")
+	}
+	for i, by := range []*oauth.Grants{here, other} {
+		if _, err := by.TokenSource(key).ForceRefresh(t.Context(), fmt.Sprintf("at-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		rt := fmt.Sprintf("rt-%d", i+1)
+		if got, gotOther := by.RotatedHere(key, sum(rt)), []*oauth.Grants{other, here}[i].RotatedHere(key, sum(rt)); !got || gotOther {
+			t.Errorf("%s: rotated here by its maker %v, by the other %v; want true, false", rt, got, gotOther)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -60,6 +61,9 @@ type keyState struct {
 	// this instant, so that an outage logs once a cooldown, not per call.
 	quietTill time.Time
 	unsaved   *Grant // a rotation that could not be committed yet
+	// rotated is the SHA-256 sum of the refresh token of the last
+	// rotation this process made, taken before it was stored.
+	rotated [sha256.Size]byte
 	// needs are the scopes a resource asked for (403 insufficient_scope)
 	// since the grant was installed.
 	needs []string
@@ -114,6 +118,19 @@ func (gs *Grants) ReauthRequired(key string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.dead != nil
+}
+
+// RotatedHere reports whether key's grant whose refresh token has the
+// SHA-256 sum sum came from the last rotation this Grants made, rather than
+// from another process or instance. A watcher of the store tells its own
+// writes from others' with it: the sum is taken when the answer arrives,
+// before it is stored, so a write is known as this process's as soon as
+// anyone can see it.
+func (gs *Grants) RotatedHere(key string, sum [sha256.Size]byte) bool {
+	k := gs.key(key)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.rotated == sum && sum != [sha256.Size]byte{}
 }
 
 // Install stores a grant fresh from a token response (an authorization code

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http/httptrace"
@@ -201,6 +202,9 @@ func (ts *Source) refreshLocked(ctx context.Context, req refreshReq) (tok *oauth
 	if gs.o.LateJournal && late.body != nil {
 		journal(late.body, late.ct)
 	}
+	k.mu.Lock()
+	k.rotated = sha256.Sum256([]byte(ng.RefreshToken))
+	k.mu.Unlock()
 	commit := lg.Commit
 	if fc := lockCapabilitiesOf(lg).final; fc != nil {
 		commit = fc.CommitAndUnlock // the last write under the lock

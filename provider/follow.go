@@ -224,6 +224,9 @@ type snapshot struct {
 	connected, reauth bool
 	auth              string
 	grant             [sha256.Size]byte // of the refresh token: a rotation changes it
+	// rotatedHere: grant came from a rotation of this Connector's, which
+	// its refresh report publishes, whether or not that came first.
+	rotatedHere bool
 }
 
 // snapshot reads t's status as a follower compares it, within 5 s of ctx.
@@ -246,6 +249,7 @@ func (c *Connector) snapshot(ctx context.Context, t target) (snapshot, bool) {
 	if store != nil {
 		if cr, err := store.Credentials(ctx, ref.key); err == nil && cr.Grant != nil {
 			s.grant = sha256.Sum256([]byte(cr.Grant.RefreshToken))
+			s.rotatedHere = ref.grants.RotatedHere(ref.key, s.grant)
 		}
 	}
 	return s, true
@@ -308,7 +312,7 @@ func changes(a, b snapshot) []string {
 		out = append(out, events.Disconnected)
 	case a.reauth && !b.reauth && b.connected:
 		out = append(out, events.Connected) // signed in again
-	case a.connected && b.connected && b.auth == AuthOAuth && b.grant != a.grant:
+	case a.connected && b.connected && b.auth == AuthOAuth && b.grant != a.grant && !b.rotatedHere:
 		out = append(out, events.Refreshed)
 	}
 	if b.reauth && !a.reauth {
