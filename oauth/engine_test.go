@@ -146,13 +146,13 @@ func TestRotatedHere(t *testing.T) {
 	if here.RotatedHere(key, sum("rt-0")) || here.RotatedHere(key, [sha256.Size]byte{}) {
 		t.Error("a sign-in's grant, or no grant, counted as a rotation made here")
 	}
-	for i, by := range []*oauth.Grants{here, other} {
-		if _, err := by.TokenSource(key).ForceRefresh(t.Context(), fmt.Sprintf("at-%d", i)); err != nil {
+	for i, tt := range []struct{ maker, other *oauth.Grants }{{here, other}, {other, here}} {
+		if _, err := tt.maker.TokenSource(key).ForceRefresh(t.Context(), fmt.Sprintf("at-%d", i)); err != nil {
 			t.Fatal(err)
 		}
-		rt := fmt.Sprintf("rt-%d", i+1)
-		if got, gotOther := by.RotatedHere(key, sum(rt)), []*oauth.Grants{other, here}[i].RotatedHere(key, sum(rt)); !got || gotOther {
-			t.Errorf("%s: rotated here by its maker %v, by the other %v; want true, false", rt, got, gotOther)
+		rt := sum(fmt.Sprintf("rt-%d", i+1))
+		if byMaker, byOther := tt.maker.RotatedHere(key, rt), tt.other.RotatedHere(key, rt); !byMaker || byOther {
+			t.Errorf("rotation %d: rotated here says %v for its maker, %v for the other; want true, false", i+1, byMaker, byOther)
 		}
 	}
 }
