@@ -50,8 +50,10 @@ func (c *Connector) ConnectAPIKey(ctx context.Context, profileName, providerName
 	if err != nil {
 		return StatusReport{}, err
 	}
+	undo := c.expect(t.key, events.Connected)
 	replaced, err := ref.grants.SetAPIKey(ctx, ref.key, key)
 	if err != nil {
+		undo()
 		return StatusReport{}, keyError(err)
 	}
 	c.publish(t.key, events.Connected)

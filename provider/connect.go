@@ -307,7 +307,9 @@ func (c *Connector) completion(t target, ref grantRef, ep Endpoints, o completio
 			}
 			opts = append(opts, oauth.InstallConfig(cfg)) // one write with the grant
 		}
+		undo := c.expect(t.key, events.Connected)
 		if _, err := ref.grants.Install(ctx, ref.key, tok, base, opts...); err != nil {
+			undo()
 			return err
 		}
 		c.publish(t.key, events.Connected)

@@ -264,11 +264,38 @@ func (c *Connector) callbackURL(t target) string {
 		"/providers/" + url.PathEscape(t.provider.Name()) + "/callback"
 }
 
-// publishedEvent is the last connection event a Connector published for a
-// key, so that Follow does not publish it again when it sees the write.
+// publishedEvent is the last connection event a Connector published, or is
+// about to publish, for a key, so that Follow does not publish it again
+// when it sees the write.
 type publishedEvent struct {
 	what string
 	at   time.Time
+}
+
+// expect records, before a write of this Connector's, the event the write
+// will publish, so that Follow does not publish the write as another
+// process's when it sees it before the publish does. undo forgets it, for
+// a write that failed or changed nothing.
+func (c *Connector) expect(key connid.ID, what string) (undo func()) {
+	if c.Events == nil {
+		return func() {}
+	}
+	c.followMu.Lock()
+	defer c.followMu.Unlock()
+	if c.published == nil {
+		c.published = make(map[connid.ID]publishedEvent)
+	}
+	prev, had := c.published[key]
+	c.published[key] = publishedEvent{what, time.Now()}
+	return func() {
+		c.followMu.Lock()
+		defer c.followMu.Unlock()
+		if had {
+			c.published[key] = prev
+		} else {
+			delete(c.published, key)
+		}
+	}
 }
 
 // publish sends a connection event for key, when the Connector has a bus.
@@ -276,12 +303,7 @@ func (c *Connector) publish(key connid.ID, what string) {
 	if c.Events == nil {
 		return
 	}
-	c.followMu.Lock()
-	if c.published == nil {
-		c.published = make(map[connid.ID]publishedEvent)
-	}
-	c.published[key] = publishedEvent{what, time.Now()}
-	c.followMu.Unlock()
+	c.expect(key, what)
 	c.Events.Publish(events.Event{Key: key, Kind: events.KindConnection, Connection: what})
 }
 

@@ -748,3 +748,53 @@ func TestConnectWithoutClient(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnWriteSeenFirst: a write this Connector makes (a sign-in, an API
+// key, a disconnect) is published once, as its own, even when the watch
+// sees the file change before the Connector publishes: the event is
+// expected before the write. Without the expectation, the watch publishes
+// the write as another process's.
+func TestOwnWriteSeenFirst(t *testing.T) {
+	h := fixture.NewHermes(t)
+	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := h.Connector(t, reg)
+	c.Events = events.NewBus()
+	key := connid.ID{Profile: "work", Provider: "honcho"}
+	stop, err := c.Follow(t.Context(), "work", "honcho")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	seen := make(chan events.Event, 10)
+	defer c.Events.Tap(func(ev events.Event) { seen <- ev })()
+	path := filepath.Join(h.Root, "profiles", "work", "honcho.json")
+	for _, tt := range []struct {
+		what  string
+		write func()
+	}{
+		{events.Connected, func() {
+			testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes_work": map[string]any{"apiKey": "hch-v3-0123456789abcdef"}}})
+		}},
+		{events.Disconnected, func() { testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{}}) }},
+	} {
+		c.Expect(key, tt.what)
+		tt.write()
+		select {
+		case ev := <-seen:
+			t.Fatalf("%s: before the Connector published its write, the watch published %+v", tt.what, ev)
+		case <-time.After(100 * time.Millisecond): // ten times the watch's debounce
+		}
+		c.Publish(key, tt.what)
+		select {
+		case ev := <-seen:
+			if ev.Connection != tt.what || ev.Remote {
+				t.Fatalf("%s: published %+v; want the Connector's own", tt.what, ev)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: nothing published", tt.what)
+		}
+	}
+}

@@ -77,7 +77,11 @@ func (c *Connector) Disconnect(ctx context.Context, profileName, providerName st
 	if err != nil {
 		return DisconnectResult{}, err
 	}
+	undo := c.expect(t.key, events.Disconnected)
 	g, err := ref.grants.Remove(ctx, ref.key)
+	if err != nil {
+		undo()
+	}
 	if errors.Is(err, oauth.ErrNoGrant) {
 		return c.disconnectKey(ctx, t, ref)
 	}
@@ -96,7 +100,11 @@ func (c *Connector) disconnectKey(ctx context.Context, t target, ref grantRef) (
 		return DisconnectResult{}, err
 	}
 	if (st.APIKeySource == "host" && ref.file != nil) || st.APIKeySource == "store" {
+		undo := c.expect(t.key, events.Disconnected)
 		removed, err := ref.grants.RemoveAPIKey(ctx, ref.key)
+		if !removed {
+			undo()
+		}
 		if err != nil || removed {
 			if removed {
 				c.publish(t.key, events.Disconnected)

@@ -321,8 +321,9 @@ func changes(a, b snapshot) []string {
 	return out
 }
 
-// echo reports whether this Connector published what for key itself
-// within echoWindow, so that its own write is not published twice.
+// echo reports whether this Connector published what for key itself, or
+// expects to publish it after a write of its own, within echoWindow, so
+// that its own write is not published twice.
 func (c *Connector) echo(key connid.ID, what string) bool {
 	c.followMu.Lock()
 	defer c.followMu.Unlock()
