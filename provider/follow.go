@@ -230,29 +230,53 @@ type snapshot struct {
 }
 
 // snapshot reads t's status as a follower compares it, within 5 s of ctx.
+// The status and the grant are two reads: when a change falls between
+// them (a disconnect after the status said connected), they are read
+// again, a few times, rather than the missing grant taken at once for a
+// rotation.
 func (c *Connector) snapshot(ctx context.Context, t target) (snapshot, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	var s snapshot
+	for range 3 {
+		var settled, ok bool
+		if s, settled, ok = c.readSnapshot(ctx, t); !ok || settled {
+			return s, ok
+		}
+	}
+	return s, true
+}
+
+// readSnapshot is one read of [Connector.snapshot]; settled is false when
+// the status says an OAuth connection and the grant read after it found
+// none.
+func (c *Connector) readSnapshot(ctx context.Context, t target) (s snapshot, settled, ok bool) {
 	rep, err := c.report(ctx, t)
 	if err != nil {
-		return snapshot{}, false
+		return snapshot{}, false, false
 	}
-	s := snapshot{connected: rep.Connected, reauth: rep.ReauthRequired, auth: rep.Auth}
+	s = snapshot{connected: rep.Connected, reauth: rep.ReauthRequired, auth: rep.Auth}
 	ref, err := c.where(t, false)
 	if err != nil {
-		return s, true
+		return s, true, true
 	}
 	var store oauth.GrantStore = c.GrantStore
 	if ref.file != nil {
 		store = ref.file
 	}
-	if store != nil {
-		if cr, err := store.Credentials(ctx, ref.key); err == nil && cr.Grant != nil {
-			s.grant = sha256.Sum256([]byte(cr.Grant.RefreshToken))
-			s.rotatedHere = ref.grants.RotatedHere(ref.key, s.grant)
-		}
+	if store == nil {
+		return s, true, true
 	}
-	return s, true
+	cr, err := store.Credentials(ctx, ref.key)
+	if err != nil {
+		return snapshot{}, false, false
+	}
+	if cr.Grant == nil {
+		return s, !(rep.Connected && rep.Auth == AuthOAuth), true
+	}
+	s.grant = sha256.Sum256([]byte(cr.Grant.RefreshToken))
+	s.rotatedHere = ref.grants.RotatedHere(ref.key, s.grant)
+	return s, true, true
 }
 
 // follow is the watch of f's files, until f.stop.
