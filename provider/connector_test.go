@@ -58,6 +58,7 @@ func newFixture(t *testing.T, srvOpts []honchofake.Option, extra func(*honchofak
 }
 
 func TestConnectorConnectCallbackStatusDisconnect(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, []honchofake.Option{honchofake.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "ws-new"})}, nil)
 	path := filepath.Join(f.root, "honcho.json")
@@ -176,6 +177,7 @@ func TestConnectorConnectCallbackStatusDisconnect(t *testing.T) {
 }
 
 func TestConnectorLoopbackTokensOnly(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, []honchofake.Option{honchofake.WithGrantConfig(map[string]any{"peerName": "alice", "workspace": "ws-new"})}, nil)
 	shared := filepath.Join(f.root, "honcho.json")
@@ -284,6 +286,7 @@ func TestConnectorDeviceFlow(t *testing.T) {
 }
 
 func TestConnectorErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, nil, nil)
 	browser := provider.ConnectRequest{Redirect: flow.RedirectCallback}
@@ -353,6 +356,7 @@ func TestConnectorErrors(t *testing.T) {
 }
 
 func TestConnectorDisconnectRevocation(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"temporarily_unavailable"}`, http.StatusServiceUnavailable)
@@ -424,6 +428,7 @@ func seedGrant(t *testing.T, f *connFixture, path string) *oauth2.Token {
 }
 
 func TestConnectorReauthSharedStore(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, nil, nil)
 	path := filepath.Join(f.root, "honcho.json")
@@ -455,6 +460,7 @@ func TestConnectorReauthSharedStore(t *testing.T) {
 // issuer's RFC 8414 metadata and fails closed, even when a device endpoint
 // is configured by hand.
 func TestConnectorDeviceFlowNeedsMetadata(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		device bool                                     // the server's device flow (and its metadata entry)
@@ -484,6 +490,7 @@ func TestConnectorDeviceFlowNeedsMetadata(t *testing.T) {
 // TestConnectorDiscoveryFillsEndpoints: endpoints the provider leaves empty
 // come from the issuer's metadata, looked up once and reused.
 func TestConnectorDiscoveryFillsEndpoints(t *testing.T) {
+	t.Parallel()
 	var lookups int
 	f := newFixture(t, nil, nil)
 	hp := honcho.New(honcho.WithIssuer(f.srv.URL), honcho.WithUserHome(f.userHome))
@@ -517,6 +524,7 @@ func TestConnectorDiscoveryFillsEndpoints(t *testing.T) {
 // after seconds, then after twice as long, and once it answers the
 // device flow is offered.
 func TestConnectorDiscoveryFailureRetried(t *testing.T) {
+	t.Parallel()
 	var lookups int
 	down := true
 	clock := testkit.NewClock()
@@ -581,6 +589,7 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestValidateCallbackBaseURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in, want string
 		ok       bool
@@ -610,6 +619,7 @@ func TestValidateCallbackBaseURL(t *testing.T) {
 // it has a callback base URL, else a loopback listener; the callback mode
 // without a base URL is refused.
 func TestConnectorDefaultRedirect(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, nil, nil)
 	rep, err := f.conn.Connect(ctx, "work", "honcho", provider.ConnectRequest{})
@@ -636,6 +646,7 @@ func TestConnectorDefaultRedirect(t *testing.T) {
 // hch-at- prefix ends the sign-in with words that say so and name the
 // setting to change, and nothing is stored.
 func TestConnectorForeignTokenPrefix(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, []honchofake.Option{honchofake.WithAccessTokenPrefix("other-at-")}, nil)
 	f.conn.CallbackBaseURL = "http://127.0.0.1:9/api/memory"
@@ -667,6 +678,7 @@ func (p fixedPort) LoopbackAddr() string { return p.addr }
 // A provider's registered loopback address is where its loopback sign-in
 // listens; the Connector's LoopbackAddr overrides every provider's.
 func TestConnectorLoopbackAddr(t *testing.T) {
+	// Not parallel: a parallel test's listener could take the free port.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -699,6 +711,7 @@ func TestConnectorLoopbackAddr(t *testing.T) {
 // Connector's bus of every flow and runs on the Connector's clock, whoever
 // builds it (the router, the CLI).
 func TestNewFlowsWiresTheConnector(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	clk := testkit.ClockAt(start)
 	bus := events.NewBus()
@@ -734,6 +747,7 @@ func TestNewFlowsWiresTheConnector(t *testing.T) {
 // A provider that names no client and registers none gets one answer,
 // whichever sign-in is asked for: unsupported, saying so; no flow starts.
 func TestConnectWithoutClient(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil, func(*honchofake.Server) []honcho.Option { return []honcho.Option{honcho.WithClientID("")} })
 	for _, req := range []provider.ConnectRequest{
 		{Method: flow.MethodBrowser, Redirect: flow.RedirectLoopback},
@@ -755,6 +769,7 @@ func TestConnectWithoutClient(t *testing.T) {
 // expected before the write. Without the expectation, the watch publishes
 // the write as another process's.
 func TestOwnWriteSeenFirst(t *testing.T) {
+	t.Parallel()
 	h := fixture.NewHermes(t)
 	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestHermesProfilesResolve(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	for _, d := range []string{"work", "a-b_c", "x"} {
 		if err := os.MkdirAll(filepath.Join(root, "profiles", d), 0o700); err != nil {
@@ -77,6 +78,7 @@ func TestHermesProfilesResolve(t *testing.T) {
 }
 
 func TestValidateProfileNameMessageIsSafe(t *testing.T) {
+	t.Parallel()
 	bad := "evil\n\x1b[31m" + strings.Repeat("x", 500)
 	err := provider.ValidateProfileName(bad)
 	if !errors.Is(err, provider.ErrInvalidProfile) {
@@ -95,6 +97,7 @@ func TestValidateProfileNameMessageIsSafe(t *testing.T) {
 }
 
 func TestHermesProfilesEmptyRoot(t *testing.T) {
+	t.Parallel()
 	if _, err := (provider.HermesProfiles{}).Resolve("default"); err == nil {
 		t.Fatal("Resolve with an empty Root succeeded, want an error")
 	}

@@ -20,6 +20,7 @@ func names(ps []provider.Provider) []string {
 }
 
 func TestRegistry(t *testing.T) {
+	t.Parallel()
 	r, err := provider.NewRegistry(fixture.FakeProvider{ID: "mem0"}, fixture.FakeProvider{ID: "honcho"}, fixture.FakeProvider{ID: "zep"}, fixture.FakeProvider{ID: "letta"})
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +42,7 @@ func TestRegistry(t *testing.T) {
 }
 
 func TestNewRegistryRejects(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		ps      []provider.Provider
@@ -68,6 +70,7 @@ func TestNewRegistryRejects(t *testing.T) {
 }
 
 func TestNilRegistry(t *testing.T) {
+	t.Parallel()
 	var r *provider.Registry
 	if _, ok := r.Lookup("honcho"); ok {
 		t.Error("nil registry found a provider")

@@ -10,6 +10,7 @@ import (
 )
 
 func TestStatusReportJSON(t *testing.T) {
+	t.Parallel()
 	exp := time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name string

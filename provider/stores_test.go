@@ -13,6 +13,7 @@ import (
 // Paths that name one file share one store and one grant engine, so the
 // in-process refresh lock and the token cache are the same for every caller.
 func TestStoresSharePerFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := provider.NewStores(zerolog.Nop())
 	var layout filestore.Layout
