@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,8 +96,8 @@ type Connector struct {
 
 	followMu  sync.Mutex // guards followers and published
 	followers map[connid.ID]*follower
-	published map[connid.ID]publishedEvent
-	watch     dirWatch // the file watch of every follower
+	published map[connid.ID][]*publishedEvent // within echoWindow
+	watch     dirWatch                        // the file watch of every follower
 
 	sourcesMu sync.Mutex // guards sources
 	sources   map[connid.ID]struct{}
@@ -264,9 +265,9 @@ func (c *Connector) callbackURL(t target) string {
 		"/providers/" + url.PathEscape(t.provider.Name()) + "/callback"
 }
 
-// publishedEvent is the last connection event a Connector published, or is
-// about to publish, for a key, so that Follow does not publish it again
-// when it sees the write.
+// publishedEvent is a connection event a Connector published, or is about
+// to publish, for a key, so that Follow does not publish it again when it
+// sees the write.
 type publishedEvent struct {
 	what string
 	at   time.Time
@@ -275,24 +276,27 @@ type publishedEvent struct {
 // expect records, before a write of this Connector's, the event the write
 // will publish, so that Follow does not publish the write as another
 // process's when it sees it before the publish does. undo forgets it, for
-// a write that failed or changed nothing.
+// a write that failed or changed nothing. Every event of the last
+// echoWindow is kept, not only the last: a watch that looks late at one
+// write (a sign-in) may look after the next one (a disconnect) was
+// expected.
 func (c *Connector) expect(key connid.ID, what string) (undo func()) {
 	if c.Events == nil {
 		return func() {}
 	}
+	e := &publishedEvent{what, time.Now()}
 	c.followMu.Lock()
 	defer c.followMu.Unlock()
 	if c.published == nil {
-		c.published = make(map[connid.ID]publishedEvent)
+		c.published = make(map[connid.ID][]*publishedEvent)
 	}
-	prev, had := c.published[key]
-	c.published[key] = publishedEvent{what, time.Now()}
+	recent := slices.DeleteFunc(c.published[key], func(p *publishedEvent) bool { return time.Since(p.at) >= echoWindow })
+	c.published[key] = append(recent, e)
 	return func() {
 		c.followMu.Lock()
 		defer c.followMu.Unlock()
-		if had {
-			c.published[key] = prev
-		} else {
+		c.published[key] = slices.DeleteFunc(c.published[key], func(p *publishedEvent) bool { return p == e })
+		if len(c.published[key]) == 0 {
 			delete(c.published, key)
 		}
 	}

@@ -765,9 +765,10 @@ func TestConnectWithoutClient(t *testing.T) {
 
 // TestOwnWriteSeenFirst: a write this Connector makes (a sign-in, an API
 // key, a disconnect) is published once, as its own, even when the watch
-// sees the file change before the Connector publishes: the event is
-// expected before the write. Without the expectation, the watch publishes
-// the write as another process's.
+// sees the file change before the Connector publishes (the event is
+// expected before the write), and even when the watch looks at a write
+// only after the next one was expected (every recent event is kept).
+// Without either, the watch publishes the write as another process's.
 func TestOwnWriteSeenFirst(t *testing.T) {
 	t.Parallel()
 	h := fixture.NewHermes(t)
@@ -786,30 +787,51 @@ func TestOwnWriteSeenFirst(t *testing.T) {
 	seen := make(chan events.Event, 10)
 	defer c.Events.Tap(func(ev events.Event) { seen <- ev })()
 	path := filepath.Join(h.Root, "profiles", "work", "honcho.json")
-	for _, tt := range []struct {
-		what  string
-		write func()
-	}{
-		{events.Connected, func() {
-			testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes_work": map[string]any{"apiKey": "hch-v3-0123456789abcdef"}}})
-		}},
-		{events.Disconnected, func() { testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{}}) }},
-	} {
-		c.Expect(key, tt.what)
-		tt.write()
+	connect := func() {
+		testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes_work": map[string]any{"apiKey": "hch-v3-0123456789abcdef"}}})
+	}
+	disconnect := func() { testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{}}) }
+	quiet := func(when string) {
+		t.Helper()
 		select {
 		case ev := <-seen:
-			t.Fatalf("%s: before the Connector published its write, the watch published %+v", tt.what, ev)
+			t.Fatalf("%s, the watch published %+v", when, ev)
 		case <-time.After(100 * time.Millisecond): // ten times the watch's debounce
 		}
-		c.Publish(key, tt.what)
+	}
+	published := func(what string) {
+		t.Helper()
 		select {
 		case ev := <-seen:
-			if ev.Connection != tt.what || ev.Remote {
-				t.Fatalf("%s: published %+v; want the Connector's own", tt.what, ev)
+			if ev.Connection != what || ev.Remote {
+				t.Fatalf("published %+v; want the Connector's own %s", ev, what)
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: nothing published", tt.what)
+			t.Fatalf("nothing published; want %s", what)
 		}
 	}
+
+	// The watch looks between the write and the publish.
+	c.Expect(key, events.Connected)
+	connect()
+	quiet("before the Connector published its sign-in")
+	c.Publish(key, events.Connected)
+	published(events.Connected)
+	c.Expect(key, events.Disconnected)
+	disconnect()
+	quiet("before the Connector published its disconnect")
+	c.Publish(key, events.Disconnected)
+	published(events.Disconnected)
+
+	// The watch looks at the sign-in once the disconnect is expected.
+	c.Expect(key, events.Connected)
+	connect()
+	c.Publish(key, events.Connected)
+	c.Expect(key, events.Disconnected)
+	published(events.Connected)
+	quiet("after the sign-in, with the disconnect expected")
+	disconnect()
+	c.Publish(key, events.Disconnected)
+	published(events.Disconnected)
+	quiet("after the disconnect")
 }

@@ -351,6 +351,7 @@ func changes(a, b snapshot) []string {
 func (c *Connector) echo(key connid.ID, what string) bool {
 	c.followMu.Lock()
 	defer c.followMu.Unlock()
-	p, ok := c.published[key]
-	return ok && p.what == what && time.Since(p.at) < echoWindow
+	return slices.ContainsFunc(c.published[key], func(p *publishedEvent) bool {
+		return p.what == what && time.Since(p.at) < echoWindow
+	})
 }
