@@ -102,42 +102,58 @@ func (h *heldRefreshes) Refresh(observe.Refresh) {
 
 // TestOwnRefreshNotSeenAsAnotherProcess: a refresh this server made is
 // published once, as its own, even when the watch of the config file sees
-// the rotated file before the refresh's report is published: it is not
-// also published as another process's "refreshed".
+// the rotated file (or the grant marked rejected) before the refresh's
+// report is published: it is not also published as another process's.
 func TestOwnRefreshNotSeenAsAnotherProcess(t *testing.T) {
 	t.Parallel()
-	held := &heldRefreshes{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	e := fixture.NewEnv(t, fixture.WithObserver(held))
-	tok := e.AS.IssueGrant("write")
-	writeGrant(t, e, tok, time.Now().Add(time.Minute), time.Now().Add(-time.Hour))
-	stream := openStream(t, e, "work", "")
-	ts, err := e.Router.Connector().TokenSource("work", "honcho")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := ts.Token() // in the refresh window: it rotates
-		done <- err
-	}()
-	<-held.entered // the rotation is in the file; its report is held
-	select {
-	case ev := <-stream:
-		close(held.release)
-		t.Fatalf("before the refresh's report, the stream had %+v: this server's own write seen as another process's", ev)
-	case <-time.After(300 * time.Millisecond): // the watch's look at the file is long done
-	}
-	close(held.release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if ev := nextEvent(t, stream); ev.data != `{"connection":"refreshed"}` {
-		t.Fatalf("after the refresh: %+v", ev)
-	}
-	select {
-	case ev := <-stream:
-		t.Fatalf("a second event for one refresh: %+v", ev)
-	case <-time.After(100 * time.Millisecond):
+	for _, tt := range []struct {
+		name    string
+		reject  bool
+		want    string
+		wantErr bool
+	}{
+		{"rotated", false, `{"connection":"refreshed"}`, false},
+		{"rejected", true, `{"connection":"reauth_required"}`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			held := &heldRefreshes{entered: make(chan struct{}, 1), release: make(chan struct{})}
+			e := fixture.NewEnv(t, fixture.WithObserver(held))
+			tok := e.AS.IssueGrant("write")
+			writeGrant(t, e, tok, time.Now().Add(time.Minute), time.Now().Add(-time.Hour))
+			if tt.reject {
+				e.AS.RevokeGrant(tok.RefreshToken)
+			}
+			stream := openStream(t, e, "work", "")
+			ts, err := e.Router.Connector().TokenSource("work", "honcho")
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := ts.ForceRefresh(context.Background(), tok.AccessToken)
+				done <- err
+			}()
+			<-held.entered // the store holds the outcome; its report is held
+			select {
+			case ev := <-stream:
+				close(held.release)
+				t.Fatalf("before the refresh's report, the stream had %+v: this server's own write seen as another process's", ev)
+			case <-time.After(300 * time.Millisecond): // the watch's look at the file is long done
+			}
+			close(held.release)
+			if err := <-done; (err != nil) != tt.wantErr {
+				t.Fatalf("ForceRefresh: %v, want an error: %v", err, tt.wantErr)
+			}
+			if ev := nextEvent(t, stream); ev.data != tt.want {
+				t.Fatalf("after the refresh: %+v, want %s", ev, tt.want)
+			}
+			select {
+			case ev := <-stream:
+				t.Fatalf("a second event for one refresh: %+v", ev)
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
 	}
 }
 

@@ -156,3 +156,33 @@ func TestRotatedHere(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectedHere: a Grants knows the grant a refresh of its own found
+// rejected, and another Grants over the same store does not.
+func TestRejectedHere(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":"invalid_grant"}`)
+	}))
+	defer srv.Close()
+	mem := newMemStore()
+	here := oauth.NewGrants(mem, oauth.WithHTTPClient(srv.Client()))
+	other := oauth.NewGrants(mem, oauth.WithHTTPClient(srv.Client()))
+	const key = "honcho/default"
+	tok := &oauth2.Token{AccessToken: "at-0", RefreshToken: "rt-0", Expiry: time.Now().Add(time.Hour)}
+	if _, err := here.Install(t.Context(), key, tok, oauth.Grant{ClientID: "c", TokenEndpoint: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("rt-0"))
+	if here.RejectedHere(key, sum) {
+		t.Error("a grant no refresh tried counted as rejected here")
+	}
+	if _, err := here.TokenSource(key).ForceRefresh(t.Context(), "at-0"); !errors.Is(err, oauth.ErrReauthRequired) {
+		t.Fatalf("ForceRefresh = %v, want ErrReauthRequired", err)
+	}
+	if !here.RejectedHere(key, sum) || other.RejectedHere(key, sum) || here.RejectedHere(key, sha256.Sum256([]byte("rt-1"))) {
+		t.Errorf("rejected here: %v for its maker, %v for the other, %v for another grant; want true, false, false",
+			here.RejectedHere(key, sum), other.RejectedHere(key, sum), here.RejectedHere(key, sha256.Sum256([]byte("rt-1"))))
+	}
+}

@@ -133,6 +133,18 @@ func (gs *Grants) RotatedHere(key string, sum [sha256.Size]byte) bool {
 	return k.rotated == sum && sum != [sha256.Size]byte{}
 }
 
+// RejectedHere reports whether a refresh this Grants made found key's grant
+// whose refresh token has the SHA-256 sum sum rejected by the server (or
+// left abandoned by another holder), rather than another process or
+// instance. Like [Grants.RotatedHere] it is known before the store
+// records it.
+func (gs *Grants) RejectedHere(key string, sum [sha256.Size]byte) bool {
+	k := gs.key(key)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.dead != nil && sha256.Sum256([]byte(k.dead.refreshToken)) == sum
+}
+
 // Install stores a grant fresh from a token response (an authorization code
 // or device grant) as key's grant, replacing any other; base supplies what
 // the response leaves out (client id, token endpoint, scope, token type),

@@ -224,9 +224,10 @@ type snapshot struct {
 	connected, reauth bool
 	auth              string
 	grant             [sha256.Size]byte // of the refresh token: a rotation changes it
-	// rotatedHere: grant came from a rotation of this Connector's, which
-	// its refresh report publishes, whether or not that came first.
-	rotatedHere bool
+	// rotatedHere, rejectedHere: grant came from a rotation of this
+	// Connector's, or a refresh of its found grant rejected; its refresh
+	// report publishes that, whether or not the report came first.
+	rotatedHere, rejectedHere bool
 }
 
 // snapshot reads t's status as a follower compares it, within 5 s of ctx.
@@ -276,6 +277,7 @@ func (c *Connector) readSnapshot(ctx context.Context, t target) (s snapshot, set
 	}
 	s.grant = sha256.Sum256([]byte(cr.Grant.RefreshToken))
 	s.rotatedHere = ref.grants.RotatedHere(ref.key, s.grant)
+	s.rejectedHere = ref.grants.RejectedHere(ref.key, s.grant)
 	return s, true, true
 }
 
@@ -339,7 +341,7 @@ func changes(a, b snapshot) []string {
 	case a.connected && b.connected && b.auth == AuthOAuth && b.grant != a.grant && !b.rotatedHere:
 		out = append(out, events.Refreshed)
 	}
-	if b.reauth && !a.reauth {
+	if b.reauth && !a.reauth && !b.rejectedHere {
 		out = append(out, events.ReauthRequired)
 	}
 	return out
