@@ -771,67 +771,95 @@ func TestConnectWithoutClient(t *testing.T) {
 // Without either, the watch publishes the write as another process's.
 func TestOwnWriteSeenFirst(t *testing.T) {
 	t.Parallel()
+	// The watch looks between the write and the publish.
+	t.Run("before the publish", func(t *testing.T) {
+		t.Parallel()
+		w := newWatched(t)
+		w.c.Expect(w.key, events.Connected)
+		w.connect()
+		w.quiet("before the Connector published its sign-in")
+		w.c.Publish(w.key, events.Connected)
+		w.published(events.Connected)
+		w.c.Expect(w.key, events.Disconnected)
+		w.disconnect()
+		w.quiet("before the Connector published its disconnect")
+		w.c.Publish(w.key, events.Disconnected)
+		w.published(events.Disconnected)
+	})
+	// The watch looks at the sign-in once the disconnect is expected.
+	t.Run("after the next write is expected", func(t *testing.T) {
+		t.Parallel()
+		w := newWatched(t)
+		w.c.Expect(w.key, events.Connected)
+		w.connect()
+		w.c.Publish(w.key, events.Connected)
+		w.c.Expect(w.key, events.Disconnected)
+		w.published(events.Connected)
+		w.quiet("after the sign-in, with the disconnect expected")
+		w.disconnect()
+		w.c.Publish(w.key, events.Disconnected)
+		w.published(events.Disconnected)
+		w.quiet("after the disconnect")
+	})
+}
+
+// watched is a Connector following the work profile's Honcho connection,
+// with what its bus publishes.
+type watched struct {
+	t    *testing.T
+	c    *provider.Connector
+	key  connid.ID
+	path string
+	seen chan events.Event
+}
+
+func newWatched(t *testing.T) *watched {
 	h := fixture.NewHermes(t)
 	reg, err := provider.NewRegistry(honcho.New(h.HonchoOptions()...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := h.Connector(t, reg)
-	c.Events = events.NewBus()
-	key := connid.ID{Profile: "work", Provider: "honcho"}
-	stop, err := c.Follow(t.Context(), "work", "honcho")
+	w := &watched{t: t, c: h.Connector(t, reg), key: connid.ID{Profile: "work", Provider: "honcho"},
+		path: filepath.Join(h.Root, "profiles", "work", "honcho.json"), seen: make(chan events.Event, 10)}
+	w.c.Events = events.NewBus()
+	stop, err := w.c.Follow(t.Context(), "work", "honcho")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
-	seen := make(chan events.Event, 10)
-	defer c.Events.Tap(func(ev events.Event) { seen <- ev })()
-	path := filepath.Join(h.Root, "profiles", "work", "honcho.json")
-	connect := func() {
-		testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{"hermes_work": map[string]any{"apiKey": "hch-v3-0123456789abcdef"}}})
-	}
-	disconnect := func() { testkit.WriteJSON(t, path, map[string]any{"hosts": map[string]any{}}) }
-	quiet := func(when string) {
-		t.Helper()
-		select {
-		case ev := <-seen:
-			t.Fatalf("%s, the watch published %+v", when, ev)
-		case <-time.After(100 * time.Millisecond): // ten times the watch's debounce
-		}
-	}
-	published := func(what string) {
-		t.Helper()
-		select {
-		case ev := <-seen:
-			if ev.Connection != what || ev.Remote {
-				t.Fatalf("published %+v; want the Connector's own %s", ev, what)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("nothing published; want %s", what)
-		}
-	}
+	t.Cleanup(stop)
+	t.Cleanup(w.c.Events.Tap(func(ev events.Event) { w.seen <- ev }))
+	return w
+}
 
-	// The watch looks between the write and the publish.
-	c.Expect(key, events.Connected)
-	connect()
-	quiet("before the Connector published its sign-in")
-	c.Publish(key, events.Connected)
-	published(events.Connected)
-	c.Expect(key, events.Disconnected)
-	disconnect()
-	quiet("before the Connector published its disconnect")
-	c.Publish(key, events.Disconnected)
-	published(events.Disconnected)
+// connect and disconnect write the file as a sign-in with an API key and
+// a disconnect do.
+func (w *watched) connect() {
+	testkit.WriteJSON(w.t, w.path, map[string]any{"hosts": map[string]any{"hermes_work": map[string]any{"apiKey": "hch-v3-0123456789abcdef"}}})
+}
+func (w *watched) disconnect() {
+	testkit.WriteJSON(w.t, w.path, map[string]any{"hosts": map[string]any{}})
+}
 
-	// The watch looks at the sign-in once the disconnect is expected.
-	c.Expect(key, events.Connected)
-	connect()
-	c.Publish(key, events.Connected)
-	c.Expect(key, events.Disconnected)
-	published(events.Connected)
-	quiet("after the sign-in, with the disconnect expected")
-	disconnect()
-	c.Publish(key, events.Disconnected)
-	published(events.Disconnected)
-	quiet("after the disconnect")
+// quiet fails when anything is published within ten times the watch's
+// debounce.
+func (w *watched) quiet(when string) {
+	w.t.Helper()
+	select {
+	case ev := <-w.seen:
+		w.t.Fatalf("%s, the watch published %+v", when, ev)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// published fails unless the next event is the Connector's own what.
+func (w *watched) published(what string) {
+	w.t.Helper()
+	select {
+	case ev := <-w.seen:
+		if ev.Connection != what || ev.Remote {
+			w.t.Fatalf("published %+v; want the Connector's own %s", ev, what)
+		}
+	case <-time.After(10 * time.Second):
+		w.t.Fatalf("nothing published; want %s", what)
+	}
 }
