@@ -24,7 +24,6 @@ import (
 // connect at the Connector's deadline with an *authserver.UpstreamError naming
 // the server and the step, and a second profile is not held up by it.
 func TestConnectToAHangingServer(t *testing.T) {
-	t.Parallel() // waits for its deadlines
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -49,6 +48,7 @@ func TestConnectToAHangingServer(t *testing.T) {
 			_, errs[i] = conn.Connect(context.Background(), prof, "memdev", provider.ConnectRequest{})
 		})
 	}
+	t.Parallel() // after the connects start: their deadlines pass while the package's other tests run
 	waitOrFail(t, &wg)
 	for i, err := range errs {
 		var ue *authserver.UpstreamError
@@ -76,7 +76,6 @@ func waitOrFail(t *testing.T, wg *sync.WaitGroup) {
 // across the request), and concurrent connects that need the same client
 // share one registration.
 func TestSlowRegistrationBlocksNobody(t *testing.T) {
-	t.Parallel() // waits for its deadlines
 	release := make(chan struct{})
 	var registrations atomic.Int64
 	var as *httptest.Server
@@ -111,6 +110,7 @@ func TestSlowRegistrationBlocksNobody(t *testing.T) {
 			_, errs[i] = c.conn.Connect(context.Background(), prof, "memdev", provider.ConnectRequest{})
 		})
 	}
+	t.Parallel() // after the connects start: their deadlines pass while the package's other tests run
 	waitOrFail(t, &wg)
 	for i, err := range errs {
 		var ue *authserver.UpstreamError
