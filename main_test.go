@@ -6,6 +6,6 @@ import (
 	"github.com/memconnect/memconnect/internal/testsupport/testkit"
 )
 
-// Many parallel tests of this package wait on a sign-in's poll, a stream or
-// the Python agent rather than compute.
+// Many parallel tests of this package wait on a stream, a deadline or the
+// Python agent rather than compute (device polls run on a fake clock).
 func TestMain(m *testing.M) { testkit.RunWaiting(m) }

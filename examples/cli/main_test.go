@@ -45,8 +45,8 @@ import (
 const cliMainEnv = "MEMCONNECT_CLI_MAIN"
 
 // TestMain runs the command when cliMainEnv asks for it, and the tests
-// otherwise, more at once than there are CPUs: most wait on a sign-in's
-// poll or a pseudo-terminal.
+// otherwise, more at once than there are CPUs: many wait on the command
+// run as a child on a pseudo-terminal, or on a browser's callback.
 func TestMain(m *testing.M) {
 	if os.Getenv(cliMainEnv) == "1" {
 		main()
